@@ -1,0 +1,131 @@
+#include "core/measurement.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace tessera {
+namespace {
+constexpr std::array kStatuses = {Status::kOk,         Status::kCompileError, Status::kInvalid,
+                                  Status::kLaunchError, Status::kIncorrect,   Status::kTimeout,
+                                  Status::kCrashed,    Status::kUnmeasured};
+
+// Linear interpolation between closest ranks of a sorted sample.
+double quantile(const std::vector<double>& sorted, double q) {
+  double pos = q * static_cast<double>(sorted.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos));
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  double frac = pos - static_cast<double>(lo);
+  return sorted[lo] * (1 - frac) + sorted[hi] * frac;
+}
+
+std::optional<double> optional_number(const Json& j, std::string_view key, std::string_view what) {
+  if (!j.contains(key) || j[std::string(key)].is_null()) return std::nullopt;
+  return json_number(j, key, what);
+}
+
+Json optional_json(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
+}  // namespace
+
+std::string_view status_name(Status s) {
+  switch (s) {
+    case Status::kOk: return "ok";
+    case Status::kCompileError: return "compile_error";
+    case Status::kInvalid: return "invalid";
+    case Status::kLaunchError: return "launch_error";
+    case Status::kIncorrect: return "incorrect";
+    case Status::kTimeout: return "timeout";
+    case Status::kCrashed: return "crashed";
+    case Status::kUnmeasured: return "unmeasured";
+  }
+  TESSERA_UNREACHABLE("unknown Status");
+}
+
+Status parse_status(std::string_view text, std::string_view what) {
+  for (Status s : kStatuses)
+    if (status_name(s) == text) return s;
+  throw UserError(std::string(what) + ": unknown status '" + std::string(text) +
+                  "' (valid: ok, compile_error, invalid, launch_error, incorrect, timeout, crashed, unmeasured)");
+}
+
+void Measurement::set_times(std::vector<double> samples_us) {
+  TESSERA_CHECK(!samples_us.empty(), "no samples");
+  times_us = std::move(samples_us);
+  std::vector<double> sorted = times_us;
+  std::sort(sorted.begin(), sorted.end());
+  median_us = quantile(sorted, 0.5);
+  min_us = sorted.front();
+  max_us = sorted.back();
+  spread = median_us > 0 ? (quantile(sorted, 0.9) - quantile(sorted, 0.1)) / median_us : 0;
+}
+
+Measurement Measurement::from_json(const Json& j, std::string_view what) {
+  Measurement m;
+  m.status = parse_status(json_string(j, "status", what), what);
+  if (j.contains("times_us")) {
+    if (!j["times_us"].is_array()) throw UserError(std::string(what) + ": \"times_us\" must be an array");
+    for (const Json& t : j["times_us"]) {
+      if (!t.is_number()) throw UserError(std::string(what) + ": \"times_us\" must hold numbers");
+      m.times_us.push_back(t.get<double>());
+    }
+  }
+  m.median_us = json_number(j, "median_us", what);
+  m.min_us = json_number(j, "min_us", what);
+  m.max_us = json_number(j, "max_us", what);
+  m.spread = json_number(j, "spread", what);
+  m.registers = static_cast<int>(json_int(j, "registers", what));
+  m.smem_bytes = json_int(j, "smem_bytes", what);
+  m.spill_bytes = json_int(j, "spill_bytes", what);
+  m.vendor_us = optional_number(j, "vendor_us", what);
+  if (j.contains("error")) m.error = json_string(j, "error", what);
+  return m;
+}
+
+Json Measurement::to_json() const {
+  Json j;
+  j["status"] = status_name(status);
+  j["times_us"] = times_us;
+  j["median_us"] = median_us;
+  j["min_us"] = min_us;
+  j["max_us"] = max_us;
+  j["spread"] = spread;
+  j["registers"] = registers;
+  j["smem_bytes"] = smem_bytes;
+  j["spill_bytes"] = spill_bytes;
+  j["vendor_us"] = optional_json(vendor_us);
+  j["error"] = error;
+  return j;
+}
+
+Record Record::from_json(const Json& j, std::string_view what) {
+  if (!j.is_object()) throw UserError(std::string(what) + ": a record must be a JSON object");
+  for (const char* key : {"workload", "target", "schedule", "measurement"})
+    if (!j.contains(key)) throw UserError(std::string(what) + ": missing field \"" + key + "\"");
+  Record r;
+  r.workload = Workload::from_json(j["workload"]);
+  r.target = Target::from_json(j["target"], what);
+  r.schedule = Schedule::from_json(j["schedule"], what);
+  r.measurement = Measurement::from_json(j["measurement"], what);
+  r.predicted_us = optional_number(j, "predicted_us", what);
+  r.feature_version = static_cast<int>(json_int(j, "feature_version", what));
+  r.tool_version = json_string(j, "tool_version", what);
+  r.timestamp_s = json_int(j, "timestamp_s", what);
+  return r;
+}
+
+Json Record::to_json() const {
+  Json j;
+  j["workload"] = workload.to_json();
+  j["target"] = target.to_json();
+  j["schedule"] = schedule.to_json();
+  j["measurement"] = measurement.to_json();
+  j["predicted_us"] = optional_json(predicted_us);
+  j["feature_version"] = feature_version;
+  j["tool_version"] = tool_version;
+  j["timestamp_s"] = timestamp_s;
+  return j;
+}
+
+}  // namespace tessera

@@ -1,0 +1,33 @@
+#include "kernels/kernel_family.h"
+
+#include "core/error.h"
+
+namespace tessera::kernels {
+
+void FamilyRegistry::add(std::unique_ptr<KernelFamily> family) {
+  TESSERA_CHECK(family != nullptr, "null family");
+  TESSERA_CHECK(find(family->name()) == nullptr,
+                "family '" + std::string(family->name()) + "' registered twice");
+  families_.push_back(std::move(family));
+}
+
+const KernelFamily* FamilyRegistry::find(std::string_view name) const {
+  for (const auto& f : families_)
+    if (f->name() == name) return f.get();
+  return nullptr;
+}
+
+std::vector<const KernelFamily*> FamilyRegistry::for_workload(const Workload& w) const {
+  std::vector<const KernelFamily*> out;
+  for (const auto& f : families_)
+    if (f->supports(w)) out.push_back(f.get());
+  return out;
+}
+
+std::vector<std::string> FamilyRegistry::names() const {
+  std::vector<std::string> out;
+  for (const auto& f : families_) out.emplace_back(f->name());
+  return out;
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,73 @@
+// KernelFamily: a parameterised kernel template. The search asks a family for its knob
+// domains, which points are valid on a GPU, and the CUDA source of a chosen point. Families
+// are registered explicitly in a FamilyRegistry (no static-initialisation tricks).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/hardware.h"
+#include "core/schedule.h"
+#include "core/workload.h"
+
+namespace tessera::kernels {
+
+/// The values one knob may take, in the order the search should try them.
+struct KnobDomain {
+  std::string name;             ///< knob name, as in Schedule::knobs
+  std::vector<int64_t> values;  ///< allowed values
+};
+
+/// Grid, block and shared memory of one kernel launch.
+struct LaunchGeometry {
+  int64_t grid[3] = {1, 1, 1};   ///< blocks per grid dimension
+  int64_t block[3] = {1, 1, 1};  ///< threads per block dimension
+  int64_t dynamic_smem_bytes = 0;
+};
+
+/// Deterministic CUDA source for one (workload, schedule) and how to launch it.
+struct KernelSource {
+  std::string entry;    ///< name of the __global__ function
+  std::string source;   ///< complete CUDA C++ translation unit
+  LaunchGeometry launch;
+};
+
+/// A family of kernels for some workload kinds.
+class KernelFamily {
+ public:
+  virtual ~KernelFamily() = default;
+  /// Unique name stored in Schedule::family, e.g. "gemm_tc".
+  virtual std::string_view name() const = 0;
+  /// Whether this family implements `w` at all.
+  virtual bool supports(const Workload& w) const = 0;
+  /// Knob domains for `w` on `hw`, in Schedule knob order.
+  virtual std::vector<KnobDomain> space(const Workload& w, const HardwareSpec& hw) const = 0;
+  /// nullopt if the schedule can run on `hw`, else the reason it cannot.
+  virtual std::optional<std::string> validate(const Schedule& s, const Workload& w,
+                                              const HardwareSpec& hw) const = 0;
+  /// Source and launch geometry; only called on schedules validate() accepts.
+  virtual KernelSource emit(const Workload& w, const Schedule& s) const = 0;
+};
+
+/// The families known to a process, by name.
+class FamilyRegistry {
+ public:
+  /// Adds a family; a second family of the same name is an internal error.
+  void add(std::unique_ptr<KernelFamily> family);
+  /// The family called `name`, or nullptr.
+  const KernelFamily* find(std::string_view name) const;
+  /// Families that support `w`, in registration order.
+  std::vector<const KernelFamily*> for_workload(const Workload& w) const;
+  /// All names, in registration order.
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<std::unique_ptr<KernelFamily>> families_;
+};
+
+}  // namespace tessera::kernels

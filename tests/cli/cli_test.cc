@@ -1,0 +1,172 @@
+// End-to-end checks of the tessera executable: help, version, output, and that every kind
+// of bad input exits non-zero with one clear line on stderr and no stack trace.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "core/json.h"
+
+namespace tessera {
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result run(const std::vector<std::string>& args) {
+  std::string out_path = ::testing::TempDir() + "tessera_cli_out.txt";
+  std::string err_path = ::testing::TempDir() + "tessera_cli_err.txt";
+  std::string cmd = quote(TESSERA_CLI);
+  for (const std::string& a : args) cmd += " " + quote(a);
+  cmd += " >" + quote(out_path) + " 2>" + quote(err_path) + " </dev/null";
+  int status = std::system(cmd.c_str());
+  Result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  return r;
+}
+
+// A bad-input run: exit 2, nothing on stdout, exactly one line on stderr containing `text`.
+void expect_one_line_error(const std::vector<std::string>& args, const std::string& text) {
+  std::string joined;
+  for (const auto& a : args) joined += a + " ";
+  SCOPED_TRACE(joined);
+  Result r = run(args);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err.rfind("tessera: error: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(text), std::string::npos) << r.err;
+}
+
+TEST(Cli, HelpListsCommands) {
+  Result r = run({"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* cmd : {"workload show", "workload list", "targets", "devices"})
+    EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd;
+  Result sub = run({"workload", "show", "--help"});
+  EXPECT_EQ(sub.exit_code, 0);
+  EXPECT_NE(sub.out.find("Usage: tessera workload show SPEC"), std::string::npos) << sub.out;
+  EXPECT_NE(sub.out.find("--target NAME"), std::string::npos);
+  Result group = run({"workload", "--help"});
+  EXPECT_EQ(group.exit_code, 0);
+  EXPECT_NE(group.out.find("workload list"), std::string::npos);
+  Result none = run({});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("Usage: tessera <command>"), std::string::npos);
+}
+
+TEST(Cli, VersionNamesLibraries) {
+  Result r = run({"--version"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out.rfind("tessera 0.", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("SQLite 3."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("XGBoost 1."), std::string::npos) << r.out;
+}
+
+TEST(Cli, WorkloadShowPrintsExprAndRoofline) {
+  Result r = run({"workload", "show", "matmul:m=4096,n=4096,k=4096:f16", "--target", "h100_sxm"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("C[m, n] <- reduce(A[m, k], B[k, n])"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("137.4 GFLOP"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("100.7 MB"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("floor    138.9 us (compute-bound)"), std::string::npos) << r.out;
+
+  Result j = run({"workload", "show", "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16", "--json", "--target=a100_sxm"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  Json out = Json::parse(j.out);
+  EXPECT_EQ(out["key"], "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16");
+  EXPECT_EQ(out["roofline"]["target"], "a100_sxm");
+  EXPECT_EQ(out["tensors"][0]["index"][1], "p + r - 1");
+  EXPECT_DOUBLE_EQ(out["flops"].get<double>(), 2.0 * 32 * 56 * 56 * 64 * 64 * 9);
+}
+
+TEST(Cli, WorkloadListCoversTheDefaultSet) {
+  Result r = run({"workload", "list", "--workloads", TESSERA_SOURCE_DIR "/configs/workloads/default.json",
+                  "--target", "h100_sxm", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json out = Json::parse(r.out);
+  EXPECT_EQ(out["set"], "default");
+  EXPECT_GE(out["workloads"].size(), 15u);
+  EXPECT_GT(out["weighted_floor_us"].get<double>(), 0);
+}
+
+TEST(Cli, TargetsAndDevices) {
+  Result t = run({"targets"});
+  EXPECT_EQ(t.exit_code, 0);
+  EXPECT_NE(t.out.find("h100_sxm"), std::string::npos);
+  Result tj = run({"targets", "--json"});
+  EXPECT_EQ(Json::parse(tj.out).size(), 5u);
+  Result d = run({"devices", "--json"});
+  EXPECT_EQ(d.exit_code, 0) << d.err;
+  Json dev = Json::parse(d.out);
+  if (dev["devices"].empty()) {
+    EXPECT_FALSE(dev["reason"].get<std::string>().empty());
+    EXPECT_NE(run({"devices"}).out.find("no GPU found: "), std::string::npos);
+  } else {
+    EXPECT_NE(dev["devices"][0]["target"]["fingerprint"].get<std::string>().find("|sm_"), std::string::npos);
+  }
+}
+
+TEST(Cli, BadInputExitsWithOneClearLine) {
+  expect_one_line_error({"workload", "show", "matmul:m=0,n=1,k=1:f16"}, "m must be a positive integer (got 0)");
+  expect_one_line_error({"workload", "show", "convolution:n=1:f16"}, "unknown workload kind 'convolution'");
+  expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8:f64"}, "unknown dtype 'f64'");
+  expect_one_line_error({"workload", "show", "matmul:m=-8,n=8,k=8:f16"}, "m must be a positive integer (got '-8')");
+  expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8"}, "expected KIND:PARAMS:DTYPE");
+  expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8:f16", "--target", "h800"}, "unknown target 'h800'");
+  expect_one_line_error({"workload", "show"}, "expected 1 argument(s), got 0");
+  expect_one_line_error({"workload", "show", "a", "b"}, "expected 1 argument(s), got 2");
+  expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8:f16", "--frobnicate"}, "unknown option '--frobnicate'");
+  expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8:f16", "--target"}, "option --target needs a value");
+  expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8:f16", "--json=yes"}, "option --json takes no value");
+  expect_one_line_error({"workload", "frobnicate"}, "unknown command 'tessera workload frobnicate'");
+  expect_one_line_error({"tune-everything"}, "unknown command 'tune-everything'");
+  expect_one_line_error({"workload", "list", "--workloads", "/nonexistent/set.json"}, "/nonexistent/set.json: cannot open file");
+
+  std::string bad_json = ::testing::TempDir() + "tessera_bad_set.json";
+  std::ofstream(bad_json) << "{\"workloads\": [\"matmul:m=8,n=8,k=8:f16\",";
+  expect_one_line_error({"workload", "list", "--workloads", bad_json}, bad_json + ": invalid JSON: ");
+  std::ofstream(bad_json) << R"({"workloads": ["matmul:m=8,n=8,k=8:f16", "softmax:rows=0,cols=8:f16"]})";
+  expect_one_line_error({"workload", "list", "--workloads", bad_json, "--target", "l4"},
+                        "workloads[1]: invalid workload spec 'softmax:rows=0,cols=8:f16'");
+  std::string bad_spec = ::testing::TempDir() + "tessera_bad_gpu.json";
+  std::ofstream(bad_spec) << R"({"name": "x", "gpu_name": "X"})";
+  expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8:f16", "--target", bad_spec},
+                        bad_spec + ": missing field \"compute_capability\"");
+}
+
+TEST(Cli, BinaryDoesNotNeedTheGpuDriver) {
+  // Linking libcuda.so.1 would stop the binary from starting on machines without a driver.
+  std::string cmd = "readelf -d " + quote(TESSERA_CLI) + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string text;
+  char buf[512];
+  while (fgets(buf, sizeof buf, pipe)) text += buf;
+  ASSERT_EQ(pclose(pipe), 0) << text;
+  EXPECT_NE(text.find("(NEEDED)"), std::string::npos) << text;
+  EXPECT_EQ(text.find("libcuda.so"), std::string::npos) << text;
+  EXPECT_EQ(text.find("libcudart.so"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace tessera

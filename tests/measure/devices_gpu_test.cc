@@ -1,0 +1,60 @@
+// Device discovery on a real GPU (label gpu): skipped, never passed, without one.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "measure/cuda_call.h"
+#include "measure/devices.h"
+
+namespace tessera::measure {
+namespace {
+
+class DevicesGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    scan_ = scan_devices();
+    if (scan_.devices.empty()) GTEST_SKIP() << "no GPU: " << scan_.reason;
+  }
+  DeviceScan scan_;
+};
+
+TEST_F(DevicesGpu, ReportsPropertiesAndFingerprint) {
+  for (const Device& d : scan_.devices) {
+    SCOPED_TRACE(d.properties.name);
+    EXPECT_FALSE(d.properties.name.empty());
+    EXPECT_GE(d.properties.cc_major, 7);
+    EXPECT_GT(d.properties.sm_count, 0);
+    EXPECT_GT(d.properties.sm_clock_mhz, 500);
+    EXPECT_GT(d.properties.dram_bandwidth_gbps, 100);
+    EXPECT_GT(d.properties.l2_bytes, 1 << 20);
+    EXPECT_GE(d.properties.smem_per_block_bytes, 48 * 1024);
+    EXPECT_TRUE(d.target.is_device());
+    EXPECT_NE(d.target.runtime_version, "none");
+    EXPECT_EQ(d.target.fingerprint().rfind(d.properties.name + "|sm_", 0), 0u) << d.target.fingerprint();
+  }
+}
+
+TEST_F(DevicesGpu, HopperDeviceMatchesItsBuiltinSpec) {
+  const Device& d = scan_.devices.front();
+  if (d.properties.cc_major != 9) GTEST_SKIP() << "not a Hopper GPU: " << d.properties.name;
+  ASSERT_TRUE(d.spec.has_value());
+  EXPECT_EQ(d.spec->sm_count, d.properties.sm_count);
+  EXPECT_EQ(d.spec->l2_bytes, d.properties.l2_bytes);
+  EXPECT_TRUE(d.spec->name == "h100_sxm" || d.spec->name == "h200_sxm") << d.spec->name;
+  ResolvedTarget t = resolve_target("");
+  EXPECT_TRUE(t.from_device);
+  EXPECT_EQ(t.target, d.target);
+}
+
+#if TESSERA_HAVE_CUDA
+TEST_F(DevicesGpu, CudaCallWrapperThrowsOnBadDevice) {
+  try {
+    TESSERA_CUDA_CALL(cudaSetDevice(1 << 20));
+    FAIL() << "no throw";
+  } catch (const ApiError& e) {
+    EXPECT_NE(e.message().find("cudaErrorInvalidDevice"), std::string::npos) << e.message();
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace tessera::measure
