@@ -2,6 +2,7 @@
 // of bad input exits non-zero with one clear line on stderr and no stack trace.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -31,8 +32,10 @@ std::string slurp(const std::string& path) {
 }
 
 Result run(const std::vector<std::string>& args) {
-  std::string out_path = ::testing::TempDir() + "tessera_cli_out.txt";
-  std::string err_path = ::testing::TempDir() + "tessera_cli_err.txt";
+  // ctest runs the tests of this file in parallel processes: keep their files apart.
+  static int calls = 0;
+  std::string stem = ::testing::TempDir() + "tessera_cli_" + std::to_string(getpid()) + "_" + std::to_string(++calls);
+  std::string out_path = stem + ".out", err_path = stem + ".err";
   std::string cmd = quote(TESSERA_CLI);
   for (const std::string& a : args) cmd += " " + quote(a);
   cmd += " >" + quote(out_path) + " 2>" + quote(err_path) + " </dev/null";
@@ -41,6 +44,8 @@ Result run(const std::vector<std::string>& args) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = slurp(out_path);
   r.err = slurp(err_path);
+  std::remove(out_path.c_str());
+  std::remove(err_path.c_str());
   return r;
 }
 
@@ -142,13 +147,13 @@ TEST(Cli, BadInputExitsWithOneClearLine) {
   expect_one_line_error({"tune-everything"}, "unknown command 'tune-everything'");
   expect_one_line_error({"workload", "list", "--workloads", "/nonexistent/set.json"}, "/nonexistent/set.json: cannot open file");
 
-  std::string bad_json = ::testing::TempDir() + "tessera_bad_set.json";
+  std::string bad_json = ::testing::TempDir() + "tessera_bad_set_" + std::to_string(getpid()) + ".json";
   std::ofstream(bad_json) << "{\"workloads\": [\"matmul:m=8,n=8,k=8:f16\",";
   expect_one_line_error({"workload", "list", "--workloads", bad_json}, bad_json + ": invalid JSON: ");
   std::ofstream(bad_json) << R"({"workloads": ["matmul:m=8,n=8,k=8:f16", "softmax:rows=0,cols=8:f16"]})";
   expect_one_line_error({"workload", "list", "--workloads", bad_json, "--target", "l4"},
                         "workloads[1]: invalid workload spec 'softmax:rows=0,cols=8:f16'");
-  std::string bad_spec = ::testing::TempDir() + "tessera_bad_gpu.json";
+  std::string bad_spec = ::testing::TempDir() + "tessera_bad_gpu_" + std::to_string(getpid()) + ".json";
   std::ofstream(bad_spec) << R"({"name": "x", "gpu_name": "X"})";
   expect_one_line_error({"workload", "show", "matmul:m=8,n=8,k=8:f16", "--target", bad_spec},
                         bad_spec + ": missing field \"compute_capability\"");

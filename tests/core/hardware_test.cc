@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "core/error.h"
@@ -49,7 +51,7 @@ TEST(HardwareSpec, UnknownTargetListsKnownOnes) {
 }
 
 TEST(HardwareSpec, LoadsFromFileAndRejectsBadFiles) {
-  std::string path = ::testing::TempDir() + "tessera_spec_test.json";
+  std::string path = ::testing::TempDir() + "tessera_spec_test_" + std::to_string(getpid()) + ".json";
   Json j = find_spec("l4").to_json();
   j["name"] = "my_l4";
   j["sm_count"] = 60;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <fstream>
 
 #include "core/error.h"
@@ -12,7 +14,7 @@ namespace {
 TEST(Sqlite, VersionIsReported) { EXPECT_EQ(sqlite_version().rfind("3.", 0), 0u) << sqlite_version(); }
 
 TEST(Sqlite, FailingCallThrowsApiErrorWithConnectionMessage) {
-  std::string path = ::testing::TempDir() + "tessera_not_a_db.sqlite";
+  std::string path = ::testing::TempDir() + "tessera_not_a_db_" + std::to_string(getpid()) + ".sqlite";
   std::ofstream(path) << "this is not an SQLite database, it is plain text padded out to a page........"
                       << std::string(4096, 'x');
   sqlite3* db = nullptr;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run here (not on the GPU machine): downloads the Debian packages the build needs that the
+# lent GPU machine's image lacks, into .gpu-deps/ (git-ignored). Carry that folder to the
+# device (carry: [".gpu-deps"]); scripts/gpu-check.sh unpacks it into a private prefix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .gpu-deps
+cd .gpu-deps
+rm -f ./*.deb
+apt-get download -qq \
+  nlohmann-json3-dev libsqlite3-dev libsqlite3-0 \
+  libxgboost-dev libxgboost0 xgboost libdmlc0 \
+  libgtest-dev libgmock-dev googletest
+ls -1 ./*.deb | wc -l | xargs echo "fetch-gpu-deps: packages in .gpu-deps:"
+du -sh . | cut -f1 | xargs echo "fetch-gpu-deps: size:"

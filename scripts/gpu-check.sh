@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# On a machine with a GPU: build (CUDA release), run every test including the gpu-labelled
+# ones, then the benchmark suite, and print a short table last.
+#
+# On the lent GPU machine (no package registry there), first run scripts/fetch-gpu-deps.sh
+# here and carry .gpu-deps; this script unpacks it into /opt/tessera-deps when the build's
+# Debian dependencies are missing. Output: build/gpu (override with TESSERA_BUILD_DIR).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+if ! tessera_gpu_present; then
+  echo "gpu-check: no GPU here (nvidia-smi finds none); run it on the lent GPU machine" >&2
+  exit 1
+fi
+
+prefix_args=()
+if [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/xgboost/c_api.h ]; then
+  if ! ls .gpu-deps/*.deb >/dev/null 2>&1; then
+    echo "gpu-check: build dependencies missing and no .gpu-deps/ (run scripts/fetch-gpu-deps.sh here and carry it)" >&2
+    exit 1
+  fi
+  deps=/opt/tessera-deps
+  for f in .gpu-deps/*.deb; do dpkg -x "$f" "$deps"; done
+  export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  prefix_args=("-DCMAKE_PREFIX_PATH=$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake" "-DSQLite3_INCLUDE_DIR=$deps/usr/include"
+               "-DSQLite3_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libsqlite3.so")
+  echo "gpu-check: unpacked $(ls .gpu-deps/*.deb | wc -l) Debian packages into $deps"
+fi
+
+build="${TESSERA_BUILD_DIR:-build/gpu}"
+mkdir -p "$(dirname "$build")"
+export TESSERA_JOBS="${TESSERA_JOBS:-$(nproc)}"
+start=$(date +%s)
+if ! tessera_build "$build" "${prefix_args[@]}" >"$build.log" 2>&1; then
+  tail -n 60 "$build.log"
+  echo "gpu-check: build failed (log: $build.log)" >&2
+  exit 1
+fi
+echo "gpu-check: built in $(( $(date +%s) - start )) s"
+
+ctest --test-dir "$build" --output-on-failure -j 4 -LE gpu >"$build.cpu-tests.log" 2>&1
+cpu_rc=$?
+ctest --test-dir "$build" --output-on-failure -L gpu >"$build.gpu-tests.log" 2>&1
+gpu_rc=$?
+grep -E 'Failed|\*\*\*' "$build.cpu-tests.log" "$build.gpu-tests.log" | head -n 40
+
+echo
+"$build/cli/tessera" devices
+echo
+echo "Benchmarks: none yet (the kernel families, issue 4, bring the first)."
+echo
+summary() { grep -Eo '[0-9]+% tests passed.* out of [0-9]+' "$1" || echo "no result"; }
+skipped() { grep -c '(Skipped)' "$1" || true; }
+printf '%-12s %-55s %s\n' "suite" "result" "skipped"
+printf '%-12s %-55s %s\n' "cpu tests" "$(summary "$build.cpu-tests.log")" "$(skipped "$build.cpu-tests.log")"
+printf '%-12s %-55s %s\n' "gpu tests" "$(summary "$build.gpu-tests.log")" "$(skipped "$build.gpu-tests.log")"
+[ $cpu_rc -eq 0 ] && [ $gpu_rc -eq 0 ]
