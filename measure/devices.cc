@@ -1,5 +1,9 @@
 #include "measure/devices.h"
 
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
 #include "core/error.h"
 #include "kernels/nvrtc.h"
 #include "measure/cuda_call.h"
@@ -54,6 +58,22 @@ Device query_device(int index, const std::string& driver) {
 #endif
 }  // namespace
 
+std::string parse_nvidia_driver_release(std::string_view text) {
+  // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Tue ..." (proprietary) or
+  // "... UNIX Open Kernel Module for x86_64  550.54.15  Release Build ..." (open modules):
+  // the first dotted number after "Kernel Module" on that line.
+  size_t pos = text.find("Kernel Module");
+  if (pos == std::string_view::npos) return "";
+  std::string_view line = text.substr(pos, text.find('\n', pos) - pos);
+  std::istringstream words{std::string(line)};
+  for (std::string word; words >> word;) {
+    bool dotted = word.find('.') != std::string::npos && isdigit(static_cast<unsigned char>(word.front())) &&
+                  word.find_first_not_of("0123456789.") == std::string::npos;
+    if (dotted) return word;
+  }
+  return "";
+}
+
 #if TESSERA_HAVE_CUDA
 std::string cuda_runtime_version() {
   int v = 0;
@@ -73,9 +93,16 @@ DeviceScan scan_devices() {
     scan.reason = "the CUDA driver reports no GPU";
     return scan;
   }
-  int driver = 0;
-  TESSERA_CUDA_CALL(cudaDriverGetVersion(&driver));
-  for (int i = 0; i < count; ++i) scan.devices.push_back(query_device(i, version_text(driver)));
+  int driver_api = 0;
+  TESSERA_CUDA_CALL(cudaDriverGetVersion(&driver_api));
+  // Kernels can run differently under two driver releases of the same CUDA version, so the
+  // fingerprint carries the release when the kernel module says it.
+  std::ifstream proc("/proc/driver/nvidia/version");
+  std::stringstream text;
+  text << proc.rdbuf();
+  std::string release = parse_nvidia_driver_release(text.str());
+  std::string driver = (release.empty() ? "" : release + " ") + "CUDA " + version_text(driver_api);
+  for (int i = 0; i < count; ++i) scan.devices.push_back(query_device(i, driver));
   return scan;
 }
 #else

@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/hardware.h"
@@ -26,6 +27,10 @@ struct DeviceScan {
 /// Enumerates GPUs through the CUDA runtime. Never throws for a missing driver or GPU:
 /// that is a DeviceScan with no devices and a reason.
 DeviceScan scan_devices();
+
+/// The kernel driver release in the text of /proc/driver/nvidia/version ("580.159.04"), or
+/// "" if the text has none.
+std::string parse_nvidia_driver_release(std::string_view proc_text);
 
 /// CUDA runtime version linked into this binary ("13.0"), or "none" without CUDA.
 std::string cuda_runtime_version();

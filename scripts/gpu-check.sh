@@ -30,6 +30,8 @@ fi
 
 build="${TESSERA_BUILD_DIR:-build/gpu}"
 mkdir -p "$(dirname "$build")"
+# For running the binaries by hand afterwards: `source build/gpu.env`.
+echo "export LD_LIBRARY_PATH=\"${LD_LIBRARY_PATH:-}\"" >"$build.env"
 export TESSERA_JOBS="${TESSERA_JOBS:-$(nproc)}"
 start=$(date +%s)
 if ! tessera_build "$build" "${prefix_args[@]}" >"$build.log" 2>&1; then

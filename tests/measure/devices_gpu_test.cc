@@ -1,6 +1,9 @@
 // Device discovery on a real GPU (label gpu): skipped, never passed, without one.
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <cstdio>
+
 #include "core/error.h"
 #include "measure/cuda_call.h"
 #include "measure/devices.h"
@@ -29,6 +32,11 @@ TEST_F(DevicesGpu, ReportsPropertiesAndFingerprint) {
     EXPECT_GE(d.properties.smem_per_block_bytes, 48 * 1024);
     EXPECT_TRUE(d.target.is_device());
     EXPECT_NE(d.target.runtime_version, "none");
+    EXPECT_NE(d.target.driver_version.find("CUDA "), std::string::npos) << d.target.driver_version;
+    if (FILE* f = std::fopen("/proc/driver/nvidia/version", "r")) {
+      std::fclose(f);
+      EXPECT_TRUE(isdigit(static_cast<unsigned char>(d.target.driver_version[0]))) << d.target.driver_version;
+    }
     EXPECT_EQ(d.target.fingerprint().rfind(d.properties.name + "|sm_", 0), 0u) << d.target.fingerprint();
   }
 }

@@ -39,6 +39,16 @@ TEST(Devices, NamedTargetIsModelOnly) {
   EXPECT_THROW(resolve_target("no_such_gpu"), UserError);
 }
 
+TEST(Devices, ParsesTheKernelDriverRelease) {
+  EXPECT_EQ(parse_nvidia_driver_release("NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Tue Oct 7 2025\n"
+                                        "GCC version:  gcc version 12.2.0\n"),
+            "580.159.04");
+  EXPECT_EQ(parse_nvidia_driver_release("NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.54.15  Release"),
+            "550.54.15");
+  EXPECT_EQ(parse_nvidia_driver_release("no driver here"), "");
+  EXPECT_EQ(parse_nvidia_driver_release(""), "");
+}
+
 #if TESSERA_HAVE_CUDA
 TEST(Devices, CudaCallWrapperReportsTheDriverProblem) {
   if (gpu_present()) GTEST_SKIP() << "a GPU is present; this checks the no-GPU path";
