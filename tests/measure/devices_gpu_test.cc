@@ -7,6 +7,10 @@
 #include "core/error.h"
 #include "measure/cuda_call.h"
 #include "measure/devices.h"
+#include "measure/driver_api.h"
+#if TESSERA_HAVE_CUDA
+#include <cuda.h>
+#endif
 
 namespace tessera::measure {
 namespace {
@@ -61,6 +65,16 @@ TEST_F(DevicesGpu, CudaCallWrapperThrowsOnBadDevice) {
   } catch (const ApiError& e) {
     EXPECT_NE(e.message().find("cudaErrorInvalidDevice"), std::string::npos) << e.message();
   }
+}
+
+TEST_F(DevicesGpu, DriverEntryPointReachesTheDriverWithoutLinkingIt) {
+  auto get_version = driver_function<decltype(&cuDriverGetVersion)>("cuDriverGetVersion", 12000);
+  int via_driver = 0, via_runtime = 0;
+  ASSERT_EQ(get_version(&via_driver), CUDA_SUCCESS);
+  TESSERA_CUDA_CALL(cudaDriverGetVersion(&via_runtime));
+  EXPECT_EQ(via_driver, via_runtime);
+  EXPECT_NE(driver_entry_point("cuTensorMapEncodeTiled", 12000), nullptr);
+  EXPECT_THROW(driver_entry_point("cuNoSuchFunction", 12000), ApiError);
 }
 #endif
 

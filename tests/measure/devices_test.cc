@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "measure/cuda_call.h"
+#include "measure/driver_api.h"
 
 namespace tessera::measure {
 namespace {
@@ -63,9 +64,15 @@ TEST(Devices, CudaCallWrapperReportsTheDriverProblem) {
 }
 
 TEST(Devices, RuntimeVersionIsKnownWithoutDriver) { EXPECT_NE(cuda_runtime_version(), "none"); }
+
+TEST(Devices, DriverEntryPointWithoutDriverIsAnApiError) {
+  if (gpu_present()) GTEST_SKIP() << "a GPU is present; this checks the no-GPU path";
+  EXPECT_THROW(driver_entry_point("cuDriverGetVersion", 12000), ApiError);
+}
 #else
 TEST(Devices, BuiltWithoutCudaSaysSo) {
   EXPECT_EQ(scan_devices().reason, "this tessera was built without CUDA support");
+  EXPECT_THROW(driver_entry_point("cuDriverGetVersion", 12000), UserError);
 }
 #endif
 
