@@ -71,5 +71,7 @@ inline constexpr int kExitUsage = 2;
 
 /// `workload show|list`, `targets`, `devices`.
 void register_core_commands(CommandRegistry& registry);
+/// `db list|best|show|history|stats|merge|check|export|import`.
+void register_db_commands(CommandRegistry& registry);
 
 }  // namespace tessera::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       return cuda + "; SQLite " + db::sqlite_version() + "; XGBoost " + costmodel::xgboost_version();
     };
     cli::register_core_commands(registry);
+    cli::register_db_commands(registry);
     return registry.dispatch(argc, argv);
   } catch (const UserError& e) {
     std::cerr << "tessera: error: " << e.what() << "\n";

@@ -33,6 +33,18 @@ struct Schedule {
   bool operator==(const Schedule&) const = default;
 };
 
+/// Knob names shared by every tiled GEMM-like family, so that exports (Triton configs,
+/// CUTLASS-style reports) can read a schedule without knowing the family.
+namespace knob {
+inline constexpr std::string_view kBlockM = "block_m";  ///< thread-block tile rows
+inline constexpr std::string_view kBlockN = "block_n";  ///< thread-block tile columns
+inline constexpr std::string_view kBlockK = "block_k";  ///< reduction step per main-loop iteration
+inline constexpr std::string_view kWarps = "warps";     ///< warps per thread block
+inline constexpr std::string_view kStages = "stages";   ///< shared-memory pipeline stages
+inline constexpr std::string_view kSplitK = "split_k";  ///< slices of the reduction axis
+inline constexpr std::string_view kGroupM = "group_m";  ///< block rasterisation group (L2 reuse)
+}  // namespace knob
+
 /// A workload with a schedule to try, and the cost model's prediction once ranked.
 struct Candidate {
   Workload workload;

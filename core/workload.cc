@@ -533,70 +533,98 @@ Workload Workload::from_json(const Json& j) {
   }
 }
 
-Json Workload::to_json() const {
-  Json j;
-  j["kind"] = op_kind_name(kind);
-  switch (kind) {
+namespace {
+// The canonical fields of a workload, in key order: parameters (defaults left out), then
+// options. `emit(name, value)` gets an int64_t or a std::string. Shared by to_json() and
+// key(), so the two always agree.
+template <typename Emit>
+void visit_params(const Workload& w, Emit&& emit) {
+  switch (w.kind) {
     case OpKind::kMatmul:
     case OpKind::kBatchMatmul: {
-      const MatmulShape& s = matmul();
-      if (kind == OpKind::kBatchMatmul) j["b"] = s.batch;
-      j["m"] = s.m;
-      j["n"] = s.n;
-      j["k"] = s.k;
-      if (s.trans_a) j["ta"] = 1;
-      if (s.trans_b) j["tb"] = 1;
+      const MatmulShape& s = w.matmul();
+      if (w.kind == OpKind::kBatchMatmul) emit("b", s.batch);
+      emit("m", s.m);
+      emit("n", s.n);
+      emit("k", s.k);
+      if (s.trans_a) emit("ta", int64_t{1});
+      if (s.trans_b) emit("tb", int64_t{1});
       break;
     }
     case OpKind::kConv2d: {
-      const Conv2dShape& s = conv2d();
+      const Conv2dShape& s = w.conv2d();
       for (auto [name, v] : {std::pair{"n", s.n}, {"h", s.h}, {"w", s.w}, {"c", s.c}, {"k", s.k},
                              {"r", s.r}, {"s", s.s}})
-        j[name] = v;
+        emit(name, v);
       auto put_pair = [&](const char* name, int64_t a, int64_t b, int64_t dflt) {
-        if (a == b && a != dflt) j[name] = a;
-        else if (a != b) j[name] = pair_text(a, b);
+        if (a == b && a != dflt) emit(name, a);
+        else if (a != b) emit(name, pair_text(a, b));
       };
       put_pair("stride", s.stride_h, s.stride_w, 1);
       put_pair("pad", s.pad_h, s.pad_w, 0);
       put_pair("dilation", s.dilation_h, s.dilation_w, 1);
-      if (s.groups != 1) j["groups"] = s.groups;
-      if (s.layout == Layout::kNCHW) j["layout"] = "nchw";
+      if (s.groups != 1) emit("groups", s.groups);
+      if (s.layout == Layout::kNCHW) emit("layout", std::string("nchw"));
       break;
     }
     case OpKind::kSoftmax:
     case OpKind::kLayernorm:
-      j["rows"] = rows().rows;
-      j["cols"] = rows().cols;
+      emit("rows", w.rows().rows);
+      emit("cols", w.rows().cols);
       break;
     case OpKind::kReduce:
-      j["op"] = reduce_op_name(reduce().op);
-      j["rows"] = reduce().rows;
-      j["cols"] = reduce().cols;
+      emit("op", std::string(reduce_op_name(w.reduce().op)));
+      emit("rows", w.reduce().rows);
+      emit("cols", w.reduce().cols);
       break;
     case OpKind::kElementwise:
-      j["ops"] = join_ops(elementwise().ops, eltwise_op_name);
-      j["n"] = elementwise().n;
+      emit("ops", join_ops(w.elementwise().ops, eltwise_op_name));
+      emit("n", w.elementwise().n);
       break;
   }
+}
+
+template <typename Emit>
+void visit_options(const Workload& w, Emit&& emit) {
+  if (w.out_dtype != w.dtype) emit("out", std::string(dtype_name(w.out_dtype)));
+  if (w.allow_tf32) emit("tf32", int64_t{1});
+  if (!w.epilogue.empty()) emit("epilogue", join_ops(w.epilogue, epilogue_op_name));
+}
+}  // namespace
+
+Json Workload::to_json() const {
+  Json j;
+  j["kind"] = op_kind_name(kind);
+  auto put = [&](const char* name, const auto& value) { j[name] = value; };
+  visit_params(*this, put);
   j["dtype"] = dtype_name(dtype);
-  if (out_dtype != dtype) j["out"] = dtype_name(out_dtype);
-  if (allow_tf32) j["tf32"] = 1;
-  if (!epilogue.empty()) j["epilogue"] = join_ops(epilogue, epilogue_op_name);
+  visit_options(*this, put);
   return j;
 }
 
 std::string Workload::key() const {
-  Json j = to_json();
-  std::string params, opts;
-  for (const auto& [name, value] : j.items()) {
-    if (name == "kind" || name == "dtype") continue;
-    std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-    bool is_option = name == "out" || name == "tf32" || name == "epilogue";
-    if (is_option) opts += ":" + name + "=" + text;
-    else params += (params.empty() ? "" : ",") + name + "=" + text;
-  }
-  return std::string(op_kind_name(kind)) + ":" + params + ":" + std::string(dtype_name(dtype)) + opts;
+  std::string out(op_kind_name(kind));
+  char sep = ':';
+  auto text = [](const auto& value) {
+    if constexpr (std::is_integral_v<std::decay_t<decltype(value)>>) return std::to_string(value);
+    else return value;
+  };
+  visit_params(*this, [&](const char* name, const auto& value) {
+    out += sep;
+    out += name;
+    out += '=';
+    out += text(value);
+    sep = ',';
+  });
+  out += ':';
+  out += dtype_name(dtype);
+  visit_options(*this, [&](const char* name, const auto& value) {
+    out += ':';
+    out += name;
+    out += '=';
+    out += text(value);
+  });
+  return out;
 }
 
 uint64_t Workload::hash() const { return stable_hash(key()); }

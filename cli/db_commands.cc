@@ -1,0 +1,410 @@
+// `tessera db ...`: query, merge, check, export and import the tuning database.
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/command.h"
+#include "cli/format.h"
+#include "core/error.h"
+#include "core/version.h"
+#include "db/database.h"
+#include "db/export.h"
+#include "measure/devices.h"
+
+namespace tessera::cli {
+namespace {
+
+constexpr const char* kDefaultDb = "tessera.db";
+
+db::TuningDatabase open_db(const ParsedArgs& args, bool read_only) {
+  db::OpenOptions options;
+  options.read_only = read_only;
+  return db::TuningDatabase::open(args.value_or("db", kDefaultDb), options);
+}
+
+// One line (errors are one line): " A; B".
+std::string target_list(const std::vector<Target>& targets) {
+  std::string out;
+  for (const Target& t : targets) out += (out.empty() ? " " : "; ") + t.fingerprint();
+  return out.empty() ? " none" : out;
+}
+
+// The target a query is about: --target (a fingerprint, spec name or GPU name), else the
+// only target in the database, else the GPU present.
+Target resolve_db_target(db::TuningDatabase& db, const ParsedArgs& args, bool allow_unstored) {
+  std::vector<Target> stored = db.targets();
+  if (auto name = args.value("target")) {
+    std::vector<Target> matches;
+    for (const Target& t : stored) {
+      if (t.fingerprint() == *name) return t;
+      if (t.spec_name == *name || t.gpu_name == *name) matches.push_back(t);
+    }
+    if (matches.size() == 1) return matches.front();
+    if (matches.size() > 1)
+      throw UserError("--target '" + *name + "' matches " + std::to_string(matches.size()) + " targets in " +
+                      db.path() + "; give a fingerprint:" + target_list(matches));
+    if (allow_unstored) return measure::resolve_target(*name).target;
+    throw UserError(db.path() + ": no records for target '" + *name + "' (targets:" + target_list(stored) + ")");
+  }
+  if (stored.size() == 1) return stored.front();
+  measure::DeviceScan scan = measure::scan_devices();
+  if (!scan.devices.empty()) {
+    for (const Target& t : stored)
+      if (t == scan.devices.front().target) return t;
+    if (allow_unstored) return scan.devices.front().target;
+  }
+  if (stored.empty()) throw UserError(db.path() + ": no records yet");
+  throw UserError(db.path() + " holds records of " + std::to_string(stored.size()) +
+                  " targets; choose one with --target:" + target_list(stored));
+}
+
+std::string short_target(const Target& t) { return t.spec_name + (t.is_device() ? "" : " (model-only)"); }
+
+std::string ratio(const std::optional<double>& vendor_us, double us) {
+  return vendor_us && us > 0 ? fixed(*vendor_us / us, 2) + "x" : "-";
+}
+
+Json stored_json(const db::StoredRecord& s) {
+  Json j;
+  j["id"] = s.id;
+  Json r = s.record.to_json();
+  for (auto& [k, v] : r.items()) j[k] = v;
+  return j;
+}
+
+std::string utc(int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+int db_list(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, true);
+  std::optional<std::string> fp;
+  if (args.has("target")) fp = resolve_db_target(db, args, false).fingerprint();
+  auto kind = args.value("kind");
+  std::map<std::string, std::string> short_names;
+  for (const Target& t : db.targets()) short_names[t.fingerprint()] = short_target(t);
+  Json rows = Json::array();
+  Table table({"workload", "target", "records", "ok", "best", "vendor", "vs vendor"});
+  for (const db::WorkloadSummary& s : db.summaries(fp)) {
+    if (kind && s.kind != *kind) continue;
+    rows.push_back({{"workload", s.workload_key}, {"target", s.target_fingerprint}, {"records", s.records}, {"ok", s.ok},
+                    {"best_us", s.best_us ? Json(*s.best_us) : Json(nullptr)},
+                    {"vendor_us", s.vendor_us ? Json(*s.vendor_us) : Json(nullptr)}});
+    table.add({s.workload_key, short_names[s.target_fingerprint], std::to_string(s.records), std::to_string(s.ok),
+               s.best_us ? time_us(*s.best_us) : "-", s.vendor_us ? time_us(*s.vendor_us) : "-",
+               s.best_us ? ratio(s.vendor_us, *s.best_us) : "-"});
+  }
+  if (args.has("json")) {
+    std::cout << rows.dump(2) << "\n";
+    return 0;
+  }
+  if (rows.empty()) {
+    std::cout << db.path() << ": no records" << (kind || fp ? " match" : "") << "\n";
+    return 0;
+  }
+  std::cout << table.str() << "\n'vs vendor' is the vendor library's time over Tessera's best (above 1x: Tessera is faster).\n";
+  return 0;
+}
+
+int db_best(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, true);
+  Workload w = Workload::parse(args.positional[0]);
+  Target target = resolve_db_target(db, args, true);
+  int k = 1;
+  if (auto top = args.value("top")) {
+    try {
+      k = std::stoi(*top);
+    } catch (const std::exception&) {
+      k = 0;
+    }
+    if (k < 1 || k > 10000) throw UserError("--top must be an integer from 1 to 10000 (got '" + *top + "')");
+  }
+  db::BestResult best = db.best(w, target, k, args.has("fallback-arch"));
+  if (args.has("json")) {
+    Json out{{"workload", w.key()}, {"target", target.fingerprint()}, {"exact_target", best.exact_target}};
+    out["records"] = Json::array();
+    for (const db::StoredRecord& s : best.records) out["records"].push_back(stored_json(s));
+    std::cout << out.dump(2) << "\n";
+    return best.records.empty() ? 1 : 0;
+  }
+  if (best.records.empty()) {
+    std::cerr << "tessera: no correct measurement of " << w.key() << " on " << target.fingerprint()
+              << (args.has("fallback-arch") ? " or any " + target.arch() + " target" : " (try --fallback-arch)")
+              << "\n";
+    return 1;
+  }
+  std::cout << "best of " << w.key() << " on " << target.fingerprint() << "\n";
+  if (!best.exact_target)
+    std::cout << "FALLBACK: none on this exact target; these are from other " << target.arch() << " targets\n";
+  Table table({"#", "id", "median", "spread", "vendor", "vs vendor", "target", "schedule"});
+  int rank = 0;
+  for (const db::StoredRecord& s : best.records) {
+    const Measurement& m = s.record.measurement;
+    table.add({std::to_string(++rank), std::to_string(s.id), time_us(m.median_us), fixed(100 * m.spread, 1) + "%",
+               m.vendor_us ? time_us(*m.vendor_us) : "-", ratio(m.vendor_us, m.median_us),
+               short_target(s.record.target), s.record.schedule.key()});
+  }
+  std::cout << table.str();
+  return 0;
+}
+
+int db_show(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, true);
+  int64_t id = 0;
+  try {
+    id = std::stoll(args.positional[0]);
+  } catch (const std::exception&) {
+    throw UserError("record id must be an integer (got '" + args.positional[0] + "')");
+  }
+  auto s = db.get(id);
+  if (!s) throw UserError(db.path() + ": no record with id " + args.positional[0]);
+  if (args.has("json")) {
+    std::cout << stored_json(*s).dump(2) << "\n";
+    return 0;
+  }
+  const Record& r = s->record;
+  const Measurement& m = r.measurement;
+  std::cout << "record     " << s->id << "\n"
+            << "workload   " << r.workload.key() << "\n"
+            << "target     " << r.target.fingerprint() << "\n"
+            << "schedule   " << r.schedule.key() << "\n"
+            << "status     " << status_name(m.status) << (m.error.empty() ? "" : ": " + m.error) << "\n";
+  if (m.status == Status::kOk)
+    std::cout << "time       median " << time_us(m.median_us) << ", min " << time_us(m.min_us) << ", max "
+              << time_us(m.max_us) << ", spread " << fixed(100 * m.spread, 1) << "% over " << m.times_us.size()
+              << " repeats\n";
+  if (m.vendor_us) std::cout << "vendor     " << time_us(*m.vendor_us) << " (" << ratio(m.vendor_us, m.median_us) << ")\n";
+  if (r.predicted_us) std::cout << "predicted  " << time_us(*r.predicted_us) << "\n";
+  std::cout << "resources  " << m.registers << " registers, " << m.smem_bytes << " B shared memory, " << m.spill_bytes
+            << " B spilled\n"
+            << "measured   " << utc(r.timestamp_s) << " UTC by tessera " << r.tool_version << " (features v"
+            << r.feature_version << ")\n";
+  return 0;
+}
+
+int db_history(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, true);
+  Workload w = Workload::parse(args.positional[0]);
+  std::optional<Target> target;
+  if (args.has("target")) target = resolve_db_target(db, args, false);
+  std::vector<db::HistoryEntry> entries = db.history(w, target);
+  if (args.has("json")) {
+    Json out = Json::array();
+    for (const db::HistoryEntry& e : entries) {
+      Json j = stored_json(e.stored);
+      j["best_so_far_us"] = e.best_so_far_us ? Json(*e.best_so_far_us) : Json(nullptr);
+      out.push_back(j);
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (entries.empty()) {
+    std::cout << db.path() << ": no records of " << w.key() << "\n";
+    return 0;
+  }
+  Table table({"id", "measured (UTC)", "status", "median", "best so far", "target", "schedule"});
+  for (const db::HistoryEntry& e : entries) {
+    const Record& r = e.stored.record;
+    bool ok = r.measurement.status == Status::kOk;
+    table.add({std::to_string(e.stored.id), utc(r.timestamp_s), std::string(status_name(r.measurement.status)),
+               ok ? time_us(r.measurement.median_us) : "-", e.best_so_far_us ? time_us(*e.best_so_far_us) : "-",
+               short_target(r.target), r.schedule.key()});
+  }
+  std::cout << table.str();
+  return 0;
+}
+
+int db_stats(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, true);
+  db::Stats st = db.stats();
+  if (args.has("json")) {
+    std::cout << Json{{"path", db.path()}, {"schema_version", st.schema_version}, {"records", st.records},
+                      {"records_by_status", st.records_by_status}, {"workloads", st.workloads},
+                      {"targets", st.targets}, {"families", st.families}, {"models", st.models},
+                      {"graphs", st.graphs}, {"file_bytes", st.file_bytes}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::cout << db.path() << " (schema v" << st.schema_version << ", " << si(static_cast<double>(st.file_bytes), "B")
+            << ")\n"
+            << "  records    " << st.records << "\n";
+  for (const auto& [status, n] : st.records_by_status) std::cout << "    " << status << ": " << n << "\n";
+  std::cout << "  workloads  " << st.workloads << "\n  targets    " << st.targets << "\n  families   " << st.families
+            << "\n  models     " << st.models << "\n  graphs     " << st.graphs << "\n";
+  return 0;
+}
+
+int db_merge(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, false);
+  db::CommitResult r = db.merge(args.positional[0]);
+  if (args.has("json")) {
+    std::cout << Json{{"inserted", r.inserted}, {"duplicates", r.duplicates}}.dump() << "\n";
+    return 0;
+  }
+  std::cout << "merged " << args.positional[0] << " into " << db.path() << ": " << r.inserted << " new records, "
+            << r.duplicates << " already present\n";
+  return 0;
+}
+
+int db_check(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, true);
+  std::vector<std::string> problems = db.check();
+  if (args.has("json")) {
+    std::cout << Json{{"path", db.path()}, {"ok", problems.empty()}, {"problems", problems}}.dump(2) << "\n";
+  } else if (problems.empty()) {
+    std::cout << db.path() << ": ok (" << db.stats().records << " records)\n";
+  } else {
+    std::cout << db.path() << ": " << problems.size() << " problem(s)\n";
+    for (const std::string& p : problems) std::cout << "  " << p << "\n";
+  }
+  return problems.empty() ? 0 : 1;
+}
+
+// Writes through a temporary file and a rename, so a failed export never leaves half a file.
+void write_file(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    out.close();
+    if (!out) {
+      std::filesystem::remove(tmp);
+      throw UserError(path + ": cannot write the file");
+    }
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(path + ": cannot open file");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int db_export(const ParsedArgs& args) {
+  auto format_name = args.value("format");
+  if (!format_name)
+    throw UserError("tessera db export: --format is required (jsonl, triton, kerneltuner, cutlass, cutlass-conv2d, header)");
+  db::ExportFormat format = db::parse_export_format(*format_name);
+  db::TuningDatabase db = open_db(args, true);
+  db::ExportOptions options;
+  options.tool_version = kVersion;
+  if (args.has("target")) options.target_fingerprint = resolve_db_target(db, args, false).fingerprint();
+  if (auto w = args.value("workload")) options.workload_key = Workload::parse(*w).key();
+  if (auto top = args.value("top")) {
+    try {
+      options.top_k = std::stoi(*top);
+    } catch (const std::exception&) {
+      options.top_k = 0;
+    }
+    if (options.top_k < 1) throw UserError("--top must be a positive integer (got '" + *top + "')");
+  }
+  db::ExportResult result = db::export_database(db, format, options);
+  auto output = args.value("output");
+  if (output) write_file(*output, result.text);
+  else std::cout << result.text;
+  std::cerr << "exported " << result.items << " item(s) as " << *format_name << (output ? " to " + *output : "") << "\n";
+  for (const std::string& s : result.skipped) std::cerr << "  skipped: " << s << "\n";
+  return 0;
+}
+
+int db_import(const ParsedArgs& args) {
+  const std::string& path = args.positional[0];
+  std::string format = args.value_or("format", "jsonl");
+  std::string text = read_file(path);
+  std::vector<Record> records;
+  if (format == "jsonl") {
+    records = db::import_jsonl(text, path);
+  } else if (format == "kerneltuner") {
+    auto spec = args.value("workload");
+    auto family = args.value("family");
+    auto target_name = args.value("target");
+    if (!spec || !family || !target_name)
+      throw UserError("importing a Kernel Tuner cache needs --workload SPEC, --family NAME and --target NAME "
+                      "(a cache names only the device)");
+    db::KernelTunerImport info{Workload::parse(*spec), *family, measure::resolve_target(*target_name).target};
+    // The cache says which GPU (its device_name) but not which driver or CUDA versions.
+    info.target.driver_version = info.target.runtime_version = info.target.toolkit_version = "unknown";
+    records = db::import_kernel_tuner(text, info, path);
+  } else {
+    throw UserError("unknown import format '" + format + "' (valid: jsonl, kerneltuner)");
+  }
+  db::TuningDatabase db = open_db(args, false);
+  db::CommitResult r = db.commit(records);
+  if (args.has("json")) {
+    std::cout << Json{{"read", records.size()}, {"inserted", r.inserted}, {"duplicates", r.duplicates}}.dump() << "\n";
+    return 0;
+  }
+  std::cout << "imported " << path << " into " << db.path() << ": " << r.inserted << " new records, " << r.duplicates
+            << " already present\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_db_commands(CommandRegistry& registry) {
+  OptionSpec dbopt{"db", "FILE", "tuning database (default: ./tessera.db)"};
+  OptionSpec json{"json", "", "print JSON for scripts instead of a table"};
+  OptionSpec target{"target", "NAME", "a target fingerprint, spec name (h100_sxm) or GPU name (default: the only one)"};
+  registry.add({"db list", "List the workloads in the database with their best time per target",
+                "[--db FILE] [--target NAME] [--kind KIND] [--json]", "",
+                {dbopt, target, {"kind", "KIND", "only workloads of this kind (matmul, conv2d, ...)"}, json}, 0, 0,
+                db_list});
+  registry.add({"db best", "Show the fastest correct schedules of a workload on a target",
+                "WORKLOAD [--db FILE] [--target NAME] [--top K] [--fallback-arch] [--json]",
+                "Records of the exact target only, unless --fallback-arch: then, when the exact target has\n"
+                "none, those of other targets with the same compute capability, labelled FALLBACK.",
+                {dbopt, target, {"top", "K", "how many schedules (default 1)"},
+                 {"fallback-arch", "", "fall back to targets of the same architecture"}, json},
+                1, 1, db_best});
+  registry.add({"db show", "Show one record", "ID [--db FILE] [--json]", "", {dbopt, json}, 1, 1, db_show});
+  registry.add({"db history", "Show a workload's records in the order they were measured, with the best so far",
+                "WORKLOAD [--db FILE] [--target NAME] [--json]", "", {dbopt, target, json}, 1, 1, db_history});
+  registry.add({"db stats", "Count records, workloads, targets, models and graphs", "[--db FILE] [--json]", "",
+                {dbopt, json}, 0, 0, db_stats});
+  registry.add({"db merge", "Add every record, model and graph of another database (repeat-safe)",
+                "OTHER.db [--db FILE] [--json]", "", {dbopt, json}, 1, 1, db_merge});
+  registry.add({"db check", "Check the database's integrity (exit status 1 if it finds problems)",
+                "[--db FILE] [--json]", "", {dbopt, json}, 0, 0, db_check});
+  registry.add({"db export", "Export records or best schedules for other compilers and tools",
+                "--format FORMAT [--output FILE] [--db FILE] [--target NAME] [--workload SPEC] [--top K]",
+                "Formats:\n"
+                "  jsonl           every record (or those of --workload/--target), one JSON object per line;\n"
+                "                  lossless: `tessera db import` reads it back\n"
+                "  triton          Python file of triton.Config lists per matmul workload key (--top per key)\n"
+                "  kerneltuner     Kernel Tuner cache file of one workload (--workload) and family\n"
+                "  cutlass         CUTLASS-profiler-style CSV of GEMM results (--top per workload)\n"
+                "  cutlass-conv2d  the same for conv2d results\n"
+                "  header          C header with the best schedule's knobs per workload\n"
+                "Without --output the export goes to standard output; a summary goes to standard error.",
+                {{"format", "FORMAT", "jsonl, triton, kerneltuner, cutlass, cutlass-conv2d or header"},
+                 {"output", "FILE", "write here instead of standard output"},
+                 dbopt,
+                 target,
+                 {"workload", "SPEC", "only this workload"},
+                 {"top", "K", "best schedules per workload (default 1)"}},
+                0, 0, db_export});
+  registry.add({"db import", "Import records from a jsonl export or a Kernel Tuner cache",
+                "FILE [--format jsonl|kerneltuner] [--db FILE] [--workload SPEC --family NAME --target NAME]",
+                "Records already present (identical content) are skipped, so importing twice adds nothing.\n"
+                "A Kernel Tuner cache names only its device: say which workload it tuned, which Tessera\n"
+                "family its parameters belong to, and the target spec (its GPU name is taken from the cache).",
+                {{"format", "FORMAT", "jsonl (default) or kerneltuner"},
+                 dbopt,
+                 {"workload", "SPEC", "kerneltuner: the workload the cache tuned"},
+                 {"family", "NAME", "kerneltuner: the kernel family of its parameters"},
+                 {"target", "NAME", "kerneltuner: the GPU spec it was measured on (see `tessera targets`)"},
+                 json},
+                1, 1, db_import});
+}
+
+}  // namespace tessera::cli

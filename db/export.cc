@@ -1,0 +1,526 @@
+#include "db/export.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "core/hash.h"
+
+namespace tessera::db {
+namespace {
+
+std::string num(double v, const char* fmt = "%.6g") {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
+Target choose_target(TuningDatabase& db, const ExportOptions& o) {
+  std::vector<Target> targets = db.targets();
+  std::string known;
+  for (const Target& t : targets) known += (known.empty() ? " " : "; ") + t.fingerprint();
+  if (o.target_fingerprint) {
+    for (const Target& t : targets)
+      if (t.fingerprint() == *o.target_fingerprint) return t;
+    throw UserError(db.path() + ": no records for target '" + *o.target_fingerprint + "' (targets:" +
+                    (known.empty() ? " none" : known) + ")");
+  }
+  if (targets.empty()) throw UserError(db.path() + ": no records to export");
+  if (targets.size() > 1)
+    throw UserError(db.path() + ": holds records of " + std::to_string(targets.size()) +
+                    " targets; choose one with --target:" + known);
+  return targets.front();
+}
+
+struct WorkloadBest {
+  Workload workload;
+  std::vector<StoredRecord> records;  // fastest first
+};
+
+// The top-k ok records of every workload (or the chosen one) on `target`.
+std::vector<WorkloadBest> best_per_workload(TuningDatabase& db, const Target& target, const ExportOptions& o,
+                                            ExportResult& result) {
+  std::vector<WorkloadBest> out;
+  for (const WorkloadSummary& s : db.summaries(target.fingerprint())) {
+    if (o.workload_key && s.workload_key != *o.workload_key) continue;
+    if (!s.best_us) {
+      result.skipped.push_back(s.workload_key + ": no correct measurement (" + std::to_string(s.records) + " records)");
+      continue;
+    }
+    Workload w = Workload::parse(s.workload_key);
+    out.push_back({w, db.best(w, target, std::max(1, o.top_k)).records});
+  }
+  if (o.workload_key && out.empty() && result.skipped.empty())
+    throw UserError(db.path() + ": no records of " + *o.workload_key + " on " + target.fingerprint());
+  return out;
+}
+
+std::string header_comment(const char* prefix, TuningDatabase& db, const Target& target, const ExportOptions& o) {
+  return std::string(prefix) + " Exported by tessera " + o.tool_version + " from " + db.path() + ".\n" + prefix +
+         " Target: " + target.fingerprint() + "\n";
+}
+
+// ---- jsonl ----
+
+ExportResult export_jsonl(TuningDatabase& db, const ExportOptions& o) {
+  ExportResult result;
+  RecordFilter f;
+  f.workload_key = o.workload_key;
+  f.target_fingerprint = o.target_fingerprint;
+  for (int64_t after = 0;;) {
+    f.after_id = after;
+    f.limit = 10000;
+    std::vector<StoredRecord> batch = db.query(f);
+    if (batch.empty()) break;
+    after = batch.back().id;
+    for (const StoredRecord& s : batch) {
+      Json line;
+      line["format"] = kRecordFormat;
+      Json record = s.record.to_json();
+      for (auto& [k, v] : record.items()) line[k] = v;
+      result.text += line.dump() + "\n";
+      ++result.items;
+    }
+  }
+  return result;
+}
+
+// ---- triton ----
+
+ExportResult export_triton(TuningDatabase& db, const ExportOptions& o) {
+  ExportResult result;
+  Target target = choose_target(db, o);
+  std::string body;
+  for (const WorkloadBest& wb : best_per_workload(db, target, o, result)) {
+    if (wb.workload.kind != OpKind::kMatmul && wb.workload.kind != OpKind::kBatchMatmul) {
+      result.skipped.push_back(wb.workload.key() + ": Triton configs are exported for matmul workloads only");
+      continue;
+    }
+    std::string configs;
+    for (const StoredRecord& s : wb.records) {
+      const Schedule& sc = s.record.schedule;
+      auto bm = sc.find(knob::kBlockM), bn = sc.find(knob::kBlockN), bk = sc.find(knob::kBlockK);
+      if (!bm || !bn || !bk) {
+        result.skipped.push_back(wb.workload.key() + ": schedule " + sc.key() + " has no block_m/block_n/block_k");
+        continue;
+      }
+      std::string kwargs = "\"BLOCK_M\": " + std::to_string(*bm) + ", \"BLOCK_N\": " + std::to_string(*bn) +
+                           ", \"BLOCK_K\": " + std::to_string(*bk);
+      if (auto g = sc.find(knob::kGroupM)) kwargs += ", \"GROUP_M\": " + std::to_string(*g);
+      if (auto sk = sc.find(knob::kSplitK)) kwargs += ", \"SPLIT_K\": " + std::to_string(*sk);
+      std::string extra;
+      if (auto w = sc.find(knob::kWarps)) extra += ", num_warps=" + std::to_string(*w);
+      if (auto st = sc.find(knob::kStages)) extra += ", num_stages=" + std::to_string(*st);
+      configs += "        triton.Config({" + kwargs + "}" + extra + "),  # " +
+                 num(s.record.measurement.median_us, "%.2f") + " us, " + sc.family + "\n";
+      ++result.items;
+    }
+    if (!configs.empty()) body += "    \"" + wb.workload.key() + "\": [\n" + configs + "    ],\n";
+  }
+  result.text = header_comment("#", db, target, o) +
+                "# Triton autotuning configs: for each workload key (see `tessera workload show`), the fastest\n"
+                "# measured schedules, fastest first, with their median kernel time.\n"
+                "import triton\n\nCONFIGS = {\n" +
+                body +
+                "}\n\n\ndef configs_for(key):\n"
+                "    \"\"\"The exported configs for a Tessera workload key, or an empty list.\"\"\"\n"
+                "    return CONFIGS.get(key, [])\n";
+  return result;
+}
+
+// ---- kernel tuner ----
+
+std::vector<int64_t> problem_size(const Workload& w) {
+  switch (w.kind) {
+    case OpKind::kMatmul: return {w.matmul().m, w.matmul().n, w.matmul().k};
+    case OpKind::kBatchMatmul: return {w.matmul().batch, w.matmul().m, w.matmul().n, w.matmul().k};
+    case OpKind::kConv2d: {
+      const Conv2dShape& c = w.conv2d();
+      return {c.n, c.h, c.w, c.c, c.k, c.r, c.s};
+    }
+    case OpKind::kSoftmax:
+    case OpKind::kLayernorm: return {w.rows().rows, w.rows().cols};
+    case OpKind::kReduce: return {w.reduce().rows, w.reduce().cols};
+    case OpKind::kElementwise: return {w.elementwise().n};
+  }
+  TESSERA_UNREACHABLE("unknown OpKind");
+}
+
+std::string utc_timestamp(int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S+00:00", &tm);
+  return buf;
+}
+
+const char* kernel_tuner_error(Status s) {
+  switch (s) {
+    case Status::kCompileError: return "CompilationFailedConfig";
+    case Status::kInvalid:
+    case Status::kLaunchError: return "InvalidConfig";
+    default: return "RuntimeFailedConfig";
+  }
+}
+
+ExportResult export_kernel_tuner(TuningDatabase& db, const ExportOptions& o) {
+  if (!o.workload_key)
+    throw UserError("the kerneltuner format holds one workload: choose it with --workload (a Kernel Tuner cache "
+                    "is per kernel and problem size)");
+  ExportResult result;
+  Target target = choose_target(db, o);
+  Workload w = Workload::parse(*o.workload_key);
+  RecordFilter f;
+  f.workload_key = w.key();
+  f.target_fingerprint = target.fingerprint();
+  std::vector<StoredRecord> records = db.query(f);
+  if (records.empty()) throw UserError(db.path() + ": no records of " + w.key() + " on " + target.fingerprint());
+  // One family per cache: the one holding the fastest correct record (else the first).
+  BestResult best = db.best(w, target, 1);
+  std::string family = best.records.empty() ? records.front().record.schedule.family
+                                            : best.records.front().record.schedule.family;
+  std::vector<std::string> keys;
+  for (const auto& [name, value] : (best.records.empty() ? records.front() : best.records.front()).record.schedule.knobs)
+    keys.push_back(name);
+  // Per configuration, its fastest correct measurement, else its latest failure.
+  std::map<std::string, const Record*> chosen;
+  std::map<std::string, std::set<int64_t>> values;
+  for (const StoredRecord& s : records) {
+    const Record& r = s.record;
+    if (r.schedule.family != family) {
+      result.skipped.push_back("record " + std::to_string(s.id) + ": family " + r.schedule.family + " (cache holds " +
+                               family + ")");
+      continue;
+    }
+    if (r.measurement.status == Status::kUnmeasured) continue;
+    std::string key;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      auto v = r.schedule.find(keys[i]);
+      TESSERA_CHECK(v.has_value(), "schedule of family " + family + " lacks knob " + keys[i]);
+      key += (i ? "," : "") + std::to_string(*v);
+      values[keys[i]].insert(*v);
+    }
+    auto [it, fresh] = chosen.emplace(key, &r);
+    const Measurement& old = it->second->measurement;
+    bool better = r.measurement.status == Status::kOk &&
+                  (old.status != Status::kOk || r.measurement.median_us < old.median_us);
+    if (!fresh && (better || (old.status != Status::kOk && r.measurement.status != Status::kOk))) it->second = &r;
+  }
+  Json tune_params = Json::object();
+  for (const std::string& k : keys) tune_params[k] = Json(std::vector<int64_t>(values[k].begin(), values[k].end()));
+  Json cache = Json::object();
+  for (const auto& [key, r] : chosen) {
+    Json e = Json::object();
+    for (const std::string& k : keys) e[k] = r->schedule.get(k);
+    const Measurement& m = r->measurement;
+    if (m.status == Status::kOk) {
+      Json times = Json::array();
+      double total_ms = 0;
+      for (double t : m.times_us) {
+        times.push_back(t / 1000.0);
+        total_ms += t / 1000.0;
+      }
+      e["time"] = m.median_us / 1000.0;
+      e["times"] = times;
+      e["benchmark_time"] = total_ms;
+    } else {
+      e["time"] = kernel_tuner_error(m.status);
+      e["benchmark_time"] = 0;
+    }
+    // Tessera does not record these overheads; Kernel Tuner's schema requires the fields.
+    e["compile_time"] = 0;
+    e["verification_time"] = 0;
+    e["strategy_time"] = 0;
+    e["framework_time"] = 0;
+    e["timestamp"] = utc_timestamp(r->timestamp_s);
+    cache[key] = e;
+    ++result.items;
+  }
+  Json out;
+  out["schema_version"] = "1.0.0";
+  out["device_name"] = target.gpu_name;
+  out["kernel_name"] = "tessera_" + family;
+  out["problem_size"] = problem_size(w);
+  out["tune_params_keys"] = keys;
+  out["tune_params"] = tune_params;
+  out["objective"] = "time";
+  out["cache"] = cache;
+  result.text = out.dump(1) + "\n";
+  return result;
+}
+
+// ---- CUTLASS-profiler-style CSV ----
+
+std::string disposition(Status s) {
+  switch (s) {
+    case Status::kOk: return "passed";
+    case Status::kIncorrect: return "incorrect";
+    case Status::kUnmeasured: return "not_run";
+    default: return "failed";
+  }
+}
+
+std::string cutlass_status(Status s) {
+  switch (s) {
+    case Status::kOk:
+    case Status::kIncorrect:
+    case Status::kUnmeasured: return "success";
+    case Status::kInvalid: return "not_supported";
+    default: return "internal";
+  }
+}
+
+std::string operation_name(const Schedule& s) {
+  std::string name = "tessera_" + s.family;
+  for (const auto& [k, v] : s.knobs) name += "_" + k + std::to_string(v);
+  return name;
+}
+
+std::string optional_knob(const Schedule& s, std::string_view name) {
+  auto v = s.find(name);
+  return v ? std::to_string(*v) : "";
+}
+
+// Bytes, Flops, Flops/Byte, Runtime [ms], GB/s (GiB/s, as the CUTLASS profiler), GFLOPs.
+std::string throughput_columns(const Workload& w, const Measurement& m) {
+  TensorExpr e = w.expr();
+  double bytes = e.min_bytes(), flops = e.flop_count(), seconds = m.median_us * 1e-6;
+  return num(bytes, "%.0f") + "," + num(flops, "%.0f") + "," + num(flops / bytes, "%.4g") + "," +
+         num(m.median_us / 1000.0, "%.6g") + "," + num(bytes / seconds / (1024.0 * 1024 * 1024), "%.6g") + "," +
+         num(flops / seconds / 1e9, "%.6g");
+}
+
+ExportResult export_cutlass(TuningDatabase& db, const ExportOptions& o, bool conv) {
+  ExportResult result;
+  Target target = choose_target(db, o);
+  std::string rows;
+  int problem = 0;
+  for (const WorkloadBest& wb : best_per_workload(db, target, o, result)) {
+    const Workload& w = wb.workload;
+    bool gemm = w.kind == OpKind::kMatmul || w.kind == OpKind::kBatchMatmul;
+    if (conv ? w.kind != OpKind::kConv2d : !gemm) continue;
+    for (const StoredRecord& s : wb.records) {
+      const Record& r = s.record;
+      const Schedule& sc = r.schedule;
+      std::string row = std::to_string(problem) + ",tessera," + (conv ? "conv2d," : "gemm,") + operation_name(sc) +
+                        "," + disposition(r.measurement.status) + "," + cutlass_status(r.measurement.status) + ",";
+      std::string in = std::string(dtype_name(w.dtype)), out = std::string(dtype_name(w.out_dtype));
+      bool residual = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
+      if (conv) {
+        const Conv2dShape& c = w.conv2d();
+        std::string layout = c.layout == Layout::kNHWC ? "nhwc" : "nchw";
+        row += "fprop,";
+        for (int64_t v : {c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.out_h(), c.out_w(), c.groups, c.pad_h, c.pad_w,
+                          c.stride_h, c.stride_w, c.dilation_h, c.dilation_w})
+          row += std::to_string(v) + ",";
+        row += in + ":" + layout + "," + in + ":" + layout + "," + out + ":" + layout + ",1," + (residual ? "1," : "0,");
+      } else {
+        const MatmulShape& m = w.matmul();
+        row += std::string(w.kind == OpKind::kBatchMatmul ? "batched" : "universal") + "," + std::to_string(m.m) +
+               "," + std::to_string(m.n) + "," + std::to_string(m.k) + "," + in + (m.trans_a ? ":column," : ":row,") +
+               in + (m.trans_b ? ":column," : ":row,") + out + ":row," + out + ":row,1," + (residual ? "1," : "0,") +
+               (sc.find(knob::kSplitK) ? optional_knob(sc, knob::kSplitK) : "1") + "," + std::to_string(m.batch) +
+               ",";
+      }
+      row += optional_knob(sc, knob::kBlockM) + "," + optional_knob(sc, knob::kBlockN) + "," +
+             optional_knob(sc, knob::kBlockK) + "," + optional_knob(sc, knob::kStages) + "," +
+             optional_knob(sc, knob::kWarps) + "," + throughput_columns(w, r.measurement) + "\n";
+      rows += row;
+      ++result.items;
+    }
+    ++problem;
+  }
+  std::string header = conv ? "Problem,Provider,OperationKind,Operation,Disposition,Status,conv_kind,n,h,w,c,k,r,s,p,"
+                              "q,g,pad_h,pad_w,stride_h,stride_w,dilation_h,dilation_w,Activation,Filter,Output,"
+                              "alpha,beta,"
+                            : "Problem,Provider,OperationKind,Operation,Disposition,Status,gemm_kind,m,n,k,A,B,C,D,"
+                              "alpha,beta,split_k_slices,batch_count,";
+  result.text = header + "cta_m,cta_n,cta_k,stages,warps,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs\n" + rows;
+  return result;
+}
+
+// ---- C header ----
+
+std::string c_identifier(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    bool alnum = std::isalnum(static_cast<unsigned char>(c));
+    if (alnum) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    else if (!out.empty() && out.back() != '_') out += '_';
+  }
+  while (!out.empty() && out.back() == '_') out.pop_back();
+  return out;
+}
+
+ExportResult export_c_header(TuningDatabase& db, const ExportOptions& o) {
+  ExportResult result;
+  Target target = choose_target(db, o);
+  std::string body;
+  std::set<std::string> used;
+  ExportOptions one = o;
+  one.top_k = 1;
+  for (const WorkloadBest& wb : best_per_workload(db, target, one, result)) {
+    const Record& r = wb.records.front().record;
+    std::string id = "TESSERA_" + c_identifier(wb.workload.key());
+    if (!used.insert(id).second) id += "_" + hex64(wb.workload.hash()).substr(0, 8);
+    body += "\n/* " + wb.workload.key() + ": " + num(r.measurement.median_us, "%.2f") + " us" +
+            (r.measurement.vendor_us ? " (vendor library " + num(*r.measurement.vendor_us, "%.2f") + " us)" : "") +
+            " */\n";
+    body += "#define " + id + "_FAMILY \"" + r.schedule.family + "\"\n";
+    for (const auto& [k, v] : r.schedule.knobs) body += "#define " + id + "_" + c_identifier(k) + " " + std::to_string(v) + "\n";
+    body += "#define " + id + "_TIME_US " + num(r.measurement.median_us, "%.4f") + "\n";
+    ++result.items;
+  }
+  result.text = "/* Exported by tessera " + o.tool_version + " from " + db.path() + "; do not edit.\n   Target: " +
+                target.fingerprint() +
+                "\n   For each workload, the fastest correct schedule: its kernel family, knobs and median time. */\n"
+                "#ifndef TESSERA_SCHEDULES_H_\n#define TESSERA_SCHEDULES_H_\n" +
+                body + "\n#endif /* TESSERA_SCHEDULES_H_ */\n";
+  return result;
+}
+
+// ---- imports ----
+
+Measurement failed(Status s, std::string error) {
+  Measurement m;
+  m.status = s;
+  m.error = std::move(error);
+  return m;
+}
+
+int64_t parse_utc(const std::string& text, const std::string& what) {
+  std::tm tm{};
+  if (text.size() < 19 || !strptime(text.substr(0, 19).c_str(), "%Y-%m-%d %H:%M:%S", &tm)) {
+    std::tm alt{};
+    if (text.size() < 19 || !strptime(text.substr(0, 19).c_str(), "%Y-%m-%dT%H:%M:%S", &alt))
+      throw UserError(what + ": timestamp '" + text + "' is not YYYY-MM-DD HH:MM:SS");
+    tm = alt;
+  }
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+}  // namespace
+
+ExportFormat parse_export_format(std::string_view name) {
+  if (name == "jsonl") return ExportFormat::kJsonLines;
+  if (name == "triton") return ExportFormat::kTriton;
+  if (name == "kerneltuner") return ExportFormat::kKernelTuner;
+  if (name == "cutlass") return ExportFormat::kCutlassGemm;
+  if (name == "cutlass-conv2d") return ExportFormat::kCutlassConv2d;
+  if (name == "header") return ExportFormat::kCHeader;
+  throw UserError("unknown export format '" + std::string(name) +
+                  "' (valid: jsonl, triton, kerneltuner, cutlass, cutlass-conv2d, header)");
+}
+
+ExportResult export_database(TuningDatabase& db, ExportFormat format, const ExportOptions& options) {
+  switch (format) {
+    case ExportFormat::kJsonLines: return export_jsonl(db, options);
+    case ExportFormat::kTriton: return export_triton(db, options);
+    case ExportFormat::kKernelTuner: return export_kernel_tuner(db, options);
+    case ExportFormat::kCutlassGemm: return export_cutlass(db, options, false);
+    case ExportFormat::kCutlassConv2d: return export_cutlass(db, options, true);
+    case ExportFormat::kCHeader: return export_c_header(db, options);
+  }
+  TESSERA_UNREACHABLE("unknown ExportFormat");
+}
+
+std::vector<Record> import_jsonl(std::string_view text, std::string_view what) {
+  std::vector<Record> out;
+  size_t start = 0;
+  for (int line = 1; start < text.size(); ++line) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view row = text.substr(start, end - start);
+    start = end + 1;
+    if (row.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    std::string where = std::string(what) + ":" + std::to_string(line);
+    Json j = parse_json(row, where);
+    if (!j.is_object()) throw UserError(where + ": expected a JSON object (a Tessera record)");
+    if (j.contains("format") && j["format"] != kRecordFormat)
+      throw UserError(where + ": record format " + j["format"].dump() + " is not " + std::string(kRecordFormat));
+    try {
+      out.push_back(Record::from_json(j, where));
+    } catch (const UserError& e) {
+      std::string msg = e.what();
+      throw UserError(msg.rfind(where, 0) == 0 ? msg : where + ": " + msg);
+    }
+  }
+  return out;
+}
+
+std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTunerImport& info, std::string_view what) {
+  std::string where(what);
+  // Kernel Tuner appends entries while it runs and closes the braces at the end; a cache
+  // left open ends in "," with the "}\n}" missing.
+  std::string body(text);
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back()))) body.pop_back();
+  if (!body.empty() && body.back() == ',') body.pop_back(), body += "}\n}";
+  Json j = parse_json(body, where);
+  if (!j.is_object()) throw UserError(where + ": a Kernel Tuner cache is a JSON object");
+  for (const char* key : {"device_name", "tune_params_keys", "cache"})
+    if (!j.contains(key)) throw UserError(where + ": missing field \"" + std::string(key) + "\" (not a Kernel Tuner cache?)");
+  if (!j["tune_params_keys"].is_array() || !j["cache"].is_object())
+    throw UserError(where + ": \"tune_params_keys\" must be an array and \"cache\" an object");
+  std::vector<std::string> keys;
+  for (const Json& k : j["tune_params_keys"]) {
+    if (!k.is_string()) throw UserError(where + ": \"tune_params_keys\" must hold strings");
+    keys.push_back(k.get<std::string>());
+  }
+  if (!j["device_name"].is_string()) throw UserError(where + ": \"device_name\" must be a string");
+  Target target = info.target;
+  target.gpu_name = j["device_name"].get<std::string>();
+  std::vector<Record> out;
+  for (const auto& [ckey, e] : j["cache"].items()) {
+    std::string entry = where + ": cache entry \"" + ckey + "\"";
+    if (!e.is_object()) throw UserError(entry + ": expected an object");
+    Record r;
+    r.workload = info.workload;
+    r.target = target;
+    r.schedule.family = info.family;
+    for (const std::string& k : keys) {
+      if (!e.contains(k)) throw UserError(entry + ": missing parameter \"" + k + "\"");
+      const Json& v = e[k];
+      if (!v.is_number_integer() && !(v.is_number_float() && std::nearbyint(v.get<double>()) == v.get<double>()))
+        throw UserError(entry + ": parameter \"" + k + "\" = " + v.dump() + " is not an integer (Tessera knobs are)");
+      r.schedule.knobs.emplace_back(k, static_cast<int64_t>(v.get<double>()));
+    }
+    if (!e.contains("time")) throw UserError(entry + ": missing \"time\"");
+    const Json& time = e["time"];
+    if (time.is_string()) {
+      std::string err = time.get<std::string>();
+      if (err == "CompilationFailedConfig") r.measurement = failed(Status::kCompileError, err);
+      else if (err == "InvalidConfig") r.measurement = failed(Status::kInvalid, err);
+      else if (err == "RuntimeFailedConfig") r.measurement = failed(Status::kCrashed, err);
+      else throw UserError(entry + ": unknown error value \"" + err + "\" in \"time\"");
+    } else if (time.is_number() && time.get<double>() > 0 && std::isfinite(time.get<double>())) {
+      std::vector<double> samples;
+      if (e.contains("times")) {
+        if (!e["times"].is_array()) throw UserError(entry + ": \"times\" must be an array");
+        for (const Json& t : e["times"]) {
+          if (!t.is_number() || !(t.get<double>() > 0)) throw UserError(entry + ": \"times\" must hold positive numbers");
+          samples.push_back(t.get<double>() * 1000.0);
+        }
+      }
+      if (samples.empty()) samples.push_back(time.get<double>() * 1000.0);
+      r.measurement.status = Status::kOk;
+      r.measurement.set_times(samples);
+      // Kernel Tuner's "time" is its own average; keep it as the median it reported.
+      r.measurement.median_us = time.get<double>() * 1000.0;
+    } else {
+      throw UserError(entry + ": \"time\" must be a positive number of milliseconds or an error string");
+    }
+    r.timestamp_s = e.contains("timestamp") && e["timestamp"].is_string()
+                        ? parse_utc(e["timestamp"].get<std::string>(), entry)
+                        : 0;
+    r.tool_version = "kernel_tuner import";
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+}  // namespace tessera::db

@@ -1,0 +1,298 @@
+// Exports to other tools, imports back, and randomized (fuzz) tests of the import parsers.
+#include "db/export.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "tests/db/test_util.h"
+
+namespace tessera::db {
+namespace {
+
+using testing::gemm_record;
+using testing::TempDb;
+using testing::test_target;
+
+const char* kGemm = "matmul:m=4096,n=4096,k=4096:f16";
+const char* kBert = "matmul:m=4096,n=3072,k=768:f16:epilogue=bias+gelu";
+const char* kConv = "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16";
+
+std::vector<Record> sample_records() {
+  Record conv = gemm_record(kConv, 128, 80, 20);
+  conv.schedule.family = "conv_implicit_gemm";
+  Record soft = gemm_record("softmax:rows=16384,cols=4096:f16", 1, 95, 21);
+  soft.schedule = {"softmax_rows", {{"rows_per_block", 4}, {"vector", 8}}};
+  return {gemm_record(kGemm, 128, 500, 1), gemm_record(kGemm, 64, 450, 2), gemm_record(kGemm, 256, 0, 3, Status::kCompileError),
+          gemm_record(kGemm, 32, 0, 4, Status::kInvalid), gemm_record(kBert, 128, 21.5, 5), conv, soft};
+}
+
+ExportResult run_export(TuningDatabase& db, const char* format, ExportOptions o = {}) {
+  o.tool_version = "test";
+  return export_database(db, parse_export_format(format), o);
+}
+
+TEST(Export, JsonLinesRoundTripIsLossless) {
+  TempDb a("jsonl_a"), b("jsonl_b");
+  TuningDatabase db = TuningDatabase::open(a.path());
+  std::vector<Record> in = sample_records();
+  db.commit(in);
+  ExportResult out = run_export(db, "jsonl");
+  EXPECT_EQ(out.items, static_cast<int64_t>(in.size()));
+  EXPECT_EQ(std::count(out.text.begin(), out.text.end(), '\n'), static_cast<long>(in.size()));
+  EXPECT_EQ(out.text.rfind("{\"format\":\"tessera-record-1\",\"workload\":", 0), 0u) << out.text.substr(0, 80);
+  std::vector<Record> back = import_jsonl(out.text, "export.jsonl");
+  ASSERT_EQ(back.size(), in.size());
+  for (size_t i = 0; i < in.size(); ++i) EXPECT_EQ(back[i], in[i]) << i;
+  TuningDatabase other = TuningDatabase::open(b.path());
+  EXPECT_EQ(other.commit(back).inserted, static_cast<int64_t>(in.size()));
+  EXPECT_EQ(run_export(other, "jsonl").text, out.text);  // export -> import -> export is identical
+  EXPECT_EQ(other.commit(back).inserted, 0);                // importing twice adds nothing
+}
+
+TEST(Export, TritonConfigsPerMatmulKey) {
+  TempDb tmp("triton");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  db.commit(sample_records());
+  ExportOptions o;
+  o.top_k = 4;
+  ExportResult out = run_export(db, "triton", o);
+  EXPECT_EQ(out.items, 3);  // two correct schedules of kGemm, one of kBert
+  const std::string& t = out.text;
+  EXPECT_NE(t.find("import triton"), std::string::npos);
+  std::string gemm = "    \"matmul:m=4096,n=4096,k=4096:f16\": [\n        triton.Config({\"BLOCK_M\": 64, \"BLOCK_N\": 128, "
+                     "\"BLOCK_K\": 32}, num_warps=4, num_stages=3),  # 450.00 us, gemm_tc\n";
+  EXPECT_NE(t.find(gemm), std::string::npos) << t;
+  size_t section = t.find("\"matmul:m=4096,n=4096,k=4096:f16\": [");
+  EXPECT_LT(t.find("\"BLOCK_M\": 64", section), t.find("\"BLOCK_M\": 128", section));  // fastest first
+  EXPECT_NE(t.find("\"" + Workload::parse(kBert).key() + "\": ["), std::string::npos);
+  EXPECT_EQ(t.find("conv2d"), std::string::npos);
+  EXPECT_NE(t.find("def configs_for(key):"), std::string::npos);
+  bool conv_skipped = std::any_of(out.skipped.begin(), out.skipped.end(),
+                                  [](const std::string& s) { return s.find("conv2d") != std::string::npos; });
+  EXPECT_TRUE(conv_skipped);
+}
+
+TEST(Export, KernelTunerCacheAndImportBack) {
+  TempDb a("kt_a"), b("kt_b");
+  TuningDatabase db = TuningDatabase::open(a.path());
+  db.commit(sample_records());
+  ExportOptions o;
+  EXPECT_THROW(run_export(db, "kerneltuner", o), UserError);  // needs --workload
+  o.workload_key = Workload::parse(kGemm).key();
+  ExportResult out = run_export(db, "kerneltuner", o);
+  Json j = Json::parse(out.text);
+  EXPECT_EQ(j["schema_version"], "1.0.0");
+  EXPECT_EQ(j["device_name"], test_target().gpu_name);
+  EXPECT_EQ(j["kernel_name"], "tessera_gemm_tc");
+  EXPECT_EQ(j["problem_size"], Json({4096, 4096, 4096}));
+  EXPECT_EQ(j["tune_params_keys"], Json({"block_m", "block_n", "block_k", "warps", "stages"}));
+  EXPECT_EQ(j["tune_params"]["block_m"], Json({32, 64, 128, 256}));
+  EXPECT_EQ(j["objective"], "time");
+  ASSERT_EQ(j["cache"].size(), 4u);
+  const Json& best = j["cache"]["64,128,32,4,3"];
+  EXPECT_DOUBLE_EQ(best["time"].get<double>(), 0.45);  // milliseconds
+  EXPECT_EQ(best["times"].size(), 3u);
+  EXPECT_EQ(best["timestamp"], "2026-11-18 11:06:42+00:00");  // 1795000002 s after the epoch
+  EXPECT_EQ(j["cache"]["256,128,32,4,3"]["time"], "CompilationFailedConfig");
+  EXPECT_EQ(j["cache"]["32,128,32,4,3"]["time"], "InvalidConfig");
+
+  KernelTunerImport info{Workload::parse(kGemm), "gemm_tc", test_target()};
+  info.target.gpu_name = "replaced by the cache's device_name";
+  std::vector<Record> back = import_kernel_tuner(out.text, info, "cache.json");
+  ASSERT_EQ(back.size(), 4u);
+  const Record* fast = nullptr;
+  for (const Record& r : back)
+    if (r.schedule.get("block_m") == 64) fast = &r;
+  ASSERT_NE(fast, nullptr);
+  EXPECT_EQ(fast->target.gpu_name, test_target().gpu_name);
+  EXPECT_EQ(fast->measurement.status, Status::kOk);
+  EXPECT_NEAR(fast->measurement.median_us, 450, 1e-9);
+  EXPECT_EQ(fast->measurement.times_us.size(), 3u);
+  EXPECT_EQ(fast->timestamp_s, 1795000002);
+  EXPECT_EQ(fast->schedule.knobs, gemm_record(kGemm, 64, 450).schedule.knobs);
+  TuningDatabase other = TuningDatabase::open(b.path());
+  other.commit(back);
+  EXPECT_NEAR(other.best(Workload::parse(kGemm), back[0].target, 1).records.at(0).record.measurement.median_us, 450,
+              1e-9);
+}
+
+TEST(Export, KernelTunerImportReadsAnOpenCache) {
+  // What Kernel Tuner leaves while it is still tuning: entries appended, braces not closed.
+  std::string open_cache =
+      "{\n\"device_name\": \"NVIDIA H100 80GB HBM3\",\n\"kernel_name\": \"matmul\",\n\"problem_size\": [512, 512, 512],\n"
+      "\"tune_params_keys\": [\"block_m\", \"block_n\"],\n\"tune_params\": {\"block_m\": [64, 128], \"block_n\": [64]},\n"
+      "\"objective\": \"time\",\n\"cache\": {\n"
+      "\"64,64\": {\"block_m\": 64, \"block_n\": 64, \"time\": 0.0125, \"times\": [0.012, 0.013], \"compile_time\": 1, "
+      "\"verification_time\": 0, \"benchmark_time\": 1, \"strategy_time\": 0, \"framework_time\": 0, "
+      "\"timestamp\": \"2024-01-01 12:00:00.123456+00:00\"},\n"
+      "\"128,64\": {\"block_m\": 128, \"block_n\": 64, \"time\": \"RuntimeFailedConfig\", \"compile_time\": 1, "
+      "\"verification_time\": 0, \"benchmark_time\": 0, \"strategy_time\": 0, \"framework_time\": 0, "
+      "\"timestamp\": \"2024-01-01 12:00:01+00:00\"},";
+  KernelTunerImport info{Workload::parse("matmul:m=512,n=512,k=512:f16"), "gemm_tc", test_target()};
+  std::vector<Record> rs = import_kernel_tuner(open_cache, info, "open.json");
+  ASSERT_EQ(rs.size(), 2u);
+  EXPECT_EQ(rs[0].target.gpu_name, "NVIDIA H100 80GB HBM3");
+  EXPECT_NEAR(rs[0].measurement.median_us, 12.5, 1e-9);
+  EXPECT_NEAR(rs[0].measurement.min_us, 12.0, 1e-9);
+  EXPECT_EQ(rs[0].timestamp_s, 1704110400);
+  EXPECT_EQ(rs[1].measurement.status, Status::kCrashed);
+}
+
+TEST(Export, CutlassCsv) {
+  TempDb tmp("cutlass");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  db.commit(sample_records());
+  ExportResult gemm = run_export(db, "cutlass");
+  std::istringstream lines(gemm.text);
+  std::string header, row;
+  std::getline(lines, header);
+  EXPECT_EQ(header,
+            "Problem,Provider,OperationKind,Operation,Disposition,Status,gemm_kind,m,n,k,A,B,C,D,alpha,beta,"
+            "split_k_slices,batch_count,cta_m,cta_n,cta_k,stages,warps,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs");
+  std::vector<std::string> rows;
+  while (std::getline(lines, row)) rows.push_back(row);
+  ASSERT_EQ(rows.size(), 2u);  // top-1 of each GEMM workload
+  auto cells = [](const std::string& r) {
+    std::vector<std::string> out;
+    std::stringstream ss(r);
+    for (std::string c; std::getline(ss, c, ',');) out.push_back(c);
+    return out;
+  };
+  std::vector<std::string> c = cells(rows[1]);  // kGemm sorts after kBert ("...n=3072" < "...n=4096")
+  ASSERT_EQ(c.size(), 29u);
+  EXPECT_EQ(c[1], "tessera");
+  EXPECT_EQ(c[2], "gemm");
+  EXPECT_EQ(c[3], "tessera_gemm_tc_block_m64_block_n128_block_k32_warps4_stages3");
+  EXPECT_EQ(c[4], "passed");
+  EXPECT_EQ(c[5], "success");
+  EXPECT_EQ(c[7] + "," + c[8] + "," + c[9], "4096,4096,4096");
+  EXPECT_EQ(c[10], "f16:row");
+  EXPECT_EQ(c[18], "64");
+  EXPECT_EQ(c[23], "100663296");    // minimum bytes
+  EXPECT_EQ(c[24], "137438953472");  // FLOPs
+  EXPECT_EQ(c[26], "0.45");          // ms
+  EXPECT_NEAR(std::stod(c[28]), 137438953472.0 / 450e-6 / 1e9, 1);
+  ExportResult conv = run_export(db, "cutlass-conv2d");
+  EXPECT_NE(conv.text.find(",conv2d,tessera_conv_implicit_gemm_"), std::string::npos) << conv.text;
+  EXPECT_NE(conv.text.find(",fprop,32,56,56,64,64,3,3,56,56,1,1,1,1,1,1,1,f16:nhwc,f16:nhwc,f16:nhwc,1,0,"),
+            std::string::npos)
+      << conv.text;
+}
+
+TEST(Export, CHeader) {
+  TempDb tmp("header");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  db.commit(sample_records());
+  ExportResult out = run_export(db, "header");
+  const std::string& h = out.text;
+  EXPECT_EQ(out.items, 4);
+  EXPECT_NE(h.find("#ifndef TESSERA_SCHEDULES_H_"), std::string::npos);
+  EXPECT_NE(h.find("/* matmul:m=4096,n=4096,k=4096:f16: 450.00 us (vendor library 100.00 us) */\n"
+                   "#define TESSERA_MATMUL_M_4096_N_4096_K_4096_F16_FAMILY \"gemm_tc\"\n"
+                   "#define TESSERA_MATMUL_M_4096_N_4096_K_4096_F16_BLOCK_M 64\n"),
+            std::string::npos)
+      << h;
+  EXPECT_NE(h.find("#define TESSERA_SOFTMAX_ROWS_16384_COLS_4096_F16_ROWS_PER_BLOCK 4\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("#define TESSERA_MATMUL_M_4096_N_4096_K_4096_F16_TIME_US 450.0000\n"), std::string::npos);
+}
+
+TEST(Export, TargetChoiceIsExplicitWhenAmbiguous) {
+  TempDb tmp("targets");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  db.commit(std::vector<Record>{gemm_record(kGemm, 64, 450, 1),
+                                gemm_record(kGemm, 64, 300, 2, Status::kOk, test_target("h200_sxm"))});
+  try {
+    run_export(db, "header");
+    FAIL() << "no throw";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("holds records of 2 targets; choose one with --target"), std::string::npos);
+  }
+  ExportOptions o;
+  o.target_fingerprint = test_target("h200_sxm").fingerprint();
+  EXPECT_NE(run_export(db, "header", o).text.find("300.00 us"), std::string::npos);
+  o.target_fingerprint = "nope";
+  EXPECT_THROW(run_export(db, "header", o), UserError);
+  EXPECT_THROW(parse_export_format("xml"), UserError);
+}
+
+TEST(Import, BadJsonLinesNameTheLine) {
+  std::string good = Json::parse(Json(gemm_record(kGemm, 64, 450, 1).to_json()).dump()).dump();
+  auto error = [](const std::string& text) {
+    try {
+      import_jsonl(text, "in.jsonl");
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(import_jsonl(good + "\n\n" + good + "\n", "in.jsonl").size(), 2u);
+  EXPECT_EQ(error(good + "\n{\"workload\": ").rfind("in.jsonl:2: invalid JSON", 0), 0u);
+  EXPECT_EQ(error(good + "\n[1, 2]\n").rfind("in.jsonl:2: expected a JSON object", 0), 0u);
+  EXPECT_NE(error("{\"format\": \"tessera-record-9\"}").find("is not tessera-record-1"), std::string::npos);
+  Json bad = gemm_record(kGemm, 64, 450, 1).to_json();
+  bad["workload"]["m"] = -1;
+  EXPECT_EQ(error(bad.dump()).rfind("in.jsonl:1: invalid workload JSON", 0), 0u) << error(bad.dump());
+}
+
+TEST(Import, BadKernelTunerCachesAreClearErrors) {
+  KernelTunerImport info{Workload::parse(kGemm), "gemm_tc", test_target()};
+  auto error = [&](const std::string& text) {
+    try {
+      import_kernel_tuner(text, info, "kt.json");
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  std::string head = R"({"device_name": "GPU", "tune_params_keys": ["block_m"], "cache": )";
+  EXPECT_NE(error("[]").find("a Kernel Tuner cache is a JSON object"), std::string::npos);
+  EXPECT_NE(error("{}").find("missing field \"device_name\""), std::string::npos);
+  EXPECT_NE(error(head + R"({"64": {"block_m": 64}}})").find("missing \"time\""), std::string::npos);
+  EXPECT_NE(error(head + R"({"64": {"block_m": 0.5, "time": 1}}})").find("is not an integer"), std::string::npos);
+  EXPECT_NE(error(head + R"({"64": {"block_m": 64, "time": "Exploded"}}})").find("unknown error value"), std::string::npos);
+  EXPECT_NE(error(head + R"({"64": {"block_m": 64, "time": -1}}})").find("positive number"), std::string::npos);
+  EXPECT_NE(error(head + R"({"64": {"block_m": 64, "time": 1, "timestamp": "yesterday"}}})").find("timestamp"),
+            std::string::npos);
+}
+
+// Randomized corruption of valid inputs: every outcome is a parse or a UserError, never a
+// crash or another exception type (run under the sanitizer preset too).
+TEST(Import, FuzzedInputsNeverCrash) {
+  TempDb tmp("fuzz");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  db.commit(sample_records());
+  std::string jsonl = run_export(db, "jsonl").text;
+  ExportOptions o;
+  o.workload_key = Workload::parse(kGemm).key();
+  std::string cache = run_export(db, "kerneltuner", o).text;
+  KernelTunerImport info{Workload::parse(kGemm), "gemm_tc", test_target()};
+  std::mt19937 rng(1234);
+  const std::string alphabet = "{}[]\":,0123456789.-eE truefalsnul\n\\x";
+  int parsed = 0, rejected = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string text = iter % 2 ? jsonl : cache;
+    int edits = 1 + static_cast<int>(rng() % 8);
+    for (int e = 0; e < edits && !text.empty(); ++e) {
+      size_t pos = rng() % text.size();
+      switch (rng() % 4) {
+        case 0: text[pos] = alphabet[rng() % alphabet.size()]; break;
+        case 1: text.erase(pos, 1 + rng() % 16); break;
+        case 2: text.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+        case 3: text.resize(pos); break;
+      }
+    }
+    try {
+      if (iter % 2) import_jsonl(text, "fuzz.jsonl");
+      else import_kernel_tuner(text, info, "fuzz.json");
+      ++parsed;
+    } catch (const UserError&) {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 1000);  // the corruption really did reach the parsers
+  EXPECT_EQ(parsed + rejected, 3000);
+}
+
+}  // namespace
+}  // namespace tessera::db
