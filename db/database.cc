@@ -2,10 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "core/hash.h"
@@ -124,11 +126,15 @@ auto guarded(const std::string& path, F&& f) {
   }
 }
 
-// BEGIN IMMEDIATE takes the write lock up front, so concurrent writers wait in the busy
-// handler instead of failing on a lock upgrade. Rolls back unless committed.
+// A write transaction takes the write lock up front (BEGIN IMMEDIATE), so concurrent writers
+// wait in the busy handler instead of failing on a lock upgrade; a read transaction gives
+// its reads one consistent snapshot. Rolls back unless committed.
 class Transaction {
  public:
-  explicit Transaction(sqlite3* db) : db_(db) { exec(db_, "BEGIN IMMEDIATE"); }
+  enum Kind { kRead, kWrite };
+  explicit Transaction(sqlite3* db, Kind kind = kWrite) : db_(db) {
+    exec(db_, kind == kWrite ? "BEGIN IMMEDIATE" : "BEGIN DEFERRED");
+  }
   ~Transaction() {
     if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
@@ -226,15 +232,19 @@ TuningDatabase TuningDatabase::open(const std::string& path, const OpenOptions& 
     exec(raw, "PRAGMA foreign_keys = ON");
 
     // Everything is checked before anything is written. Reading the header is where a
-    // file that is not SQLite fails (SQLITE_NOTADB).
-    auto version = pragma_int(raw, "user_version");
-    auto app_id = pragma_int(raw, "application_id");
-    // (A statement left open would hold a read transaction and block the WAL switch below.)
-    int64_t objects = [&] {
+    // file that is not SQLite fails (SQLITE_NOTADB). The three reads share one snapshot, so
+    // a process creating the file meanwhile is seen either before or after, never halfway.
+    int64_t version = 0, app_id = 0, objects = 0;
+    {
+      Transaction snapshot(raw, Transaction::kRead);
+      version = pragma_int(raw, "user_version");
+      app_id = pragma_int(raw, "application_id");
       Statement s(raw, "SELECT count(*) FROM sqlite_master");
       s.step();
-      return s.int64(0);
-    }();
+      objects = s.int64(0);
+      s.reset();
+      snapshot.commit();
+    }
     bool empty = objects == 0 && version == 0 && app_id == 0;
     if (!empty && app_id != kApplicationId)
       throw DatabaseError(path + ": not a Tessera database (SQLite application_id " + std::to_string(app_id) +
@@ -259,7 +269,21 @@ TuningDatabase TuningDatabase::open(const std::string& path, const OpenOptions& 
       txn.commit();
     }
     if (!db.read_only_) {
-      exec(raw, "PRAGMA journal_mode = WAL");
+      // Switching to WAL needs an exclusive lock, and SQLite reports a busy file at once here
+      // instead of calling the busy handler: retry until the busy timeout.
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.busy_timeout_ms);
+      while (true) {
+        Statement mode(raw, "PRAGMA journal_mode = WAL");  // answers the mode in force afterwards
+        try {
+          if (mode.step() && mode.text(0) == "wal") break;
+        } catch (const SqliteError& e) {
+          if (e.primary_code() != SQLITE_BUSY) throw;
+        }
+        if (std::chrono::steady_clock::now() > deadline)
+          throw DatabaseError(path + ": could not switch to WAL mode: another process kept the file locked past the "
+                                     "busy timeout");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
       // In WAL mode NORMAL never corrupts the file; a power cut may lose the last commits.
       exec(raw, "PRAGMA synchronous = NORMAL");
     }
@@ -331,7 +355,7 @@ StoredRecord decode_record(const Statement& s, const std::string& path, DecodeCa
     std::string samples = s.blob(16);
     if (samples.size() % sizeof(double) != 0) throw UserError(what + ": samples blob has a partial value");
     m.times_us.resize(samples.size() / sizeof(double));
-    std::memcpy(m.times_us.data(), samples.data(), samples.size());
+    if (!samples.empty()) std::memcpy(m.times_us.data(), samples.data(), samples.size());
     m.registers = static_cast<int>(s.int64(17));
     m.smem_bytes = s.int64(18);
     m.spill_bytes = s.int64(19);

@@ -164,6 +164,9 @@ sqlite3* raw_open(const std::string& path) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   EXPECT_EQ(rc, SQLITE_OK) << path;
+  // Even a COMMIT that changed nothing takes the exclusive lock in rollback-journal mode:
+  // wait for it like any other writer would.
+  sqlite3_busy_timeout(db, 20000);
   return db;
 }
 
@@ -546,9 +549,10 @@ TEST(DatabaseConcurrency, OpenWaitsForAnotherWriterInsteadOfFailingAtOnce) {
   sqlite3* other = raw_open(tmp.path);
   raw_exec(other, "PRAGMA journal_mode = DELETE");
   raw_exec(other, "BEGIN IMMEDIATE");  // another writer's transaction...
-  std::thread release([other] {
+  int release_rc = -1;
+  std::thread release([other, &release_rc] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);  // ...ends after 300 ms
+    release_rc = sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);  // ...ends after 300 ms
   });
   OpenOptions options;
   options.busy_timeout_ms = 20000;
@@ -563,6 +567,7 @@ TEST(DatabaseConcurrency, OpenWaitsForAnotherWriterInsteadOfFailingAtOnce) {
   }
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   release.join();
+  EXPECT_EQ(release_rc, SQLITE_OK) << sqlite3_errmsg(other);
   sqlite3_close(other);
   EXPECT_EQ(err, "") << "open() gave up after " << ms << " ms of a " << options.busy_timeout_ms
                      << " ms busy timeout";
