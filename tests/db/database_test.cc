@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <chrono>
+
 #include "tests/db/test_util.h"
 
 namespace tessera::db {
@@ -220,6 +222,26 @@ TEST(Database, ReadOnlyOpenRefusesWrites) {
   } catch (const DatabaseError& e) {
     EXPECT_EQ(std::string(e.what()).rfind(tmp.path() + ": opened read-only", 0), 0u) << e.what();
   }
+}
+
+}  // namespace
+}  // namespace tessera::db
+
+namespace tessera::db {
+namespace {
+
+TEST(Database, FileSystemWithoutWalIsAClearErrorAtOnce) {
+  testing::TempDb tmp("nowal");
+  OpenOptions options;
+  options.vfs = "unix-dotfile";  // SQLite's VFS without shared memory: WAL is impossible
+  auto start = std::chrono::steady_clock::now();
+  try {
+    TuningDatabase::open(tmp.path(), options);
+    FAIL() << "no throw";
+  } catch (const DatabaseError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot use WAL mode here"), std::string::npos) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));  // no wait for the busy timeout
 }
 
 }  // namespace
