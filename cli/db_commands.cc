@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/format.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/version.h"
 #include "db/database.h"
@@ -71,15 +72,6 @@ Json stored_json(const db::StoredRecord& s) {
   Json r = s.record.to_json();
   for (auto& [k, v] : r.items()) j[k] = v;
   return j;
-}
-
-std::string utc(int64_t seconds) {
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
 }
 
 int db_list(const ParsedArgs& args) {
@@ -183,7 +175,7 @@ int db_show(const ParsedArgs& args) {
   if (r.predicted_us) std::cout << "predicted  " << time_us(*r.predicted_us) << "\n";
   std::cout << "resources  " << m.registers << " registers, " << m.smem_bytes << " B shared memory, " << m.spill_bytes
             << " B spilled\n"
-            << "measured   " << utc(r.timestamp_s) << " UTC by tessera " << r.tool_version << " (features v"
+            << "measured   " << utc_text(r.timestamp_s) << " UTC by tessera " << r.tool_version << " (features v"
             << r.feature_version << ")\n";
   return 0;
 }
@@ -212,7 +204,7 @@ int db_history(const ParsedArgs& args) {
   for (const db::HistoryEntry& e : entries) {
     const Record& r = e.stored.record;
     bool ok = r.measurement.status == Status::kOk;
-    table.add({std::to_string(e.stored.id), utc(r.timestamp_s), std::string(status_name(r.measurement.status)),
+    table.add({std::to_string(e.stored.id), utc_text(r.timestamp_s), std::string(status_name(r.measurement.status)),
                ok ? time_us(r.measurement.median_us) : "-", e.best_so_far_us ? time_us(*e.best_so_far_us) : "-",
                short_target(r.target), r.schedule.key()});
   }

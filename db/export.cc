@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/hash.h"
 
@@ -150,14 +151,8 @@ std::vector<int64_t> problem_size(const Workload& w) {
   TESSERA_UNREACHABLE("unknown OpKind");
 }
 
-std::string utc_timestamp(int64_t seconds) {
-  std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S+00:00", &tm);
-  return buf;
-}
+// Kernel Tuner writes Python's str(datetime) of a UTC time: "2024-01-01 12:00:00+00:00".
+std::string utc_timestamp(int64_t seconds) { return utc_text(seconds) + "+00:00"; }
 
 const char* kernel_tuner_error(Status s) {
   switch (s) {
