@@ -11,6 +11,7 @@ packages=(
   libeigen3-dev libboost-graph-dev
   libgtest-dev libgmock-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
+  libonnx-testdata                # ONNX node conformance cases for the CPU reference
 )
 
 missing=()

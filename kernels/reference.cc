@@ -1,0 +1,242 @@
+#include "kernels/reference.h"
+
+#include <Eigen/Dense>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+
+namespace tessera::kernels {
+namespace {
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+
+HostTensor make(std::vector<int64_t> shape) {
+  HostTensor t{std::move(shape), {}};
+  t.data.assign(static_cast<size_t>(t.elements()), 0.0f);
+  return t;
+}
+
+void check_inputs(const Workload& w, std::span<const HostTensor> inputs) {
+  TensorExpr e = w.expr();
+  size_t n_inputs = 0;
+  for (const TensorAccess& t : e.tensors)
+    if (t.role == TensorRole::kInput) {
+      TESSERA_CHECK(n_inputs < inputs.size(), "too few inputs for " + w.key());
+      TESSERA_CHECK(inputs[n_inputs].shape == t.shape, "input " + t.name + " has the wrong shape for " + w.key());
+      TESSERA_CHECK(inputs[n_inputs].elements() == static_cast<int64_t>(inputs[n_inputs].data.size()),
+                    "input " + t.name + " data size does not match its shape");
+      ++n_inputs;
+    }
+  TESSERA_CHECK(n_inputs == inputs.size(), "too many inputs for " + w.key());
+}
+
+// Applies the epilogue to out[row, col] (accumulated value `v`); `extra` are the inputs after
+// the operands, in epilogue order (bias is indexed by `col`, residual by `index`).
+double epilogue(const Workload& w, std::span<const HostTensor> extra, double v, int64_t col, int64_t index) {
+  size_t next = 0;
+  for (EpilogueOp op : w.epilogue) {
+    switch (op) {
+      case EpilogueOp::kBias: v += extra[next++].data[static_cast<size_t>(col)]; break;
+      case EpilogueOp::kRelu: v = std::max(v, 0.0); break;
+      case EpilogueOp::kGelu: v = gelu(v); break;
+      case EpilogueOp::kResidual: v += extra[next++].data[static_cast<size_t>(index)]; break;
+    }
+  }
+  return v;
+}
+
+HostTensor matmul(const Workload& w, std::span<const HostTensor> in) {
+  const MatmulShape& s = w.matmul();
+  bool batched = w.kind == OpKind::kBatchMatmul;
+  HostTensor out = batched ? make({s.batch, s.m, s.n}) : make({s.m, s.n});
+  std::span<const HostTensor> extra = in.subspan(2);
+  for (int64_t b = 0; b < s.batch; ++b) {
+    auto a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
+    auto b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
+    Eigen::Map<const RowMajor> A(in[0].data.data() + b * s.m * s.k, a_rows, a_cols);
+    Eigen::Map<const RowMajor> B(in[1].data.data() + b * s.k * s.n, b_rows, b_cols);
+    MatrixD a = A.cast<double>(), bm = B.cast<double>();
+    if (s.trans_a) a.transposeInPlace();
+    if (s.trans_b) bm.transposeInPlace();
+    MatrixD c = a * bm;
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t j = 0; j < s.n; ++j) {
+        int64_t index = (b * s.m + i) * s.n + j;
+        out.data[static_cast<size_t>(index)] = static_cast<float>(epilogue(w, extra, c(i, j), j, index));
+      }
+  }
+  return out;
+}
+
+HostTensor conv2d(const Workload& w, std::span<const HostTensor> in) {
+  const Conv2dShape& s = w.conv2d();
+  int64_t P = s.out_h(), Q = s.out_w(), cg = s.c / s.groups, kg = s.k / s.groups;
+  bool nhwc = s.layout == Layout::kNHWC;
+  HostTensor out = nhwc ? make({s.n, P, Q, s.k}) : make({s.n, s.k, P, Q});
+  const std::vector<float>& x = in[0].data;
+  const std::vector<float>& wt = in[1].data;
+  auto x_at = [&](int64_t n, int64_t h, int64_t ww, int64_t c) {
+    return nhwc ? x[static_cast<size_t>(((n * s.h + h) * s.w + ww) * s.c + c)]
+                : x[static_cast<size_t>(((n * s.c + c) * s.h + h) * s.w + ww)];
+  };
+  auto w_at = [&](int64_t k, int64_t r, int64_t t, int64_t c) {  // c within the group
+    return nhwc ? wt[static_cast<size_t>(((k * s.r + r) * s.s + t) * cg + c)]
+                : wt[static_cast<size_t>(((k * cg + c) * s.r + r) * s.s + t)];
+  };
+  std::span<const HostTensor> extra = in.subspan(2);
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t k = 0; k < s.k; ++k) {
+      int64_t g = k / kg;
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t q = 0; q < Q; ++q) {
+          double acc = 0;
+          for (int64_t r = 0; r < s.r; ++r) {
+            int64_t h = p * s.stride_h + r * s.dilation_h - s.pad_h;
+            if (h < 0 || h >= s.h) continue;
+            for (int64_t t = 0; t < s.s; ++t) {
+              int64_t ww = q * s.stride_w + t * s.dilation_w - s.pad_w;
+              if (ww < 0 || ww >= s.w) continue;
+              for (int64_t c = 0; c < cg; ++c)
+                acc += static_cast<double>(x_at(n, h, ww, g * cg + c)) * static_cast<double>(w_at(k, r, t, c));
+            }
+          }
+          int64_t index = nhwc ? ((n * P + p) * Q + q) * s.k + k : ((n * s.k + k) * P + p) * Q + q;
+          out.data[static_cast<size_t>(index)] = static_cast<float>(epilogue(w, extra, acc, k, index));
+        }
+    }
+  return out;
+}
+
+HostTensor softmax(const HostTensor& x, int64_t rows, int64_t cols) {
+  HostTensor out = make({rows, cols});
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = x.data.data() + i * cols;
+    double mx = *std::max_element(row, row + cols), sum = 0;
+    for (int64_t j = 0; j < cols; ++j) sum += std::exp(row[j] - mx);
+    for (int64_t j = 0; j < cols; ++j)
+      out.data[static_cast<size_t>(i * cols + j)] = static_cast<float>(std::exp(row[j] - mx) / sum);
+  }
+  return out;
+}
+
+HostTensor reduce(const ReduceShape& s, const HostTensor& x) {
+  HostTensor out = make({s.rows});
+  for (int64_t i = 0; i < s.rows; ++i) {
+    const float* row = x.data.data() + i * s.cols;
+    double v = s.op == ReduceOp::kMax ? -INFINITY : 0.0;
+    for (int64_t j = 0; j < s.cols; ++j) v = s.op == ReduceOp::kMax ? std::max<double>(v, row[j]) : v + row[j];
+    if (s.op == ReduceOp::kMean) v /= static_cast<double>(s.cols);
+    out.data[static_cast<size_t>(i)] = static_cast<float>(v);
+  }
+  return out;
+}
+
+HostTensor elementwise(const ElementwiseShape& s, std::span<const HostTensor> in) {
+  HostTensor out = make({s.n});
+  for (int64_t i = 0; i < s.n; ++i) {
+    size_t next = 1;
+    double v = in[0].data[static_cast<size_t>(i)];
+    for (EltwiseOp op : s.ops) {
+      double o = eltwise_is_binary(op) ? in[next++].data[static_cast<size_t>(i)] : 0.0;
+      switch (op) {
+        case EltwiseOp::kAdd: v += o; break;
+        case EltwiseOp::kSub: v -= o; break;
+        case EltwiseOp::kMul: v *= o; break;
+        case EltwiseOp::kDiv: v /= o; break;
+        case EltwiseOp::kMax: v = std::max(v, o); break;
+        case EltwiseOp::kMin: v = std::min(v, o); break;
+        case EltwiseOp::kRelu: v = std::max(v, 0.0); break;
+        case EltwiseOp::kGelu: v = gelu(v); break;
+        case EltwiseOp::kSigmoid: v = 1.0 / (1.0 + std::exp(-v)); break;
+        case EltwiseOp::kTanh: v = std::tanh(v); break;
+        case EltwiseOp::kExp: v = std::exp(v); break;
+        case EltwiseOp::kNeg: v = -v; break;
+        case EltwiseOp::kAbs: v = std::abs(v); break;
+      }
+    }
+    out.data[static_cast<size_t>(i)] = static_cast<float>(v);
+  }
+  return out;
+}
+
+}  // namespace
+
+int64_t HostTensor::elements() const {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+}
+
+float round_to(DType dtype, float v) {
+  if (dtype == DType::kF32 || !std::isfinite(v)) return v;
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  if (dtype == DType::kBF16) {
+    bits += 0x7FFF + ((bits >> 16) & 1);  // round to nearest even on the upper 16 bits
+    bits &= 0xFFFF0000u;
+  } else {
+    float a = std::fabs(v);
+    if (a >= 65520.0f) return std::copysign(INFINITY, v);
+    if (a < 6.103515625e-05f) return std::nearbyint(v * 16777216.0f) / 16777216.0f;  // f16 subnormals: 2^-24 steps
+    bits += 0xFFF + ((bits >> 13) & 1);  // 10 mantissa bits, round to nearest even
+    bits &= 0xFFFFE000u;
+  }
+  float out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> mag(1.0f / 64, 1.0f);
+  std::vector<HostTensor> out;
+  for (const TensorAccess& t : w.expr().tensors) {
+    if (t.role != TensorRole::kInput) continue;
+    HostTensor h = make(t.shape);
+    for (float& v : h.data) v = round_to(t.dtype, (rng() & 1 ? 1.0f : -1.0f) * mag(rng));
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+HostTensor reference(const Workload& w, std::span<const HostTensor> inputs) {
+  check_inputs(w, inputs);
+  switch (w.kind) {
+    case OpKind::kMatmul:
+    case OpKind::kBatchMatmul: return matmul(w, inputs);
+    case OpKind::kConv2d: return conv2d(w, inputs);
+    case OpKind::kSoftmax: return softmax(inputs[0], w.rows().rows, w.rows().cols);
+    case OpKind::kLayernorm: return layernorm_reference(inputs[0], inputs[1], inputs[2], kLayernormEpsilon);
+    case OpKind::kReduce: return reduce(w.reduce(), inputs[0]);
+    case OpKind::kElementwise: return elementwise(w.elementwise(), inputs);
+  }
+  TESSERA_UNREACHABLE("unknown OpKind");
+}
+
+HostTensor layernorm_reference(const HostTensor& x, const HostTensor& gamma, const HostTensor& beta, double epsilon) {
+  TESSERA_CHECK(!x.shape.empty(), "layernorm of a scalar");
+  int64_t cols = x.shape.back(), rows = x.elements() / cols;
+  TESSERA_CHECK(gamma.elements() == cols && beta.elements() == cols, "gamma and beta must have the last extent");
+  HostTensor out{x.shape, std::vector<float>(x.data.size())};
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* row = x.data.data() + i * cols;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < cols; ++j) mean += row[j];
+    mean /= static_cast<double>(cols);
+    for (int64_t j = 0; j < cols; ++j) var += (row[j] - mean) * (row[j] - mean);
+    var /= static_cast<double>(cols);
+    double inv = 1.0 / std::sqrt(var + epsilon);
+    for (int64_t j = 0; j < cols; ++j)
+      out.data[static_cast<size_t>(i * cols + j)] =
+          static_cast<float>((row[j] - mean) * inv * gamma.data[static_cast<size_t>(j)] + beta.data[static_cast<size_t>(j)]);
+  }
+  return out;
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,42 @@
+// CPU reference: every workload kind evaluated on the host in double precision from inputs
+// that are exactly representable in the workload's dtypes. It says whether a kernel computed
+// the right thing, and later verifies graph rewrites.
+//
+// Conventions the GPU kernels follow too: GELU is the exact erf form
+// 0.5 * x * (1 + erf(x / sqrt(2))); layernorm uses the population variance and
+// epsilon kLayernormEpsilon; epilogue steps apply in the order the workload lists them.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/workload.h"
+
+namespace tessera::kernels {
+
+/// A dense row-major tensor on the host.
+struct HostTensor {
+  std::vector<int64_t> shape;  ///< extent per dimension, outermost first
+  std::vector<float> data;     ///< product(shape) values, row-major
+  int64_t elements() const;
+};
+
+/// Layernorm's epsilon in Tessera's workloads.
+inline constexpr double kLayernormEpsilon = 1e-5;
+
+/// `v` rounded to the nearest value of `dtype` (round to nearest even; f32: unchanged).
+float round_to(DType dtype, float v);
+
+/// Seeded random inputs for `w`: one per input tensor of w.expr(), in that order, with
+/// values in [-1, -1/64] u [1/64, 1] (never zero) exactly representable in the tensor's dtype.
+std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed);
+
+/// The output of `w` for `inputs` (in w.expr() order), computed in double and returned as
+/// float. Shapes must match w.expr(); a mismatch is an internal error.
+HostTensor reference(const Workload& w, std::span<const HostTensor> inputs);
+
+/// Layernorm over the last axis with an explicit epsilon (for outside conformance data).
+HostTensor layernorm_reference(const HostTensor& x, const HostTensor& gamma, const HostTensor& beta, double epsilon);
+
+}  // namespace tessera::kernels
