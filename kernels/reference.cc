@@ -192,6 +192,73 @@ float round_to(DType dtype, float v) {
   return out;
 }
 
+namespace {
+uint16_t f16_bits(float v) {
+  uint32_t f;
+  std::memcpy(&f, &v, sizeof f);
+  uint16_t sign = static_cast<uint16_t>((f >> 16) & 0x8000u);
+  float a = std::fabs(v);
+  if (std::isnan(v)) return static_cast<uint16_t>(sign | 0x7E00u);
+  if (a >= 65520.0f) return static_cast<uint16_t>(sign | 0x7C00u);
+  if (a < 6.103515625e-05f) return static_cast<uint16_t>(sign | static_cast<uint16_t>(std::nearbyint(a * 16777216.0f)));
+  float r = round_to(DType::kF16, a);
+  uint32_t rb;
+  std::memcpy(&rb, &r, sizeof rb);
+  uint32_t exponent = ((rb >> 23) & 0xFFu) - 127 + 15, mantissa = (rb >> 13) & 0x3FFu;
+  return static_cast<uint16_t>(sign | (exponent << 10) | mantissa);
+}
+
+float f16_value(uint16_t h) {
+  float sign = (h & 0x8000u) ? -1.0f : 1.0f;
+  int exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
+  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa), -24);
+  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
+  return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 1024.0f, exponent - 15);
+}
+}  // namespace
+
+std::vector<uint8_t> encode(const HostTensor& t, DType dtype) {
+  std::vector<uint8_t> out(t.data.size() * static_cast<size_t>(dtype_bytes(dtype)));
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    float v = t.data[i];
+    if (dtype == DType::kF32) {
+      std::memcpy(out.data() + 4 * i, &v, 4);
+      continue;
+    }
+    uint16_t bits;
+    if (dtype == DType::kF16) {
+      bits = f16_bits(v);
+    } else {
+      float r = std::isnan(v) ? NAN : round_to(DType::kBF16, v);
+      uint32_t f;
+      std::memcpy(&f, &r, 4);
+      bits = static_cast<uint16_t>(f >> 16);
+    }
+    std::memcpy(out.data() + 2 * i, &bits, 2);
+  }
+  return out;
+}
+
+HostTensor decode(std::span<const uint8_t> bytes, std::vector<int64_t> shape, DType dtype) {
+  HostTensor t = make(std::move(shape));
+  TESSERA_CHECK(bytes.size() == t.data.size() * static_cast<size_t>(dtype_bytes(dtype)), "byte count does not match the shape");
+  for (size_t i = 0; i < t.data.size(); ++i) {
+    if (dtype == DType::kF32) {
+      std::memcpy(&t.data[i], bytes.data() + 4 * i, 4);
+      continue;
+    }
+    uint16_t bits;
+    std::memcpy(&bits, bytes.data() + 2 * i, 2);
+    if (dtype == DType::kF16) {
+      t.data[i] = f16_value(bits);
+    } else {
+      uint32_t f = static_cast<uint32_t>(bits) << 16;
+      std::memcpy(&t.data[i], &f, 4);
+    }
+  }
+  return t;
+}
+
 std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> mag(1.0f / 64, 1.0f);

@@ -28,6 +28,11 @@ inline constexpr double kLayernormEpsilon = 1e-5;
 /// `v` rounded to the nearest value of `dtype` (round to nearest even; f32: unchanged).
 float round_to(DType dtype, float v);
 
+/// `t`'s values in `dtype`'s storage format (little-endian bytes, round to nearest even).
+std::vector<uint8_t> encode(const HostTensor& t, DType dtype);
+/// A tensor of `shape` from `dtype` storage bytes (as written by a kernel).
+HostTensor decode(std::span<const uint8_t> bytes, std::vector<int64_t> shape, DType dtype);
+
 /// Seeded random inputs for `w`: one per input tensor of w.expr(), in that order, with
 /// values in [-1, -1/64] u [1/64, 1] (never zero) exactly representable in the tensor's dtype.
 std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed);

@@ -13,6 +13,8 @@ namespace {
 
 HostTensor t(std::vector<int64_t> shape, std::vector<float> data) { return {std::move(shape), std::move(data)}; }
 
+std::vector<uint8_t> reference_bytes_for_test(const HostTensor& x) { return encode(x, DType::kF16); }
+
 void expect_near(const HostTensor& got, const std::vector<float>& want, double tol = 1e-6) {
   ASSERT_EQ(got.data.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got.data[i], want[i], tol) << "at " << i;
@@ -30,6 +32,23 @@ TEST(Reference, RoundsToHalfAndBfloat16) {
   EXPECT_EQ(round_to(DType::kBF16, 1.0f + 3 * 0x1p-8f), 1.0f + 0x1p-6f);
   EXPECT_EQ(round_to(DType::kBF16, -3.0f), -3.0f);
   EXPECT_EQ(round_to(DType::kF32, 0.1f), 0.1f);
+}
+
+TEST(Reference, EncodesAndDecodesStorageFormats) {
+  HostTensor x = t({6}, {1.0f, -2.5f, 0x1p-24f, 65504.0f, 1.0f + 0x1p-11f, 0.1f});
+  std::vector<uint8_t> h = reference_bytes_for_test(x);
+  EXPECT_EQ(h[0] | (h[1] << 8), 0x3C00);   // 1.0
+  EXPECT_EQ(h[2] | (h[3] << 8), 0xC100);   // -2.5
+  EXPECT_EQ(h[4] | (h[5] << 8), 0x0001);   // smallest subnormal
+  EXPECT_EQ(h[6] | (h[7] << 8), 0x7BFF);   // largest finite
+  EXPECT_EQ(h[8] | (h[9] << 8), 0x3C00);   // tie rounds to even
+  for (DType d : {DType::kF16, DType::kBF16, DType::kF32}) {
+    HostTensor back = decode(encode(x, d), x.shape, d);
+    for (size_t i = 0; i < x.data.size(); ++i) EXPECT_EQ(back.data[i], round_to(d, x.data[i])) << i;
+  }
+  std::vector<uint8_t> b = encode(t({1}, {-3.0f}), DType::kBF16);
+  EXPECT_EQ(b[0] | (b[1] << 8), 0xC040);
+  EXPECT_TRUE(std::isnan(decode(std::vector<uint8_t>{0xFF, 0xFF}, {1}, DType::kF16).data[0]));  // the poison value
 }
 
 TEST(Reference, RandomInputsMatchTheExpressionAndDtype) {

@@ -1,0 +1,59 @@
+// Shared device helpers for every Tessera kernel family. Self-contained (no CUDA headers,
+// so NVRTC needs no include path): storage types for f16/bf16 with PTX conversions, GELU,
+// vector packs and group reductions.
+#pragma once
+
+namespace tessera {
+
+/// f16 / bf16 storage (the raw 16 bits); arithmetic happens in float.
+struct F16 { unsigned short bits; };
+struct BF16 { unsigned short bits; };
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(F16 v) {
+  float f;
+  asm("{.reg .f16 t;\n mov.b16 t, %1;\n cvt.f32.f16 %0, t;}" : "=f"(f) : "h"(v.bits));
+  return f;
+}
+__device__ __forceinline__ float to_float(BF16 v) { return __uint_as_float(static_cast<unsigned>(v.bits) << 16); }
+
+template <class T> __device__ __forceinline__ T from_float(float f);
+template <> __device__ __forceinline__ float from_float<float>(float f) { return f; }
+template <> __device__ __forceinline__ F16 from_float<F16>(float f) {
+  F16 h;
+  asm("{.reg .f16 t;\n cvt.rn.f16.f32 t, %1;\n mov.b16 %0, t;}" : "=h"(h.bits) : "f"(f));
+  return h;
+}
+template <> __device__ __forceinline__ BF16 from_float<BF16>(float f) {
+  BF16 h;
+  asm("{.reg .b16 t;\n cvt.rn.bf16.f32 t, %1;\n mov.b16 %0, t;}" : "=h"(h.bits) : "f"(f));
+  return h;
+}
+
+/// +infinity (no CUDA headers here to define INFINITY).
+__device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
+
+/// The exact (erf) GELU, as in the CPU reference.
+__device__ __forceinline__ float gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+/// N consecutive elements moved with one aligned load or store.
+template <class T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+
+/// Sum / max over the `Width` consecutive lanes of a warp that share a row (Width <= 32).
+template <int Width>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+  for (int o = Width / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o, Width);
+  return v;
+}
+template <int Width>
+__device__ __forceinline__ float group_max(float v) {
+#pragma unroll
+  for (int o = Width / 2; o > 0; o /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o, Width));
+  return v;
+}
+
+}  // namespace tessera

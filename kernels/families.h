@@ -1,0 +1,31 @@
+// The built-in kernel families and their registration.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/kernel_family.h"
+
+namespace tessera::kernels {
+
+/// Registers every built-in family (explicitly: no static-initialisation registration).
+void register_builtin_families(FamilyRegistry& registry);
+
+/// Elementwise chains: grid-stride loop, `vec` elements per load, `items` loads in flight.
+std::unique_ptr<KernelFamily> make_elementwise_family();
+/// Softmax, layernorm and row reductions over the last axis.
+std::unique_ptr<KernelFamily> make_rows_family();
+
+/// kernels/cuda/*.cuh as (include name "tessera/<file>", text), for the Builder's headers.
+std::vector<std::pair<std::string, std::string>> device_headers();
+
+/// Every schedule of the family's space for `w` (the cartesian product of its knob domains).
+std::vector<Schedule> enumerate_space(const KernelFamily& family, const Workload& w, const HardwareSpec& hw);
+
+/// Storage type of a dtype in device code: "float", "tessera::F16", "tessera::BF16".
+std::string device_type(DType t);
+
+}  // namespace tessera::kernels

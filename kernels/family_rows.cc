@@ -1,0 +1,160 @@
+// Softmax, layernorm and reductions over the last axis. `row_threads` threads share a row
+// (a warp or less through shuffles, more through shared memory), `rows_per_block` rows per
+// block, `vec` elements per load; softmax and layernorm choose between one pass over the
+// row for their statistics (online softmax; sum and sum of squares) and two.
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/families.h"
+#include "kernels/reference.h"
+
+namespace tessera::kernels {
+namespace {
+
+std::pair<int64_t, int64_t> rows_cols(const Workload& w) {
+  if (w.kind == OpKind::kReduce) return {w.reduce().rows, w.reduce().cols};
+  return {w.rows().rows, w.rows().cols};
+}
+
+// Loop over this thread's packs of the row: body sees `c` (first column) and `p` (the pack).
+std::string for_packs(const std::string& ptr, const std::string& body) {
+  return "    for (int c = t * kVec; c < kCols; c += kRowThreads * kVec) {\n"
+         "      const Pack<In, kVec> p = *reinterpret_cast<const Pack<In, kVec>*>(" + ptr + " + c);\n" + body +
+         "    }\n";
+}
+
+class RowsFamily : public KernelFamily {
+ public:
+  std::string_view name() const override { return "rows"; }
+  bool supports(const Workload& w) const override {
+    return w.kind == OpKind::kSoftmax || w.kind == OpKind::kLayernorm || w.kind == OpKind::kReduce;
+  }
+
+  std::vector<KnobDomain> space(const Workload& w, const HardwareSpec&) const override {
+    std::vector<KnobDomain> d = {{"row_threads", {8, 16, 32, 64, 128, 256, 512, 1024}},
+                                 {"rows_per_block", {1, 2, 4, 8, 16, 32}},
+                                 {"vec", {1, 2, 4, 8}}};
+    if (w.kind != OpKind::kReduce) d.push_back({"single_pass", {0, 1}});
+    return d;
+  }
+
+  std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
+    if (s.family != name()) return "schedule is for family " + s.family;
+    auto [rows, cols] = rows_cols(w);
+    int64_t rt = s.get("row_threads"), rpb = s.get("rows_per_block"), vec = s.get("vec");
+    auto pow2 = [](int64_t v) { return v > 0 && (v & (v - 1)) == 0; };
+    if (!pow2(rt) || !pow2(rpb) || !pow2(vec)) return "row_threads, rows_per_block and vec must be powers of two";
+    int64_t threads = rt * rpb;
+    if (threads % 32 != 0 || threads > hw.max_threads_per_block)
+      return "row_threads * rows_per_block must be a multiple of 32 up to " + std::to_string(hw.max_threads_per_block);
+    if (cols % vec != 0) return "cols must be a multiple of vec (aligned loads)";
+    if (vec * std::max(dtype_bytes(w.dtype), dtype_bytes(w.out_dtype)) > 16) return "vec * element size exceeds 16 bytes";
+    if (w.kind != OpKind::kReduce && !s.find("single_pass")) return "missing knob single_pass";
+    if ((w.dtype == DType::kBF16 || w.out_dtype == DType::kBF16) && hw.cc_major < 8)
+      return "bf16 conversions need sm_80 or newer";
+    (void)rows;
+    return std::nullopt;
+  }
+
+  KernelSource emit(const Workload& w, const Schedule& s) const override {
+    auto [rows, cols] = rows_cols(w);
+    int64_t rt = s.get("row_threads"), rpb = s.get("rows_per_block"), vec = s.get("vec");
+    bool single = w.kind != OpKind::kReduce && s.get("single_pass") == 1;
+    std::string head =
+        "// " + w.key() + " | " + s.key() + "\n"
+        "#include \"tessera/rows.cuh\"\n"
+        "using namespace tessera;\n"
+        "using In = " + device_type(w.dtype) + ";\n"
+        "using Out = " + device_type(w.out_dtype) + ";\n"
+        "constexpr long long kRows = " + std::to_string(rows) + ";\n"
+        "constexpr int kCols = " + std::to_string(cols) + ";\n"
+        "constexpr int kRowThreads = " + std::to_string(rt) + ", kRowsPerBlock = " + std::to_string(rpb) +
+        ", kVec = " + std::to_string(vec) + ";\n"
+        "constexpr int kThreads = kRowThreads * kRowsPerBlock;\n"
+        "constexpr int kScratch = kRowsPerBlock * (kRowThreads > 32 ? kRowThreads / 32 : 1);\n";
+    std::string params = w.kind == OpKind::kLayernorm
+                             ? "const In* __restrict__ x, const In* __restrict__ gamma, const In* __restrict__ beta, "
+                             : "const In* __restrict__ x, ";
+    std::string open =
+        "extern \"C\" __global__ void __launch_bounds__(kThreads) tessera_rows(" + params + "Out* __restrict__ y) {\n"
+        "  __shared__ float scratch[kScratch];\n"
+        "  const long long row = (long long)blockIdx.x * kRowsPerBlock + threadIdx.x / kRowThreads;\n"
+        "  const int t = threadIdx.x % kRowThreads;\n"
+        "  const bool active = row < kRows;  // inactive threads still join the reductions\n"
+        "  const In* xr = x + (active ? row : 0) * (long long)kCols;\n";
+    auto reduce = [](const char* var, bool max) {
+      return std::string("  ") + var + " = row_reduce<kRowThreads, kRowsPerBlock, " + (max ? "true" : "false") +
+             ">(" + var + ", scratch);\n";
+    };
+    std::string body;
+    if (w.kind == OpKind::kSoftmax) {
+      if (single) {
+        body += "  float m = -inf(), s = 0.0f;\n  if (active) {\n" +
+                for_packs("xr",
+                          "#pragma unroll\n      for (int j = 0; j < kVec; ++j) {\n"
+                          "        const float v = to_float(p.v[j]);\n"
+                          "        if (v > m) { s *= expf(m - v); m = v; }\n"
+                          "        s += expf(v - m);\n      }\n") +
+                "  }\n  float mx = m;\n" + reduce("mx", true) +
+                "  float sum = m == -inf() ? 0.0f : s * expf(m - mx);\n" + reduce("sum", false);
+      } else {
+        body += "  float mx = -inf();\n  if (active) {\n" +
+                for_packs("xr", "#pragma unroll\n      for (int j = 0; j < kVec; ++j) mx = fmaxf(mx, to_float(p.v[j]));\n") +
+                "  }\n" + reduce("mx", true) + "  float sum = 0.0f;\n  if (active) {\n" +
+                for_packs("xr", "#pragma unroll\n      for (int j = 0; j < kVec; ++j) sum += expf(to_float(p.v[j]) - mx);\n") +
+                "  }\n" + reduce("sum", false);
+      }
+      body += "  const float inv = 1.0f / sum;\n  if (active) {\n    Out* yr = y + row * (long long)kCols;\n" +
+              for_packs("xr",
+                        "      Pack<Out, kVec> r;\n#pragma unroll\n      for (int j = 0; j < kVec; ++j) "
+                        "r.v[j] = from_float<Out>(expf(to_float(p.v[j]) - mx) * inv);\n"
+                        "      *reinterpret_cast<Pack<Out, kVec>*>(yr + c) = r;\n") +
+              "  }\n";
+    } else if (w.kind == OpKind::kLayernorm) {
+      std::string eps = std::to_string(kLayernormEpsilon);
+      if (single) {
+        body += "  float sum = 0.0f, sq = 0.0f;\n  if (active) {\n" +
+                for_packs("xr",
+                          "#pragma unroll\n      for (int j = 0; j < kVec; ++j) { const float v = to_float(p.v[j]); "
+                          "sum += v; sq += v * v; }\n") +
+                "  }\n" + reduce("sum", false) + reduce("sq", false) +
+                "  const float mean = sum / kCols;\n"
+                "  const float var = fmaxf(sq / kCols - mean * mean, 0.0f);\n";
+      } else {
+        body += "  float sum = 0.0f;\n  if (active) {\n" +
+                for_packs("xr", "#pragma unroll\n      for (int j = 0; j < kVec; ++j) sum += to_float(p.v[j]);\n") +
+                "  }\n" + reduce("sum", false) + "  const float mean = sum / kCols;\n  float sq = 0.0f;\n  if (active) {\n" +
+                for_packs("xr",
+                          "#pragma unroll\n      for (int j = 0; j < kVec; ++j) { const float d = to_float(p.v[j]) - mean; "
+                          "sq += d * d; }\n") +
+                "  }\n" + reduce("sq", false) + "  const float var = sq / kCols;\n";
+      }
+      body += "  const float rstd = rsqrtf(var + " + eps + "f);\n  if (active) {\n    Out* yr = y + row * (long long)kCols;\n" +
+              for_packs("xr",
+                        "      const Pack<In, kVec> g = *reinterpret_cast<const Pack<In, kVec>*>(gamma + c);\n"
+                        "      const Pack<In, kVec> b = *reinterpret_cast<const Pack<In, kVec>*>(beta + c);\n"
+                        "      Pack<Out, kVec> r;\n#pragma unroll\n      for (int j = 0; j < kVec; ++j) "
+                        "r.v[j] = from_float<Out>((to_float(p.v[j]) - mean) * rstd * to_float(g.v[j]) + to_float(b.v[j]));\n"
+                        "      *reinterpret_cast<Pack<Out, kVec>*>(yr + c) = r;\n") +
+              "  }\n";
+    } else {
+      ReduceOp op = w.reduce().op;
+      bool max = op == ReduceOp::kMax;
+      body += std::string("  float acc = ") + (max ? "-inf()" : "0.0f") + ";\n  if (active) {\n" +
+              for_packs("xr", std::string("#pragma unroll\n      for (int j = 0; j < kVec; ++j) acc = ") +
+                                  (max ? "fmaxf(acc, to_float(p.v[j]));\n" : "acc + to_float(p.v[j]);\n")) +
+              "  }\n" + reduce("acc", max) + "  if (active && t == 0) y[row] = from_float<Out>(acc" +
+              (op == ReduceOp::kMean ? " / kCols" : "") + ");\n";
+    }
+    KernelSource out{"tessera_rows", head + open + body + "}\n", {}};
+    out.launch.grid[0] = (rows + rpb - 1) / rpb;
+    out.launch.block[0] = rt * rpb;
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<KernelFamily> make_rows_family() { return std::make_unique<RowsFamily>(); }
+
+}  // namespace tessera::kernels

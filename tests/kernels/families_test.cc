@@ -1,0 +1,125 @@
+// Kernel families on the CPU: the space, validate() over every schedule of several shapes,
+// and NVRTC compilation of a fixed sample of accepted schedules for sm_90a and sm_80.
+#include "kernels/families.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "kernels/builder.h"
+
+namespace tessera::kernels {
+namespace {
+
+const std::vector<std::string> kElementwise = {
+    "elementwise:ops=add+relu,n=1048576:f16", "elementwise:ops=mul+add+gelu,n=1000003:bf16",
+    "elementwise:ops=sigmoid,n=77:f32", "elementwise:ops=sub+tanh+exp+neg+abs+max+min+div,n=4099:f16:out=f32"};
+const std::vector<std::string> kRows = {
+    "softmax:rows=16384,cols=4096:f16", "softmax:rows=1000,cols=127:f32", "layernorm:rows=4096,cols=768:bf16",
+    "layernorm:rows=333,cols=1000:f16:out=f32", "reduce:op=sum,rows=65536,cols=1024:f32",
+    "reduce:op=max,rows=262144,cols=49:f16", "reduce:op=mean,rows=7,cols=4096:bf16"};
+
+struct FamilyCase {
+  std::unique_ptr<KernelFamily> family;
+  std::vector<std::string> specs;
+};
+
+std::vector<FamilyCase> cases() {
+  std::vector<FamilyCase> out;
+  out.push_back({make_elementwise_family(), kElementwise});
+  out.push_back({make_rows_family(), kRows});
+  return out;
+}
+
+TEST(Families, RegistryHoldsTheBuiltins) {
+  FamilyRegistry r;
+  register_builtin_families(r);
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows"}));
+  EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
+  EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).empty());
+  std::set<std::string> names;
+  for (const auto& [name, text] : device_headers()) {
+    names.insert(name);
+    EXPECT_FALSE(text.empty());
+  }
+  EXPECT_TRUE(names.count("tessera/common.cuh"));
+  EXPECT_TRUE(names.count("tessera/rows.cuh"));
+}
+
+TEST(Families, ValidateAcceptsAndRejectsWithReasons) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  for (FamilyCase& c : cases()) {
+    for (const std::string& spec : c.specs) {
+      SCOPED_TRACE(spec);
+      Workload w = Workload::parse(spec);
+      ASSERT_TRUE(c.family->supports(w));
+      std::vector<Schedule> all = enumerate_space(*c.family, w, h100);
+      int accepted = 0;
+      for (const Schedule& s : all) {
+        auto reason = c.family->validate(s, w, h100);
+        if (!reason) ++accepted;
+        else EXPECT_FALSE(reason->empty());
+      }
+      EXPECT_GT(accepted, 10);
+      Schedule wrong = all.front();
+      wrong.family = "other";
+      EXPECT_TRUE(c.family->validate(wrong, w, h100).has_value());
+    }
+  }
+  // Specific rules.
+  auto ew = make_elementwise_family();
+  Workload f32 = Workload::parse("elementwise:ops=relu,n=64:f32");
+  EXPECT_EQ(*ew->validate({"elementwise", {{"threads", 256}, {"vec", 8}, {"items", 1}}}, f32, h100),
+            "vec * element size exceeds a 16-byte load");
+  EXPECT_FALSE(ew->validate({"elementwise", {{"threads", 256}, {"vec", 4}, {"items", 1}}}, f32, h100).has_value());
+  auto rows = make_rows_family();
+  Workload odd = Workload::parse("softmax:rows=10,cols=127:f16");
+  EXPECT_EQ(*rows->validate({"rows", {{"row_threads", 32}, {"rows_per_block", 1}, {"vec", 2}, {"single_pass", 1}}}, odd, h100),
+            "cols must be a multiple of vec (aligned loads)");
+  EXPECT_TRUE(rows->validate({"rows", {{"row_threads", 16}, {"rows_per_block", 1}, {"vec", 1}, {"single_pass", 1}}}, odd, h100)
+                  .has_value());  // half a warp
+  HardwareSpec volta = h100;
+  volta.cc_major = 7;
+  EXPECT_EQ(*ew->validate({"elementwise", {{"threads", 256}, {"vec", 4}, {"items", 1}}},
+                          Workload::parse("elementwise:ops=relu,n=64:bf16"), volta),
+            "bf16 conversions need sm_80 or newer");
+}
+
+TEST(Families, SampledSchedulesCompileForHopperAndAmpere) {
+#if !TESSERA_HAVE_CUDA
+  GTEST_SKIP() << "built without CUDA: no NVRTC";
+#endif
+  HardwareSpec h100 = find_spec("h100_sxm");
+  BuildOptions hopper;
+  hopper.headers = device_headers();
+  BuildOptions ampere = hopper;
+  ampere.arch = "sm_80";
+  for (FamilyCase& c : cases()) {
+    std::vector<KernelSource> sources;
+    for (const std::string& spec : c.specs) {
+      Workload w = Workload::parse(spec);
+      std::vector<Schedule> valid;
+      for (const Schedule& s : enumerate_space(*c.family, w, h100))
+        if (!c.family->validate(s, w, h100)) valid.push_back(s);
+      // A fixed, spread-out sample: every k-th valid schedule.
+      size_t want = 48 / c.specs.size() + 1, step = std::max<size_t>(1, valid.size() / want);
+      for (size_t i = 0; i < valid.size(); i += step) {
+        KernelSource src = c.family->emit(w, valid[i]);
+        EXPECT_EQ(src.source, c.family->emit(w, valid[i]).source) << "emission must be deterministic";
+        EXPECT_GT(src.launch.grid[0], 0);
+        EXPECT_GT(src.launch.block[0], 0);
+        sources.push_back(std::move(src));
+      }
+    }
+    ASSERT_GE(sources.size(), 40u) << c.family->name();
+    std::vector<CompiledKernel> built = Builder(hopper).build(sources);
+    for (size_t i = 0; i < built.size(); ++i)
+      EXPECT_EQ(built[i].status, Status::kOk) << c.family->name() << " #" << i << ": " << built[i].error << "\n"
+                                              << sources[i].source;
+    std::vector<KernelSource> few(sources.begin(), sources.begin() + 6);
+    for (const CompiledKernel& k : Builder(ampere).build(few)) EXPECT_EQ(k.status, Status::kOk) << k.error;
+  }
+}
+
+}  // namespace
+}  // namespace tessera::kernels
