@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -121,6 +122,73 @@ ResourceUsage parse_ptxas_log(std::string_view log, std::string_view entry) {
   return u;
 }
 
+namespace {
+template <typename T>
+T read_le(std::string_view bytes, size_t offset) {
+  T v{};
+  if (offset + sizeof(T) <= bytes.size()) std::memcpy(&v, bytes.data() + offset, sizeof(T));
+  return v;
+}
+}  // namespace
+
+ResourceUsage parse_cubin_usage(std::string_view elf, std::string_view entry) {
+  ResourceUsage u;
+  if (elf.size() < 64 || elf.substr(0, 4) != "\x7f" "ELF" || elf[4] != 2) return u;  // ELF64 only
+  auto shoff = read_le<uint64_t>(elf, 0x28);
+  auto shentsize = read_le<uint16_t>(elf, 0x3A), shnum = read_le<uint16_t>(elf, 0x3C), shstrndx = read_le<uint16_t>(elf, 0x3E);
+  struct Section {
+    std::string name;
+    uint32_t type;
+    uint64_t offset, size;
+    uint32_t link;
+  };
+  std::vector<Section> sections;
+  for (uint16_t i = 0; i < shnum; ++i) {
+    size_t h = shoff + size_t{i} * shentsize;
+    sections.push_back({"", read_le<uint32_t>(elf, h + 4), read_le<uint64_t>(elf, h + 24), read_le<uint64_t>(elf, h + 32),
+                        read_le<uint32_t>(elf, h + 40)});
+    sections.back().link = read_le<uint32_t>(elf, h + 40);
+    sections.back().name = std::to_string(read_le<uint32_t>(elf, h));  // resolved below
+  }
+  if (shstrndx >= sections.size()) return u;
+  auto cstring = [&](uint64_t offset) {
+    if (offset >= elf.size()) return std::string_view();
+    std::string_view s = elf.substr(offset);
+    return s.substr(0, s.find('\0'));
+  };
+  for (Section& s : sections) s.name = std::string(cstring(sections[shstrndx].offset + std::stoull(s.name)));
+  // The entry's symbol index: .nv.info records name functions by symbol.
+  int64_t symbol = -1;
+  for (const Section& s : sections) {
+    if (s.type != 2 /* SHT_SYMTAB */ || s.link >= sections.size()) continue;
+    for (uint64_t off = 0; off + 24 <= s.size; off += 24)
+      if (cstring(sections[s.link].offset + read_le<uint32_t>(elf, s.offset + off)) == entry) symbol = static_cast<int64_t>(off / 24);
+  }
+  for (const Section& s : sections) {
+    if (s.name == ".nv.shared." + std::string(entry)) u.smem_bytes = static_cast<int64_t>(s.size);
+    if (s.name != ".nv.info") continue;
+    // Records: format byte, attribute byte, then a value; format 4 carries a 2-byte size and
+    // that many bytes ({symbol, value} for the attributes read here), format 3 a 2-byte value.
+    for (uint64_t off = s.offset; off + 4 <= s.offset + s.size;) {
+      uint8_t format = static_cast<uint8_t>(elf[off]), attribute = static_cast<uint8_t>(elf[off + 1]);
+      if (format == 0x04) {
+        uint16_t size = read_le<uint16_t>(elf, off + 2);
+        if (size == 8 && read_le<uint32_t>(elf, off + 4) == static_cast<uint32_t>(symbol)) {
+          uint32_t value = read_le<uint32_t>(elf, off + 8);
+          if (attribute == 0x2f) u.registers = static_cast<int>(value);   // EIATTR_REGCOUNT
+          if (attribute == 0x11) u.stack_bytes = value;                   // EIATTR_FRAME_SIZE
+        }
+        off += 4 + size;
+      } else if (format == 0x03 || format == 0x02) {
+        off += 4;
+      } else {
+        off += 2;
+      }
+    }
+  }
+  return u;
+}
+
 Builder::Builder(BuildOptions options) : options_(std::move(options)) {}
 
 std::string Builder::default_cache_dir() {
@@ -222,7 +290,14 @@ CompiledKernel Builder::compile_uncached(const KernelSource& source) const {
     return k;
   }
   k.status = Status::kOk;
-  k.usage = parse_ptxas_log(k.log, k.entry);
+  // The cubin is the authority for registers, shared memory and stack (some NVRTC builds do
+  // not forward ptxas's report, and on sm_90 the cubin's shared-memory section also holds
+  // the 1 KiB the report leaves out); only the spills come from the report when present.
+  ResourceUsage reported = parse_ptxas_log(k.log, k.entry);
+  k.usage = parse_cubin_usage(k.cubin, k.entry);
+  if (k.usage.registers == 0) k.usage = reported;
+  k.usage.spill_store_bytes = reported.spill_store_bytes;
+  k.usage.spill_load_bytes = reported.spill_load_bytes;
   return k;
 }
 #else

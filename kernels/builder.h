@@ -31,7 +31,7 @@ struct BuildOptions {
 /// What ptxas reported for one entry function.
 struct ResourceUsage {
   int registers = 0;                ///< registers per thread
-  int64_t smem_bytes = 0;           ///< static shared memory per block [bytes]
+  int64_t smem_bytes = 0;           ///< static shared memory per block as allocated (cubin) [bytes]
   int64_t stack_bytes = 0;          ///< stack frame per thread (local memory) [bytes]
   int64_t spill_store_bytes = 0;    ///< register spill stores per thread [bytes]
   int64_t spill_load_bytes = 0;     ///< register spill loads per thread [bytes]
@@ -40,6 +40,12 @@ struct ResourceUsage {
 /// Resource usage of `entry` in a ptxas verbose log (`--ptxas-options=-v`); if the log
 /// names no such entry, the first function's. All zero if the log has none.
 ResourceUsage parse_ptxas_log(std::string_view log, std::string_view entry);
+
+/// Registers, static shared memory and stack frame of `entry` read from the cubin itself
+/// (ELF sections .nv.info and .nv.shared.<entry>); spills are not recorded there. The
+/// builder's authority for these (not every NVRTC build forwards ptxas's report). All zero
+/// if absent.
+ResourceUsage parse_cubin_usage(std::string_view cubin, std::string_view entry);
 
 /// One compiled kernel, or why it did not compile.
 struct CompiledKernel {

@@ -10,6 +10,6 @@ rm -f ./*.deb
 apt-get download -qq \
   nlohmann-json3-dev libsqlite3-dev libsqlite3-0 \
   libxgboost-dev libxgboost0 xgboost libdmlc0 \
-  libgtest-dev libgmock-dev googletest
+  libgtest-dev libgmock-dev googletest libeigen3-dev
 ls -1 ./*.deb | wc -l | xargs echo "fetch-gpu-deps: packages in .gpu-deps:"
 du -sh . | cut -f1 | xargs echo "fetch-gpu-deps: size:"

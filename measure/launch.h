@@ -1,0 +1,49 @@
+// Running a compiled kernel once on the GPU: device buffers and a single launch through the
+// CUDA runtime's library API (cudaLibraryLoadData), so no driver library is linked.
+// Used by correctness checks; timing (CUPTI) is the measurement issue's.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "core/measurement.h"
+#include "kernels/builder.h"
+
+namespace tessera::measure {
+
+/// GPU memory owned by this object (cudaMalloc / cudaFree). Throws ApiError on failure.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes);
+  ~DeviceBuffer();
+  DeviceBuffer(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void upload(std::span<const uint8_t> bytes);
+  /// Sets every byte to `value` (0xFF poisons float outputs with NaN).
+  void fill(uint8_t value);
+  std::vector<uint8_t> download() const;
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+/// How one launch ended.
+struct LaunchOutcome {
+  Status status = Status::kOk;  ///< kOk, kLaunchError (would not load or launch) or kCrashed (faulted)
+  std::string error;
+};
+
+/// Loads the cubin, launches its entry once with `geometry` and `args` (one pointer to each
+/// argument's value, in the kernel's order) and waits for it.
+LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::LaunchGeometry& geometry,
+                          std::span<void*> args);
+
+/// "sm_90a" for Hopper (its wgmma/TMA features need the a-suffix), else "sm_XY".
+std::string nvrtc_arch(int cc_major, int cc_minor);
+
+}  // namespace tessera::measure

@@ -1,0 +1,137 @@
+// Kernel families on a real GPU (label gpu; skipped without one): for each family, at least
+// 20 valid schedules across irregular shapes are compiled, run once on fresh random inputs
+// with the output poisoned (NaN), and compared with the CPU reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "kernels/builder.h"
+#include "kernels/families.h"
+#include "kernels/reference.h"
+#include "measure/devices.h"
+#include "measure/launch.h"
+
+namespace tessera::kernels {
+namespace {
+
+struct Tolerance {
+  double rel, abs;
+};
+
+// |got - want| <= abs * max|want| + rel * |want|: relative to each value, with a floor that
+// scales with the output's magnitude (so tiny outputs, e.g. softmax over 4096 columns, are
+// held to the same precision as large ones). Near the output dtype's rounding error.
+Tolerance tolerance(DType out) {
+  switch (out) {
+    case DType::kF32: return {1e-4, 1e-5};
+    case DType::kF16: return {2e-3, 1e-3};
+    case DType::kBF16: return {1e-2, 8e-3};
+  }
+  return {0, 0};
+}
+
+class FamiliesGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    scan_ = measure::scan_devices();
+    if (scan_.devices.empty()) GTEST_SKIP() << "no GPU: " << scan_.reason;
+    ASSERT_TRUE(scan_.devices.front().spec.has_value());
+  }
+
+  // Runs `per_shape` spread-out valid schedules per workload; returns {tried, passed}.
+  std::pair<int, int> check_family(const KernelFamily& family, const std::vector<std::string>& specs, size_t per_shape) {
+    const measure::Device& dev = scan_.devices.front();
+    BuildOptions options;
+    options.arch = measure::nvrtc_arch(dev.properties.cc_major, dev.properties.cc_minor);
+    options.headers = device_headers();
+    Builder builder(options);
+    int tried = 0, passed = 0;
+    for (const std::string& spec : specs) {
+      Workload w = Workload::parse(spec);
+      std::vector<Schedule> valid;
+      for (const Schedule& s : enumerate_space(family, w, *dev.spec))
+        if (!family.validate(s, w, *dev.spec)) valid.push_back(s);
+      size_t step = std::max<size_t>(1, valid.size() / per_shape);
+      std::vector<Schedule> chosen;
+      for (size_t i = 0; i < valid.size() && chosen.size() < per_shape; i += step) chosen.push_back(valid[i]);
+      std::vector<KernelSource> sources;
+      for (const Schedule& s : chosen) sources.push_back(family.emit(w, s));
+      std::vector<CompiledKernel> built = builder.build(sources);
+
+      TensorExpr e = w.expr();
+      for (size_t i = 0; i < chosen.size(); ++i) {
+        SCOPED_TRACE(spec + " | " + chosen[i].key());
+        ++tried;
+        if (built[i].status != Status::kOk) {
+          ADD_FAILURE() << "compile error: " << built[i].error;
+          continue;
+        }
+        std::vector<HostTensor> inputs = random_inputs(w, 1000 + i);
+        HostTensor want = reference(w, inputs);
+        std::vector<measure::DeviceBuffer> buffers;
+        size_t next_input = 0;
+        for (const TensorAccess& t : e.tensors) {
+          if (t.role == TensorRole::kInput) {
+            std::vector<uint8_t> bytes = encode(inputs[next_input++], t.dtype);
+            buffers.emplace_back(bytes.size());
+            buffers.back().upload(bytes);
+          } else {
+            buffers.emplace_back(static_cast<size_t>(t.elements() * dtype_bytes(t.dtype)));
+            buffers.back().fill(0xFF);  // NaN in every float format: unwritten outputs fail
+          }
+        }
+        std::vector<void*> pointers, args;
+        for (const measure::DeviceBuffer& b : buffers) pointers.push_back(b.data());
+        for (void*& p : pointers) args.push_back(&p);
+        measure::LaunchOutcome run = measure::launch_once(built[i], sources[i].launch, args);
+        if (run.status != Status::kOk) {
+          ADD_FAILURE() << status_name(run.status) << ": " << run.error;
+          continue;
+        }
+        HostTensor got = decode(buffers.back().download(), want.shape, w.out_dtype);
+        Tolerance tol = tolerance(w.out_dtype);
+        double scale = 0;
+        for (float v : want.data) scale = std::max(scale, std::fabs(static_cast<double>(v)));
+        int64_t bad = 0;
+        double worst = 0;
+        for (size_t j = 0; j < want.data.size(); ++j) {
+          double err = std::fabs(static_cast<double>(got.data[j]) - want.data[j]);
+          bool ok = std::isfinite(got.data[j]) && err <= tol.abs * scale + tol.rel * std::fabs(want.data[j]);
+          if (!ok) ++bad;
+          if (!(err <= worst)) worst = err;
+        }
+        EXPECT_EQ(bad, 0) << bad << " of " << want.data.size() << " outputs off (worst abs error " << worst << ")";
+        if (bad == 0) ++passed;
+      }
+    }
+    std::printf("[ family   ] %s: %d schedules tried, %d passed\n", std::string(family.name()).c_str(), tried, passed);
+    return {tried, passed};
+  }
+
+  measure::DeviceScan scan_;
+};
+
+TEST_F(FamiliesGpu, ElementwiseMatchesReference) {
+  auto [tried, passed] = check_family(*make_elementwise_family(),
+                                      {"elementwise:ops=add+relu,n=1000003:f16", "elementwise:ops=mul+gelu,n=4097:bf16",
+                                       "elementwise:ops=sigmoid+neg,n=333:f32:out=f16",
+                                       "elementwise:ops=sub+tanh+exp+abs+max+div,n=77777:f16:out=f32"},
+                                      6);
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
+TEST_F(FamiliesGpu, RowsMatchReference) {
+  auto [tried, passed] = check_family(*make_rows_family(),
+                                      {"softmax:rows=1000,cols=1000:f16", "softmax:rows=37,cols=4096:f32",
+                                       "layernorm:rows=333,cols=768:bf16", "layernorm:rows=1001,cols=1000:f16:out=f32",
+                                       "reduce:op=sum,rows=999,cols=1024:f32", "reduce:op=max,rows=4097,cols=49:f16",
+                                       "reduce:op=mean,rows=7,cols=4096:bf16"},
+                                      4);
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
+}  // namespace
+}  // namespace tessera::kernels
