@@ -30,7 +30,7 @@ int64_t number_before(std::string_view text, std::string_view unit) {
 }
 
 // The compiler's first error lines: what a person needs to see in a record.
-std::string first_errors(const std::string& log) {
+[[maybe_unused]] std::string first_errors(const std::string& log) {
   std::istringstream in(log);
   std::string line, out;
   int n = 0;

@@ -11,7 +11,7 @@
 namespace tessera::kernels {
 namespace {
 
-BuildOptions for_arch(const std::string& arch) {
+[[maybe_unused]] BuildOptions for_arch(const std::string& arch) {
   BuildOptions o;
   o.arch = arch;
   return o;
