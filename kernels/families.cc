@@ -11,6 +11,7 @@ namespace tessera::kernels {
 void register_builtin_families(FamilyRegistry& registry) {
   registry.add(make_elementwise_family());
   registry.add(make_rows_family());
+  registry.add(make_gemm_tc_family());
 }
 
 std::vector<std::pair<std::string, std::string>> device_headers() {

@@ -18,6 +18,8 @@ void register_builtin_families(FamilyRegistry& registry);
 std::unique_ptr<KernelFamily> make_elementwise_family();
 /// Softmax, layernorm and row reductions over the last axis.
 std::unique_ptr<KernelFamily> make_rows_family();
+/// Tensor-core GEMM (mma.sync, cp.async pipeline) for f16/bf16 matmul and batch_matmul.
+std::unique_ptr<KernelFamily> make_gemm_tc_family();
 
 /// kernels/cuda/*.cuh as (include name "tessera/<file>", text), for the Builder's headers.
 std::vector<std::pair<std::string, std::string>> device_headers();

@@ -30,6 +30,10 @@ template <> __device__ __forceinline__ BF16 from_float<BF16>(float f) {
   return h;
 }
 
+/// Whether T is BF16 (NVRTC has no <type_traits>).
+template <class T> struct IsBf16 { static constexpr bool value = false; };
+template <> struct IsBf16<BF16> { static constexpr bool value = true; };
+
 /// +infinity (no CUDA headers here to define INFINITY).
 __device__ __forceinline__ float inf() { return __int_as_float(0x7f800000); }
 

@@ -133,5 +133,16 @@ TEST_F(FamiliesGpu, RowsMatchReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, TensorCoreGemmMatchesReference) {
+  if (scan_.devices.front().properties.cc_major < 8) GTEST_SKIP() << "mma.sync m16n8k16 needs sm_80";
+  auto [tried, passed] = check_family(*make_gemm_tc_family(),
+                                      {"matmul:m=1000,n=1000,k=127:f16", "matmul:m=333,n=264,k=96:bf16:out=f32:epilogue=bias+gelu",
+                                       "matmul:m=128,n=200,k=64,tb=1:f16:epilogue=residual+relu",
+                                       "batch_matmul:b=3,m=77,n=64,k=40:f16", "matmul:m=512,n=512,k=512:f16"},
+                                      5);
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
 }  // namespace
 }  // namespace tessera::kernels

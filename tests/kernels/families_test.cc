@@ -19,6 +19,11 @@ const std::vector<std::string> kRows = {
     "layernorm:rows=333,cols=1000:f16:out=f32", "reduce:op=sum,rows=65536,cols=1024:f32",
     "reduce:op=max,rows=262144,cols=49:f16", "reduce:op=mean,rows=7,cols=4096:bf16"};
 
+const std::vector<std::string> kGemm = {
+    "matmul:m=4096,n=4096,k=4096:f16", "matmul:m=1000,n=1000,k=127:f16",
+    "matmul:m=4096,n=3072,k=768:bf16:out=f32:epilogue=bias+gelu", "matmul:m=128,n=200,k=64,tb=1:f16:epilogue=residual+relu",
+    "batch_matmul:b=384,m=128,n=128,k=64:f16"};
+
 struct FamilyCase {
   std::unique_ptr<KernelFamily> family;
   std::vector<std::string> specs;
@@ -28,15 +33,18 @@ std::vector<FamilyCase> cases() {
   std::vector<FamilyCase> out;
   out.push_back({make_elementwise_family(), kElementwise});
   out.push_back({make_rows_family(), kRows});
+  out.push_back({make_gemm_tc_family(), kGemm});
   return out;
 }
 
 TEST(Families, RegistryHoldsTheBuiltins) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc"}));
   EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
-  EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).empty());
+  EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 1u);
+  EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).empty());   // no f32 GEMM family yet
+  EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8,ta=1:f16")).empty());
   std::set<std::string> names;
   for (const auto& [name, text] : device_headers()) {
     names.insert(name);
@@ -44,6 +52,7 @@ TEST(Families, RegistryHoldsTheBuiltins) {
   }
   EXPECT_TRUE(names.count("tessera/common.cuh"));
   EXPECT_TRUE(names.count("tessera/rows.cuh"));
+  EXPECT_TRUE(names.count("tessera/gemm_tc.cuh"));
 }
 
 TEST(Families, ValidateAcceptsAndRejectsWithReasons) {
@@ -78,6 +87,21 @@ TEST(Families, ValidateAcceptsAndRejectsWithReasons) {
             "cols must be a multiple of vec (aligned loads)");
   EXPECT_TRUE(rows->validate({"rows", {{"row_threads", 16}, {"rows_per_block", 1}, {"vec", 1}, {"single_pass", 1}}}, odd, h100)
                   .has_value());  // half a warp
+  auto gemm = make_gemm_tc_family();
+  Workload odd_k = Workload::parse("matmul:m=1000,n=1000,k=127:f16");
+  Schedule tile{"gemm_tc", {{"block_m", 128}, {"block_n", 128}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                            {"stages", 3}, {"vec", 8}, {"group_m", 8}}};
+  EXPECT_EQ(*gemm->validate(tile, odd_k, h100), "k must be a multiple of vec (aligned loads)");
+  tile.knobs[6].second = 1;
+  EXPECT_FALSE(gemm->validate(tile, odd_k, h100).has_value());
+  Schedule huge = tile;
+  huge.knobs = {{"block_m", 128}, {"block_n", 256}, {"block_k", 64}, {"warps_m", 2}, {"warps_n", 4},
+                {"stages", 4}, {"vec", 1}, {"group_m", 8}};
+  EXPECT_FALSE(gemm->validate(huge, odd_k, h100).has_value());  // 192 KiB of shared memory fits
+  huge.knobs[5].second = 5;
+  EXPECT_EQ(*gemm->validate(huge, odd_k, h100), "shared memory 245760 B exceeds 232448 B");
+  huge.knobs[3].second = 1;  // a 128x64 warp tile
+  EXPECT_NE(gemm->validate(huge, odd_k, h100)->find("accumulators"), std::string::npos);
   HardwareSpec volta = h100;
   volta.cc_major = 7;
   EXPECT_EQ(*ew->validate({"elementwise", {{"threads", 256}, {"vec", 4}, {"items", 1}}},

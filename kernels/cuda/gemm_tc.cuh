@@ -1,0 +1,205 @@
+// Tensor-core GEMM for f16/bf16 inputs with f32 accumulation (mma.sync m16n8k16, sm_80+):
+// C[b, m, n] = epilogue(sum_k A[b, m, k] * B[b, k, n]), A row-major, B row-major ([K, N])
+// or, with TRANS_B, [N, K].
+//
+// A block computes a BM x BN tile with WM x WN warps; each warp a (BM/WM) x (BN/WN) tile.
+// Two pipelining levels (ALCOP): a STAGES-deep cp.async ring of shared-memory tiles from
+// global memory, and per 16-wide k step the next fragments loaded by ldmatrix while the
+// current ones feed the tensor cores. Shared memory is XOR-swizzled by 16-byte chunks so
+// that ldmatrix is free of bank conflicts. Edges are predicated (zero-filled loads, guarded
+// stores), so any M and N work; K and (row-major) N need to be multiples of VEC.
+#pragma once
+#include "tessera/common.cuh"
+
+namespace tessera {
+namespace gemm {
+
+/// Physical 16-byte chunk of logical chunk `c` in row `r` of a tile whose rows hold `C` chunks.
+template <int C>
+__device__ __forceinline__ int swizzle(int r, int c) {
+  if constexpr (C >= 8) return c ^ (r & 7);
+  else if constexpr (C == 4) return c ^ ((r >> 1) & 3);
+  else return c;
+}
+
+/// Copies VEC elements of 2 bytes from global to shared memory; `valid` false writes zeros.
+template <int VEC>
+__device__ __forceinline__ void copy(void* smem, const void* gmem, bool valid) {
+  if constexpr (VEC >= 2) {
+    unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+    int src_bytes = valid ? VEC * 2 : 0;
+    if constexpr (VEC == 8)
+      asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+    else
+      asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(s), "l"(gmem), "n"(VEC * 2), "r"(src_bytes));
+  } else {
+    *static_cast<unsigned short*>(smem) = valid ? *static_cast<const unsigned short*>(gmem) : 0;
+  }
+}
+
+__device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void* p) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void* p) {
+  unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+
+template <bool BF16>
+__device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+  if constexpr (BF16)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+}  // namespace gemm
+
+/// The kernel body. `Epilogue` maps (accumulator, batch, row, col) to the stored float.
+template <class In, class Out, int M, int N, int K, bool TRANS_B, int BM, int BN, int BK, int WM, int WN, int STAGES,
+          int VEC, int GROUP_M, class Epilogue>
+__device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
+                                        const Epilogue& epilogue) {
+  constexpr bool kBf16 = IsBf16<In>::value;
+  constexpr int kThreads = WM * WN * 32;
+  constexpr int WTM = BM / WM, WTN = BN / WN;  // warp tile
+  constexpr int MT = WTM / 16, NT = WTN / 8;    // mma tiles per warp
+  constexpr int kChunksK = BK / 8;              // 16-byte chunks per row of a [*, BK] tile
+  constexpr int kChunksN = BN / 8;              // per row of a [BK, BN] tile
+  constexpr int kTileA = BM * BK, kTileB = BK * BN;  // elements per stage
+  constexpr int KT = (K + BK - 1) / BK;
+
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  In* sA = reinterpret_cast<In*>(smem_raw);
+  In* sB = sA + STAGES * kTileA;
+
+  // Block rasterisation: GROUP_M block-rows share each block-column's B tiles in L2.
+  constexpr int kGridM = (M + BM - 1) / BM, kGridN = (N + BN - 1) / BN;
+  const int pid = blockIdx.x;
+  const int group = pid / (GROUP_M * kGridN);
+  const int first_m = group * GROUP_M;
+  const int rows_in_group = (kGridM - first_m) < GROUP_M ? (kGridM - first_m) : GROUP_M;
+  const int bm = first_m + (pid % (GROUP_M * kGridN)) % rows_in_group;
+  const int bn = (pid % (GROUP_M * kGridN)) / rows_in_group;
+  const long long batch = blockIdx.z;
+  A += batch * (long long)M * K;
+  B += batch * (long long)K * N;
+  C += batch * (long long)M * N;
+
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int wm = warp / WN, wn = warp % WN;
+
+  auto load_tile = [&](int stage, int kt) {
+    const int k0 = kt * BK;
+    In* a = sA + stage * kTileA;
+    for (int i = tid; i < BM * BK / VEC; i += kThreads) {
+      const int r = i / (BK / VEC), col = (i % (BK / VEC)) * VEC;
+      const int gm = bm * BM + r, gk = k0 + col;
+      const bool ok = gm < M && gk < K;
+      In* dst = a + r * BK + gemm::swizzle<kChunksK>(r, col / 8) * 8 + col % 8;
+      gemm::copy<VEC>(dst, A + (ok ? (long long)gm * K + gk : 0), ok);
+    }
+    In* b = sB + stage * kTileB;
+    if constexpr (TRANS_B) {  // B is [N, K]: tile rows are n, like A
+      for (int i = tid; i < BN * BK / VEC; i += kThreads) {
+        const int r = i / (BK / VEC), col = (i % (BK / VEC)) * VEC;
+        const int gn = bn * BN + r, gk = k0 + col;
+        const bool ok = gn < N && gk < K;
+        In* dst = b + r * BK + gemm::swizzle<kChunksK>(r, col / 8) * 8 + col % 8;
+        gemm::copy<VEC>(dst, B + (ok ? (long long)gn * K + gk : 0), ok);
+      }
+    } else {  // B is [K, N]: tile rows are k
+      for (int i = tid; i < BK * BN / VEC; i += kThreads) {
+        const int r = i / (BN / VEC), col = (i % (BN / VEC)) * VEC;
+        const int gk = k0 + r, gn = bn * BN + col;
+        const bool ok = gk < K && gn < N;
+        In* dst = b + r * BN + gemm::swizzle<kChunksN>(r, col / 8) * 8 + col % 8;
+        gemm::copy<VEC>(dst, B + (ok ? (long long)gk * N + gn : 0), ok);
+      }
+    }
+  };
+
+  float acc[MT][NT][4];
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+
+  // Fragments of one 16-wide k step.
+  auto load_fragments = [&](int stage, int ks, unsigned (&fa)[MT][4], unsigned (&fb)[NT / 2][4]) {
+    const In* a = sA + stage * kTileA;
+    const In* b = sB + stage * kTileB;
+#pragma unroll
+    for (int i = 0; i < MT; ++i) {
+      const int r = wm * WTM + i * 16 + lane % 16;
+      const int c = ks * 2 + lane / 16;
+      gemm::ldmatrix_x4(fa[i], a + r * BK + gemm::swizzle<kChunksK>(r, c) * 8);
+    }
+#pragma unroll
+    for (int j = 0; j < NT / 2; ++j) {
+      if constexpr (TRANS_B) {
+        const int r = wn * WTN + j * 16 + (lane & 7) + ((lane >> 4) << 3);
+        const int c = ks * 2 + ((lane >> 3) & 1);
+        gemm::ldmatrix_x4(fb[j], b + r * BK + gemm::swizzle<kChunksK>(r, c) * 8);
+      } else {
+        const int r = ks * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+        const int c = (wn * WTN + j * 16) / 8 + (lane >> 4);
+        gemm::ldmatrix_x4_trans(fb[j], b + r * BN + gemm::swizzle<kChunksN>(r, c) * 8);
+      }
+    }
+  };
+
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < KT) load_tile(s, s);
+    gemm::commit();
+  }
+  for (int kt = 0; kt < KT; ++kt) {
+    gemm::wait<STAGES - 2>();
+    __syncthreads();
+    const int next = kt + STAGES - 1;
+    if (next < KT) load_tile(next % STAGES, next);
+    gemm::commit();
+    const int stage = kt % STAGES;
+    unsigned fa[2][MT][4], fb[2][NT / 2][4];
+    load_fragments(stage, 0, fa[0], fb[0]);
+#pragma unroll
+    for (int ks = 0; ks < BK / 16; ++ks) {
+      if (ks + 1 < BK / 16) load_fragments(stage, ks + 1, fa[(ks + 1) % 2], fb[(ks + 1) % 2]);
+#pragma unroll
+      for (int i = 0; i < MT; ++i)
+#pragma unroll
+        for (int j = 0; j < NT; ++j)
+          gemm::mma<kBf16>(acc[i][j], fa[ks % 2][i], fb[ks % 2][j / 2][(j % 2) * 2], fb[ks % 2][j / 2][(j % 2) * 2 + 1]);
+    }
+  }
+  gemm::wait<0>();
+
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = bm * BM + wm * WTM + i * 16 + lane / 4 + (e / 2) * 8;
+        const int col = bn * BN + wn * WTN + j * 8 + (lane % 4) * 2 + e % 2;
+        if (row < M && col < N) C[(long long)row * N + col] = from_float<Out>(epilogue(acc[i][j][e], batch, row, col));
+      }
+}
+
+}  // namespace tessera

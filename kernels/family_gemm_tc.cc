@@ -1,0 +1,121 @@
+// Tensor-core GEMM (mma.sync m16n8k16, ldmatrix, cp.async multi-stage ring, swizzled shared
+// memory, block rasterisation, fused epilogues, predicated edges) for f16/bf16 matmul and
+// batch_matmul with f32 accumulation. Device code: kernels/cuda/gemm_tc.cuh.
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/families.h"
+
+namespace tessera::kernels {
+namespace {
+
+constexpr const char* kWarpsM = "warps_m";
+constexpr const char* kWarpsN = "warps_n";
+constexpr const char* kVec = "vec";
+
+class GemmTcFamily : public KernelFamily {
+ public:
+  std::string_view name() const override { return "gemm_tc"; }
+
+  bool supports(const Workload& w) const override {
+    return (w.kind == OpKind::kMatmul || w.kind == OpKind::kBatchMatmul) &&
+           (w.dtype == DType::kF16 || w.dtype == DType::kBF16) && !w.matmul().trans_a;
+  }
+
+  std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override {
+    return {{std::string(knob::kBlockM), {64, 128, 256}}, {std::string(knob::kBlockN), {64, 128, 256}},
+            {std::string(knob::kBlockK), {32, 64}},       {kWarpsM, {1, 2, 4}},
+            {kWarpsN, {1, 2, 4}},                          {std::string(knob::kStages), {2, 3, 4}},
+            {kVec, {8, 4, 2, 1}},                          {std::string(knob::kGroupM), {1, 8}}};
+  }
+
+  std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
+    if (s.family != name()) return "schedule is for family " + s.family;
+    if (!supports(w)) return "gemm_tc runs f16/bf16 matmul with A not transposed";
+    if (hw.cc_major < 8) return "mma.sync m16n8k16 needs sm_80 or newer";
+    const MatmulShape& m = w.matmul();
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    int64_t wm = s.get(kWarpsM), wn = s.get(kWarpsN), stages = s.get(knob::kStages), vec = s.get(kVec);
+    int64_t group = s.get(knob::kGroupM);
+    if (bk != 32 && bk != 64) return "block_k must be 32 or 64";
+    if (bm % (wm * 16) != 0 || bn % (wn * 16) != 0) return "the warp tile must be a multiple of 16x16";
+    if (bn % 64 != 0) return "block_n must be a multiple of 64 (swizzled rows of B)";
+    int64_t wtm = bm / wm, wtn = bn / wn;
+    if (wtm * wtn > 4096) return "warp tile above 64x64: its accumulators alone exceed the register file";
+    int64_t threads = wm * wn * 32;
+    if (threads > hw.max_threads_per_block) return "too many threads per block";
+    // Accumulators + two sets of fragments + addressing, against 255 registers per thread.
+    int64_t regs = (wtm / 16) * (wtn / 8) * 4 + 2 * ((wtm / 16) * 4 + (wtn / 16) * 4) + 40;
+    if (regs > 255 || regs * threads > hw.registers_per_block) return "needs more registers than the GPU has";
+    if (stages < 2) return "stages must be at least 2";
+    if (vec != 8 && vec != 4 && vec != 2 && vec != 1) return "vec must be 8, 4, 2 or 1";
+    if (m.k % vec != 0) return "k must be a multiple of vec (aligned loads)";
+    if (!m.trans_b && m.n % vec != 0) return "n must be a multiple of vec (aligned loads of B)";
+    if (group < 1) return "group_m must be positive";
+    int64_t smem = stages * (bm * bk + bk * bn) * 2;
+    if (smem > hw.smem_per_block_bytes)
+      return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
+    int64_t blocks = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
+    if (blocks > (int64_t{1} << 31) - 1 || m.batch > 65535) return "grid too large";
+    return std::nullopt;
+  }
+
+  KernelSource emit(const Workload& w, const Schedule& s) const override {
+    const MatmulShape& m = w.matmul();
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    int64_t wm = s.get(kWarpsM), wn = s.get(kWarpsN), stages = s.get(knob::kStages), vec = s.get(kVec);
+    int64_t group = s.get(knob::kGroupM);
+    std::string params = "const In* __restrict__ A, const In* __restrict__ B, ";
+    std::string members, init, body;
+    for (EpilogueOp op : w.epilogue) {
+      switch (op) {
+        case EpilogueOp::kBias:
+          params += "const Out* __restrict__ bias, ";
+          members += "  const Out* bias;\n";
+          init += "bias, ";
+          body += "    v += to_float(bias[col]);\n";
+          break;
+        case EpilogueOp::kResidual:
+          params += "const Out* __restrict__ residual, ";
+          members += "  const Out* residual;\n";
+          init += "residual, ";
+          body += "    v += to_float(residual[(b * kM + row) * kN + col]);\n";
+          break;
+        case EpilogueOp::kRelu: body += "    v = fmaxf(v, 0.0f);\n"; break;
+        case EpilogueOp::kGelu: body += "    v = gelu(v);\n"; break;
+      }
+    }
+    if (members.empty()) members = "  int unused;\n", init = "0, ";
+    init.resize(init.size() - 2);
+    int64_t threads = wm * wn * 32;
+    std::string src =
+        "// " + w.key() + " | " + s.key() + "\n"
+        "#include \"tessera/gemm_tc.cuh\"\n"
+        "using namespace tessera;\n"
+        "using In = " + device_type(w.dtype) + ";\n"
+        "using Out = " + device_type(w.out_dtype) + ";\n"
+        "constexpr long long kM = " + std::to_string(m.m) + ", kN = " + std::to_string(m.n) + ";\n"
+        "struct Epilogue {\n" + members +
+        "  __device__ float operator()(float v, long long b, int row, int col) const {\n" + body +
+        "    (void)b; (void)row; (void)col;\n    return v;\n  }\n};\n"
+        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ") tessera_gemm_tc(" + params +
+        "Out* __restrict__ C) {\n"
+        "  const Epilogue epilogue{" + init + "};\n"
+        "  gemm_tc<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
+        (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " + std::to_string(bn) + ", " +
+        std::to_string(bk) + ", " + std::to_string(wm) + ", " + std::to_string(wn) + ", " + std::to_string(stages) +
+        ", " + std::to_string(vec) + ", " + std::to_string(group) + ">(A, B, C, epilogue);\n}\n";
+    KernelSource out{"tessera_gemm_tc", src, {}};
+    out.launch.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
+    out.launch.grid[2] = m.batch;
+    out.launch.block[0] = threads;
+    out.launch.dynamic_smem_bytes = stages * (bm * bk + bk * bn) * 2;
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<KernelFamily> make_gemm_tc_family() { return std::make_unique<GemmTcFamily>(); }
+
+}  // namespace tessera::kernels
