@@ -12,6 +12,7 @@ void register_builtin_families(FamilyRegistry& registry) {
   registry.add(make_elementwise_family());
   registry.add(make_rows_family());
   registry.add(make_gemm_tc_family());
+  registry.add(make_gemm_simt_family());
 }
 
 std::vector<std::pair<std::string, std::string>> device_headers() {
@@ -38,6 +39,37 @@ std::vector<Schedule> enumerate_space(const KernelFamily& family, const Workload
     }
     if (i == domains.size()) return out;
   }
+}
+
+EpilogueCode matmul_epilogue_code(const Workload& w) {
+  EpilogueCode code;
+  std::string members, body;
+  for (EpilogueOp op : w.epilogue) {
+    switch (op) {
+      case EpilogueOp::kBias:
+        code.params += "const Out* __restrict__ bias, ";
+        members += "  const Out* bias;\n";
+        code.init += "bias, ";
+        body += "    v += to_float(bias[col]);\n";
+        break;
+      case EpilogueOp::kResidual:
+        code.params += "const Out* __restrict__ residual, ";
+        members += "  const Out* residual;\n";
+        code.init += "residual, ";
+        body += "    v += to_float(residual[(b * kM + row) * kN + col]);\n";
+        break;
+      case EpilogueOp::kRelu: body += "    v = fmaxf(v, 0.0f);\n"; break;
+      case EpilogueOp::kGelu: body += "    v = gelu(v);\n"; break;
+    }
+  }
+  if (members.empty()) members = "  int unused;\n", code.init = "0, ";
+  code.init.resize(code.init.size() - 2);
+  const MatmulShape& m = w.matmul();
+  code.type = "constexpr long long kM = " + std::to_string(m.m) + ", kN = " + std::to_string(m.n) + ";\n"
+              "struct Epilogue {\n" + members +
+              "  __device__ float operator()(float v, long long b, int row, int col) const {\n" + body +
+              "    (void)b; (void)row; (void)col;\n    return v;\n  }\n};\n";
+  return code;
 }
 
 std::string device_type(DType t) {

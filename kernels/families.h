@@ -27,6 +27,19 @@ std::vector<std::pair<std::string, std::string>> device_headers();
 /// Every schedule of the family's space for `w` (the cartesian product of its knob domains).
 std::vector<Schedule> enumerate_space(const KernelFamily& family, const Workload& w, const HardwareSpec& hw);
 
+/// SIMT GEMM on the CUDA cores for f32 matmul and batch_matmul (any transposes).
+std::unique_ptr<KernelFamily> make_gemm_simt_family();
+
+/// Device code of a matmul's epilogue: the kernel parameters after A and B (in the
+/// workload's epilogue order), and a `struct Epilogue` whose operator()(v, batch, row, col)
+/// applies the steps; `init` initialises it from those parameters.
+struct EpilogueCode {
+  std::string params;  ///< e.g. "const Out* __restrict__ bias, "
+  std::string type;    ///< the struct definition
+  std::string init;    ///< e.g. "bias"
+};
+EpilogueCode matmul_epilogue_code(const Workload& w);
+
 /// Storage type of a dtype in device code: "float", "tessera::F16", "tessera::BF16".
 std::string device_type(DType t);
 

@@ -65,42 +65,17 @@ class GemmTcFamily : public KernelFamily {
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     int64_t wm = s.get(kWarpsM), wn = s.get(kWarpsN), stages = s.get(knob::kStages), vec = s.get(kVec);
     int64_t group = s.get(knob::kGroupM);
-    std::string params = "const In* __restrict__ A, const In* __restrict__ B, ";
-    std::string members, init, body;
-    for (EpilogueOp op : w.epilogue) {
-      switch (op) {
-        case EpilogueOp::kBias:
-          params += "const Out* __restrict__ bias, ";
-          members += "  const Out* bias;\n";
-          init += "bias, ";
-          body += "    v += to_float(bias[col]);\n";
-          break;
-        case EpilogueOp::kResidual:
-          params += "const Out* __restrict__ residual, ";
-          members += "  const Out* residual;\n";
-          init += "residual, ";
-          body += "    v += to_float(residual[(b * kM + row) * kN + col]);\n";
-          break;
-        case EpilogueOp::kRelu: body += "    v = fmaxf(v, 0.0f);\n"; break;
-        case EpilogueOp::kGelu: body += "    v = gelu(v);\n"; break;
-      }
-    }
-    if (members.empty()) members = "  int unused;\n", init = "0, ";
-    init.resize(init.size() - 2);
+    EpilogueCode epi = matmul_epilogue_code(w);
     int64_t threads = wm * wn * 32;
     std::string src =
         "// " + w.key() + " | " + s.key() + "\n"
         "#include \"tessera/gemm_tc.cuh\"\n"
         "using namespace tessera;\n"
         "using In = " + device_type(w.dtype) + ";\n"
-        "using Out = " + device_type(w.out_dtype) + ";\n"
-        "constexpr long long kM = " + std::to_string(m.m) + ", kN = " + std::to_string(m.n) + ";\n"
-        "struct Epilogue {\n" + members +
-        "  __device__ float operator()(float v, long long b, int row, int col) const {\n" + body +
-        "    (void)b; (void)row; (void)col;\n    return v;\n  }\n};\n"
-        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ") tessera_gemm_tc(" + params +
-        "Out* __restrict__ C) {\n"
-        "  const Epilogue epilogue{" + init + "};\n"
+        "using Out = " + device_type(w.out_dtype) + ";\n" + epi.type +
+        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) +
+        ") tessera_gemm_tc(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C) {\n"
+        "  const Epilogue epilogue{" + epi.init + "};\n"
         "  gemm_tc<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
         (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " + std::to_string(bn) + ", " +
         std::to_string(bk) + ", " + std::to_string(wm) + ", " + std::to_string(wn) + ", " + std::to_string(stages) +

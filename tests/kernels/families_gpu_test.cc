@@ -144,5 +144,15 @@ TEST_F(FamiliesGpu, TensorCoreGemmMatchesReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, SimtGemmMatchesReference) {
+  auto [tried, passed] = check_family(*make_gemm_simt_family(),
+                                      {"matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
+                                       "batch_matmul:b=4,m=33,n=65,k=17,tb=1:f32:epilogue=residual+gelu",
+                                       "matmul:m=257,n=130,k=300,ta=1,tb=1:f32:out=f16", "matmul:m=64,n=64,k=64:f32"},
+                                      6);
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
 }  // namespace
 }  // namespace tessera::kernels

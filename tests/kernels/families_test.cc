@@ -24,6 +24,10 @@ const std::vector<std::string> kGemm = {
     "matmul:m=4096,n=3072,k=768:bf16:out=f32:epilogue=bias+gelu", "matmul:m=128,n=200,k=64,tb=1:f16:epilogue=residual+relu",
     "batch_matmul:b=384,m=128,n=128,k=64:f16"};
 
+const std::vector<std::string> kGemmSimt = {
+    "matmul:m=4096,n=4096,k=4096:f32", "matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
+    "batch_matmul:b=4,m=33,n=65,k=17,tb=1:f32:tf32=1:epilogue=residual+gelu"};
+
 struct FamilyCase {
   std::unique_ptr<KernelFamily> family;
   std::vector<std::string> specs;
@@ -34,16 +38,17 @@ std::vector<FamilyCase> cases() {
   out.push_back({make_elementwise_family(), kElementwise});
   out.push_back({make_rows_family(), kRows});
   out.push_back({make_gemm_tc_family(), kGemm});
+  out.push_back({make_gemm_simt_family(), kGemmSimt});
   return out;
 }
 
 TEST(Families, RegistryHoldsTheBuiltins) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc", "gemm_simt"}));
   EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 1u);
-  EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).empty());   // no f32 GEMM family yet
+  EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).front()->name(), "gemm_simt");
   EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8,ta=1:f16")).empty());
   std::set<std::string> names;
   for (const auto& [name, text] : device_headers()) {
@@ -53,6 +58,7 @@ TEST(Families, RegistryHoldsTheBuiltins) {
   EXPECT_TRUE(names.count("tessera/common.cuh"));
   EXPECT_TRUE(names.count("tessera/rows.cuh"));
   EXPECT_TRUE(names.count("tessera/gemm_tc.cuh"));
+  EXPECT_TRUE(names.count("tessera/gemm_simt.cuh"));
 }
 
 TEST(Families, ValidateAcceptsAndRejectsWithReasons) {
