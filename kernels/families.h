@@ -30,6 +30,9 @@ std::vector<Schedule> enumerate_space(const KernelFamily& family, const Workload
 /// SIMT GEMM on the CUDA cores for f32 matmul and batch_matmul (any transposes).
 std::unique_ptr<KernelFamily> make_gemm_simt_family();
 
+/// Direct convolution on the CUDA cores for any conv2d (the depthwise family and fallback).
+std::unique_ptr<KernelFamily> make_conv_direct_family();
+
 /// Device code of a matmul's epilogue: the kernel parameters after A and B (in the
 /// workload's epilogue order), and a `struct Epilogue` whose operator()(v, batch, row, col)
 /// applies the steps; `init` initialises it from those parameters.

@@ -154,5 +154,17 @@ TEST_F(FamiliesGpu, SimtGemmMatchesReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, DirectConvMatchesReference) {
+  auto [tried, passed] = check_family(
+      *make_conv_direct_family(),
+      {"conv2d:n=2,h=29,w=31,c=36,k=36,r=3,s=3,pad=1,groups=36:f16",
+       "conv2d:n=1,h=23,w=23,c=12,k=12,r=5,s=5,stride=2,pad=2,groups=12:bf16:epilogue=bias+relu",
+       "conv2d:n=2,h=9,w=7,c=8,k=12,r=3,s=2,stride=2x1,pad=1x0,dilation=2x1,groups=4,layout=nchw:f32:epilogue=bias+gelu",
+       "conv2d:n=1,h=15,w=15,c=3,k=16,r=7,s=7,stride=2,pad=3:f16:epilogue=residual"},
+      6);
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
 }  // namespace
 }  // namespace tessera::kernels

@@ -28,6 +28,12 @@ const std::vector<std::string> kGemmSimt = {
     "matmul:m=4096,n=4096,k=4096:f32", "matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
     "batch_matmul:b=4,m=33,n=65,k=17,tb=1:f32:tf32=1:epilogue=residual+gelu"};
 
+const std::vector<std::string> kConv = {
+    "conv2d:n=32,h=56,w=56,c=144,k=144,r=3,s=3,pad=1,groups=144:f16",
+    "conv2d:n=1,h=83,w=83,c=84,k=84,r=5,s=5,stride=2,pad=2,groups=84:bf16",
+    "conv2d:n=2,h=9,w=7,c=8,k=12,r=3,s=2,stride=2x1,pad=1x0,dilation=2x1,groups=4,layout=nchw:f32:epilogue=bias+relu",
+    "conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+residual"};
+
 struct FamilyCase {
   std::unique_ptr<KernelFamily> family;
   std::vector<std::string> specs;
@@ -39,13 +45,14 @@ std::vector<FamilyCase> cases() {
   out.push_back({make_rows_family(), kRows});
   out.push_back({make_gemm_tc_family(), kGemm});
   out.push_back({make_gemm_simt_family(), kGemmSimt});
+  out.push_back({make_conv_direct_family(), kConv});
   return out;
 }
 
 TEST(Families, RegistryHoldsTheBuiltins) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc", "gemm_simt"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc", "gemm_simt", "conv_direct"}));
   EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).front()->name(), "gemm_simt");

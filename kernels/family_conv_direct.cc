@@ -1,0 +1,122 @@
+// Direct convolution on the CUDA cores for any conv2d (NHWC or NCHW, stride, padding,
+// dilation, groups): each thread computes `vec_k` consecutive output channels of one output
+// pixel, accumulating in f32. The depthwise case (groups == channels) reads adjacent input
+// channels for adjacent threads in NHWC. General fallback and the depthwise family; dense
+// convolutions get the implicit-GEMM tensor-core family later.
+#include "core/error.h"
+#include "kernels/families.h"
+
+namespace tessera::kernels {
+namespace {
+
+class ConvDirectFamily : public KernelFamily {
+ public:
+  std::string_view name() const override { return "conv_direct"; }
+  bool supports(const Workload& w) const override { return w.kind == OpKind::kConv2d; }
+
+  std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override {
+    return {{"threads", {64, 128, 256, 512}}, {"vec_k", {1, 2, 4}}};
+  }
+
+  std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
+    if (s.family != name()) return "schedule is for family " + s.family;
+    if (!supports(w)) return "conv_direct runs conv2d";
+    int64_t threads = s.get("threads"), vk = s.get("vec_k");
+    if (threads % 32 != 0 || threads > hw.max_threads_per_block) return "threads must be a multiple of 32 up to the limit";
+    if (vk < 1 || w.conv2d().k % vk != 0) return "vec_k must divide k";
+    if ((w.dtype == DType::kBF16 || w.out_dtype == DType::kBF16) && hw.cc_major < 8)
+      return "bf16 conversions need sm_80 or newer";
+    const Conv2dShape& c = w.conv2d();
+    int64_t work = c.n * c.out_h() * c.out_w() * (c.k / vk);
+    if ((work + threads - 1) / threads > (int64_t{1} << 31) - 1) return "grid too large";
+    return std::nullopt;
+  }
+
+  KernelSource emit(const Workload& w, const Schedule& s) const override {
+    const Conv2dShape& c = w.conv2d();
+    int64_t threads = s.get("threads"), vk = s.get("vec_k");
+    bool nhwc = c.layout == Layout::kNHWC;
+    std::string params, epilogue;
+    for (EpilogueOp op : w.epilogue) {
+      switch (op) {
+        case EpilogueOp::kBias:
+          params += "const Out* __restrict__ bias, ";
+          epilogue += "      v += to_float(bias[k]);\n";
+          break;
+        case EpilogueOp::kResidual:
+          params += "const Out* __restrict__ residual, ";
+          epilogue += "      v += to_float(residual[out_index]);\n";
+          break;
+        case EpilogueOp::kRelu: epilogue += "      v = fmaxf(v, 0.0f);\n"; break;
+        case EpilogueOp::kGelu: epilogue += "      v = gelu(v);\n"; break;
+      }
+    }
+    auto def = [](const char* name, int64_t v) { return std::string("constexpr long long ") + name + " = " + std::to_string(v) + ";\n"; };
+    std::string src =
+        "// " + w.key() + " | " + s.key() + "\n"
+        "#include \"tessera/common.cuh\"\n"
+        "using namespace tessera;\n"
+        "using In = " + device_type(w.dtype) + ";\n"
+        "using Out = " + device_type(w.out_dtype) + ";\n" +
+        def("kN", c.n) + def("kH", c.h) + def("kW", c.w) + def("kC", c.c) + def("kK", c.k) + def("kR", c.r) +
+        def("kS", c.s) + def("kP", c.out_h()) + def("kQ", c.out_w()) + def("kStrideH", c.stride_h) +
+        def("kStrideW", c.stride_w) + def("kPadH", c.pad_h) + def("kPadW", c.pad_w) + def("kDilH", c.dilation_h) +
+        def("kDilW", c.dilation_w) + def("kCg", c.c / c.groups) + def("kKg", c.k / c.groups) + def("kVecK", vk) +
+        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) +
+        ") tessera_conv_direct(const In* __restrict__ x, const In* __restrict__ wt, " + params +
+        "Out* __restrict__ y) {\n"
+        "  const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;\n"
+        "  if (idx >= kN * kP * kQ * (kK / kVecK)) return;\n" +
+        (nhwc ? "  // NHWC: channel blocks fastest, then q, p, n.\n"
+                "  const long long k0 = (idx % (kK / kVecK)) * kVecK;\n"
+                "  long long rest = idx / (kK / kVecK);\n"
+                "  const long long q = rest % kQ; rest /= kQ;\n"
+                "  const long long p = rest % kP; const long long n = rest / kP;\n"
+              : "  // NCHW: q fastest, then p, channel blocks, n.\n"
+                "  const long long q = idx % kQ; long long rest = idx / kQ;\n"
+                "  const long long p = rest % kP; rest /= kP;\n"
+                "  const long long k0 = (rest % (kK / kVecK)) * kVecK; const long long n = rest / (kK / kVecK);\n") +
+        "  float acc[kVecK];\n"
+        "#pragma unroll\n"
+        "  for (int j = 0; j < kVecK; ++j) acc[j] = 0.0f;\n"
+        "  for (int r = 0; r < kR; ++r) {\n"
+        "    const long long h = p * kStrideH + r * kDilH - kPadH;\n"
+        "    if (h < 0 || h >= kH) continue;\n"
+        "    for (int s = 0; s < kS; ++s) {\n"
+        "      const long long w = q * kStrideW + s * kDilW - kPadW;\n"
+        "      if (w < 0 || w >= kW) continue;\n"
+        "#pragma unroll\n"
+        "      for (int j = 0; j < kVecK; ++j) {\n"
+        "        const long long k = k0 + j, g = k / kKg;\n"
+        "        for (int c = 0; c < kCg; ++c) {\n" +
+        (nhwc ? "          const float xv = to_float(x[((n * kH + h) * kW + w) * kC + g * kCg + c]);\n"
+                "          const float wv = to_float(wt[((k * kR + r) * kS + s) * kCg + c]);\n"
+              : "          const float xv = to_float(x[((n * kC + g * kCg + c) * kH + h) * kW + w]);\n"
+                "          const float wv = to_float(wt[((k * kCg + c) * kR + r) * kS + s]);\n") +
+        "          acc[j] = fmaf(xv, wv, acc[j]);\n"
+        "        }\n"
+        "      }\n"
+        "    }\n"
+        "  }\n"
+        "#pragma unroll\n"
+        "  for (int j = 0; j < kVecK; ++j) {\n"
+        "    const long long k = k0 + j;\n" +
+        (nhwc ? "    const long long out_index = ((n * kP + p) * kQ + q) * kK + k;\n"
+              : "    const long long out_index = ((n * kK + k) * kP + p) * kQ + q;\n") +
+        "    float v = acc[j];\n    {\n" + epilogue + "    }\n"
+        "    y[out_index] = from_float<Out>(v);\n"
+        "  }\n"
+        "}\n";
+    KernelSource out{"tessera_conv_direct", src, {}};
+    int64_t work = c.n * c.out_h() * c.out_w() * (c.k / vk);
+    out.launch.grid[0] = (work + threads - 1) / threads;
+    out.launch.block[0] = threads;
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<KernelFamily> make_conv_direct_family() { return std::make_unique<ConvDirectFamily>(); }
+
+}  // namespace tessera::kernels
