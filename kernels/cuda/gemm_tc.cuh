@@ -66,11 +66,22 @@ __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsig
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/// Where element (m, k) of a row-major [M, K] A lives; `ok` false outside the matrix.
+/// Implicit-GEMM convolutions substitute their own map (an im2col view of the input).
+template <int M, int K>
+struct DenseA {
+  template <class T>
+  __device__ __forceinline__ static const T* at(const T* a, long long m, int k, bool& ok) {
+    ok = m < M && k < K;
+    return a + (ok ? m * K + k : 0);
+  }
+};
+
 }  // namespace gemm
 
 /// The kernel body. `Epilogue` maps (accumulator, batch, row, col) to the stored float.
 template <class In, class Out, int M, int N, int K, bool TRANS_B, int BM, int BN, int BK, int WM, int WN, int STAGES,
-          int VEC, int GROUP_M, class Epilogue>
+          int VEC, int GROUP_M, class Epilogue, class AMap = gemm::DenseA<M, K>>
 __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
                                         const Epilogue& epilogue) {
   constexpr bool kBf16 = IsBf16<In>::value;
@@ -107,10 +118,10 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
     In* a = sA + stage * kTileA;
     for (int i = tid; i < BM * BK / VEC; i += kThreads) {
       const int r = i / (BK / VEC), col = (i % (BK / VEC)) * VEC;
-      const int gm = bm * BM + r, gk = k0 + col;
-      const bool ok = gm < M && gk < K;
+      bool ok;
+      const In* src = AMap::at(A, (long long)bm * BM + r, k0 + col, ok);
       In* dst = a + r * BK + gemm::swizzle<kChunksK>(r, col / 8) * 8 + col % 8;
-      gemm::copy<VEC>(dst, A + (ok ? (long long)gm * K + gk : 0), ok);
+      gemm::copy<VEC>(dst, src, ok);
     }
     In* b = sB + stage * kTileB;
     if constexpr (TRANS_B) {  // B is [N, K]: tile rows are n, like A

@@ -166,5 +166,16 @@ TEST_F(FamiliesGpu, DirectConvMatchesReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, ImplicitGemmConvMatchesReference) {
+  if (scan_.devices.front().properties.cc_major < 8) GTEST_SKIP() << "mma.sync m16n8k16 needs sm_80";
+  auto [tried, passed] = check_family(
+      *make_conv_tc_family(),
+      {"conv2d:n=2,h=13,w=11,c=16,k=64,r=3,s=3,pad=1:f16", "conv2d:n=3,h=9,w=9,c=32,k=72,r=1,s=1,stride=2:bf16:epilogue=bias+relu",
+       "conv2d:n=1,h=15,w=15,c=3,k=16,r=7,s=7,stride=2,pad=3:f16", "conv2d:n=2,h=8,w=8,c=24,k=40,r=3,s=3,pad=2,dilation=2:f16:out=f32:epilogue=residual+gelu"},
+      6);
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
 }  // namespace
 }  // namespace tessera::kernels

@@ -34,6 +34,11 @@ const std::vector<std::string> kConv = {
     "conv2d:n=2,h=9,w=7,c=8,k=12,r=3,s=2,stride=2x1,pad=1x0,dilation=2x1,groups=4,layout=nchw:f32:epilogue=bias+relu",
     "conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+residual"};
 
+const std::vector<std::string> kConvTc = {
+    "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16", "conv2d:n=32,h=56,w=56,c=256,k=64,r=1,s=1:bf16:epilogue=bias+relu",
+    "conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16",
+    "conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1,dilation=2:f16:epilogue=residual"};
+
 struct FamilyCase {
   std::unique_ptr<KernelFamily> family;
   std::vector<std::string> specs;
@@ -46,13 +51,14 @@ std::vector<FamilyCase> cases() {
   out.push_back({make_gemm_tc_family(), kGemm});
   out.push_back({make_gemm_simt_family(), kGemmSimt});
   out.push_back({make_conv_direct_family(), kConv});
+  out.push_back({make_conv_tc_family(), kConvTc});
   return out;
 }
 
 TEST(Families, RegistryHoldsTheBuiltins) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc", "gemm_simt", "conv_direct"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc", "gemm_simt", "conv_tc", "conv_direct"}));
   EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).front()->name(), "gemm_simt");
