@@ -67,4 +67,4 @@ skipped() { grep -c '(Skipped)' "$1" || true; }
 printf '%-12s %-55s %s\n' "suite" "result" "skipped"
 printf '%-12s %-55s %s\n' "cpu tests" "$(summary "$build.cpu-tests.log")" "$(skipped "$build.cpu-tests.log")"
 printf '%-12s %-55s %s\n' "gpu tests" "$(summary "$build.gpu-tests.log")" "$(skipped "$build.gpu-tests.log")"
-[ $cpu_rc -eq 0 ] && [ $gpu_rc -eq 0 ]
+[ $cpu_rc -eq 0 ] && [ $gpu_rc -eq 0 ] && [ $bench_rc -eq 0 ]
