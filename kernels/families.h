@@ -30,6 +30,8 @@ std::vector<Schedule> enumerate_space(const KernelFamily& family, const Workload
 /// SIMT GEMM on the CUDA cores for f32 matmul and batch_matmul (any transposes).
 std::unique_ptr<KernelFamily> make_gemm_simt_family();
 
+/// f32 matmul and batch_matmul allowing tf32, on tf32 tensor cores.
+std::unique_ptr<KernelFamily> make_gemm_tf32_family();
 /// NHWC f16/bf16 conv2d (one group) as an implicit GEMM on the tensor-core GEMM.
 std::unique_ptr<KernelFamily> make_conv_tc_family();
 /// Direct convolution on the CUDA cores for any conv2d (the depthwise family and fallback).

@@ -217,6 +217,17 @@ float f16_value(uint16_t h) {
 }
 }  // namespace
 
+namespace {
+float tf32_value(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits += 0xFFF + ((bits >> 13) & 1);
+  bits &= 0xFFFFE000u;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+}  // namespace
+
 std::vector<uint8_t> encode(const HostTensor& t, DType dtype) {
   std::vector<uint8_t> out(t.data.size() * static_cast<size_t>(dtype_bytes(dtype)));
   for (size_t i = 0; i < t.data.size(); ++i) {
@@ -266,7 +277,12 @@ std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed) {
   for (const TensorAccess& t : w.expr().tensors) {
     if (t.role != TensorRole::kInput) continue;
     HostTensor h = make(t.shape);
-    for (float& v : h.data) v = round_to(t.dtype, (rng() & 1 ? 1.0f : -1.0f) * mag(rng));
+    for (float& v : h.data) {
+      v = round_to(t.dtype, (rng() & 1 ? 1.0f : -1.0f) * mag(rng));
+      // Operands that tf32 tensor cores will read keep tf32's 10 mantissa bits (as f16 does).
+      if (w.allow_tf32 && t.dtype == DType::kF32 && (t.name == "A" || t.name == "B" || t.name == "X" || t.name == "W"))
+        v = tf32_value(v);
+    }
     out.push_back(std::move(h));
   }
   return out;

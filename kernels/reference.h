@@ -34,7 +34,8 @@ std::vector<uint8_t> encode(const HostTensor& t, DType dtype);
 HostTensor decode(std::span<const uint8_t> bytes, std::vector<int64_t> shape, DType dtype);
 
 /// Seeded random inputs for `w`: one per input tensor of w.expr(), in that order, with
-/// values in [-1, -1/64] u [1/64, 1] (never zero) exactly representable in the tensor's dtype.
+/// values in [-1, -1/64] u [1/64, 1] (never zero) exactly representable in the tensor's dtype
+/// (and, for the operands of a tf32-allowing f32 contraction, in tf32).
 std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed);
 
 /// The output of `w` for `inputs` (in w.expr() order), computed in double and returned as

@@ -154,6 +154,17 @@ TEST_F(FamiliesGpu, SimtGemmMatchesReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, Tf32GemmMatchesReference) {
+  if (scan_.devices.front().properties.cc_major < 8) GTEST_SKIP() << "tf32 mma.sync needs sm_80";
+  auto [tried, passed] = check_family(*make_gemm_tf32_family(),
+                                      {"matmul:m=1000,n=999,k=127,tb=1:f32:tf32=1:epilogue=bias+relu",
+                                       "batch_matmul:b=4,m=33,n=64,k=20:f32:tf32=1:epilogue=residual+gelu",
+                                       "matmul:m=256,n=192,k=96:f32:tf32=1:out=bf16", "matmul:m=130,n=64,k=64:f32:tf32=1"},
+                                      6);
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
 TEST_F(FamiliesGpu, DirectConvMatchesReference) {
   auto [tried, passed] = check_family(
       *make_conv_direct_family(),

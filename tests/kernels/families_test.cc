@@ -39,6 +39,10 @@ const std::vector<std::string> kConvTc = {
     "conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16",
     "conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1,dilation=2:f16:epilogue=residual"};
 
+const std::vector<std::string> kGemmTf32 = {
+    "matmul:m=4096,n=4096,k=4096:f32:tf32=1", "matmul:m=1000,n=999,k=127,tb=1:f32:tf32=1:epilogue=bias+relu",
+    "batch_matmul:b=4,m=33,n=64,k=20:f32:tf32=1:epilogue=residual+gelu"};
+
 struct FamilyCase {
   std::unique_ptr<KernelFamily> family;
   std::vector<std::string> specs;
@@ -50,6 +54,7 @@ std::vector<FamilyCase> cases() {
   out.push_back({make_rows_family(), kRows});
   out.push_back({make_gemm_tc_family(), kGemm});
   out.push_back({make_gemm_simt_family(), kGemmSimt});
+  out.push_back({make_gemm_tf32_family(), kGemmTf32});
   out.push_back({make_conv_direct_family(), kConv});
   out.push_back({make_conv_tc_family(), kConvTc});
   return out;
@@ -58,10 +63,11 @@ std::vector<FamilyCase> cases() {
 TEST(Families, RegistryHoldsTheBuiltins) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc", "gemm_simt", "conv_tc", "conv_direct"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_tc", "gemm_tf32", "gemm_simt", "conv_tc", "conv_direct"}));
   EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).front()->name(), "gemm_simt");
+  EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32:tf32=1")).size(), 2u);  // tf32 and SIMT
   EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8,ta=1:f16")).empty());
   std::set<std::string> names;
   for (const auto& [name, text] : device_headers()) {
