@@ -201,15 +201,27 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   }
   gemm::wait<0>();
 
+  // Each thread holds pairs of adjacent columns: store a pair at once where it is aligned.
 #pragma unroll
   for (int i = 0; i < MT; ++i)
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int row = bm * BM + wm * WTM + i * 16 + lane / 4 + (e / 2) * 8;
-        const int col = bn * BN + wn * WTN + j * 8 + (lane % 4) * 2 + e % 2;
-        if (row < M && col < N) C[(long long)row * N + col] = from_float<Out>(epilogue(acc[i][j][e], batch, row, col));
+      for (int half = 0; half < 2; ++half) {
+        const int row = bm * BM + wm * WTM + i * 16 + lane / 4 + half * 8;
+        const int col = bn * BN + wn * WTN + j * 8 + (lane % 4) * 2;
+        if (row >= M) continue;
+        const float v0 = acc[i][j][half * 2], v1 = acc[i][j][half * 2 + 1];
+        Out* dst = C + (long long)row * N + col;
+        if (N % 2 == 0 && col + 1 < N) {
+          Pack<Out, 2> p;
+          p.v[0] = from_float<Out>(epilogue(v0, batch, row, col));
+          p.v[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
+          *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
+        } else {
+          if (col < N) dst[0] = from_float<Out>(epilogue(v0, batch, row, col));
+          if (col + 1 < N) dst[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
+        }
       }
 }
 
