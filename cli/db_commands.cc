@@ -11,7 +11,9 @@
 #include "core/version.h"
 #include "db/database.h"
 #include "db/export.h"
+#include "kernels/families.h"
 #include "measure/devices.h"
+#include "search/kernel_export.h"
 
 namespace tessera::cli {
 namespace {
@@ -300,7 +302,16 @@ int db_export(const ParsedArgs& args) {
     }
     if (options.top_k < 1) throw UserError("--top must be a positive integer (got '" + *top + "')");
   }
-  db::ExportResult result = db::export_database(db, format, options);
+  if (args.has("with-kernels") && format != db::ExportFormat::kCHeader)
+    throw UserError("--with-kernels goes with --format header");
+  db::ExportResult result;
+  if (args.has("with-kernels")) {
+    kernels::FamilyRegistry families;
+    kernels::register_builtin_families(families);
+    result = search::export_header_with_kernels(db, options, families);
+  } else {
+    result = db::export_database(db, format, options);
+  }
   auto output = args.value("output");
   if (output) write_file(*output, result.text);
   else std::cout << result.text;
@@ -376,14 +387,16 @@ void register_db_commands(CommandRegistry& registry) {
                 "  kerneltuner     Kernel Tuner cache file of one workload (--workload) and family\n"
                 "  cutlass         CUTLASS-profiler-style CSV of GEMM results (--top per workload)\n"
                 "  cutlass-conv2d  the same for conv2d results\n"
-                "  header          C header with the best schedule's knobs per workload\n"
+                "  header          C header with the best schedule's knobs per workload (--with-kernels: and its\n"
+                "                  kernel as self-contained CUDA source with a host launch function)\n"
                 "Without --output the export goes to standard output; a summary goes to standard error.",
                 {{"format", "FORMAT", "jsonl, triton, kerneltuner, cutlass, cutlass-conv2d or header"},
                  {"output", "FILE", "write here instead of standard output"},
                  dbopt,
                  target,
                  {"workload", "SPEC", "only this workload"},
-                 {"top", "K", "best schedules per workload (default 1)"}},
+                 {"top", "K", "best schedules per workload (default 1)"},
+                 {"with-kernels", "", "header: add each best kernel as self-contained CUDA with a host launch function"}},
                 0, 0, db_export});
   registry.add({"db import", "Import records from a jsonl export or a Kernel Tuner cache",
                 "FILE [--format jsonl|kerneltuner] [--db FILE] [--workload SPEC --family NAME --target NAME]",

@@ -1,0 +1,62 @@
+// The header export with self-contained kernels: every kernel inlined, uniquely named, with
+// a launch function, and the file compiles with nvcc (as a user of the export would).
+#include "search/kernel_export.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "kernels/families.h"
+#include "tests/db/test_util.h"
+
+namespace tessera::search {
+namespace {
+
+Record with_schedule(const std::string& spec, Schedule s, double us, int seq) {
+  Record r = db::testing::gemm_record(spec, 64, us, seq);
+  r.schedule = std::move(s);
+  return r;
+}
+
+TEST(KernelExport, HeaderCarriesSelfContainedKernelsThatNvccCompiles) {
+  db::testing::TempDb tmp("kernel_export");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  Schedule gemm{"gemm_tc", {{"block_m", 128}, {"block_n", 128}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                            {"stages", 3}, {"vec", 8}, {"group_m", 8}}};
+  Schedule rows{"rows", {{"row_threads", 128}, {"rows_per_block", 1}, {"vec", 8}, {"single_pass", 1}}};
+  database.commit(std::vector<Record>{
+      with_schedule("matmul:m=512,n=512,k=512:f16:epilogue=bias+gelu", gemm, 20, 1),
+      with_schedule("softmax:rows=1024,cols=4096:f16", rows, 15, 2),
+      with_schedule("layernorm:rows=64,cols=768:f16", {"mystery_family", {{"x", 1}}}, 5, 3)});
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  db::ExportOptions o;
+  o.tool_version = "test";
+  db::ExportResult out = export_header_with_kernels(database, o, families);
+  const std::string& h = out.text;
+  EXPECT_EQ(out.items, 3 + 2);  // three #define groups, two kernels
+  ASSERT_EQ(out.skipped.size(), 1u);
+  EXPECT_NE(out.skipped[0].find("mystery_family"), std::string::npos);
+  EXPECT_EQ(h.find("#include \"tessera/"), std::string::npos);  // self-contained
+  EXPECT_NE(h.find("namespace tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu {"), std::string::npos);
+  EXPECT_NE(h.find("inline cudaError_t tessera_launch_softmax_rows_1024_cols_4096_f16(void* const* tensors, "
+                   "cudaStream_t stream)"),
+            std::string::npos);
+  EXPECT_LT(h.find("tessera_launch_"), h.rfind("#endif /* TESSERA_SCHEDULES_H_ */"));
+
+  const char* nvcc = "/usr/local/cuda/bin/nvcc";
+  if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
+  std::string path = ::testing::TempDir() + "tessera_kernels_" + std::to_string(getpid()) + ".cu";
+  std::ofstream(path) << h << "\nint main() { return 0; }\n";
+  for (const char* arch : {"sm_90a", "sm_80"}) {
+    std::string cmd = std::string(nvcc) + " -std=c++17 -arch=" + arch + " -c -o /dev/null " + path + " 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace tessera::search
