@@ -40,7 +40,7 @@ class RowsFamily : public KernelFamily {
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
     if (s.family != name()) return "schedule is for family " + s.family;
-    auto [rows, cols] = rows_cols(w);
+    int64_t cols = rows_cols(w).second;
     int64_t rt = s.get("row_threads"), rpb = s.get("rows_per_block"), vec = s.get("vec");
     auto pow2 = [](int64_t v) { return v > 0 && (v & (v - 1)) == 0; };
     if (!pow2(rt) || !pow2(rpb) || !pow2(vec)) return "row_threads, rows_per_block and vec must be powers of two";
@@ -52,7 +52,6 @@ class RowsFamily : public KernelFamily {
     if (w.kind != OpKind::kReduce && !s.find("single_pass")) return "missing knob single_pass";
     if ((w.dtype == DType::kBF16 || w.out_dtype == DType::kBF16) && hw.cc_major < 8)
       return "bf16 conversions need sm_80 or newer";
-    (void)rows;
     return std::nullopt;
   }
 

@@ -77,6 +77,36 @@ struct DenseA {
   }
 };
 
+/// This block's tile coordinates under block rasterisation: GROUP_M block-rows share each
+/// block-column's B tiles in L2.
+template <int M, int N, int BM, int BN, int GROUP_M>
+__device__ __forceinline__ void raster(int& bm, int& bn) {
+  constexpr int kGridM = (M + BM - 1) / BM, kGridN = (N + BN - 1) / BN;
+  const int pid = blockIdx.x;
+  const int first_m = pid / (GROUP_M * kGridN) * GROUP_M;
+  const int rows_in_group = (kGridM - first_m) < GROUP_M ? (kGridM - first_m) : GROUP_M;
+  bm = first_m + (pid % (GROUP_M * kGridN)) % rows_in_group;
+  bn = (pid % (GROUP_M * kGridN)) / rows_in_group;
+}
+
+/// Stores accumulators (v0, v1) of columns (col, col + 1) of `row` through the epilogue:
+/// one aligned pair store where possible, else element by element; outside the matrix nothing.
+template <int M, int N, class Out, class Epilogue>
+__device__ __forceinline__ void store_pair(Out* C, int row, int col, long long batch, float v0, float v1,
+                                           const Epilogue& epilogue) {
+  if (row >= M) return;
+  Out* dst = C + (long long)row * N + col;
+  if (N % 2 == 0 && col + 1 < N) {
+    Pack<Out, 2> p;
+    p.v[0] = from_float<Out>(epilogue(v0, batch, row, col));
+    p.v[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
+    *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
+  } else {
+    if (col < N) dst[0] = from_float<Out>(epilogue(v0, batch, row, col));
+    if (col + 1 < N) dst[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
+  }
+}
+
 }  // namespace gemm
 
 /// The kernel body. `Epilogue` maps (accumulator, batch, row, col) to the stored float.
@@ -97,14 +127,8 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   In* sA = reinterpret_cast<In*>(smem_raw);
   In* sB = sA + STAGES * kTileA;
 
-  // Block rasterisation: GROUP_M block-rows share each block-column's B tiles in L2.
-  constexpr int kGridM = (M + BM - 1) / BM, kGridN = (N + BN - 1) / BN;
-  const int pid = blockIdx.x;
-  const int group = pid / (GROUP_M * kGridN);
-  const int first_m = group * GROUP_M;
-  const int rows_in_group = (kGridM - first_m) < GROUP_M ? (kGridM - first_m) : GROUP_M;
-  const int bm = first_m + (pid % (GROUP_M * kGridN)) % rows_in_group;
-  const int bn = (pid % (GROUP_M * kGridN)) / rows_in_group;
+  int bm, bn;
+  gemm::raster<M, N, BM, BN, GROUP_M>(bm, bn);
   const long long batch = blockIdx.z;
   A += batch * (long long)M * K;
   B += batch * (long long)K * N;
@@ -201,28 +225,16 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   }
   gemm::wait<0>();
 
-  // Each thread holds pairs of adjacent columns: store a pair at once where it is aligned.
+  // Each thread holds pairs of adjacent columns in rows lane/4 and lane/4 + 8.
 #pragma unroll
   for (int i = 0; i < MT; ++i)
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int row = bm * BM + wm * WTM + i * 16 + lane / 4 + half * 8;
-        const int col = bn * BN + wn * WTN + j * 8 + (lane % 4) * 2;
-        if (row >= M) continue;
-        const float v0 = acc[i][j][half * 2], v1 = acc[i][j][half * 2 + 1];
-        Out* dst = C + (long long)row * N + col;
-        if (N % 2 == 0 && col + 1 < N) {
-          Pack<Out, 2> p;
-          p.v[0] = from_float<Out>(epilogue(v0, batch, row, col));
-          p.v[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
-          *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
-        } else {
-          if (col < N) dst[0] = from_float<Out>(epilogue(v0, batch, row, col));
-          if (col + 1 < N) dst[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
-        }
-      }
+      for (int half = 0; half < 2; ++half)
+        gemm::store_pair<M, N>(C, bm * BM + wm * WTM + i * 16 + lane / 4 + half * 8,
+                               bn * BN + wn * WTN + j * 8 + (lane % 4) * 2, batch, acc[i][j][half * 2],
+                               acc[i][j][half * 2 + 1], epilogue);
 }
 
 }  // namespace tessera

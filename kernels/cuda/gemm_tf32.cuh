@@ -54,13 +54,8 @@ __device__ __forceinline__ void gemm_tf32(const float* __restrict__ A, const flo
   float* sA = reinterpret_cast<float*>(smem_raw);
   float* sB = sA + STAGES * kTileA;
 
-  constexpr int kGridM = (M + BM - 1) / BM, kGridN = (N + BN - 1) / BN;
-  const int pid = blockIdx.x;
-  const int group = pid / (GROUP_M * kGridN);
-  const int first_m = group * GROUP_M;
-  const int rows_in_group = (kGridM - first_m) < GROUP_M ? (kGridM - first_m) : GROUP_M;
-  const int bm = first_m + (pid % (GROUP_M * kGridN)) % rows_in_group;
-  const int bn = (pid % (GROUP_M * kGridN)) / rows_in_group;
+  int bm, bn;
+  gemm::raster<M, N, BM, BN, GROUP_M>(bm, bn);
   const long long batch = blockIdx.z;
   A += batch * (long long)M * K;
   B += batch * (long long)K * N;
@@ -153,11 +148,9 @@ __device__ __forceinline__ void gemm_tf32(const float* __restrict__ A, const flo
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int row = bm * BM + wm * WTM + i * 16 + g + (e / 2) * 8;
-        const int col = bn * BN + wn * WTN + j * 8 + t * 2 + e % 2;
-        if (row < M && col < N) C[(long long)row * N + col] = from_float<Out>(epilogue(acc[i][j][e], batch, row, col));
-      }
+      for (int half = 0; half < 2; ++half)
+        gemm::store_pair<M, N>(C, bm * BM + wm * WTM + i * 16 + g + half * 8, bn * BN + wn * WTN + j * 8 + t * 2, batch,
+                               acc[i][j][half * 2], acc[i][j][half * 2 + 1], epilogue);
 }
 
 }  // namespace tessera
