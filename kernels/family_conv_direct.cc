@@ -107,7 +107,9 @@ class ConvDirectFamily : public KernelFamily {
         "    y[out_index] = from_float<Out>(v);\n"
         "  }\n"
         "}\n";
-    KernelSource out{"tessera_conv_direct", src, {}};
+    KernelSource out;
+    out.entry = "tessera_conv_direct";
+    out.source = src;
     int64_t work = c.n * c.out_h() * c.out_w() * (c.k / vk);
     out.launch.grid[0] = (work + threads - 1) / threads;
     out.launch.block[0] = threads;

@@ -104,7 +104,9 @@ class ElementwiseFamily : public KernelFamily {
         "}\n";
     int64_t vecs = e.n / vec;
     int64_t blocks = std::max<int64_t>(1, (vecs + threads * items - 1) / (threads * items));
-    KernelSource out{"tessera_elementwise", src, {}};
+    KernelSource out;
+    out.entry = "tessera_elementwise";
+    out.source = src;
     out.launch.grid[0] = std::min<int64_t>(blocks, (int64_t{1} << 31) - 1);
     out.launch.block[0] = threads;
     return out;

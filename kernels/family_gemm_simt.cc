@@ -61,7 +61,9 @@ class GemmSimtFamily : public KernelFamily {
         (m.trans_a ? "true" : "false") + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
         std::to_string(bn) + ", " + std::to_string(bk) + ", " + std::to_string(tm) + ", " + std::to_string(tn) +
         ">(A, B, C, epilogue);\n}\n";
-    KernelSource out{"tessera_gemm_simt", src, {}};
+    KernelSource out;
+    out.entry = "tessera_gemm_simt";
+    out.source = src;
     out.launch.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
     out.launch.grid[2] = m.batch;
     out.launch.block[0] = threads;

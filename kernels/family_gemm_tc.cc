@@ -12,6 +12,8 @@ namespace {
 constexpr const char* kWarpsM = "warps_m";
 constexpr const char* kWarpsN = "warps_n";
 constexpr const char* kVec = "vec";
+constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;
+constexpr int64_t kReduceThreads = 256;
 
 // The tile, pipeline and resource rules for the GEMM `w` (a matmul, or the GEMM view of an
 // implicit-GEMM convolution).
@@ -39,8 +41,15 @@ std::optional<std::string> check_gemm_tc(const Schedule& s, const Workload& w, c
   int64_t smem = stages * (bm * bk + bk * bn) * 2;
   if (smem > hw.smem_per_block_bytes)
     return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
+  int64_t split = s.get(knob::kSplitK);
+  if (split < 1) return "split_k must be positive";
+  int64_t tiles_k = (m.k + bk - 1) / bk, per_slice = (tiles_k + split - 1) / split;
+  if ((split - 1) * per_slice >= tiles_k)
+    return "split_k " + std::to_string(split) + " leaves a slice of the " + std::to_string(tiles_k) +
+           " k tiles empty";
+  if (split > 1 && split * m.batch * m.m * m.n * 4 > kMaxWorkspaceBytes) return "split-K workspace above 1 GiB";
   int64_t blocks = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
-  if (blocks > (int64_t{1} << 31) - 1 || m.batch > 65535) return "grid too large";
+  if (blocks > (int64_t{1} << 31) - 1 || m.batch * split > 65535) return "grid too large";
   return std::nullopt;
 }
 
@@ -52,9 +61,11 @@ KernelSource emit_gemm_tc(const Workload& w, const Schedule& s, const std::strin
   const MatmulShape& m = w.matmul();
   int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
   int64_t wm = s.get(kWarpsM), wn = s.get(kWarpsN), stages = s.get(knob::kStages), vec = s.get(kVec);
-  int64_t group = s.get(knob::kGroupM);
+  int64_t group = s.get(knob::kGroupM), split = s.get(knob::kSplitK);
   EpilogueCode epi = matmul_epilogue_code(w);
   int64_t threads = wm * wn * 32;
+  std::string params = "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C" +
+                       (split > 1 ? ", float* __restrict__ W)" : ")");
   std::string src =
       "// " + comment + " | " + s.key() + "\n"
       "#include \"tessera/gemm_tc.cuh\"\n"
@@ -62,18 +73,34 @@ KernelSource emit_gemm_tc(const Workload& w, const Schedule& s, const std::strin
       "using In = " + device_type(w.dtype) + ";\n"
       "using Out = " + device_type(w.out_dtype) + ";\n" + epi.type + prelude +
       "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) +
-      ") " + entry + "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C) {\n"
+      ") " + entry + params + " {\n"
       "  const Epilogue epilogue{" + epi.init + "};\n"
       "  gemm_tc<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
       (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " + std::to_string(bn) + ", " +
       std::to_string(bk) + ", " + std::to_string(wm) + ", " + std::to_string(wn) + ", " + std::to_string(stages) +
-      ", " + std::to_string(vec) + ", " + std::to_string(group) + ", Epilogue" + (a_map.empty() ? "" : ", " + a_map) +
-      ">(A, B, C, epilogue);\n}\n";
-  KernelSource out{entry, src, {}};
+      ", " + std::to_string(vec) + ", " + std::to_string(group) + ", " + std::to_string(split) + ", Epilogue" +
+      (a_map.empty() ? "" : ", " + a_map) + ">(A, B, C, epilogue" + (split > 1 ? ", W" : "") + ");\n}\n";
+  if (split > 1)
+    src += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kReduceThreads) + ") " + entry +
+           "_reduce" + params + " {\n"
+           "  (void)A; (void)B;\n"
+           "  gemm::splitk_reduce<Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " +
+           std::to_string(m.batch) + ", " + std::to_string(split) + ">(W, C, Epilogue{" + epi.init + "});\n}\n";
+  KernelSource out;
+  out.entry = entry;
+  out.source = src;
   out.launch.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
-  out.launch.grid[2] = m.batch;
+  out.launch.grid[2] = m.batch * split;
   out.launch.block[0] = threads;
   out.launch.dynamic_smem_bytes = stages * (bm * bk + bk * bn) * 2;
+  if (split > 1) {
+    KernelLaunch reduce{entry + "_reduce", {}};
+    int64_t outputs = m.batch * m.m * m.n;
+    reduce.geometry.grid[0] = std::min<int64_t>((outputs + kReduceThreads - 1) / kReduceThreads, 65536);
+    reduce.geometry.block[0] = kReduceThreads;
+    out.then.push_back(reduce);
+    out.workspace_bytes = split * outputs * 4;
+  }
   return out;
 }
 
@@ -90,7 +117,8 @@ class GemmTcFamily : public KernelFamily {
     return {{std::string(knob::kBlockM), {64, 128, 256}}, {std::string(knob::kBlockN), {64, 128, 256}},
             {std::string(knob::kBlockK), {32, 64}},       {kWarpsM, {1, 2, 4}},
             {kWarpsN, {1, 2, 4}},                          {std::string(knob::kStages), {2, 3, 4}},
-            {kVec, {8, 4, 2, 1}},                          {std::string(knob::kGroupM), {1, 8}}};
+            {kVec, {8, 4, 2, 1}},                          {std::string(knob::kGroupM), {1, 8}},
+            {std::string(knob::kSplitK), {1, 2, 4, 8}}};
   }
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
@@ -133,6 +161,27 @@ class ConvTcFamily : public KernelFamily {
     auto def = [](const char* name, int64_t v) {
       return std::string("constexpr long long ") + name + " = " + std::to_string(v) + ";\n";
     };
+    // 1x1 fast paths: without padding an output pixel reads exactly one input pixel, so the
+    // im2col view needs no tap decomposition or bounds tests; at stride 1 it is the input itself.
+    if (c.r == 1 && c.s == 1 && c.pad_h == 0 && c.pad_w == 0) {
+      if (c.stride_h == 1 && c.stride_w == 1)
+        return emit_gemm_tc(gemm_view(w), s, "tessera_conv_tc", "// 1x1 stride-1 convolution: A is the input as [N*H*W, C]\n",
+                            "", w.key());
+      std::string prelude = def("kConvN", c.n) + def("kConvH", c.h) + def("kConvW", c.w) + def("kConvC", c.c) +
+                            def("kConvP", c.out_h()) + def("kConvQ", c.out_w()) + def("kStrideH", c.stride_h) +
+                            def("kStrideW", c.stride_w) +
+                            "// Strided 1x1 convolution: row m of the implicit GEMM is output pixel (n, p, q), column k\n"
+                            "// is channel k of input pixel (n, p * stride_h, q * stride_w).\n"
+                            "struct ConvA {\n"
+                            "  template <class T>\n"
+                            "  __device__ __forceinline__ static const T* at(const T* x, long long m, int k, bool& ok) {\n"
+                            "    const long long q = m % kConvQ, t = m / kConvQ, p = t % kConvP, n = t / kConvP;\n"
+                            "    ok = n < kConvN && k < kConvC;\n"
+                            "    return x + (ok ? ((n * kConvH + p * kStrideH) * kConvW + q * kStrideW) * kConvC + k : 0);\n"
+                            "  }\n"
+                            "};\n";
+      return emit_gemm_tc(gemm_view(w), s, "tessera_conv_tc", prelude, "ConvA", w.key());
+    }
     std::string prelude = def("kConvN", c.n) + def("kConvH", c.h) + def("kConvW", c.w) + def("kConvC", c.c) +
                           def("kConvR", c.r) + def("kConvS", c.s) + def("kConvP", c.out_h()) + def("kConvQ", c.out_w()) +
                           def("kStrideH", c.stride_h) + def("kStrideW", c.stride_w) + def("kPadH", c.pad_h) +

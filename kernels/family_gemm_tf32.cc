@@ -64,7 +64,9 @@ class GemmTf32Family : public KernelFamily {
                       "  gemm_tf32<Out, " + n(m.m) + ", " + n(m.n) + ", " + n(m.k) + ", " + (m.trans_b ? "true" : "false") +
                       ", " + n(bm) + ", " + n(bn) + ", " + n(bk) + ", " + n(wm) + ", " + n(wn) + ", " + n(stages) + ", " +
                       n(vec) + ", " + n(group) + ">(A, B, C, epilogue);\n}\n";
-    KernelSource out{"tessera_gemm_tf32", src, {}};
+    KernelSource out;
+    out.entry = "tessera_gemm_tf32";
+    out.source = src;
     out.launch.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
     out.launch.grid[2] = m.batch;
     out.launch.block[0] = threads;

@@ -145,7 +145,9 @@ class RowsFamily : public KernelFamily {
               "  }\n" + reduce("acc", max) + "  if (active && t == 0) y[row] = from_float<Out>(acc" +
               (op == ReduceOp::kMean ? " / kCols" : "") + ");\n";
     }
-    KernelSource out{"tessera_rows", head + open + body + "}\n", {}};
+    KernelSource out;
+    out.entry = "tessera_rows";
+    out.source = head + open + body + "}\n";
     out.launch.grid[0] = (rows + rpb - 1) / rpb;
     out.launch.block[0] = rt * rpb;
     return out;

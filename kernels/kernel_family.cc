@@ -4,6 +4,12 @@
 
 namespace tessera::kernels {
 
+std::vector<KernelLaunch> KernelSource::plan() const {
+  std::vector<KernelLaunch> out{{entry, launch}};
+  out.insert(out.end(), then.begin(), then.end());
+  return out;
+}
+
 void FamilyRegistry::add(std::unique_ptr<KernelFamily> family) {
   TESSERA_CHECK(family != nullptr, "null family");
   TESSERA_CHECK(find(family->name()) == nullptr,

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/hardware.h"
@@ -30,11 +31,30 @@ struct LaunchGeometry {
   int64_t dynamic_smem_bytes = 0;
 };
 
-/// Deterministic CUDA source for one (workload, schedule) and how to launch it.
+/// One kernel of a launch plan: an entry of the source and its geometry.
+struct KernelLaunch {
+  std::string entry;
+  LaunchGeometry geometry;
+};
+
+/// Deterministic CUDA source for one (workload, schedule) and how to launch it: the main
+/// kernel `entry`, then the kernels in `then` (same source, same stream, in order), e.g. the
+/// reduction of a split-K GEMM. Every kernel of the plan takes the same arguments: the
+/// workload's tensors (inputs, then the output) and, when workspace_bytes > 0, a pointer to
+/// that much scratch global memory whose contents are undefined at the start.
 struct KernelSource {
-  std::string entry;    ///< name of the __global__ function
+  KernelSource() = default;
+  KernelSource(std::string entry_name, std::string text, LaunchGeometry geometry = {})
+      : entry(std::move(entry_name)), source(std::move(text)), launch(geometry) {}
+
+  std::string entry;    ///< name of the main __global__ function (its resources are reported)
   std::string source;   ///< complete CUDA C++ translation unit
-  LaunchGeometry launch;
+  LaunchGeometry launch;            ///< geometry of `entry`
+  std::vector<KernelLaunch> then;   ///< kernels launched after `entry`, in order
+  int64_t workspace_bytes = 0;      ///< scratch memory passed as the last argument when > 0
+
+  /// The whole plan: `entry` first, then `then`.
+  std::vector<KernelLaunch> plan() const;
 };
 
 /// A family of kernels for some workload kinds.

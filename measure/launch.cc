@@ -1,5 +1,8 @@
 #include "measure/launch.h"
 
+#include <optional>
+#include <vector>
+
 #include "core/error.h"
 #include "measure/cuda_call.h"
 
@@ -26,40 +29,47 @@ std::vector<uint8_t> DeviceBuffer::download() const {
   return out;
 }
 
-LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::LaunchGeometry& g,
-                          std::span<void*> args) {
-  auto failed = [](Status s, const char* what, cudaError_t rc) {
-    return LaunchOutcome{s, std::string(what) + ": " + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc)};
+LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::KernelSource& source,
+                          std::span<void*> tensors) {
+  auto failed = [](Status s, const std::string& what, cudaError_t rc) {
+    return LaunchOutcome{s, what + ": " + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc)};
   };
   if (kernel.status != Status::kOk) return {Status::kLaunchError, "kernel did not compile: " + kernel.error};
+  std::optional<DeviceBuffer> workspace;
+  if (source.workspace_bytes > 0) workspace.emplace(static_cast<size_t>(source.workspace_bytes));
+  void* workspace_ptr = workspace ? workspace->data() : nullptr;
+  std::vector<void*> args(tensors.begin(), tensors.end());
+  if (workspace) args.push_back(&workspace_ptr);
+
   cudaLibrary_t lib = nullptr;
   cudaError_t rc = cudaLibraryLoadData(&lib, kernel.cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
   if (rc != cudaSuccess) return failed(Status::kLaunchError, "cudaLibraryLoadData", rc);
   LaunchOutcome out;
-  cudaKernel_t k = nullptr;
-  rc = cudaLibraryGetKernel(&k, lib, kernel.entry.c_str());
-  if (rc != cudaSuccess) {
-    out = failed(Status::kLaunchError, "cudaLibraryGetKernel", rc);
-  } else {
-    int device = 0;
-    cudaGetDevice(&device);
-    if (g.dynamic_smem_bytes > 48 * 1024)
-      rc = cudaKernelSetAttributeForDevice(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(g.dynamic_smem_bytes), device);
-    if (rc == cudaSuccess) {
-      dim3 grid(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]), static_cast<unsigned>(g.grid[2]));
-      dim3 block(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]), static_cast<unsigned>(g.block[2]));
-      rc = cudaLaunchKernel(reinterpret_cast<const void*>(k), grid, block, args.data(),
-                            static_cast<size_t>(g.dynamic_smem_bytes), nullptr);
-      if (rc != cudaSuccess) {
-        out = failed(Status::kLaunchError, "cudaLaunchKernel", rc);
-      } else if ((rc = cudaDeviceSynchronize()) != cudaSuccess) {
-        out = failed(Status::kCrashed, "kernel execution", rc);
-      }
-    } else {
-      out = failed(Status::kLaunchError, "cudaKernelSetAttributeForDevice", rc);
+  int device = 0;
+  cudaGetDevice(&device);
+  for (const kernels::KernelLaunch& step : source.plan()) {
+    const kernels::LaunchGeometry& g = step.geometry;
+    cudaKernel_t k = nullptr;
+    if ((rc = cudaLibraryGetKernel(&k, lib, step.entry.c_str())) != cudaSuccess) {
+      out = failed(Status::kLaunchError, "cudaLibraryGetKernel " + step.entry, rc);
+      break;
+    }
+    if (g.dynamic_smem_bytes > 48 * 1024 &&
+        (rc = cudaKernelSetAttributeForDevice(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(g.dynamic_smem_bytes), device)) != cudaSuccess) {
+      out = failed(Status::kLaunchError, "cudaKernelSetAttributeForDevice " + step.entry, rc);
+      break;
+    }
+    dim3 grid(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]), static_cast<unsigned>(g.grid[2]));
+    dim3 block(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]), static_cast<unsigned>(g.block[2]));
+    if ((rc = cudaLaunchKernel(reinterpret_cast<const void*>(k), grid, block, args.data(),
+                               static_cast<size_t>(g.dynamic_smem_bytes), nullptr)) != cudaSuccess) {
+      out = failed(Status::kLaunchError, "cudaLaunchKernel " + step.entry, rc);
+      break;
     }
   }
+  if (out.status == Status::kOk && (rc = cudaDeviceSynchronize()) != cudaSuccess)
+    out = failed(Status::kCrashed, "kernel execution", rc);
   cudaLibraryUnload(lib);
   return out;
 }
@@ -70,7 +80,7 @@ DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.b
 void DeviceBuffer::upload(std::span<const uint8_t>) {}
 void DeviceBuffer::fill(uint8_t) {}
 std::vector<uint8_t> DeviceBuffer::download() const { return {}; }
-LaunchOutcome launch_once(const kernels::CompiledKernel&, const kernels::LaunchGeometry&, std::span<void*>) {
+LaunchOutcome launch_once(const kernels::CompiledKernel&, const kernels::KernelSource&, std::span<void*>) {
   return {Status::kLaunchError, "this tessera was built without CUDA support"};
 }
 #endif

@@ -38,10 +38,11 @@ struct LaunchOutcome {
   std::string error;
 };
 
-/// Loads the cubin, launches its entry once with `geometry` and `args` (one pointer to each
-/// argument's value, in the kernel's order) and waits for it.
-LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::LaunchGeometry& geometry,
-                          std::span<void*> args);
+/// Loads the cubin, runs the source's launch plan once (its kernels in order, with a
+/// workspace allocated here when the plan needs one) and waits for it. `tensors` holds one
+/// pointer to each tensor's device pointer: inputs, then the output.
+LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::KernelSource& source,
+                          std::span<void*> tensors);
 
 /// "sm_90a" for Hopper (its wgmma/TMA features need the a-suffix), else "sm_XY".
 std::string nvrtc_arch(int cc_major, int cc_minor);

@@ -56,7 +56,7 @@ grep -o '\[ family   \].*' "$build.gpu-tests.log" | sed 's/^\[ family   \]/ /' |
 echo
 echo "Benchmarks (same-process ratios against cuBLAS; CUDA events until CUPTI timing lands):"
 bench_rc=0
-for spec in matmul:m=4096,n=4096,k=4096:f16; do
+for spec in matmul:m=4096,n=4096,k=4096:f16 matmul:m=512,n=512,k=16384:f16; do
   "$build/tests/gemm_bench" "$spec" >"$build.gemm-bench.log" 2>&1 || bench_rc=1
   tail -n 8 "$build.gemm-bench.log"
   echo

@@ -8,6 +8,11 @@
 // current ones feed the tensor cores. Shared memory is XOR-swizzled by 16-byte chunks so
 // that ldmatrix is free of bank conflicts. Edges are predicated (zero-filled loads, guarded
 // stores), so any M and N work; K and (row-major) N need to be multiples of VEC.
+//
+// Split-K: with SPLIT_K > 1, blockIdx.z is batch * SPLIT_K + slice; each slice sums its own
+// contiguous range of k tiles and writes raw f32 partials to the workspace W[slice][batch][M][N];
+// gemm::splitk_reduce then adds the slices in a fixed order (deterministic) and applies the
+// epilogue.
 #pragma once
 #include "tessera/common.cuh"
 
@@ -107,13 +112,31 @@ __device__ __forceinline__ void store_pair(Out* C, int row, int col, long long b
   }
 }
 
+/// Second kernel of a split-K GEMM: C = epilogue(sum over slices of W[slice]), for BATCH x M x N
+/// outputs, grid-stride over all of them.
+template <class Out, int M, int N, int BATCH, int SPLIT_K, class Epilogue>
+__device__ __forceinline__ void splitk_reduce(const float* __restrict__ W, Out* __restrict__ C,
+                                              const Epilogue& epilogue) {
+  constexpr long long kTotal = (long long)BATCH * M * N;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < kTotal;
+       i += (long long)gridDim.x * blockDim.x) {
+    float v = 0.0f;
+#pragma unroll
+    for (int s = 0; s < SPLIT_K; ++s) v += W[s * kTotal + i];
+    const long long b = i / ((long long)M * N);
+    const int rem = (int)(i - b * M * N);
+    C[i] = from_float<Out>(epilogue(v, b, rem / N, rem % N));
+  }
+}
+
 }  // namespace gemm
 
 /// The kernel body. `Epilogue` maps (accumulator, batch, row, col) to the stored float.
+/// `W` is the split-K workspace (unused when SPLIT_K is 1).
 template <class In, class Out, int M, int N, int K, bool TRANS_B, int BM, int BN, int BK, int WM, int WN, int STAGES,
-          int VEC, int GROUP_M, class Epilogue, class AMap = gemm::DenseA<M, K>>
+          int VEC, int GROUP_M, int SPLIT_K, class Epilogue, class AMap = gemm::DenseA<M, K>>
 __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
-                                        const Epilogue& epilogue) {
+                                        const Epilogue& epilogue, float* __restrict__ W = nullptr) {
   constexpr bool kBf16 = IsBf16<In>::value;
   constexpr int kThreads = WM * WN * 32;
   constexpr int WTM = BM / WM, WTN = BN / WN;  // warp tile
@@ -121,7 +144,8 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   constexpr int kChunksK = BK / 8;              // 16-byte chunks per row of a [*, BK] tile
   constexpr int kChunksN = BN / 8;              // per row of a [BK, BN] tile
   constexpr int kTileA = BM * BK, kTileB = BK * BN;  // elements per stage
-  constexpr int KT = (K + BK - 1) / BK;
+  constexpr int kTilesK = (K + BK - 1) / BK;
+  constexpr int kTilesPerSlice = (kTilesK + SPLIT_K - 1) / SPLIT_K;
 
   extern __shared__ __align__(128) unsigned char smem_raw[];
   In* sA = reinterpret_cast<In*>(smem_raw);
@@ -129,7 +153,10 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
 
   int bm, bn;
   gemm::raster<M, N, BM, BN, GROUP_M>(bm, bn);
-  const long long batch = blockIdx.z;
+  const int slice = SPLIT_K > 1 ? blockIdx.z % SPLIT_K : 0;
+  const long long batch = SPLIT_K > 1 ? blockIdx.z / SPLIT_K : blockIdx.z;
+  const int kt_begin = slice * kTilesPerSlice;  // this slice's k tiles: [kt_begin, kt_begin + KT)
+  const int KT = kTilesK - kt_begin < kTilesPerSlice ? kTilesK - kt_begin : kTilesPerSlice;
   A += batch * (long long)M * K;
   B += batch * (long long)K * N;
   C += batch * (long long)M * N;
@@ -138,7 +165,7 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   const int wm = warp / WN, wn = warp % WN;
 
   auto load_tile = [&](int stage, int kt) {
-    const int k0 = kt * BK;
+    const int k0 = (kt_begin + kt) * BK;
     In* a = sA + stage * kTileA;
     for (int i = tid; i < BM * BK / VEC; i += kThreads) {
       const int r = i / (BK / VEC), col = (i % (BK / VEC)) * VEC;
@@ -226,15 +253,30 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   gemm::wait<0>();
 
   // Each thread holds pairs of adjacent columns in rows lane/4 and lane/4 + 8.
+  [[maybe_unused]] float* partial = nullptr;
+  if constexpr (SPLIT_K > 1) partial = W + ((long long)slice * (gridDim.z / SPLIT_K) + batch) * M * N;
 #pragma unroll
   for (int i = 0; i < MT; ++i)
 #pragma unroll
     for (int j = 0; j < NT; ++j)
 #pragma unroll
-      for (int half = 0; half < 2; ++half)
-        gemm::store_pair<M, N>(C, bm * BM + wm * WTM + i * 16 + lane / 4 + half * 8,
-                               bn * BN + wn * WTN + j * 8 + (lane % 4) * 2, batch, acc[i][j][half * 2],
-                               acc[i][j][half * 2 + 1], epilogue);
+      for (int half = 0; half < 2; ++half) {
+        const int row = bm * BM + wm * WTM + i * 16 + lane / 4 + half * 8;
+        const int col = bn * BN + wn * WTN + j * 8 + (lane % 4) * 2;
+        const float v0 = acc[i][j][half * 2], v1 = acc[i][j][half * 2 + 1];
+        if constexpr (SPLIT_K > 1) {
+          if (row >= M) continue;
+          float* dst = partial + (long long)row * N + col;
+          if (N % 2 == 0 && col + 1 < N) {
+            *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
+          } else {
+            if (col < N) dst[0] = v0;
+            if (col + 1 < N) dst[1] = v1;
+          }
+        } else {
+          gemm::store_pair<M, N>(C, row, col, batch, v0, v1, epilogue);
+        }
+      }
 }
 
 }  // namespace tessera

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "kernels/builder.h"
 #include "kernels/families.h"
@@ -40,7 +41,9 @@ class FamiliesGpu : public ::testing::Test {
   }
 
   // Runs `per_shape` spread-out valid schedules per workload; returns {tried, passed}.
-  std::pair<int, int> check_family(const KernelFamily& family, const std::vector<std::string>& specs, size_t per_shape) {
+  // Only schedules `keep` accepts (all when empty) are considered.
+  std::pair<int, int> check_family(const KernelFamily& family, const std::vector<std::string>& specs, size_t per_shape,
+                                   const std::function<bool(const Schedule&)>& keep = {}) {
     const measure::Device& dev = scan_.devices.front();
     BuildOptions options;
     options.arch = measure::nvrtc_arch(dev.properties.cc_major, dev.properties.cc_minor);
@@ -51,7 +54,7 @@ class FamiliesGpu : public ::testing::Test {
       Workload w = Workload::parse(spec);
       std::vector<Schedule> valid;
       for (const Schedule& s : enumerate_space(family, w, *dev.spec))
-        if (!family.validate(s, w, *dev.spec)) valid.push_back(s);
+        if (!family.validate(s, w, *dev.spec) && (!keep || keep(s))) valid.push_back(s);
       size_t step = std::max<size_t>(1, valid.size() / per_shape);
       std::vector<Schedule> chosen;
       for (size_t i = 0; i < valid.size() && chosen.size() < per_shape; i += step) chosen.push_back(valid[i]);
@@ -84,7 +87,7 @@ class FamiliesGpu : public ::testing::Test {
         std::vector<void*> pointers, args;
         for (const measure::DeviceBuffer& b : buffers) pointers.push_back(b.data());
         for (void*& p : pointers) args.push_back(&p);
-        measure::LaunchOutcome run = measure::launch_once(built[i], sources[i].launch, args);
+        measure::LaunchOutcome run = measure::launch_once(built[i], sources[i], args);
         if (run.status != Status::kOk) {
           ADD_FAILURE() << status_name(run.status) << ": " << run.error;
           continue;
@@ -144,6 +147,17 @@ TEST_F(FamiliesGpu, TensorCoreGemmMatchesReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, SplitKGemmMatchesReference) {
+  if (scan_.devices.front().properties.cc_major < 8) GTEST_SKIP() << "mma.sync m16n8k16 needs sm_80";
+  auto [tried, passed] = check_family(*make_gemm_tc_family(),
+                                      {"matmul:m=100,n=72,k=2000:f16:epilogue=bias+gelu",
+                                       "batch_matmul:b=2,m=64,n=130,k=1032,tb=1:bf16:out=f32:epilogue=residual",
+                                       "matmul:m=256,n=256,k=4096:f16", "matmul:m=33,n=64,k=520:f16:out=f32"},
+                                      6, [](const Schedule& s) { return s.get("split_k") > 1; });
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+}
+
 TEST_F(FamiliesGpu, SimtGemmMatchesReference) {
   auto [tried, passed] = check_family(*make_gemm_simt_family(),
                                       {"matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
@@ -182,7 +196,8 @@ TEST_F(FamiliesGpu, ImplicitGemmConvMatchesReference) {
   auto [tried, passed] = check_family(
       *make_conv_tc_family(),
       {"conv2d:n=2,h=13,w=11,c=16,k=64,r=3,s=3,pad=1:f16", "conv2d:n=3,h=9,w=9,c=32,k=72,r=1,s=1,stride=2:bf16:epilogue=bias+relu",
-       "conv2d:n=1,h=15,w=15,c=3,k=16,r=7,s=7,stride=2,pad=3:f16", "conv2d:n=2,h=8,w=8,c=24,k=40,r=3,s=3,pad=2,dilation=2:f16:out=f32:epilogue=residual+gelu"},
+       "conv2d:n=1,h=15,w=15,c=3,k=16,r=7,s=7,stride=2,pad=3:f16", "conv2d:n=2,h=8,w=8,c=24,k=40,r=3,s=3,pad=2,dilation=2:f16:out=f32:epilogue=residual+gelu",
+       "conv2d:n=2,h=7,w=9,c=40,k=24,r=1,s=1:f16:epilogue=bias"},
       6);
   EXPECT_GE(tried, 20);
   EXPECT_EQ(passed, tried);

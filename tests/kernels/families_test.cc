@@ -22,7 +22,7 @@ const std::vector<std::string> kRows = {
 const std::vector<std::string> kGemm = {
     "matmul:m=4096,n=4096,k=4096:f16", "matmul:m=1000,n=1000,k=127:f16",
     "matmul:m=4096,n=3072,k=768:bf16:out=f32:epilogue=bias+gelu", "matmul:m=128,n=200,k=64,tb=1:f16:epilogue=residual+relu",
-    "batch_matmul:b=384,m=128,n=128,k=64:f16"};
+    "batch_matmul:b=384,m=128,n=128,k=64:f16", "matmul:m=256,n=200,k=8192:f16:epilogue=bias+relu"};
 
 const std::vector<std::string> kGemmSimt = {
     "matmul:m=4096,n=4096,k=4096:f32", "matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
@@ -37,7 +37,8 @@ const std::vector<std::string> kConv = {
 const std::vector<std::string> kConvTc = {
     "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16", "conv2d:n=32,h=56,w=56,c=256,k=64,r=1,s=1:bf16:epilogue=bias+relu",
     "conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16",
-    "conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1,dilation=2:f16:epilogue=residual"};
+    "conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1,dilation=2:f16:epilogue=residual",
+    "conv2d:n=8,h=28,w=28,c=128,k=256,r=1,s=1,stride=2:f16"};
 
 const std::vector<std::string> kGemmTf32 = {
     "matmul:m=4096,n=4096,k=4096:f32:tf32=1", "matmul:m=1000,n=999,k=127,tb=1:f32:tf32=1:epilogue=bias+relu",
@@ -115,23 +116,63 @@ TEST(Families, ValidateAcceptsAndRejectsWithReasons) {
   auto gemm = make_gemm_tc_family();
   Workload odd_k = Workload::parse("matmul:m=1000,n=1000,k=127:f16");
   Schedule tile{"gemm_tc", {{"block_m", 128}, {"block_n", 128}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
-                            {"stages", 3}, {"vec", 8}, {"group_m", 8}}};
+                            {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 1}}};
   EXPECT_EQ(*gemm->validate(tile, odd_k, h100), "k must be a multiple of vec (aligned loads)");
   tile.knobs[6].second = 1;
   EXPECT_FALSE(gemm->validate(tile, odd_k, h100).has_value());
   Schedule huge = tile;
   huge.knobs = {{"block_m", 128}, {"block_n", 256}, {"block_k", 64}, {"warps_m", 2}, {"warps_n", 4},
-                {"stages", 4}, {"vec", 1}, {"group_m", 8}};
+                {"stages", 4}, {"vec", 1}, {"group_m", 8}, {"split_k", 1}};
   EXPECT_FALSE(gemm->validate(huge, odd_k, h100).has_value());  // 192 KiB of shared memory fits
   huge.knobs[5].second = 5;
   EXPECT_EQ(*gemm->validate(huge, odd_k, h100), "shared memory 245760 B exceeds 232448 B");
   huge.knobs[3].second = 1;  // a 128x64 warp tile
   EXPECT_NE(gemm->validate(huge, odd_k, h100)->find("accumulators"), std::string::npos);
+  // Split-K: every slice needs at least one of the k tiles (127 / 32 -> 4 tiles).
+  tile.knobs[8].second = 4;
+  EXPECT_FALSE(gemm->validate(tile, odd_k, h100).has_value());
+  tile.knobs[8].second = 8;
+  EXPECT_EQ(*gemm->validate(tile, odd_k, h100), "split_k 8 leaves a slice of the 4 k tiles empty");
   HardwareSpec volta = h100;
   volta.cc_major = 7;
   EXPECT_EQ(*ew->validate({"elementwise", {{"threads", 256}, {"vec", 4}, {"items", 1}}},
                           Workload::parse("elementwise:ops=relu,n=64:bf16"), volta),
             "bf16 conversions need sm_80 or newer");
+}
+
+TEST(Families, SplitKIsATwoKernelPlanWithAWorkspace) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto gemm = make_gemm_tc_family();
+  Workload w = Workload::parse("batch_matmul:b=3,m=100,n=64,k=4096:f16:epilogue=bias");
+  Schedule s{"gemm_tc", {{"block_m", 64}, {"block_n", 64}, {"block_k", 64}, {"warps_m", 2}, {"warps_n", 2},
+                         {"stages", 3}, {"vec", 8}, {"group_m", 1}, {"split_k", 4}}};
+  ASSERT_FALSE(gemm->validate(s, w, h100).has_value());
+  KernelSource src = gemm->emit(w, s);
+  EXPECT_EQ(src.launch.grid[0], 2);      // 2 x 1 output tiles
+  EXPECT_EQ(src.launch.grid[2], 3 * 4);  // batch x slices
+  ASSERT_EQ(src.then.size(), 1u);
+  EXPECT_EQ(src.then[0].entry, src.entry + "_reduce");
+  EXPECT_EQ(src.workspace_bytes, 4 * 3 * 100 * 64 * 4);
+  EXPECT_EQ(src.plan().size(), 2u);
+  EXPECT_NE(src.source.find(src.entry + "_reduce("), std::string::npos);
+  s.knobs.back().second = 1;
+  KernelSource plain = gemm->emit(w, s);
+  EXPECT_TRUE(plain.then.empty());
+  EXPECT_EQ(plain.workspace_bytes, 0);
+  EXPECT_EQ(plain.source.find("float* __restrict__ W"), std::string::npos);
+}
+
+TEST(Families, OneByOneConvolutionsSkipTheTapDecomposition) {
+  auto conv = make_conv_tc_family();
+  Schedule s{"conv_tc", {{"block_m", 128}, {"block_n", 64}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                         {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 1}}};
+  KernelSource dense = conv->emit(Workload::parse("conv2d:n=2,h=14,w=14,c=64,k=128,r=1,s=1:f16"), s);
+  EXPECT_EQ(dense.source.find("struct ConvA"), std::string::npos);  // the input is A itself
+  KernelSource strided = conv->emit(Workload::parse("conv2d:n=2,h=14,w=14,c=64,k=128,r=1,s=1,stride=2:f16"), s);
+  EXPECT_NE(strided.source.find("Strided 1x1"), std::string::npos);
+  EXPECT_EQ(strided.source.find("kConvR"), std::string::npos);
+  KernelSource general = conv->emit(Workload::parse("conv2d:n=2,h=14,w=14,c=64,k=128,r=3,s=3,pad=1:f16"), s);
+  EXPECT_NE(general.source.find("kConvR"), std::string::npos);
 }
 
 TEST(Families, SampledSchedulesCompileForHopperAndAmpere) {

@@ -25,7 +25,7 @@ TEST(KernelExport, HeaderCarriesSelfContainedKernelsThatNvccCompiles) {
   db::testing::TempDb tmp("kernel_export");
   db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
   Schedule gemm{"gemm_tc", {{"block_m", 128}, {"block_n", 128}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
-                            {"stages", 3}, {"vec", 8}, {"group_m", 8}}};
+                            {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 4}}};
   Schedule rows{"rows", {{"row_threads", 128}, {"rows_per_block", 1}, {"vec", 8}, {"single_pass", 1}}};
   database.commit(std::vector<Record>{
       with_schedule("matmul:m=512,n=512,k=512:f16:epilogue=bias+gelu", gemm, 20, 1),
@@ -43,7 +43,13 @@ TEST(KernelExport, HeaderCarriesSelfContainedKernelsThatNvccCompiles) {
   EXPECT_EQ(h.find("#include \"tessera/"), std::string::npos);  // self-contained
   EXPECT_NE(h.find("namespace tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu {"), std::string::npos);
   EXPECT_NE(h.find("inline cudaError_t tessera_launch_softmax_rows_1024_cols_4096_f16(void* const* tensors, "
-                   "cudaStream_t stream)"),
+                   "void* workspace, cudaStream_t stream)"),
+            std::string::npos);
+  // The split-K GEMM runs two kernels and needs 4 slices x 512 x 512 f32 of workspace.
+  EXPECT_NE(h.find("tessera_workspace_bytes_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu = 4194304ULL"),
+            std::string::npos);
+  EXPECT_NE(h.find("&tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu::"
+                   "tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu_kernel_1)"),
             std::string::npos);
   EXPECT_LT(h.find("tessera_launch_"), h.rfind("#endif /* TESSERA_SCHEDULES_H_ */"));
 
