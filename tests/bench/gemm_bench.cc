@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -76,6 +77,14 @@ int main(int argc, char** argv) {
     if (sc.get("vec") == 8 && sc.get("group_m") == 8 && (sc.get("split_k") == 1 || split_k_shape) &&
         !family->validate(sc, w, *dev.spec))
       schedules.push_back(sc);
+  // TESSERA_BENCH_ONLY=<schedule key> times just that schedule (e.g. to profile it with ncu).
+  if (const char* only = std::getenv("TESSERA_BENCH_ONLY")) {
+    std::erase_if(schedules, [&](const Schedule& sc) { return sc.key() != only; });
+    if (schedules.empty()) {
+      std::fprintf(stderr, "TESSERA_BENCH_ONLY: %s is not a valid schedule of the benchmarked sub-space\n", only);
+      return 2;
+    }
+  }
   if (schedules.size() > 60) {
     std::vector<Schedule> spread;
     for (size_t i = 0; i < 60; ++i) spread.push_back(schedules[i * schedules.size() / 60]);
