@@ -1,0 +1,81 @@
+#include "measure/job.h"
+
+#include "core/error.h"
+
+namespace tessera::measure {
+namespace {
+
+Json geometry_json(const kernels::LaunchGeometry& g) {
+  return Json{{"grid", {g.grid[0], g.grid[1], g.grid[2]}},
+              {"block", {g.block[0], g.block[1], g.block[2]}},
+              {"smem", g.dynamic_smem_bytes}};
+}
+
+kernels::LaunchGeometry geometry_from(const Json& j) {
+  kernels::LaunchGeometry g;
+  for (int i = 0; i < 3; ++i) {
+    g.grid[i] = j.at("grid").at(i).get<int64_t>();
+    g.block[i] = j.at("block").at(i).get<int64_t>();
+  }
+  g.dynamic_smem_bytes = j.at("smem").get<int64_t>();
+  return g;
+}
+
+}  // namespace
+
+Json MeasureOptions::to_json() const {
+  return Json{{"warmup_runs", warmup_runs},   {"warmup_ms", warmup_ms},         {"min_repeats", min_repeats},
+              {"min_total_ms", min_total_ms}, {"max_repeats", max_repeats},     {"flush_l2", flush_l2},
+              {"noise_threshold", noise_threshold}, {"max_attempts", max_attempts}, {"check", check},
+              {"vendor", vendor},             {"seed", seed}};
+}
+
+MeasureOptions MeasureOptions::from_json(const Json& j) {
+  MeasureOptions o;
+  o.warmup_runs = j.at("warmup_runs").get<int>();
+  o.warmup_ms = j.at("warmup_ms").get<double>();
+  o.min_repeats = j.at("min_repeats").get<int>();
+  o.min_total_ms = j.at("min_total_ms").get<double>();
+  o.max_repeats = j.at("max_repeats").get<int>();
+  o.flush_l2 = j.at("flush_l2").get<bool>();
+  o.noise_threshold = j.at("noise_threshold").get<double>();
+  o.max_attempts = j.at("max_attempts").get<int>();
+  o.check = j.at("check").get<bool>();
+  o.vendor = j.at("vendor").get<bool>();
+  o.seed = j.at("seed").get<uint64_t>();
+  return o;
+}
+
+Json job_header(const Job& job, const MeasureOptions& options, int64_t id) {
+  Json plan = Json::array();
+  for (const kernels::KernelLaunch& step : job.plan.plan())
+    plan.push_back(Json{{"entry", step.entry}, {"geometry", geometry_json(step.geometry)}});
+  return Json{{"type", "measure"},
+              {"id", id},
+              {"workload", job.workload.to_json()},
+              {"schedule", job.schedule.to_json()},
+              {"plan", plan},
+              {"workspace_bytes", job.plan.workspace_bytes},
+              {"options", options.to_json()}};
+}
+
+Job job_from_header(const Json& h, std::string cubin) {
+  try {
+    Job job;
+    job.workload = Workload::from_json(h.at("workload"));
+    job.schedule = Schedule::from_json(h.at("schedule"), "measure request");
+    const Json& plan = h.at("plan");
+    if (!plan.is_array() || plan.empty()) throw UserError("measure request: empty launch plan");
+    job.plan.entry = plan[0].at("entry").get<std::string>();
+    job.plan.launch = geometry_from(plan[0].at("geometry"));
+    for (size_t i = 1; i < plan.size(); ++i)
+      job.plan.then.push_back({plan[i].at("entry").get<std::string>(), geometry_from(plan[i].at("geometry"))});
+    job.plan.workspace_bytes = h.at("workspace_bytes").get<int64_t>();
+    job.cubin = std::move(cubin);
+    return job;
+  } catch (const Json::exception& e) {
+    throw UserError(std::string("measure request: ") + e.what());
+  }
+}
+
+}  // namespace tessera::measure
