@@ -25,7 +25,7 @@ const Json& require(const Json& obj, std::string_view key, std::string_view what
 Json parse_json(std::string_view text, std::string_view what) {
   try {
     return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, or out_of_range for a number too large
     // nlohmann's message starts with "[json.exception.parse_error.101] "; drop the tag.
     std::string msg = e.what();
     if (auto pos = msg.find("] "); pos != std::string::npos) msg = msg.substr(pos + 2);

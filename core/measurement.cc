@@ -80,6 +80,14 @@ Measurement Measurement::from_json(const Json& j, std::string_view what) {
   m.spill_bytes = json_int(j, "spill_bytes", what);
   m.vendor_us = optional_number(j, "vendor_us", what);
   if (j.contains("error")) m.error = json_string(j, "error", what);
+  if (j.contains("noisy")) {
+    if (!j["noisy"].is_boolean()) throw UserError(std::string(what) + ": \"noisy\" must be true or false");
+    m.noisy = j["noisy"].get<bool>();
+  }
+  if (j.contains("conditions")) {
+    if (!j["conditions"].is_object()) throw UserError(std::string(what) + ": \"conditions\" must be an object");
+    m.conditions = j["conditions"];
+  }
   return m;
 }
 
@@ -96,6 +104,8 @@ Json Measurement::to_json() const {
   j["spill_bytes"] = spill_bytes;
   j["vendor_us"] = optional_json(vendor_us);
   j["error"] = error;
+  j["noisy"] = noisy;
+  j["conditions"] = conditions;
   return j;
 }
 

@@ -45,6 +45,8 @@ struct Measurement {
   int64_t spill_bytes = 0;               ///< local-memory spill stores + loads [bytes]
   std::optional<double> vendor_us;       ///< vendor library median, same worker [us]
   std::string error;                     ///< set iff status != kOk
+  bool noisy = false;                    ///< spread stayed above the threshold after re-measuring
+  Json conditions = Json::object();      ///< how it was measured: clocks, throttling, vendor algorithm, ...
 
   /// Fills times_us, median_us, min_us, max_us and spread from raw samples (non-empty).
   void set_times(std::vector<double> samples_us);

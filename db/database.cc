@@ -88,6 +88,11 @@ CREATE TABLE graphs(
   created_s INTEGER NOT NULL);
 CREATE INDEX graphs_model ON graphs(model_key);
 )sql"},
+    {2, "measurement conditions (noisy flag; clocks, throttling, vendor algorithm)",
+     R"sql(
+ALTER TABLE records ADD COLUMN noisy INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE records ADD COLUMN conditions_json TEXT NOT NULL DEFAULT '{}';
+)sql"},
 };
 static_assert(std::size(kMigrations) == TuningDatabase::kSchemaVersion);
 
@@ -95,7 +100,7 @@ constexpr const char* kRecordColumns =
     "r.id, w.json, t.gpu_name, t.spec_name, t.cc_major, t.cc_minor, t.sm_count, t.driver_version, "
     "t.runtime_version, t.toolkit_version, r.schedule_json, r.status, r.median_us, r.min_us, r.max_us, "
     "r.spread, r.samples, r.registers, r.smem_bytes, r.spill_bytes, r.predicted_us, r.vendor_us, r.error, "
-    "r.feature_version, r.tool_version, r.timestamp_s "
+    "r.feature_version, r.tool_version, r.timestamp_s, r.noisy, r.conditions_json "
     "FROM records r JOIN workloads w ON w.id = r.workload_id JOIN targets t ON t.id = r.target_id";
 
 // Environmental SQLite failures become DatabaseError naming the file; anything else (a
@@ -371,6 +376,9 @@ StoredRecord decode_record(const Statement& s, const std::string& path, DecodeCa
     r.feature_version = static_cast<int>(s.int64(23));
     r.tool_version = s.text(24);
     r.timestamp_s = s.int64(25);
+    m.noisy = s.int64(26) != 0;
+    m.conditions = parse_json(s.text(27), what);
+    if (!m.conditions.is_object()) throw UserError(what + ": conditions_json is not a JSON object");
   } catch (const UserError& e) {
     std::string msg = e.what();
     throw DatabaseError(msg.rfind(what, 0) == 0 ? msg : what + ": " + msg);
@@ -399,9 +407,10 @@ CommitResult TuningDatabase::commit(std::span<const Record> records) {
       Statement ins(db_,
                     "INSERT INTO records(uid, workload_id, target_id, family, schedule_json, "
                     "status, median_us, min_us, max_us, spread, repeats, samples, registers, smem_bytes, "
-                    "spill_bytes, predicted_us, vendor_us, error, feature_version, tool_version, timestamp_s) "
+                    "spill_bytes, predicted_us, vendor_us, error, feature_version, tool_version, timestamp_s, noisy, "
+                    "conditions_json) "
                     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-                    "?20, ?21)");
+                    "?20, ?21, ?22, ?23)");
       // Identical records share workload, target, status and median, so the duplicate check
       // is a lookup in records_best; a separate unique index on the (random) content hash
       // would cost a random page write per insert.
@@ -426,11 +435,12 @@ CommitResult TuningDatabase::commit(std::span<const Record> records) {
         std::string_view samples(reinterpret_cast<const char*>(m.times_us.data()), m.times_us.size() * sizeof(double));
         // A record's identity is all of its content: strings separated by NULs, then the
         // numbers' bytes (exact, and cheaper than printing them).
+        std::string conditions = m.conditions.dump();
         std::string identity;
-        identity.reserve(256 + samples.size() + m.error.size());
+        identity.reserve(256 + samples.size() + m.error.size() + conditions.size());
         for (std::string_view part : {std::string_view(wkey), std::string_view(fp), std::string_view(schedule_key),
                                       status_name(m.status), std::string_view(m.error),
-                                      std::string_view(r.tool_version), samples}) {
+                                      std::string_view(r.tool_version), samples, std::string_view(conditions)}) {
           identity.append(part);
           identity.push_back('\0');
         }
@@ -439,7 +449,8 @@ CommitResult TuningDatabase::commit(std::span<const Record> records) {
                          m.vendor_us.value_or(-1.0)})
           raw(v);
         for (int64_t v : {int64_t{m.registers}, m.smem_bytes, m.spill_bytes, int64_t{r.feature_version},
-                          r.timestamp_s, int64_t{r.predicted_us.has_value()}, int64_t{m.vendor_us.has_value()}})
+                          r.timestamp_s, int64_t{r.predicted_us.has_value()}, int64_t{m.vendor_us.has_value()},
+                          int64_t{m.noisy}})
           raw(v);
         auto uid = static_cast<int64_t>(stable_hash(identity));
         {
@@ -456,6 +467,7 @@ CommitResult TuningDatabase::commit(std::span<const Record> records) {
         ins.bind_blob(12, samples).bind(13, int64_t{m.registers}).bind(14, m.smem_bytes);
         ins.bind(15, m.spill_bytes).bind(16, r.predicted_us).bind(17, m.vendor_us).bind(18, m.error);
         ins.bind(19, int64_t{r.feature_version}).bind(20, r.tool_version).bind(21, r.timestamp_s);
+        ins.bind(22, int64_t{m.noisy}).bind(23, conditions);
         ins.step();
         ins.reset();
         ++result.inserted;

@@ -135,7 +135,7 @@ struct StoredGraph {
 class TuningDatabase {
  public:
   /// Latest schema version this build writes.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   /// PRAGMA application_id of Tessera files ("TSRA").
   static constexpr int32_t kApplicationId = 0x54535241;
 
