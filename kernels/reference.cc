@@ -288,6 +288,20 @@ std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed) {
   return out;
 }
 
+HostTensor matmul_epilogue_reference(const Workload& w, const HostTensor& accumulated,
+                                     std::span<const HostTensor> inputs) {
+  TESSERA_CHECK(w.kind == OpKind::kMatmul || w.kind == OpKind::kBatchMatmul, "not a matmul: " + w.key());
+  const MatmulShape& s = w.matmul();
+  TESSERA_CHECK(accumulated.elements() == s.batch * s.m * s.n, "accumulator shape differs from " + w.key());
+  TESSERA_CHECK(inputs.size() >= 2, "matmul inputs missing");
+  HostTensor out = accumulated;
+  std::span<const HostTensor> extra = inputs.subspan(2);
+  for (int64_t index = 0; index < accumulated.elements(); ++index)
+    out.data[static_cast<size_t>(index)] =
+        static_cast<float>(epilogue(w, extra, accumulated.data[static_cast<size_t>(index)], index % s.n, index));
+  return out;
+}
+
 HostTensor reference(const Workload& w, std::span<const HostTensor> inputs) {
   check_inputs(w, inputs);
   switch (w.kind) {

@@ -42,6 +42,11 @@ std::vector<HostTensor> random_inputs(const Workload& w, uint64_t seed);
 /// float. Shapes must match w.expr(); a mismatch is an internal error.
 HostTensor reference(const Workload& w, std::span<const HostTensor> inputs);
 
+/// A matmul's output from its accumulated products (f32, [batch, m, n] row-major, e.g. from
+/// cuBLAS) and its inputs (w.expr() order): the epilogue applied on the host.
+HostTensor matmul_epilogue_reference(const Workload& w, const HostTensor& accumulated,
+                                     std::span<const HostTensor> inputs);
+
 /// Layernorm over the last axis with an explicit epsilon (for outside conformance data).
 HostTensor layernorm_reference(const HostTensor& x, const HostTensor& gamma, const HostTensor& beta, double epsilon);
 

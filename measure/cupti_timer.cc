@@ -1,0 +1,107 @@
+#include "measure/cupti_timer.h"
+
+#if TESSERA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#include <cupti.h>
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/error.h"
+#include "measure/cuda_call.h"
+
+namespace tessera::measure {
+namespace {
+
+constexpr size_t kBufferBytes = size_t{8} << 20;
+
+struct Collected {
+  std::mutex mu;
+  std::unordered_map<uint32_t, uint64_t> external;  // CUPTI correlation id -> our run id
+  std::vector<std::pair<uint32_t, uint64_t>> kernels;  // (correlation id, duration ns)
+};
+Collected& collected() {
+  static Collected c;
+  return c;
+}
+
+void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_records) {
+  *buffer = static_cast<uint8_t*>(std::aligned_alloc(8, kBufferBytes));
+  *size = kBufferBytes;
+  *max_records = 0;
+}
+
+void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid) {
+  Collected& c = collected();
+  std::lock_guard<std::mutex> lock(c.mu);
+  CUpti_Activity* record = nullptr;
+  while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+    if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL || record->kind == CUPTI_ACTIVITY_KIND_KERNEL) {
+      auto* k = reinterpret_cast<CUpti_ActivityKernel10*>(record);
+      const uint32_t corr = k->correlationId;
+      const uint64_t duration = k->end - k->start;
+      c.kernels.emplace_back(corr, duration);
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) {
+      auto* e = reinterpret_cast<CUpti_ActivityExternalCorrelation*>(record);
+      const uint32_t corr = e->correlationId;
+      const uint64_t external = e->externalId;
+      c.external[corr] = external;
+    }
+  }
+  std::free(buffer);
+}
+
+uint64_t next_run_id = 1;
+
+}  // namespace
+
+KernelTimer::KernelTimer() {
+  TESSERA_CUPTI_CALL(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed));
+  TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL));
+  TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION));
+}
+
+KernelTimer::~KernelTimer() {
+  cuptiActivityFlushAll(1);
+  cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  cuptiActivityDisable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
+}
+
+std::vector<double> KernelTimer::time(int repeats, const std::function<void()>& run,
+                                      const std::function<void()>& between) {
+  const uint64_t first = next_run_id;
+  next_run_id += static_cast<uint64_t>(repeats);
+  for (int i = 0; i < repeats; ++i) {
+    if (between) between();
+    TESSERA_CUPTI_CALL(cuptiActivityPushExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, first + i));
+    run();
+    uint64_t popped = 0;
+    TESSERA_CUPTI_CALL(cuptiActivityPopExternalCorrelationId(CUPTI_EXTERNAL_CORRELATION_KIND_CUSTOM0, &popped));
+  }
+  TESSERA_CUDA_CALL(cudaDeviceSynchronize());
+  TESSERA_CUPTI_CALL(cuptiActivityFlushAll(1));
+  Collected& c = collected();
+  std::lock_guard<std::mutex> lock(c.mu);
+  std::vector<double> ns(static_cast<size_t>(repeats), 0.0);
+  std::vector<int> count(static_cast<size_t>(repeats), 0);
+  for (const auto& [corr, duration] : c.kernels) {
+    auto it = c.external.find(corr);
+    if (it == c.external.end() || it->second < first || it->second >= first + static_cast<uint64_t>(repeats)) continue;
+    size_t i = static_cast<size_t>(it->second - first);
+    ns[i] += static_cast<double>(duration);
+    ++count[i];
+  }
+  c.kernels.clear();
+  c.external.clear();
+  std::vector<double> us;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    TESSERA_CHECK(count[i] > 0, "CUPTI recorded no kernel for timed run " + std::to_string(i));
+    us.push_back(ns[i] / 1000.0);
+  }
+  return us;
+}
+
+}  // namespace tessera::measure
+#endif

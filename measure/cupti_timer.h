@@ -1,0 +1,28 @@
+// Kernel-only durations from the CUPTI activity API (concurrent-kernel records). Only with CUDA.
+//
+// Each timed run's launches are tagged with an external correlation id, so the kernels of one
+// run (a launch plan of several kernels, or whatever a vendor library launches) are summed
+// per run, and anything else on the GPU between runs (an L2 flush memset) is not counted.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tessera::measure {
+
+class KernelTimer {
+ public:
+  /// Enables CUPTI activity collection for this process (one timer per process).
+  KernelTimer();
+  ~KernelTimer();
+  KernelTimer(const KernelTimer&) = delete;
+  KernelTimer& operator=(const KernelTimer&) = delete;
+
+  /// Runs `between()` then `run()` `repeats` times (both only enqueue work on the current
+  /// device's default stream), waits, and returns each run's summed kernel time [us].
+  /// Throws ApiError on a CUDA or CUPTI failure, InternalError if a run recorded no kernel.
+  std::vector<double> time(int repeats, const std::function<void()>& run, const std::function<void()>& between);
+};
+
+}  // namespace tessera::measure

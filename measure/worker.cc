@@ -1,0 +1,366 @@
+#include "measure/worker.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "core/error.h"
+#include "kernels/reference.h"
+#include "measure/check.h"
+#include "measure/devices.h"
+#include "measure/job.h"
+#include "measure/protocol.h"
+
+#if TESSERA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+
+#include "measure/cublaslt.h"
+#include "measure/cuda_call.h"
+#include "measure/cupti_timer.h"
+#include "measure/launch.h"
+#endif
+
+namespace tessera::measure {
+namespace {
+
+// The protocol's own copy of stdout; fd 1 then points at stderr so that a stray printf in
+// a library cannot corrupt a frame.
+int claim_stdout() {
+  int out = ::dup(1);
+  if (out < 0 || ::dup2(2, 1) < 0) return 1;
+  return out;
+}
+
+#if TESSERA_HAVE_CUDA
+
+// GPU clocks, clock-event (throttle) reasons and temperature through NVML, loaded at run
+// time from the driver (no link dependency); {"nvml": "unavailable: ..."} without it.
+class Nvml {
+ public:
+  explicit Nvml(int device) {
+    lib_ = ::dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!lib_) {
+      why_ = "libnvidia-ml.so.1 not found";
+      return;
+    }
+    auto sym = [&](const char* name) { return ::dlsym(lib_, name); };
+    auto init = reinterpret_cast<int (*)()>(sym("nvmlInit_v2"));
+    auto by_pci = reinterpret_cast<int (*)(const char*, void**)>(sym("nvmlDeviceGetHandleByPciBusId_v2"));
+    clock_ = reinterpret_cast<int (*)(void*, int, unsigned*)>(sym("nvmlDeviceGetClockInfo"));
+    reasons_ = reinterpret_cast<int (*)(void*, unsigned long long*)>(sym("nvmlDeviceGetCurrentClocksEventReasons"));
+    if (!reasons_)
+      reasons_ = reinterpret_cast<int (*)(void*, unsigned long long*)>(sym("nvmlDeviceGetCurrentClocksThrottleReasons"));
+    temperature_ = reinterpret_cast<int (*)(void*, int, unsigned*)>(sym("nvmlDeviceGetTemperature"));
+    char bus[64] = {};
+    if (!init || !by_pci || !clock_ || init() != 0 || cudaDeviceGetPCIBusId(bus, sizeof bus, device) != cudaSuccess ||
+        by_pci(bus, &device_) != 0) {
+      why_ = "NVML did not initialise for this device";
+      device_ = nullptr;
+    }
+  }
+  Json read() const {
+    if (!device_) return Json{{"nvml", "unavailable: " + why_}};
+    Json j = Json::object();
+    unsigned v = 0;
+    if (clock_(device_, 1 /* NVML_CLOCK_SM */, &v) == 0) j["sm_clock_mhz"] = v;
+    if (clock_(device_, 2 /* NVML_CLOCK_MEM */, &v) == 0) j["mem_clock_mhz"] = v;
+    unsigned long long r = 0;
+    if (reasons_ && reasons_(device_, &r) == 0) {
+      char hex[32];
+      std::snprintf(hex, sizeof hex, "0x%llx", r);
+      j["clock_event_reasons"] = hex;  // 0x0 or 0x1 (idle): not throttled
+    }
+    if (temperature_ && temperature_(device_, 0 /* NVML_TEMPERATURE_GPU */, &v) == 0) j["temperature_c"] = v;
+    return j;
+  }
+
+ private:
+  void* lib_ = nullptr;
+  void* device_ = nullptr;
+  std::string why_;
+  int (*clock_)(void*, int, unsigned*) = nullptr;
+  int (*reasons_)(void*, unsigned long long*) = nullptr;
+  int (*temperature_)(void*, int, unsigned*) = nullptr;
+};
+
+bool is_matmul(const Workload& w) { return w.kind == OpKind::kMatmul || w.kind == OpKind::kBatchMatmul; }
+
+// A workload's inputs on the device, its output buffer, the reference output and the
+// vendor baseline, kept while consecutive requests share the workload.
+struct WorkloadState {
+  std::string key;
+  std::vector<DeviceBuffer> tensors;  // inputs, then the output
+  std::vector<void*> pointers;
+  std::vector<int64_t> out_shape;
+  kernels::HostTensor reference;
+  std::optional<double> vendor_us;
+  Json vendor = Json::object();
+};
+
+class Worker {
+ public:
+  Worker(int device, int out_fd) : device_(device), out_(out_fd), nvml_(device) {
+    TESSERA_CUDA_CALL(cudaSetDevice(device));
+    TESSERA_CUDA_CALL(cudaFree(nullptr));  // create the context now, not inside a timing
+    cudaDeviceProp p{};
+    TESSERA_CUDA_CALL(cudaGetDeviceProperties(&p, device));
+    // Overwriting twice the L2 evicts everything a previous run left there.
+    flush_ = std::make_unique<DeviceBuffer>(static_cast<size_t>(std::max(p.l2CacheSize, 1 << 20)) * 2);
+  }
+
+  Measurement measure(const Job& job, const MeasureOptions& o, int64_t id, bool& exiting) {
+    Measurement m;
+    auto progress = [&](const char* phase) {
+      protocol::write_frame(out_, protocol::message("progress", {{"id", id}, {"phase", phase}}));
+    };
+    prepare(job.workload, o, progress);
+    progress("kernel");
+    // Load the kernels of the plan.
+    cudaLibrary_t lib = nullptr;
+    cudaError_t rc = cudaLibraryLoadData(&lib, job.cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
+    if (rc != cudaSuccess) return fail(Status::kLaunchError, std::string("cudaLibraryLoadData: ") + cudaGetErrorString(rc));
+    std::unique_ptr<CUlib_st, void (*)(cudaLibrary_t)> guard(lib, [](cudaLibrary_t l) { cudaLibraryUnload(l); });
+    std::vector<std::pair<cudaKernel_t, kernels::LaunchGeometry>> plan;
+    for (const kernels::KernelLaunch& step : job.plan.plan()) {
+      cudaKernel_t k = nullptr;
+      if ((rc = cudaLibraryGetKernel(&k, lib, step.entry.c_str())) != cudaSuccess)
+        return fail(Status::kLaunchError, "cudaLibraryGetKernel " + step.entry + ": " + cudaGetErrorString(rc));
+      if (step.geometry.dynamic_smem_bytes > 48 * 1024 &&
+          (rc = cudaKernelSetAttributeForDevice(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                static_cast<int>(step.geometry.dynamic_smem_bytes), device_)) != cudaSuccess)
+        return fail(Status::kLaunchError, std::string("shared memory attribute: ") + cudaGetErrorString(rc));
+      plan.emplace_back(k, step.geometry);
+    }
+    std::optional<DeviceBuffer> workspace;
+    if (job.plan.workspace_bytes > 0) workspace.emplace(static_cast<size_t>(job.plan.workspace_bytes));
+    std::vector<void*> ptrs = ws_.pointers;
+    std::vector<void*> args;
+    if (workspace) ptrs.push_back(workspace->data());
+    for (void*& p : ptrs) args.push_back(&p);
+    cudaError_t launch_rc = cudaSuccess;
+    auto run = [&] {
+      for (const auto& [k, g] : plan) {
+        cudaError_t r = cudaLaunchKernel(
+            reinterpret_cast<const void*>(k),
+            dim3(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]), static_cast<unsigned>(g.grid[2])),
+            dim3(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]), static_cast<unsigned>(g.block[2])),
+            args.data(), static_cast<size_t>(g.dynamic_smem_bytes), nullptr);
+        if (r != cudaSuccess && launch_rc == cudaSuccess) launch_rc = r;
+      }
+    };
+    // Checked run on a poisoned output.
+    ws_.tensors.back().fill(0xFF);
+    run();
+    if (launch_rc != cudaSuccess) return fail(Status::kLaunchError, std::string("launch: ") + cudaGetErrorString(launch_rc));
+    if ((rc = cudaDeviceSynchronize()) != cudaSuccess) {
+      exiting = true;  // a fault poisons the context: this worker cannot measure again
+      return fail(Status::kCrashed, std::string("kernel faulted: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc));
+    }
+    if (o.check) {
+      kernels::HostTensor got =
+          kernels::decode(ws_.tensors.back().download(), ws_.out_shape, job.workload.out_dtype);
+      Comparison c = compare(got.data, ws_.reference.data, tolerance_for(job.workload.out_dtype, job.workload.allow_tf32));
+      if (!c.ok()) return fail(Status::kIncorrect, c.describe(got.data, ws_.reference.data));
+    }
+    // Timing.
+    timed(run, o, m);
+    if (launch_rc != cudaSuccess) return fail(Status::kLaunchError, std::string("launch: ") + cudaGetErrorString(launch_rc));
+    m.status = Status::kOk;
+    m.conditions["clocks"] = nvml_.read();
+    if (o.vendor) {
+      progress("vendor");
+      vendor(job.workload, o);
+      m.vendor_us = ws_.vendor_us;
+      m.conditions["vendor"] = ws_.vendor;
+    }
+    return m;
+  }
+
+ private:
+  static Measurement fail(Status s, std::string error) {
+    Measurement m;
+    m.status = s;
+    m.error = std::move(error);
+    return m;
+  }
+
+  // Warm-up, then timed series until one is quiet (or attempts run out); fills `m`.
+  void timed(const std::function<void()>& run, const MeasureOptions& o, Measurement& m) {
+    auto flush = [&] {
+      if (o.flush_l2) cudaMemsetAsync(flush_->data(), ++flush_value_, flush_->bytes(), nullptr);
+    };
+    std::vector<double> first = timer_.time(1, run, flush);
+    double estimate = first.front();
+    int warm = std::max(o.warmup_runs, static_cast<int>(o.warmup_ms * 1000.0 / std::max(estimate, 1.0)));
+    warm = std::min(warm, std::max(o.warmup_runs, o.max_repeats));
+    for (int i = 0; i < warm; ++i) run();
+    TESSERA_CUDA_CALL(cudaDeviceSynchronize());
+    int repeats = planned_repeats(estimate, o);
+    for (int attempt = 1; attempt <= std::max(1, o.max_attempts); ++attempt) {
+      m.set_times(timer_.time(repeats, run, flush));
+      m.conditions["attempts"] = attempt;
+      m.noisy = is_noisy(m, o);
+      if (!m.noisy) break;
+    }
+  }
+
+  void prepare(const Workload& w, const MeasureOptions& o, const std::function<void(const char*)>& progress) {
+    std::string key = w.key() + "|seed=" + std::to_string(o.seed);
+    if (ws_.key == key) return;
+    progress("reference");
+    ws_ = WorkloadState();
+    TensorExpr e = w.expr();
+    std::vector<kernels::HostTensor> inputs = kernels::random_inputs(w, o.seed);
+    size_t next = 0;
+    for (const TensorAccess& t : e.tensors) {
+      if (t.role == TensorRole::kInput) {
+        std::vector<uint8_t> bytes = kernels::encode(inputs[next++], t.dtype);
+        ws_.tensors.emplace_back(bytes.size());
+        ws_.tensors.back().upload(bytes);
+      } else {
+        ws_.tensors.emplace_back(static_cast<size_t>(t.elements() * dtype_bytes(t.dtype)));
+        ws_.out_shape = t.shape;
+      }
+    }
+    for (const DeviceBuffer& b : ws_.tensors) ws_.pointers.push_back(b.data());
+    if (is_matmul(w)) {
+      // cuBLASLt with f32 accumulation into f32; the host applies the epilogue.
+      std::string why;
+      std::optional<LtMatmul> ref = LtMatmul::make(w, /*reference=*/true, why);
+      if (!ref) throw UserError("no cuBLASLt reference for " + w.key() + ": " + why);
+      DeviceBuffer acc(static_cast<size_t>(e.tensors.back().elements()) * 4);
+      std::vector<void*> t = ws_.pointers;
+      t.back() = acc.data();
+      std::string err = ref->launch(0, t, nullptr);
+      if (!err.empty()) throw UserError("cuBLASLt reference for " + w.key() + ": " + err);
+      TESSERA_CUDA_CALL(cudaDeviceSynchronize());
+      kernels::HostTensor accumulated = kernels::decode(acc.download(), ws_.out_shape, DType::kF32);
+      ws_.reference = kernels::matmul_epilogue_reference(w, accumulated, inputs);
+    } else {
+      ws_.reference = kernels::reference(w, inputs);
+    }
+    ws_.key = key;
+  }
+
+  // cuBLASLt for matmuls: every algorithm its heuristic offers gets a short series, the
+  // fastest a full one. Other kinds have no vendor baseline here yet.
+  void vendor(const Workload& w, const MeasureOptions& o) {
+    if (ws_.vendor_us || ws_.vendor.contains("none")) return;
+    if (!is_matmul(w)) {
+      ws_.vendor = Json{{"none", "no vendor baseline for " + std::string(op_kind_name(w.kind)) + " yet"}};
+      return;
+    }
+    std::string why;
+    std::optional<LtMatmul> lt = LtMatmul::make(w, /*reference=*/false, why);
+    if (!lt || lt->algorithms() == 0) {
+      ws_.vendor = Json{{"none", why.empty() ? "cuBLASLt offers no algorithm" : why}};
+      return;
+    }
+    DeviceBuffer out(ws_.tensors.back().bytes());
+    std::vector<void*> t = ws_.pointers;
+    t.back() = out.data();
+    MeasureOptions quick = o;
+    quick.min_total_ms = std::min(o.min_total_ms, 10.0);
+    int best = -1;
+    double best_us = 0, heuristic_us = 0;
+    for (int a = 0; a < lt->algorithms(); ++a) {
+      std::string err;
+      auto run = [&] { err = lt->launch(a, t, nullptr); };
+      run();
+      TESSERA_CUDA_CALL(cudaDeviceSynchronize());
+      if (!err.empty()) continue;
+      Measurement m;
+      timed(run, quick, m);
+      if (a == 0) heuristic_us = m.median_us;
+      if (best < 0 || m.median_us < best_us) best = a, best_us = m.median_us;
+    }
+    if (best < 0) {
+      ws_.vendor = Json{{"none", "no cuBLASLt algorithm ran"}};
+      return;
+    }
+    Measurement m;
+    timed([&] { (void)lt->launch(best, t, nullptr); }, o, m);
+    ws_.vendor_us = m.median_us;
+    ws_.vendor = Json{{"library", "cuBLASLt"},
+                      {"algorithms_tried", lt->algorithms()},
+                      {"chosen", best},
+                      {"heuristic_first_us", heuristic_us},
+                      {"spread", m.spread}};
+  }
+
+  int device_;
+  int out_;
+  Nvml nvml_;
+  KernelTimer timer_;
+  std::unique_ptr<DeviceBuffer> flush_;
+  uint8_t flush_value_ = 0;
+  WorkloadState ws_;
+};
+
+#endif
+
+}  // namespace
+
+int worker_main(int device) {
+  const int out = claim_stdout();
+#if TESSERA_HAVE_CUDA
+  std::unique_ptr<Worker> worker;
+  Json hello{{"pid", ::getpid()}};
+  try {
+    DeviceScan scan = scan_devices();
+    auto it = std::find_if(scan.devices.begin(), scan.devices.end(), [&](const Device& d) { return d.index == device; });
+    if (it == scan.devices.end()) {
+      hello["error"] = scan.devices.empty() ? "no GPU: " + scan.reason
+                                            : "no GPU " + std::to_string(device) + " (" +
+                                                  std::to_string(scan.devices.size()) + " found)";
+    } else {
+      worker = std::make_unique<Worker>(device, out);
+      hello["device"] = "GPU " + std::to_string(device) + ": " + it->properties.name;
+      hello["target"] = it->target.to_json();
+    }
+  } catch (const std::exception& e) {
+    hello["error"] = std::string("cannot measure on GPU ") + std::to_string(device) + ": " + e.what();
+  }
+  protocol::write_frame(out, protocol::message("hello", hello));
+  if (!worker) return 1;
+  protocol::FrameReader reader;
+  while (auto frame = protocol::read_frame(0, reader)) {
+    const std::string type = frame->header["type"].get<std::string>();
+    if (type == "shutdown") return 0;
+    if (type != "measure") throw protocol::ProtocolError("unknown request '" + type + "'");
+    const int64_t id = frame->header.at("id").get<int64_t>();
+    bool exiting = false;
+    Measurement m;
+    try {
+      Job job = job_from_header(frame->header, std::string(frame->blob.begin(), frame->blob.end()));
+      m = worker->measure(job, MeasureOptions::from_json(frame->header.at("options")), id, exiting);
+    } catch (const ApiError& e) {
+      // A CUDA error outside the kernel's own run (e.g. a sticky one surfacing later).
+      m.status = Status::kCrashed;
+      m.error = e.what();
+      exiting = true;
+    } catch (const std::exception& e) {
+      m.status = Status::kLaunchError;
+      m.error = e.what();
+    }
+    Json result{{"id", id}, {"measurement", m.to_json()}};
+    if (exiting) result["exiting"] = true;
+    protocol::write_frame(out, protocol::message("result", result));
+    if (exiting) return 3;
+  }
+  return 0;
+#else
+  protocol::write_frame(out, protocol::message("hello", {{"pid", ::getpid()},
+                                                         {"error", "no GPU: this tessera was built without CUDA support"}}));
+  (void)device;
+  return 1;
+#endif
+}
+
+}  // namespace tessera::measure
