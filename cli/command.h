@@ -73,5 +73,7 @@ inline constexpr int kExitUsage = 2;
 void register_core_commands(CommandRegistry& registry);
 /// `db list|best|show|history|stats|merge|check|export|import`.
 void register_db_commands(CommandRegistry& registry);
+/// `tessera bench`, `tessera worker`.
+void register_measure_commands(CommandRegistry& registry);
 
 }  // namespace tessera::cli

@@ -28,7 +28,7 @@ Comparison compare(std::span<const float> got, std::span<const float> want, Tole
     if (!ok) {
       if (c.bad++ == 0) c.first_bad = static_cast<int64_t>(i);
     }
-    if (!(err <= c.worst_abs)) c.worst_abs = err;  // NaN counts as the worst
+    if (!std::isnan(c.worst_abs) && !(err <= c.worst_abs)) c.worst_abs = err;  // NaN is the worst, and stays
   }
   return c;
 }

@@ -129,3 +129,48 @@ TEST(Cli, BinaryDoesNotNeedTheGpuDriver) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+const char* kGemmSchedule =
+    R"({"family":"gemm_tc","knobs":{"block_m":64,"block_n":64,"block_k":32,"warps_m":2,"warps_n":2,"stages":2,"vec":8,"group_m":1,"split_k":1}})";
+
+TEST(CliBench, BadInputIsCaughtBeforeLookingForAGpu) {
+  expect_one_line_error({"bench", "matmul:m=64,n=64,k=64:f16"}, "give exactly one of --schedule JSON and --db FILE");
+  expect_one_line_error({"bench", "matmul:m=64,n=64:f16", "--schedule", kGemmSchedule}, "matmul:m=64,n=64:f16");
+  expect_one_line_error({"bench", "matmul:m=64,n=64,k=64:f16", "--schedule", "{\"family\":"}, "--schedule: invalid JSON");
+  expect_one_line_error({"bench", "matmul:m=64,n=64,k=64:f16", "--schedule", R"({"family":"nope","knobs":{}})"},
+                        "unknown kernel family 'nope'");
+  expect_one_line_error({"bench", "matmul:m=64,n=64,k=64:f32", "--schedule", kGemmSchedule},
+                        "family gemm_tc does not run matmul:m=64,n=64,k=64:f32");
+  expect_one_line_error({"bench", "matmul:m=64,n=64,k=64:f16", "--schedule", kGemmSchedule, "--device", "-1"},
+                        "--device must be an integer from 0 to 1023");
+}
+
+TEST(CliBench, WithoutAGpuSaysSoAndFails) {
+  Result devices = run({"devices", "--json"});
+  if (devices.out.find("\"devices\": []") == std::string::npos) GTEST_SKIP() << "a GPU is present";
+  Result r = run({"bench", "matmul:m=64,n=64,k=64:f16", "--schedule", kGemmSchedule});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("bench measures on a GPU and none was found"), std::string::npos) << r.err;
+  Result help = run({"bench", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("3 no GPU"), std::string::npos) << help.out;
+}
+
+TEST(CliBench, WorkerWithoutAGpuSaysSoInItsHello) {
+  Result devices = run({"devices", "--json"});
+  if (devices.out.find("\"devices\": []") == std::string::npos) GTEST_SKIP() << "a GPU is present";
+  Result r = run({"worker", "--device", "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  // One protocol frame on stdout: magic, then a hello whose error names the missing GPU.
+  ASSERT_GE(r.out.size(), 16u);
+  EXPECT_EQ(r.out.substr(0, 4), "TSRW");
+  EXPECT_NE(r.out.find("\"type\":\"hello\""), std::string::npos);
+  EXPECT_NE(r.out.find("\"error\":\"no GPU"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace tessera

@@ -1058,6 +1058,8 @@ TEST(DatabaseMigration, VersionOneFileIsMigratedForward) {
     std::vector<StoredRecord> recs = db.query(f);
     ASSERT_EQ(recs.size(), 1u);
     const Record& r = recs[0].record;
+    EXPECT_FALSE(r.measurement.noisy);  // columns added by the version-3 migration
+    EXPECT_EQ(r.measurement.conditions, Json::object());
     EXPECT_EQ(recs[0].id, 1);
     EXPECT_EQ(r.workload, w);
     EXPECT_EQ(r.target, t);

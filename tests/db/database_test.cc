@@ -49,6 +49,8 @@ TEST(Database, RecordsRoundTripExactly) {
                             gemm_record(kSmall, 32, 7.5, 3)};
   in[2].predicted_us.reset();
   in[2].measurement.vendor_us.reset();
+  in[0].measurement.noisy = true;
+  in[0].measurement.conditions = Json{{"attempts", 3}, {"clocks", {{"sm_clock_mhz", 1980}}}};
   in[1].workload = Workload::parse("conv2d:n=1,h=9,w=7,c=4,k=8,r=3,s=2,stride=2x1,pad=1,groups=2,layout=nchw:f32");
   TuningDatabase db = TuningDatabase::open(tmp.path());
   CommitResult r = db.commit(in);

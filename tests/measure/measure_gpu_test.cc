@@ -1,0 +1,165 @@
+// GPU measurement on a real GPU (label gpu; skipped without one): CUPTI against CUDA events,
+// repeatability of the worker's timing, and planted faulting, hanging and wrong kernels
+// that cost only their own candidate.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "kernels/builder.h"
+#include "kernels/families.h"
+#include "measure/devices.h"
+#include "measure/launch.h"
+#include "measure/pool.h"
+#if TESSERA_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "measure/cublaslt.h"
+#include "measure/cupti_timer.h"
+#endif
+
+namespace tessera::measure {
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+class MeasureGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    scan_ = scan_devices();
+    if (scan_.devices.empty()) GTEST_SKIP() << "no GPU: " << scan_.reason;
+    ASSERT_TRUE(scan_.devices.front().spec.has_value());
+    const Device& d = scan_.devices.front();
+    build_.arch = nvrtc_arch(d.properties.cc_major, d.properties.cc_minor);
+    build_.headers = kernels::device_headers();
+  }
+
+  Job family_job(const std::string& spec, const Schedule& s) {
+    kernels::FamilyRegistry families;
+    kernels::register_builtin_families(families);
+    Workload w = Workload::parse(spec);
+    const kernels::KernelFamily* f = families.find(s.family);
+    EXPECT_FALSE(f->validate(s, w, *scan_.devices.front().spec).has_value());
+    Job job{w, s, f->emit(w, s), ""};
+    kernels::CompiledKernel k = kernels::Builder(build_).compile(job.plan);
+    EXPECT_EQ(k.status, Status::kOk) << k.error;
+    job.cubin = k.cubin;
+    return job;
+  }
+
+  // A hand-written kernel (x, y) run as the candidate of an f32 relu over 1024 elements.
+  Job planted_job(const std::string& entry, const std::string& body) {
+    Job job;
+    job.workload = Workload::parse("elementwise:ops=relu,n=1024:f32");
+    job.schedule = {"planted", {{"kind", static_cast<int64_t>(entry.size())}}};
+    job.plan = kernels::KernelSource(entry, "extern \"C\" __global__ void " + entry +
+                                                "(const float* x, float* y) {\n" + body + "\n}\n");
+    job.plan.launch.grid[0] = 4;
+    job.plan.launch.block[0] = 256;
+    kernels::CompiledKernel k = kernels::Builder(build_).compile(job.plan);
+    EXPECT_EQ(k.status, Status::kOk) << k.error;
+    job.cubin = k.cubin;
+    return job;
+  }
+
+  PoolOptions pool_options() const {
+    PoolOptions o;
+    o.workers = {{TESSERA_CLI, "worker", "--device", "0"}};
+    o.kernel_timeout_s = 20;
+    return o;
+  }
+
+  DeviceScan scan_;
+  kernels::BuildOptions build_;
+};
+
+#if TESSERA_HAVE_CUDA
+TEST_F(MeasureGpu, CuptiAgreesWithCudaEventsOnACublasGemm) {
+  Workload w = Workload::parse("matmul:m=4096,n=4096,k=4096:f16");
+  std::string why;
+  std::optional<LtMatmul> lt = LtMatmul::make(w, /*reference=*/false, why);
+  ASSERT_TRUE(lt.has_value()) << why;
+  const size_t bytes = 4096ull * 4096 * 2;
+  DeviceBuffer a(bytes), b(bytes), d(bytes);
+  a.fill(0x3c);  // f16 0x3c3c, about 1.06
+  b.fill(0x2c);
+  cudaDeviceProp p{};
+  ASSERT_EQ(cudaGetDeviceProperties(&p, 0), cudaSuccess);
+  DeviceBuffer flush(static_cast<size_t>(p.l2CacheSize) * 2);
+  std::vector<void*> t = {a.data(), b.data(), d.data()};
+  auto run = [&] { ASSERT_EQ(lt->launch(0, t, nullptr), ""); };
+  auto between = [&] { cudaMemsetAsync(flush.data(), 1, flush.bytes(), nullptr); };
+  for (int i = 0; i < 20; ++i) run();
+  KernelTimer timer;
+  const int n = 100;
+  double cupti = median(timer.time(n, run, between));
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<double> events;
+  for (int i = 0; i < n; ++i) {
+    between();
+    cudaEventRecord(start);
+    run();
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    events.push_back(ms * 1000.0);
+  }
+  double ev = median(events);
+  std::printf("[ measure  ] cuBLASLt 4096^3 f16: CUPTI median %.2f us, CUDA events median %.2f us, ratio %.4f\n",
+              cupti, ev, cupti / ev);
+  EXPECT_NEAR(cupti / ev, 1.0, 0.05);
+}
+#endif
+
+TEST_F(MeasureGpu, WorkerTimingIsRepeatableAndBesideTheVendor) {
+  Schedule s{"gemm_tc", {{"block_m", 256}, {"block_n", 128}, {"block_k", 64}, {"warps_m", 4}, {"warps_n", 2},
+                         {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 1}}};
+  Job job = family_job("matmul:m=4096,n=4096,k=4096:f16", s);
+  std::vector<Job> jobs(5, job);
+  WorkerPool pool(pool_options());
+  std::vector<Measurement> out = pool.run(jobs);
+  std::vector<double> medians;
+  for (const Measurement& m : out) {
+    ASSERT_EQ(m.status, Status::kOk) << m.error;
+    ASSERT_TRUE(m.vendor_us.has_value()) << m.conditions.dump();
+    EXPECT_TRUE(m.conditions.contains("clocks"));
+    EXPECT_GE(m.times_us.size(), 10u);
+    medians.push_back(m.median_us);
+  }
+  double lo = *std::min_element(medians.begin(), medians.end()), hi = *std::max_element(medians.begin(), medians.end());
+  std::printf("[ measure  ] gemm_tc 4096^3: 5 measurements, medians %.2f..%.2f us (spread of medians %.2f%%), "
+              "series spread %.2f%%, cuBLASLt %.2f us, ratio %.3f, conditions %s\n",
+              lo, hi, 100 * (hi - lo) / lo, 100 * out[0].spread, *out[0].vendor_us, *out[0].vendor_us / out[0].median_us,
+              out[0].conditions.dump().c_str());
+  EXPECT_LT((hi - lo) / lo, 0.02);
+}
+
+TEST_F(MeasureGpu, FaultingHangingAndWrongKernelsCostOnlyThemselves) {
+  Job good = family_job("elementwise:ops=relu,n=1024:f32", {"elementwise", {{"threads", 256}, {"vec", 4}, {"items", 1}}});
+  Job fault = planted_job("planted_fault", "  *reinterpret_cast<volatile int*>(16) = 1; (void)x; (void)y;");
+  Job hang = planted_job("planted_hang", "  while (clock64() >= 0) {}\n  (void)x; (void)y;");
+  Job wrong = planted_job("planted_wrong",
+                          "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < 1024) y[i] = x[i];  // no relu");
+  PoolOptions o = pool_options();
+  o.kernel_timeout_s = 10;
+  WorkerPool pool(o);
+  std::vector<Measurement> out = pool.run(std::vector<Job>{good, fault, good, hang, good, wrong, good});
+  ASSERT_EQ(out.size(), 7u);
+  for (size_t i : {0, 2, 4, 6}) EXPECT_EQ(out[i].status, Status::kOk) << i << ": " << out[i].error;
+  EXPECT_EQ(out[1].status, Status::kCrashed) << out[1].error;
+  EXPECT_EQ(out[3].status, Status::kTimeout) << out[3].error;
+  EXPECT_EQ(out[5].status, Status::kIncorrect) << out[5].error;
+  std::printf("[ measure  ] planted: fault -> %s (%s); hang -> %s (%s); wrong -> %s (%s); %d worker starts\n",
+              std::string(status_name(out[1].status)).c_str(), out[1].error.c_str(),
+              std::string(status_name(out[3].status)).c_str(), out[3].error.c_str(),
+              std::string(status_name(out[5].status)).c_str(), out[5].error.c_str(), pool.stats().starts);
+}
+
+}  // namespace
+}  // namespace tessera::measure
