@@ -61,6 +61,14 @@ for spec in matmul:m=4096,n=4096,k=4096:f16 matmul:m=512,n=512,k=16384:f16; do
   tail -n 8 "$build.gemm-bench.log"
   echo
 done
+echo "tessera bench (CUPTI in a worker process, beside cuBLASLt in the same worker):"
+gemm_schedule='{"family":"gemm_tc","knobs":{"block_m":256,"block_n":128,"block_k":64,"warps_m":4,"warps_n":2,"stages":3,"vec":8,"group_m":8,"split_k":1}}'
+split_schedule='{"family":"gemm_tc","knobs":{"block_m":64,"block_n":128,"block_k":32,"warps_m":1,"warps_n":4,"stages":4,"vec":8,"group_m":8,"split_k":8}}'
+for args in "matmul:m=4096,n=4096,k=4096:f16|$gemm_schedule" "matmul:m=512,n=512,k=16384:f16|$split_schedule"; do
+  "$build/cli/tessera" bench "${args%%|*}" --schedule "${args#*|}" || bench_rc=1
+done
+echo
+grep -o '\[ measure  \].*' "$build.gpu-tests.log" | sed 's/^\[ measure  \]/ /' || true
 echo
 summary() { grep -Eo '[0-9]+% tests passed.* out of [0-9]+' "$1" || echo "no result"; }
 skipped() { grep -c '(Skipped)' "$1" || true; }
