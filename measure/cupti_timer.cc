@@ -61,12 +61,18 @@ KernelTimer::KernelTimer() {
   TESSERA_CUPTI_CALL(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed));
   TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL));
   TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION));
+  // External correlations are recorded only for API calls CUPTI is tracing: trace the
+  // runtime and driver launch APIs (their own records are dropped).
+  TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_RUNTIME));
+  TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_DRIVER));
 }
 
 KernelTimer::~KernelTimer() {
   cuptiActivityFlushAll(1);
   cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
   cuptiActivityDisable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
+  cuptiActivityDisable(CUPTI_ACTIVITY_KIND_RUNTIME);
+  cuptiActivityDisable(CUPTI_ACTIVITY_KIND_DRIVER);
 }
 
 std::vector<double> KernelTimer::time(int repeats, const std::function<void()>& run,
@@ -86,6 +92,7 @@ std::vector<double> KernelTimer::time(int repeats, const std::function<void()>& 
   std::lock_guard<std::mutex> lock(c.mu);
   std::vector<double> ns(static_cast<size_t>(repeats), 0.0);
   std::vector<int> count(static_cast<size_t>(repeats), 0);
+  const size_t kernel_records = c.kernels.size(), external_records = c.external.size();
   for (const auto& [corr, duration] : c.kernels) {
     auto it = c.external.find(corr);
     if (it == c.external.end() || it->second < first || it->second >= first + static_cast<uint64_t>(repeats)) continue;
@@ -97,7 +104,9 @@ std::vector<double> KernelTimer::time(int repeats, const std::function<void()>& 
   c.external.clear();
   std::vector<double> us;
   for (size_t i = 0; i < ns.size(); ++i) {
-    TESSERA_CHECK(count[i] > 0, "CUPTI recorded no kernel for timed run " + std::to_string(i));
+    TESSERA_CHECK(count[i] > 0, "CUPTI recorded no kernel for timed run " + std::to_string(i) + " (" +
+                                    std::to_string(kernel_records) + " kernel records, " +
+                                    std::to_string(external_records) + " external correlations)");
     us.push_back(ns[i] / 1000.0);
   }
   return us;

@@ -291,7 +291,8 @@ class Worker {
                       {"algorithms_tried", lt->algorithms()},
                       {"chosen", best},
                       {"heuristic_first_us", heuristic_us},
-                      {"spread", m.spread}};
+                      {"spread", m.spread},
+                      {"clocks", nvml_.read()}};
   }
 
   int device_;
