@@ -205,3 +205,50 @@ TEST(WorkerPool, WorkersThatCannotMeasureAreAClearError) {
 
 }  // namespace
 }  // namespace tessera::measure
+
+#include "kernels/families.h"
+#include "measure/gpu_runner.h"
+
+namespace tessera::measure {
+namespace {
+
+TEST(GpuRunner, ValidatesCompilesAndHandsOnlyGoodKernelsToWorkers) {
+#if !TESSERA_HAVE_CUDA
+  GTEST_SKIP() << "built without CUDA: no NVRTC";
+#endif
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  kernels::BuildOptions build;
+  build.headers = kernels::device_headers();
+  GpuRunner runner(families, find_spec("h100_sxm"), build, fake_pool(2));
+  Workload w = Workload::parse("matmul:m=256,n=256,k=256:f16");
+  Schedule good{"gemm_tc", {{"block_m", 128}, {"block_n", 128}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                            {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 1}}};
+  Schedule bad_k = good;
+  bad_k.knobs[2].second = 48;
+  Schedule missing{"gemm_tc", {{"block_m", 128}}};
+  std::vector<Candidate> cs = {{w, good, {}}, {w, {"nope", {}}, {}}, {w, bad_k, {}}, {w, missing, {}},
+                               {Workload::parse("matmul:m=8,n=8,k=8:f32"), good, {}}};
+  size_t reported = 0;
+  runner.on_result = [&](size_t, const Measurement&) { ++reported; };
+  std::vector<Measurement> out = runner.run(cs);
+  ASSERT_EQ(out.size(), cs.size());
+  EXPECT_EQ(reported, cs.size());
+  EXPECT_EQ(out[0].status, Status::kUnmeasured);  // the stand-in worker measures nothing
+  EXPECT_NE(out[0].error.find("tessera_gemm_tc"), std::string::npos) << out[0].error;
+  EXPECT_GT(out[0].registers, 0);
+  // Dynamic (the 3-stage ring) plus static shared memory (sm_90 cubins reserve 1 KiB).
+  EXPECT_GE(out[0].smem_bytes, 3 * (128 * 32 + 32 * 128) * 2);
+  EXPECT_LE(out[0].smem_bytes, 3 * (128 * 32 + 32 * 128) * 2 + 1024);
+  EXPECT_EQ(out[1].status, Status::kInvalid);
+  EXPECT_EQ(out[1].error, "unknown kernel family 'nope'");
+  EXPECT_EQ(out[2].status, Status::kInvalid);
+  EXPECT_EQ(out[2].error, "block_k must be 32 or 64");
+  EXPECT_EQ(out[3].status, Status::kInvalid);
+  EXPECT_NE(out[3].error.find("not the family's"), std::string::npos);
+  EXPECT_EQ(out[4].status, Status::kInvalid);
+  EXPECT_NE(out[4].error.find("does not run"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tessera::measure
