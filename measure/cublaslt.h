@@ -8,6 +8,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/workload.h"
@@ -23,6 +24,11 @@ class LtMatmul {
   /// fused form for). Throws ApiError on cuBLASLt failures.
   static std::optional<LtMatmul> make(const Workload& w, bool reference, std::string& why);
   LtMatmul(LtMatmul&&) noexcept;
+  LtMatmul& operator=(LtMatmul&& o) noexcept {
+    std::swap(s_, o.s_);
+    std::swap(algos_, o.algos_);
+    return *this;
+  }
   ~LtMatmul();
 
   /// Number of algorithms the heuristic offered (at most `limit` asked).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -21,6 +22,7 @@
 #include <dlfcn.h>
 
 #include "measure/cublaslt.h"
+#include "measure/cudnn_conv.h"
 #include "measure/cuda_call.h"
 #include "measure/cupti_timer.h"
 #include "measure/launch.h"
@@ -248,18 +250,40 @@ class Worker {
     ws_.key = key;
   }
 
-  // cuBLASLt for matmuls: every algorithm its heuristic offers gets a short series, the
-  // fastest a full one. Other kinds have no vendor baseline here yet.
+  // The vendor library for the workload (cuBLASLt for matmuls, cuDNN for convolutions):
+  // every algorithm its heuristic offers gets a short series, the fastest a full one. Kept
+  // while requests share the workload.
   void vendor(const Workload& w, const MeasureOptions& o) {
     if (ws_.vendor_us || ws_.vendor.contains("none")) return;
-    if (!is_matmul(w)) {
-      ws_.vendor = Json{{"none", "no vendor baseline for " + std::string(op_kind_name(w.kind)) + " yet"}};
-      return;
+    std::string why, library;
+    int algorithms = 0;
+    std::function<std::string(int, const std::vector<void*>&)> launch;
+    std::function<std::string(int)> algorithm_name = [](int i) { return std::to_string(i); };
+    Json notes = Json::object();
+    std::optional<LtMatmul> lt;
+    std::optional<CudnnConv> dnn;
+    if (is_matmul(w)) {
+      lt = LtMatmul::make(w, /*reference=*/false, why);
+      if (lt) {
+        library = "cuBLASLt";
+        algorithms = lt->algorithms();
+        launch = [&](int a, const std::vector<void*>& t) { return lt->launch(a, t, nullptr); };
+        notes["epilogue"] = w.epilogue.empty() ? "none" : "fused by cuBLASLt (its GELU is the tanh form)";
+      }
+    } else if (w.kind == OpKind::kConv2d) {
+      dnn = CudnnConv::make(w, why);
+      if (dnn) {
+        library = "cuDNN";
+        algorithms = dnn->algorithms();
+        launch = [&](int a, const std::vector<void*>& t) { return dnn->launch(a, t, nullptr); };
+        algorithm_name = [&](int a) { return dnn->algorithm_name(a); };
+        notes["epilogue"] = w.epilogue.empty() ? "none" : "not run: convolution only (less work than the workload)";
+      }
+    } else {
+      why = "no vendor baseline for " + std::string(op_kind_name(w.kind)) + " yet";
     }
-    std::string why;
-    std::optional<LtMatmul> lt = LtMatmul::make(w, /*reference=*/false, why);
-    if (!lt || lt->algorithms() == 0) {
-      ws_.vendor = Json{{"none", why.empty() ? "cuBLASLt offers no algorithm" : why}};
+    if (algorithms == 0) {
+      ws_.vendor = Json{{"none", why.empty() ? library + " offers no algorithm" : why}};
       return;
     }
     DeviceBuffer out(ws_.tensors.back().bytes());
@@ -269,30 +293,28 @@ class Worker {
     quick.min_total_ms = std::min(o.min_total_ms, 10.0);
     int best = -1;
     double best_us = 0, heuristic_us = 0;
-    for (int a = 0; a < lt->algorithms(); ++a) {
-      std::string err;
-      auto run = [&] { err = lt->launch(a, t, nullptr); };
-      run();
-      TESSERA_CUDA_CALL(cudaDeviceSynchronize());
-      if (!err.empty()) continue;
+    for (int a = 0; a < algorithms; ++a) {
+      std::string err = launch(a, t);
+      if (!err.empty() || cudaDeviceSynchronize() != cudaSuccess) continue;
       Measurement m;
-      timed(run, quick, m);
+      timed([&] { (void)launch(a, t); }, quick, m);
       if (a == 0) heuristic_us = m.median_us;
       if (best < 0 || m.median_us < best_us) best = a, best_us = m.median_us;
     }
     if (best < 0) {
-      ws_.vendor = Json{{"none", "no cuBLASLt algorithm ran"}};
+      ws_.vendor = Json{{"none", "no " + library + " algorithm ran"}};
       return;
     }
     Measurement m;
-    timed([&] { (void)lt->launch(best, t, nullptr); }, o, m);
+    timed([&] { (void)launch(best, t); }, o, m);
     ws_.vendor_us = m.median_us;
-    ws_.vendor = Json{{"library", "cuBLASLt"},
-                      {"algorithms_tried", lt->algorithms()},
-                      {"chosen", best},
+    ws_.vendor = Json{{"library", library},
+                      {"algorithms_tried", algorithms},
+                      {"chosen", algorithm_name(best)},
                       {"heuristic_first_us", heuristic_us},
                       {"spread", m.spread},
                       {"clocks", nvml_.read()}};
+    for (auto& [k, v] : notes.items()) ws_.vendor[k] = v;
   }
 
   int device_;

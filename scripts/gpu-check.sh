@@ -64,7 +64,9 @@ done
 echo "tessera bench (CUPTI in a worker process, beside cuBLASLt in the same worker):"
 gemm_schedule='{"family":"gemm_tc","knobs":{"block_m":256,"block_n":128,"block_k":64,"warps_m":4,"warps_n":2,"stages":3,"vec":8,"group_m":8,"split_k":1}}'
 split_schedule='{"family":"gemm_tc","knobs":{"block_m":64,"block_n":128,"block_k":32,"warps_m":1,"warps_n":4,"stages":4,"vec":8,"group_m":8,"split_k":8}}'
-for args in "matmul:m=4096,n=4096,k=4096:f16|$gemm_schedule" "matmul:m=512,n=512,k=16384:f16|$split_schedule"; do
+conv_schedule='{"family":"conv_tc","knobs":{"block_m":128,"block_n":128,"block_k":64,"warps_m":2,"warps_n":2,"stages":3,"vec":8,"group_m":8,"split_k":1}}'
+for args in "matmul:m=4096,n=4096,k=4096:f16|$gemm_schedule" "matmul:m=512,n=512,k=16384:f16|$split_schedule" \
+            "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16|$conv_schedule"; do
   "$build/cli/tessera" bench "${args%%|*}" --schedule "${args#*|}" || bench_rc=1
 done
 echo

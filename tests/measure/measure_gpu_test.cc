@@ -161,5 +161,42 @@ TEST_F(MeasureGpu, FaultingHangingAndWrongKernelsCostOnlyThemselves) {
               std::string(status_name(out[5].status)).c_str(), out[5].error.c_str(), pool.stats().starts);
 }
 
+TEST_F(MeasureGpu, ConvolutionsAreCheckedAndTimedBesideCudnn) {
+  Schedule s{"conv_tc", {{"block_m", 128}, {"block_n", 64}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                         {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 1}}};
+  Job job = family_job("conv2d:n=8,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16", s);
+  WorkerPool pool(pool_options());
+  Measurement m = pool.run(std::span<const Job>(&job, 1)).front();
+  ASSERT_EQ(m.status, Status::kOk) << m.error;
+  const Json& vendor = m.conditions["vendor"];
+  std::printf("[ measure  ] conv_tc n=8 56x56x64 3x3: %.2f us; vendor %s\n", m.median_us, vendor.dump().c_str());
+  if (vendor.contains("none")) {
+    // Only acceptable when cuDNN is not installed on this machine.
+    EXPECT_NE(vendor["none"].get<std::string>().find("cuDNN 9 not found"), std::string::npos);
+  } else {
+    EXPECT_EQ(vendor["library"], "cuDNN");
+    ASSERT_TRUE(m.vendor_us.has_value());
+    EXPECT_GT(*m.vendor_us, 0);
+  }
+}
+
+TEST_F(MeasureGpu, SeveralGpusGiveTheSameResultsAsOne) {
+  if (scan_.devices.size() < 2) GTEST_SKIP() << "one GPU";
+  std::vector<Job> jobs;
+  for (int64_t vec : {1, 2, 4})
+    for (const char* spec : {"elementwise:ops=add+relu,n=100003:f16", "elementwise:ops=mul+gelu,n=4097:f32"})
+      jobs.push_back(family_job(spec, {"elementwise", {{"threads", 128}, {"vec", vec}, {"items", 2}}}));
+  jobs.push_back(planted_job("planted_wrong", "  int i = blockIdx.x * blockDim.x + threadIdx.x;\n  if (i < 1024) y[i] = 1;"));
+  PoolOptions one = pool_options(), all = pool_options();
+  all.workers.clear();
+  for (const Device& d : scan_.devices) all.workers.push_back({TESSERA_CLI, "worker", "--device", std::to_string(d.index)});
+  std::vector<Measurement> a = WorkerPool(one).run(jobs), b = WorkerPool(all).run(jobs);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    EXPECT_EQ(a[i].status, b[i].status) << i;
+    EXPECT_EQ(a[i].error, b[i].error) << i;
+  }
+  std::printf("[ measure  ] %zu jobs on 1 and on %zu GPUs: same statuses and checks\n", jobs.size(), scan_.devices.size());
+}
+
 }  // namespace
 }  // namespace tessera::measure

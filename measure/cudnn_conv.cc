@@ -1,0 +1,201 @@
+#include "measure/cudnn_conv.h"
+
+#if TESSERA_HAVE_CUDA
+#include <cudnn.h>
+#include <dlfcn.h>
+
+#include <utility>
+
+#include "core/error.h"
+
+namespace tessera::measure {
+namespace {
+
+// The cuDNN entry points used, resolved from the library at run time.
+struct Api {
+  void* lib = nullptr;
+#define TESSERA_CUDNN_FN(name) decltype(&::name) name = nullptr;
+  TESSERA_CUDNN_FN(cudnnCreate)
+  TESSERA_CUDNN_FN(cudnnDestroy)
+  TESSERA_CUDNN_FN(cudnnSetStream)
+  TESSERA_CUDNN_FN(cudnnGetErrorString)
+  TESSERA_CUDNN_FN(cudnnCreateTensorDescriptor)
+  TESSERA_CUDNN_FN(cudnnDestroyTensorDescriptor)
+  TESSERA_CUDNN_FN(cudnnSetTensor4dDescriptor)
+  TESSERA_CUDNN_FN(cudnnCreateFilterDescriptor)
+  TESSERA_CUDNN_FN(cudnnDestroyFilterDescriptor)
+  TESSERA_CUDNN_FN(cudnnSetFilter4dDescriptor)
+  TESSERA_CUDNN_FN(cudnnCreateConvolutionDescriptor)
+  TESSERA_CUDNN_FN(cudnnDestroyConvolutionDescriptor)
+  TESSERA_CUDNN_FN(cudnnSetConvolution2dDescriptor)
+  TESSERA_CUDNN_FN(cudnnSetConvolutionGroupCount)
+  TESSERA_CUDNN_FN(cudnnSetConvolutionMathType)
+  TESSERA_CUDNN_FN(cudnnGetConvolutionForwardAlgorithm_v7)
+  TESSERA_CUDNN_FN(cudnnConvolutionForward)
+#undef TESSERA_CUDNN_FN
+};
+
+// Loads cuDNN once per process; nullptr with `why` if it is not there.
+const Api* api(std::string& why) {
+  static std::string error;
+  static const Api* loaded = [] {
+    static Api a;
+    a.lib = ::dlopen("libcudnn.so.9", RTLD_NOW | RTLD_LOCAL);
+    if (!a.lib) {
+      const char* e = ::dlerror();
+      error = std::string("cuDNN 9 not found (") + (e ? e : "libcudnn.so.9") + ")";
+      return static_cast<const Api*>(nullptr);
+    }
+    bool ok = true;
+#define TESSERA_CUDNN_LOAD(name) \
+  ok &= (a.name = reinterpret_cast<decltype(a.name)>(::dlsym(a.lib, #name))) != nullptr;
+    TESSERA_CUDNN_LOAD(cudnnCreate)
+    TESSERA_CUDNN_LOAD(cudnnDestroy)
+    TESSERA_CUDNN_LOAD(cudnnSetStream)
+    TESSERA_CUDNN_LOAD(cudnnGetErrorString)
+    TESSERA_CUDNN_LOAD(cudnnCreateTensorDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnDestroyTensorDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnSetTensor4dDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnCreateFilterDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnDestroyFilterDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnSetFilter4dDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnCreateConvolutionDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnDestroyConvolutionDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnSetConvolution2dDescriptor)
+    TESSERA_CUDNN_LOAD(cudnnSetConvolutionGroupCount)
+    TESSERA_CUDNN_LOAD(cudnnSetConvolutionMathType)
+    TESSERA_CUDNN_LOAD(cudnnGetConvolutionForwardAlgorithm_v7)
+    TESSERA_CUDNN_LOAD(cudnnConvolutionForward)
+#undef TESSERA_CUDNN_LOAD
+    if (!ok) {
+      error = "libcudnn.so.9 lacks the convolution API";
+      return static_cast<const Api*>(nullptr);
+    }
+    return static_cast<const Api*>(&a);
+  }();
+  if (!loaded) why = error;
+  return loaded;
+}
+
+cudnnDataType_t cudnn_type(DType t) {
+  switch (t) {
+    case DType::kF16: return CUDNN_DATA_HALF;
+    case DType::kBF16: return CUDNN_DATA_BFLOAT16;
+    case DType::kF32: return CUDNN_DATA_FLOAT;
+  }
+  return CUDNN_DATA_FLOAT;
+}
+
+const char* algo_name(cudnnConvolutionFwdAlgo_t a) {
+  switch (a) {
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM: return "IMPLICIT_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM: return "IMPLICIT_PRECOMP_GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_GEMM: return "GEMM";
+    case CUDNN_CONVOLUTION_FWD_ALGO_DIRECT: return "DIRECT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT: return "FFT";
+    case CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING: return "FFT_TILING";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD: return "WINOGRAD";
+    case CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED: return "WINOGRAD_NONFUSED";
+    default: return "other";
+  }
+}
+
+}  // namespace
+
+struct CudnnConv::State {
+  const Api* a = nullptr;
+  cudnnHandle_t handle = nullptr;
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> algos;
+  void* workspace = nullptr;
+  size_t workspace_bytes = 0;
+  ~State() {
+    if (workspace) cudaFree(workspace);
+    if (conv) a->cudnnDestroyConvolutionDescriptor(conv);
+    if (w) a->cudnnDestroyFilterDescriptor(w);
+    if (x) a->cudnnDestroyTensorDescriptor(x);
+    if (y) a->cudnnDestroyTensorDescriptor(y);
+    if (handle) a->cudnnDestroy(handle);
+  }
+};
+
+CudnnConv::CudnnConv(State* s) : s_(s) {}
+CudnnConv::CudnnConv(CudnnConv&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+CudnnConv::~CudnnConv() { delete s_; }
+int CudnnConv::algorithms() const { return static_cast<int>(s_->algos.size()); }
+std::string CudnnConv::algorithm_name(int i) const { return algo_name(s_->algos[static_cast<size_t>(i)].algo); }
+
+std::optional<CudnnConv> CudnnConv::make(const Workload& w, std::string& why) {
+  if (w.kind != OpKind::kConv2d) {
+    why = "not a conv2d";
+    return std::nullopt;
+  }
+  const Api* a = api(why);
+  if (!a) return std::nullopt;
+  const Conv2dShape& c = w.conv2d();
+  auto state = std::make_unique<State>();
+  State& s = *state;
+  s.a = a;
+  auto failed = [&](cudnnStatus_t rc, const char* what) {
+    why = std::string(what) + ": " + a->cudnnGetErrorString(rc);
+    return std::nullopt;
+  };
+  cudnnStatus_t rc;
+  if ((rc = a->cudnnCreate(&s.handle)) != CUDNN_STATUS_SUCCESS) return failed(rc, "cudnnCreate");
+  cudnnTensorFormat_t format = c.layout == Layout::kNHWC ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+  a->cudnnCreateTensorDescriptor(&s.x);
+  a->cudnnCreateTensorDescriptor(&s.y);
+  a->cudnnCreateFilterDescriptor(&s.w);
+  a->cudnnCreateConvolutionDescriptor(&s.conv);
+  auto i32 = [](int64_t v) { return static_cast<int>(v); };
+  if ((rc = a->cudnnSetTensor4dDescriptor(s.x, format, cudnn_type(w.dtype), i32(c.n), i32(c.c), i32(c.h), i32(c.w))) !=
+      CUDNN_STATUS_SUCCESS)
+    return failed(rc, "input descriptor");
+  if ((rc = a->cudnnSetTensor4dDescriptor(s.y, format, cudnn_type(w.out_dtype), i32(c.n), i32(c.k), i32(c.out_h()),
+                                          i32(c.out_w()))) != CUDNN_STATUS_SUCCESS)
+    return failed(rc, "output descriptor");
+  if ((rc = a->cudnnSetFilter4dDescriptor(s.w, cudnn_type(w.dtype), format, i32(c.k), i32(c.c / c.groups), i32(c.r),
+                                          i32(c.s))) != CUDNN_STATUS_SUCCESS)
+    return failed(rc, "filter descriptor");
+  if ((rc = a->cudnnSetConvolution2dDescriptor(s.conv, i32(c.pad_h), i32(c.pad_w), i32(c.stride_h), i32(c.stride_w),
+                                               i32(c.dilation_h), i32(c.dilation_w), CUDNN_CROSS_CORRELATION,
+                                               CUDNN_DATA_FLOAT)) != CUDNN_STATUS_SUCCESS)
+    return failed(rc, "convolution descriptor");
+  a->cudnnSetConvolutionGroupCount(s.conv, i32(c.groups));
+  cudnnMathType_t math = w.dtype != DType::kF32 ? CUDNN_TENSOR_OP_MATH : w.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  a->cudnnSetConvolutionMathType(s.conv, math);
+  cudnnConvolutionFwdAlgoPerf_t perf[8];
+  int found = 0;
+  if ((rc = a->cudnnGetConvolutionForwardAlgorithm_v7(s.handle, s.x, s.w, s.conv, s.y, 8, &found, perf)) !=
+      CUDNN_STATUS_SUCCESS)
+    return failed(rc, "cudnnGetConvolutionForwardAlgorithm_v7");
+  for (int i = 0; i < found; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= (size_t{1} << 30)) {
+      s.algos.push_back(perf[i]);
+      s.workspace_bytes = std::max(s.workspace_bytes, perf[i].memory);
+    }
+  if (s.algos.empty()) {
+    why = "cuDNN offers no algorithm for this convolution";
+    return std::nullopt;
+  }
+  if (s.workspace_bytes > 0 && cudaMalloc(&s.workspace, s.workspace_bytes) != cudaSuccess) {
+    why = "cannot allocate cuDNN's workspace";
+    return std::nullopt;
+  }
+  return CudnnConv(state.release());
+}
+
+std::string CudnnConv::launch(int i, const std::vector<void*>& t, cudaStream_t stream) const {
+  const State& s = *s_;
+  s.a->cudnnSetStream(s.handle, stream);
+  float alpha = 1, beta = 0;
+  const cudnnConvolutionFwdAlgoPerf_t& p = s.algos[static_cast<size_t>(i)];
+  cudnnStatus_t rc = s.a->cudnnConvolutionForward(s.handle, &alpha, s.x, t[0], s.w, t[1], s.conv, p.algo, s.workspace,
+                                                  p.memory, &beta, s.y, t.back());
+  return rc == CUDNN_STATUS_SUCCESS ? "" : s.a->cudnnGetErrorString(rc);
+}
+
+}  // namespace tessera::measure
+#endif

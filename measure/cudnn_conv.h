@@ -1,0 +1,44 @@
+// cuDNN for conv2d workloads: the vendor baseline, loaded at run time (dlopen of
+// libcudnn.so.9) so that tessera neither links nor requires it; where it is absent the
+// baseline says so. The convolution runs without the workload's epilogue (cuDNN's fused
+// forms do not cover ours), which the record's conditions say. Only with CUDA.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/workload.h"
+
+namespace tessera::measure {
+
+class CudnnConv {
+ public:
+  /// Prepared convolution for `w` with up to 8 algorithms from cuDNN's heuristic, or nullopt
+  /// with `why` (cuDNN missing, or the shape unsupported).
+  static std::optional<CudnnConv> make(const Workload& w, std::string& why);
+  CudnnConv(CudnnConv&&) noexcept;
+  CudnnConv& operator=(CudnnConv&& o) noexcept {
+    std::swap(s_, o.s_);
+    return *this;
+  }
+  ~CudnnConv();
+
+  int algorithms() const;
+  /// cuDNN's name for algorithm `i`, e.g. "IMPLICIT_PRECOMP_GEMM".
+  std::string algorithm_name(int i) const;
+  /// Enqueues Y = conv(X, W) with algorithm `i`; `tensors` in the workload's order (X, W,
+  /// epilogue inputs, Y). Returns cuDNN's error text, or "" on success.
+  std::string launch(int i, const std::vector<void*>& tensors, cudaStream_t stream) const;
+
+ private:
+  struct State;
+  explicit CudnnConv(State* s);
+  State* s_;
+};
+
+}  // namespace tessera::measure
