@@ -1,5 +1,6 @@
 // `tessera bench` (a schedule, or the database's best, beside the vendor library on the
 // GPU) and `tessera worker` (the measurement worker process the pool starts).
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -139,7 +140,9 @@ int bench(const ParsedArgs& args) {
             << (m.noisy ? "  NOISY" : "") << "\n";
   const Json& vendor = m.conditions.contains("vendor") ? m.conditions["vendor"] : Json::object();
   if (m.vendor_us) {
-    std::cout << "  " << vendor.value("library", std::string("vendor")) << "  " << fixed(*m.vendor_us, 2) << " us  "
+    std::string library = vendor.value("library", std::string("vendor"));
+    library.resize(std::max<size_t>(library.size(), 8), ' ');
+    std::cout << "  " << library << "  " << fixed(*m.vendor_us, 2) << " us  "
               << rate(*m.vendor_us) << "  " << fixed(100.0 * floor.floor_us / *m.vendor_us, 1)
               << "% of the roofline floor  (best of " << vendor.value("algorithms_tried", 0)
               << " heuristic algorithms)\n";
