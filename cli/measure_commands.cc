@@ -60,6 +60,13 @@ int bench(const ParsedArgs& args) {
   kernels::FamilyRegistry families;
   kernels::register_builtin_families(families);
   if (schedule) checked_family(families, *schedule, w);
+  // A bad database file is bad input, whether or not there is a GPU.
+  std::optional<db::TuningDatabase> database;
+  if (auto path = args.value("db")) {
+    db::OpenOptions read_only;
+    read_only.read_only = true;
+    database.emplace(db::TuningDatabase::open(*path, read_only));
+  }
   measure::MeasureOptions options;
   options.min_total_ms = parse_int(args, "min-time-ms", 50, 1, 600000);
   options.min_repeats = parse_int(args, "min-repeats", 10, 1, 100000);
@@ -77,10 +84,7 @@ int bench(const ParsedArgs& args) {
   }
   if (!dev->spec) throw UserError("GPU '" + dev->properties.name + "' has no known spec (tessera targets lists them)");
   if (auto path = args.value("db")) {
-    db::OpenOptions read_only;
-    read_only.read_only = true;
-    db::TuningDatabase database = db::TuningDatabase::open(*path, read_only);
-    db::BestResult best = database.best(w, dev->target, 1);
+    db::BestResult best = database->best(w, dev->target, 1);
     if (best.records.empty())
       throw UserError(*path + ": no correct measurement of " + w.key() + " on " + dev->target.fingerprint());
     schedule = best.records.front().record.schedule;

@@ -146,6 +146,8 @@ TEST(CliBench, BadInputIsCaughtBeforeLookingForAGpu) {
                         "family gemm_tc does not run matmul:m=64,n=64,k=64:f32");
   expect_one_line_error({"bench", "matmul:m=64,n=64,k=64:f16", "--schedule", kGemmSchedule, "--device", "-1"},
                         "--device must be an integer from 0 to 1023");
+  expect_one_line_error({"bench", "matmul:m=64,n=64,k=64:f16", "--db", "/nonexistent/tessera.db"},
+                        "/nonexistent/tessera.db: no such database");
 }
 
 TEST(CliBench, WithoutAGpuSaysSoAndFails) {
