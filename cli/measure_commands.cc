@@ -12,6 +12,7 @@
 #include "kernels/builder.h"
 #include "kernels/families.h"
 #include "measure/devices.h"
+#include "measure/gpu_runner.h"
 #include "measure/launch.h"
 #include "measure/pool.h"
 #include "measure/worker.h"
@@ -89,35 +90,19 @@ int bench(const ParsedArgs& args) {
       throw UserError(*path + ": no correct measurement of " + w.key() + " on " + dev->target.fingerprint());
     schedule = best.records.front().record.schedule;
   }
-  const kernels::KernelFamily* family = checked_family(families, *schedule, w);
-  // The schedule must name exactly the family's knobs, in its order.
-  std::string want, got;
-  for (const kernels::KnobDomain& d : family->space(w, *dev->spec)) want += (want.empty() ? "" : ", ") + d.name;
-  for (const auto& [name, value] : schedule->knobs) got += (got.empty() ? "" : ", ") + name;
-  if (want != got) throw UserError("a " + schedule->family + " schedule has the knobs " + want + " (got " + got + ")");
-  if (auto why = family->validate(*schedule, w, *dev->spec))
-    throw UserError("schedule " + schedule->key() + " is not valid on " + dev->spec->name + ": " + *why);
-
+  checked_family(families, *schedule, w);
   kernels::BuildOptions build;
   build.arch = measure::nvrtc_arch(dev->properties.cc_major, dev->properties.cc_minor);
   build.headers = kernels::device_headers();
   build.cache_dir = kernels::Builder::default_cache_dir();
-  measure::Job job{w, *schedule, family->emit(w, *schedule), ""};
-  kernels::CompiledKernel kernel = kernels::Builder(build).compile(job.plan);
-  if (kernel.status != Status::kOk) {
-    std::cerr << "tessera: " << schedule->key() << " did not compile:\n" << kernel.error << "\n";
-    return 1;
-  }
-  job.cubin = kernel.cubin;
-
-  measure::PoolOptions pool_options;
-  pool_options.workers = {measure::WorkerPool::self_worker_argv(device_index)};
-  pool_options.measure = options;
-  measure::WorkerPool pool(pool_options);
-  Measurement m = pool.run(std::span<const measure::Job>(&job, 1)).front();
-  m.registers = kernel.usage.registers;
-  m.smem_bytes = kernel.usage.smem_bytes + job.plan.launch.dynamic_smem_bytes;
-  m.spill_bytes = kernel.usage.spill_store_bytes + kernel.usage.spill_load_bytes;
+  measure::PoolOptions pool;
+  pool.workers = {measure::WorkerPool::self_worker_argv(device_index)};
+  pool.measure = options;
+  measure::GpuRunner runner(families, *dev->spec, build, pool);
+  Candidate candidate{w, *schedule, std::nullopt};
+  Measurement m = runner.run(std::span<const Candidate>(&candidate, 1)).front();
+  if (m.status == Status::kInvalid)
+    throw UserError("schedule " + schedule->key() + " is not valid on " + dev->spec->name + ": " + m.error);
 
   costmodel::RooflineFloor floor = costmodel::roofline_floor(w, *dev->spec);
   auto rate = [&](double us) {
