@@ -1,5 +1,7 @@
 #include "kernels/families.h"
 
+#include <algorithm>
+
 #include "core/embedded.h"
 
 namespace tessera {
@@ -73,6 +75,53 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
               "  __device__ float operator()(float v, long long b, int row, int col) const {\n" + body +
               "    (void)b; (void)row; (void)col;\n    return v;\n  }\n};\n";
   return code;
+}
+
+TilePlan whole_plan(const Workload& modeled) {
+  TilePlan p;
+  p.modeled = modeled;
+  for (const Axis& a : modeled.expr().axes) {
+    p.block.push_back(a.extent);
+    p.step.push_back(a.extent);
+  }
+  return p;
+}
+
+void set_tile(TilePlan& plan, std::string_view axis, int64_t block, int64_t step) {
+  TensorExpr e = plan.modeled.expr();
+  for (size_t i = 0; i < e.axes.size(); ++i)
+    if (e.axes[i].name == axis) {
+      plan.block[i] = std::clamp<int64_t>(block, 1, e.axes[i].extent);
+      plan.step[i] = std::clamp<int64_t>(step > 0 ? step : block, 1, plan.block[i]);
+    }
+}
+
+TilePlan tensor_core_gemm_plan(const Workload& gemm, const Schedule& s, InstrKind instr, int64_t element_bytes) {
+  const MatmulShape& m = gemm.matmul();
+  int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+  int64_t wm = s.get("warps_m"), wn = s.get("warps_n"), stages = s.get(knob::kStages), vec = s.get("vec");
+  int64_t split = s.find(knob::kSplitK).value_or(1);
+  TilePlan p = whole_plan(gemm);
+  set_tile(p, "b", 1);
+  set_tile(p, "m", bm);
+  set_tile(p, "n", bn);
+  int64_t tiles_k = (m.k + bk - 1) / bk;
+  set_tile(p, "k", (tiles_k + split - 1) / split * bk, bk);
+  p.threads = wm * wn * 32;
+  p.warps_m = wm;
+  p.warps_n = wn;
+  p.stages = stages;
+  p.register_pipeline = true;
+  p.smem_bytes = stages * (bm * bk + bk * bn) * element_bytes;
+  int64_t wtm = bm / wm, wtn = bn / wn;
+  int64_t mma_n = instr == InstrKind::kTensorTF32 ? 8 : 16;
+  p.registers = std::min<int64_t>(255, (wtm / 16) * (wtn / 8) * 4 + 2 * ((wtm / 16) * 4 + (wtn / mma_n) * 4) + 40);
+  p.split = split;
+  p.group_m = s.get(knob::kGroupM);
+  p.load_bytes = vec * element_bytes;
+  p.loads_in_flight = std::max<int64_t>(1, (stages - 1) * ((bm + bn) * bk / vec) / p.threads);
+  p.instr = instr;
+  return p;
 }
 
 std::string device_type(DType t) {

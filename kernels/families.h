@@ -50,4 +50,14 @@ EpilogueCode matmul_epilogue_code(const Workload& w);
 /// Storage type of a dtype in device code: "float", "tessera::F16", "tessera::BF16".
 std::string device_type(DType t);
 
+/// A TilePlan for `modeled` whose blocks cover everything (block = step = each axis's extent);
+/// families narrow it with set_tile().
+TilePlan whole_plan(const Workload& modeled);
+/// Sets the block (and step) extent of the axis called `axis` of plan.modeled.expr(); an axis
+/// the expression lacks is ignored. A step of 0 means "as the block".
+void set_tile(TilePlan& plan, std::string_view axis, int64_t block, int64_t step = 0);
+/// The plan of a warp-tiled tensor-core GEMM (gemm_tc, gemm_tf32, conv_tc) on `gemm`, a
+/// matmul or batch_matmul.
+TilePlan tensor_core_gemm_plan(const Workload& gemm, const Schedule& s, InstrKind instr, int64_t element_bytes);
+
 }  // namespace tessera::kernels

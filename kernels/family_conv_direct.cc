@@ -3,6 +3,8 @@
 // pixel, accumulating in f32. The depthwise case (groups == channels) reads adjacent input
 // channels for adjacent threads in NHWC. General fallback and the depthwise family; dense
 // convolutions get the implicit-GEMM tensor-core family later.
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/families.h"
 
@@ -114,6 +116,26 @@ class ConvDirectFamily : public KernelFamily {
     out.launch.grid[0] = (work + threads - 1) / threads;
     out.launch.block[0] = threads;
     return out;
+  }
+
+  // Each thread computes vec_k output channels of one output pixel straight from global
+  // memory (no shared-memory staging): a block covers `threads` such pieces along q and k.
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    const Conv2dShape& c = w.conv2d();
+    int64_t threads = s.get("threads"), vk = s.get("vec_k");
+    TilePlan p = whole_plan(w);
+    int64_t per_group_k = c.k / c.groups;
+    int64_t k_threads = std::max<int64_t>(1, std::min(threads, per_group_k / vk));
+    set_tile(p, "n", 1);
+    set_tile(p, "g", 1);
+    set_tile(p, "p", 1);
+    set_tile(p, "k", k_threads * vk);
+    set_tile(p, "q", std::max<int64_t>(1, threads / k_threads));
+    p.threads = threads;
+    p.load_bytes = dtype_bytes(w.dtype);
+    p.loads_in_flight = vk;
+    p.registers = 32 + 2 * vk;
+    return p;
   }
 };
 

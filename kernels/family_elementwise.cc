@@ -111,6 +111,18 @@ class ElementwiseFamily : public KernelFamily {
     out.launch.block[0] = threads;
     return out;
   }
+
+  // A block's threads each take `items` packs of `vec` elements per pass of a grid-stride loop.
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    int64_t threads = s.get("threads"), vec = s.get("vec"), items = s.get("items");
+    TilePlan p = whole_plan(w);
+    set_tile(p, "i", threads * vec * items);
+    p.threads = threads;
+    p.load_bytes = vec * dtype_bytes(w.dtype);
+    p.loads_in_flight = items;
+    p.registers = 24 + 4 * vec * items;
+    return p;
+  }
 };
 
 }  // namespace

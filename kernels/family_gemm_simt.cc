@@ -1,5 +1,7 @@
 // SIMT GEMM on the CUDA cores for f32 matmul and batch_matmul, any transposes, fused
 // epilogues, predicated edges. Device code: kernels/cuda/gemm_simt.cuh.
+#include <algorithm>
+
 #include "core/error.h"
 #include "kernels/families.h"
 
@@ -68,6 +70,25 @@ class GemmSimtFamily : public KernelFamily {
     out.launch.grid[2] = m.batch;
     out.launch.block[0] = threads;
     return out;
+  }
+
+  // Each thread computes a thread_m x thread_n register tile from a shared-memory k slice.
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    int64_t tm = s.get(kThreadM), tn = s.get(kThreadN);
+    TilePlan p = whole_plan(w);
+    set_tile(p, "b", 1);
+    set_tile(p, "m", bm);
+    set_tile(p, "n", bn);
+    set_tile(p, "k", w.matmul().k, bk);
+    p.threads = (bm / tm) * (bn / tn);
+    p.stages = 1;
+    p.smem_bytes = bk * (bm + 1 + bn + 1) * 4;
+    p.registers = std::min<int64_t>(255, tm * tn + tm + tn + 32);
+    p.load_bytes = dtype_bytes(w.dtype);
+    p.loads_in_flight = std::max<int64_t>(1, (bm + bn) * bk / p.threads);
+    p.instr = InstrKind::kFmaF32;
+    return p;
   }
 };
 

@@ -130,6 +130,10 @@ class GemmTcFamily : public KernelFamily {
   KernelSource emit(const Workload& w, const Schedule& s) const override {
     return emit_gemm_tc(w, s, "tessera_gemm_tc", "", "", w.key());
   }
+
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    return tensor_core_gemm_plan(w, s, InstrKind::kTensorF16, 2);
+  }
 };
 
 // conv2d (NHWC, one group, f16/bf16) as an implicit GEMM on gemm_tc: M = N*P*Q output
@@ -198,6 +202,11 @@ class ConvTcFamily : public KernelFamily {
                           "  }\n"
                           "};\n";
     return emit_gemm_tc(gemm_view(w), s, "tessera_conv_tc", prelude, "ConvA", w.key());
+  }
+
+  // Modelled as its GEMM view: the im2col rows of A are gathered from the input.
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    return tensor_core_gemm_plan(gemm_view(w), s, InstrKind::kTensorF16, 2);
   }
 
  private:

@@ -73,6 +73,10 @@ class GemmTf32Family : public KernelFamily {
     out.launch.dynamic_smem_bytes = stages * (bm * bk + bk * bn) * 4;
     return out;
   }
+
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    return tensor_core_gemm_plan(w, s, InstrKind::kTensorTF32, 4);
+  }
 };
 
 }  // namespace

@@ -152,6 +152,23 @@ class RowsFamily : public KernelFamily {
     out.launch.block[0] = rt * rpb;
     return out;
   }
+
+  // A block covers rows_per_block whole rows. The statistics pass and the output pass each
+  // read the row (a two-pass kernel adds one more pass for the second statistic).
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    int64_t rt = s.get("row_threads"), rpb = s.get("rows_per_block"), vec = s.get("vec");
+    TilePlan p = whole_plan(w);
+    set_tile(p, "row", rpb);
+    p.threads = rt * rpb;
+    p.load_bytes = vec * dtype_bytes(w.dtype);
+    int64_t cols = rows_cols(w).second;
+    p.loads_in_flight = std::clamp<int64_t>(cols / (rt * vec), 1, 8);
+    bool single = w.kind != OpKind::kReduce && s.get("single_pass") == 1;
+    p.input_passes = w.kind == OpKind::kReduce ? 1 : single ? 2 : 3;
+    p.registers = 32 + 4 * vec;
+    p.smem_bytes = rt > 32 ? 4 * 32 * rpb : 0;
+    return p;
+  }
 };
 
 }  // namespace

@@ -57,6 +57,28 @@ struct KernelSource {
   std::vector<KernelLaunch> plan() const;
 };
 
+/// How a kernel divides its work, for the analytic cost model: per axis of `modeled.expr()`
+/// the extent one block covers and the extent staged per pipeline step, plus the block's
+/// resources and pipelining. Families describe their schedules with it; the model reads
+/// traffic at each memory level off the TensorExpr's footprints.
+struct TilePlan {
+  Workload modeled;                 ///< the workload whose expr() axes these follow (a conv's GEMM view)
+  std::vector<int64_t> block;       ///< per axis: extent one block covers (a reduction axis: one slice)
+  std::vector<int64_t> step;        ///< per axis: extent staged per pipeline step (else as `block`)
+  int64_t threads = 32;             ///< per block
+  int64_t warps_m = 0, warps_n = 0; ///< warp grid of a tensor-core GEMM block (0: not a warp-tiled GEMM)
+  int64_t stages = 1;               ///< shared-memory pipeline depth (1: loads go straight to registers)
+  bool register_pipeline = false;   ///< next step's fragments load while the current ones compute
+  int64_t smem_bytes = 0;           ///< dynamic + static shared memory per block [bytes]
+  int64_t registers = 32;           ///< per thread (estimate)
+  int64_t split = 1;                ///< slices of the reduction axes; a second kernel adds them
+  int64_t group_m = 1;              ///< block rasterisation: block-rows that share B tiles in L2
+  int64_t load_bytes = 4;           ///< bytes per global load instruction per thread
+  int64_t loads_in_flight = 1;      ///< independent global loads a thread issues before using them
+  double input_passes = 1;          ///< times a block reads its inputs (a two-pass row kernel: 2)
+  InstrKind instr = InstrKind::kFmaF32;
+};
+
 /// A family of kernels for some workload kinds.
 class KernelFamily {
  public:
@@ -72,6 +94,8 @@ class KernelFamily {
                                               const HardwareSpec& hw) const = 0;
   /// Source and launch geometry; only called on schedules validate() accepts.
   virtual KernelSource emit(const Workload& w, const Schedule& s) const = 0;
+  /// How a schedule validate() accepts divides the work (for the analytic model).
+  virtual TilePlan tile_plan(const Workload& w, const Schedule& s) const = 0;
 };
 
 /// The families known to a process, by name.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "kernels/families.h"
 #include "kernels/nvrtc.h"
 
 namespace tessera::kernels {
@@ -20,6 +21,7 @@ class FakeMatmulFamily : public KernelFamily {
     return std::nullopt;
   }
   KernelSource emit(const Workload&, const Schedule&) const override { return {"k", "__global__ void k() {}", {}}; }
+  TilePlan tile_plan(const Workload& w, const Schedule&) const override { return whole_plan(w); }
 
  private:
   std::string name_;
