@@ -112,6 +112,7 @@ TilePlan tensor_core_gemm_plan(const Workload& gemm, const Schedule& s, InstrKin
   p.warps_n = wn;
   p.stages = stages;
   p.register_pipeline = true;
+  p.smem_staged = true;
   p.smem_bytes = stages * (bm * bk + bk * bn) * element_bytes;
   int64_t wtm = bm / wm, wtn = bn / wn;
   int64_t mma_n = instr == InstrKind::kTensorTF32 ? 8 : 16;

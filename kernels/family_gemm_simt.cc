@@ -83,6 +83,7 @@ class GemmSimtFamily : public KernelFamily {
     set_tile(p, "k", w.matmul().k, bk);
     p.threads = (bm / tm) * (bn / tn);
     p.stages = 1;
+    p.smem_staged = true;
     p.smem_bytes = bk * (bm + 1 + bn + 1) * 4;
     p.registers = std::min<int64_t>(255, tm * tn + tm + tn + 32);
     p.load_bytes = dtype_bytes(w.dtype);

@@ -69,6 +69,7 @@ struct TilePlan {
   int64_t warps_m = 0, warps_n = 0; ///< warp grid of a tensor-core GEMM block (0: not a warp-tiled GEMM)
   int64_t stages = 1;               ///< shared-memory pipeline depth (1: loads go straight to registers)
   bool register_pipeline = false;   ///< next step's fragments load while the current ones compute
+  bool smem_staged = false;         ///< inputs pass through shared memory on their way to registers
   int64_t smem_bytes = 0;           ///< dynamic + static shared memory per block [bytes]
   int64_t registers = 32;           ///< per thread (estimate)
   int64_t split = 1;                ///< slices of the reduction axes; a second kernel adds them

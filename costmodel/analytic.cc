@@ -1,0 +1,227 @@
+#include "costmodel/analytic.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "costmodel/roofline.h"
+
+namespace tessera::costmodel {
+namespace {
+
+// Figures the spec files do not carry, as fractions or multiples of what they do.
+constexpr double kMmaSyncEfficiency = 0.65;     // mma.sync tops out near 63-65 % of peak on Hopper
+constexpr double kFmaEfficiency = 0.8;          // CUDA-core FMA loops
+constexpr double kSmemBytesPerClock = 128;      // per SM
+constexpr double kL2BandwidthVsDram = 2.5;      // L2 -> SM bandwidth as a multiple of DRAM's
+constexpr double kMemoryLatencyUs = 0.8;        // DRAM round trip under load
+constexpr double kLaunchUs = 2.5;               // per kernel of the plan
+constexpr double kL2UsableFraction = 0.5;       // of L2 a wave's tiles may occupy and stay resident
+
+std::vector<AxisRange> ranges(const std::vector<int64_t>& extents) {
+  std::vector<AxisRange> r;
+  for (int64_t e : extents) r.push_back({0, e});
+  return r;
+}
+
+}  // namespace
+
+Json Estimate::to_json() const {
+  return Json{{"us", us},           {"bound", bound},       {"compute_us", compute_us},
+              {"smem_us", smem_us}, {"l2_us", l2_us},       {"dram_us", dram_us},
+              {"dram_bytes", dram_bytes}, {"blocks", blocks}, {"blocks_per_sm", blocks_per_sm},
+              {"waves", waves},     {"overlap", overlap},   {"feasible", feasible}};
+}
+
+Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
+  Estimate est;
+  const TensorExpr e = p.modeled.expr();
+  TESSERA_CHECK(p.block.size() == e.axes.size() && p.step.size() == e.axes.size(), "tile plan does not match the expression");
+  const double clock_hz = hw.sm_clock_mhz * 1e6;
+  const double sms = hw.sm_count;
+
+  // Grid: spatial axes are tiled; reduction axes are split into `split` slices.
+  double blocks = 1;
+  for (size_t a = 0; a < e.axes.size(); ++a)
+    if (e.axes[a].kind == AxisKind::kSpatial) blocks *= std::ceil(double(e.axes[a].extent) / double(p.block[a]));
+  blocks *= static_cast<double>(p.split);
+  est.blocks = blocks;
+
+  // Occupancy.
+  int64_t regs = (std::max<int64_t>(p.registers, 16) + 7) / 8 * 8;
+  double by_threads = std::floor(double(hw.max_threads_per_sm) / double(p.threads));
+  double by_regs = std::floor(double(hw.registers_per_sm) / double(regs * p.threads));
+  double by_smem = p.smem_bytes > 0 ? std::floor(double(hw.smem_per_sm_bytes) / double(p.smem_bytes + 1024)) : 1e9;
+  double per_sm = std::min({by_threads, by_regs, by_smem, double(hw.max_blocks_per_sm)});
+  if (per_sm < 1) {
+    est.feasible = false;
+    est.us = std::numeric_limits<double>::infinity();
+    est.bound = "infeasible";
+    return est;
+  }
+  est.blocks_per_sm = per_sm;
+  double slots = sms * per_sm;
+  est.waves = std::ceil(blocks / slots);
+  // Blocks one SM runs concurrently in a full wave (fewer when the grid is small).
+  double concurrent = std::min(per_sm, std::ceil(blocks / sms));
+
+  // One block's work.
+  std::vector<AxisRange> block_ranges = ranges(p.block);
+  double points = 1;
+  for (int64_t b : p.block) points *= double(b);
+  double flops_block = points * e.flops_per_point;
+  double in_bytes = 0, out_bytes = 0;
+  for (size_t t = 0; t < e.tensors.size(); ++t) {
+    double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
+    if (e.tensors[t].role == TensorRole::kInput) in_bytes += bytes * p.input_passes;
+    else out_bytes += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
+  }
+
+  // Compute at the instruction's achievable peak, shared by the SM's resident blocks.
+  InstrKind instr = p.instr;
+  std::optional<double> peak = hw.peak(instr);
+  if (!peak) peak = hw.peak(InstrKind::kFmaF32);
+  bool tensor = instr == InstrKind::kTensorF16 || instr == InstrKind::kTensorTF32 || instr == InstrKind::kTensorF8;
+  double warps_per_sm = concurrent * double(p.threads) / 32;
+  // The tensor pipe needs a few warps per scheduler to stay busy.
+  double issue = std::min(1.0, 0.4 + 0.6 * warps_per_sm / 16);
+  double eff = (tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
+  double per_sm_flops = *peak * 1e12 / sms * eff;
+  double compute_wave = concurrent * flops_block / per_sm_flops * 1e6;
+
+  // Shared memory -> registers: each warp reads its rows of the A-like tiles and its columns
+  // of the B-like tiles; without warp tiling, each thread reads the staged tile once.
+  double smem_block = 0;
+  if (p.warps_m > 0 && p.smem_bytes > 0) {
+    // Inputs indexed by the m axis but not n are read by every warp column, and vice versa.
+    int m_axis = -1, n_axis = -1;
+    for (size_t a = 0; a < e.axes.size(); ++a) {
+      if (e.axes[a].name == "m") m_axis = static_cast<int>(a);
+      if (e.axes[a].name == "n") n_axis = static_cast<int>(a);
+    }
+    for (size_t t = 0; t < e.tensors.size() && t < 2; ++t) {
+      bool uses_m = false, uses_n = false;
+      for (const AffineExpr& ix : e.tensors[t].index)
+        for (const AffineTerm& term : ix.terms) {
+          uses_m |= term.axis == m_axis;
+          uses_n |= term.axis == n_axis;
+        }
+      double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
+      smem_block += bytes * (uses_m && !uses_n ? double(p.warps_n) : uses_n && !uses_m ? double(p.warps_m) : 1.0);
+    }
+  } else if (p.smem_staged) {
+    smem_block = in_bytes;
+  }
+  double smem_wave = concurrent * smem_block / (kSmemBytesPerClock * clock_hz) * 1e6;
+
+  // L2 -> SM: every block loads its input footprint.
+  double l2_per_sm = hw.dram_bandwidth_gbps * 1e9 * kL2BandwidthVsDram / sms;
+  double l2_wave = concurrent * (in_bytes + out_bytes) / l2_per_sm * 1e6;
+
+  // DRAM: the footprint of the tiles a wave covers together. Blocks are rastered over the
+  // two innermost spatial axes (m, n for GEMMs), `group_m` block-rows at a time.
+  double wave_blocks = std::min(blocks, slots);
+  std::vector<int64_t> wave_extent = p.block;
+  {
+    std::vector<size_t> spatial;
+    for (size_t a = 0; a < e.axes.size(); ++a)
+      if (e.axes[a].kind == AxisKind::kSpatial && std::ceil(double(e.axes[a].extent) / double(p.block[a])) > 1)
+        spatial.push_back(a);
+    double per_slice = wave_blocks / double(p.split);
+    if (spatial.size() >= 2) {
+      size_t am = spatial[spatial.size() - 2], an = spatial.back();
+      double grid_m = std::ceil(double(e.axes[am].extent) / double(p.block[am]));
+      double grid_n = std::ceil(double(e.axes[an].extent) / double(p.block[an]));
+      double rows = p.group_m > 1 ? std::min(double(p.group_m), grid_m) : std::ceil(per_slice / grid_n);
+      rows = std::clamp(rows, 1.0, grid_m);
+      double cols = std::clamp(std::ceil(per_slice / rows), 1.0, grid_n);
+      // Further spatial axes (batch) are covered one block at a time.
+      double outer = std::max(1.0, per_slice / (rows * cols));
+      wave_extent[am] = std::min<int64_t>(e.axes[am].extent, static_cast<int64_t>(rows) * p.block[am]);
+      wave_extent[an] = std::min<int64_t>(e.axes[an].extent, static_cast<int64_t>(cols) * p.block[an]);
+      if (spatial.size() >= 3) {
+        size_t ab = spatial[spatial.size() - 3];
+        wave_extent[ab] = std::min<int64_t>(e.axes[ab].extent, static_cast<int64_t>(std::ceil(outer)) * p.block[ab]);
+      }
+    } else if (spatial.size() == 1) {
+      size_t a = spatial[0];
+      wave_extent[a] = std::min<int64_t>(e.axes[a].extent, static_cast<int64_t>(std::ceil(per_slice)) * p.block[a]);
+    }
+  }
+  double wave_in = 0, wave_out = 0;
+  std::vector<AxisRange> wave_ranges = ranges(wave_extent);
+  for (size_t t = 0; t < e.tensors.size(); ++t) {
+    double bytes = double(e.footprint_elements(t, wave_ranges)) * dtype_bytes(e.tensors[t].dtype);
+    if (e.tensors[t].role == TensorRole::kInput) wave_in += bytes;
+    else wave_out += p.split > 1 ? double(e.footprint_elements(t, wave_ranges)) * 4 : bytes;
+  }
+  // Tiles that do not stay resident in L2 are fetched once per block instead.
+  double all_blocks_in = wave_blocks * in_bytes;
+  double resident = std::clamp(double(hw.l2_bytes) * kL2UsableFraction / std::max(wave_in, 1.0), 0.0, 1.0);
+  double dram_wave_bytes = wave_in + (all_blocks_in - wave_in) * (1.0 - resident) * 0.25 + wave_out;
+  double dram_bw = hw.dram_bandwidth_gbps * 1e9;
+  // Little's law: enough bytes in flight per SM to cover the memory latency.
+  double in_flight = concurrent * double(p.threads) * double(p.load_bytes) * double(p.loads_in_flight);
+  double needed = dram_bw * kMemoryLatencyUs * 1e-6 / sms;
+  double latency_factor = std::clamp(in_flight / needed, 0.15, 1.0);
+  double dram_wave = dram_wave_bytes / (dram_bw * latency_factor) * 1e6;
+
+  // Overlap: a pipeline of S stages hides up to (S-1)/S of the other terms; register double
+  // buffering hides part of the shared-memory term as well.
+  double stage_overlap = p.stages > 1 ? double(p.stages - 1) / double(p.stages) : 0.3;
+  std::vector<std::pair<double, const char*>> terms = {
+      {compute_wave, "compute"}, {smem_wave * (p.register_pipeline ? 0.6 : 1.0), "smem"}, {l2_wave, "l2"},
+      {dram_wave, latency_factor < 1 ? "latency" : "dram"}};
+  auto top = std::max_element(terms.begin(), terms.end());
+  double rest = 0;
+  for (auto& t : terms)
+    if (&t != &*top) rest += t.first;
+  double wave_us = top->first + (1 - stage_overlap) * rest * 0.5;
+  // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped.
+  double steps = 1;
+  for (size_t a = 0; a < e.axes.size(); ++a) steps *= std::ceil(double(p.block[a]) / double(p.step[a]));
+  if (p.stages > 1) wave_us *= 1 + double(p.stages - 1) / std::max(steps, 1.0) * 0.5;
+
+  est.overlap = stage_overlap;
+  est.compute_us = compute_wave * est.waves;
+  est.smem_us = smem_wave * est.waves;
+  est.l2_us = l2_wave * est.waves;
+  est.dram_us = dram_wave * est.waves;
+  est.dram_bytes = dram_wave_bytes * est.waves;
+  est.bound = top->second;
+  est.us = wave_us * est.waves + kLaunchUs;
+  if (p.split > 1) {
+    // The reduction kernel: read every slice's partials, write the output once.
+    double outputs = 0;
+    for (size_t t = 0; t < e.tensors.size(); ++t)
+      if (e.tensors[t].role == TensorRole::kOutput) outputs += double(e.footprint_elements(t));
+    est.us += outputs * (4.0 * double(p.split) + dtype_bytes(p.modeled.out_dtype)) / dram_bw * 1e6 + kLaunchUs;
+  }
+  if (est.us < 2 * kLaunchUs + 1e-9) est.bound = "launch";
+  return est;
+}
+
+AnalyticModel::AnalyticModel(const kernels::FamilyRegistry& families, HardwareSpec hw)
+    : families_(families), hw_(std::move(hw)) {}
+
+Estimate AnalyticModel::explain(const Candidate& c) const {
+  const kernels::KernelFamily* f = families_.find(c.schedule.family);
+  if (!f) {
+    Estimate e;
+    e.feasible = false;
+    e.us = std::numeric_limits<double>::infinity();
+    e.bound = "unknown family";
+    return e;
+  }
+  return estimate(f->tile_plan(c.workload, c.schedule), hw_);
+}
+
+std::vector<double> AnalyticModel::predict(std::span<const Candidate> candidates) {
+  std::vector<double> out;
+  out.reserve(candidates.size());
+  for (const Candidate& c : candidates) out.push_back(explain(c).us);
+  return out;
+}
+
+}  // namespace tessera::costmodel
