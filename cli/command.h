@@ -75,5 +75,7 @@ void register_core_commands(CommandRegistry& registry);
 void register_db_commands(CommandRegistry& registry);
 /// `tessera bench`, `tessera worker`.
 void register_measure_commands(CommandRegistry& registry);
+/// `tessera tune`.
+void register_tune_commands(CommandRegistry& registry);
 
 }  // namespace tessera::cli

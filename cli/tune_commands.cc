@@ -1,0 +1,248 @@
+// `tessera tune`: the tuning job (search/tuner) with its progress display and results table.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/command.h"
+#include "cli/format.h"
+#include "core/error.h"
+#include "core/version.h"
+#include "costmodel/roofline.h"
+#include "kernels/builder.h"
+#include "kernels/families.h"
+#include "kernels/nvrtc.h"
+#include "measure/devices.h"
+#include "measure/gpu_runner.h"
+#include "measure/launch.h"
+#include "search/tuner.h"
+#include "search/workload_set.h"
+
+namespace tessera::cli {
+namespace {
+
+constexpr int kExitNoGpu = 3;
+std::atomic<bool> g_stop{false};
+
+extern "C" void on_interrupt(int) {
+  g_stop = true;
+  ::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the job at once
+}
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+int int_option(const ParsedArgs& args, const char* name, int fallback, int lo, int hi) {
+  auto v = args.value(name);
+  if (!v) return fallback;
+  int out = lo - 1;
+  try {
+    size_t used = 0;
+    out = std::stoi(*v, &used);
+    if (used != v->size()) out = lo - 1;
+  } catch (const std::exception&) {
+  }
+  if (out < lo || out > hi)
+    throw UserError("--" + std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
+                    std::to_string(hi) + " (got '" + *v + "')");
+  return out;
+}
+
+int tune(const ParsedArgs& args) {
+  // Workloads.
+  std::vector<std::pair<Workload, double>> workloads;
+  std::vector<std::string> labels;
+  if (auto file = args.value("workloads")) {
+    search::WorkloadSet set = search::load_workload_set(*file);
+    for (const search::WorkloadEntry& e : set.entries) {
+      workloads.emplace_back(e.workload, e.weight);
+      labels.push_back(e.label);
+    }
+  }
+  for (const std::string& spec : args.values("workload")) {
+    workloads.emplace_back(Workload::parse(spec), 1.0);
+    labels.push_back("");
+  }
+  if (workloads.empty()) throw UserError("nothing to tune: give --workload SPEC or --workloads FILE");
+  search::TuneOptions options;
+  options.top_k = int_option(args, "topk", 10, 1, 1000);
+  options.trials = int_option(args, "trials", 0, 0, 1000000);
+  options.time_limit_s = int_option(args, "time-limit", 0, 0, 100000000);
+  options.tool_version = kVersion;
+  std::string strategy = args.value_or("strategy", "construct");
+  if (strategy == "construct") options.strategy = search::Strategy::kConstruct;
+  else if (strategy == "exhaustive") options.strategy = search::Strategy::kExhaustive;
+  else throw UserError("--strategy must be construct or exhaustive (got '" + strategy + "')");
+  std::string measure_mode = args.value_or("measure", "auto");
+  if (measure_mode != "auto" && measure_mode != "gpu" && measure_mode != "none")
+    throw UserError("--measure must be gpu or none (got '" + measure_mode + "')");
+  std::optional<std::string> target_name = args.value("target");
+  std::optional<HardwareSpec> named;
+  if (target_name) named = find_spec(*target_name);  // bad names are bad input, GPU or not
+  db::TuningDatabase database = db::TuningDatabase::open(args.value_or("db", "tessera.db"));
+
+  // Where to measure, and for which target.
+  measure::DeviceScan scan = measure::scan_devices();
+  const measure::Device* dev = scan.devices.empty() || !scan.devices.front().spec ? nullptr : &scan.devices.front();
+  bool gpu = false;
+  std::string notice;
+  if (measure_mode == "gpu") {
+    if (!dev) {
+      std::cerr << "tessera: --measure gpu needs a GPU and "
+                << (scan.devices.empty() ? "none was found: " + scan.reason : "its spec is unknown") << "\n";
+      return kExitNoGpu;
+    }
+    if (named && named->name != dev->spec->name)
+      throw UserError("cannot measure for " + named->name + " on " + dev->properties.name + " (" + dev->spec->name +
+                      "); use --measure none to rank for it");
+    gpu = true;
+  } else if (measure_mode == "auto") {
+    gpu = dev && (!named || named->name == dev->spec->name);
+    if (!gpu)
+      notice = dev ? "target " + named->name + " is not the GPU present (" + dev->spec->name + "): "
+                   : "no GPU found (" + (scan.devices.empty() ? scan.reason : std::string("unknown spec")) + "): ";
+  }
+  HardwareSpec spec;
+  Target target;
+  if (gpu) {
+    spec = *dev->spec;
+    target = dev->target;
+  } else {
+    spec = named ? *named : dev ? *dev->spec : find_spec("h100_sxm");
+    target = Target::for_spec(spec, kernels::nvrtc_version());
+    if (!named && !dev) notice += "ranking for h100_sxm (pass --target to choose); ";
+  }
+  if (!gpu) {
+    std::cerr << "tessera: MODEL ONLY: " << notice << "nothing is measured; records are `unmeasured` predictions for "
+              << target.fingerprint() << "\n";
+  }
+
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  std::unique_ptr<measure::GpuRunner> runner;
+  if (gpu) {
+    kernels::BuildOptions build;
+    build.arch = measure::nvrtc_arch(dev->properties.cc_major, dev->properties.cc_minor);
+    build.headers = kernels::device_headers();
+    build.cache_dir = kernels::Builder::default_cache_dir();
+    measure::PoolOptions pool;
+    for (const measure::Device& d : scan.devices)
+      if (d.spec && d.spec->name == spec.name && d.properties.name == dev->properties.name)
+        pool.workers.push_back(measure::WorkerPool::self_worker_argv(d.index));
+    runner = std::make_unique<measure::GpuRunner>(families, spec, build, pool);
+  }
+  search::Tuner tuner(families, spec, target, database, runner.get(), options);
+  g_stop = false;
+  ::signal(SIGINT, on_interrupt);
+  tuner.should_stop = [] { return g_stop.load(); };
+  const bool tty = ::isatty(2);
+  tuner.on_progress = [&](const search::TuneProgress& p) {
+    double eta = p.workload > 0 ? p.elapsed_s / double(p.workload) * double(p.workloads - p.workload) : 0;
+    std::string line = "[" + std::to_string(p.workload + 1) + "/" + std::to_string(p.workloads) + "] " + p.key + "  " +
+                       std::to_string(p.done) + "/" + std::to_string(p.planned) + (gpu ? " measured" : " ranked") +
+                       (p.best_us ? ", best " + fixed(*p.best_us, 2) + " us" : "") + ", " +
+                       fixed(p.elapsed_s, 0) + " s" + (p.workload > 0 ? ", ETA " + fixed(eta, 0) + " s" : "");
+    if (tty) {
+      if (line.size() > 150) line = line.substr(0, 147) + "...";
+      std::cerr << "\r\033[K" << line << std::flush;
+    } else if (p.done > 0 || p.planned == 0) {  // plain log lines: one per finished batch
+      std::cerr << "tessera tune: " << line << "\n";
+    }
+  };
+  std::vector<search::WorkloadOutcome> outcomes = tuner.run(workloads);
+  ::signal(SIGINT, SIG_DFL);
+  if (tty) std::cerr << "\r\033[K";
+  if (g_stop) std::cerr << "tessera: interrupted; every finished batch is in the database (run again to resume)\n";
+
+  // Results.
+  if (args.has("json")) {
+    Json out = Json::array();
+    for (const search::WorkloadOutcome& o : outcomes) {
+      Json j{{"workload", o.workload.key()}, {"measured_on_gpu", gpu}, {"target", target.fingerprint()},
+             {"ranked", o.ranked}, {"skipped_already_in_db", o.already}, {"measured", o.measured}, {"failed", o.failed},
+             {"construct_s", o.construct_s}, {"measure_s", o.measure_s}};
+      if (o.predicted_best)
+        j["predicted_best"] = {{"schedule", o.predicted_best->schedule.to_json()}, {"predicted_us", *o.predicted_best->predicted_us}};
+      if (o.best) j["best"] = o.best->to_json();
+      out.push_back(j);
+    }
+    std::cout << out.dump(2) << "\n";
+    return g_stop ? 130 : 0;
+  }
+  std::cout << (gpu ? "tuned on " + target.fingerprint() : "MODEL ONLY (nothing measured) for " + target.fingerprint())
+            << "\n";
+  Table table(gpu ? std::vector<std::string>{"workload", "best us", "vendor us", "vs vendor", "rate", "of floor",
+                                             "measured", "failed", "schedule"}
+                  : std::vector<std::string>{"workload", "PREDICTED us", "of floor", "ranked", "schedule"});
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const search::WorkloadOutcome& o = outcomes[i];
+    std::string name = labels[i].empty() ? o.workload.key() : labels[i];
+    costmodel::RooflineFloor floor = costmodel::roofline_floor(o.workload, spec);
+    auto rate = [&](double us) {
+      return floor.memory_bound() ? fixed(floor.min_bytes / us / 1e3, 0) + " GB/s"
+                                  : fixed(floor.flops / us / 1e6, 1) + " TFLOP/s";
+    };
+    if (gpu) {
+      if (!o.best) {
+        table.add({name, "-", "-", "-", "-", "-", std::to_string(o.measured), std::to_string(o.failed), "no correct result"});
+        continue;
+      }
+      const Measurement& m = o.best->measurement;
+      table.add({name, fixed(m.median_us, 2), m.vendor_us ? fixed(*m.vendor_us, 2) : "-",
+                 m.vendor_us ? fixed(*m.vendor_us / m.median_us, 2) + "x" : "-", rate(m.median_us),
+                 fixed(100 * floor.floor_us / m.median_us, 0) + "%", std::to_string(o.measured + o.already),
+                 std::to_string(o.failed), o.best->schedule.key()});
+    } else {
+      if (!o.predicted_best) {
+        table.add({name, "-", "-", std::to_string(o.ranked), "no valid schedule"});
+        continue;
+      }
+      double us = *o.predicted_best->predicted_us;
+      table.add({name, fixed(us, 2), fixed(100 * floor.floor_us / us, 0) + "%", std::to_string(o.ranked),
+                 o.predicted_best->schedule.key()});
+    }
+  }
+  std::cout << table.str();
+  if (!gpu) std::cout << "(predictions of the analytic model; run on a GPU to measure)\n";
+  return g_stop ? 130 : 0;
+}
+
+}  // namespace
+
+void register_tune_commands(CommandRegistry& registry) {
+  registry.add(
+      {"tune",
+       "construct, rank, measure and record the best schedules of workloads",
+       "(--workload SPEC ... | --workloads FILE) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
+       "[--measure gpu|none] [--target NAME] [--strategy construct|exhaustive] [--json]",
+       "For each workload: Roller-style construction ranks candidate schedules with the analytic cost model "
+       "(or --strategy exhaustive ranks the family's whole valid space), schedules the database already holds "
+       "for this target are skipped (a job resumes where it stopped), the rest are built and measured on the "
+       "GPU in batches, and every result, failures too, is committed to the database after each batch. The "
+       "table shows each workload's best beside the vendor library.\n\n"
+       "Without a GPU (or with --measure none, or a --target that is not the GPU present) nothing is "
+       "measured: the model's ranking is recorded as `unmeasured` predictions, and every output says MODEL "
+       "ONLY. Ctrl-C stops after the batch in flight.\n\n"
+       "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
+       {{"workload", "SPEC", "a workload to tune (repeatable)"},
+        {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},
+        {"db", "FILE", "tuning database (default ./tessera.db; created if missing)"},
+        {"topk", "K", "candidates construction keeps per workload (default 10)"},
+        {"trials", "N", "measurements per workload at most (default: top-k; exhaustive: all)"},
+        {"time-limit", "S", "start no new batch after S seconds"},
+        {"measure", "MODE", "gpu or none (default: gpu when one is present)"},
+        {"target", "NAME", "GPU spec to tune for (default: the GPU present, else h100_sxm)"},
+        {"strategy", "NAME", "construct (default) or exhaustive"},
+        {"json", "", "print JSON"}},
+       0,
+       0,
+       tune});
+}
+
+}  // namespace tessera::cli

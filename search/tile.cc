@@ -1,0 +1,202 @@
+#include "search/tile.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "kernels/families.h"
+
+namespace tessera::search {
+namespace {
+
+struct Tile {
+  int64_t bm, bn;
+  auto operator<=>(const Tile&) const = default;
+};
+
+// Every schedule of `f` with block_m = t.bm, block_n = t.bn that validate() accepts, taking
+// for each combination of the other knobs only the first valid value of "vec" in the
+// family's order (the widest aligned load).
+std::vector<Schedule> complete(const kernels::KernelFamily& f, const Workload& w, const HardwareSpec& hw,
+                               const std::vector<kernels::KnobDomain>& domains, Tile t) {
+  std::vector<Schedule> out;
+  std::vector<size_t> index(domains.size(), 0);
+  std::set<std::string> seen;  // schedules without their vec
+  while (true) {
+    Schedule s{std::string(f.name()), {}};
+    bool tile_ok = true;
+    for (size_t i = 0; i < domains.size(); ++i) {
+      int64_t v = domains[i].values[index[i]];
+      if (domains[i].name == knob::kBlockM && v != t.bm) tile_ok = false;
+      if (domains[i].name == knob::kBlockN && v != t.bn) tile_ok = false;
+      s.knobs.emplace_back(domains[i].name, v);
+    }
+    if (tile_ok && !f.validate(s, w, hw)) {
+      std::string without_vec;
+      for (const auto& [name, value] : s.knobs)
+        if (name != "vec") without_vec += name + "=" + std::to_string(value) + ",";
+      if (seen.insert(without_vec).second) out.push_back(s);
+    }
+    size_t i = 0;
+    for (; i < domains.size(); ++i) {
+      if (++index[i] < domains[i].values.size()) break;
+      index[i] = 0;
+    }
+    if (i == domains.size()) break;
+  }
+  return out;
+}
+
+// FLOPs per byte a block loads, and bytes staged per pipeline step, of a completed tile.
+std::pair<double, double> intensity(const kernels::KernelFamily& f, const Workload& w, const Schedule& s) {
+  kernels::TilePlan p = f.tile_plan(w, s);
+  TensorExpr e = p.modeled.expr();
+  std::vector<AxisRange> block, step;
+  double points = 1;
+  for (size_t a = 0; a < e.axes.size(); ++a) {
+    block.push_back({0, p.block[a]});
+    step.push_back({0, p.step[a]});
+    points *= double(p.block[a]);
+  }
+  double in_bytes = 0, step_bytes = 0;
+  for (size_t t = 0; t < e.tensors.size(); ++t)
+    if (e.tensors[t].role == TensorRole::kInput) {
+      in_bytes += double(e.footprint_elements(t, block)) * dtype_bytes(e.tensors[t].dtype);
+      step_bytes += double(e.footprint_elements(t, step)) * dtype_bytes(e.tensors[t].dtype);
+    }
+  return {points * e.flops_per_point / std::max(in_bytes, 1.0), step_bytes};
+}
+
+double grid_blocks(const kernels::KernelFamily& f, const Workload& w, const Schedule& s) {
+  kernels::TilePlan p = f.tile_plan(w, s);
+  TensorExpr e = p.modeled.expr();
+  double blocks = 1;
+  for (size_t a = 0; a < e.axes.size(); ++a)
+    if (e.axes[a].kind == AxisKind::kSpatial) blocks *= std::ceil(double(e.axes[a].extent) / double(p.block[a]));
+  return blocks;
+}
+
+std::vector<int64_t> domain_of(const std::vector<kernels::KnobDomain>& domains, std::string_view name) {
+  for (const auto& d : domains)
+    if (d.name == name) {
+      std::vector<int64_t> v = d.values;
+      std::sort(v.begin(), v.end());
+      return v;
+    }
+  return {};
+}
+
+// The rTile path of one tiled family, with every tile's completions.
+std::vector<Schedule> roller(const kernels::KernelFamily& f, const Workload& w, const HardwareSpec& hw,
+                             std::vector<std::string>& path) {
+  std::vector<kernels::KnobDomain> domains = f.space(w, hw);
+  std::vector<int64_t> ms = domain_of(domains, knob::kBlockM), ns = domain_of(domains, knob::kBlockN);
+  std::map<Tile, std::vector<Schedule>> completed;
+  auto completions = [&](Tile t) -> const std::vector<Schedule>& {
+    auto it = completed.find(t);
+    if (it == completed.end()) it = completed.emplace(t, complete(f, w, hw, domains, t)).first;
+    return it->second;
+  };
+  // The smallest aligned tile that fits.
+  std::optional<Tile> cur;
+  for (int64_t m : ms) {
+    for (int64_t n : ns)
+      if (!completions({m, n}).empty()) {
+        cur = Tile{m, n};
+        break;
+      }
+    if (cur) break;
+  }
+  if (!cur) return {};
+  auto label = [&](Tile t) {
+    return std::string(f.name()) + " " + std::to_string(t.bm) + "x" + std::to_string(t.bn);
+  };
+  std::set<Tile> tiles{*cur};
+  path.push_back(label(*cur));
+  auto next_value = [](const std::vector<int64_t>& d, int64_t v) -> std::optional<int64_t> {
+    auto it = std::upper_bound(d.begin(), d.end(), v);
+    return it == d.end() ? std::nullopt : std::optional<int64_t>(*it);
+  };
+  while (true) {
+    const Schedule& here = completions(*cur).front();
+    auto [ai, step_bytes] = intensity(f, w, here);
+    double blocks_here = grid_blocks(f, w, here);
+    std::optional<Tile> best;
+    double best_gain = 0;
+    for (int axis = 0; axis < 2; ++axis) {
+      std::optional<int64_t> v = next_value(axis == 0 ? ms : ns, axis == 0 ? cur->bm : cur->bn);
+      if (!v) continue;
+      Tile t = axis == 0 ? Tile{*v, cur->bn} : Tile{cur->bm, *v};
+      const std::vector<Schedule>& c = completions(t);
+      if (c.empty()) continue;  // out of shared memory or registers
+      tiles.insert(t);          // a neighbour: ranked by the model even if not taken
+      auto [bi, bytes] = intensity(f, w, c.front());
+      // Scale-out: keep at least one block per SM.
+      double blocks = grid_blocks(f, w, c.front());
+      if (blocks < hw.sm_count && blocks < blocks_here) continue;
+      double gain = (bi - ai) / std::max(bytes - step_bytes, 1.0);
+      if (gain > best_gain) best_gain = gain, best = t;
+    }
+    if (!best) break;
+    cur = best;
+    path.push_back(label(*cur));
+  }
+  std::vector<Schedule> out;
+  for (const Tile& t : tiles) {
+    const std::vector<Schedule>& c = completions(t);
+    out.insert(out.end(), c.begin(), c.end());
+  }
+  return out;
+}
+
+std::vector<Candidate> rank(std::vector<Candidate> cs, const costmodel::AnalyticModel& model) {
+  for (Candidate& c : cs) c.predicted_us = model.explain(c).us;
+  std::stable_sort(cs.begin(), cs.end(),
+                   [](const Candidate& a, const Candidate& b) { return *a.predicted_us < *b.predicted_us; });
+  return cs;
+}
+
+}  // namespace
+
+Construction construct(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
+                       const costmodel::AnalyticModel& model, const ConstructOptions& options) {
+  auto start = std::chrono::steady_clock::now();
+  std::vector<const kernels::KernelFamily*> fs = families.for_workload(w);
+  if (fs.empty()) throw UserError("no kernel family runs " + w.key());
+  Construction out;
+  std::vector<Candidate> pool;
+  for (const kernels::KernelFamily* f : fs) {
+    std::vector<kernels::KnobDomain> domains = f->space(w, hw);
+    bool tiled = !domain_of(domains, knob::kBlockM).empty() && !domain_of(domains, knob::kBlockN).empty();
+    if (tiled) {
+      for (Schedule& s : roller(*f, w, hw, out.path)) pool.push_back({w, std::move(s), std::nullopt});
+    } else {
+      for (Schedule& s : kernels::enumerate_space(*f, w, hw))
+        if (!f->validate(s, w, hw)) pool.push_back({w, std::move(s), std::nullopt});
+    }
+  }
+  out.ranked = static_cast<int64_t>(pool.size());
+  pool = rank(std::move(pool), model);
+  std::set<std::string> keys;
+  for (Candidate& c : pool) {
+    if (static_cast<int>(out.candidates.size()) >= options.top_k) break;
+    if (!std::isfinite(*c.predicted_us)) continue;
+    if (keys.insert(c.schedule.key()).second) out.candidates.push_back(std::move(c));
+  }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return out;
+}
+
+std::vector<Candidate> rank_all(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
+                                const costmodel::AnalyticModel& model) {
+  std::vector<Candidate> all;
+  for (const kernels::KernelFamily* f : families.for_workload(w))
+    for (Schedule& s : kernels::enumerate_space(*f, w, hw))
+      if (!f->validate(s, w, hw)) all.push_back({w, std::move(s), std::nullopt});
+  return rank(std::move(all), model);
+}
+
+}  // namespace tessera::search

@@ -1,0 +1,46 @@
+// Roller-style construction of candidate schedules (search/tile): from a workload to the
+// top-k schedules by the analytic model, in well under a second, without a GPU.
+//
+// For tiled families (the block_m/block_n/block_k knobs of the GEMM-like families) an rTile
+// starts at the smallest hardware-aligned tile the family offers (its domains are multiples
+// of the mma shape and of 128-byte rows; validate() rules out the rest) and is scaled up one
+// axis at a time, taking the step with the best gain in arithmetic intensity (FLOPs per byte
+// loaded, from the TensorExpr footprints) per added byte of shared memory, until shared
+// memory or registers run out, or the grid would no longer fill the SMs (scale-out). Every
+// tile on that path is completed with the family's other knobs; pipeline stages, warps,
+// vector width, rasterisation and split-K are chosen by the model within the limits.
+// Families without tile knobs have small spaces: every valid schedule is ranked.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/hardware.h"
+#include "core/schedule.h"
+#include "costmodel/analytic.h"
+#include "kernels/kernel_family.h"
+
+namespace tessera::search {
+
+struct ConstructOptions {
+  int top_k = 10;  ///< candidates returned
+};
+
+struct Construction {
+  std::vector<Candidate> candidates;  ///< best first, predicted_us set
+  std::vector<std::string> path;      ///< the rTiles visited, e.g. "gemm_tc 64x64x32"
+  int64_t ranked = 0;                 ///< valid schedules the model ranked
+  double seconds = 0;                 ///< time taken
+};
+
+/// Candidates for `w` over every registered family that supports it. A workload no family
+/// supports is a UserError.
+Construction construct(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
+                       const costmodel::AnalyticModel& model, const ConstructOptions& options = {});
+
+/// Every valid schedule of every family supporting `w`, ranked by the model (best first).
+/// For benchmarks that compare construction with the whole space.
+std::vector<Candidate> rank_all(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
+                                const costmodel::AnalyticModel& model);
+
+}  // namespace tessera::search

@@ -1,0 +1,82 @@
+// The tuning job (search/tuner): the one place that wires construction, the cost model,
+// measurement and the database together. The measurer never writes the database and the
+// database never calls the model.
+//
+// Per workload: construct (or rank the whole space), drop the schedules the database
+// already holds for this target (so a job resumes where it stopped), measure the rest in
+// batches and commit each batch, failures too (an interrupted job loses at most the batch
+// in flight). Without a runner ("--measure none") the model's ranking is recorded as
+// `unmeasured` predictions.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/hardware.h"
+#include "core/measurement.h"
+#include "costmodel/analytic.h"
+#include "db/database.h"
+#include "kernels/kernel_family.h"
+#include "measure/runner.h"
+
+namespace tessera::search {
+
+enum class Strategy { kConstruct, kExhaustive };
+
+struct TuneOptions {
+  int top_k = 10;             ///< candidates construction keeps per workload
+  int trials = 0;             ///< measurements per workload at most (0: top_k; exhaustive: the whole space)
+  double time_limit_s = 0;    ///< stop starting new batches after this long (0: no limit)
+  int batch = 10;             ///< candidates per measured, committed batch
+  Strategy strategy = Strategy::kConstruct;
+  std::string tool_version;
+};
+
+/// What the job did for one workload.
+struct WorkloadOutcome {
+  Workload workload;
+  double weight = 1;
+  int ranked = 0;                ///< valid schedules the model ranked
+  int already = 0;               ///< candidates the database already held (skipped)
+  int measured = 0;              ///< candidates measured (or recorded unmeasured) now
+  int failed = 0;                ///< of those, not ok (compile error, incorrect, crashed, ...)
+  double construct_s = 0;        ///< construction (or ranking) time
+  double measure_s = 0;          ///< build + measurement time
+  std::optional<Candidate> predicted_best;  ///< the model's first choice
+  std::optional<Record> best;    ///< fastest correct record for this target, from the database
+};
+
+/// Where the job is, for progress displays.
+struct TuneProgress {
+  size_t workload = 0, workloads = 0;  ///< index of the current workload, count
+  std::string key;                     ///< its key
+  int done = 0, planned = 0;           ///< candidates finished / planned for it
+  std::optional<double> best_us;       ///< best correct time so far for it
+  double elapsed_s = 0;                ///< since the job started
+};
+
+class Tuner {
+ public:
+  /// `runner` null: rank only, record `unmeasured` predictions for `target`.
+  Tuner(const kernels::FamilyRegistry& families, HardwareSpec spec, Target target, db::TuningDatabase& db,
+        measure::Runner* runner, TuneOptions options);
+
+  std::function<void(const TuneProgress&)> on_progress;
+  /// Checked between batches: true stops the job cleanly (e.g. after Ctrl-C).
+  std::function<bool()> should_stop;
+
+  std::vector<WorkloadOutcome> run(const std::vector<std::pair<Workload, double>>& workloads);
+
+ private:
+  const kernels::FamilyRegistry& families_;
+  HardwareSpec spec_;
+  Target target_;
+  db::TuningDatabase& db_;
+  measure::Runner* runner_;
+  TuneOptions options_;
+  costmodel::AnalyticModel model_;
+};
+
+}  // namespace tessera::search
