@@ -176,3 +176,57 @@ TEST(CliBench, WorkerWithoutAGpuSaysSoInItsHello) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(CliTune, ModelOnlyWithoutAGpuSaysSoEverywhereAndResumes) {
+  Result devices = run({"devices", "--json"});
+  bool gpu = devices.out.find("\"devices\": []") == std::string::npos;
+  std::string db = ::testing::TempDir() + "tessera_tune_" + std::to_string(getpid()) + ".db";
+  std::remove(db.c_str());
+  // --measure none behaves the same with or without a GPU.
+  Result r = run({"tune", "--workload", "matmul:m=1024,n=1024,k=1024:f16", "--workload", "softmax:rows=4096,cols=1024:f16",
+                  "--db", db, "--measure", "none", "--target", "a100_sxm", "--topk", "4"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("MODEL ONLY"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("MODEL ONLY"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("gemm_tc:block_m="), std::string::npos);
+  EXPECT_NE(r.out.find("rows:row_threads="), std::string::npos);
+  Result list = run({"db", "history", "matmul:m=1024,n=1024,k=1024:f16", "--db", db, "--target", "a100_sxm", "--json"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  Json h = Json::parse(list.out);
+  ASSERT_TRUE(h.is_object() || h.is_array());
+  Result again = run({"tune", "--workload", "matmul:m=1024,n=1024,k=1024:f16", "--db", db, "--measure", "none",
+                      "--target", "a100_sxm", "--topk", "4", "--json"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  Json j = Json::parse(again.out);
+  EXPECT_EQ(j[0]["skipped_already_in_db"], 4);
+  EXPECT_EQ(j[0]["measured"], 0);
+  EXPECT_EQ(j[0]["measured_on_gpu"], false);
+  if (!gpu) {
+    Result gpu_run = run({"tune", "--workload", "matmul:m=64,n=64,k=64:f16", "--db", db, "--measure", "gpu"});
+    EXPECT_EQ(gpu_run.exit_code, 3);
+    EXPECT_NE(gpu_run.err.find("--measure gpu needs a GPU"), std::string::npos) << gpu_run.err;
+    Result automatic = run({"tune", "--workload", "matmul:m=64,n=64,k=64:f16", "--db", db});
+    EXPECT_EQ(automatic.exit_code, 0);
+    EXPECT_NE(automatic.err.find("no GPU found"), std::string::npos) << automatic.err;
+  }
+  std::remove(db.c_str());
+}
+
+TEST(CliTune, BadInputIsOneClearLine) {
+  expect_one_line_error({"tune"}, "nothing to tune: give --workload SPEC or --workloads FILE");
+  expect_one_line_error({"tune", "--workload", "matmul:m=1,n=1:f16"}, "matmul:m=1,n=1:f16");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--measure", "cpu"},
+                        "--measure must be gpu or none (got 'cpu')");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--strategy", "random"},
+                        "--strategy must be construct or exhaustive");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--topk", "0"},
+                        "--topk must be an integer from 1 to 1000");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--target", "v100"}, "v100");
+  expect_one_line_error({"tune", "--workloads", "/nonexistent/set.json"}, "/nonexistent/set.json");
+}
+
+}  // namespace
+}  // namespace tessera

@@ -1,0 +1,107 @@
+// The analytic model's behaviour: it responds to tiles, rasterisation, pipelining, split-K,
+// occupancy and vector width the way the hardware does, never predicts below the roofline
+// floor, and is fast enough to rank whole spaces.
+#include "costmodel/analytic.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "costmodel/roofline.h"
+#include "kernels/families.h"
+
+namespace tessera::costmodel {
+namespace {
+
+Schedule gemm(int64_t bm, int64_t bn, int64_t bk, int64_t wm, int64_t wn, int64_t stages, int64_t group, int64_t split) {
+  return {"gemm_tc", {{"block_m", bm}, {"block_n", bn}, {"block_k", bk}, {"warps_m", wm}, {"warps_n", wn},
+                      {"stages", stages}, {"vec", 8}, {"group_m", group}, {"split_k", split}}};
+}
+
+class Analytic : public ::testing::Test {
+ protected:
+  void SetUp() override { kernels::register_builtin_families(families_); }
+  Estimate est(const std::string& spec, const Schedule& s) {
+    return AnalyticModel(families_, find_spec("h100_sxm")).explain({Workload::parse(spec), s, std::nullopt});
+  }
+  kernels::FamilyRegistry families_;
+};
+
+TEST_F(Analytic, NeverBelowTheRooflineFloor) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  for (const char* spec : {"matmul:m=4096,n=4096,k=4096:f16", "matmul:m=16,n=4096,k=4096:f16",
+                           "batch_matmul:b=384,m=128,n=128,k=64:f16"}) {
+    Workload w = Workload::parse(spec);
+    double floor = roofline_floor(w, h100).floor_us;
+    for (const Schedule& s : kernels::enumerate_space(*families_.find("gemm_tc"), w, h100))
+      if (!families_.find("gemm_tc")->validate(s, w, h100)) {
+        Estimate e = est(spec, s);
+        ASSERT_TRUE(e.feasible) << s.key();
+        ASSERT_GE(e.us, floor) << spec << " " << s.key();
+      }
+  }
+}
+
+TEST_F(Analytic, BiggerTilesMoveLessDataAndRasterisationReusesL2) {
+  const char* w = "matmul:m=8192,n=8192,k=8192:f16";
+  Estimate small = est(w, gemm(64, 64, 32, 2, 2, 3, 8, 1)), big = est(w, gemm(128, 256, 32, 2, 4, 3, 8, 1));
+  EXPECT_LT(big.l2_us, small.l2_us);
+  EXPECT_LT(big.us, small.us);
+  Estimate rows = est(w, gemm(128, 128, 32, 2, 2, 3, 1, 1)), grouped = est(w, gemm(128, 128, 32, 2, 2, 3, 8, 1));
+  EXPECT_LT(grouped.dram_bytes, rows.dram_bytes);
+}
+
+TEST_F(Analytic, DeeperPipelinesHideMoreUntilSharedMemoryRunsOut) {
+  const char* w = "matmul:m=4096,n=4096,k=4096:f16";
+  Estimate two = est(w, gemm(128, 128, 32, 2, 2, 2, 8, 1)), four = est(w, gemm(128, 128, 32, 2, 2, 4, 8, 1));
+  EXPECT_GT(four.overlap, two.overlap);
+  EXPECT_LT(four.us, two.us);
+  // A tile that leaves no room for a second block halves occupancy.
+  EXPECT_LT(est(w, gemm(256, 256, 64, 4, 4, 3, 8, 1)).blocks_per_sm, two.blocks_per_sm);
+}
+
+TEST_F(Analytic, SplitKFillsTheGpuForSkinnyShapes) {
+  const char* w = "matmul:m=512,n=512,k=16384:f16";
+  Estimate one = est(w, gemm(128, 128, 32, 2, 2, 3, 8, 1)), eight = est(w, gemm(128, 128, 32, 2, 2, 3, 8, 8));
+  EXPECT_EQ(one.blocks, 16);
+  EXPECT_EQ(eight.blocks, 128);
+  EXPECT_LT(eight.us, one.us / 2);
+}
+
+TEST_F(Analytic, MemoryBoundKernelsNeedWideLoadsAndEnoughInFlight) {
+  const char* w = "softmax:rows=16384,cols=4096:f16";
+  Schedule wide{"rows", {{"row_threads", 256}, {"rows_per_block", 1}, {"vec", 8}, {"single_pass", 1}}};
+  Schedule narrow{"rows", {{"row_threads", 32}, {"rows_per_block", 1}, {"vec", 1}, {"single_pass", 0}}};
+  Estimate a = est(w, wide), b = est(w, narrow);
+  EXPECT_LT(a.us, b.us);
+  EXPECT_NE(a.bound, "compute");
+  double floor = roofline_floor(Workload::parse(w), find_spec("h100_sxm")).floor_us;
+  EXPECT_LT(a.us, 2.5 * floor);  // a good schedule stays near the floor
+}
+
+TEST_F(Analytic, UnknownFamilyOrNoRoomIsInfinite) {
+  EXPECT_FALSE(std::isfinite(est("matmul:m=64,n=64,k=64:f16", {"nope", {}}).us));
+  kernels::TilePlan p = families_.find("gemm_tc")->tile_plan(Workload::parse("matmul:m=64,n=64,k=64:f16"),
+                                                             gemm(64, 64, 32, 2, 2, 2, 1, 1));
+  p.smem_bytes = 10 << 20;  // more than an SM has
+  Estimate e = estimate(p, find_spec("h100_sxm"));
+  EXPECT_FALSE(e.feasible);
+  EXPECT_FALSE(std::isfinite(e.us));
+}
+
+TEST_F(Analytic, RanksAWholeSpaceQuickly) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  Workload w = Workload::parse("matmul:m=4096,n=3072,k=768:f16:epilogue=bias+gelu");
+  std::vector<Candidate> cs;
+  for (Schedule& s : kernels::enumerate_space(*families_.find("gemm_tc"), w, h100)) cs.push_back({w, s, std::nullopt});
+  AnalyticModel model(families_, h100);
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<double> us = model.predict(cs);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(us.size(), cs.size());
+  EXPECT_LT(s, 5.0) << cs.size() << " estimates";  // generous: CI runs sanitizer builds too
+}
+
+}  // namespace
+}  // namespace tessera::costmodel

@@ -1,0 +1,74 @@
+// Roller-style construction: fast, valid, ranked, and it scales tiles the way Roller does.
+#include "search/tile.h"
+
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "kernels/families.h"
+#include "search/workload_set.h"
+
+namespace tessera::search {
+namespace {
+
+class Construct : public ::testing::Test {
+ protected:
+  void SetUp() override { kernels::register_builtin_families(families_); }
+  kernels::FamilyRegistry families_;
+  HardwareSpec h100_ = find_spec("h100_sxm");
+};
+
+TEST_F(Construct, EveryDefaultWorkloadGetsTopKValidRankedCandidatesInUnderASecond) {
+  costmodel::AnalyticModel model(families_, h100_);
+  WorkloadSet set = load_workload_set(std::string(TESSERA_SOURCE_DIR) + "/configs/workloads/default.json");
+  for (const WorkloadEntry& e : set.entries) {
+    SCOPED_TRACE(e.workload.key());
+    Construction c = construct(e.workload, families_, h100_, model);
+    EXPECT_LT(c.seconds, 1.0);
+    ASSERT_FALSE(c.candidates.empty());
+    EXPECT_LE(c.candidates.size(), 10u);
+    for (size_t i = 0; i < c.candidates.size(); ++i) {
+      const Candidate& cand = c.candidates[i];
+      const kernels::KernelFamily* f = families_.find(cand.schedule.family);
+      ASSERT_NE(f, nullptr);
+      EXPECT_FALSE(f->validate(cand.schedule, e.workload, h100_).has_value()) << cand.schedule.key();
+      ASSERT_TRUE(cand.predicted_us.has_value());
+      if (i > 0) {
+        EXPECT_LE(*c.candidates[i - 1].predicted_us, *cand.predicted_us);
+      }
+    }
+  }
+}
+
+TEST_F(Construct, ScalesUpLargeGemmsAndSplitsSkinnyOnes) {
+  costmodel::AnalyticModel model(families_, h100_);
+  Construction big = construct(Workload::parse("matmul:m=8192,n=8192,k=8192:f16"), families_, h100_, model);
+  ASSERT_GE(big.path.size(), 3u);  // from the smallest aligned tile upwards
+  EXPECT_EQ(big.path.front(), "gemm_tc 64x64");
+  EXPECT_GE(big.candidates.front().schedule.get("block_m") * big.candidates.front().schedule.get("block_n"), 128 * 128);
+  // 512 x 512 outputs are 64 tiles of 64x64: fewer than the SMs, so no scale-up, and split-K.
+  Construction skinny = construct(Workload::parse("matmul:m=512,n=512,k=16384:f16"), families_, h100_, model);
+  EXPECT_EQ(skinny.path.size(), 1u);
+  EXPECT_GT(skinny.candidates.front().schedule.get("split_k"), 1);
+}
+
+TEST_F(Construct, MatchesTheBestOfTheWholeSpaceUnderTheSameModel) {
+  costmodel::AnalyticModel model(families_, h100_);
+  for (const char* spec : {"matmul:m=4096,n=4096,k=4096:f16", "matmul:m=4096,n=768,k=3072:f16:epilogue=bias+residual",
+                           "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16"}) {
+    Workload w = Workload::parse(spec);
+    Construction c = construct(w, families_, h100_, model);
+    std::vector<Candidate> all = rank_all(w, families_, h100_, model);
+    ASSERT_FALSE(all.empty());
+    EXPECT_GT(all.size(), static_cast<size_t>(c.ranked));  // construction looked at less
+    // Its first choice is within 5 % of the model's best over everything.
+    EXPECT_LE(*c.candidates.front().predicted_us, *all.front().predicted_us * 1.05) << spec;
+  }
+}
+
+TEST_F(Construct, NoFamilyIsAClearError) {
+  costmodel::AnalyticModel model(families_, h100_);
+  EXPECT_THROW(construct(Workload::parse("matmul:m=8,n=8,k=8,ta=1:f16"), families_, h100_, model), UserError);
+}
+
+}  // namespace
+}  // namespace tessera::search

@@ -1,0 +1,130 @@
+// The tuning job with a scripted runner (a test double standing in for the GPU runner; its
+// "measurements" exist only in this test): resume, batches, failures, stop, model-only.
+#include "search/tuner.h"
+
+#include <gtest/gtest.h>
+
+#include "kernels/families.h"
+#include "tests/db/test_util.h"
+
+namespace tessera::search {
+namespace {
+
+// Answers each candidate with a time derived from its schedule key; schedules with
+// block_k == 64 "fail" as incorrect.
+class ScriptedRunner : public measure::Runner {
+ public:
+  std::vector<Measurement> run(std::span<const Candidate> cs) override {
+    std::vector<Measurement> out;
+    for (const Candidate& c : cs) {
+      ++calls;
+      Measurement m;
+      if (c.schedule.find("block_k").value_or(0) == 64) {
+        m.status = Status::kIncorrect;
+        m.error = "scripted failure";
+      } else {
+        m.status = Status::kOk;
+        double t = 100.0 + static_cast<double>(c.schedule.hash() % 1000) / 10.0;
+        m.set_times({t, t, t});
+        m.vendor_us = 90.0;
+      }
+      out.push_back(m);
+    }
+    return out;
+  }
+  int calls = 0;
+};
+
+class TunerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { kernels::register_builtin_families(families_); }
+  kernels::FamilyRegistry families_;
+  HardwareSpec h100_ = find_spec("h100_sxm");
+  Target target_ = db::testing::test_target();
+  std::vector<std::pair<Workload, double>> workloads_ = {{Workload::parse("matmul:m=4096,n=4096,k=4096:f16"), 1},
+                                                         {Workload::parse("softmax:rows=4096,cols=1024:f16"), 12}};
+};
+
+TEST_F(TunerTest, ModelOnlyRecordsPredictionsOnceAndResumes) {
+  db::testing::TempDb tmp("tuner_model_only");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  Tuner tuner(families_, h100_, target_, database, nullptr, {});
+  std::vector<WorkloadOutcome> first = tuner.run(workloads_);
+  ASSERT_EQ(first.size(), 2u);
+  for (const WorkloadOutcome& o : first) {
+    EXPECT_EQ(o.measured, 10);
+    EXPECT_EQ(o.failed, 0);
+    EXPECT_FALSE(o.best.has_value());  // predictions are never "best"
+    ASSERT_TRUE(o.predicted_best.has_value());
+  }
+  EXPECT_EQ(first[1].weight, 12);
+  std::vector<db::StoredRecord> recs = database.query({});
+  ASSERT_EQ(recs.size(), 20u);
+  for (const db::StoredRecord& r : recs) {
+    EXPECT_EQ(r.record.measurement.status, Status::kUnmeasured);
+    EXPECT_TRUE(r.record.predicted_us.has_value());
+  }
+  std::vector<WorkloadOutcome> again = tuner.run(workloads_);
+  EXPECT_EQ(again[0].already, 10);
+  EXPECT_EQ(again[0].measured, 0);
+  EXPECT_EQ(database.query({}).size(), 20u);
+}
+
+TEST_F(TunerTest, MeasuresCommitsFailuresAndSkipsWhatItHas) {
+  db::testing::TempDb tmp("tuner_measure");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  // Predictions from an earlier model-only run do not count as measured.
+  Tuner(families_, h100_, target_, database, nullptr, {}).run({workloads_[0]});
+  ScriptedRunner runner;
+  TuneOptions o;
+  o.batch = 4;
+  Tuner tuner(families_, h100_, target_, database, &runner, o);
+  std::vector<TuneProgress> seen;
+  tuner.on_progress = [&](const TuneProgress& p) { seen.push_back(p); };
+  std::vector<WorkloadOutcome> out = tuner.run(workloads_);
+  EXPECT_EQ(runner.calls, 20);
+  EXPECT_EQ(out[0].measured, 10);
+  EXPECT_EQ(out[0].already, 0);
+  ASSERT_TRUE(out[0].best.has_value());
+  EXPECT_EQ(out[0].best->measurement.status, Status::kOk);
+  // The best is the fastest ok record of the batch.
+  double fastest = 1e300;
+  db::RecordFilter f;
+  f.workload_key = workloads_[0].first.key();
+  f.status = Status::kOk;
+  for (const db::StoredRecord& r : database.query(f)) fastest = std::min(fastest, r.record.measurement.median_us);
+  EXPECT_EQ(out[0].best->measurement.median_us, fastest);
+  int failed = 0;
+  f.status = Status::kIncorrect;
+  failed = static_cast<int>(database.query(f).size());
+  EXPECT_EQ(out[0].failed, failed);  // failures are recorded too
+  // Progress: a first report, then one per batch of 4 (3 batches) for each workload.
+  EXPECT_EQ(seen.size(), 2u * 4u);
+  EXPECT_EQ(seen[3].done, 10);
+  // Everything is measured now: a second run measures nothing.
+  std::vector<WorkloadOutcome> again = tuner.run(workloads_);
+  EXPECT_EQ(runner.calls, 20);
+  EXPECT_EQ(again[0].already, 10);
+}
+
+TEST_F(TunerTest, StopsBetweenBatchesAndHonoursTrials) {
+  db::testing::TempDb tmp("tuner_stop");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  ScriptedRunner runner;
+  TuneOptions o;
+  o.batch = 3;
+  Tuner tuner(families_, h100_, target_, database, &runner, o);
+  int batches = 0;
+  tuner.on_progress = [&](const TuneProgress& p) { batches += p.done > 0; };
+  tuner.should_stop = [&] { return batches >= 1; };
+  tuner.run({workloads_[0]});
+  EXPECT_EQ(database.query({}).size(), 3u);  // the first batch only
+  TuneOptions limited;
+  limited.trials = 2;
+  Tuner few(families_, h100_, target_, database, &runner, limited);
+  std::vector<WorkloadOutcome> out = few.run({workloads_[1]});
+  EXPECT_EQ(out[0].measured, 2);
+}
+
+}  // namespace
+}  // namespace tessera::search
