@@ -77,5 +77,7 @@ void register_db_commands(CommandRegistry& registry);
 void register_measure_commands(CommandRegistry& registry);
 /// `tessera tune`.
 void register_tune_commands(CommandRegistry& registry);
+/// `tessera model eval`.
+void register_model_commands(CommandRegistry& registry);
 
 }  // namespace tessera::cli

@@ -149,7 +149,7 @@ int worker(const ParsedArgs& args) { return measure::worker_main(parse_int(args,
 
 void register_measure_commands(CommandRegistry& registry) {
   registry.add({"bench",
-                "measure a schedule (or the database's best) beside the vendor library on the GPU",
+                "Measure a schedule (or the database's best) beside the vendor library on the GPU",
                 "WORKLOAD (--schedule JSON | --db FILE) [--device N] [--min-time-ms MS] [--min-repeats N] [--json]",
                 "Builds the schedule's kernel, checks its output against a reference (cuBLASLt for GEMMs, "
                 "the CPU reference otherwise), times it with CUPTI in an isolated worker process (L2 flushed "
@@ -167,7 +167,7 @@ void register_measure_commands(CommandRegistry& registry) {
                 1,
                 bench});
   registry.add({"worker",
-                "(internal) measurement worker: the pool starts one per GPU; speaks a binary protocol on stdin/stdout",
+                "(Internal) measurement worker: the pool starts one per GPU; speaks a binary protocol on stdin/stdout",
                 "[--device N]",
                 "",
                 {{"device", "N", "CUDA device ordinal (default 0)"}},

@@ -75,6 +75,7 @@ int tune(const ParsedArgs& args) {
   options.trials = int_option(args, "trials", 0, 0, 1000000);
   options.time_limit_s = int_option(args, "time-limit", 0, 0, 100000000);
   options.tool_version = kVersion;
+  const int min_time_ms = int_option(args, "min-time-ms", 50, 1, 600000);
   std::string strategy = args.value_or("strategy", "construct");
   if (strategy == "construct") options.strategy = search::Strategy::kConstruct;
   else if (strategy == "exhaustive") options.strategy = search::Strategy::kExhaustive;
@@ -132,6 +133,7 @@ int tune(const ParsedArgs& args) {
     build.headers = kernels::device_headers();
     build.cache_dir = kernels::Builder::default_cache_dir();
     measure::PoolOptions pool;
+    pool.measure.min_total_ms = min_time_ms;
     for (const measure::Device& d : scan.devices)
       if (d.spec && d.spec->name == spec.name && d.properties.name == dev->properties.name)
         pool.workers.push_back(measure::WorkerPool::self_worker_argv(d.index));
@@ -218,9 +220,9 @@ int tune(const ParsedArgs& args) {
 void register_tune_commands(CommandRegistry& registry) {
   registry.add(
       {"tune",
-       "construct, rank, measure and record the best schedules of workloads",
+       "Construct, rank, measure and record the best schedules of workloads",
        "(--workload SPEC ... | --workloads FILE) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
-       "[--measure gpu|none] [--target NAME] [--strategy construct|exhaustive] [--json]",
+       "[--measure gpu|none] [--target NAME] [--strategy construct|exhaustive] [--min-time-ms MS] [--json]",
        "For each workload: Roller-style construction ranks candidate schedules with the analytic cost model "
        "(or --strategy exhaustive ranks the family's whole valid space), schedules the database already holds "
        "for this target are skipped (a job resumes where it stopped), the rest are built and measured on the "
@@ -238,7 +240,8 @@ void register_tune_commands(CommandRegistry& registry) {
         {"time-limit", "S", "start no new batch after S seconds"},
         {"measure", "MODE", "gpu or none (default: gpu when one is present)"},
         {"target", "NAME", "GPU spec to tune for (default: the GPU present, else h100_sxm)"},
-        {"strategy", "NAME", "construct (default) or exhaustive"},
+        {"strategy", "NAME", "construct (default) or exhaustive (the whole valid space, or --trials of it evenly spaced)"},
+        {"min-time-ms", "MS", "minimum total kernel time of each timed series (default 50)"},
         {"json", "", "print JSON"}},
        0,
        0,

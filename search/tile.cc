@@ -191,12 +191,14 @@ Construction construct(const Workload& w, const kernels::FamilyRegistry& familie
 }
 
 std::vector<Candidate> rank_all(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
-                                const costmodel::AnalyticModel& model) {
+                                const costmodel::AnalyticModel& model, bool sorted) {
   std::vector<Candidate> all;
   for (const kernels::KernelFamily* f : families.for_workload(w))
     for (Schedule& s : kernels::enumerate_space(*f, w, hw))
       if (!f->validate(s, w, hw)) all.push_back({w, std::move(s), std::nullopt});
-  return rank(std::move(all), model);
+  if (sorted) return rank(std::move(all), model);
+  for (Candidate& c : all) c.predicted_us = model.explain(c).us;
+  return all;
 }
 
 }  // namespace tessera::search

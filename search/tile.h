@@ -38,9 +38,10 @@ struct Construction {
 Construction construct(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
                        const costmodel::AnalyticModel& model, const ConstructOptions& options = {});
 
-/// Every valid schedule of every family supporting `w`, ranked by the model (best first).
-/// For benchmarks that compare construction with the whole space.
+/// Every valid schedule of every family supporting `w` with the model's prediction, best
+/// first (or, with `sorted` false, in the families' enumeration order). For benchmarks that
+/// compare construction with the whole space.
 std::vector<Candidate> rank_all(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
-                                const costmodel::AnalyticModel& model);
+                                const costmodel::AnalyticModel& model, bool sorted = true);
 
 }  // namespace tessera::search

@@ -1,5 +1,6 @@
 #include "search/tuner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -45,8 +46,18 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
       o.ranked = static_cast<int>(c.ranked);
       ranked = std::move(c.candidates);
     } else {
-      ranked = rank_all(w, families_, spec_, model_);
+      // The whole valid space; with a trial budget below its size, an evenly spaced sample
+      // of it in enumeration order (not the model's favourites: this is the yardstick).
+      ranked = rank_all(w, families_, spec_, model_, /*sorted=*/false);
       o.ranked = static_cast<int>(ranked.size());
+      if (options_.trials > 0 && ranked.size() > static_cast<size_t>(options_.trials)) {
+        std::vector<Candidate> sample;
+        for (int i = 0; i < options_.trials; ++i)
+          sample.push_back(ranked[static_cast<size_t>(double(i) * double(ranked.size()) / double(options_.trials))]);
+        ranked = std::move(sample);
+      }
+      std::stable_sort(ranked.begin(), ranked.end(),
+                       [](const Candidate& a, const Candidate& b) { return *a.predicted_us < *b.predicted_us; });
     }
     o.construct_s = seconds_since(t0);
     if (!ranked.empty()) o.predicted_best = ranked.front();

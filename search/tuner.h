@@ -23,6 +23,8 @@
 
 namespace tessera::search {
 
+/// construct: Roller construction's top-k; exhaustive: the whole valid space (or an evenly
+/// spaced sample of `trials` schedules from it).
 enum class Strategy { kConstruct, kExhaustive };
 
 struct TuneOptions {

@@ -1,0 +1,80 @@
+// `tessera model eval`: how well the analytic cost model ranks the database's measurements.
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "cli/command.h"
+#include "cli/format.h"
+#include "core/error.h"
+#include "costmodel/analytic.h"
+#include "costmodel/evaluate.h"
+#include "db/database.h"
+#include "kernels/families.h"
+
+namespace tessera::cli {
+namespace {
+
+int model_eval(const ParsedArgs& args) {
+  std::string model = args.value_or("model", "analytic");
+  if (model != "analytic") throw UserError("--model must be analytic (the learned model comes with its own issue)");
+  std::string path = args.value_or("db", "tessera.db");
+  db::OpenOptions read_only;
+  read_only.read_only = true;
+  db::TuningDatabase database = db::TuningDatabase::open(path, read_only);
+  db::RecordFilter filter;
+  filter.status = Status::kOk;
+  if (auto w = args.value("workload")) filter.workload_key = Workload::parse(*w).key();
+  std::vector<Record> records;
+  for (db::StoredRecord& s : database.query(filter)) records.push_back(std::move(s.record));
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  std::map<std::string, std::unique_ptr<costmodel::AnalyticModel>> models;  // per spec
+  auto predict = [&](std::span<const Record> group) {
+    const std::string& spec = group.front().target.spec_name;
+    auto& m = models[spec];
+    if (!m) m = std::make_unique<costmodel::AnalyticModel>(families, find_spec(spec));
+    std::vector<Candidate> cs;
+    for (const Record& r : group) cs.push_back({r.workload, r.schedule, std::nullopt});
+    return m->predict(cs);
+  };
+  costmodel::EvalReport report = costmodel::evaluate(records, predict);
+  if (report.groups.empty())
+    throw UserError(path + ": no workload has two or more correct measurements on one target to rank");
+  if (args.has("json")) {
+    std::cout << report.to_json().dump(2) << "\n";
+    return 0;
+  }
+  Table table({"workload", "target", "records", "spearman", "pairwise", "top1", "top5", "best us", "model pick us"});
+  auto f = [](double v, int d) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.*f", d, v);
+    return std::string(b);
+  };
+  for (const costmodel::GroupEval& g : report.groups)
+    table.add({g.workload, g.target.substr(0, g.target.find('|')), std::to_string(g.records), f(g.spearman, 3),
+               f(g.pairwise, 3), f(g.top1, 3), f(g.top5, 3), f(g.best_us, 2), f(g.predicted_pick_us, 2)});
+  std::cout << "analytic model against " << report.records << " correct measurements in " << path << "\n"
+            << table.str() << report.summary_line() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_model_commands(CommandRegistry& registry) {
+  registry.add({"model eval",
+                "How well the cost model ranks the database's measurements (Spearman, pairwise accuracy, top-k)",
+                "[--db FILE] [--workload SPEC] [--model analytic] [--json]",
+                "For every workload and target with two or more correct measurements, ranks the measured "
+                "schedules with the model and reports the Spearman rank correlation, the pairwise accuracy "
+                "(pairs ordered like the measurements), and TenSet's top-1 and top-5 scores (the best time over "
+                "the best time among the model's first k picks). The last line is machine-readable.",
+                {{"db", "FILE", "tuning database (default ./tessera.db)"},
+                 {"workload", "SPEC", "only this workload"},
+                 {"model", "NAME", "analytic (default)"},
+                 {"json", "", "print JSON"}},
+                0,
+                0,
+                model_eval});
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,38 @@
+// Calibration report: how a model's predictions rank measured records, per workload and
+// target (the groups a tuner chooses within), with the overall figures.
+#pragma once
+
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/measurement.h"
+
+namespace tessera::costmodel {
+
+struct GroupEval {
+  std::string workload, target;  ///< workload key, target fingerprint
+  int records = 0;               ///< correct (ok) records in the group
+  double spearman = 0, pairwise = 0, top1 = 0, top5 = 0;
+  double best_us = 0;            ///< fastest measured
+  double predicted_pick_us = 0;  ///< measured time of the model's first pick
+};
+
+struct EvalReport {
+  std::vector<GroupEval> groups;  ///< groups with at least two ok records
+  int records = 0;
+  double spearman = 0, pairwise = 0;  ///< means over groups
+  double top1 = 0, top5 = 0;          ///< TenSet: sum of best / sum of best among the top-k picks
+  Json to_json() const;
+  /// "pairwise=0.87 spearman=0.91 top1=0.93 top5=0.98 groups=12 records=3400"
+  std::string summary_line() const;
+};
+
+/// Groups `records` (ok ones only) by workload and target and scores `predict`, which
+/// returns one predicted time per record of a group.
+EvalReport evaluate(std::span<const Record> records,
+                    const std::function<std::vector<double>(std::span<const Record>)>& predict);
+
+}  // namespace tessera::costmodel
