@@ -22,9 +22,9 @@ shapes=(
 out="$build/bench-tune.jsonl"
 : >"$out"
 for w in "${shapes[@]}"; do
-  start=$(date +%s.%N)
+  start=$(python3 -c "import time; print(time.time())")
   "$tessera" tune --workload "$w" --db "$db" --topk 10 --json >"$build/bench-tune.top10.json" 2>"$build/bench-tune.log"
-  top10_s=$(echo "$(date +%s.%N) - $start" | bc)
+  top10_s=$(python3 -c "import time; print(time.time() - $start)")
   "$tessera" tune --workload "$w" --db "$db" --strategy exhaustive --trials "$sample" --min-time-ms 10 --json \
     >"$build/bench-tune.all.json" 2>>"$build/bench-tune.log"
   python3 - "$w" "$top10_s" "$build/bench-tune.top10.json" "$build/bench-tune.all.json" >>"$out" <<'PY'
