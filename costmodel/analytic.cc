@@ -18,6 +18,9 @@ constexpr double kL2BandwidthVsDram = 2.5;      // L2 -> SM bandwidth as a multi
 constexpr double kMemoryLatencyUs = 0.8;        // DRAM round trip under load
 constexpr double kLaunchUs = 2.5;               // per kernel of the plan
 constexpr double kL2UsableFraction = 0.5;       // of L2 a wave's tiles may occupy and stay resident
+constexpr double kCyclesPerWarpLoad = 16;       // LSU/MIO issue of one warp-wide global (cp.async) load
+constexpr double kCyclesPerStep = 80;           // barrier and wait of one pipeline step of a block
+constexpr double kFragmentOverhead = 4;         // non-MMA instructions per k-step of a warp tile, besides ldmatrix
 
 std::vector<AxisRange> ranges(const std::vector<int64_t>& extents) {
   std::vector<AxisRange> r;
@@ -85,10 +88,29 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   bool tensor = instr == InstrKind::kTensorF16 || instr == InstrKind::kTensorTF32 || instr == InstrKind::kTensorF8;
   double warps_per_sm = concurrent * double(p.threads) / 32;
   // The tensor pipe needs a few warps per scheduler to stay busy.
-  double issue = std::min(1.0, 0.4 + 0.6 * warps_per_sm / 16);
+  double issue = std::min(1.0, 0.6 + 0.4 * warps_per_sm / 16);
   double eff = (tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
+  // A warp tile's MMAs share the issue slots with the ldmatrix loads that feed them: per
+  // 16-deep k step, (wtm/16)(wtn/8) MMAs against wtm/16 + wtn/16 fragment loads.
+  if (tensor && p.warps_m > 0 && p.warps_n > 0) {
+    int m_axis = -1, n_axis = -1;
+    for (size_t a = 0; a < e.axes.size(); ++a) {
+      if (e.axes[a].name == "m") m_axis = static_cast<int>(a);
+      if (e.axes[a].name == "n") n_axis = static_cast<int>(a);
+    }
+    if (m_axis >= 0 && n_axis >= 0) {
+      double wtm = std::max(16.0, double(p.block[m_axis]) / double(p.warps_m));
+      double wtn = std::max(16.0, double(p.block[n_axis]) / double(p.warps_n));
+      double mma = (wtm / 16) * (wtn / 8), loads = wtm / 16 + wtn / 16;
+      eff *= mma / (mma + loads + kFragmentOverhead) / (64.0 / (64.0 + 8 + kFragmentOverhead));
+    }
+  }
   double per_sm_flops = *peak * 1e12 / sms * eff;
-  double compute_wave = concurrent * flops_block / per_sm_flops * 1e6;
+  double steps_per_block = 1;
+  for (size_t a = 0; a < e.axes.size(); ++a) steps_per_block *= std::ceil(double(p.block[a]) / double(p.step[a]));
+  // Barriers between pipeline steps stall the block (other resident blocks fill in part).
+  double sync_wave = p.stages > 1 ? steps_per_block * kCyclesPerStep / clock_hz * 1e6 : 0;
+  double compute_wave = concurrent * flops_block / per_sm_flops * 1e6 + sync_wave;
 
   // Shared memory -> registers: each warp reads its rows of the A-like tiles and its columns
   // of the B-like tiles; without warp tiling, each thread reads the staged tile once.
@@ -115,9 +137,12 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   }
   double smem_wave = concurrent * smem_block / (kSmemBytesPerClock * clock_hz) * 1e6;
 
-  // L2 -> SM: every block loads its input footprint.
+  // L2 -> SM: every block loads its input footprint, one warp-wide load instruction per
+  // 32 x load_bytes (narrow loads cost as many issue cycles as wide ones).
   double l2_per_sm = hw.dram_bandwidth_gbps * 1e9 * kL2BandwidthVsDram / sms;
-  double l2_wave = concurrent * (in_bytes + out_bytes) / l2_per_sm * 1e6;
+  double warp_loads = in_bytes / (32.0 * double(std::max<int64_t>(p.load_bytes, 1)));
+  double l2_wave = concurrent * std::max((in_bytes + out_bytes) / l2_per_sm * 1e6,
+                                         warp_loads * kCyclesPerWarpLoad / clock_hz * 1e6);
 
   // DRAM: the footprint of the tiles a wave covers together. Blocks are rastered over the
   // two innermost spatial axes (m, n for GEMMs), `group_m` block-rows at a time.
@@ -169,7 +194,8 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
 
   // Overlap: a pipeline of S stages hides up to (S-1)/S of the other terms; register double
   // buffering hides part of the shared-memory term as well.
-  double stage_overlap = p.stages > 1 ? double(p.stages - 1) / double(p.stages) : 0.3;
+  static constexpr double kStageOverlap[] = {0.3, 0.3, 0.8, 0.82, 0.84, 0.85};
+  double stage_overlap = kStageOverlap[std::clamp<int64_t>(p.stages, 0, 5)];
   std::vector<std::pair<double, const char*>> terms = {
       {compute_wave, "compute"}, {smem_wave * (p.register_pipeline ? 0.6 : 1.0), "smem"}, {l2_wave, "l2"},
       {dram_wave, latency_factor < 1 ? "latency" : "dram"}};

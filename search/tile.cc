@@ -180,12 +180,28 @@ Construction construct(const Workload& w, const kernels::FamilyRegistry& familie
   }
   out.ranked = static_cast<int64_t>(pool.size());
   pool = rank(std::move(pool), model);
-  std::set<std::string> keys;
-  for (Candidate& c : pool) {
-    if (static_cast<int>(out.candidates.size()) >= options.top_k) break;
-    if (!std::isfinite(*c.predicted_us)) continue;
-    if (keys.insert(c.schedule.key()).second) out.candidates.push_back(std::move(c));
-  }
+  // The model is least sure between schedules that share a block shape and differ only in
+  // pipelining or rasterisation, so the top k first takes the best schedule of each distinct
+  // shape (tile and thread layout), then fills up with the next best.
+  auto shape = [](const Schedule& s) {
+    std::string key = s.family;
+    for (const auto& [name, value] : s.knobs)
+      if (name != knob::kStages && name != knob::kGroupM && name != knob::kSplitK && name != knob::kBlockK &&
+          name != "vec" && name != "single_pass" && name != "items")
+        key += "," + name + "=" + std::to_string(value);
+    return key;
+  };
+  std::set<std::string> shapes, keys;
+  for (int pass = 0; pass < 2; ++pass)
+    for (Candidate& c : pool) {
+      if (static_cast<int>(out.candidates.size()) >= options.top_k) break;
+      if (!std::isfinite(*c.predicted_us) || keys.count(c.schedule.key())) continue;
+      if (pass == 0 && !shapes.insert(shape(c.schedule)).second) continue;
+      keys.insert(c.schedule.key());
+      out.candidates.push_back(c);
+    }
+  std::stable_sort(out.candidates.begin(), out.candidates.end(),
+                   [](const Candidate& a, const Candidate& b) { return *a.predicted_us < *b.predicted_us; });
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
 }

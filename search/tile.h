@@ -8,7 +8,9 @@
 // loaded, from the TensorExpr footprints) per added byte of shared memory, until shared
 // memory or registers run out, or the grid would no longer fill the SMs (scale-out). Every
 // tile on that path is completed with the family's other knobs; pipeline stages, warps,
-// vector width, rasterisation and split-K are chosen by the model within the limits.
+// vector width, rasterisation and split-K are chosen by the model within the limits. The
+// top k holds the best schedule of each distinct block shape first (tile and warp layout),
+// then the next best: the measurements then decide where the model is least sure.
 // Families without tile knobs have small spaces: every valid schedule is ranked.
 #pragma once
 
