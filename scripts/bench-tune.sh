@@ -18,6 +18,8 @@ shapes=(
   "matmul:m=4096,n=4096,k=4096:f16"
   "matmul:m=4096,n=3072,k=768:f16:epilogue=bias+gelu"
   "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16"
+  "matmul:m=4096,n=768,k=3072:f16:epilogue=bias+residual"
+  "conv2d:n=32,h=56,w=56,c=256,k=64,r=1,s=1:f16"
 )
 out="$build/bench-tune.jsonl"
 : >"$out"

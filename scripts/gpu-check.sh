@@ -71,8 +71,8 @@ for args in "matmul:m=4096,n=4096,k=4096:f16|$gemm_schedule" "matmul:m=512,n=512
 done
 echo
 grep -o '\[ measure  \].*' "$build.gpu-tests.log" | sed 's/^\[ measure  \]/ /' || true
-echo "Construction + measurement (scripts/bench-tune.sh; top 10 against an evenly spaced sample of ${TESSERA_TUNE_SAMPLE:-250} schedules per shape):"
-scripts/bench-tune.sh "$build" "${TESSERA_TUNE_SAMPLE:-250}" || bench_rc=1
+echo "Construction + measurement (scripts/bench-tune.sh; top 10 against an evenly spaced sample of ${TESSERA_TUNE_SAMPLE:-200} schedules per shape):"
+scripts/bench-tune.sh "$build" "${TESSERA_TUNE_SAMPLE:-200}" || bench_rc=1
 echo
 summary() { grep -Eo '[0-9]+% tests passed.* out of [0-9]+' "$1" || echo "no result"; }
 skipped() { grep -c '(Skipped)' "$1" || true; }
