@@ -110,7 +110,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   for (size_t a = 0; a < e.axes.size(); ++a) steps_per_block *= std::ceil(double(p.block[a]) / double(p.step[a]));
   // Barriers between pipeline steps stall the block (other resident blocks fill in part).
   double sync_wave = p.stages > 1 ? steps_per_block * kCyclesPerStep / clock_hz * 1e6 : 0;
-  double compute_wave = concurrent * flops_block / per_sm_flops * 1e6 + sync_wave;
+  double compute_wave = concurrent * flops_block / per_sm_flops * 1e6;
 
   // Shared memory -> registers: each warp reads its rows of the A-like tiles and its columns
   // of the B-like tiles; without warp tiling, each thread reads the staged tile once.
@@ -203,7 +203,8 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   double rest = 0;
   for (auto& t : terms)
     if (&t != &*top) rest += t.first;
-  double wave_us = top->first + (1 - stage_overlap) * rest * 0.5;
+  // Barrier stalls add to whichever term bounds the wave.
+  double wave_us = top->first + (1 - stage_overlap) * rest * 0.5 + sync_wave;
   // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped.
   double steps = 1;
   for (size_t a = 0; a < e.axes.size(); ++a) steps *= std::ceil(double(p.block[a]) / double(p.step[a]));
