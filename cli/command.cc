@@ -29,6 +29,22 @@ bool starts_with_words(const std::vector<std::string>& words, std::string_view p
 size_t word_count(std::string_view path) { return std::count(path.begin(), path.end(), ' ') + 1; }
 }  // namespace
 
+int ParsedArgs::integer(std::string_view name, int fallback, int lo, int hi) const {
+  auto v = value(name);
+  if (!v) return fallback;
+  int out = lo - 1;
+  try {
+    size_t used = 0;
+    out = std::stoi(*v, &used);
+    if (used != v->size()) out = lo - 1;
+  } catch (const std::exception&) {
+  }
+  if (out < lo || out > hi)
+    throw UserError("--" + std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
+                    std::to_string(hi) + " (got '" + *v + "')");
+  return out;
+}
+
 std::optional<std::string> ParsedArgs::value(std::string_view name) const {
   auto it = values_.find(std::string(name));
   if (it == values_.end()) return std::nullopt;

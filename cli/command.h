@@ -29,6 +29,9 @@ class ParsedArgs {
   std::optional<std::string> value(std::string_view name) const;
   /// The option's value, or `fallback`.
   std::string value_or(std::string_view name, std::string fallback) const;
+  /// The option as an integer in [lo, hi], or `fallback` when absent; anything else is a
+  /// UserError naming the option and the range.
+  int integer(std::string_view name, int fallback, int lo, int hi) const;
   /// Every value of an option given several times, in order.
   std::vector<std::string> values(std::string_view name) const;
   void add(std::string name, std::string value) { values_.emplace(std::move(name), std::move(value)); }

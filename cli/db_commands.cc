@@ -110,15 +110,7 @@ int db_best(const ParsedArgs& args) {
   db::TuningDatabase db = open_db(args, true);
   Workload w = Workload::parse(args.positional[0]);
   Target target = resolve_db_target(db, args, true);
-  int k = 1;
-  if (auto top = args.value("top")) {
-    try {
-      k = std::stoi(*top);
-    } catch (const std::exception&) {
-      k = 0;
-    }
-    if (k < 1 || k > 10000) throw UserError("--top must be an integer from 1 to 10000 (got '" + *top + "')");
-  }
+  int k = args.integer("top", 1, 1, 10000);
   db::BestResult best = db.best(w, target, k, args.has("fallback-arch"));
   if (args.has("json")) {
     Json out{{"workload", w.key()}, {"target", target.fingerprint()}, {"exact_target", best.exact_target}};
@@ -294,14 +286,7 @@ int db_export(const ParsedArgs& args) {
   options.tool_version = kVersion;
   if (args.has("target")) options.target_fingerprint = resolve_db_target(db, args, false).fingerprint();
   if (auto w = args.value("workload")) options.workload_key = Workload::parse(*w).key();
-  if (auto top = args.value("top")) {
-    try {
-      options.top_k = std::stoi(*top);
-    } catch (const std::exception&) {
-      options.top_k = 0;
-    }
-    if (options.top_k < 1) throw UserError("--top must be a positive integer (got '" + *top + "')");
-  }
+  if (args.has("top")) options.top_k = args.integer("top", 1, 1, 1000000);
   if (args.has("with-kernels") && format != db::ExportFormat::kCHeader)
     throw UserError("--with-kernels goes with --format header");
   db::ExportResult result;

@@ -22,28 +22,6 @@ namespace {
 
 constexpr int kExitNoGpu = 3;
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-int parse_int(const ParsedArgs& args, const char* name, int fallback, int lo, int hi) {
-  auto v = args.value(name);
-  if (!v) return fallback;
-  int out = lo - 1;
-  try {
-    size_t used = 0;
-    out = std::stoi(*v, &used);
-    if (used != v->size()) out = lo - 1;
-  } catch (const std::exception&) {
-  }
-  if (out < lo || out > hi)
-    throw UserError("--" + std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
-                    std::to_string(hi) + " (got '" + *v + "')");
-  return out;
-}
-
 const kernels::KernelFamily* checked_family(const kernels::FamilyRegistry& families, const Schedule& s,
                                             const Workload& w) {
   const kernels::KernelFamily* family = families.find(s.family);
@@ -57,7 +35,7 @@ int bench(const ParsedArgs& args) {
   if (args.has("schedule") == args.has("db")) throw UserError("give exactly one of --schedule JSON and --db FILE");
   std::optional<Schedule> schedule;
   if (auto text = args.value("schedule")) schedule = Schedule::from_json(parse_json(*text, "--schedule"), "--schedule");
-  int device_index = parse_int(args, "device", 0, 0, 1023);
+  int device_index = args.integer("device", 0, 0, 1023);
   kernels::FamilyRegistry families;
   kernels::register_builtin_families(families);
   if (schedule) checked_family(families, *schedule, w);
@@ -69,8 +47,8 @@ int bench(const ParsedArgs& args) {
     database.emplace(db::TuningDatabase::open(*path, read_only));
   }
   measure::MeasureOptions options;
-  options.min_total_ms = parse_int(args, "min-time-ms", 50, 1, 600000);
-  options.min_repeats = parse_int(args, "min-repeats", 10, 1, 100000);
+  options.min_total_ms = args.integer("min-time-ms", 50, 1, 600000);
+  options.min_repeats = args.integer("min-repeats", 10, 1, 100000);
 
   measure::DeviceScan scan = measure::scan_devices();
   const measure::Device* dev = nullptr;
@@ -143,7 +121,7 @@ int bench(const ParsedArgs& args) {
   return 0;
 }
 
-int worker(const ParsedArgs& args) { return measure::worker_main(parse_int(args, "device", 0, 0, 1023)); }
+int worker(const ParsedArgs& args) { return measure::worker_main(args.integer("device", 0, 0, 1023)); }
 
 }  // namespace
 

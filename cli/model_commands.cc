@@ -45,14 +45,9 @@ int model_eval(const ParsedArgs& args) {
     return 0;
   }
   Table table({"workload", "target", "records", "spearman", "pairwise", "top1", "top5", "best us", "model pick us"});
-  auto f = [](double v, int d) {
-    char b[32];
-    std::snprintf(b, sizeof b, "%.*f", d, v);
-    return std::string(b);
-  };
   for (const costmodel::GroupEval& g : report.groups)
-    table.add({g.workload, g.target.substr(0, g.target.find('|')), std::to_string(g.records), f(g.spearman, 3),
-               f(g.pairwise, 3), f(g.top1, 3), f(g.top5, 3), f(g.best_us, 2), f(g.predicted_pick_us, 2)});
+    table.add({g.workload, g.target.substr(0, g.target.find('|')), std::to_string(g.records), fixed(g.spearman, 3),
+               fixed(g.pairwise, 3), fixed(g.top1, 3), fixed(g.top5, 3), fixed(g.best_us, 2), fixed(g.predicted_pick_us, 2)});
   std::cout << "analytic model against " << report.records << " correct measurements in " << path << "\n"
             << table.str() << report.summary_line() << "\n";
   return 0;

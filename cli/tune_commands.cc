@@ -32,28 +32,6 @@ extern "C" void on_interrupt(int) {
   ::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the job at once
 }
 
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
-int int_option(const ParsedArgs& args, const char* name, int fallback, int lo, int hi) {
-  auto v = args.value(name);
-  if (!v) return fallback;
-  int out = lo - 1;
-  try {
-    size_t used = 0;
-    out = std::stoi(*v, &used);
-    if (used != v->size()) out = lo - 1;
-  } catch (const std::exception&) {
-  }
-  if (out < lo || out > hi)
-    throw UserError("--" + std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
-                    std::to_string(hi) + " (got '" + *v + "')");
-  return out;
-}
-
 int tune(const ParsedArgs& args) {
   // Workloads.
   std::vector<std::pair<Workload, double>> workloads;
@@ -71,11 +49,11 @@ int tune(const ParsedArgs& args) {
   }
   if (workloads.empty()) throw UserError("nothing to tune: give --workload SPEC or --workloads FILE");
   search::TuneOptions options;
-  options.top_k = int_option(args, "topk", 10, 1, 1000);
-  options.trials = int_option(args, "trials", 0, 0, 1000000);
-  options.time_limit_s = int_option(args, "time-limit", 0, 0, 100000000);
+  options.top_k = args.integer("topk", 10, 1, 1000);
+  options.trials = args.integer("trials", 0, 0, 1000000);
+  options.time_limit_s = args.integer("time-limit", 0, 0, 100000000);
   options.tool_version = kVersion;
-  const int min_time_ms = int_option(args, "min-time-ms", 50, 1, 600000);
+  const int min_time_ms = args.integer("min-time-ms", 50, 1, 600000);
   std::string strategy = args.value_or("strategy", "construct");
   if (strategy == "construct") options.strategy = search::Strategy::kConstruct;
   else if (strategy == "exhaustive") options.strategy = search::Strategy::kExhaustive;
