@@ -1,5 +1,6 @@
 #include "measure/worker.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -331,6 +332,10 @@ class Worker {
 }  // namespace
 
 int worker_main(int device) {
+  // Ctrl-C on a terminal reaches the whole process group: the parent decides when the job
+  // stops (after the batch in flight), so a worker must not die of it mid-measurement. It
+  // still ends when the parent does, at end of input.
+  ::signal(SIGINT, SIG_IGN);
   const int out = claim_stdout();
 #if TESSERA_HAVE_CUDA
   std::unique_ptr<Worker> worker;
