@@ -1,6 +1,7 @@
+// Only with CUDA: the whole file is compiled out otherwise.
+#if TESSERA_HAVE_CUDA
 #include "measure/cublaslt.h"
 
-#if TESSERA_HAVE_CUDA
 #include <cublasLt.h>
 
 #include "core/error.h"

@@ -1,6 +1,7 @@
+// Only with CUDA: the whole file is compiled out otherwise.
+#if TESSERA_HAVE_CUDA
 #include "measure/cudnn_conv.h"
 
-#if TESSERA_HAVE_CUDA
 #include <cudnn.h>
 #include <dlfcn.h>
 

@@ -1,6 +1,7 @@
+// Only with CUDA: the whole file is compiled out otherwise.
+#if TESSERA_HAVE_CUDA
 #include "measure/cupti_timer.h"
 
-#if TESSERA_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #include <cupti.h>
 

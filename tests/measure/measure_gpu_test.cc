@@ -21,7 +21,7 @@
 namespace tessera::measure {
 namespace {
 
-double median(std::vector<double> v) {
+[[maybe_unused]] double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
 }

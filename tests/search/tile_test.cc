@@ -17,13 +17,15 @@ class Construct : public ::testing::Test {
   HardwareSpec h100_ = find_spec("h100_sxm");
 };
 
-TEST_F(Construct, EveryDefaultWorkloadGetsTopKValidRankedCandidatesInUnderASecond) {
+// (Construction time is a benchmark figure: scripts/bench-tune.sh and `tessera tune --json`
+// report it; tests do not time it.)
+TEST_F(Construct, EveryDefaultWorkloadGetsTopKValidRankedCandidates) {
   costmodel::AnalyticModel model(families_, h100_);
   WorkloadSet set = load_workload_set(std::string(TESSERA_SOURCE_DIR) + "/configs/workloads/default.json");
   for (const WorkloadEntry& e : set.entries) {
     SCOPED_TRACE(e.workload.key());
     Construction c = construct(e.workload, families_, h100_, model);
-    EXPECT_LT(c.seconds, 1.0);
+    EXPECT_GT(c.ranked, 0);
     ASSERT_FALSE(c.candidates.empty());
     EXPECT_LE(c.candidates.size(), 10u);
     for (size_t i = 0; i < c.candidates.size(); ++i) {
