@@ -91,7 +91,9 @@ void set_tile(TilePlan& plan, std::string_view axis, int64_t block, int64_t step
   TensorExpr e = plan.modeled.expr();
   for (size_t i = 0; i < e.axes.size(); ++i)
     if (e.axes[i].name == axis) {
-      plan.block[i] = std::clamp<int64_t>(block, 1, e.axes[i].extent);
+      // Not clipped to the axis: a tile wider than the axis still runs (predicated) at its
+      // full size, and footprints clip to the tensors themselves.
+      plan.block[i] = std::max<int64_t>(block, 1);
       plan.step[i] = std::clamp<int64_t>(step > 0 ? step : block, 1, plan.block[i]);
     }
 }

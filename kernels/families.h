@@ -54,7 +54,8 @@ std::string device_type(DType t);
 /// families narrow it with set_tile().
 TilePlan whole_plan(const Workload& modeled);
 /// Sets the block (and step) extent of the axis called `axis` of plan.modeled.expr(); an axis
-/// the expression lacks is ignored. A step of 0 means "as the block".
+/// the expression lacks is ignored. A step of 0 means "as the block". The block may exceed
+/// the axis (a padded edge tile still does its full work).
 void set_tile(TilePlan& plan, std::string_view axis, int64_t block, int64_t step = 0);
 /// The plan of a warp-tiled tensor-core GEMM (gemm_tc, gemm_tf32, conv_tc) on `gemm`, a
 /// matmul or batch_matmul.

@@ -63,7 +63,7 @@ struct KernelSource {
 /// traffic at each memory level off the TensorExpr's footprints.
 struct TilePlan {
   Workload modeled;                 ///< the workload whose expr() axes these follow (a conv's GEMM view)
-  std::vector<int64_t> block;       ///< per axis: extent one block covers (a reduction axis: one slice)
+  std::vector<int64_t> block;       ///< per axis: extent one block computes (may exceed the axis: padded work)
   std::vector<int64_t> step;        ///< per axis: extent staged per pipeline step (else as `block`)
   int64_t threads = 32;             ///< per block
   int64_t warps_m = 0, warps_n = 0; ///< warp grid of a tensor-core GEMM block (0: not a warp-tiled GEMM)
