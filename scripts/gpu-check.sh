@@ -48,7 +48,7 @@ ctest --test-dir "$build" --output-on-failure -V -L gpu >"$build.gpu-tests.log" 
 gpu_rc=$?
 grep -E 'Failed|\*\*\*' "$build.cpu-tests.log" "$build.gpu-tests.log" | grep -v 'Test command' | head -n 40
 # What failed, not only which test.
-grep -h -B2 -A10 -E '^[^ ]+:[0-9]+: Failure|Expected|Which is' "$build.cpu-tests.log" "$build.gpu-tests.log" | head -n 80
+grep -h -A8 ': Failure' "$build.cpu-tests.log" "$build.gpu-tests.log" | head -n 80
 
 echo
 "$build/cli/tessera" devices
