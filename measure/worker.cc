@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "core/error.h"
 #include "kernels/reference.h"
@@ -92,6 +93,9 @@ class Nvml {
   int (*temperature_)(void*, int, unsigned*) = nullptr;
 };
 
+// Idle time after the vendor's series before candidates are timed [ms].
+constexpr int kSettleMs = 500;
+
 bool is_matmul(const Workload& w) { return w.kind == OpKind::kMatmul || w.kind == OpKind::kBatchMatmul; }
 
 // A workload's inputs on the device, its output buffer, the reference output and the
@@ -123,6 +127,14 @@ class Worker {
       protocol::write_frame(out_, protocol::message("progress", {{"id", id}, {"phase", phase}}));
     };
     prepare(job.workload, o, progress);
+    // The vendor baseline runs once per workload, before its first candidate: a power-hungry
+    // library series lowers the clocks for a while (software power cap), so it must not fall
+    // between two candidates' series. The clocks get a moment to recover afterwards.
+    if (o.vendor && !ws_.vendor_us && !ws_.vendor.contains("none")) {
+      progress("vendor");
+      vendor(job.workload, o);
+      std::this_thread::sleep_for(std::chrono::milliseconds(kSettleMs));
+    }
     progress("kernel");
     // Load the kernels of the plan.
     cudaLibrary_t lib = nullptr;
@@ -177,8 +189,6 @@ class Worker {
     m.status = Status::kOk;
     m.conditions["clocks"] = nvml_.read();
     if (o.vendor) {
-      progress("vendor");
-      vendor(job.workload, o);
       m.vendor_us = ws_.vendor_us;
       m.conditions["vendor"] = ws_.vendor;
     }
