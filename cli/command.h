@@ -71,6 +71,8 @@ class CommandRegistry {
 
 /// Exit code for bad input or usage (the message is printed by main).
 inline constexpr int kExitUsage = 2;
+/// Exit status of a command that needs a GPU when there is none.
+inline constexpr int kExitNoGpu = 3;
 
 /// `workload show|list`, `targets`, `devices`.
 void register_core_commands(CommandRegistry& registry);

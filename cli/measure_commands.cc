@@ -20,7 +20,6 @@
 namespace tessera::cli {
 namespace {
 
-constexpr int kExitNoGpu = 3;
 
 const kernels::KernelFamily* checked_family(const kernels::FamilyRegistry& families, const Schedule& s,
                                             const Workload& w) {

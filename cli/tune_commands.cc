@@ -24,7 +24,6 @@
 namespace tessera::cli {
 namespace {
 
-constexpr int kExitNoGpu = 3;
 std::atomic<bool> g_stop{false};
 
 extern "C" void on_interrupt(int) {

@@ -39,6 +39,9 @@ struct Estimate {
   Json to_json() const;
 };
 
+/// Blocks a plan's grid has over its spatial axes (without split-K slices).
+double spatial_blocks(const kernels::TilePlan& plan);
+
 /// Estimate of one tile plan on `hw`.
 Estimate estimate(const kernels::TilePlan& plan, const HardwareSpec& hw);
 

@@ -127,6 +127,21 @@ TilePlan tensor_core_gemm_plan(const Workload& gemm, const Schedule& s, InstrKin
   return p;
 }
 
+std::string source_head(const std::string& comment, const std::string& header, const Workload& w) {
+  return "// " + comment + "\n#include \"tessera/" + header + "\"\nusing namespace tessera;\nusing In = " +
+         device_type(w.dtype) + ";\nusing Out = " + device_type(w.out_dtype) + ";\n";
+}
+
+LaunchGeometry gemm_launch(const MatmulShape& m, int64_t bm, int64_t bn, int64_t threads, int64_t smem_bytes,
+                           int64_t layers) {
+  LaunchGeometry g;
+  g.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
+  g.grid[2] = m.batch * layers;
+  g.block[0] = threads;
+  g.dynamic_smem_bytes = smem_bytes;
+  return g;
+}
+
 std::string device_type(DType t) {
   switch (t) {
     case DType::kF16: return "tessera::F16";

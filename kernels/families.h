@@ -50,6 +50,15 @@ EpilogueCode matmul_epilogue_code(const Workload& w);
 /// Storage type of a dtype in device code: "float", "tessera::F16", "tessera::BF16".
 std::string device_type(DType t);
 
+/// The lines every emitted source starts with: "// <comment>", the device header
+/// "tessera/<header>", `using namespace tessera;` and the In/Out storage types of `w`.
+std::string source_head(const std::string& comment, const std::string& header, const Workload& w);
+
+/// Launch geometry of a tiled GEMM: one block of `threads` per bm x bn output tile along x,
+/// and batch x `layers` along z (split-K slices are layers).
+LaunchGeometry gemm_launch(const MatmulShape& m, int64_t bm, int64_t bn, int64_t threads, int64_t smem_bytes,
+                           int64_t layers = 1);
+
 /// A TilePlan for `modeled` whose blocks cover everything (block = step = each axis's extent);
 /// families narrow it with set_tile().
 TilePlan whole_plan(const Workload& modeled);

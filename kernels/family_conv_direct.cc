@@ -55,11 +55,7 @@ class ConvDirectFamily : public KernelFamily {
     }
     auto def = [](const char* name, int64_t v) { return std::string("constexpr long long ") + name + " = " + std::to_string(v) + ";\n"; };
     std::string src =
-        "// " + w.key() + " | " + s.key() + "\n"
-        "#include \"tessera/common.cuh\"\n"
-        "using namespace tessera;\n"
-        "using In = " + device_type(w.dtype) + ";\n"
-        "using Out = " + device_type(w.out_dtype) + ";\n" +
+        source_head(w.key() + " | " + s.key(), "common.cuh", w) +
         def("kN", c.n) + def("kH", c.h) + def("kW", c.w) + def("kC", c.c) + def("kK", c.k) + def("kR", c.r) +
         def("kS", c.s) + def("kP", c.out_h()) + def("kQ", c.out_w()) + def("kStrideH", c.stride_h) +
         def("kStrideW", c.stride_w) + def("kPadH", c.pad_h) + def("kPadW", c.pad_w) + def("kDilH", c.dilation_h) +

@@ -67,11 +67,7 @@ class ElementwiseFamily : public KernelFamily {
       tail_loads += "    const In* a" + n + " = x" + n + " + i;\n";
     }
     std::string src =
-        "// " + w.key() + " | " + s.key() + "\n"
-        "#include \"tessera/common.cuh\"\n"
-        "using namespace tessera;\n"
-        "using In = " + device_type(w.dtype) + ";\n"
-        "using Out = " + device_type(w.out_dtype) + ";\n"
+        source_head(w.key() + " | " + s.key(), "common.cuh", w) +
         "constexpr long long kN = " + std::to_string(e.n) + ";\n"
         "constexpr int kThreads = " + std::to_string(threads) + ", kVec = " + std::to_string(vec) +
         ", kItems = " + std::to_string(items) + ";\n"

@@ -50,11 +50,7 @@ class GemmSimtFamily : public KernelFamily {
     int64_t tm = s.get(kThreadM), tn = s.get(kThreadN), threads = (bm / tm) * (bn / tn);
     EpilogueCode epi = matmul_epilogue_code(w);
     std::string src =
-        "// " + w.key() + " | " + s.key() + "\n"
-        "#include \"tessera/gemm_simt.cuh\"\n"
-        "using namespace tessera;\n"
-        "using In = " + device_type(w.dtype) + ";\n"
-        "using Out = " + device_type(w.out_dtype) + ";\n" + epi.type +
+        source_head(w.key() + " | " + s.key(), "gemm_simt.cuh", w) + epi.type +
         "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) +
         ") tessera_gemm_simt(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
         "Out* __restrict__ C) {\n"
@@ -63,13 +59,7 @@ class GemmSimtFamily : public KernelFamily {
         (m.trans_a ? "true" : "false") + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
         std::to_string(bn) + ", " + std::to_string(bk) + ", " + std::to_string(tm) + ", " + std::to_string(tn) +
         ">(A, B, C, epilogue);\n}\n";
-    KernelSource out;
-    out.entry = "tessera_gemm_simt";
-    out.source = src;
-    out.launch.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
-    out.launch.grid[2] = m.batch;
-    out.launch.block[0] = threads;
-    return out;
+    return KernelSource("tessera_gemm_simt", src, gemm_launch(m, bm, bn, threads, 0));
   }
 
   // Each thread computes a thread_m x thread_n register tile from a shared-memory k slice.

@@ -67,11 +67,7 @@ KernelSource emit_gemm_tc(const Workload& w, const Schedule& s, const std::strin
   std::string params = "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C" +
                        (split > 1 ? ", float* __restrict__ W)" : ")");
   std::string src =
-      "// " + comment + " | " + s.key() + "\n"
-      "#include \"tessera/gemm_tc.cuh\"\n"
-      "using namespace tessera;\n"
-      "using In = " + device_type(w.dtype) + ";\n"
-      "using Out = " + device_type(w.out_dtype) + ";\n" + epi.type + prelude +
+      source_head(comment + " | " + s.key(), "gemm_tc.cuh", w) + epi.type + prelude +
       "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) +
       ") " + entry + params + " {\n"
       "  const Epilogue epilogue{" + epi.init + "};\n"
@@ -86,13 +82,7 @@ KernelSource emit_gemm_tc(const Workload& w, const Schedule& s, const std::strin
            "  (void)A; (void)B;\n"
            "  gemm::splitk_reduce<Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " +
            std::to_string(m.batch) + ", " + std::to_string(split) + ">(W, C, Epilogue{" + epi.init + "});\n}\n";
-  KernelSource out;
-  out.entry = entry;
-  out.source = src;
-  out.launch.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
-  out.launch.grid[2] = m.batch * split;
-  out.launch.block[0] = threads;
-  out.launch.dynamic_smem_bytes = stages * (bm * bk + bk * bn) * 2;
+  KernelSource out(entry, src, gemm_launch(m, bm, bn, threads, stages * (bm * bk + bk * bn) * 2, split));
   if (split > 1) {
     KernelLaunch reduce{entry + "_reduce", {}};
     int64_t outputs = m.batch * m.m * m.n;

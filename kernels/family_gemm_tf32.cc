@@ -52,11 +52,7 @@ class GemmTf32Family : public KernelFamily {
     int64_t group = s.get(knob::kGroupM), threads = wm * wn * 32;
     EpilogueCode epi = matmul_epilogue_code(w);
     auto n = [](int64_t v) { return std::to_string(v); };
-    std::string src = "// " + w.key() + " | " + s.key() + "\n"
-                      "#include \"tessera/gemm_tf32.cuh\"\n"
-                      "using namespace tessera;\n"
-                      "using In = float;\n"
-                      "using Out = " + device_type(w.out_dtype) + ";\n" + epi.type +
+    std::string src = source_head(w.key() + " | " + s.key(), "gemm_tf32.cuh", w) + epi.type +
                       "extern \"C\" __global__ void __launch_bounds__(" + n(threads) +
                       ") tessera_gemm_tf32(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
                       "Out* __restrict__ C) {\n"
@@ -64,14 +60,7 @@ class GemmTf32Family : public KernelFamily {
                       "  gemm_tf32<Out, " + n(m.m) + ", " + n(m.n) + ", " + n(m.k) + ", " + (m.trans_b ? "true" : "false") +
                       ", " + n(bm) + ", " + n(bn) + ", " + n(bk) + ", " + n(wm) + ", " + n(wn) + ", " + n(stages) + ", " +
                       n(vec) + ", " + n(group) + ">(A, B, C, epilogue);\n}\n";
-    KernelSource out;
-    out.entry = "tessera_gemm_tf32";
-    out.source = src;
-    out.launch.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn);
-    out.launch.grid[2] = m.batch;
-    out.launch.block[0] = threads;
-    out.launch.dynamic_smem_bytes = stages * (bm * bk + bk * bn) * 4;
-    return out;
+    return KernelSource("tessera_gemm_tf32", src, gemm_launch(m, bm, bn, threads, stages * (bm * bk + bk * bn) * 4));
   }
 
   TilePlan tile_plan(const Workload& w, const Schedule& s) const override {

@@ -60,11 +60,7 @@ class RowsFamily : public KernelFamily {
     int64_t rt = s.get("row_threads"), rpb = s.get("rows_per_block"), vec = s.get("vec");
     bool single = w.kind != OpKind::kReduce && s.get("single_pass") == 1;
     std::string head =
-        "// " + w.key() + " | " + s.key() + "\n"
-        "#include \"tessera/rows.cuh\"\n"
-        "using namespace tessera;\n"
-        "using In = " + device_type(w.dtype) + ";\n"
-        "using Out = " + device_type(w.out_dtype) + ";\n"
+        source_head(w.key() + " | " + s.key(), "rows.cuh", w) +
         "constexpr long long kRows = " + std::to_string(rows) + ";\n"
         "constexpr int kCols = " + std::to_string(cols) + ";\n"
         "constexpr int kRowThreads = " + std::to_string(rt) + ", kRowsPerBlock = " + std::to_string(rpb) +

@@ -29,51 +29,70 @@ std::vector<uint8_t> DeviceBuffer::download() const {
   return out;
 }
 
+LoadedPlan::LoadedPlan(const std::string& cubin, const kernels::KernelSource& plan) {
+  auto failed = [&](const std::string& what, cudaError_t rc) {
+    error_ = what + ": " + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc);
+  };
+  cudaLibrary_t lib = nullptr;
+  cudaError_t rc = cudaLibraryLoadData(&lib, cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
+  if (rc != cudaSuccess) {
+    failed("cudaLibraryLoadData", rc);
+    return;
+  }
+  library_ = lib;
+  int device = 0;
+  cudaGetDevice(&device);
+  for (const kernels::KernelLaunch& step : plan.plan()) {
+    cudaKernel_t k = nullptr;
+    if ((rc = cudaLibraryGetKernel(&k, lib, step.entry.c_str())) != cudaSuccess) {
+      failed("cudaLibraryGetKernel " + step.entry, rc);
+      return;
+    }
+    if (step.geometry.dynamic_smem_bytes > 48 * 1024 &&
+        (rc = cudaKernelSetAttributeForDevice(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(step.geometry.dynamic_smem_bytes), device)) != cudaSuccess) {
+      failed("cudaKernelSetAttributeForDevice " + step.entry, rc);
+      return;
+    }
+    steps_.emplace_back(reinterpret_cast<void*>(k), step.geometry);
+  }
+}
+
+LoadedPlan::~LoadedPlan() {
+  if (library_) cudaLibraryUnload(static_cast<cudaLibrary_t>(library_));
+}
+
+std::string LoadedPlan::enqueue(void** args, void* stream) const {
+  for (const auto& [k, g] : steps_) {
+    dim3 grid(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]), static_cast<unsigned>(g.grid[2]));
+    dim3 block(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]), static_cast<unsigned>(g.block[2]));
+    cudaError_t rc = cudaLaunchKernel(static_cast<const void*>(k), grid, block, args,
+                                      static_cast<size_t>(g.dynamic_smem_bytes), static_cast<cudaStream_t>(stream));
+    if (rc != cudaSuccess) return std::string("cudaLaunchKernel: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc);
+  }
+  return "";
+}
+
 LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::KernelSource& source,
                           std::span<void*> tensors) {
-  auto failed = [](Status s, const std::string& what, cudaError_t rc) {
-    return LaunchOutcome{s, what + ": " + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc)};
-  };
   if (kernel.status != Status::kOk) return {Status::kLaunchError, "kernel did not compile: " + kernel.error};
   std::optional<DeviceBuffer> workspace;
   if (source.workspace_bytes > 0) workspace.emplace(static_cast<size_t>(source.workspace_bytes));
   void* workspace_ptr = workspace ? workspace->data() : nullptr;
   std::vector<void*> args(tensors.begin(), tensors.end());
   if (workspace) args.push_back(&workspace_ptr);
-
-  cudaLibrary_t lib = nullptr;
-  cudaError_t rc = cudaLibraryLoadData(&lib, kernel.cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
-  if (rc != cudaSuccess) return failed(Status::kLaunchError, "cudaLibraryLoadData", rc);
-  LaunchOutcome out;
-  int device = 0;
-  cudaGetDevice(&device);
-  for (const kernels::KernelLaunch& step : source.plan()) {
-    const kernels::LaunchGeometry& g = step.geometry;
-    cudaKernel_t k = nullptr;
-    if ((rc = cudaLibraryGetKernel(&k, lib, step.entry.c_str())) != cudaSuccess) {
-      out = failed(Status::kLaunchError, "cudaLibraryGetKernel " + step.entry, rc);
-      break;
-    }
-    if (g.dynamic_smem_bytes > 48 * 1024 &&
-        (rc = cudaKernelSetAttributeForDevice(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              static_cast<int>(g.dynamic_smem_bytes), device)) != cudaSuccess) {
-      out = failed(Status::kLaunchError, "cudaKernelSetAttributeForDevice " + step.entry, rc);
-      break;
-    }
-    dim3 grid(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]), static_cast<unsigned>(g.grid[2]));
-    dim3 block(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]), static_cast<unsigned>(g.block[2]));
-    if ((rc = cudaLaunchKernel(reinterpret_cast<const void*>(k), grid, block, args.data(),
-                               static_cast<size_t>(g.dynamic_smem_bytes), nullptr)) != cudaSuccess) {
-      out = failed(Status::kLaunchError, "cudaLaunchKernel " + step.entry, rc);
-      break;
-    }
-  }
-  if (out.status == Status::kOk && (rc = cudaDeviceSynchronize()) != cudaSuccess)
-    out = failed(Status::kCrashed, "kernel execution", rc);
-  cudaLibraryUnload(lib);
-  return out;
+  LoadedPlan plan(kernel.cubin, source);
+  if (!plan.ok()) return {Status::kLaunchError, plan.error()};
+  if (std::string err = plan.enqueue(args.data()); !err.empty()) return {Status::kLaunchError, err};
+  if (cudaError_t rc = cudaDeviceSynchronize(); rc != cudaSuccess)
+    return {Status::kCrashed, std::string("kernel execution: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc)};
+  return {};
 }
 #else
+LoadedPlan::LoadedPlan(const std::string&, const kernels::KernelSource&)
+    : error_("this tessera was built without CUDA support") {}
+LoadedPlan::~LoadedPlan() = default;
+std::string LoadedPlan::enqueue(void**, void*) const { return error_; }
 DeviceBuffer::DeviceBuffer(size_t) { throw UserError("GPU memory needs a GPU: this tessera was built without CUDA support"); }
 DeviceBuffer::~DeviceBuffer() = default;
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) {}

@@ -32,6 +32,29 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+/// A compiled launch plan loaded on the current device: the cubin's library and a kernel
+/// handle per step of the plan, with shared-memory limits raised where a step needs it.
+class LoadedPlan {
+ public:
+  /// Loads `cubin` and resolves every entry of `plan`; on failure ok() is false and error()
+  /// says why.
+  LoadedPlan(const std::string& cubin, const kernels::KernelSource& plan);
+  ~LoadedPlan();
+  LoadedPlan(const LoadedPlan&) = delete;
+  LoadedPlan& operator=(const LoadedPlan&) = delete;
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  /// Enqueues the plan's kernels in order on `stream` (a cudaStream_t; null: the default
+  /// stream) with `args` (one pointer to each argument's value). "" on success, else the
+  /// first launch error. Does not wait.
+  std::string enqueue(void** args, void* stream = nullptr) const;
+
+ private:
+  void* library_ = nullptr;
+  std::vector<std::pair<void*, kernels::LaunchGeometry>> steps_;  // (cudaKernel_t, geometry)
+  std::string error_;
+};
+
 /// How one launch ended.
 struct LaunchOutcome {
   Status status = Status::kOk;  ///< kOk, kLaunchError (would not load or launch) or kCrashed (faulted)

@@ -171,8 +171,7 @@ std::vector<WorkerInfo> WorkerPool::infos() const {
 }
 
 std::vector<WorkerInfo> WorkerPool::start() {
-  std::vector<Measurement> none = run({});
-  (void)none;
+  run({});
   return infos();
 }
 
@@ -190,13 +189,13 @@ std::vector<Measurement> WorkerPool::run(std::span<const Job> jobs,
     ++done;
     if (on_result) on_result(job, *results[job]);
   };
-  // The worker in `s` is gone (exited, killed, or broke the protocol): its job, if any, is
-  // recorded with `status`; the slot will be restarted.
-  auto lost = [&](Slot& s, Status status, const std::string& why) {
-    if (s.state == Slot::State::kBusy) {
+  // The worker in `s` is gone (exited, killed, or broke the protocol) while in state `was`:
+  // its job, if it had one, is recorded with `status`; the slot will be restarted.
+  auto lost = [&](Slot& s, Slot::State was, Status status, const std::string& why) {
+    if (was == Slot::State::kBusy) {
       finish(s.job, failure(status, why + " (while measuring: " + s.phase + ")"));
       s.failed_starts = 0;
-    } else if (s.state == Slot::State::kStarting) {
+    } else if (was == Slot::State::kStarting) {
       ++s.failed_starts;
       s.last_error = why;
     }
@@ -320,8 +319,7 @@ std::vector<Measurement> WorkerPool::run(std::span<const Job> jobs,
         // error it cannot measure again); either way the slot restarts.
         Slot::State was = s.state;
         std::string how = reap(s);
-        s.state = was;  // reap() marked it down; `lost` records what it was doing
-        lost(s, Status::kCrashed, how);
+        lost(s, was, Status::kCrashed, how);
         continue;
       }
       s.reader.feed(chunk, static_cast<size_t>(got));
@@ -331,10 +329,8 @@ std::vector<Measurement> WorkerPool::run(std::span<const Job> jobs,
           if (!f) break;
           handle(s, *f);
         }
-      } catch (const protocol::ProtocolError& e) {
-        lost(s, Status::kCrashed, std::string("worker broke the protocol: ") + e.what());
-      } catch (const UserError& e) {
-        lost(s, Status::kCrashed, std::string("worker broke the protocol: ") + e.what());
+      } catch (const std::runtime_error& e) {  // a malformed frame (ProtocolError) or message (UserError)
+        lost(s, s.state, Status::kCrashed, std::string("worker broke the protocol: ") + e.what());
       }
     }
     // Watchdogs.
@@ -347,7 +343,7 @@ std::vector<Measurement> WorkerPool::run(std::span<const Job> jobs,
                                                          : options_.kernel_timeout_s;
         char buf[64];
         std::snprintf(buf, sizeof buf, "%.1f", limit);
-        lost(s, Status::kTimeout, std::string("no answer within ") + buf + " s; worker killed");
+        lost(s, s.state, Status::kTimeout, std::string("no answer within ") + buf + " s; worker killed");
       }
     }
   }

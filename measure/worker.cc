@@ -112,7 +112,7 @@ struct WorkloadState {
 
 class Worker {
  public:
-  Worker(int device, int out_fd) : device_(device), out_(out_fd), nvml_(device) {
+  Worker(int device, int out_fd) : out_(out_fd), nvml_(device) {
     TESSERA_CUDA_CALL(cudaSetDevice(device));
     TESSERA_CUDA_CALL(cudaFree(nullptr));  // create the context now, not inside a timing
     cudaDeviceProp p{};
@@ -136,44 +136,24 @@ class Worker {
       std::this_thread::sleep_for(std::chrono::milliseconds(kSettleMs));
     }
     progress("kernel");
-    // Load the kernels of the plan.
-    cudaLibrary_t lib = nullptr;
-    cudaError_t rc = cudaLibraryLoadData(&lib, job.cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0);
-    if (rc != cudaSuccess) return fail(Status::kLaunchError, std::string("cudaLibraryLoadData: ") + cudaGetErrorString(rc));
-    std::unique_ptr<CUlib_st, void (*)(cudaLibrary_t)> guard(lib, [](cudaLibrary_t l) { cudaLibraryUnload(l); });
-    std::vector<std::pair<cudaKernel_t, kernels::LaunchGeometry>> plan;
-    for (const kernels::KernelLaunch& step : job.plan.plan()) {
-      cudaKernel_t k = nullptr;
-      if ((rc = cudaLibraryGetKernel(&k, lib, step.entry.c_str())) != cudaSuccess)
-        return fail(Status::kLaunchError, "cudaLibraryGetKernel " + step.entry + ": " + cudaGetErrorString(rc));
-      if (step.geometry.dynamic_smem_bytes > 48 * 1024 &&
-          (rc = cudaKernelSetAttributeForDevice(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                static_cast<int>(step.geometry.dynamic_smem_bytes), device_)) != cudaSuccess)
-        return fail(Status::kLaunchError, std::string("shared memory attribute: ") + cudaGetErrorString(rc));
-      plan.emplace_back(k, step.geometry);
-    }
+    LoadedPlan plan(job.cubin, job.plan);
+    if (!plan.ok()) return fail(Status::kLaunchError, plan.error());
     std::optional<DeviceBuffer> workspace;
     if (job.plan.workspace_bytes > 0) workspace.emplace(static_cast<size_t>(job.plan.workspace_bytes));
     std::vector<void*> ptrs = ws_.pointers;
     std::vector<void*> args;
     if (workspace) ptrs.push_back(workspace->data());
     for (void*& p : ptrs) args.push_back(&p);
-    cudaError_t launch_rc = cudaSuccess;
+    std::string launch_error;  // the first launch error, if any
     auto run = [&] {
-      for (const auto& [k, g] : plan) {
-        cudaError_t r = cudaLaunchKernel(
-            reinterpret_cast<const void*>(k),
-            dim3(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]), static_cast<unsigned>(g.grid[2])),
-            dim3(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]), static_cast<unsigned>(g.block[2])),
-            args.data(), static_cast<size_t>(g.dynamic_smem_bytes), nullptr);
-        if (r != cudaSuccess && launch_rc == cudaSuccess) launch_rc = r;
-      }
+      std::string err = plan.enqueue(args.data());
+      if (!err.empty() && launch_error.empty()) launch_error = err;
     };
     // Checked run on a poisoned output.
     ws_.tensors.back().fill(0xFF);
     run();
-    if (launch_rc != cudaSuccess) return fail(Status::kLaunchError, std::string("launch: ") + cudaGetErrorString(launch_rc));
-    if ((rc = cudaDeviceSynchronize()) != cudaSuccess) {
+    if (!launch_error.empty()) return fail(Status::kLaunchError, launch_error);
+    if (cudaError_t rc = cudaDeviceSynchronize(); rc != cudaSuccess) {
       exiting = true;  // a fault poisons the context: this worker cannot measure again
       return fail(Status::kCrashed, std::string("kernel faulted: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc));
     }
@@ -185,7 +165,7 @@ class Worker {
     }
     // Timing.
     timed(run, o, m);
-    if (launch_rc != cudaSuccess) return fail(Status::kLaunchError, std::string("launch: ") + cudaGetErrorString(launch_rc));
+    if (!launch_error.empty()) return fail(Status::kLaunchError, launch_error);
     m.status = Status::kOk;
     m.conditions["clocks"] = nvml_.read();
     if (o.vendor) {
@@ -328,7 +308,6 @@ class Worker {
     for (auto& [k, v] : notes.items()) ws_.vendor[k] = v;
   }
 
-  int device_;
   int out_;
   Nvml nvml_;
   KernelTimer timer_;

@@ -71,12 +71,7 @@ std::pair<double, double> intensity(const kernels::KernelFamily& f, const Worklo
 }
 
 double grid_blocks(const kernels::KernelFamily& f, const Workload& w, const Schedule& s) {
-  kernels::TilePlan p = f.tile_plan(w, s);
-  TensorExpr e = p.modeled.expr();
-  double blocks = 1;
-  for (size_t a = 0; a < e.axes.size(); ++a)
-    if (e.axes[a].kind == AxisKind::kSpatial) blocks *= std::ceil(double(e.axes[a].extent) / double(p.block[a]));
-  return blocks;
+  return costmodel::spatial_blocks(f.tile_plan(w, s));
 }
 
 std::vector<int64_t> domain_of(const std::vector<kernels::KnobDomain>& domains, std::string_view name) {

@@ -112,6 +112,39 @@ __device__ __forceinline__ void store_pair(Out* C, int row, int col, long long b
   }
 }
 
+/// The shared-memory level of the pipeline: a STAGES-deep cp.async ring over `tiles` k tiles.
+/// load(stage, kt) issues tile kt's copies into ring slot `stage`; compute(stage) consumes the
+/// slot holding the current tile once it has landed. STAGES - 1 tiles are in flight while one
+/// is computed.
+template <int STAGES, class Load, class Compute>
+__device__ __forceinline__ void pipeline(int tiles, Load&& load, Compute&& compute) {
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < tiles) load(s, s);
+    commit();
+  }
+  for (int kt = 0; kt < tiles; ++kt) {
+    wait<STAGES - 2>();
+    __syncthreads();
+    const int next = kt + STAGES - 1;
+    if (next < tiles) load(next % STAGES, next);
+    commit();
+    compute(kt % STAGES);
+  }
+  wait<0>();
+}
+
+/// Sets every accumulator to zero.
+template <int MT, int NT>
+__device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
+#pragma unroll
+  for (int i = 0; i < MT; ++i)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+}
+
 /// Second kernel of a split-K GEMM: C = epilogue(sum over slices of W[slice]), for BATCH x M x N
 /// outputs, grid-stride over all of them.
 template <class Out, int M, int N, int BATCH, int SPLIT_K, class Epilogue>
@@ -195,12 +228,7 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   };
 
   float acc[MT][NT][4];
-#pragma unroll
-  for (int i = 0; i < MT; ++i)
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+  gemm::zero(acc);
 
   // Fragments of one 16-wide k step.
   auto load_fragments = [&](int stage, int ks, unsigned (&fa)[MT][4], unsigned (&fb)[NT / 2][4]) {
@@ -226,18 +254,7 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
     }
   };
 
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < KT) load_tile(s, s);
-    gemm::commit();
-  }
-  for (int kt = 0; kt < KT; ++kt) {
-    gemm::wait<STAGES - 2>();
-    __syncthreads();
-    const int next = kt + STAGES - 1;
-    if (next < KT) load_tile(next % STAGES, next);
-    gemm::commit();
-    const int stage = kt % STAGES;
+  gemm::pipeline<STAGES>(KT, load_tile, [&](int stage) {
     unsigned fa[2][MT][4], fb[2][NT / 2][4];
     load_fragments(stage, 0, fa[0], fb[0]);
 #pragma unroll
@@ -249,8 +266,7 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
         for (int j = 0; j < NT; ++j)
           gemm::mma<kBf16>(acc[i][j], fa[ks % 2][i], fb[ks % 2][j / 2][(j % 2) * 2], fb[ks % 2][j / 2][(j % 2) * 2 + 1]);
     }
-  }
-  gemm::wait<0>();
+  });
 
   // Each thread holds pairs of adjacent columns in rows lane/4 and lane/4 + 8.
   [[maybe_unused]] float* partial = nullptr;

@@ -93,26 +93,11 @@ __device__ __forceinline__ void gemm_tf32(const float* __restrict__ A, const flo
   };
 
   float acc[MT][NT][4];
-#pragma unroll
-  for (int i = 0; i < MT; ++i)
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+  gemm::zero(acc);
 
-#pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < KT) load_tile(s, s);
-    gemm::commit();
-  }
-  for (int kt = 0; kt < KT; ++kt) {
-    gemm::wait<STAGES - 2>();
-    __syncthreads();
-    const int next = kt + STAGES - 1;
-    if (next < KT) load_tile(next % STAGES, next);
-    gemm::commit();
-    float* a = sA + (kt % STAGES) * kTileA;
-    float* b = sB + (kt % STAGES) * kTileB;
+  gemm::pipeline<STAGES>(KT, load_tile, [&](int stage) {
+    float* a = sA + stage * kTileA;
+    float* b = sB + stage * kTileB;
 #pragma unroll
     for (int ks = 0; ks < BK / 8; ++ks) {
       unsigned fa[MT][4], fb[NT][2];
@@ -140,8 +125,7 @@ __device__ __forceinline__ void gemm_tf32(const float* __restrict__ A, const flo
 #pragma unroll
         for (int j = 0; j < NT; ++j) gemm::mma_tf32(acc[i][j], fa[i], fb[j][0], fb[j][1]);
     }
-  }
-  gemm::wait<0>();
+  });
 
 #pragma unroll
   for (int i = 0; i < MT; ++i)

@@ -26,15 +26,6 @@
 using namespace tessera;
 
 namespace {
-#define CHECK_CUDA(x)                                                                        \
-  do {                                                                                       \
-    cudaError_t rc_ = (x);                                                                   \
-    if (rc_ != cudaSuccess) {                                                                \
-      std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(rc_));                  \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
-
 template <typename Launch>
 double time_us(Launch&& launch, int reps = 20) {
   for (int i = 0; i < 3; ++i) launch();
@@ -133,17 +124,10 @@ int main(int argc, char** argv) {
       ++failed;
       continue;
     }
-    cudaLibrary_t lib;
-    CHECK_CUDA(cudaLibraryLoadData(&lib, built[i].cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0));
-    int device = 0;
-    cudaGetDevice(&device);
-    std::vector<std::pair<cudaKernel_t, kernels::LaunchGeometry>> plan;
-    for (const kernels::KernelLaunch& step : sources[i].plan()) {
-      cudaKernel_t k;
-      CHECK_CUDA(cudaLibraryGetKernel(&k, lib, step.entry.c_str()));
-      cudaKernelSetAttributeForDevice(k, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(step.geometry.dynamic_smem_bytes), device);
-      plan.emplace_back(k, step.geometry);
+    measure::LoadedPlan plan(built[i].cubin, sources[i]);
+    if (!plan.ok()) {
+      std::fprintf(stderr, "%s: %s\n", schedules[i].key().c_str(), plan.error().c_str());
+      return 1;
     }
     measure::DeviceBuffer workspace(static_cast<size_t>(sources[i].workspace_bytes));
     void* pa = da.data();
@@ -151,14 +135,7 @@ int main(int argc, char** argv) {
     void* pc = dc.data();
     void* pw = workspace.data();
     void* args[] = {&pa, &pb, &pc, &pw};
-    auto launch = [&] {
-      for (const auto& [k, g] : plan)
-        cudaLaunchKernel(reinterpret_cast<const void*>(k),
-                         dim3(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]),
-                              static_cast<unsigned>(g.grid[2])),
-                         dim3(static_cast<unsigned>(g.block[0])), args, static_cast<size_t>(g.dynamic_smem_bytes),
-                         nullptr);
-    };
+    auto launch = [&] { (void)plan.enqueue(args); };
     dc.fill(0xFF);
     launch();
     if (cudaDeviceSynchronize() != cudaSuccess) {
@@ -176,7 +153,6 @@ int main(int argc, char** argv) {
     } else {
       results.push_back({i, time_us(launch)});
     }
-    cudaLibraryUnload(lib);
   }
   std::sort(results.begin(), results.end(), [](const Result& x, const Result& y) { return x.us < y.us; });
   std::printf("%s on %s: %zu schedules timed (%d failed)\n", w.key().c_str(), dev.properties.name.c_str(),

@@ -1,7 +1,9 @@
-// Ranking metrics on hand-checked cases.
+// Ranking metrics and the evaluation report on hand-checked cases.
 #include "costmodel/metrics.h"
 
 #include <gtest/gtest.h>
+
+#include "costmodel/evaluate.h"
 
 namespace tessera::costmodel {
 namespace {
@@ -31,13 +33,6 @@ TEST(Metrics, TopKScoreIsBestOverBestAmongTheModelsPicks) {
   EXPECT_DOUBLE_EQ(top_k_score(predicted, measured, 3), 1.0);
 }
 
-}  // namespace
-}  // namespace tessera::costmodel
-
-#include "costmodel/evaluate.h"
-
-namespace tessera::costmodel {
-namespace {
 
 Record measured(const std::string& spec, int64_t knob, double us, Status status = Status::kOk) {
   Record r;

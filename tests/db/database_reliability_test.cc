@@ -140,6 +140,20 @@ std::string open_error(const std::string& path, const OpenOptions& options = {})
   return "";
 }
 
+// Opening `path` read-write and read-only both fail with an error that starts with the path
+// and contains `needle`, and leave the file's bytes as they were.
+void expect_refused_unchanged(const std::string& path, const std::string& needle) {
+  const std::string before = read_bytes(path);
+  for (bool read_only : {false, true}) {
+    OpenOptions o;
+    o.read_only = read_only;
+    std::string err = open_error(path, o);
+    EXPECT_TRUE(starts_with(err, path)) << err;
+    EXPECT_TRUE(contains(err, needle)) << err;
+    EXPECT_EQ(read_bytes(path), before) << "read_only=" << read_only;
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Raw SQLite (outside TuningDatabase)
 
@@ -705,14 +719,7 @@ TEST(DatabaseBadFile, NotSqliteIsRefusedUnchanged) {
   text.resize(8192);
   write_bytes(tmp.path, text);
 
-  for (bool read_only : {false, true}) {
-    OpenOptions o;
-    o.read_only = read_only;
-    std::string err = open_error(tmp.path, o);
-    EXPECT_TRUE(starts_with(err, tmp.path)) << err;
-    EXPECT_TRUE(contains(err, "not an SQLite database")) << err;
-    EXPECT_EQ(read_bytes(tmp.path), text) << "read_only=" << read_only;
-  }
+  expect_refused_unchanged(tmp.path, "not an SQLite database");
   EXPECT_THROW(TuningDatabase::open(tmp.path), UserError);  // DatabaseError is a UserError
   EXPECT_EQ(read_bytes(tmp.path), text);
   EXPECT_FALSE(fs::exists(tmp.path + "-wal"));
@@ -774,16 +781,8 @@ TEST(DatabaseBadFile, NewerSchemaIsRefusedUnchanged) {
   raw_exec(raw, "PRAGMA user_version = " + std::to_string(TuningDatabase::kSchemaVersion + 1));
   sqlite3_close(raw);
   ASSERT_FALSE(fs::exists(tmp.path + "-wal"));
-  std::string before = read_bytes(tmp.path);
 
-  for (bool read_only : {false, true}) {
-    OpenOptions o;
-    o.read_only = read_only;
-    std::string err = open_error(tmp.path, o);
-    EXPECT_TRUE(starts_with(err, tmp.path)) << err;
-    EXPECT_TRUE(contains(err, "newer")) << err;
-    EXPECT_EQ(read_bytes(tmp.path), before) << "read_only=" << read_only;
-  }
+  expect_refused_unchanged(tmp.path, "newer");
   raw = raw_open(tmp.path);
   EXPECT_EQ(raw_int(raw, "PRAGMA user_version"), TuningDatabase::kSchemaVersion + 1);
   EXPECT_EQ(raw_int(raw, "SELECT count(*) FROM records"), 10);
@@ -795,16 +794,8 @@ TEST(DatabaseBadFile, ForeignSqliteIsRefusedUnchanged) {
   sqlite3* raw = raw_open(tmp.path);
   raw_exec(raw, "CREATE TABLE foo(x); INSERT INTO foo VALUES (42)");
   sqlite3_close(raw);
-  std::string before = read_bytes(tmp.path);
 
-  for (bool read_only : {false, true}) {
-    OpenOptions o;
-    o.read_only = read_only;
-    std::string err = open_error(tmp.path, o);
-    EXPECT_TRUE(starts_with(err, tmp.path)) << err;
-    EXPECT_TRUE(contains(err, "not a Tessera database")) << err;
-    EXPECT_EQ(read_bytes(tmp.path), before) << "read_only=" << read_only;
-  }
+  expect_refused_unchanged(tmp.path, "not a Tessera database");
   raw = raw_open(tmp.path);
   EXPECT_EQ(raw_int(raw, "SELECT x FROM foo"), 42);
   EXPECT_EQ(raw_int(raw, "SELECT count(*) FROM sqlite_master"), 1);

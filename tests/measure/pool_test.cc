@@ -8,6 +8,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "kernels/families.h"
+#include "measure/gpu_runner.h"
 #include "measure/protocol.h"
 
 namespace tessera::measure {
@@ -203,14 +205,6 @@ TEST(WorkerPool, WorkersThatCannotMeasureAreAClearError) {
   }
 }
 
-}  // namespace
-}  // namespace tessera::measure
-
-#include "kernels/families.h"
-#include "measure/gpu_runner.h"
-
-namespace tessera::measure {
-namespace {
 
 TEST(GpuRunner, ValidatesCompilesAndHandsOnlyGoodKernelsToWorkers) {
 #if !TESSERA_HAVE_CUDA
