@@ -1,7 +1,9 @@
 // `tessera model eval`: how well the analytic cost model ranks the database's measurements.
 #include <cstdio>
 #include <iostream>
+#include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "cli/command.h"
 #include "cli/format.h"
@@ -37,6 +39,22 @@ int model_eval(const ParsedArgs& args) {
     for (const Record& r : group) cs.push_back({r.workload, r.schedule, std::nullopt});
     return m->predict(cs);
   };
+  if (args.has("records")) {
+    // Every record with the model's breakdown, fastest measured first per workload and target.
+    std::sort(records.begin(), records.end(), [](const Record& a, const Record& b) {
+      return std::make_tuple(a.workload.key(), a.target.fingerprint(), a.measurement.median_us) <
+             std::make_tuple(b.workload.key(), b.target.fingerprint(), b.measurement.median_us);
+    });
+    Table table({"workload", "measured us", "predicted us", "bound", "compute", "smem", "l2", "dram", "waves", "schedule"});
+    for (const Record& r : records) {
+      auto& m = models[r.target.spec_name];
+      if (!m) m = std::make_unique<costmodel::AnalyticModel>(families, find_spec(r.target.spec_name));
+      costmodel::Estimate e = m->explain({r.workload, r.schedule, std::nullopt});
+      table.add({r.workload.key(), fixed(r.measurement.median_us, 2), fixed(e.us, 2), e.bound, fixed(e.compute_us, 1),
+                 fixed(e.smem_us, 1), fixed(e.l2_us, 1), fixed(e.dram_us, 1), fixed(e.waves, 0), r.schedule.key()});
+    }
+    std::cout << table.str();
+  }
   costmodel::EvalReport report = costmodel::evaluate(records, predict);
   if (report.groups.empty())
     throw UserError(path + ": no workload has two or more correct measurements on one target to rank");
@@ -58,7 +76,7 @@ int model_eval(const ParsedArgs& args) {
 void register_model_commands(CommandRegistry& registry) {
   registry.add({"model eval",
                 "How well the cost model ranks the database's measurements (Spearman, pairwise accuracy, top-k)",
-                "[--db FILE] [--workload SPEC] [--model analytic] [--json]",
+                "[--db FILE] [--workload SPEC] [--model analytic] [--records] [--json]",
                 "For every workload and target with two or more correct measurements, ranks the measured "
                 "schedules with the model and reports the Spearman rank correlation, the pairwise accuracy "
                 "(pairs ordered like the measurements), and TenSet's top-1 and top-5 scores (the best time over "
@@ -66,6 +84,7 @@ void register_model_commands(CommandRegistry& registry) {
                 {{"db", "FILE", "tuning database (default ./tessera.db)"},
                  {"workload", "SPEC", "only this workload"},
                  {"model", "NAME", "analytic (default)"},
+                 {"records", "", "first list every record: measured and predicted time with the model's breakdown"},
                  {"json", "", "print JSON"}},
                 0,
                 0,
