@@ -56,7 +56,12 @@ int tune(const ParsedArgs& args) {
   std::string strategy = args.value_or("strategy", "construct");
   if (strategy == "construct") options.strategy = search::Strategy::kConstruct;
   else if (strategy == "exhaustive") options.strategy = search::Strategy::kExhaustive;
-  else throw UserError("--strategy must be construct or exhaustive (got '" + strategy + "')");
+  else if (strategy == "random") options.strategy = search::Strategy::kRandom;
+  else throw UserError("--strategy must be construct, exhaustive or random (got '" + strategy + "')");
+  if (options.strategy == search::Strategy::kRandom && options.trials == 0)
+    throw UserError("--strategy random needs --trials N (the sample size per workload)");
+  options.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
+  options.batch = args.integer("batch", 10, 1, 1000);
   std::string measure_mode = args.value_or("measure", "auto");
   if (measure_mode != "auto" && measure_mode != "gpu" && measure_mode != "none")
     throw UserError("--measure must be gpu or none (got '" + measure_mode + "')");
@@ -199,9 +204,9 @@ void register_tune_commands(CommandRegistry& registry) {
       {"tune",
        "Construct, rank, measure and record the best schedules of workloads",
        "(--workload SPEC ... | --workloads FILE) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
-       "[--measure gpu|none] [--target NAME] [--strategy construct|exhaustive] [--min-time-ms MS] [--json]",
+       "[--measure gpu|none] [--target NAME] [--strategy construct|exhaustive|random] [--seed N] [--batch N] [--min-time-ms MS] [--json]",
        "For each workload: Roller-style construction ranks candidate schedules with the analytic cost model "
-       "(or --strategy exhaustive ranks the family's whole valid space), schedules the database already holds "
+       "(or --strategy exhaustive|random ranks the family's whole valid space or a sample of it), schedules the database already holds "
        "for this target are skipped (a job resumes where it stopped), the rest are built and measured on the "
        "GPU in batches, and every result, failures too, is committed to the database after each batch. The "
        "table shows each workload's best beside the vendor library.\n\n"
@@ -217,7 +222,11 @@ void register_tune_commands(CommandRegistry& registry) {
         {"time-limit", "S", "start no new batch after S seconds"},
         {"measure", "MODE", "gpu or none (default: gpu when one is present)"},
         {"target", "NAME", "GPU spec to tune for (default: the GPU present, else h100_sxm)"},
-        {"strategy", "NAME", "construct (default) or exhaustive (the whole valid space, or --trials of it evenly spaced)"},
+        {"strategy", "NAME",
+         "construct (default), exhaustive (the whole valid space, or --trials of it evenly spaced) or random "
+         "(--trials of it drawn at random, for datasets)"},
+        {"seed", "N", "random: the sample's seed (default 1; the same seed draws the same sample)"},
+        {"batch", "N", "candidates built together and committed together (default 10)"},
         {"min-time-ms", "MS", "minimum total kernel time of each timed series (default 50)"},
         {"json", "", "print JSON"}},
        0,

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "core/error.h"
 
@@ -17,6 +18,23 @@ using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Row
 using MatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 double gelu(double x) { return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0))); }
+
+// Runs body(i) for i in [0, count) on the machine's cores (the references of large
+// convolutions take seconds on one); each i must write its own outputs.
+template <class Body>
+void parallel_for(int64_t count, const Body& body) {
+  int64_t threads = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(count, 1));
+  if (threads <= 1) {
+    for (int64_t i = 0; i < count; ++i) body(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int64_t t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int64_t i = t; i < count; i += threads) body(i);
+    });
+  for (std::thread& th : pool) th.join();
+}
 
 HostTensor make(std::vector<int64_t> shape) {
   HostTensor t{std::move(shape), {}};
@@ -92,7 +110,8 @@ HostTensor conv2d(const Workload& w, std::span<const HostTensor> in) {
                 : wt[static_cast<size_t>(((k * cg + c) * s.r + r) * s.s + t)];
   };
   std::span<const HostTensor> extra = in.subspan(2);
-  for (int64_t n = 0; n < s.n; ++n)
+  // One image per task: images write disjoint outputs.
+  parallel_for(s.n, [&](int64_t n) {
     for (int64_t k = 0; k < s.k; ++k) {
       int64_t g = k / kg;
       for (int64_t p = 0; p < P; ++p)
@@ -112,6 +131,7 @@ HostTensor conv2d(const Workload& w, std::span<const HostTensor> in) {
           out.data[static_cast<size_t>(index)] = static_cast<float>(epilogue(w, extra, acc, k, index));
         }
     }
+  });
   return out;
 }
 

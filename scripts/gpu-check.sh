@@ -14,32 +14,9 @@ if ! tessera_gpu_present; then
   exit 1
 fi
 
-# The ONNX conformance tests are CPU-only (CI runs them); that machine has no ONNX packages.
-prefix_args=(-DTESSERA_ONNX_TESTS=OFF)
-if [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/xgboost/c_api.h ] || [ ! -d /usr/include/eigen3 ]; then
-  if ! ls .gpu-deps/*.deb >/dev/null 2>&1; then
-    echo "gpu-check: build dependencies missing and no .gpu-deps/ (run scripts/fetch-gpu-deps.sh here and carry it)" >&2
-    exit 1
-  fi
-  deps=/opt/tessera-deps
-  for f in .gpu-deps/*.deb; do dpkg -x "$f" "$deps"; done
-  export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  prefix_args+=("-DCMAKE_PREFIX_PATH=$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake" "-DSQLite3_INCLUDE_DIR=$deps/usr/include"
-               "-DSQLite3_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libsqlite3.so")
-  echo "gpu-check: unpacked $(ls .gpu-deps/*.deb | wc -l) Debian packages into $deps"
-fi
-
 build="${TESSERA_BUILD_DIR:-build/gpu}"
-mkdir -p "$(dirname "$build")"
-# For running the binaries by hand afterwards: `source build/gpu.env`.
-echo "export LD_LIBRARY_PATH=\"${LD_LIBRARY_PATH:-}\"" >"$build.env"
-export TESSERA_JOBS="${TESSERA_JOBS:-$(nproc)}"
 start=$(date +%s)
-if ! tessera_build "$build" "${prefix_args[@]}" >"$build.log" 2>&1; then
-  tail -n 60 "$build.log"
-  echo "gpu-check: build failed (log: $build.log)" >&2
-  exit 1
-fi
+tessera_gpu_build "$build" || exit 1
 echo "gpu-check: built in $(( $(date +%s) - start )) s"
 
 ctest --test-dir "$build" --output-on-failure -j 4 -LE gpu >"$build.cpu-tests.log" 2>&1

@@ -31,3 +31,33 @@ tessera_build() {
   cmake -S "$TESSERA_ROOT" -B "$dir" "${args[@]}" "$@"
   cmake --build "$dir" -j "${TESSERA_JOBS:-2}"
 }
+
+# tessera_gpu_build BUILD_DIR: on the lent GPU machine (no package registry there), unpack
+# the Debian packages of .gpu-deps/ (scripts/fetch-gpu-deps.sh, carried along) into
+# /opt/tessera-deps when the build's dependencies are missing, then build a CUDA release into
+# BUILD_DIR with every core. Exports LD_LIBRARY_PATH for the binaries and writes it to
+# BUILD_DIR.env (`source build/gpu.env` to run them by hand). Log: BUILD_DIR.log.
+tessera_gpu_build() {
+  local build="$1"
+  # The ONNX conformance tests are CPU-only (CI runs them); that machine has no ONNX packages.
+  local prefix_args=(-DTESSERA_ONNX_TESTS=OFF)
+  if [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/xgboost/c_api.h ] || [ ! -d /usr/include/eigen3 ]; then
+    if ! ls "$TESSERA_ROOT"/.gpu-deps/*.deb >/dev/null 2>&1; then
+      echo "build dependencies missing and no .gpu-deps/ (run scripts/fetch-gpu-deps.sh here and carry it)" >&2
+      return 1
+    fi
+    local deps=/opt/tessera-deps f
+    for f in "$TESSERA_ROOT"/.gpu-deps/*.deb; do dpkg -x "$f" "$deps"; done
+    export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    prefix_args+=("-DCMAKE_PREFIX_PATH=$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake" "-DSQLite3_INCLUDE_DIR=$deps/usr/include"
+                 "-DSQLite3_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libsqlite3.so")
+    echo "unpacked $(ls "$TESSERA_ROOT"/.gpu-deps/*.deb | wc -l) Debian packages into $deps"
+  fi
+  mkdir -p "$(dirname "$build")"
+  echo "export LD_LIBRARY_PATH=\"${LD_LIBRARY_PATH:-}\"" >"$build.env"
+  if ! TESSERA_JOBS="${TESSERA_JOBS:-$(nproc)}" tessera_build "$build" "${prefix_args[@]}" >"$build.log" 2>&1; then
+    tail -n 60 "$build.log"
+    echo "build failed (log: $build.log)" >&2
+    return 1
+  fi
+}

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <set>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "search/tile.h"
 
 namespace tessera::search {
@@ -52,8 +54,18 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
       o.ranked = static_cast<int>(ranked.size());
       if (options_.trials > 0 && ranked.size() > static_cast<size_t>(options_.trials)) {
         std::vector<Candidate> sample;
-        for (int i = 0; i < options_.trials; ++i)
-          sample.push_back(ranked[static_cast<size_t>(double(i) * double(ranked.size()) / double(options_.trials))]);
+        if (options_.strategy == Strategy::kRandom) {
+          // Partial Fisher-Yates: the first `trials` of a seeded shuffle.
+          std::mt19937_64 rng(options_.seed ^ stable_hash(w.key()));
+          for (size_t i = 0; i < static_cast<size_t>(options_.trials); ++i) {
+            size_t j = i + static_cast<size_t>(rng() % (ranked.size() - i));
+            std::swap(ranked[i], ranked[j]);
+            sample.push_back(ranked[i]);
+          }
+        } else {
+          for (int i = 0; i < options_.trials; ++i)
+            sample.push_back(ranked[static_cast<size_t>(double(i) * double(ranked.size()) / double(options_.trials))]);
+        }
         ranked = std::move(sample);
       }
       std::stable_sort(ranked.begin(), ranked.end(),

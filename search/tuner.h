@@ -24,8 +24,10 @@
 namespace tessera::search {
 
 /// construct: Roller construction's top-k; exhaustive: the whole valid space (or an evenly
-/// spaced sample of `trials` schedules from it).
-enum class Strategy { kConstruct, kExhaustive };
+/// spaced sample of `trials` schedules from it); random: a uniform sample of `trials`
+/// schedules of the valid space drawn with `seed` (the same seed draws the same sample, so
+/// a job resumes), for datasets.
+enum class Strategy { kConstruct, kExhaustive, kRandom };
 
 struct TuneOptions {
   int top_k = 10;             ///< candidates construction keeps per workload
@@ -33,6 +35,7 @@ struct TuneOptions {
   double time_limit_s = 0;    ///< stop starting new batches after this long (0: no limit)
   int batch = 10;             ///< candidates per measured, committed batch
   Strategy strategy = Strategy::kConstruct;
+  uint64_t seed = 1;          ///< random: the sample's seed (mixed with the workload's key)
   std::string tool_version;
 };
 

@@ -212,8 +212,12 @@ TEST(CliTune, BadInputIsOneClearLine) {
   expect_one_line_error({"tune", "--workload", "matmul:m=1,n=1:f16"}, "matmul:m=1,n=1:f16");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--measure", "cpu"},
                         "--measure must be gpu or none (got 'cpu')");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--strategy", "annealing"},
+                        "--strategy must be construct, exhaustive or random");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--strategy", "random"},
-                        "--strategy must be construct or exhaustive");
+                        "--strategy random needs --trials N");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--batch", "0"},
+                        "--batch must be an integer from 1 to 1000");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--topk", "0"},
                         "--topk must be an integer from 1 to 1000");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--target", "v100"}, "v100");

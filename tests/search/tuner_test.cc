@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "kernels/families.h"
 #include "tests/db/test_util.h"
 
@@ -124,6 +126,46 @@ TEST_F(TunerTest, StopsBetweenBatchesAndHonoursTrials) {
   Tuner few(families_, h100_, target_, database, &runner, limited);
   std::vector<WorkloadOutcome> out = few.run({workloads_[1]});
   EXPECT_EQ(out[0].measured, 2);
+}
+
+TEST_F(TunerTest, RandomSampleIsDistinctValidSeededAndResumes) {
+  const auto& w = workloads_[0];
+  auto sample = [&](uint64_t seed, int trials, const std::string& name) {
+    db::testing::TempDb tmp(name);
+    db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+    TuneOptions o;
+    o.strategy = Strategy::kRandom;
+    o.trials = trials;
+    o.seed = seed;
+    Tuner(families_, h100_, target_, database, nullptr, o).run({w});
+    std::set<std::string> keys;
+    const kernels::KernelFamily* gemm = families_.find("gemm_tc");
+    for (const db::StoredRecord& r : database.query({})) {
+      keys.insert(r.record.schedule.key());
+      EXPECT_FALSE(gemm->validate(r.record.schedule, w.first, h100_).has_value()) << r.record.schedule.key();
+    }
+    EXPECT_EQ(database.query({}).size(), keys.size()) << "a schedule was drawn twice";
+    // A second run with the same seed draws the same sample: nothing new.
+    std::vector<WorkloadOutcome> again = Tuner(families_, h100_, target_, database, nullptr, o).run({w});
+    EXPECT_EQ(again[0].measured, 0);
+    EXPECT_EQ(again[0].already, trials);
+    return keys;
+  };
+  std::set<std::string> a = sample(7, 40, "tuner_random_a"), b = sample(7, 40, "tuner_random_b"),
+                        c = sample(8, 40, "tuner_random_c");
+  EXPECT_EQ(a.size(), 40u);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  // Not the evenly spaced sample either.
+  db::testing::TempDb tmp("tuner_even");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  TuneOptions even;
+  even.strategy = Strategy::kExhaustive;
+  even.trials = 40;
+  Tuner(families_, h100_, target_, database, nullptr, even).run({w});
+  std::set<std::string> spaced;
+  for (const db::StoredRecord& r : database.query({})) spaced.insert(r.record.schedule.key());
+  EXPECT_NE(a, spaced);
 }
 
 }  // namespace

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Collects the learned cost model's measured dataset on a GPU: for every workload of
+# configs/workloads/dataset.json, construction's top 10, then a seeded random sample of its
+# valid space, measured into DB. Resumable: the tuner skips what DB already holds for this
+# GPU, so run it again (with the same DB) to go on where a time limit stopped it.
+#
+#   scripts/collect-dataset.sh DB [SECONDS] [SAMPLE] [SET]
+#     SECONDS  stop starting new batches after this long, build included (default 540)
+#     SAMPLE   random schedules per workload (default 130; smaller spaces are taken whole)
+#     SET      workload set (default configs/workloads/dataset.json)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+db="${1:?usage: scripts/collect-dataset.sh DB [SECONDS] [SAMPLE] [SET]}"
+seconds="${2:-540}"
+sample="${3:-130}"
+set_file="${4:-configs/workloads/dataset.json}"
+start=$(date +%s)
+build="${TESSERA_BUILD_DIR:-build/gpu}"
+if ! tessera_gpu_present; then
+  echo "collect-dataset: no GPU here (nvidia-smi finds none); run it on the lent GPU machine" >&2
+  exit 1
+fi
+tessera_gpu_build "$build"
+tessera="$build/cli/tessera"
+left() { echo $(( seconds - ($(date +%s) - start) > 1 ? seconds - ($(date +%s) - start) : 1 )); }
+common=(--workloads "$set_file" --db "$db" --measure gpu --min-time-ms 10 --batch 32)
+echo "collect-dataset: construction's top 10 ($(left) s left)"
+"$tessera" tune "${common[@]}" --topk 10 --time-limit "$(left)" >"$db.top10.txt"
+echo "collect-dataset: random samples of $sample ($(left) s left)"
+"$tessera" tune "${common[@]}" --strategy random --trials "$sample" --seed 1 --time-limit "$(left)" >"$db.random.txt"
+echo "collect-dataset: $(( $(date +%s) - start )) s"
+"$tessera" db stats --db "$db"
