@@ -10,6 +10,13 @@
 #include <string_view>
 #include <vector>
 
+namespace tessera {
+struct Target;
+namespace db {
+class TuningDatabase;
+}  // namespace db
+}  // namespace tessera
+
 namespace tessera::cli {
 
 /// One --option of a command.
@@ -73,6 +80,11 @@ class CommandRegistry {
 inline constexpr int kExitUsage = 2;
 /// Exit status of a command that needs a GPU when there is none.
 inline constexpr int kExitNoGpu = 3;
+
+/// The target a query is about: --target (a fingerprint, spec name or GPU name), else the only
+/// target in `db`, else the GPU present. `allow_unstored`: a known spec or the GPU present
+/// without records is fine too. Ambiguous or unknown names are UserErrors.
+Target resolve_db_target(db::TuningDatabase& db, const ParsedArgs& args, bool allow_unstored);
 
 /// `workload show|list`, `targets`, `devices`.
 void register_core_commands(CommandRegistry& registry);

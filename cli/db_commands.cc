@@ -33,8 +33,8 @@ std::string target_list(const std::vector<Target>& targets) {
   return out.empty() ? " none" : out;
 }
 
-// The target a query is about: --target (a fingerprint, spec name or GPU name), else the
-// only target in the database, else the GPU present.
+}  // namespace
+
 Target resolve_db_target(db::TuningDatabase& db, const ParsedArgs& args, bool allow_unstored) {
   std::vector<Target> stored = db.targets();
   if (auto name = args.value("target")) {
@@ -61,6 +61,8 @@ Target resolve_db_target(db::TuningDatabase& db, const ParsedArgs& args, bool al
   throw UserError(db.path() + " holds records of " + std::to_string(stored.size()) +
                   " targets; choose one with --target:" + target_list(stored));
 }
+
+namespace {
 
 std::string short_target(const Target& t) { return t.spec_name + (t.is_device() ? "" : " (model-only)"); }
 

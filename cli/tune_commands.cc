@@ -5,12 +5,16 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 
 #include "cli/command.h"
 #include "cli/format.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "db/export.h"
 #include "costmodel/roofline.h"
 #include "kernels/builder.h"
 #include "kernels/families.h"
@@ -18,6 +22,7 @@
 #include "measure/devices.h"
 #include "measure/gpu_runner.h"
 #include "measure/launch.h"
+#include "measure/replay.h"
 #include "search/tuner.h"
 #include "search/workload_set.h"
 
@@ -57,7 +62,14 @@ int tune(const ParsedArgs& args) {
   if (strategy == "construct") options.strategy = search::Strategy::kConstruct;
   else if (strategy == "exhaustive") options.strategy = search::Strategy::kExhaustive;
   else if (strategy == "random") options.strategy = search::Strategy::kRandom;
-  else throw UserError("--strategy must be construct, exhaustive or random (got '" + strategy + "')");
+  else if (strategy == "evolve") options.strategy = search::Strategy::kEvolve;
+  else throw UserError("--strategy must be construct, evolve, exhaustive or random (got '" + strategy + "')");
+  if (auto e = args.value("epsilon")) {
+    char* end = nullptr;
+    options.epsilon = std::strtod(e->c_str(), &end);
+    if (end == e->c_str() || *end || options.epsilon < 0 || options.epsilon > 1)
+      throw UserError("--epsilon must be a number from 0 to 1 (got '" + *e + "')");
+  }
   if (options.strategy == search::Strategy::kRandom && options.trials == 0)
     throw UserError("--strategy random needs --trials N (the sample size per workload)");
   options.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
@@ -65,6 +77,18 @@ int tune(const ParsedArgs& args) {
   std::string measure_mode = args.value_or("measure", "auto");
   if (measure_mode != "auto" && measure_mode != "gpu" && measure_mode != "none")
     throw UserError("--measure must be gpu or none (got '" + measure_mode + "')");
+  // A replay answers from measurements recorded on a GPU (a jsonl export), for that GPU.
+  std::unique_ptr<measure::ReplayRunner> replay;
+  if (auto file = args.value("replay")) {
+    if (args.has("measure") || args.has("target"))
+      throw UserError("--replay answers for the GPU its records were measured on: drop --measure and --target");
+    std::ifstream in(*file, std::ios::binary);
+    if (!in) throw UserError(*file + ": cannot read the replay records");
+    std::stringstream text;
+    text << in.rdbuf();
+    std::vector<Record> recorded = db::import_jsonl(text.str(), *file);
+    replay = std::make_unique<measure::ReplayRunner>(recorded, *file);
+  }
   std::optional<std::string> target_name = args.value("target");
   std::optional<HardwareSpec> named;
   if (target_name) named = find_spec(*target_name);  // bad names are bad input, GPU or not
@@ -93,7 +117,12 @@ int tune(const ParsedArgs& args) {
   }
   HardwareSpec spec;
   Target target;
-  if (gpu) {
+  if (replay) {
+    gpu = false;
+    notice.clear();
+    spec = find_spec(replay->target().spec_name);
+    target = replay->target();
+  } else if (gpu) {
     spec = *dev->spec;
     target = dev->target;
   } else {
@@ -101,7 +130,10 @@ int tune(const ParsedArgs& args) {
     target = Target::for_spec(spec, kernels::nvrtc_version());
     if (!named && !dev) notice += "ranking for h100_sxm (pass --target to choose); ";
   }
-  if (!gpu) {
+  if (replay) {
+    std::cerr << "tessera: REPLAY: answers come from the records in " << *args.value("replay") << ", measured on "
+              << target.fingerprint() << "; a schedule they do not hold is `unmeasured`\n";
+  } else if (!gpu) {
     std::cerr << "tessera: MODEL ONLY: " << notice << "nothing is measured; records are `unmeasured` predictions for "
               << target.fingerprint() << "\n";
   }
@@ -121,7 +153,10 @@ int tune(const ParsedArgs& args) {
         pool.workers.push_back(measure::WorkerPool::self_worker_argv(d.index));
     runner = std::make_unique<measure::GpuRunner>(families, spec, build, pool);
   }
-  search::Tuner tuner(families, spec, target, database, runner.get(), options);
+  measure::Runner* measurer = replay ? static_cast<measure::Runner*>(replay.get()) : runner.get();
+  search::Tuner tuner(families, spec, target, database, measurer, options);
+  if (replay) tuner.allowed = [&](const Workload& w) { return replay->schedules(w); };
+  const bool measured = gpu || replay;
   g_stop = false;
   ::signal(SIGINT, on_interrupt);
   tuner.should_stop = [] { return g_stop.load(); };
@@ -129,7 +164,7 @@ int tune(const ParsedArgs& args) {
   tuner.on_progress = [&](const search::TuneProgress& p) {
     double eta = p.workload > 0 ? p.elapsed_s / double(p.workload) * double(p.workloads - p.workload) : 0;
     std::string line = "[" + std::to_string(p.workload + 1) + "/" + std::to_string(p.workloads) + "] " + p.key + "  " +
-                       std::to_string(p.done) + "/" + std::to_string(p.planned) + (gpu ? " measured" : " ranked") +
+                       std::to_string(p.done) + "/" + std::to_string(p.planned) + (measured ? " measured" : " ranked") +
                        (p.best_us ? ", best " + fixed(*p.best_us, 2) + " us" : "") + ", " +
                        fixed(p.elapsed_s, 0) + " s" + (p.workload > 0 ? ", ETA " + fixed(eta, 0) + " s" : "");
     if (tty) {
@@ -148,7 +183,8 @@ int tune(const ParsedArgs& args) {
   if (args.has("json")) {
     Json out = Json::array();
     for (const search::WorkloadOutcome& o : outcomes) {
-      Json j{{"workload", o.workload.key()}, {"measured_on_gpu", gpu}, {"target", target.fingerprint()},
+      Json j{{"workload", o.workload.key()}, {"measured_on_gpu", gpu}, {"replayed", replay != nullptr},
+             {"target", target.fingerprint()},
              {"ranked", o.ranked}, {"skipped_already_in_db", o.already}, {"measured", o.measured}, {"failed", o.failed},
              {"construct_s", o.construct_s}, {"measure_s", o.measure_s}};
       if (o.predicted_best)
@@ -159,9 +195,11 @@ int tune(const ParsedArgs& args) {
     std::cout << out.dump(2) << "\n";
     return g_stop ? 130 : 0;
   }
-  std::cout << (gpu ? "tuned on " + target.fingerprint() : "MODEL ONLY (nothing measured) for " + target.fingerprint())
+  std::cout << (replay ? "REPLAYED from " + *args.value("replay") + " (measured earlier on " + target.fingerprint() + ")"
+                 : gpu ? "tuned on " + target.fingerprint()
+                       : "MODEL ONLY (nothing measured) for " + target.fingerprint())
             << "\n";
-  Table table(gpu ? std::vector<std::string>{"workload", "best us", "vendor us", "vs vendor", "rate", "of floor",
+  Table table(measured ? std::vector<std::string>{"workload", "best us", "vendor us", "vs vendor", "rate", "of floor",
                                              "measured", "failed", "schedule"}
                   : std::vector<std::string>{"workload", "PREDICTED us", "of floor", "ranked", "schedule"});
   for (size_t i = 0; i < outcomes.size(); ++i) {
@@ -172,7 +210,7 @@ int tune(const ParsedArgs& args) {
       return floor.memory_bound() ? fixed(floor.min_bytes / us / 1e3, 0) + " GB/s"
                                   : fixed(floor.flops / us / 1e6, 1) + " TFLOP/s";
     };
-    if (gpu) {
+    if (measured) {
       if (!o.best) {
         table.add({name, "-", "-", "-", "-", "-", std::to_string(o.measured), std::to_string(o.failed), "no correct result"});
         continue;
@@ -193,7 +231,10 @@ int tune(const ParsedArgs& args) {
     }
   }
   std::cout << table.str();
-  if (!gpu) std::cout << "(predictions of the analytic model; run on a GPU to measure)\n";
+  if (!measured) std::cout << "(predictions of the analytic model; run on a GPU to measure)\n";
+  if (replay)
+    std::cout << "(replay: " << replay->answered() << " answers from the records, " << replay->unmeasured()
+              << " unmeasured)\n";
   return g_stop ? 130 : 0;
 }
 
@@ -204,7 +245,7 @@ void register_tune_commands(CommandRegistry& registry) {
       {"tune",
        "Construct, rank, measure and record the best schedules of workloads",
        "(--workload SPEC ... | --workloads FILE) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
-       "[--measure gpu|none] [--target NAME] [--strategy construct|exhaustive|random] [--seed N] [--batch N] [--min-time-ms MS] [--json]",
+       "[--measure gpu|none] [--target NAME] [--strategy construct|evolve|exhaustive|random] [--seed N] [--epsilon E] [--replay FILE.jsonl] [--batch N] [--min-time-ms MS] [--json]",
        "For each workload: Roller-style construction ranks candidate schedules with the analytic cost model "
        "(or --strategy exhaustive|random ranks the family's whole valid space or a sample of it), schedules the database already holds "
        "for this target are skipped (a job resumes where it stopped), the rest are built and measured on the "
@@ -223,9 +264,12 @@ void register_tune_commands(CommandRegistry& registry) {
         {"measure", "MODE", "gpu or none (default: gpu when one is present)"},
         {"target", "NAME", "GPU spec to tune for (default: the GPU present, else h100_sxm)"},
         {"strategy", "NAME",
-         "construct (default), exhaustive (the whole valid space, or --trials of it evenly spaced) or random "
+         "construct (default), evolve (model-guided evolutionary search for --trials measurements, default 64), "
+         "exhaustive (the whole valid space, or --trials of it evenly spaced) or random "
          "(--trials of it drawn at random, for datasets)"},
-        {"seed", "N", "random: the sample's seed (default 1; the same seed draws the same sample)"},
+        {"seed", "N", "random, evolve: the seed (default 1; the same seed makes the same choices)"},
+        {"epsilon", "E", "evolve: share of each batch picked at random instead of by the model (default 0.1)"},
+        {"replay", "FILE", "answer from the measurements in FILE (a `db export --format jsonl`) instead of a GPU"},
         {"batch", "N", "candidates built together and committed together (default 10)"},
         {"min-time-ms", "MS", "minimum total kernel time of each timed series (default 50)"},
         {"json", "", "print JSON"}},

@@ -4,12 +4,12 @@
 #include <cstdio>
 #include <map>
 
+#include "core/hash.h"
 #include "costmodel/metrics.h"
 
 namespace tessera::costmodel {
 
-EvalReport evaluate(std::span<const Record> records,
-                    const std::function<std::vector<double>(std::span<const Record>)>& predict) {
+EvalReport evaluate(std::span<const Record> records, const Predictor& predict) {
   std::map<std::pair<std::string, std::string>, std::vector<Record>> groups;
   for (const Record& r : records)
     if (r.measurement.status == Status::kOk)
@@ -45,6 +45,39 @@ EvalReport evaluate(std::span<const Record> records,
     out.top5 = sum_best / sum_top5;
   }
   return out;
+}
+
+EvalReport cross_validate(std::span<const Record> records, int folds, const Trainer& train) {
+  std::vector<std::pair<uint64_t, std::string>> keys;
+  std::map<std::string, int> fold_of;
+  for (const Record& r : records)
+    if (!fold_of.count(r.workload.key())) {
+      fold_of[r.workload.key()] = 0;
+      keys.emplace_back(stable_hash(r.workload.key()), r.workload.key());
+    }
+  std::sort(keys.begin(), keys.end());
+  folds = std::max(1, std::min<int>(folds, static_cast<int>(keys.size())));
+  for (size_t i = 0; i < keys.size(); ++i) fold_of[keys[i].second] = static_cast<int>(i % static_cast<size_t>(folds));
+  // Each record's prediction by the model that did not see its workload.
+  auto id = [](const Record& r) { return r.workload.key() + "|" + r.target.fingerprint() + "|" + r.schedule.key(); };
+  std::map<std::string, double> held_out;
+  for (int f = 0; f < folds; ++f) {
+    std::vector<Record> training, test;
+    for (const Record& r : records) (fold_of[r.workload.key()] == f ? test : training).push_back(r);
+    if (test.empty()) continue;
+    Predictor predict = train(training);
+    std::map<std::pair<std::string, std::string>, std::vector<Record>> groups;
+    for (const Record& r : test) groups[{r.workload.key(), r.target.fingerprint()}].push_back(r);
+    for (auto& [key, group] : groups) {
+      std::vector<double> p = predict(group);
+      for (size_t i = 0; i < group.size(); ++i) held_out[id(group[i])] = p[i];
+    }
+  }
+  return evaluate(records, [&](std::span<const Record> group) {
+    std::vector<double> p;
+    for (const Record& r : group) p.push_back(held_out.at(id(r)));
+    return p;
+  });
 }
 
 Json EvalReport::to_json() const {

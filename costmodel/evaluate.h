@@ -30,9 +30,18 @@ struct EvalReport {
   std::string summary_line() const;
 };
 
+/// Predicted times (lower is faster) for records of one workload and target.
+using Predictor = std::function<std::vector<double>(std::span<const Record>)>;
+/// Makes a predictor from training records (trains a model on them).
+using Trainer = std::function<Predictor(std::span<const Record> training)>;
+
 /// Groups `records` (ok ones only) by workload and target and scores `predict`, which
 /// returns one predicted time per record of a group.
-EvalReport evaluate(std::span<const Record> records,
-                    const std::function<std::vector<double>(std::span<const Record>)>& predict);
+EvalReport evaluate(std::span<const Record> records, const Predictor& predict);
+
+/// Held-out evaluation: the workloads are dealt into `folds` folds (in the order of a stable
+/// hash of their keys, so the split does not depend on the database's order), and each
+/// fold's records are ranked by a predictor trained on the other folds' records only.
+EvalReport cross_validate(std::span<const Record> records, int folds, const Trainer& train);
 
 }  // namespace tessera::costmodel

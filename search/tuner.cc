@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/hash.h"
+#include "search/evolve.h"
 #include "search/tile.h"
 
 namespace tessera::search {
@@ -28,6 +29,106 @@ Tuner::Tuner(const kernels::FamilyRegistry& families, HardwareSpec spec, Target 
       options_(std::move(options)),
       model_(families, std::move(spec)) {}
 
+std::vector<Record> Tuner::measure_batch(const Workload& w, std::span<const Candidate> batch, WorkloadOutcome& o,
+                                         TuneProgress& progress, std::chrono::steady_clock::time_point start) {
+  std::vector<Measurement> ms;
+  if (runner_) {
+    ms = runner_->run(batch);
+  } else {
+    ms.resize(batch.size());
+    for (Measurement& m : ms) {
+      m.status = Status::kUnmeasured;
+      m.error = "model only: not measured on a GPU";
+    }
+  }
+  std::vector<Record> records;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Record r;
+    r.workload = w;
+    r.target = target_;
+    r.schedule = batch[i].schedule;
+    r.measurement = std::move(ms[i]);
+    r.predicted_us = batch[i].predicted_us;
+    r.feature_version = learned_ ? costmodel::kFeatureVersion : 0;
+    r.tool_version = options_.tool_version;
+    r.timestamp_s = now_s();
+    if (runner_ && r.measurement.status != Status::kOk) ++o.failed;
+    if (r.measurement.status == Status::kOk && (!progress.best_us || r.measurement.median_us < *progress.best_us))
+      progress.best_us = r.measurement.median_us;
+    records.push_back(std::move(r));
+  }
+  db_.commit(records);
+  o.measured += static_cast<int>(batch.size());
+  progress.done = o.measured;
+  progress.elapsed_s = seconds_since(start);
+  return records;
+}
+
+// The combined model that guides evolution: the database's stored one for this target if
+// there is one, else trained on the target's records there (the analytic model until enough
+// exist); it keeps learning from every batch.
+costmodel::LearnedModel& Tuner::guide() {
+  if (learned_) return *learned_;
+  costmodel::LearnedOptions lo;
+  lo.retrain_every = options_.retrain_every;
+  db::RecordFilter f;
+  f.target_fingerprint = target_.fingerprint();
+  f.status = Status::kOk;
+  std::vector<Record> known;
+  for (db::StoredRecord& r : db_.query(f)) known.push_back(std::move(r.record));
+  if (auto stored = db_.latest_model(lo.kind(), target_.fingerprint(), costmodel::kFeatureVersion)) {
+    learned_ = std::make_unique<costmodel::LearnedModel>(
+        costmodel::LearnedModel::deserialize(families_, spec_, stored->kind, stored->blob));
+    learned_->remember(known);
+  } else {
+    learned_ = std::make_unique<costmodel::LearnedModel>(families_, spec_, lo);
+    learned_->remember(known);
+    learned_->learn({});
+  }
+  return *learned_;
+}
+
+WorkloadOutcome Tuner::evolve(const Workload& w, TuneProgress& progress, std::chrono::steady_clock::time_point start) {
+  WorkloadOutcome o;
+  o.workload = w;
+  auto t0 = std::chrono::steady_clock::now();
+  EvolveOptions eo;
+  eo.seed = options_.seed;
+  eo.epsilon = options_.epsilon;
+  Evolution evolution(w, families_, spec_, guide(), eo);
+  if (allowed) {
+    std::vector<Schedule> schedules = allowed(w);
+    evolution.restrict_to(schedules);
+    o.ranked = static_cast<int>(schedules.size());
+  }
+  db::RecordFilter f;
+  f.workload_key = w.key();
+  f.target_fingerprint = target_.fingerprint();
+  for (const db::StoredRecord& r : db_.query(f)) {
+    if (runner_ && r.record.measurement.status == Status::kUnmeasured) continue;
+    evolution.observe(r.record.schedule, r.record.measurement);
+    ++o.already;
+  }
+  o.construct_s = seconds_since(t0);
+  const int limit = options_.trials > 0 ? options_.trials : 64;
+  progress.planned = limit;
+  if (on_progress) on_progress(progress);
+  auto t1 = std::chrono::steady_clock::now();
+  while (o.measured < limit) {
+    if (should_stop && should_stop()) break;
+    if (options_.time_limit_s > 0 && seconds_since(start) > options_.time_limit_s) break;
+    std::vector<Candidate> batch = evolution.propose(std::min(std::max(1, options_.batch), limit - o.measured));
+    if (batch.empty()) break;
+    if (!o.predicted_best) o.predicted_best = batch.front();
+    std::vector<Record> records = measure_batch(w, batch, o, progress, start);
+    for (const Record& r : records) evolution.observe(r.schedule, r.measurement);
+    if (runner_ && learned_->learn(records)) ++retrained_;
+    if (on_progress) on_progress(progress);
+  }
+  o.measure_s = seconds_since(t1);
+  return o;
+}
+
 std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, double>>& workloads) {
   const auto start = std::chrono::steady_clock::now();
   std::vector<WorkloadOutcome> out;
@@ -37,6 +138,14 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
     o.workload = w;
     o.weight = workloads[wi].second;
     TuneProgress progress{wi, workloads.size(), w.key(), 0, 0, std::nullopt, seconds_since(start)};
+    if (options_.strategy == Strategy::kEvolve) {
+      WorkloadOutcome evolved = evolve(w, progress, start);
+      evolved.weight = workloads[wi].second;
+      db::BestResult best = db_.best(w, target_, 1);
+      if (!best.records.empty()) evolved.best = best.records.front().record;
+      out.push_back(std::move(evolved));
+      continue;
+    }
 
     // Candidates, best predicted first.
     auto t0 = std::chrono::steady_clock::now();
@@ -105,42 +214,24 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
       if (should_stop && should_stop()) break;
       if (options_.time_limit_s > 0 && seconds_since(start) > options_.time_limit_s) break;
       std::span<const Candidate> batch(todo.data() + b, std::min(todo.size() - b, size_t(std::max(1, options_.batch))));
-      std::vector<Measurement> ms;
-      if (runner_) {
-        ms = runner_->run(batch);
-      } else {
-        ms.resize(batch.size());
-        for (Measurement& m : ms) {
-          m.status = Status::kUnmeasured;
-          m.error = "model only: not measured on a GPU";
-        }
-      }
-      std::vector<Record> records;
-      for (size_t i = 0; i < batch.size(); ++i) {
-        Record r;
-        r.workload = w;
-        r.target = target_;
-        r.schedule = batch[i].schedule;
-        r.measurement = std::move(ms[i]);
-        r.predicted_us = batch[i].predicted_us;
-        r.tool_version = options_.tool_version;
-        r.timestamp_s = now_s();
-        if (runner_ && r.measurement.status != Status::kOk) ++o.failed;
-        if (r.measurement.status == Status::kOk &&
-            (!progress.best_us || r.measurement.median_us < *progress.best_us))
-          progress.best_us = r.measurement.median_us;
-        records.push_back(std::move(r));
-      }
-      db_.commit(records);
-      o.measured += static_cast<int>(batch.size());
-      progress.done = o.measured;
-      progress.elapsed_s = seconds_since(start);
+      measure_batch(w, batch, o, progress, start);
       if (on_progress) on_progress(progress);
     }
     o.measure_s = seconds_since(t1);
     db::BestResult best = db_.best(w, target_, 1);
     if (!best.records.empty()) o.best = best.records.front().record;
     out.push_back(std::move(o));
+  }
+  if (learned_ && retrained_ > 0 && learned_->trained()) {
+    db::StoredModel m;
+    m.kind = learned_->options().kind();
+    m.target = target_;
+    m.feature_version = costmodel::kFeatureVersion;
+    m.tool_version = options_.tool_version;
+    m.created_s = now_s();
+    m.metrics_json = Json{{"records", learned_->trained_records()}, {"online", true}}.dump();
+    m.blob = learned_->serialize();
+    db_.save_model(m);
   }
   return out;
 }

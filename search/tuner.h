@@ -9,7 +9,9 @@
 // `unmeasured` predictions.
 #pragma once
 
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +19,7 @@
 #include "core/hardware.h"
 #include "core/measurement.h"
 #include "costmodel/analytic.h"
+#include "costmodel/learned.h"
 #include "db/database.h"
 #include "kernels/kernel_family.h"
 #include "measure/runner.h"
@@ -27,7 +30,10 @@ namespace tessera::search {
 /// spaced sample of `trials` schedules from it); random: a uniform sample of `trials`
 /// schedules of the valid space drawn with `seed` (the same seed draws the same sample, so
 /// a job resumes), for datasets.
-enum class Strategy { kConstruct, kExhaustive, kRandom };
+/// evolve: model-guided evolutionary search (search/evolve) for `trials` measurements
+/// (default 64), guided by the combined learned model, which retrains every
+/// `retrain_every` new measurements and is stored in the database after the job.
+enum class Strategy { kConstruct, kExhaustive, kRandom, kEvolve };
 
 struct TuneOptions {
   int top_k = 10;             ///< candidates construction keeps per workload
@@ -35,7 +41,9 @@ struct TuneOptions {
   double time_limit_s = 0;    ///< stop starting new batches after this long (0: no limit)
   int batch = 10;             ///< candidates per measured, committed batch
   Strategy strategy = Strategy::kConstruct;
-  uint64_t seed = 1;          ///< random: the sample's seed (mixed with the workload's key)
+  uint64_t seed = 1;          ///< random, evolve: the seed (mixed with the workload's key)
+  double epsilon = 0.1;       ///< evolve: share of each batch chosen at random (exploration)
+  int retrain_every = 64;     ///< evolve: retrain the learned model after this many new ok records
   std::string tool_version;
 };
 
@@ -72,9 +80,19 @@ class Tuner {
   /// Checked between batches: true stops the job cleanly (e.g. after Ctrl-C).
   std::function<bool()> should_stop;
 
+  /// evolve: the schedules it may propose for a workload (a replay's recorded ones); unset: any valid one.
+  std::function<std::vector<Schedule>(const Workload&)> allowed;
+
   std::vector<WorkloadOutcome> run(const std::vector<std::pair<Workload, double>>& workloads);
+  /// Times the learned model retrained during run() (evolve).
+  int retrained() const { return retrained_; }
 
  private:
+  std::vector<Record> measure_batch(const Workload& w, std::span<const Candidate> batch, WorkloadOutcome& o,
+                                    TuneProgress& progress, std::chrono::steady_clock::time_point start);
+  WorkloadOutcome evolve(const Workload& w, TuneProgress& progress, std::chrono::steady_clock::time_point start);
+  costmodel::LearnedModel& guide();
+
   const kernels::FamilyRegistry& families_;
   HardwareSpec spec_;
   Target target_;
@@ -82,6 +100,8 @@ class Tuner {
   measure::Runner* runner_;
   TuneOptions options_;
   costmodel::AnalyticModel model_;
+  std::unique_ptr<costmodel::LearnedModel> learned_;
+  int retrained_ = 0;
 };
 
 }  // namespace tessera::search

@@ -213,7 +213,7 @@ TEST(CliTune, BadInputIsOneClearLine) {
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--measure", "cpu"},
                         "--measure must be gpu or none (got 'cpu')");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--strategy", "annealing"},
-                        "--strategy must be construct, exhaustive or random");
+                        "--strategy must be construct, evolve, exhaustive or random");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--strategy", "random"},
                         "--strategy random needs --trials N");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--batch", "0"},
@@ -222,6 +222,44 @@ TEST(CliTune, BadInputIsOneClearLine) {
                         "--topk must be an integer from 1 to 1000");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--target", "v100"}, "v100");
   expect_one_line_error({"tune", "--workloads", "/nonexistent/set.json"}, "/nonexistent/set.json");
+}
+
+TEST(CliModel, EvalTrainAndReplayedEvolutionOnTheDataset) {
+  std::string db = ::testing::TempDir() + "tessera_model_" + std::to_string(getpid()) + ".db";
+  std::string tuned = db + ".tuned";
+  std::remove(db.c_str());
+  std::remove(tuned.c_str());
+  ASSERT_EQ(run({"db", "import", TESSERA_DATASET, "--db", db}).exit_code, 0);
+  Result eval = run({"model", "eval", "--db", db, "--model", "analytic"});
+  ASSERT_EQ(eval.exit_code, 0) << eval.err;
+  std::string last = eval.out.substr(eval.out.rfind('\n', eval.out.size() - 2) + 1);
+  EXPECT_EQ(last.rfind("pairwise=", 0), 0u) << last;
+  EXPECT_NE(last.find("groups=39 records=5201"), std::string::npos) << last;
+  Result train = run({"model", "train", "--db", db, "--rounds", "20", "--folds", "0"});
+  ASSERT_EQ(train.exit_code, 0) << train.err;
+  EXPECT_NE(train.out.find("trained xgb_rank+analytic on 5201 correct records of 39 workloads"), std::string::npos)
+      << train.out;
+  Result stats = run({"db", "stats", "--db", db, "--json"});
+  EXPECT_EQ(Json::parse(stats.out)["models"], 1) << stats.out;
+  Result tune = run({"tune", "--replay", TESSERA_DATASET, "--workload", "softmax:rows=2048,cols=8192:f16", "--strategy",
+                     "evolve", "--trials", "16", "--db", tuned, "--json"});
+  ASSERT_EQ(tune.exit_code, 0) << tune.err;
+  EXPECT_NE(tune.err.find("REPLAY: answers come from the records in"), std::string::npos) << tune.err;
+  Json j = Json::parse(tune.out);
+  EXPECT_EQ(j[0]["replayed"], true);
+  EXPECT_EQ(j[0]["measured_on_gpu"], false);
+  EXPECT_EQ(j[0]["measured"], 16);
+  EXPECT_EQ(j[0]["best"]["measurement"]["conditions"]["replay"], TESSERA_DATASET);
+  expect_one_line_error({"model", "eval", "--db", db, "--model", "forest"}, "--model must be analytic, learned");
+  expect_one_line_error({"model", "train", "--db", db, "--objective", "listwise"}, "--objective must be rank or regression");
+  expect_one_line_error({"tune", "--replay", "/nonexistent/records.jsonl", "--workload", "softmax:rows=8,cols=8:f16"},
+                        "/nonexistent/records.jsonl");
+  expect_one_line_error({"tune", "--replay", TESSERA_DATASET, "--target", "h100_sxm", "--workload", "softmax:rows=8,cols=8:f16"},
+                        "--replay answers for the GPU its records were measured on");
+  expect_one_line_error({"tune", "--workload", "softmax:rows=8,cols=8:f16", "--strategy", "evolve", "--epsilon", "2"},
+                        "--epsilon must be a number from 0 to 1");
+  std::remove(db.c_str());
+  std::remove(tuned.c_str());
 }
 
 }  // namespace
