@@ -53,6 +53,9 @@ grep -o '\[ measure  \].*' "$build.gpu-tests.log" | sed 's/^\[ measure  \]/ /' |
 echo "Construction + measurement (scripts/bench-tune.sh; top 10 against an evenly spaced sample of ${TESSERA_TUNE_SAMPLE:-200} schedules per shape):"
 scripts/bench-tune.sh "$build" "${TESSERA_TUNE_SAMPLE:-200}" || bench_rc=1
 echo
+echo "Model-guided evolution with 1/40 of the space against the whole space (scripts/bench-evolve.sh):"
+scripts/bench-evolve.sh "$build" || bench_rc=1
+echo
 summary() { grep -Eo '[0-9]+% tests passed.* out of [0-9]+' "$1" || echo "no result"; }
 skipped() { grep -c '(Skipped)' "$1" || true; }
 printf '%-12s %-55s %s\n' "suite" "result" "skipped"
