@@ -86,6 +86,9 @@ inline constexpr int kExitNoGpu = 3;
 /// without records is fine too. Ambiguous or unknown names are UserErrors.
 Target resolve_db_target(db::TuningDatabase& db, const ParsedArgs& args, bool allow_unstored);
 
+/// The --target option of commands that read the database (resolved by resolve_db_target).
+OptionSpec db_target_option();
+
 /// `workload show|list`, `targets`, `devices`.
 void register_core_commands(CommandRegistry& registry);
 /// `db list|best|show|history|stats|merge|check|export|import`.

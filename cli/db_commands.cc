@@ -62,6 +62,10 @@ Target resolve_db_target(db::TuningDatabase& db, const ParsedArgs& args, bool al
                   " targets; choose one with --target:" + target_list(stored));
 }
 
+OptionSpec db_target_option() {
+  return {"target", "NAME", "a target fingerprint, spec name (h100_sxm) or GPU name (default: the only one)"};
+}
+
 namespace {
 
 std::string short_target(const Target& t) { return t.spec_name + (t.is_device() ? "" : " (model-only)"); }
@@ -344,7 +348,7 @@ int db_import(const ParsedArgs& args) {
 void register_db_commands(CommandRegistry& registry) {
   OptionSpec dbopt{"db", "FILE", "tuning database (default: ./tessera.db)"};
   OptionSpec json{"json", "", "print JSON for scripts instead of a table"};
-  OptionSpec target{"target", "NAME", "a target fingerprint, spec name (h100_sxm) or GPU name (default: the only one)"};
+  OptionSpec target = db_target_option();
   registry.add({"db list", "List the workloads in the database with their best time per target",
                 "[--db FILE] [--target NAME] [--kind KIND] [--json]", "",
                 {dbopt, target, {"kind", "KIND", "only workloads of this kind (matmul, conv2d, ...)"}, json}, 0, 0,

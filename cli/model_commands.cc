@@ -225,7 +225,7 @@ int model_train(const ParsedArgs& args) {
 
 void register_model_commands(CommandRegistry& registry) {
   OptionSpec db{"db", "FILE", "tuning database (default ./tessera.db)"};
-  OptionSpec target{"target", "NAME", "a target fingerprint, spec name (h100_sxm) or GPU name (default: the only one)"};
+  OptionSpec target = db_target_option();
   OptionSpec objective{"objective", "NAME", "rank (XGBoost rank:pairwise per workload, default) or regression (log2 time)"};
   OptionSpec rounds{"rounds", "N", "boosting rounds (default 200)"};
   registry.add({"model eval",

@@ -119,7 +119,6 @@ int tune(const ParsedArgs& args) {
   Target target;
   if (replay) {
     gpu = false;
-    notice.clear();
     spec = find_spec(replay->target().spec_name);
     target = replay->target();
   } else if (gpu) {
@@ -254,6 +253,10 @@ void register_tune_commands(CommandRegistry& registry) {
        "Without a GPU (or with --measure none, or a --target that is not the GPU present) nothing is "
        "measured: the model's ranking is recorded as `unmeasured` predictions, and every output says MODEL "
        "ONLY. Ctrl-C stops after the batch in flight.\n\n"
+       "--strategy evolve searches with the combined learned model (the database's stored one for the target, "
+       "else trained on its records; the analytic model until enough exist), retrains it as results come in "
+       "and stores it after the job. --replay answers from recorded measurements instead of a GPU, for the GPU "
+       "they were measured on; a schedule they lack is `unmeasured`.\n\n"
        "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
        {{"workload", "SPEC", "a workload to tune (repeatable)"},
         {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},

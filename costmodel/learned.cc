@@ -69,13 +69,12 @@ LearnedOptions LearnedOptions::from_kind(const std::string& kind) {
 }
 
 LearnedModel::LearnedModel(const kernels::FamilyRegistry& families, HardwareSpec hw, LearnedOptions options)
-    : families_(&families), hw_(hw), options_(std::move(options)), features_(families, std::move(hw)) {}
+    : families_(&families), options_(std::move(options)), features_(families, std::move(hw)) {}
 
 LearnedModel::~LearnedModel() { free_booster(booster_); }
 
 LearnedModel::LearnedModel(LearnedModel&& o) noexcept
     : families_(o.families_),
-      hw_(std::move(o.hw_)),
       options_(std::move(o.options_)),
       features_(std::move(o.features_)),
       booster_(std::exchange(o.booster_, nullptr)),
@@ -87,7 +86,6 @@ LearnedModel& LearnedModel::operator=(LearnedModel&& o) noexcept {
   if (this != &o) {
     free_booster(booster_);
     families_ = o.families_;
-    hw_ = std::move(o.hw_);
     options_ = std::move(o.options_);
     features_ = std::move(o.features_);
     booster_ = std::exchange(o.booster_, nullptr);
@@ -159,7 +157,7 @@ std::vector<double> LearnedModel::predict(std::span<const Candidate> candidates)
   std::vector<double> out;
   out.reserve(candidates.size());
   if (!trained()) {
-    AnalyticModel analytic(*families_, hw_);
+    AnalyticModel analytic(*families_, features_.hardware());
     return analytic.predict(candidates);
   }
   if (candidates.empty()) return out;

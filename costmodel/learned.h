@@ -76,7 +76,6 @@ class LearnedModel : public CostModel {
   std::vector<float> margins(std::span<const Candidate> candidates, const std::vector<float>& rows) const;
 
   const kernels::FamilyRegistry* families_;
-  HardwareSpec hw_;
   LearnedOptions options_;
   FeatureExtractor features_;
   void* booster_ = nullptr;  ///< BoosterHandle

@@ -11,9 +11,7 @@ ReplayRunner::ReplayRunner(std::span<const Record> records, std::string source) 
     if (r.target.fingerprint() != target_.fingerprint())
       throw UserError(source_ + ": records of more than one target (" + target_.fingerprint() + "; " +
                       r.target.fingerprint() + "); a replay answers for one GPU");
-    auto& schedules = by_workload_[r.workload.key()];
-    if (!schedules.count(r.schedule.key())) schedules_[r.workload.key()].push_back(r.schedule);
-    schedules[r.schedule.key()] = r.measurement;
+    by_workload_[r.workload.key()][r.schedule.key()] = {r.schedule, r.measurement};
   }
 }
 
@@ -23,7 +21,7 @@ std::vector<Measurement> ReplayRunner::run(std::span<const Candidate> candidates
     Measurement m;
     const Measurement* recorded = nullptr;
     if (auto w = by_workload_.find(c.workload.key()); w != by_workload_.end())
-      if (auto s = w->second.find(c.schedule.key()); s != w->second.end()) recorded = &s->second;
+      if (auto s = w->second.find(c.schedule.key()); s != w->second.end()) recorded = &s->second.second;
     if (recorded) {
       m = *recorded;
       m.conditions["replay"] = source_;
@@ -39,16 +37,20 @@ std::vector<Measurement> ReplayRunner::run(std::span<const Candidate> candidates
 }
 
 std::vector<Schedule> ReplayRunner::schedules(const Workload& w) const {
-  auto it = schedules_.find(w.key());
-  return it == schedules_.end() ? std::vector<Schedule>{} : it->second;
+  std::vector<Schedule> out;
+  if (auto it = by_workload_.find(w.key()); it != by_workload_.end())
+    for (const auto& [key, entry] : it->second) out.push_back(entry.first);
+  return out;
 }
 
 double ReplayRunner::best_us(const Workload& w) const {
   double best = 0;
   auto it = by_workload_.find(w.key());
   if (it == by_workload_.end()) return 0;
-  for (const auto& [key, m] : it->second)
+  for (const auto& [key, entry] : it->second) {
+    const Measurement& m = entry.second;
     if (m.status == Status::kOk && (best == 0 || m.median_us < best)) best = m.median_us;
+  }
   return best;
 }
 

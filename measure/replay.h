@@ -25,7 +25,7 @@ class ReplayRunner : public Runner {
 
   /// The target whose measurements these are.
   const Target& target() const { return target_; }
-  /// The schedules recorded for `w` (any status), in record order.
+  /// The schedules recorded for `w` (any status), in key order.
   std::vector<Schedule> schedules(const Workload& w) const;
   /// The fastest correct recorded time for `w`, or 0 if none.
   double best_us(const Workload& w) const;
@@ -35,8 +35,8 @@ class ReplayRunner : public Runner {
  private:
   std::string source_;
   Target target_;
-  std::map<std::string, std::map<std::string, Measurement>> by_workload_;  ///< workload key -> schedule key -> measurement
-  std::map<std::string, std::vector<Schedule>> schedules_;
+  /// workload key -> schedule key -> (schedule, its latest measurement)
+  std::map<std::string, std::map<std::string, std::pair<Schedule, Measurement>>> by_workload_;
   int answered_ = 0, unmeasured_ = 0;
 };
 

@@ -23,7 +23,10 @@ if ! tessera_gpu_present; then
 fi
 tessera_gpu_build "$build"
 tessera="$build/cli/tessera"
-left() { echo $(( seconds - ($(date +%s) - start) > 1 ? seconds - ($(date +%s) - start) : 1 )); }
+left() {  # seconds of the budget left, at least 1
+  local l=$(( seconds - ($(date +%s) - start) ))
+  echo $(( l > 1 ? l : 1 ))
+}
 common=(--workloads "$set_file" --db "$db" --measure gpu --min-time-ms 10 --batch 32)
 echo "collect-dataset: construction's top 10 ($(left) s left)"
 "$tessera" tune "${common[@]}" --topk 10 --time-limit "$(left)" >"$db.top10.txt"

@@ -6,28 +6,16 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/error.h"
 #include "costmodel/analytic.h"
 #include "costmodel/evaluate.h"
-#include "db/export.h"
 #include "kernels/families.h"
+#include "tests/data/dataset.h"
 
 namespace tessera::costmodel {
 namespace {
-
-const std::vector<Record>& dataset() {
-  static const std::vector<Record> records = [] {
-    std::ifstream in(TESSERA_DATASET, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return db::import_jsonl(text.str(), TESSERA_DATASET);
-  }();
-  return records;
-}
 
 class LearnedTest : public ::testing::Test {
  protected:
@@ -38,23 +26,23 @@ class LearnedTest : public ::testing::Test {
   std::vector<Record> of(const std::string& spec) const {
     std::string key = Workload::parse(spec).key();
     std::vector<Record> out;
-    for (const Record& r : dataset())
+    for (const Record& r : tessera::testing::h100_dataset())
       if (r.workload.key() == key) out.push_back(r);
     return out;
   }
   std::vector<Record> except(const std::string& spec) const {
     std::string key = Workload::parse(spec).key();
     std::vector<Record> out;
-    for (const Record& r : dataset())
+    for (const Record& r : tessera::testing::h100_dataset())
       if (r.workload.key() != key) out.push_back(r);
     return out;
   }
 };
 
 TEST_F(LearnedTest, DatasetIsTheRecordedH100One) {
-  ASSERT_GE(dataset().size(), 5000u);
+  ASSERT_GE(tessera::testing::h100_dataset().size(), 5000u);
   std::set<std::string> workloads;
-  for (const Record& r : dataset()) {
+  for (const Record& r : tessera::testing::h100_dataset()) {
     workloads.insert(r.workload.key());
     EXPECT_EQ(r.target.gpu_name, "NVIDIA H100 80GB HBM3");
   }
@@ -65,7 +53,7 @@ TEST_F(LearnedTest, FeatureRowsFollowTheLayout) {
   FeatureExtractor fx(families_, h100_);
   const std::vector<std::string>& names = feature_names();
   std::set<std::string> families;
-  for (const Record& r : dataset()) {
+  for (const Record& r : tessera::testing::h100_dataset()) {
     if (!families.insert(r.schedule.family).second) continue;  // one record per family
     std::vector<float> row = fx.row(r.workload, r.schedule);
     ASSERT_EQ(row.size(), names.size());
@@ -81,7 +69,7 @@ TEST_F(LearnedTest, FeatureRowsFollowTheLayout) {
 
 TEST_F(LearnedTest, RanksHeldOutWorkloadsBetterThanTheAnalyticModel) {
   // Five folds by workload: every workload is ranked by models that never saw it.
-  std::vector<Record> records = dataset();
+  std::vector<Record> records = tessera::testing::h100_dataset();
   EvalReport analytic = evaluate(records, [&](std::span<const Record> g) {
     AnalyticModel m(families_, h100_);
     std::vector<Candidate> cs;

@@ -5,30 +5,18 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/error.h"
 #include "costmodel/learned.h"
-#include "db/export.h"
 #include "kernels/families.h"
 #include "measure/replay.h"
 #include "search/tuner.h"
+#include "tests/data/dataset.h"
 #include "tests/db/test_util.h"
 
 namespace tessera::search {
 namespace {
-
-const std::vector<Record>& dataset() {
-  static const std::vector<Record> records = [] {
-    std::ifstream in(TESSERA_DATASET, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return db::import_jsonl(text.str(), TESSERA_DATASET);
-  }();
-  return records;
-}
 
 class EvolveTest : public ::testing::Test {
  protected:
@@ -38,7 +26,7 @@ class EvolveTest : public ::testing::Test {
 };
 
 TEST_F(EvolveTest, ReplayAnswersOnlyWhatWasRecordedAndSaysSo) {
-  measure::ReplayRunner replay(dataset(), "h100-dataset.jsonl");
+  measure::ReplayRunner replay(tessera::testing::h100_dataset(), "h100-dataset.jsonl");
   Workload w = Workload::parse("matmul:m=2048,n=2048,k=2048:f16");
   std::vector<Schedule> recorded = replay.schedules(w);
   ASSERT_GT(recorded.size(), 100u);
@@ -54,7 +42,7 @@ TEST_F(EvolveTest, ReplayAnswersOnlyWhatWasRecordedAndSaysSo) {
   EXPECT_EQ(replay.answered(), 1);
   EXPECT_EQ(replay.unmeasured(), 1);
   EXPECT_GT(replay.best_us(w), 0);
-  std::vector<Record> mixed = {dataset().front(), dataset().front()};
+  std::vector<Record> mixed = {tessera::testing::h100_dataset().front(), tessera::testing::h100_dataset().front()};
   mixed[1].target = db::testing::test_target("a100_sxm");
   EXPECT_THROW(measure::ReplayRunner(mixed, "mixed.jsonl"), UserError);
 }
@@ -84,13 +72,13 @@ TEST_F(EvolveTest, ProposesValidDistinctSchedulesWithoutMeasuring) {
 // For each held-out workload: a combined model trained on the other 38 workloads' records is
 // stored in a fresh database; `tune --strategy evolve --trials 64` then replays the dataset.
 TEST_F(EvolveTest, FindsTheRecordedBestWithin2PercentIn64TrialsOnHeldOutWorkloads) {
-  measure::ReplayRunner replay(dataset(), "h100-dataset.jsonl");
+  measure::ReplayRunner replay(tessera::testing::h100_dataset(), "h100-dataset.jsonl");
   for (const std::string spec : {"matmul:m=2048,n=2048,k=2048:f16", "conv2d:n=32,h=28,w=28,c=128,k=128,r=3,s=3,pad=1:f16",
                                  "softmax:rows=2048,cols=8192:f16"}) {
     SCOPED_TRACE(spec);
     Workload w = Workload::parse(spec);
     std::vector<Record> others;
-    for (const Record& r : dataset())
+    for (const Record& r : tessera::testing::h100_dataset())
       if (r.workload.key() != w.key()) others.push_back(r);
     db::testing::TempDb tmp("evolve_replay");
     db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
