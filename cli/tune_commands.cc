@@ -73,6 +73,13 @@ int tune(const ParsedArgs& args) {
   if (options.strategy == search::Strategy::kRandom && options.trials == 0)
     throw UserError("--strategy random needs --trials N (the sample size per workload)");
   options.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
+  options.total_trials = args.integer("total-trials", 0, 0, 100000000);
+  std::string scheduler = args.value_or("scheduler", "gradient");
+  if (scheduler == "gradient") options.scheduler.kind = search::SchedulerKind::kGradient;
+  else if (scheduler == "round-robin") options.scheduler.kind = search::SchedulerKind::kRoundRobin;
+  else throw UserError("--scheduler must be gradient or round-robin (got '" + scheduler + "')");
+  if (args.has("scheduler") && options.total_trials == 0)
+    throw UserError("--scheduler allots a job budget: give --total-trials N too");
   options.batch = args.integer("batch", 10, 1, 1000);
   std::string measure_mode = args.value_or("measure", "auto");
   if (measure_mode != "auto" && measure_mode != "gpu" && measure_mode != "none")
@@ -161,11 +168,14 @@ int tune(const ParsedArgs& args) {
   tuner.should_stop = [] { return g_stop.load(); };
   const bool tty = ::isatty(2);
   tuner.on_progress = [&](const search::TuneProgress& p) {
-    double eta = p.workload > 0 ? p.elapsed_s / double(p.workload) * double(p.workloads - p.workload) : 0;
+    // ETA from the share of the job done: workloads finished, or trials of the job budget.
+    double share = p.job_planned > 0 ? double(p.job_done) / double(p.job_planned) : double(p.workload) / double(p.workloads);
+    double eta = share > 0 ? p.elapsed_s / share * (1 - share) : 0;
     std::string line = "[" + std::to_string(p.workload + 1) + "/" + std::to_string(p.workloads) + "] " + p.key + "  " +
                        std::to_string(p.done) + "/" + std::to_string(p.planned) + (measured ? " measured" : " ranked") +
-                       (p.best_us ? ", best " + fixed(*p.best_us, 2) + " us" : "") + ", " +
-                       fixed(p.elapsed_s, 0) + " s" + (p.workload > 0 ? ", ETA " + fixed(eta, 0) + " s" : "");
+                       (p.best_us ? ", best " + fixed(*p.best_us, 2) + " us" : "") +
+                       (p.job_planned > 0 ? ", job " + std::to_string(p.job_done) + "/" + std::to_string(p.job_planned) : "") +
+                       ", " + fixed(p.elapsed_s, 0) + " s" + (share > 0 ? ", ETA " + fixed(eta, 0) + " s" : "");
     if (tty) {
       if (line.size() > 150) line = line.substr(0, 147) + "...";
       std::cerr << "\r\033[K" << line << std::flush;
@@ -182,7 +192,7 @@ int tune(const ParsedArgs& args) {
   if (args.has("json")) {
     Json out = Json::array();
     for (const search::WorkloadOutcome& o : outcomes) {
-      Json j{{"workload", o.workload.key()}, {"measured_on_gpu", gpu}, {"replayed", replay != nullptr},
+      Json j{{"workload", o.workload.key()}, {"weight", o.weight}, {"measured_on_gpu", gpu}, {"replayed", replay != nullptr},
              {"target", target.fingerprint()},
              {"ranked", o.ranked}, {"skipped_already_in_db", o.already}, {"measured", o.measured}, {"failed", o.failed},
              {"construct_s", o.construct_s}, {"measure_s", o.measure_s}};
@@ -230,6 +240,19 @@ int tune(const ParsedArgs& args) {
     }
   }
   std::cout << table.str();
+  if (measured && outcomes.size() > 1) {
+    // What the job buys end to end: each workload's best times its occurrences.
+    double total = 0;
+    size_t with = 0;
+    for (const search::WorkloadOutcome& o : outcomes)
+      if (o.best) {
+        total += o.weight * o.best->measurement.median_us;
+        ++with;
+      }
+    std::cout << "weighted total (sum of weight x best): " << fixed(total, 2) << " us over " << with << " of "
+              << outcomes.size() << " workloads" << (with < outcomes.size() ? " (some have no correct result)" : "")
+              << "\n";
+  }
   if (!measured) std::cout << "(predictions of the analytic model; run on a GPU to measure)\n";
   if (replay)
     std::cout << "(replay: " << replay->answered() << " answers from the records, " << replay->unmeasured()
@@ -244,7 +267,8 @@ void register_tune_commands(CommandRegistry& registry) {
       {"tune",
        "Construct, rank, measure and record the best schedules of workloads",
        "(--workload SPEC ... | --workloads FILE) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
-       "[--measure gpu|none] [--target NAME] [--strategy construct|evolve|exhaustive|random] [--seed N] [--epsilon E] [--replay FILE.jsonl] [--batch N] [--min-time-ms MS] [--json]",
+       "[--measure gpu|none] [--target NAME] [--strategy construct|evolve|exhaustive|random] [--total-trials N] "
+       "[--scheduler gradient|round-robin] [--seed N] [--epsilon E] [--replay FILE.jsonl] [--batch N] [--min-time-ms MS] [--json]",
        "For each workload: Roller-style construction ranks candidate schedules with the analytic cost model "
        "(or --strategy exhaustive|random ranks the family's whole valid space or a sample of it), schedules the database already holds "
        "for this target are skipped (a job resumes where it stopped), the rest are built and measured on the "
@@ -257,6 +281,10 @@ void register_tune_commands(CommandRegistry& registry) {
        "else trained on its records; the analytic model until enough exist), retrains it as results come in "
        "and stores it after the job. --replay answers from recorded measurements instead of a GPU, for the GPU "
        "they were measured on; a schedule they lack is `unmeasured`.\n\n"
+       "--total-trials N gives the job one budget shared by its workloads: after one batch each, the task "
+       "scheduler gives every batch to the workload where it is expected to cut the most end-to-end time "
+       "(sum of weight x best, weights from the workload set; Ansor's gradient-based allocation), or in turn "
+       "with --scheduler round-robin. --trials still caps each workload.\n\n"
        "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
        {{"workload", "SPEC", "a workload to tune (repeatable)"},
         {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},
@@ -270,6 +298,8 @@ void register_tune_commands(CommandRegistry& registry) {
          "construct (default), evolve (model-guided evolutionary search for --trials measurements, default 64), "
          "exhaustive (the whole valid space, or --trials of it evenly spaced) or random "
          "(--trials of it drawn at random, for datasets)"},
+        {"total-trials", "N", "one budget for the whole job, allotted to workloads by the task scheduler"},
+        {"scheduler", "NAME", "with --total-trials: gradient (default) or round-robin"},
         {"seed", "N", "random, evolve: the seed (default 1; the same seed makes the same choices)"},
         {"epsilon", "E", "evolve: share of each batch picked at random instead of by the model (default 0.1)"},
         {"replay", "FILE", "answer from the measurements in FILE (a `db export --format jsonl`) instead of a GPU"},

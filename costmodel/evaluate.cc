@@ -47,7 +47,7 @@ EvalReport evaluate(std::span<const Record> records, const Predictor& predict) {
   return out;
 }
 
-EvalReport cross_validate(std::span<const Record> records, int folds, const Trainer& train) {
+std::map<std::string, int> assign_folds(std::span<const Record> records, int folds) {
   std::vector<std::pair<uint64_t, std::string>> keys;
   std::map<std::string, int> fold_of;
   for (const Record& r : records)
@@ -58,6 +58,13 @@ EvalReport cross_validate(std::span<const Record> records, int folds, const Trai
   std::sort(keys.begin(), keys.end());
   folds = std::max(1, std::min<int>(folds, static_cast<int>(keys.size())));
   for (size_t i = 0; i < keys.size(); ++i) fold_of[keys[i].second] = static_cast<int>(i % static_cast<size_t>(folds));
+  return fold_of;
+}
+
+EvalReport cross_validate(std::span<const Record> records, int folds, const Trainer& train) {
+  std::map<std::string, int> fold_of = assign_folds(records, folds);
+  folds = 0;
+  for (const auto& [key, f] : fold_of) folds = std::max(folds, f + 1);
   // Each record's prediction by the model that did not see its workload.
   auto id = [](const Record& r) { return r.workload.key() + "|" + r.target.fingerprint() + "|" + r.schedule.key(); };
   std::map<std::string, double> held_out;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ using Trainer = std::function<Predictor(std::span<const Record> training)>;
 /// Groups `records` (ok ones only) by workload and target and scores `predict`, which
 /// returns one predicted time per record of a group.
 EvalReport evaluate(std::span<const Record> records, const Predictor& predict);
+
+/// The fold (0..folds-1) of each workload key of `records`: the keys in the order of their
+/// stable hash, dealt round-robin, so the split does not depend on the records' order.
+std::map<std::string, int> assign_folds(std::span<const Record> records, int folds);
 
 /// Held-out evaluation: the workloads are dealt into `folds` folds (in the order of a stable
 /// hash of their keys, so the split does not depend on the database's order), and each

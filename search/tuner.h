@@ -7,6 +7,10 @@
 // batches and commit each batch, failures too (an interrupted job loses at most the batch
 // in flight). Without a runner ("--measure none") the model's ranking is recorded as
 // `unmeasured` predictions.
+//
+// Workloads go one after another, each to its own budget; or, with a job budget
+// (`total_trials`), the task scheduler (search/scheduler) hands each batch to the workload
+// where it buys the most end-to-end time, weighted by occurrence.
 #pragma once
 
 #include <chrono>
@@ -23,6 +27,7 @@
 #include "db/database.h"
 #include "kernels/kernel_family.h"
 #include "measure/runner.h"
+#include "search/scheduler.h"
 
 namespace tessera::search {
 
@@ -44,6 +49,8 @@ struct TuneOptions {
   uint64_t seed = 1;          ///< random, evolve: the seed (mixed with the workload's key)
   double epsilon = 0.1;       ///< evolve: share of each batch chosen at random (exploration)
   int retrain_every = 64;     ///< evolve: retrain the learned model after this many new ok records
+  int total_trials = 0;       ///< job budget shared by the workloads through the scheduler (0: none)
+  SchedulerOptions scheduler; ///< with total_trials: how batches are allotted
   std::string tool_version;
 };
 
@@ -66,6 +73,7 @@ struct TuneProgress {
   size_t workload = 0, workloads = 0;  ///< index of the current workload, count
   std::string key;                     ///< its key
   int done = 0, planned = 0;           ///< candidates finished / planned for it
+  int job_done = 0, job_planned = 0;   ///< with a job budget: trials spent / the budget (else 0)
   std::optional<double> best_us;       ///< best correct time so far for it
   double elapsed_s = 0;                ///< since the job started
 };
@@ -83,14 +91,16 @@ class Tuner {
   /// evolve: the schedules it may propose for a workload (a replay's recorded ones); unset: any valid one.
   std::function<std::vector<Schedule>(const Workload&)> allowed;
 
+  /// Outcomes in the order of `workloads` (weight: occurrences in the model).
   std::vector<WorkloadOutcome> run(const std::vector<std::pair<Workload, double>>& workloads);
   /// Times the learned model retrained during run() (evolve).
   int retrained() const { return retrained_; }
 
  private:
-  std::vector<Record> measure_batch(const Workload& w, std::span<const Candidate> batch, WorkloadOutcome& o,
-                                    TuneProgress& progress, std::chrono::steady_clock::time_point start);
-  WorkloadOutcome evolve(const Workload& w, TuneProgress& progress, std::chrono::steady_clock::time_point start);
+  struct Task;
+  void prepare(Task& task);
+  int step(Task& task, int n);
+  bool out_of_time() const;
   costmodel::LearnedModel& guide();
 
   const kernels::FamilyRegistry& families_;
@@ -102,6 +112,7 @@ class Tuner {
   costmodel::AnalyticModel model_;
   std::unique_ptr<costmodel::LearnedModel> learned_;
   int retrained_ = 0;
+  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace tessera::search

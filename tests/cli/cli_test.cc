@@ -222,6 +222,10 @@ TEST(CliTune, BadInputIsOneClearLine) {
                         "--topk must be an integer from 1 to 1000");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--target", "v100"}, "v100");
   expect_one_line_error({"tune", "--workloads", "/nonexistent/set.json"}, "/nonexistent/set.json");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--scheduler", "gradient"},
+                        "--scheduler allots a job budget: give --total-trials N too");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--total-trials", "8", "--scheduler", "fifo"},
+                        "--scheduler must be gradient or round-robin (got 'fifo')");
 }
 
 TEST(CliModel, EvalTrainAndReplayedEvolutionOnTheDataset) {
@@ -250,6 +254,13 @@ TEST(CliModel, EvalTrainAndReplayedEvolutionOnTheDataset) {
   EXPECT_EQ(j[0]["measured_on_gpu"], false);
   EXPECT_EQ(j[0]["measured"], 16);
   EXPECT_EQ(j[0]["best"]["measurement"]["conditions"]["replay"], TESSERA_DATASET);
+  // A job budget shared by two workloads (weights from --workloads; here both 1).
+  Result job = run({"tune", "--replay", TESSERA_DATASET, "--workload", "softmax:rows=4096,cols=1024:f16", "--workload",
+                    "layernorm:rows=4096,cols=768:f16", "--strategy", "evolve", "--total-trials", "12", "--batch", "3",
+                    "--db", tuned});
+  ASSERT_EQ(job.exit_code, 0) << job.err;
+  EXPECT_NE(job.out.find("weighted total (sum of weight x best): "), std::string::npos) << job.out;
+  EXPECT_NE(job.err.find("job 12/12"), std::string::npos) << job.err;
   expect_one_line_error({"model", "eval", "--db", db, "--model", "forest"}, "--model must be analytic, learned");
   expect_one_line_error({"model", "train", "--db", db, "--objective", "listwise"}, "--objective must be rank or regression");
   expect_one_line_error({"tune", "--replay", "/nonexistent/records.jsonl", "--workload", "softmax:rows=8,cols=8:f16"},

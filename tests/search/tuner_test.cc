@@ -168,5 +168,45 @@ TEST_F(TunerTest, RandomSampleIsDistinctValidSeededAndResumes) {
   EXPECT_NE(a, spaced);
 }
 
+TEST_F(TunerTest, AJobBudgetIsSharedByTheWorkloadsAndResumes) {
+  db::testing::TempDb tmp("tuner_job_budget");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  ScriptedRunner runner;
+  std::vector<std::pair<Workload, double>> three = workloads_;
+  three.emplace_back(Workload::parse("layernorm:rows=4096,cols=768:f16"), 24);
+  TuneOptions o;
+  o.strategy = Strategy::kEvolve;
+  o.batch = 4;
+  o.total_trials = 40;
+  o.trials = 20;  // still caps each workload
+  Tuner tuner(families_, h100_, target_, database, &runner, o);
+  std::vector<TuneProgress> seen;
+  tuner.on_progress = [&](const TuneProgress& p) { seen.push_back(p); };
+  std::vector<WorkloadOutcome> out = tuner.run(three);
+  ASSERT_EQ(out.size(), 3u);
+  int total = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].workload, three[i].first);  // outcomes keep the workloads' order
+    EXPECT_GE(out[i].measured, 4) << "every workload gets its warm-up batch";
+    EXPECT_LE(out[i].measured, 20);
+    EXPECT_TRUE(out[i].best.has_value());
+    total += out[i].measured;
+  }
+  EXPECT_EQ(total, 40);
+  EXPECT_EQ(runner.calls, 40);
+  EXPECT_EQ(static_cast<int>(database.query({}).size()), 40);
+  ASSERT_EQ(seen.size(), 10u);  // one report per batch, with the job's progress
+  EXPECT_EQ(seen.back().job_done, 40);
+  EXPECT_EQ(seen.back().job_planned, 40);
+  // A second job of the same budget measures 40 new schedules: nothing twice.
+  std::vector<WorkloadOutcome> again = tuner.run(three);
+  total = 0;
+  for (const WorkloadOutcome& o2 : again) total += o2.measured;
+  EXPECT_EQ(total, 40);
+  std::set<std::string> keys;
+  for (const db::StoredRecord& r : database.query({})) keys.insert(r.record.workload.key() + r.record.schedule.key());
+  EXPECT_EQ(keys.size(), 80u);
+}
+
 }  // namespace
 }  // namespace tessera::search
