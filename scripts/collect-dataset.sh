@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Collects the learned cost model's measured dataset on a GPU: for every workload of
 # configs/workloads/dataset.json, construction's top 10, then a seeded random sample of its
-# valid space, measured into DB. Resumable: the tuner skips what DB already holds for this
-# GPU, so run it again (with the same DB) to go on where a time limit stopped it.
+# valid space, then model-guided evolution (mutations and crossovers of the measured ones),
+# measured into DB. The first two phases resume: the tuner skips what DB already holds for
+# this GPU, so run it again (with the same DB) to go on where a time limit stopped it. The
+# evolution phase adds up to EVOLVE new schedules per workload on every run.
 #
-#   scripts/collect-dataset.sh DB [SECONDS] [SAMPLE] [SET]
+#   scripts/collect-dataset.sh DB [SECONDS] [SAMPLE] [SET] [EVOLVE]
 #     SECONDS  stop starting new batches after this long, build included (default 540)
 #     SAMPLE   random schedules per workload (default 130; smaller spaces are taken whole)
 #     SET      workload set (default configs/workloads/dataset.json)
+#     EVOLVE   evolved schedules per workload (default 0: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
-db="${1:?usage: scripts/collect-dataset.sh DB [SECONDS] [SAMPLE] [SET]}"
+db="${1:?usage: scripts/collect-dataset.sh DB [SECONDS] [SAMPLE] [SET] [EVOLVE]}"
 seconds="${2:-540}"
 sample="${3:-130}"
 set_file="${4:-configs/workloads/dataset.json}"
+evolve="${5:-0}"
 start=$(date +%s)
 build="${TESSERA_BUILD_DIR:-build/gpu}"
 if ! tessera_gpu_present; then
@@ -32,5 +36,10 @@ echo "collect-dataset: construction's top 10 ($(left) s left)"
 "$tessera" tune "${common[@]}" --topk 10 --time-limit "$(left)" >"$db.top10.txt"
 echo "collect-dataset: random samples of $sample ($(left) s left)"
 "$tessera" tune "${common[@]}" --strategy random --trials "$sample" --seed 1 --time-limit "$(left)" >"$db.random.txt"
+if [ "$evolve" -gt 0 ]; then
+  echo "collect-dataset: evolution, $evolve per workload ($(left) s left)"
+  "$tessera" tune "${common[@]}" --strategy evolve --trials "$evolve" --batch 8 --seed 1 --time-limit "$(left)" \
+    >"$db.evolve.txt"
+fi
 echo "collect-dataset: $(( $(date +%s) - start )) s"
 "$tessera" db stats --db "$db"

@@ -1,7 +1,7 @@
 // Replay benchmark of the search (not a test): on a measured dataset (tests/data; a `db export
 // --format jsonl`), with combined models that never saw the workloads they guide.
 //
-//   replay_bench DATASET.jsonl [--folds N] [--set FILE] [--seeds S] [--only evolve|schedule]
+//   replay_bench DATASET.jsonl [--folds N] [--set FILE] [--seeds S] [--epsilon E] [--only evolve|schedule]
 //
 // evolve: the workloads are dealt into N folds (default 0: one per workload, leave one out);
 //   for each workload, a model trained on the other folds guides `tune --strategy evolve`
@@ -126,7 +126,7 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-void bench_evolve(const Context& c, int folds) {
+void bench_evolve(const Context& c, int folds, double epsilon) {
   std::vector<std::string> keys;
   for (const Record& r : c.records)
     if (std::find(keys.begin(), keys.end(), r.workload.key()) == keys.end()) keys.push_back(r.workload.key());
@@ -153,6 +153,7 @@ void bench_evolve(const Context& c, int folds) {
       const int budget = static_cast<int>((n + 39) / 40);
       search::TuneOptions o;
       o.strategy = search::Strategy::kEvolve;
+      o.epsilon = epsilon;
       o.trials = budget;
       o.batch = budget;
       double found;
@@ -280,17 +281,19 @@ void bench_schedule(const Context& c, const std::string& set_file, int seeds) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
-    std::fprintf(stderr, "usage: replay_bench DATASET.jsonl [--folds N] [--set FILE] [--seeds S] [--only evolve|schedule]\n");
+    std::fprintf(stderr, "usage: replay_bench DATASET.jsonl [--folds N] [--set FILE] [--seeds S] [--epsilon E] [--only evolve|schedule]\n");
     return 2;
   }
   std::string dataset = argv[1], set_file = "configs/workloads/default.json", only;
   int folds = 0, seeds = 5;
+  double epsilon = search::TuneOptions{}.epsilon;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--folds") folds = std::stoi(argv[i + 1]);
     else if (a == "--set") set_file = argv[i + 1];
     else if (a == "--seeds") seeds = std::stoi(argv[i + 1]);
     else if (a == "--only") only = argv[i + 1];
+    else if (a == "--epsilon") epsilon = std::stod(argv[i + 1]);
     else {
       std::fprintf(stderr, "replay_bench: unknown option %s\n", a.c_str());
       return 2;
@@ -308,7 +311,7 @@ int main(int argc, char** argv) {
     c.spec = find_spec(c.replay->target().spec_name);
     std::printf("replay of %s: %zu records measured on %s\n\n", dataset.c_str(), c.records.size(),
                 c.replay->target().fingerprint().c_str());
-    if (only.empty() || only == "evolve") bench_evolve(c, folds);
+    if (only.empty() || only == "evolve") bench_evolve(c, folds, epsilon);
     if (only.empty() || only == "schedule") bench_schedule(c, set_file, seeds);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "replay_bench: %s\n", e.what());
