@@ -238,10 +238,10 @@ TEST(CliModel, EvalTrainAndReplayedEvolutionOnTheDataset) {
   ASSERT_EQ(eval.exit_code, 0) << eval.err;
   std::string last = eval.out.substr(eval.out.rfind('\n', eval.out.size() - 2) + 1);
   EXPECT_EQ(last.rfind("pairwise=", 0), 0u) << last;
-  EXPECT_NE(last.find("groups=39 records=5873"), std::string::npos) << last;
+  EXPECT_NE(last.find("groups=44 records=7534"), std::string::npos) << last;
   Result train = run({"model", "train", "--db", db, "--rounds", "20", "--folds", "0"});
   ASSERT_EQ(train.exit_code, 0) << train.err;
-  EXPECT_NE(train.out.find("trained xgb_rank+analytic on 5873 correct records of 39 workloads"), std::string::npos)
+  EXPECT_NE(train.out.find("trained xgb_rank+analytic on 7534 correct records of 44 workloads"), std::string::npos)
       << train.out;
   Result stats = run({"db", "stats", "--db", db, "--json"});
   EXPECT_EQ(Json::parse(stats.out)["models"], 1) << stats.out;

@@ -91,7 +91,7 @@ TEST_F(LearnedTest, RanksHeldOutWorkloadsBetterThanTheAnalyticModel) {
   EXPECT_EQ(held_out.groups.size(), analytic.groups.size());
   EXPECT_GT(held_out.pairwise, analytic.pairwise + 0.03) << held_out.summary_line() << " vs " << analytic.summary_line();
   EXPECT_GT(held_out.top5, analytic.top5) << held_out.summary_line();
-  // The targets (measured 0.859 / 0.934 / 0.980 with 5 folds).
+  // The targets (pairwise / top-1 / top-5 measured 0.870 / 0.925 / 0.975 with 5 folds).
   EXPECT_GE(held_out.pairwise, 0.85) << held_out.summary_line();
   EXPECT_GE(held_out.top5, 0.97) << held_out.summary_line();
 }
