@@ -101,7 +101,8 @@ void Tuner::prepare(Task& task) {
       task.evolution->observe(r.record.schedule, r.record.measurement);
       ++o.already;
     }
-    task.limit = options_.trials > 0 ? options_.trials : 64;
+    // Without a cap of its own, a workload may take the whole job budget if the scheduler says so.
+    task.limit = options_.trials > 0 ? options_.trials : options_.total_trials > 0 ? options_.total_trials : 64;
     o.construct_s = seconds_since(t0);
     return;
   }

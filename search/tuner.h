@@ -42,7 +42,8 @@ enum class Strategy { kConstruct, kExhaustive, kRandom, kEvolve };
 
 struct TuneOptions {
   int top_k = 10;             ///< candidates construction keeps per workload
-  int trials = 0;             ///< measurements per workload at most (0: top_k; exhaustive: the whole space)
+  int trials = 0;             ///< measurements per workload at most (0: top_k; exhaustive: the whole space;
+                              ///< evolve: 64, or total_trials when there is one)
   double time_limit_s = 0;    ///< stop starting new batches after this long (0: no limit)
   int batch = 10;             ///< candidates per measured, committed batch
   Strategy strategy = Strategy::kConstruct;

@@ -206,6 +206,13 @@ TEST_F(TunerTest, AJobBudgetIsSharedByTheWorkloadsAndResumes) {
   std::set<std::string> keys;
   for (const db::StoredRecord& r : database.query({})) keys.insert(r.record.workload.key() + r.record.schedule.key());
   EXPECT_EQ(keys.size(), 80u);
+  // Without --trials, evolve's cap of 64 per workload does not cut a larger job budget short.
+  TuneOptions uncapped = o;
+  uncapped.trials = 0;
+  uncapped.total_trials = 100;
+  uncapped.batch = 25;
+  std::vector<WorkloadOutcome> one = Tuner(families_, h100_, target_, database, &runner, uncapped).run({workloads_[0]});
+  EXPECT_EQ(one[0].measured, 100);
 }
 
 }  // namespace
