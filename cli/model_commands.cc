@@ -58,20 +58,6 @@ size_t workloads_in(const std::vector<Record>& records) {
   return keys.size();
 }
 
-// Held-out (by workload) evaluation of a learned model with `options`.
-costmodel::EvalReport cross_validate(const std::vector<Record>& records, const kernels::FamilyRegistry& families,
-                                     const HardwareSpec& hw, const costmodel::LearnedOptions& options, int folds) {
-  return costmodel::cross_validate(records, folds, [&](std::span<const Record> training) {
-    auto model = std::make_shared<costmodel::LearnedModel>(families, hw, options);
-    model->train(training);
-    return costmodel::Predictor([model](std::span<const Record> group) {
-      std::vector<Candidate> cs;
-      for (const Record& r : group) cs.push_back({r.workload, r.schedule, std::nullopt});
-      return model->predict(cs);
-    });
-  });
-}
-
 int list_records(std::vector<Record> records, const kernels::FamilyRegistry& families) {
   // Every record with the model's breakdown, fastest measured first per workload and target.
   std::sort(records.begin(), records.end(), [](const Record& a, const Record& b) {
@@ -111,9 +97,7 @@ int model_eval(const ParsedArgs& args) {
     const std::string& spec = group.front().target.spec_name;
     auto& m = analytic[spec];
     if (!m) m = std::make_unique<costmodel::AnalyticModel>(families, find_spec(spec));
-    std::vector<Candidate> cs;
-    for (const Record& r : group) cs.push_back({r.workload, r.schedule, std::nullopt});
-    return m->predict(cs);
+    return m->predict(costmodel::candidates_of(group));
   });
   if (a.groups.empty())
     throw UserError(path + ": no workload has two or more correct measurements on one target to rank");
@@ -139,10 +123,11 @@ int model_eval(const ParsedArgs& args) {
   const HardwareSpec hw = find_spec(sel.target->spec_name);
   std::vector<std::pair<std::string, costmodel::EvalReport>> reports = {{"analytic", a}};
   auto started = std::chrono::steady_clock::now();
-  if (which == "learned" || which == "all")
-    reports.emplace_back("learned", cross_validate(sel.records, families, hw, learned_options(args, false), folds));
-  if (which == "combined" || which == "all")
-    reports.emplace_back("combined", cross_validate(sel.records, families, hw, learned_options(args, true), folds));
+  auto held_out = [&](bool prior) {
+    return costmodel::cross_validate_learned(sel.records, families, hw, learned_options(args, prior), folds);
+  };
+  if (which == "learned" || which == "all") reports.emplace_back("learned", held_out(false));
+  if (which == "combined" || which == "all") reports.emplace_back("combined", held_out(true));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const costmodel::EvalReport& last = reports.back().second;
   if (args.has("json")) {
@@ -199,7 +184,7 @@ int model_train(const ParsedArgs& args) {
   const int folds = args.integer("folds", 5, 0, 100);
   std::string held_out;
   if (folds >= 2 && workloads >= 2) {
-    costmodel::EvalReport r = cross_validate(sel.records, families, hw, options, folds);
+    costmodel::EvalReport r = costmodel::cross_validate_learned(sel.records, families, hw, options, folds);
     metrics["held_out"] = {{"folds", folds},       {"pairwise", r.pairwise}, {"spearman", r.spearman},
                            {"top1", r.top1},       {"top5", r.top5}};
     held_out = r.summary_line();

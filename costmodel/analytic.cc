@@ -214,9 +214,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   // Barrier stalls add to whichever term bounds the wave.
   double wave_us = top->first + (1 - stage_overlap) * rest * 0.5 + sync_wave;
   // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped.
-  double steps = 1;
-  for (size_t a = 0; a < e.axes.size(); ++a) steps *= std::ceil(double(p.block[a]) / double(p.step[a]));
-  if (p.stages > 1) wave_us *= 1 + double(p.stages - 1) / std::max(steps, 1.0) * 0.5;
+  if (p.stages > 1) wave_us *= 1 + double(p.stages - 1) / std::max(steps_per_block, 1.0) * 0.5;
 
   est.overlap = stage_overlap;
   est.compute_us = compute_wave * est.waves;

@@ -9,6 +9,13 @@
 
 namespace tessera::costmodel {
 
+std::vector<Candidate> candidates_of(std::span<const Record> records) {
+  std::vector<Candidate> cs;
+  cs.reserve(records.size());
+  for (const Record& r : records) cs.push_back({r.workload, r.schedule, std::nullopt});
+  return cs;
+}
+
 EvalReport evaluate(std::span<const Record> records, const Predictor& predict) {
   std::map<std::pair<std::string, std::string>, std::vector<Record>> groups;
   for (const Record& r : records)
@@ -63,12 +70,10 @@ std::map<std::string, int> assign_folds(std::span<const Record> records, int fol
 
 EvalReport cross_validate(std::span<const Record> records, int folds, const Trainer& train) {
   std::map<std::string, int> fold_of = assign_folds(records, folds);
-  folds = 0;
-  for (const auto& [key, f] : fold_of) folds = std::max(folds, f + 1);
   // Each record's prediction by the model that did not see its workload.
   auto id = [](const Record& r) { return r.workload.key() + "|" + r.target.fingerprint() + "|" + r.schedule.key(); };
   std::map<std::string, double> held_out;
-  for (int f = 0; f < folds; ++f) {
+  for (int f = 0; f < folds; ++f) {  // folds beyond the workloads' count are empty
     std::vector<Record> training, test;
     for (const Record& r : records) (fold_of[r.workload.key()] == f ? test : training).push_back(r);
     if (test.empty()) continue;

@@ -31,6 +31,9 @@ struct EvalReport {
   std::string summary_line() const;
 };
 
+/// The (workload, schedule) of each record, as candidates for a model to predict.
+std::vector<Candidate> candidates_of(std::span<const Record> records);
+
 /// Predicted times (lower is faster) for records of one workload and target.
 using Predictor = std::function<std::vector<double>(std::span<const Record>)>;
 /// Makes a predictor from training records (trains a model on them).

@@ -30,11 +30,6 @@ struct Matrix {
   }
 };
 
-void free_booster(void*& b) {
-  if (b) XGBoosterFree(static_cast<BoosterHandle>(b));
-  b = nullptr;
-}
-
 void set_params(BoosterHandle b, const LearnedOptions& o) {
   auto set = [&](const char* k, const std::string& v) { TESSERA_XGB_CALL(XGBoosterSetParam(b, k, v.c_str())); };
   set("objective", o.objective == Objective::kRankPairwise ? "rank:pairwise" : "reg:squarederror");
@@ -71,30 +66,13 @@ LearnedOptions LearnedOptions::from_kind(const std::string& kind) {
 LearnedModel::LearnedModel(const kernels::FamilyRegistry& families, HardwareSpec hw, LearnedOptions options)
     : families_(&families), options_(std::move(options)), features_(families, std::move(hw)) {}
 
-LearnedModel::~LearnedModel() { free_booster(booster_); }
-
-LearnedModel::LearnedModel(LearnedModel&& o) noexcept
-    : families_(o.families_),
-      options_(std::move(o.options_)),
-      features_(std::move(o.features_)),
-      booster_(std::exchange(o.booster_, nullptr)),
-      trained_records_(o.trained_records_),
-      kept_(std::move(o.kept_)),
-      new_since_training_(o.new_since_training_) {}
-
-LearnedModel& LearnedModel::operator=(LearnedModel&& o) noexcept {
-  if (this != &o) {
-    free_booster(booster_);
-    families_ = o.families_;
-    options_ = std::move(o.options_);
-    features_ = std::move(o.features_);
-    booster_ = std::exchange(o.booster_, nullptr);
-    trained_records_ = o.trained_records_;
-    kept_ = std::move(o.kept_);
-    new_since_training_ = o.new_since_training_;
-  }
-  return *this;
+void LearnedModel::BoosterDeleter::operator()(void* booster) const {
+  XGBoosterFree(static_cast<BoosterHandle>(booster));
 }
+
+LearnedModel::~LearnedModel() = default;
+LearnedModel::LearnedModel(LearnedModel&&) noexcept = default;
+LearnedModel& LearnedModel::operator=(LearnedModel&&) noexcept = default;
 
 // The analytic model's log2 estimate, oriented like the objective's predictions (the ranker
 // scores faster schedules higher).
@@ -140,16 +118,10 @@ void LearnedModel::train(std::span<const Record> records) {
     TESSERA_XGB_CALL(XGDMatrixSetUIntInfo(m.h, "group", sizes.data(), sizes.size()));
   BoosterHandle b = nullptr;
   TESSERA_XGB_CALL(XGBoosterCreate(&m.h, 1, &b));
-  void* owned = b;
-  try {
-    set_params(b, options_);
-    for (int it = 0; it < options_.rounds; ++it) TESSERA_XGB_CALL(XGBoosterUpdateOneIter(b, it, m.h));
-  } catch (...) {
-    free_booster(owned);
-    throw;
-  }
-  free_booster(booster_);
-  booster_ = owned;
+  std::unique_ptr<void, BoosterDeleter> owned(b);
+  set_params(b, options_);
+  for (int it = 0; it < options_.rounds; ++it) TESSERA_XGB_CALL(XGBoosterUpdateOneIter(b, it, m.h));
+  booster_ = std::move(owned);
   trained_records_ = static_cast<int>(cs.size());
 }
 
@@ -166,7 +138,7 @@ std::vector<double> LearnedModel::predict(std::span<const Candidate> candidates)
   if (options_.analytic_prior) m.set("base_margin", margins(candidates, rows));
   bst_ulong n = 0;
   const float* result = nullptr;
-  TESSERA_XGB_CALL(XGBoosterPredict(static_cast<BoosterHandle>(booster_), m.h, /*option_mask=*/0, /*ntree_limit=*/0,
+  TESSERA_XGB_CALL(XGBoosterPredict(static_cast<BoosterHandle>(booster_.get()), m.h, /*option_mask=*/0, /*ntree_limit=*/0,
                                     /*training=*/0, &n, &result));
   TESSERA_CHECK(n == candidates.size(), "XGBoost returned the wrong number of predictions");
   for (bst_ulong i = 0; i < n; ++i)
@@ -196,7 +168,7 @@ std::string LearnedModel::serialize() const {
   TESSERA_CHECK(trained(), "an untrained model has nothing to serialize");
   bst_ulong len = 0;
   const char* buf = nullptr;
-  TESSERA_XGB_CALL(XGBoosterSaveModelToBuffer(static_cast<BoosterHandle>(booster_), R"({"format": "ubj"})", &len, &buf));
+  TESSERA_XGB_CALL(XGBoosterSaveModelToBuffer(static_cast<BoosterHandle>(booster_.get()), R"({"format": "ubj"})", &len, &buf));
   return std::string(buf, len);
 }
 
@@ -205,15 +177,23 @@ LearnedModel LearnedModel::deserialize(const kernels::FamilyRegistry& families, 
   LearnedModel m(families, std::move(hw), LearnedOptions::from_kind(kind));
   BoosterHandle b = nullptr;
   TESSERA_XGB_CALL(XGBoosterCreate(nullptr, 0, &b));
-  void* owned = b;
+  std::unique_ptr<void, BoosterDeleter> owned(b);
   if (XGBoosterLoadModelFromBuffer(b, bytes.data(), bytes.size()) != 0) {
     std::string why = XGBGetLastError();
-    free_booster(owned);
     throw UserError("stored model of kind " + kind + " does not load: " + why.substr(0, why.find('\n')));
   }
-  m.booster_ = owned;
+  m.booster_ = std::move(owned);
   m.trained_records_ = -1;  // unknown: trained elsewhere
   return m;
+}
+
+EvalReport cross_validate_learned(std::span<const Record> records, const kernels::FamilyRegistry& families,
+                                  const HardwareSpec& hw, const LearnedOptions& options, int folds) {
+  return cross_validate(records, folds, [&](std::span<const Record> training) {
+    auto model = std::make_shared<LearnedModel>(families, hw, options);
+    model->train(training);
+    return Predictor([model](std::span<const Record> group) { return model->predict(candidates_of(group)); });
+  });
 }
 
 }  // namespace tessera::costmodel

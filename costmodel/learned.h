@@ -15,6 +15,7 @@
 
 #include "core/hardware.h"
 #include "costmodel/cost_model.h"
+#include "costmodel/evaluate.h"
 #include "costmodel/features.h"
 #include "kernels/kernel_family.h"
 
@@ -78,10 +79,18 @@ class LearnedModel : public CostModel {
   const kernels::FamilyRegistry* families_;
   LearnedOptions options_;
   FeatureExtractor features_;
-  void* booster_ = nullptr;  ///< BoosterHandle
+  struct BoosterDeleter {
+    void operator()(void* booster) const;  ///< XGBoosterFree
+  };
+  std::unique_ptr<void, BoosterDeleter> booster_;  ///< BoosterHandle; null: untrained
   int trained_records_ = 0;
   std::vector<Record> kept_;  ///< ok records seen by learn()
   int new_since_training_ = 0;
 };
+
+/// Held-out (by workload) evaluation of learned models with `options`: cross_validate() with
+/// a model trained on each fold's complement.
+EvalReport cross_validate_learned(std::span<const Record> records, const kernels::FamilyRegistry& families,
+                                  const HardwareSpec& hw, const LearnedOptions& options, int folds);
 
 }  // namespace tessera::costmodel

@@ -172,7 +172,8 @@ int Tuner::step(Task& task, int n) {
     if (!o.predicted_best && !batch.empty()) o.predicted_best = batch.front();
   } else if (n > 0) {
     size_t end = std::min(task.todo.size(), task.cursor + static_cast<size_t>(n));
-    batch.assign(task.todo.begin() + static_cast<std::ptrdiff_t>(task.cursor), task.todo.begin() + static_cast<std::ptrdiff_t>(end));
+    auto first = task.todo.begin();
+    batch.assign(first + static_cast<std::ptrdiff_t>(task.cursor), first + static_cast<std::ptrdiff_t>(end));
     task.cursor = end;
   }
   if (batch.empty()) {
@@ -216,7 +217,6 @@ int Tuner::step(Task& task, int n) {
   o.measure_s += seconds_since(t0);
   task.progress.done = o.measured;
   task.progress.best_us = task.best_us;
-  task.progress.elapsed_s = seconds_since(start_);
   return static_cast<int>(batch.size());
 }
 
@@ -231,12 +231,8 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
     tasks[i].progress.key = workloads[i].first.key();
   }
   const int batch = std::max(1, options_.batch);
-  auto report = [&](Task& task, const TuneProgress* job) {
+  auto report = [&](Task& task) {
     if (!on_progress) return;
-    if (job) {
-      task.progress.job_done = job->job_done;
-      task.progress.job_planned = job->job_planned;
-    }
     task.progress.elapsed_s = seconds_since(start_);
     on_progress(task.progress);
   };
@@ -246,10 +242,10 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
     for (Task& task : tasks) {
       prepare(task);
       task.progress.planned = task.limit;
-      report(task, nullptr);
+      report(task);
       while (!task.exhausted && !out_of_time()) {
         if (step(task, batch) == 0) break;
-        report(task, nullptr);
+        report(task);
       }
     }
   } else {
@@ -260,29 +256,31 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
       costmodel::RooflineFloor floor = costmodel::roofline_floor(task.o.workload, spec_);
       // Similar tasks: the same operator, dtype and bound (a memory-bound 1x1 convolution is no
       // yardstick for a compute-bound 3x3 one).
-      infos.push_back({task.o.weight, floor.floor_us,
-                       std::string(op_kind_name(task.o.workload.kind)) + "/" + std::string(dtype_name(task.o.workload.dtype)) +
-                           (floor.memory_bound() ? "/memory" : "/compute")});
+      const Workload& w = task.o.workload;
+      std::string group = std::string(op_kind_name(w.kind)) + "/" + std::string(dtype_name(w.dtype)) +
+                          (floor.memory_bound() ? "/memory" : "/compute");
+      infos.push_back({task.o.weight, floor.floor_us, group});
       task.progress.planned = task.limit;
     }
     SchedulerOptions so = options_.scheduler;
     so.seed ^= options_.seed;
     TaskScheduler scheduler(std::move(infos), so);
-    TuneProgress job;
-    job.job_planned = options_.total_trials;
     for (size_t i = 0; i < tasks.size(); ++i) {
       scheduler.prime(i, tasks[i].o.already, tasks[i].best_us);
       if (tasks[i].limit <= 0) scheduler.finish(i);
     }
-    while (job.job_done < options_.total_trials && !out_of_time()) {
+    int spent = 0;
+    while (spent < options_.total_trials && !out_of_time()) {
       std::optional<size_t> pick = scheduler.next();
       if (!pick) break;
       Task& task = tasks[*pick];
-      int done = step(task, std::min(batch, options_.total_trials - job.job_done));
-      job.job_done += done;
+      int done = step(task, std::min(batch, options_.total_trials - spent));
+      spent += done;
       if (done > 0) {
         scheduler.update(*pick, done, task.best_us);
-        report(task, &job);
+        task.progress.job_done = spent;
+        task.progress.job_planned = options_.total_trials;
+        report(task);
       }
       if (task.exhausted) scheduler.finish(*pick);
     }

@@ -114,8 +114,8 @@ double random_ratio(const std::vector<double>& times, size_t n, size_t b) {
 // Expected position of the first of `k` good schedules among `n` in a random order.
 double random_trials_to(size_t n, size_t k) { return double(n + 1) / double(k + 1); }
 
-std::vector<search::WorkloadOutcome> tune(const Context& c, db::TuningDatabase& db, const std::vector<std::pair<Workload, double>>& ws,
-                                  search::TuneOptions o) {
+std::vector<search::WorkloadOutcome> tune(const Context& c, db::TuningDatabase& db,
+                                          const std::vector<std::pair<Workload, double>>& ws, search::TuneOptions o) {
   search::Tuner tuner(c.families, c.spec, c.replay->target(), db, c.replay.get(), o);
   tuner.allowed = [&](const Workload& x) { return c.replay->schedules(x); };
   return tuner.run(ws);
@@ -127,9 +127,8 @@ double median(std::vector<double> v) {
 }
 
 void bench_evolve(const Context& c, int folds, double epsilon) {
-  std::vector<std::string> keys;
-  for (const Record& r : c.records)
-    if (std::find(keys.begin(), keys.end(), r.workload.key()) == keys.end()) keys.push_back(r.workload.key());
+  std::set<std::string> keys;
+  for (const Record& r : c.records) keys.insert(r.workload.key());
   if (folds <= 0) folds = static_cast<int>(keys.size());
   std::map<std::string, int> fold_of = costmodel::assign_folds(c.records, folds);
   std::printf("evolve over the replay, %zu workloads, models trained without the workload's fold (%d folds)\n",
@@ -177,7 +176,8 @@ void bench_evolve(const Context& c, int folds, double epsilon) {
           if (!t100 && m.median_us <= best) t100 = static_cast<int>(i + 1);
         }
       }
-      size_t good = static_cast<size_t>(std::count_if(times.begin(), times.end(), [&](double t) { return t <= best / 0.99; }));
+      auto within_99 = [&](double t) { return t <= best / 0.99; };
+      size_t good = static_cast<size_t>(std::count_if(times.begin(), times.end(), within_99));
       double r_ratio = random_ratio(times, n, static_cast<size_t>(budget));
       double r99 = random_trials_to(n, good), r100 = random_trials_to(n, 1);
       std::printf("%-58s %5zu %6d %8.3f %8.3f %7d %7d %8.1f %8.1f\n", key.c_str(), n, budget, found, r_ratio, t99, t100,
@@ -209,6 +209,15 @@ void bench_evolve(const Context& c, int folds, double epsilon) {
               mean(rnd99));
 }
 
+// The schedulers compared: kind, name in the table, tag in the summary line.
+struct Scheduler {
+  search::SchedulerKind kind;
+  const char* name;
+  const char* tag;
+};
+constexpr Scheduler kSchedulers[] = {{search::SchedulerKind::kGradient, "gradient", "gradient"},
+                                     {search::SchedulerKind::kRoundRobin, "round-robin", "rr"}};
+
 void bench_schedule(const Context& c, const std::string& set_file, int seeds) {
   search::WorkloadSet set = search::load_workload_set(set_file);
   std::vector<std::pair<Workload, double>> ws;
@@ -232,7 +241,7 @@ void bench_schedule(const Context& c, const std::string& set_file, int seeds) {
   std::map<search::SchedulerKind, std::vector<search::WorkloadOutcome>> allocation;
   for (int per_task : {2, 4, 8}) {
     const int total = per_task * batch * static_cast<int>(ws.size());
-    for (search::SchedulerKind kind : {search::SchedulerKind::kGradient, search::SchedulerKind::kRoundRobin}) {
+    for (const auto& [kind, name, tag] : kSchedulers) {
       std::vector<double> excess;
       for (int seed = 1; seed <= seeds; ++seed) {
         ScratchDb scratch(c, blob);
@@ -251,12 +260,10 @@ void bench_schedule(const Context& c, const std::string& set_file, int seeds) {
       }
       double mean = 0;
       for (double x : excess) mean += x / double(excess.size());
-      const char* name = kind == search::SchedulerKind::kGradient ? "gradient" : "round-robin";
       std::printf("%-12s %-12s %10.4f %10.4f %10.4f\n", (std::to_string(total) + " trials").c_str(), name, mean,
                   *std::max_element(excess.begin(), excess.end()), *std::min_element(excess.begin(), excess.end()));
       char part[96];
-      std::snprintf(part, sizeof part, " %s_%d=%.4f", kind == search::SchedulerKind::kGradient ? "gradient" : "rr", total,
-                    mean);
+      std::snprintf(part, sizeof part, " %s_%d=%.4f", tag, total, mean);
       summary += part;
     }
   }
@@ -268,7 +275,8 @@ void bench_schedule(const Context& c, const std::string& set_file, int seeds) {
     auto cell = [&](search::SchedulerKind k) {
       const search::WorkloadOutcome& out = allocation[k][i];
       char text[64];
-      std::snprintf(text, sizeof text, "%4d  %.3f", out.measured, out.best ? best / out.best->measurement.median_us : 0.0);
+      double ratio = out.best ? best / out.best->measurement.median_us : 0.0;
+      std::snprintf(text, sizeof text, "%4d  %.3f", out.measured, ratio);
       return std::string(text);
     };
     std::printf("%-58s %6.0f %10.2f | %-16s | %-16s\n", ws[i].first.key().c_str(), ws[i].second, best,
@@ -281,7 +289,9 @@ void bench_schedule(const Context& c, const std::string& set_file, int seeds) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
-    std::fprintf(stderr, "usage: replay_bench DATASET.jsonl [--folds N] [--set FILE] [--seeds S] [--epsilon E] [--only evolve|schedule]\n");
+    std::fprintf(stderr,
+                 "usage: replay_bench DATASET.jsonl [--folds N] [--set FILE] [--seeds S] [--epsilon E] "
+                 "[--only evolve|schedule]\n");
     return 2;
   }
   std::string dataset = argv[1], set_file = "configs/workloads/default.json", only;

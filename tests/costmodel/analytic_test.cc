@@ -9,6 +9,7 @@
 
 #include "costmodel/roofline.h"
 #include "kernels/families.h"
+#include "tests/kernels/families_fixture.h"
 
 namespace tessera::costmodel {
 namespace {
@@ -18,13 +19,11 @@ Schedule gemm(int64_t bm, int64_t bn, int64_t bk, int64_t wm, int64_t wn, int64_
                       {"stages", stages}, {"vec", 8}, {"group_m", group}, {"split_k", split}}};
 }
 
-class Analytic : public ::testing::Test {
+class Analytic : public tessera::testing::BuiltinFamiliesTest {
  protected:
-  void SetUp() override { kernels::register_builtin_families(families_); }
   Estimate est(const std::string& spec, const Schedule& s) {
-    return AnalyticModel(families_, find_spec("h100_sxm")).explain({Workload::parse(spec), s, std::nullopt});
+    return AnalyticModel(families_, h100_).explain({Workload::parse(spec), s, std::nullopt});
   }
-  kernels::FamilyRegistry families_;
 };
 
 TEST_F(Analytic, NeverBelowTheRooflineFloor) {

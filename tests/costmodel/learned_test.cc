@@ -13,15 +13,13 @@
 #include "costmodel/evaluate.h"
 #include "kernels/families.h"
 #include "tests/data/dataset.h"
+#include "tests/kernels/families_fixture.h"
 
 namespace tessera::costmodel {
 namespace {
 
-class LearnedTest : public ::testing::Test {
+class LearnedTest : public tessera::testing::BuiltinFamiliesTest {
  protected:
-  void SetUp() override { kernels::register_builtin_families(families_); }
-  kernels::FamilyRegistry families_;
-  HardwareSpec h100_ = find_spec("h100_sxm");
 
   std::vector<Record> of(const std::string& spec) const {
     std::string key = Workload::parse(spec).key();
@@ -72,9 +70,7 @@ TEST_F(LearnedTest, RanksHeldOutWorkloadsBetterThanTheAnalyticModel) {
   std::vector<Record> records = tessera::testing::h100_dataset();
   EvalReport analytic = evaluate(records, [&](std::span<const Record> g) {
     AnalyticModel m(families_, h100_);
-    std::vector<Candidate> cs;
-    for (const Record& r : g) cs.push_back({r.workload, r.schedule, std::nullopt});
-    return m.predict(cs);
+    return m.predict(candidates_of(g));
   });
   LearnedOptions combined;
   combined.threads = 2;
@@ -82,11 +78,7 @@ TEST_F(LearnedTest, RanksHeldOutWorkloadsBetterThanTheAnalyticModel) {
     auto model = std::make_shared<LearnedModel>(families_, h100_, combined);
     model->train(training);
     EXPECT_TRUE(model->trained());
-    return Predictor([model](std::span<const Record> g) {
-      std::vector<Candidate> cs;
-      for (const Record& r : g) cs.push_back({r.workload, r.schedule, std::nullopt});
-      return model->predict(cs);
-    });
+    return Predictor([model](std::span<const Record> g) { return model->predict(candidates_of(g)); });
   });
   EXPECT_EQ(held_out.groups.size(), analytic.groups.size());
   EXPECT_GT(held_out.pairwise, analytic.pairwise + 0.03) << held_out.summary_line() << " vs " << analytic.summary_line();
@@ -100,8 +92,7 @@ TEST_F(LearnedTest, UntrainedIsAnalyticAndOnlineLearningRetrains) {
   const std::string spec = "matmul:m=2048,n=2048,k=2048:f16";
   std::vector<Record> records = of(spec);
   ASSERT_GT(records.size(), 100u);
-  std::vector<Candidate> cs;
-  for (const Record& r : records) cs.push_back({r.workload, r.schedule, std::nullopt});
+  std::vector<Candidate> cs = candidates_of(records);
   LearnedOptions o;
   o.min_records = 32;
   o.retrain_every = 40;
@@ -126,8 +117,7 @@ TEST_F(LearnedTest, SerializedModelPredictsTheSame) {
   LearnedModel model(families_, h100_, o);
   model.train(except("softmax:rows=2048,cols=8192:f16"));
   ASSERT_TRUE(model.trained());
-  std::vector<Candidate> cs;
-  for (const Record& r : of("softmax:rows=2048,cols=8192:f16")) cs.push_back({r.workload, r.schedule, std::nullopt});
+  std::vector<Candidate> cs = candidates_of(of("softmax:rows=2048,cols=8192:f16"));
   LearnedModel loaded = LearnedModel::deserialize(families_, h100_, o.kind(), model.serialize());
   EXPECT_EQ(loaded.options().kind(), "xgb_regression+analytic");
   EXPECT_EQ(loaded.predict(cs), model.predict(cs));

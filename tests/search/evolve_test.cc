@@ -14,16 +14,12 @@
 #include "search/tuner.h"
 #include "tests/data/dataset.h"
 #include "tests/db/test_util.h"
+#include "tests/kernels/families_fixture.h"
 
 namespace tessera::search {
 namespace {
 
-class EvolveTest : public ::testing::Test {
- protected:
-  void SetUp() override { kernels::register_builtin_families(families_); }
-  kernels::FamilyRegistry families_;
-  HardwareSpec h100_ = find_spec("h100_sxm");
-};
+class EvolveTest : public tessera::testing::BuiltinFamiliesTest {};
 
 TEST_F(EvolveTest, ReplayAnswersOnlyWhatWasRecordedAndSaysSo) {
   measure::ReplayRunner replay(tessera::testing::h100_dataset(), "h100-dataset.jsonl");

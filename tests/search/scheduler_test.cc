@@ -16,12 +16,24 @@ struct Curve {
   double at(int t) const { return limit + (start - limit) * std::exp(-double(t) / tau); }
 };
 
+// Options without random exploration, so every choice is the scheduler's own.
+SchedulerOptions deterministic() {
+  SchedulerOptions o;
+  o.epsilon = 0;
+  return o;
+}
+
+// Expects `task` to get the next batch, then reports that batch: 4 trials, best so far `best`.
+void expect_batch(TaskScheduler& s, size_t task, std::optional<double> best) {
+  EXPECT_EQ(s.next(), task);
+  s.update(task, 4, best);
+}
+
 // Runs a job of `total` trials in batches of `batch`; returns sum weight * best.
 double simulate(std::vector<TaskInfo> infos, const std::vector<Curve>& curves, SchedulerKind kind, int total,
                 int batch, std::vector<int>* trials = nullptr) {
-  SchedulerOptions o;
+  SchedulerOptions o = deterministic();
   o.kind = kind;
-  o.epsilon = 0;
   TaskScheduler s(infos, o);
   std::vector<int> t(curves.size(), 0);
   for (int spent = 0; spent < total;) {
@@ -40,10 +52,8 @@ double simulate(std::vector<TaskInfo> infos, const std::vector<Curve>& curves, S
 TEST(TaskSchedulerTest, WarmUpGivesEveryLiveTaskOneBatchInOrder) {
   TaskScheduler s({{1, 0, "a"}, {1, 0, "a"}, {1, 0, "a"}});
   s.finish(1);
-  EXPECT_EQ(s.next(), 0u);
-  s.update(0, 4, 10.0);
-  EXPECT_EQ(s.next(), 2u);
-  s.update(2, 4, 10.0);
+  expect_batch(s, 0, 10.0);
+  expect_batch(s, 2, 10.0);
   EXPECT_EQ(s.batches(0), 1);
   EXPECT_EQ(s.batches(1), 0);
   s.finish(0);
@@ -73,26 +83,21 @@ TEST(TaskSchedulerTest, EqualTasksShareTheBudget) {
 }
 
 TEST(TaskSchedulerTest, AConvergedTaskRestsUntilEveryTaskDoes) {
-  SchedulerOptions o;
-  o.epsilon = 0;
+  SchedulerOptions o = deterministic();
   o.patience = 2;
   // Task 0 is heavy but stops improving; task 1 is light and keeps improving.
   TaskScheduler s({{10, 0, "g"}, {1, 0, "g"}}, o);
-  ASSERT_EQ(s.next(), 0u);
-  s.update(0, 4, 100.0);
-  ASSERT_EQ(s.next(), 1u);
-  s.update(1, 4, 100.0);
+  expect_batch(s, 0, 100.0);
+  expect_batch(s, 1, 100.0);
   // Heavy task: two batches without improvement.
-  EXPECT_EQ(s.next(), 0u);
-  s.update(0, 4, 100.0);
-  EXPECT_EQ(s.next(), 0u);
-  s.update(0, 4, 100.0);
+  expect_batch(s, 0, 100.0);
+  expect_batch(s, 0, 100.0);
   EXPECT_TRUE(s.resting(0));
   double light = 100;
   for (int i = 0; i < 5; ++i) {
-    EXPECT_EQ(s.next(), 1u) << "batch " << i;
+    SCOPED_TRACE("batch " + std::to_string(i));
     light *= 0.8;
-    s.update(1, 4, light);
+    expect_batch(s, 1, light);
   }
   // An improvement wakes the heavy task.
   s.update(0, 4, 90.0);
@@ -101,35 +106,24 @@ TEST(TaskSchedulerTest, AConvergedTaskRestsUntilEveryTaskDoes) {
 }
 
 TEST(TaskSchedulerTest, ATaskFarBehindASimilarPeerGetsTheBatch) {
-  SchedulerOptions o;
-  o.epsilon = 0;
+  SchedulerOptions o = deterministic();
   o.patience = 0;
   // Same weight, floor and time; task 1 has a peer in its group (task 2) at the floor.
   TaskScheduler s({{1, 10, "a"}, {1, 10, "b"}, {1, 10, "b"}}, o);
-  for (size_t i = 0; i < 3; ++i) {
-    ASSERT_EQ(s.next(), i);
-    s.update(i, 4, i == 2 ? 10.0 : 100.0);
-  }
+  for (size_t i = 0; i < 3; ++i) expect_batch(s, i, i == 2 ? 10.0 : 100.0);
   EXPECT_LT(s.gradient(1), s.gradient(0));
   EXPECT_EQ(s.next(), 1u);
 }
 
 TEST(TaskSchedulerTest, ATaskWithoutACorrectResultGoesFirstThenIsGivenUp) {
-  SchedulerOptions o;
-  o.epsilon = 0;
+  SchedulerOptions o = deterministic();
   o.max_failing_batches = 2;
   TaskScheduler s({{1, 0, "g"}, {100, 0, "g"}}, o);
-  ASSERT_EQ(s.next(), 0u);
-  s.update(0, 4, std::nullopt);
-  ASSERT_EQ(s.next(), 1u);
-  s.update(1, 4, 50.0);
+  expect_batch(s, 0, std::nullopt);
+  expect_batch(s, 1, 50.0);
   EXPECT_EQ(s.gradient(0), -std::numeric_limits<double>::infinity());
-  EXPECT_EQ(s.next(), 0u);  // despite the other's weight
-  s.update(0, 4, std::nullopt);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(s.next(), 1u);
-    s.update(1, 4, 50.0 - i);
-  }
+  expect_batch(s, 0, std::nullopt);  // despite the other's weight
+  for (int i = 0; i < 3; ++i) expect_batch(s, 1, 50.0 - i);
   EXPECT_FALSE(s.all_have_results());
   EXPECT_EQ(s.weighted_best_us(), 100 * 48.0);
   s.finish(1);
@@ -137,15 +131,11 @@ TEST(TaskSchedulerTest, ATaskWithoutACorrectResultGoesFirstThenIsGivenUp) {
 }
 
 TEST(TaskSchedulerTest, PrimedResultsSetTheStartingPoint) {
-  SchedulerOptions o;
-  o.epsilon = 0;
-  TaskScheduler s({{1, 0, "g"}, {1, 0, "g"}}, o);
+  TaskScheduler s({{1, 0, "g"}, {1, 0, "g"}}, deterministic());
   s.prime(0, 100, 10.0);  // already tuned at length
   EXPECT_FALSE(s.all_have_results());
-  ASSERT_EQ(s.next(), 0u);  // the warm-up still visits it
-  s.update(0, 4, 10.0);
-  ASSERT_EQ(s.next(), 1u);
-  s.update(1, 4, 10.0);
+  expect_batch(s, 0, 10.0);  // the warm-up still visits it
+  expect_batch(s, 1, 10.0);
   // Same best, but task 0's 104 trials make its optimistic estimate small.
   EXPECT_LT(s.gradient(1), s.gradient(0));
   EXPECT_EQ(s.next(), 1u);

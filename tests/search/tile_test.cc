@@ -6,16 +6,12 @@
 #include "core/error.h"
 #include "kernels/families.h"
 #include "search/workload_set.h"
+#include "tests/kernels/families_fixture.h"
 
 namespace tessera::search {
 namespace {
 
-class Construct : public ::testing::Test {
- protected:
-  void SetUp() override { kernels::register_builtin_families(families_); }
-  kernels::FamilyRegistry families_;
-  HardwareSpec h100_ = find_spec("h100_sxm");
-};
+class Construct : public tessera::testing::BuiltinFamiliesTest {};
 
 // (Construction time is a benchmark figure: scripts/bench-tune.sh and `tessera tune --json`
 // report it; tests do not time it.)

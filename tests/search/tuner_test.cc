@@ -8,6 +8,7 @@
 
 #include "kernels/families.h"
 #include "tests/db/test_util.h"
+#include "tests/kernels/families_fixture.h"
 
 namespace tessera::search {
 namespace {
@@ -37,11 +38,8 @@ class ScriptedRunner : public measure::Runner {
   int calls = 0;
 };
 
-class TunerTest : public ::testing::Test {
+class TunerTest : public tessera::testing::BuiltinFamiliesTest {
  protected:
-  void SetUp() override { kernels::register_builtin_families(families_); }
-  kernels::FamilyRegistry families_;
-  HardwareSpec h100_ = find_spec("h100_sxm");
   Target target_ = db::testing::test_target();
   std::vector<std::pair<Workload, double>> workloads_ = {{Workload::parse("matmul:m=4096,n=4096,k=4096:f16"), 1},
                                                          {Workload::parse("softmax:rows=4096,cols=1024:f16"), 12}};
