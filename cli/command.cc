@@ -157,8 +157,11 @@ int CommandRegistry::dispatch(int argc, char** argv) const {
       std::cout << command_help(*cmd);
       return 0;
     }
-    if (a.rfind("--", 0) != 0) throw UserError(where + ": unknown option '" + a + "' (see '" + where + " --help')");
-    std::string name = a.substr(2), value;
+    // -o is short for --output, for the commands that write one file.
+    std::string name = a == "-o" ? "--output" : a;
+    if (name.rfind("--", 0) != 0) throw UserError(where + ": unknown option '" + a + "' (see '" + where + " --help')");
+    name = name.substr(2);
+    std::string value;
     bool inline_value = false;
     if (auto eq = name.find('='); eq != std::string::npos) {
       value = name.substr(eq + 1);

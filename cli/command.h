@@ -99,5 +99,7 @@ void register_measure_commands(CommandRegistry& registry);
 void register_tune_commands(CommandRegistry& registry);
 /// `tessera model eval`.
 void register_model_commands(CommandRegistry& registry);
+/// `tessera graph optimize|show|rules`.
+void register_graph_commands(CommandRegistry& registry);
 
 }  // namespace tessera::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     cli::register_measure_commands(registry);
     cli::register_tune_commands(registry);
     cli::register_model_commands(registry);
+    cli::register_graph_commands(registry);
     return registry.dispatch(argc, argv);
   } catch (const UserError& e) {
     std::cerr << "tessera: error: " << e.what() << "\n";

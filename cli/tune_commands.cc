@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <iostream>
@@ -23,6 +24,8 @@
 #include "measure/gpu_runner.h"
 #include "measure/launch.h"
 #include "measure/replay.h"
+#include "search/graph/onnx_io.h"
+#include "search/graph/optimize.h"
 #include "search/tuner.h"
 #include "search/workload_set.h"
 
@@ -51,7 +54,28 @@ int tune(const ParsedArgs& args) {
     workloads.emplace_back(Workload::parse(spec), 1.0);
     labels.push_back("");
   }
-  if (workloads.empty()) throw UserError("nothing to tune: give --workload SPEC or --workloads FILE");
+  if (auto model = args.value("model")) {
+    // The model's operators and those of its optimised graph, costed for the job's target
+    // below; here only which workloads they are matters, so the default H100 spec serves.
+    graph::Graph g = graph::import_onnx(*model);
+    graph::RuleSet rules = graph::load_rules();
+    std::vector<const graph::Rule*> usable;
+    for (const auto& r : rules.rules) usable.push_back(r.get());
+    kernels::FamilyRegistry model_families;
+    kernels::register_builtin_families(model_families);
+    HardwareSpec h100 = find_spec("h100_sxm");
+    graph::CostOracle oracle(model_families, h100, Target::for_spec(h100, kernels::nvrtc_version()), nullptr,
+                             parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype"));
+    auto entries = graph::tuning_workloads(g, usable, oracle, 200);
+    std::cerr << "tessera: " << *model << ": " << entries.size() << " distinct workloads (the model's and its "
+              << "optimised graph's), weighted by occurrences\n";
+    std::string name = std::filesystem::path(*model).filename().string();
+    for (search::WorkloadEntry& e : entries) {
+      workloads.emplace_back(e.workload, e.weight);
+      labels.push_back(name + ":" + e.label);
+    }
+  }
+  if (workloads.empty()) throw UserError("nothing to tune: give --workload SPEC, --workloads FILE or --model FILE.onnx");
   search::TuneOptions options;
   options.top_k = args.integer("topk", 10, 1, 1000);
   options.trials = args.integer("trials", 0, 0, 1000000);
@@ -266,7 +290,7 @@ void register_tune_commands(CommandRegistry& registry) {
   registry.add(
       {"tune",
        "Construct, rank, measure and record the best schedules of workloads",
-       "(--workload SPEC ... | --workloads FILE) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
+       "(--workload SPEC ... | --workloads FILE | --model FILE.onnx) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
        "[--measure gpu|none] [--target NAME] [--strategy construct|evolve|exhaustive|random] [--total-trials N] "
        "[--scheduler gradient|round-robin] [--seed N] [--epsilon E] [--replay FILE.jsonl] [--batch N] [--min-time-ms MS] [--json]",
        "For each workload: Roller-style construction ranks candidate schedules with the analytic cost model "
@@ -288,6 +312,9 @@ void register_tune_commands(CommandRegistry& registry) {
        "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
        {{"workload", "SPEC", "a workload to tune (repeatable)"},
         {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},
+        {"model", "FILE.onnx", "the distinct operator workloads of an ONNX model and of its optimised graph, "
+                               "weighted by occurrences"},
+        {"model-dtype", "T", "with --model: the precision its operators run in (default f16)"},
         {"db", "FILE", "tuning database (default ./tessera.db; created if missing)"},
         {"topk", "K", "candidates construction keeps per workload (default 10)"},
         {"trials", "N", "measurements per workload at most (default: top-k; exhaustive: all; evolve: 64, or no cap "

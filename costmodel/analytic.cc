@@ -23,7 +23,6 @@ constexpr double kL2BandwidthVsDram = 2.5;      // L2 -> SM bandwidth as a multi
 // pairwise accuracy moves 0.892 -> 0.889, but the model's top 5 for the convolutions,
 // streaming GEMMs with few k steps, goes 0.842 -> 1.000 (1x1) and 0.924 -> 0.947 (3x3).
 constexpr double kMemoryLatencyUs = 2.0;
-constexpr double kLaunchUs = 2.5;               // per kernel of the plan
 constexpr double kL2UsableFraction = 0.5;       // of L2 a wave's tiles may occupy and stay resident
 constexpr double kCyclesPerWarpLoad = 16;       // issue of one warp-wide global (cp.async) load; calibrated
 constexpr double kCyclesPerStep = 80;           // barrier and wait of one pipeline step of a block; calibrated

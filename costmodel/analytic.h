@@ -21,6 +21,9 @@
 
 namespace tessera::costmodel {
 
+/// Fixed cost the model charges per kernel launch [us].
+inline constexpr double kLaunchUs = 2.5;
+
 /// Where the estimated time goes.
 struct Estimate {
   double us = 0;           ///< estimated kernel time (all kernels of the plan) [us]

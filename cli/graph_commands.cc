@@ -1,0 +1,302 @@
+// `tessera graph optimize | show | rules`: graph substitutions on ONNX models.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "cli/command.h"
+#include "cli/format.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/version.h"
+#include "db/database.h"
+#include "kernels/families.h"
+#include "kernels/nvrtc.h"
+#include "search/graph/onnx_io.h"
+#include "search/graph/ops.h"
+#include "search/graph/optimize.h"
+
+namespace tessera::cli {
+namespace {
+
+double number_option(const ParsedArgs& args, std::string_view name, double fallback, double lo, double hi) {
+  auto text = args.value(name);
+  if (!text) return fallback;
+  char* end = nullptr;
+  double v = std::strtod(text->c_str(), &end);
+  if (end == text->c_str() || *end || !(v >= lo && v <= hi)) {
+    std::ostringstream msg;
+    msg << "--" << name << " must be a number from " << lo << " to " << hi << " (got '" << *text << "')";
+    throw UserError(msg.str());
+  }
+  return v;
+}
+
+// The target whose costs the search uses: --target, else the database's only target, else
+// h100_sxm (model only).
+std::pair<HardwareSpec, Target> graph_target(db::TuningDatabase* database, const ParsedArgs& args) {
+  if (database != nullptr && (args.has("target") || database->stats().targets > 0)) {
+    try {
+      Target t = resolve_db_target(*database, args, true);
+      return {find_spec(t.spec_name), t};
+    } catch (const UserError&) {
+      if (!args.has("target")) {
+        HardwareSpec spec = find_spec("h100_sxm");
+        return {spec, Target::for_spec(spec, kernels::nvrtc_version())};
+      }
+      throw;
+    }
+  }
+  HardwareSpec spec = find_spec(args.value_or("target", "h100_sxm"));
+  return {spec, Target::for_spec(spec, kernels::nvrtc_version())};
+}
+
+DType cost_dtype(const ParsedArgs& args) {
+  DType d = parse_dtype(args.value_or("dtype", "f16"), "--dtype");
+  return d;
+}
+
+std::vector<const graph::Rule*> usable_rules(const graph::RuleSet& set) {
+  std::vector<const graph::Rule*> rules;
+  for (const auto& r : set.rules) rules.push_back(r.get());
+  for (const auto& [name, why] : set.rejected) std::cerr << "tessera: rule '" << name << "' rejected: " << why << "\n";
+  return rules;
+}
+
+std::string file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return hex64(stable_hash(s.str()));
+}
+
+// Whether `optimized` (re-read from its ONNX bytes) computes what `original` does on random
+// inputs; the reason when not, or when it cannot be evaluated.
+std::optional<std::string> verify(const graph::Graph& original, const std::string& onnx_bytes, int seeds) {
+  graph::Graph reread = graph::import_onnx_bytes(onnx_bytes, "the optimised model");
+  for (int s = 0; s < seeds; ++s) {
+    auto inputs = graph::random_graph_inputs(original, static_cast<uint64_t>(s + 1));
+    std::vector<graph::Tensor> expected, actual;
+    try {
+      expected = graph::run_graph(original, inputs);
+      actual = graph::run_graph(reread, inputs);
+    } catch (const UserError& e) {
+      return std::string("cannot evaluate: ") + e.what();
+    }
+    double err = graph::max_scaled_error(actual, expected, 2e-3, 1e-4);
+    if (!(err <= 1)) {
+      std::ostringstream msg;
+      msg << "outputs differ on random inputs (seed " << s + 1 << "): scaled error " << err;
+      return msg.str();
+    }
+  }
+  return std::nullopt;
+}
+
+int run_optimize(const ParsedArgs& args) {
+  const std::string model_path = args.positional.at(0);
+  auto out_path = args.value("output");
+  if (!out_path) throw UserError("graph optimize needs -o/--output OUT.onnx");
+  graph::SearchOptions options;
+  options.strategy = args.value_or("strategy", "backtrack");
+  options.alpha = number_option(args, "alpha", 1.05, 1.0, 10.0);
+  options.budget = args.integer("budget", options.strategy == "mcts" ? 300 : 200, 0, 10000000);
+  options.time_limit_s = number_option(args, "time-limit", 0, 0, 1e7);
+  options.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
+  if (options.strategy != "backtrack" && options.strategy != "mcts") {
+    throw UserError("--strategy must be backtrack or mcts (got '" + options.strategy + "')");
+  }
+  const DType dtype = cost_dtype(args);
+  const bool json = args.has("json");
+
+  graph::Graph g = graph::import_onnx(model_path);
+  graph::RuleSet rule_set = graph::load_rules(args.value_or("rules", ""));
+  std::vector<const graph::Rule*> rules = usable_rules(rule_set);
+  db::TuningDatabase database = db::TuningDatabase::open(args.value_or("db", "tessera.db"));
+  auto [spec, target] = graph_target(&database, args);
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  graph::CostOracle oracle(families, spec, target, &database, dtype);
+
+  std::cerr << "tessera: " << model_path << ": " << g.live_nodes() << " operators, " << rules.size()
+            << " verified rules; costs for " << target.fingerprint() << " in " << dtype_name(dtype)
+            << (g.weights_stripped ? "; weights stripped (made-up values: costs and structure are real)" : "") << "\n";
+  const bool tty = ::isatty(2);
+  graph::SearchProgress progress;
+  if (tty) {
+    progress = [](int explored, double best_us, double seconds) {
+      std::fprintf(stderr, "\r  %d graphs costed, best %.1f us, %.1f s   ", explored, best_us, seconds);
+    };
+  }
+  graph::SearchResult result = graph::optimize_graph(g, rules, oracle, options, progress);
+  if (tty) std::cerr << "\n";
+
+  graph::ExportOptions exported;
+  exported.producer_version = kVersion;
+  std::string bytes = graph::export_onnx(result.best, exported);
+  std::optional<std::string> failure;
+  bool verified = false;
+  if (!args.has("no-verify")) {
+    failure = verify(g, bytes, 2);
+    verified = !failure;
+    if (failure) {
+      std::cerr << "tessera: the optimised graph failed verification against " << model_path << ": " << *failure
+                << "; " << *out_path << " not written\n";
+      return 1;
+    }
+  }
+  {
+    std::ofstream out(*out_path, std::ios::binary);
+    out << bytes;
+    if (!out) throw UserError(*out_path + ": cannot write the optimised model");
+  }
+
+  Json rewrites = Json::object();
+  for (const auto& [rule, count] : result.counts()) rewrites[rule] = count;
+  db::StoredGraph stored;
+  stored.model_key = std::filesystem::path(model_path).filename().string() + ":" + file_hash(model_path);
+  stored.target = target;
+  stored.original_cost_us = result.cost_before_us;
+  stored.optimized_cost_us = result.cost_after_us;
+  stored.rewrites_json = Json{{"strategy", options.strategy}, {"alpha", options.alpha}, {"budget", options.budget},
+                              {"dtype", dtype_name(dtype)}, {"rewrites", rewrites}, {"search_s", result.seconds},
+                              {"verified", verified}}
+                             .dump();
+  graph::ExportOptions structure;
+  structure.strip_above_elements = 4096;  // the database keeps the structure, not the weights
+  structure.producer_version = kVersion;
+  stored.graph = graph::export_onnx(result.best, structure);
+  stored.tool_version = kVersion;
+  stored.created_s = now_s();
+  int64_t id = database.save_graph(stored);
+
+  double reduction = result.cost_before_us > 0 ? 100.0 * (1 - result.cost_after_us / result.cost_before_us) : 0;
+  if (json) {
+    std::cout << Json{{"model", model_path}, {"output", *out_path}, {"target", target.fingerprint()},
+                      {"cost_before_us", result.cost_before_us}, {"cost_after_us", result.cost_after_us},
+                      {"reduction_percent", reduction}, {"rewrites", rewrites}, {"graphs_costed", result.explored},
+                      {"search_s", result.seconds}, {"verified", verified}, {"graph_id", id},
+                      {"measured_workloads", oracle.measured_workloads()},
+                      {"estimated_workloads", oracle.estimated_workloads()}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::cout << "cost before: " << fixed(result.cost_before_us, 1) << " us (" << g.live_nodes() << " operators)\n"
+            << "cost after:  " << fixed(result.cost_after_us, 1) << " us (" << result.best.live_nodes()
+            << " operators)\n"
+            << "operator costs: " << oracle.measured_workloads() << " workloads measured in the database, "
+            << oracle.estimated_workloads() << " estimated by the model; data movement at DRAM bandwidth\n"
+            << "rewrites applied:\n";
+  for (const auto& [rule, count] : result.counts()) std::cout << "  " << rule << " x" << count << "\n";
+  std::cout << "search: " << options.strategy << ", " << result.explored << " graphs costed in "
+            << fixed(result.seconds, 2) << " s\n"
+            << "wrote " << *out_path << (verified ? " (verified against the input on random inputs)" : " (not verified)")
+            << "; database graph id " << id << "\n";
+  std::printf("cost_before_us=%.1f cost_after_us=%.1f reduction=%.1f%% search_s=%.2f verified=%s\n",
+              result.cost_before_us, result.cost_after_us, reduction, result.seconds, verified ? "yes" : "no");
+  return 0;
+}
+
+int run_show(const ParsedArgs& args) {
+  graph::Graph g = graph::import_onnx(args.positional.at(0));
+  const DType dtype = cost_dtype(args);
+  std::optional<db::TuningDatabase> database;
+  if (auto path = args.value("db")) database.emplace(db::TuningDatabase::open(*path));
+  auto [spec, target] = graph_target(database ? &*database : nullptr, args);
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  graph::CostOracle oracle(families, spec, target, database ? &*database : nullptr, dtype);
+  std::map<std::string, std::pair<int, double>> by_op;
+  double total = 0;
+  for (const graph::Node& n : g.nodes()) {
+    if (n.removed) continue;
+    graph::OpCost c = oracle.cost(g, n);
+    auto& e = by_op[std::string(graph::op_type_name(n.op))];
+    e.first += 1;
+    e.second += c.time_us;
+    total += c.time_us;
+  }
+  std::cout << g.model_name << ": " << g.live_nodes() << " operators, " << g.inputs().size() << " inputs, "
+            << g.outputs().size() << " outputs" << (g.weights_stripped ? ", weights stripped" : "") << "\n"
+            << "estimated cost on " << target.fingerprint() << " in " << dtype_name(dtype) << ": " << fixed(total, 1)
+            << " us\n";
+  Table ops({"operator", "count", "cost us"});
+  for (const auto& [op, e] : by_op) ops.add({op, std::to_string(e.first), fixed(e.second, 1)});
+  std::cout << ops.str();
+  Table workloads({"workload", "occurrences", "operators"});
+  for (const search::WorkloadEntry& e : graph::graph_workloads(g, dtype)) {
+    workloads.add({e.workload.key(), fixed(e.weight, 0), e.label});
+  }
+  std::cout << "distinct workloads:\n" << workloads.str();
+  return 0;
+}
+
+int run_rules(const ParsedArgs& args) {
+  graph::RuleSet set = graph::load_rules(args.value_or("rules", ""));
+  for (const auto& r : set.rules) std::cout << "verified  " << r->name() << "\n";
+  for (const auto& [name, why] : set.rejected) std::cout << "REJECTED  " << name << ": " << why << "\n";
+  return set.rejected.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+void register_graph_commands(CommandRegistry& registry) {
+  registry.add(
+      {"graph optimize",
+       "Find a cheaper equivalent graph of an ONNX model with verified rewrites",
+       "MODEL.onnx -o OUT.onnx [--db FILE] [--target NAME] [--alpha A] [--budget N] [--strategy backtrack|mcts] "
+       "[--time-limit S] [--seed N] [--rules DIR] [--dtype f16|f32] [--no-verify] [--json]",
+       "Imports the model (ONNX opset 13-17, static shapes), folds its constants, then searches for a cheaper "
+       "equivalent graph with the verified rewrite rules (the built-in families and configs/rules, plus --rules "
+       "DIR): --strategy backtrack is TASO's cost-based backtracking (a priority queue on total cost, a visited "
+       "set, graphs up to --alpha x the best kept), --strategy mcts a Monte Carlo tree search over (rule, "
+       "location) decisions that may pass through a more expensive graph. --budget is graphs expanded "
+       "(backtrack, default 200) or iterations (mcts, default 300).\n\n"
+       "A graph's cost is the sum of its operators': the best time measured in the database for the operator's "
+       "workload (tune them with `tessera tune --model`), else the analytic model's estimate, else (data "
+       "movement) its bytes at DRAM bandwidth. Floating tensors are costed in --dtype (default f16).\n\n"
+       "Before OUT.onnx is written, it is read back and checked against the input with the CPU reference on "
+       "random inputs; a graph that fails is not written (exit 1). The result is recorded in the database's "
+       "graph table. The last line is machine-readable.",
+       {{"output", "OUT.onnx", "where to write the optimised model (also -o)"},
+        {"db", "FILE", "tuning database for measured costs and the result (default ./tessera.db)"},
+        {"target", "NAME", "GPU whose costs to use (default: the database's only target, else h100_sxm)"},
+        {"alpha", "A", "backtrack: keep graphs costing up to A x the best (default 1.05)"},
+        {"budget", "N", "graphs expanded (backtrack) or iterations (mcts)"},
+        {"strategy", "NAME", "backtrack (default) or mcts"},
+        {"time-limit", "S", "stop searching after S seconds"},
+        {"seed", "N", "mcts: random seed (default 1)"},
+        {"rules", "DIR", "more rules (*.json) to load and verify"},
+        {"dtype", "T", "precision the operators are costed in: f16 (default), bf16 or f32"},
+        {"no-verify", "", "skip checking the result against the input"},
+        {"json", "", "print JSON"}},
+       1,
+       1,
+       run_optimize});
+  registry.add({"graph show",
+                "List an ONNX model's operators, costs and distinct workloads",
+                "MODEL.onnx [--db FILE] [--target NAME] [--dtype f16|f32]",
+                "Costs each operator as `graph optimize` does (measured in --db if given, else estimated).",
+                {{"db", "FILE", "tuning database with measured costs"},
+                 {"target", "NAME", "GPU whose costs to use (default h100_sxm)"},
+                 {"dtype", "T", "precision the operators are costed in (default f16)"}},
+                1,
+                1,
+                run_show});
+  registry.add({"graph rules",
+                "Verify the rewrite rules and list them",
+                "[--rules DIR]",
+                "Each rule's pattern and replacement are evaluated with the CPU reference on random inputs for "
+                "each of its verification cases; exit 1 if any is rejected.",
+                {{"rules", "DIR", "more rules (*.json) to load and verify"}},
+                0,
+                0,
+                run_rules});
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Exports the graph-search benchmark models and small conformance models to ONNX.
+
+Run where PyTorch, torchvision, transformers, onnx and onnxruntime are installed (the lent
+GPU machine has them; nothing is downloaded: every model is built with random weights):
+
+    python3 scripts/export-models.py OUT_DIR
+
+Writes, all at opset 17 with static shapes (batch 1), into OUT_DIR (flat):
+  {resnet50,resnext50,inception_v3,bert_base,vit_b16}.onnx
+      real architectures with their large weights stripped (Tessera's convention: an
+      initializer of more than 4096 elements becomes external data at location
+      "tessera-stripped-weights"; the importer makes up values for it);
+  <name>.onnx with <name>.input_<k>.pb and <name>.output_<k>.pb (name = tiny_*)
+      small models with every weight kept and the outputs onnxruntime computes, for tests
+      that Tessera's import and CPU reference agree with another implementation.
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+
+STRIPPED = "tessera-stripped-weights"
+KEEP_ELEMENTS = 4096
+OPSET = 17
+
+
+def export(model, args, path, input_names, output_names=("output",)):
+    model.eval()
+    kwargs = dict(opset_version=OPSET, input_names=list(input_names), output_names=list(output_names),
+                  do_constant_folding=True)
+    try:
+        torch.onnx.export(model, args, path, dynamo=False, **kwargs)
+    except TypeError:  # older torch without the dynamo argument
+        torch.onnx.export(model, args, path, **kwargs)
+    m = onnx.load(path)
+    m = onnx.shape_inference.infer_shapes(m)
+    onnx.checker.check_model(m)
+    return m
+
+
+def strip(m):
+    stripped = 0
+    for t in m.graph.initializer:
+        n = int(np.prod(t.dims)) if len(t.dims) else 1
+        if n <= KEEP_ELEMENTS:
+            continue
+        nbytes = len(numpy_helper.to_array(t).tobytes())
+        t.ClearField("raw_data")
+        for field in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data"):
+            t.ClearField(field)
+        t.data_location = onnx.TensorProto.EXTERNAL
+        del t.external_data[:]
+        for key, value in (("location", STRIPPED), ("offset", "0"), ("length", str(nbytes))):
+            e = t.external_data.add()
+            e.key, e.value = key, value
+        stripped += 1
+    p = m.metadata_props.add()
+    p.key, p.value = "tessera.weights_stripped", "true"
+    return stripped
+
+
+def bench_models(out):
+    import torchvision
+    import transformers
+
+    os.makedirs(out, exist_ok=True)
+    image = torch.randn(1, 3, 224, 224)
+    models = {
+        "resnet50": (torchvision.models.resnet50(weights=None), (image,), ["input"]),
+        "resnext50": (torchvision.models.resnext50_32x4d(weights=None), (image,), ["input"]),
+        "inception_v3": (torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False),
+                         (torch.randn(1, 3, 299, 299),), ["input"]),
+        "vit_b16": (torchvision.models.vit_b_16(weights=None), (image,), ["input"]),
+    }
+    config = transformers.BertConfig()  # bert-base: 12 layers, hidden 768, 12 heads
+    config._attn_implementation = "eager"  # the classic MatMul/Softmax attention, not SDPA
+    bert = transformers.BertModel(config, add_pooling_layer=False)
+    bert.config.return_dict = False
+    # Without an attention mask (a full batch of 128 tokens): the graph is the encoder's
+    # arithmetic, not the mask construction.
+    models["bert_base"] = (bert, (torch.randint(0, config.vocab_size, (1, 128)),), ["input_ids"])
+    for name, (model, args, inputs) in models.items():
+        path = os.path.join(out, name + ".onnx")
+        m = export(model, args, path, inputs)  # with grad: no fused attention fast path
+        count = strip(m)
+        onnx.save(m, path)
+        if os.path.exists(path + ".data"):  # the exporter's own external data, now inline or stripped
+            os.remove(path + ".data")
+        print(f"{name}: {len(m.graph.node)} nodes, {count} initializers stripped, "
+              f"{os.path.getsize(path) / 1e6:.2f} MB")
+
+
+class TinyResBlock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(8, 16, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        self.conv2 = torch.nn.Conv2d(16, 16, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(16)
+        self.down = torch.nn.Conv2d(8, 16, 1, bias=False)
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        y = torch.relu(y + self.down(x))
+        y = torch.nn.functional.max_pool2d(y, 2)
+        return self.fc(torch.flatten(self.pool(y), 1))
+
+
+class TinyInception(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.b1 = torch.nn.Conv2d(8, 8, 1)
+        self.b3 = torch.nn.Conv2d(8, 12, 3, padding=1)
+        self.b5 = torch.nn.Conv2d(8, 4, 5, padding=2)
+        self.pool = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        p = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1)
+        return torch.cat([torch.relu(self.b1(x)), torch.relu(self.b3(x)), torch.relu(self.b5(x)),
+                          torch.relu(self.pool(p))], 1)
+
+
+def conformance_models(out):
+    import onnxruntime
+    import transformers
+
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=128, max_position_embeddings=32)
+    config._attn_implementation = "eager"
+    bert = transformers.BertModel(config, add_pooling_layer=False)
+    bert.config.return_dict = False
+    block = TinyResBlock()
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        for bn in (block.bn1, block.bn2):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    models = {
+        "tiny_resblock": (block, (torch.randn(1, 8, 12, 12),), ["input"]),
+        "tiny_inception": (TinyInception(), (torch.randn(1, 8, 10, 10),), ["input"]),
+        "tiny_bert": (bert, (torch.randint(0, 100, (1, 16)),), ["input_ids"]),
+    }
+    for name, (model, args, inputs) in models.items():
+        path = os.path.join(out, name + ".onnx")
+        m = export(model, args, path, inputs)
+        onnx.save(m, path)
+        if os.path.exists(path + ".data"):
+            os.remove(path + ".data")
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        feeds = {n: a.numpy() for n, a in zip(inputs, args)}
+        outputs = session.run(None, feeds)
+        for k, (n, a) in enumerate(feeds.items()):
+            with open(os.path.join(out, f"{name}.input_{k}.pb"), "wb") as f:
+                f.write(numpy_helper.from_array(a, n).SerializeToString())
+        for k, a in enumerate(outputs):
+            with open(os.path.join(out, f"{name}.output_{k}.pb"), "wb") as f:
+                f.write(numpy_helper.from_array(a, f"output_{k}").SerializeToString())
+        print(f"{name}: {len(m.graph.node)} nodes, {os.path.getsize(path) / 1e3:.1f} kB, "
+              f"ops {sorted({n.op_type for n in m.graph.node})}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    print(f"torch {torch.__version__}, onnx {onnx.__version__}")
+    conformance_models(sys.argv[1])
+    bench_models(sys.argv[1])

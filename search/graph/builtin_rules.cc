@@ -1,0 +1,605 @@
+// The rule families data cannot express: they depend on shapes in ways a fixed pattern does
+// not (concatenating weights, padding a kernel, growing an epilogue or a chain of any length).
+#include <algorithm>
+#include <random>
+
+#include "core/error.h"
+#include "search/graph/ops.h"
+#include "search/graph/rules.h"
+
+namespace tessera::graph {
+namespace {
+
+std::vector<std::string> split_steps(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t end = s.find('+', start);
+    if (end == std::string::npos) end = s.size();
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string join_steps(const std::vector<std::string>& steps) {
+  std::string out;
+  for (const std::string& s : steps) out += (out.empty() ? "" : "+") + s;
+  return out;
+}
+
+bool is_output(const Graph& g, ValueId v) {
+  return std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end();
+}
+
+// The single consumer of `v`, or kNone when it has several, none, or is a graph output.
+NodeId sole_consumer(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, ValueId v) {
+  const auto& users = consumers[static_cast<size_t>(v)];
+  if (users.size() != 1 || is_output(g, v)) return kNone;
+  const Node& n = g.node(users[0]);
+  if (std::count(n.inputs.begin(), n.inputs.end(), v) != 1) return kNone;
+  return users[0];
+}
+
+bool is_constant(const Graph& g, ValueId v) { return v != kNone && g.value(v).constant != nullptr; }
+
+Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed, double lo = -1, double hi = 1) {
+  std::mt19937_64 rng(seed);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = static_cast<float>(lo + (hi - lo) * (static_cast<double>(rng() >> 11) * 0x1.0p-53));
+  return Tensor::floats(std::move(shape), std::move(v));
+}
+
+// The result of rewriting: folded and compacted.
+Graph finish(Graph g) {
+  fold_constants(g);
+  return g;
+}
+
+class BuiltinRule : public Rule {
+ public:
+  explicit BuiltinRule(std::string name) : name_(std::move(name)) {}
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string name_;
+};
+
+// ---------------------------------------------------------------------------------------
+// fuse_epilogue: MatMul / Conv (plain or fused) followed by bias, relu, gelu or a residual
+// add becomes one fused operator with a longer epilogue.
+
+bool is_contraction(OpType op) {
+  return op == OpType::kMatMul || op == OpType::kFusedMatMul || op == OpType::kConv || op == OpType::kFusedConv;
+}
+bool is_matmul(OpType op) { return op == OpType::kMatMul || op == OpType::kFusedMatMul; }
+
+// A contraction as a fused node: its inputs and epilogue steps.
+struct FusedForm {
+  OpType op;
+  std::vector<ValueId> inputs;
+  Attrs attrs;
+  std::vector<std::string> steps;
+};
+
+FusedForm fused_form(const Node& n) {
+  FusedForm f;
+  f.attrs = n.attrs;
+  f.inputs = n.inputs;
+  if (n.op == OpType::kMatMul) {
+    f.op = OpType::kFusedMatMul;
+    f.attrs = {{"trans_a", int64_t{0}}, {"trans_b", int64_t{0}}};
+  } else if (n.op == OpType::kConv) {
+    f.op = OpType::kFusedConv;
+    if (f.inputs.size() == 3 && f.inputs[2] != kNone) {
+      f.steps.push_back("bias");
+    } else {
+      f.inputs.resize(2);
+    }
+  } else {
+    f.op = n.op;
+    f.steps = split_steps(n.attr_string("epilogue", ""));
+    f.attrs.erase("epilogue");
+  }
+  return f;
+}
+
+class FuseEpilogue : public BuiltinRule {
+ public:
+  FuseEpilogue() : BuiltinRule("fuse_epilogue") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (size_t b = 0; b < g.nodes().size(); ++b) {
+      const Node& base = g.nodes()[b];
+      if (base.removed || !is_contraction(base.op) || base.outputs.size() != 1) continue;
+      if (is_matmul(base.op) && (g.value(base.inputs[0]).shape.size() < 2 || g.value(base.inputs[1]).shape.size() < 2)) {
+        continue;
+      }
+      ValueId y = base.outputs[0];
+      NodeId c = sole_consumer(g, consumers, y);
+      if (c == kNone) continue;
+      if (auto step = step_of(g, base, g.node(c), y)) {
+        ValueId extra = extra_input(g.node(c), y, *step);
+        if (extra != kNone && g.value(extra).producer != kNone && g.reaches(static_cast<NodeId>(b), g.value(extra).producer)) {
+          continue;
+        }
+        out.push_back(Match{{static_cast<NodeId>(b), c}, {}});
+      }
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    const Node& base = g.node(m.nodes[0]);
+    const Node& next = g.node(m.nodes[1]);
+    ValueId y = base.outputs[0];
+    auto step = step_of(g, base, next, y);
+    if (!step) return std::nullopt;
+    FusedForm f = fused_form(base);
+    f.steps.push_back(*step);
+    ValueId extra = extra_input(next, y, *step);
+    if (extra != kNone) f.inputs.push_back(extra);
+    f.attrs["epilogue"] = join_steps(f.steps);
+    Graph out = g;
+    std::vector<ValueId> made;
+    try {
+      made = out.add_node(f.op, f.inputs, f.attrs, out.fresh_name("fused"));
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    if (out.value(made[0]).shape != g.value(next.outputs[0]).shape) return std::nullopt;
+    out.replace_uses(next.outputs[0], made[0]);
+    out.remove_node(m.nodes[0]);
+    out.remove_node(m.nodes[1]);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    std::vector<Graph> cases;
+    // MatMul + bias + gelu, and a residual after it.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {2, 3, 8});
+      ValueId r = g.add_input("r", ElemType::kF32, {2, 3, 6});
+      ValueId w = g.add_constant("w", random_tensor({8, 6}, 1));
+      ValueId b = g.add_constant("b", random_tensor({6}, 2));
+      ValueId t = g.add_node(OpType::kMatMul, {x, w})[0];
+      t = g.add_node(OpType::kAdd, {b, t})[0];
+      t = g.add_node(OpType::kGelu, {t})[0];
+      t = g.add_node(OpType::kAdd, {t, r})[0];
+      g.add_output(t);
+      cases.push_back(std::move(g));
+    }
+    // Conv with bias + relu.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {1, 3, 6, 6});
+      ValueId w = g.add_constant("w", random_tensor({4, 3, 3, 3}, 3));
+      ValueId b = g.add_constant("b", random_tensor({4}, 4));
+      Attrs conv{{"pads", std::vector<int64_t>{1, 1, 1, 1}}, {"strides", std::vector<int64_t>{2, 2}}};
+      ValueId t = g.add_node(OpType::kConv, {x, w, b}, conv)[0];
+      t = g.add_node(OpType::kRelu, {t})[0];
+      g.add_output(t);
+      cases.push_back(std::move(g));
+    }
+    return cases;
+  }
+
+ private:
+  // The epilogue step `next` adds after `base` (whose output is y), if it is one.
+  static std::optional<std::string> step_of(const Graph& g, const Node& base, const Node& next, ValueId y) {
+    FusedForm f = fused_form(base);
+    auto has = [&](const char* s) { return std::find(f.steps.begin(), f.steps.end(), s) != f.steps.end(); };
+    if (next.op == OpType::kRelu && !has("relu")) return "relu";
+    if (next.op == OpType::kGelu && next.attr_string("approximate", "none") == "none" && !has("gelu")) return "gelu";
+    if (next.op != OpType::kAdd || next.inputs.size() != 2) return std::nullopt;
+    ValueId other = next.inputs[0] == y ? next.inputs[1] : next.inputs[0];
+    const Value& o = g.value(other);
+    const Value& yv = g.value(y);
+    if (o.type != yv.type) return std::nullopt;
+    if (o.shape == yv.shape && !has("residual")) return "residual";
+    if (!is_constant(g, other) || has("bias") || o.shape.size() != 1) return std::nullopt;
+    // A matmul's bias is per output feature (the last axis). A conv's comes as Conv's third
+    // input in ONNX, not as an Add.
+    if (!is_matmul(base.op) || o.shape[0] != yv.shape.back()) return std::nullopt;
+    return "bias";
+  }
+
+  static ValueId extra_input(const Node& next, ValueId y, const std::string& step) {
+    if (step != "bias" && step != "residual") return kNone;
+    return next.inputs[0] == y ? next.inputs[1] : next.inputs[0];
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// eltwise_chain: two elementwise operators in a row become one chain.
+
+std::optional<std::string> chain_step(const Node& n) {
+  switch (n.op) {
+    case OpType::kAdd: return "add";
+    case OpType::kSub: return "sub";
+    case OpType::kMul: return "mul";
+    case OpType::kDiv: return "div";
+    case OpType::kRelu: return "relu";
+    case OpType::kSigmoid: return "sigmoid";
+    case OpType::kTanh: return "tanh";
+    case OpType::kExp: return "exp";
+    case OpType::kNeg: return "neg";
+    case OpType::kGelu:
+      if (n.attr_string("approximate", "none") == "none") return "gelu";
+      return std::nullopt;
+    default: return std::nullopt;
+  }
+}
+
+bool chainable(const Node& n) { return n.op == OpType::kEltwiseChain || chain_step(n).has_value(); }
+
+class EltwiseChainRule : public BuiltinRule {
+ public:
+  EltwiseChainRule() : BuiltinRule("eltwise_chain") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (size_t p = 0; p < g.nodes().size(); ++p) {
+      const Node& first = g.nodes()[p];
+      if (first.removed || !chainable(first) || !is_float(g.value(first.outputs[0]).type)) continue;
+      ValueId v = first.outputs[0];
+      NodeId c = sole_consumer(g, consumers, v);
+      if (c == kNone || !fits(g, static_cast<NodeId>(p), g.node(c), v)) continue;
+      out.push_back(Match{{static_cast<NodeId>(p), c}, {}});
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    const Node& first = g.node(m.nodes[0]);
+    const Node& next = g.node(m.nodes[1]);
+    ValueId v = first.outputs[0];
+    std::vector<std::string> steps;
+    std::vector<ValueId> inputs = first.inputs;
+    if (first.op == OpType::kEltwiseChain) steps = split_steps(first.attr_string("ops", ""));
+    else steps.push_back(*chain_step(first));
+    std::vector<std::string> next_steps;
+    std::vector<ValueId> next_inputs;
+    if (next.op == OpType::kEltwiseChain) {
+      next_steps = split_steps(next.attr_string("ops", ""));
+      next_inputs.assign(next.inputs.begin() + 1, next.inputs.end());
+    } else {
+      next_steps.push_back(*chain_step(next));
+      if (next.inputs.size() == 2) next_inputs.push_back(next.inputs[0] == v ? next.inputs[1] : next.inputs[0]);
+    }
+    steps.insert(steps.end(), next_steps.begin(), next_steps.end());
+    inputs.insert(inputs.end(), next_inputs.begin(), next_inputs.end());
+    Graph out = g;
+    std::vector<ValueId> made;
+    try {
+      made = out.add_node(OpType::kEltwiseChain, inputs, {{"ops", join_steps(steps)}}, out.fresh_name("chain"));
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    if (out.value(made[0]).shape != g.value(next.outputs[0]).shape) return std::nullopt;
+    out.replace_uses(next.outputs[0], made[0]);
+    out.remove_node(m.nodes[0]);
+    out.remove_node(m.nodes[1]);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {4, 8});
+    ValueId y = g.add_input("y", ElemType::kF32, {4, 8});
+    ValueId s = g.add_constant("s", Tensor::floats({}, {0.125f}));
+    ValueId t = g.add_node(OpType::kDiv, {x, s})[0];
+    t = g.add_node(OpType::kAdd, {y, t})[0];
+    t = g.add_node(OpType::kSigmoid, {t})[0];
+    t = g.add_node(OpType::kSub, {t, y})[0];
+    g.add_output(t);
+    return {std::move(g)};
+  }
+
+ private:
+  // Whether `next` continues the chain ending in `first` (output v): v must be the running
+  // (left) operand, and the chain must keep v's shape.
+  static bool fits(const Graph& g, NodeId first, const Node& next, ValueId v) {
+    if (!chainable(next) || g.value(next.outputs[0]).shape != g.value(v).shape) return false;
+    if (next.op == OpType::kEltwiseChain) return next.inputs[0] == v && count_uses(next, v) == 1 && !depends(g, first, next);
+    if (next.inputs.size() == 1) return next.inputs[0] == v;
+    bool left = next.inputs[0] == v;
+    bool commutes = next.op == OpType::kAdd || next.op == OpType::kMul;
+    if (!left && !commutes) return false;
+    if (next.inputs[0] == next.inputs[1]) return false;
+    return !depends(g, first, next);
+  }
+  static int count_uses(const Node& n, ValueId v) { return static_cast<int>(std::count(n.inputs.begin(), n.inputs.end(), v)); }
+  // Whether another operand of `next` is computed from `first` (fusing would make a cycle).
+  static bool depends(const Graph& g, NodeId first, const Node& next) {
+    for (ValueId in : next.inputs) {
+      if (in == g.node(first).outputs[0]) continue;
+      NodeId p = g.value(in).producer;
+      if (p != kNone && g.reaches(first, p)) return true;
+    }
+    return false;
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// merge_matmul / merge_conv: two contractions that read the same input with constant
+// weights become one over concatenated weights, and a Split.
+
+class MergeContractions : public BuiltinRule {
+ public:
+  explicit MergeContractions(bool conv) : BuiltinRule(conv ? "merge_conv" : "merge_matmul"), conv_(conv) {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (size_t v = 0; v < consumers.size(); ++v) {
+      const auto& users = consumers[v];
+      for (size_t i = 0; i < users.size(); ++i) {
+        for (size_t j = i + 1; j < users.size(); ++j) {
+          if (mergeable(g, g.node(users[i]), g.node(users[j]), static_cast<ValueId>(v))) {
+            out.push_back(Match{{users[i], users[j]}, {}});
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    const Node& a = g.node(m.nodes[0]);
+    const Node& b = g.node(m.nodes[1]);
+    FusedForm fa = fused_form(a), fb = fused_form(b);
+    Graph out = g;
+    try {
+      int64_t weight_axis = conv_ ? 0 : (fa.attrs.count("trans_b") && std::get<int64_t>(fa.attrs.at("trans_b")) ? 0 : 1);
+      std::vector<ValueId> inputs{fa.inputs[0]};
+      inputs.push_back(out.add_node(OpType::kConcat, {fa.inputs[1], fb.inputs[1]}, {{"axis", weight_axis}})[0]);
+      for (size_t k = 2; k < fa.inputs.size(); ++k) {
+        inputs.push_back(out.add_node(OpType::kConcat, {fa.inputs[k], fb.inputs[k]}, {{"axis", int64_t{0}}})[0]);
+      }
+      Attrs attrs = fa.attrs;
+      attrs["epilogue"] = join_steps(fa.steps);
+      ValueId merged = out.add_node(fa.op, inputs, attrs, out.fresh_name(conv_ ? "merged_conv" : "merged_matmul"))[0];
+      const Value& ya = g.value(a.outputs[0]);
+      const Value& yb = g.value(b.outputs[0]);
+      int64_t axis = conv_ ? 1 : static_cast<int64_t>(ya.shape.size()) - 1;
+      ValueId sizes = out.add_constant(out.fresh_name("split"),
+                                       Tensor::ints({2}, {ya.shape[static_cast<size_t>(axis)], yb.shape[static_cast<size_t>(axis)]}));
+      auto parts = out.add_node(OpType::kSplit, {merged, sizes}, {{"axis", axis}}, out.fresh_name("split"), 2);
+      if (out.value(parts[0]).shape != ya.shape || out.value(parts[1]).shape != yb.shape) return std::nullopt;
+      out.replace_uses(a.outputs[0], parts[0]);
+      out.replace_uses(b.outputs[0], parts[1]);
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    out.remove_node(m.nodes[0]);
+    out.remove_node(m.nodes[1]);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    Graph g;
+    if (conv_) {
+      ValueId x = g.add_input("x", ElemType::kF32, {1, 3, 7, 7});
+      Attrs attrs{{"pads", std::vector<int64_t>{1, 1, 1, 1}}};
+      ValueId w1 = g.add_constant("w1", random_tensor({4, 3, 3, 3}, 5));
+      ValueId w2 = g.add_constant("w2", random_tensor({2, 3, 3, 3}, 6));
+      ValueId b1 = g.add_constant("b1", random_tensor({4}, 7));
+      ValueId b2 = g.add_constant("b2", random_tensor({2}, 8));
+      g.add_output(g.add_node(OpType::kConv, {x, w1, b1}, attrs)[0]);
+      g.add_output(g.add_node(OpType::kConv, {x, w2, b2}, attrs)[0]);
+    } else {
+      ValueId x = g.add_input("x", ElemType::kF32, {2, 3, 8});
+      ValueId w1 = g.add_constant("w1", random_tensor({8, 5}, 9));
+      ValueId w2 = g.add_constant("w2", random_tensor({8, 7}, 10));
+      ValueId w3 = g.add_constant("w3", random_tensor({6, 8}, 11));
+      ValueId w4 = g.add_constant("w4", random_tensor({4, 8}, 12));
+      ValueId b3 = g.add_constant("b3", random_tensor({6}, 13));
+      ValueId b4 = g.add_constant("b4", random_tensor({4}, 14));
+      g.add_output(g.add_node(OpType::kMatMul, {x, w1})[0]);
+      g.add_output(g.add_node(OpType::kMatMul, {x, w2})[0]);
+      Attrs tb{{"trans_a", int64_t{0}}, {"trans_b", int64_t{1}}, {"epilogue", std::string("bias+relu")}};
+      g.add_output(g.add_node(OpType::kFusedMatMul, {x, w3, b3}, tb)[0]);
+      g.add_output(g.add_node(OpType::kFusedMatMul, {x, w4, b4}, tb)[0]);
+    }
+    return {std::move(g)};
+  }
+
+ private:
+  bool mergeable(const Graph& g, const Node& a, const Node& b, ValueId shared) const {
+    if (a.removed || b.removed || a.outputs.size() != 1 || b.outputs.size() != 1) return false;
+    if (a.inputs.empty() || a.inputs[0] != shared || b.inputs[0] != shared) return false;
+    if (conv_) {
+      bool ok = (a.op == OpType::kConv || a.op == OpType::kFusedConv) && (b.op == OpType::kConv || b.op == OpType::kFusedConv);
+      if (!ok) return false;
+    } else if (!is_matmul(a.op) || !is_matmul(b.op)) {
+      return false;
+    }
+    FusedForm fa = fused_form(a), fb = fused_form(b);
+    if (fa.steps != fb.steps || fa.inputs.size() != fb.inputs.size()) return false;
+    if (std::find(fa.steps.begin(), fa.steps.end(), "residual") != fa.steps.end()) return false;
+    for (size_t k = 1; k < fa.inputs.size(); ++k) {
+      if (!is_constant(g, fa.inputs[k]) || !is_constant(g, fb.inputs[k])) return false;
+    }
+    const auto& wa = g.value(fa.inputs[1]).shape;
+    const auto& wb = g.value(fb.inputs[1]).shape;
+    if (conv_) {
+      Attrs xa = fa.attrs, xb = fb.attrs;
+      if (xa != xb || a.attr_int("group", 1) != 1) return false;
+      return wa.size() == 4 && wb.size() == 4 && std::equal(wa.begin() + 1, wa.end(), wb.begin() + 1);
+    }
+    if (fa.attrs != fb.attrs || wa.size() != 2 || wb.size() != 2) return false;
+    if (std::get<int64_t>(fa.attrs.at("trans_a")) != 0) return false;
+    bool tb = std::get<int64_t>(fa.attrs.at("trans_b")) != 0;
+    return tb ? wa[1] == wb[1] : wa[0] == wb[0];
+  }
+
+  bool conv_;
+};
+
+// ---------------------------------------------------------------------------------------
+// enlarge_conv: a convolution's kernel grows (zero-padded, with matching padding) to the
+// size of a sibling convolution that reads the same input, so that merge_conv can merge
+// them. Costs more on its own; it pays only with the merge that follows (TASO's example).
+
+class EnlargeConv : public BuiltinRule {
+ public:
+  EnlargeConv() : BuiltinRule("enlarge_conv") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (const auto& users : consumers) {
+      for (NodeId a : users) {
+        for (NodeId b : users) {
+          if (a != b && enlargeable(g, g.node(a), g.node(b))) out.push_back(Match{{a, b}, {}});
+        }
+      }
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    const Node& a = g.node(m.nodes[0]);
+    const Node& b = g.node(m.nodes[1]);
+    const auto& wa = g.value(a.inputs[1]);
+    const auto& wb = g.value(b.inputs[1]);
+    int64_t k = wa.shape[0], c = wa.shape[1], r = wa.shape[2], s = wa.shape[3];
+    int64_t R = wb.shape[2], S = wb.shape[3];
+    int64_t dr = (R - r) / 2, ds = (S - s) / 2;
+    const Tensor& src = *wa.constant;
+    std::vector<float> dst(static_cast<size_t>(k * c * R * S), 0.0f);
+    for (int64_t i = 0; i < k * c; ++i) {
+      for (int64_t y = 0; y < r; ++y) {
+        for (int64_t x = 0; x < s; ++x) {
+          dst[static_cast<size_t>((i * R + y + dr) * S + x + ds)] = src.f[static_cast<size_t>((i * r + y) * s + x)];
+        }
+      }
+    }
+    Graph out = g;
+    ValueId w = out.add_constant(out.fresh_name(wa.name + "~enlarged"), Tensor::floats({k, c, R, S}, std::move(dst), src.type),
+                                 wa.synthetic);
+    Attrs attrs = a.attrs;
+    attrs["kernel_shape"] = std::vector<int64_t>{R, S};
+    std::vector<int64_t> pads = a.attr_ints("pads", {0, 0, 0, 0});
+    attrs["pads"] = std::vector<int64_t>{pads[0] + dr, pads[1] + ds, pads[2] + dr, pads[3] + ds};
+    std::vector<ValueId> inputs = a.inputs;
+    inputs[1] = w;
+    std::vector<ValueId> made;
+    try {
+      made = out.add_node(a.op, inputs, attrs, out.fresh_name(a.name + "~enlarged"));
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    if (out.value(made[0]).shape != g.value(a.outputs[0]).shape) return std::nullopt;
+    out.replace_uses(a.outputs[0], made[0]);
+    out.remove_node(m.nodes[0]);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {1, 3, 6, 6});
+    ValueId w1 = g.add_constant("w1", random_tensor({4, 3, 1, 1}, 15));
+    ValueId w3 = g.add_constant("w3", random_tensor({2, 3, 3, 3}, 16));
+    ValueId b1 = g.add_constant("b1", random_tensor({4}, 17));
+    g.add_output(g.add_node(OpType::kConv, {x, w1, b1})[0]);
+    g.add_output(g.add_node(OpType::kConv, {x, w3}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}})[0]);
+    return {std::move(g)};
+  }
+
+ private:
+  static bool enlargeable(const Graph& g, const Node& a, const Node& b) {
+    auto conv = [](const Node& n) { return n.op == OpType::kConv || n.op == OpType::kFusedConv; };
+    if (a.removed || b.removed || !conv(a) || !conv(b) || a.inputs[0] != b.inputs[0]) return false;
+    if (!is_constant(g, a.inputs[1]) || !is_float(g.value(a.inputs[1]).type)) return false;
+    if (a.attr_int("group", 1) != 1 || b.attr_int("group", 1) != 1) return false;
+    if (a.attr_string("auto_pad", "NOTSET") != "NOTSET" || b.attr_string("auto_pad", "NOTSET") != "NOTSET") return false;
+    std::vector<int64_t> one{1, 1};
+    if (a.attr_ints("strides", one) != b.attr_ints("strides", one)) return false;
+    if (a.attr_ints("dilations", one) != one || b.attr_ints("dilations", one) != one) return false;
+    const auto& wa = g.value(a.inputs[1]).shape;
+    const auto& wb = g.value(b.inputs[1]).shape;
+    if (wa.size() != 4 || wb.size() != 4 || wa[1] != wb[1]) return false;
+    int64_t dr = wb[2] - wa[2], ds = wb[3] - wa[3];
+    if (dr < 0 || ds < 0 || dr + ds == 0 || dr % 2 || ds % 2) return false;
+    std::vector<int64_t> pa = a.attr_ints("pads", {0, 0, 0, 0}), pb = b.attr_ints("pads", {0, 0, 0, 0});
+    return pb == std::vector<int64_t>{pa[0] + dr / 2, pa[1] + ds / 2, pa[2] + dr / 2, pa[3] + ds / 2};
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// transpose_compose: two transposes in a row become one, or none.
+
+class TransposeCompose : public BuiltinRule {
+ public:
+  TransposeCompose() : BuiltinRule("transpose_compose") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (size_t n = 0; n < g.nodes().size(); ++n) {
+      const Node& first = g.nodes()[n];
+      if (first.removed || first.op != OpType::kTranspose) continue;
+      NodeId c = sole_consumer(g, consumers, first.outputs[0]);
+      if (c != kNone && g.node(c).op == OpType::kTranspose) out.push_back(Match{{static_cast<NodeId>(n), c}, {}});
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    const Node& first = g.node(m.nodes[0]);
+    const Node& second = g.node(m.nodes[1]);
+    size_t rank = g.value(first.inputs[0]).shape.size();
+    auto perm_of = [rank](const Node& n) {
+      std::vector<int64_t> reverse(rank);
+      for (size_t k = 0; k < rank; ++k) reverse[k] = static_cast<int64_t>(rank - 1 - k);
+      return n.attr_ints("perm", reverse);
+    };
+    std::vector<int64_t> p1 = perm_of(first), p2 = perm_of(second), q(rank);
+    bool identity = true;
+    for (size_t k = 0; k < rank; ++k) {
+      q[k] = p1[static_cast<size_t>(p2[k])];
+      identity = identity && q[k] == static_cast<int64_t>(k);
+    }
+    Graph out = g;
+    ValueId result = first.inputs[0];
+    if (!identity) result = out.add_node(OpType::kTranspose, {first.inputs[0]}, {{"perm", q}}, out.fresh_name("transpose"))[0];
+    if (out.value(result).shape != g.value(second.outputs[0]).shape) return std::nullopt;
+    out.replace_uses(second.outputs[0], result);
+    out.remove_node(m.nodes[0]);
+    out.remove_node(m.nodes[1]);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    std::vector<Graph> cases;
+    for (auto perms : {std::pair<std::vector<int64_t>, std::vector<int64_t>>{{0, 2, 1, 3}, {0, 2, 3, 1}},
+                       std::pair<std::vector<int64_t>, std::vector<int64_t>>{{1, 0, 2}, {1, 0, 2}}}) {
+      Graph g;
+      std::vector<int64_t> shape = perms.first.size() == 4 ? std::vector<int64_t>{2, 3, 4, 5} : std::vector<int64_t>{3, 4, 5};
+      ValueId x = g.add_input("x", ElemType::kF32, shape);
+      ValueId t = g.add_node(OpType::kTranspose, {x}, {{"perm", perms.first}})[0];
+      t = g.add_node(OpType::kTranspose, {t}, {{"perm", perms.second}})[0];
+      g.add_output(g.add_node(OpType::kRelu, {t})[0]);
+      cases.push_back(std::move(g));
+    }
+    return cases;
+  }
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<Rule>> builtin_rules() {
+  std::vector<std::unique_ptr<Rule>> rules;
+  rules.push_back(std::make_unique<FuseEpilogue>());
+  rules.push_back(std::make_unique<EltwiseChainRule>());
+  rules.push_back(std::make_unique<MergeContractions>(false));
+  rules.push_back(std::make_unique<MergeContractions>(true));
+  rules.push_back(std::make_unique<EnlargeConv>());
+  rules.push_back(std::make_unique<TransposeCompose>());
+  return rules;
+}
+
+}  // namespace tessera::graph

@@ -1,0 +1,1615 @@
+// ONNX import and export (contracts in onnx_io.h).
+//
+// Import is one pass of Importer over a parsed ModelProto: check the opsets, run ONNX's
+// shape inference (Opaque nodes take their shapes from it), turn graph inputs and
+// initializers into values, order the NodeProtos topologically (a file need not list them in
+// order) and add one node each. Constant nodes become constants; an operator of ops.h becomes
+// its OpType when Tessera's inference accepts it and agrees with ONNX's; anything else
+// becomes an Opaque node. Small integer shape arithmetic over constants is evaluated into
+// constants on the way (Importer::fold_constant).
+//
+// Export is one pass of Exporter over a graph's live nodes in topological order. Fused
+// operators and Gelu are written as their opset-17 decomposition (Chain builds those). The
+// finished model goes through onnx's checker before its stripped initializers lose their
+// data (see Exporter::check_and_strip for why in that order).
+//
+// What an Opaque node keeps (its attributes):
+// - "onnx_node": its NodeProto without names. Name, inputs and outputs are the graph's own
+//   (Node::name, Node::inputs, Node::outputs), so the text, and with it the structural hash,
+//   does not depend on naming. In the stored proto a present input or output is "#", an
+//   omitted one "". Node::inputs holds the present inputs in order, then one input per tensor
+//   the node's subgraphs (If / Loop / Scan bodies) read from the enclosing graph by name, so
+//   that dependence is visible to the graph; export binds each such name with an Identity if
+//   the tensor has been renamed since.
+// - "onnx_domain_version" (int): the model's opset version of the node's domain when that is
+//   not the default one; export writes it back as an opset_import (the largest one wins when
+//   nodes disagree). Default-domain Opaque nodes are written at opset 17 as they were read,
+//   which assumes the operator did not change between the model's opset and 17.
+#include "search/graph/onnx_io.h"
+
+#include <onnx/checker.h>
+#include <onnx/onnx_pb.h>
+#include <onnx/shape_inference/implementation.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <numbers>
+#include <numeric>
+#include <optional>
+#include <queue>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/version.h"
+#include "search/graph/ops.h"
+
+namespace tessera::graph {
+namespace {
+
+constexpr int64_t kMinOpset = 13;
+constexpr int64_t kMaxOpset = 17;
+constexpr int64_t kExportOpset = 17;
+constexpr int64_t kExportIrVersion = 8;
+const std::string kOpsetAdvice = "Tessera reads opset 13-17; re-export with opset_version=17";
+const std::string kStaticAdvice = "export with static shapes (a fixed batch size and sequence length)";
+const std::string kTypesRead =
+    "Tessera reads float, float16, bfloat16, double, int64, int32, int8, uint8 and bool";
+const std::string kStrippedKey = "tessera.weights_stripped";
+constexpr int64_t kFoldLimitElements = 4096;  // largest integer result import folds to a constant
+
+bool is_default_domain(std::string_view domain) {
+  return domain.empty() || domain == "ai.onnx";
+}
+
+std::string in_quotes(std::string_view s) {
+  return "'" + std::string(s) + "'";
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
+  return s + "]";
+}
+
+std::string type_text(ElemType type, const std::vector<int64_t>& shape) {
+  return std::string(elem_type_name(type)) + shape_text(shape);
+}
+
+// ---------------------------------------------------------------------------------------
+// Element types and their encodings
+
+std::optional<ElemType> elem_type_from_onnx(int64_t t) {
+  switch (t) {
+    case onnx::TensorProto::FLOAT:
+      return ElemType::kF32;
+    case onnx::TensorProto::FLOAT16:
+      return ElemType::kF16;
+    case onnx::TensorProto::BFLOAT16:
+      return ElemType::kBF16;
+    case onnx::TensorProto::DOUBLE:
+      return ElemType::kF64;
+    case onnx::TensorProto::INT64:
+      return ElemType::kI64;
+    case onnx::TensorProto::INT32:
+      return ElemType::kI32;
+    case onnx::TensorProto::INT8:
+      return ElemType::kI8;
+    case onnx::TensorProto::UINT8:
+      return ElemType::kU8;
+    case onnx::TensorProto::BOOL:
+      return ElemType::kBool;
+    default:
+      return std::nullopt;
+  }
+}
+
+int32_t onnx_data_type(ElemType t) {
+  switch (t) {
+    case ElemType::kF32:
+      return onnx::TensorProto::FLOAT;
+    case ElemType::kF16:
+      return onnx::TensorProto::FLOAT16;
+    case ElemType::kBF16:
+      return onnx::TensorProto::BFLOAT16;
+    case ElemType::kF64:
+      return onnx::TensorProto::DOUBLE;
+    case ElemType::kI64:
+      return onnx::TensorProto::INT64;
+    case ElemType::kI32:
+      return onnx::TensorProto::INT32;
+    case ElemType::kI8:
+      return onnx::TensorProto::INT8;
+    case ElemType::kU8:
+      return onnx::TensorProto::UINT8;
+    case ElemType::kBool:
+      return onnx::TensorProto::BOOL;
+  }
+  TESSERA_UNREACHABLE("ElemType");
+}
+
+std::string onnx_type_name(int64_t t) {
+  if (t >= INT_MIN && t <= INT_MAX && onnx::TensorProto_DataType_IsValid(static_cast<int>(t))) {
+    return onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(t));
+  }
+  return "data type " + std::to_string(t);
+}
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1fu;
+  uint32_t mantissa = h & 0x3ffu;
+  if (exponent == 0) {
+    // Zero or subnormal: mantissa * 2^-24, exact in f32.
+    float v = std::ldexp(static_cast<float>(mantissa), -24);
+    return sign ? -v : v;
+  }
+  if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
+  return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
+}
+
+// Round to nearest, ties to even.
+uint16_t float_to_half(float f) {
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
+  uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
+  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // >= 65520 rounds to infinity
+  uint32_t exponent = ax >> 23;
+  if (exponent < 113) {
+    // Below 2^-14: a subnormal half (or zero), in units of 2^-24. Values under 2^-25 round to 0.
+    if (exponent < 102) return sign;
+    uint32_t mantissa = (ax & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - exponent;
+    uint32_t h = mantissa >> shift;
+    uint32_t rest = mantissa & ((1u << shift) - 1);
+    uint32_t half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (h & 1u))) ++h;
+    return static_cast<uint16_t>(sign | h);
+  }
+  uint32_t h = ((exponent - 112) << 10) | ((ax & 0x7fffffu) >> 13);
+  uint32_t rest = ax & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
+  return static_cast<uint16_t>(sign | h);
+}
+
+float bf16_to_float(uint16_t b) {
+  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
+}
+
+uint16_t float_to_bf16(float f) {
+  uint32_t x = std::bit_cast<uint32_t>(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
+  x += 0x7fffu + ((x >> 16) & 1u);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+// `v` rounded to what a tensor of type `t` can hold (f16 / bf16 values are exact in f32).
+float round_to_storage(float v, ElemType t) {
+  if (t == ElemType::kF16) return half_to_float(float_to_half(v));
+  if (t == ElemType::kBF16) return bf16_to_float(float_to_bf16(v));
+  return v;
+}
+
+uint64_t load_le(const char* p, int64_t bytes) {
+  uint64_t v = 0;
+  for (int64_t k = 0; k < bytes; ++k) v |= static_cast<uint64_t>(static_cast<unsigned char>(p[k])) << (8 * k);
+  return v;
+}
+
+void store_le(std::string& out, uint64_t v, int64_t bytes) {
+  for (int64_t k = 0; k < bytes; ++k) out.push_back(static_cast<char>((v >> (8 * k)) & 0xffu));
+}
+
+// Element `k` of a float tensor of storage type `t` from its little-endian bits `b`.
+float float_from_bits(ElemType t, uint64_t b) {
+  switch (t) {
+    case ElemType::kF32:
+      return std::bit_cast<float>(static_cast<uint32_t>(b));
+    case ElemType::kF16:
+      return half_to_float(static_cast<uint16_t>(b));
+    case ElemType::kBF16:
+      return bf16_to_float(static_cast<uint16_t>(b));
+    case ElemType::kF64:
+      return static_cast<float>(std::bit_cast<double>(b));
+    default:
+      TESSERA_UNREACHABLE("float_from_bits: not a float type");
+  }
+}
+
+int64_t int_from_bits(ElemType t, uint64_t b) {
+  switch (t) {
+    case ElemType::kI64:
+      return static_cast<int64_t>(b);
+    case ElemType::kI32:
+      return static_cast<int32_t>(static_cast<uint32_t>(b));
+    case ElemType::kI8:
+      return static_cast<int8_t>(static_cast<uint8_t>(b));
+    case ElemType::kU8:
+      return static_cast<uint8_t>(b);
+    case ElemType::kBool:
+      return b != 0 ? 1 : 0;
+    default:
+      TESSERA_UNREACHABLE("int_from_bits: not an integer type");
+  }
+}
+
+// Little-endian bits of `v` in storage type `t` (the low elem_bytes(t) bytes matter).
+uint64_t bits_of(ElemType t, double v) {
+  switch (t) {
+    case ElemType::kF32:
+      return std::bit_cast<uint32_t>(static_cast<float>(v));
+    case ElemType::kF16:
+      return float_to_half(static_cast<float>(v));
+    case ElemType::kBF16:
+      return float_to_bf16(static_cast<float>(v));
+    case ElemType::kF64:
+      return std::bit_cast<uint64_t>(v);
+    case ElemType::kBool:
+      return v != 0 ? 1 : 0;
+    default:
+      return static_cast<uint64_t>(static_cast<int64_t>(v));
+  }
+}
+
+// The tensor's values as ONNX raw_data.
+std::string encode_raw(const Tensor& t) {
+  int64_t n = t.elements();
+  int64_t bytes = elem_bytes(t.type);
+  std::string out;
+  out.reserve(static_cast<size_t>(n * bytes));
+  if (is_float(t.type)) {
+    TESSERA_CHECK(static_cast<int64_t>(t.f.size()) == n,
+                  "encode_raw: a float tensor's values do not fit its shape");
+    for (float v : t.f) {
+      uint64_t b =
+          t.type == ElemType::kF64 ? std::bit_cast<uint64_t>(static_cast<double>(v)) : bits_of(t.type, v);
+      store_le(out, b, bytes);
+    }
+  } else {
+    TESSERA_CHECK(static_cast<int64_t>(t.i.size()) == n,
+                  "encode_raw: an integer tensor's values do not fit its shape");
+    for (int64_t v : t.i)
+      store_le(out, t.type == ElemType::kBool ? (v != 0) : static_cast<uint64_t>(v), bytes);
+  }
+  return out;
+}
+
+// product(shape), or nothing for a negative extent or an overflow.
+std::optional<int64_t> checked_elements(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > INT64_MAX / d)) return std::nullopt;
+    n *= d;
+  }
+  return n;
+}
+
+// Made-up values for a stripped weight, the same on every machine: a splitmix64 stream
+// seeded with the tensor's name. Vectors (norm scales, biases) get [0.5, 1], matrices and
+// kernels a fan-in-scaled uniform range (unit variance through a layer), integers 0.
+Tensor synthetic_tensor(const std::string& name, ElemType type, std::vector<int64_t> shape,
+                        int64_t elements) {
+  Tensor t;
+  t.type = type;
+  t.shape = std::move(shape);
+  if (!is_float(type)) {
+    t.i.assign(static_cast<size_t>(elements), 0);
+    return t;
+  }
+  double lo = 0.5, hi = 1.0;
+  if (t.shape.size() >= 2 && elements > 0) {
+    double fan_in = static_cast<double>(elements) / static_cast<double>(t.shape[0]);
+    double a = std::sqrt(3.0 / fan_in);
+    lo = -a;
+    hi = a;
+  }
+  uint64_t state = stable_hash(name);
+  t.f.resize(static_cast<size_t>(elements));
+  for (float& v : t.f) {
+    state += 0x9e3779b97f4a7c15ull;
+    uint64_t z = state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    double unit = static_cast<double>(z >> 11) * 0x1.0p-53;
+    v = round_to_storage(static_cast<float>(lo + (hi - lo) * unit), type);
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------
+// Subgraphs
+
+void outer_names_of_graph(const onnx::GraphProto& g, std::vector<std::string>& out);
+
+// Names the subgraphs of `n` (GRAPH / GRAPHS attributes) read from enclosing scopes, in
+// first-use order, each once.
+std::vector<std::string> captures_of(const onnx::NodeProto& n) {
+  std::vector<std::string> names;
+  for (const auto& a : n.attribute()) {
+    if (a.has_g()) outer_names_of_graph(a.g(), names);
+    for (const auto& g : a.graphs()) outer_names_of_graph(g, names);
+  }
+  std::vector<std::string> unique;
+  std::unordered_set<std::string> seen;
+  for (auto& name : names) {
+    if (seen.insert(name).second) unique.push_back(std::move(name));
+  }
+  return unique;
+}
+
+void outer_names_of_graph(const onnx::GraphProto& g, std::vector<std::string>& out) {
+  std::unordered_set<std::string> local;
+  for (const auto& v : g.input()) local.insert(v.name());
+  for (const auto& t : g.initializer()) local.insert(t.name());
+  for (const auto& t : g.sparse_initializer()) local.insert(t.values().name());
+  for (const auto& n : g.node()) {
+    for (const auto& name : n.output()) local.insert(name);
+  }
+  for (const auto& n : g.node()) {
+    for (const auto& name : n.input()) {
+      if (!name.empty() && !local.count(name)) out.push_back(name);
+    }
+    for (auto& name : captures_of(n)) {
+      if (!local.count(name)) out.push_back(std::move(name));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Import
+
+struct TensorType {
+  ElemType type = ElemType::kF32;
+  std::vector<int64_t> shape;
+};
+
+// The static tensor type `type` describes, or false with `why` saying what is missing.
+bool static_tensor_type(const onnx::TypeProto& type, TensorType* out, std::string* why) {
+  if (!type.has_tensor_type()) {
+    *why = "is not a tensor";
+    return false;
+  }
+  const auto& tensor = type.tensor_type();
+  std::optional<ElemType> elem = elem_type_from_onnx(tensor.elem_type());
+  if (!elem) {
+    *why = "has element type " + onnx_type_name(tensor.elem_type()) + " (" + kTypesRead + ")";
+    return false;
+  }
+  if (!tensor.has_shape()) {
+    *why = "has no known shape; " + kStaticAdvice;
+    return false;
+  }
+  out->type = *elem;
+  out->shape.clear();
+  for (int k = 0; k < tensor.shape().dim_size(); ++k) {
+    const auto& d = tensor.shape().dim(k);
+    if (d.has_dim_value() && d.dim_value() >= 0) {
+      out->shape.push_back(d.dim_value());
+      continue;
+    }
+    *why = "has dimension " + std::to_string(k) +
+           (d.has_dim_param() ? " " + in_quotes(d.dim_param()) + " (symbolic)" : std::string(" unknown")) +
+           "; Tessera needs static shapes: " + kStaticAdvice;
+    return false;
+  }
+  return true;
+}
+
+// An ONNX operator of ops.h (fused and Opaque operators are Tessera's own, Constant nodes
+// become constants).
+std::optional<OpType> onnx_op(std::string_view op_type) {
+  std::optional<OpType> op = op_type_from_name(op_type);
+  if (!op) return std::nullopt;
+  switch (*op) {
+    case OpType::kFusedMatMul:
+    case OpType::kFusedConv:
+    case OpType::kEltwiseChain:
+    case OpType::kOpaque:
+    case OpType::kConstant:
+      return std::nullopt;
+    default:
+      return op;
+  }
+}
+
+struct ReadTensor {
+  Tensor tensor;
+  bool synthetic = false;
+};
+
+class Importer {
+ public:
+  Importer(std::string_view bytes, std::string_view what, std::string base_dir)
+      : bytes_(bytes), what_(what), base_dir_(std::move(base_dir)) {}
+
+  Graph run() {
+    parse();
+    read_opsets();
+    infer_shapes();
+    g_.model_name = what_;
+    add_inputs_and_initializers();
+    for (int index : node_order()) add_node(index);
+    add_outputs();
+    return std::move(g_);
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& message) const { throw UserError(what_ + ": " + message); }
+
+  const onnx::GraphProto& graph() const { return model_.graph(); }
+
+  std::string node_label(int index) const {
+    const onnx::NodeProto& n = graph().node(index);
+    std::string op = n.op_type();
+    if (!is_default_domain(n.domain())) op = n.domain() + "." + op;
+    return "node " + (n.name().empty() ? "#" + std::to_string(index) : in_quotes(n.name())) + " (" + op + ")";
+  }
+
+  bool parse_bytes() {
+    model_.Clear();
+    return model_.ParseFromArray(bytes_.data(), static_cast<int>(bytes_.size()));
+  }
+
+  void parse() {
+    if (bytes_.size() > static_cast<size_t>(INT_MAX)) {
+      fail("not a readable ONNX model (" + std::to_string(bytes_.size()) +
+           " bytes, over protobuf's 2 GiB limit; store the weights as external data)");
+    }
+    if (!parse_bytes())
+      fail("not a readable ONNX model (the bytes do not parse as an onnx.ModelProto: truncated?)");
+    if (!model_.has_graph()) fail("not a readable ONNX model (it has no graph)");
+  }
+
+  void read_opsets() {
+    int64_t opset = -1;
+    for (const auto& o : model_.opset_import()) {
+      if (is_default_domain(o.domain())) {
+        opset = o.version();
+      } else {
+        domain_versions_[o.domain()] = o.version();
+      }
+    }
+    if (opset < 0) fail("the model imports no opset of the default ONNX domain; " + kOpsetAdvice);
+    if (opset < kMinOpset || opset > kMaxOpset)
+      fail("the model uses opset " + std::to_string(opset) + "; " + kOpsetAdvice);
+  }
+
+  // Strict inference first, so that a broken model is reported with ONNX's own words; a
+  // model whose inference only trips over details (an attribute of a newer opset, a node
+  // ONNX cannot infer) is read with lenient inference, and a tensor that then lacks a shape
+  // is reported with the strict error attached. Data propagation (shape arithmetic such as
+  // Shape -> Gather -> Concat -> Reshape) gives more static shapes, but libonnx 1.12's fails
+  // on some valid models (a Concat of an empty initializer), so the last try goes without.
+  void infer_shapes() {
+    struct Attempt {
+      int error_mode;
+      bool data_propagation;
+    };
+    std::string error;
+    for (Attempt attempt : {Attempt{1, true}, Attempt{0, true}, Attempt{0, false}}) {
+      try {
+        onnx::shape_inference::InferShapes(
+            model_, onnx::OpSchemaRegistry::Instance(),
+            onnx::ShapeInferenceOptions(false, attempt.error_mode, attempt.data_propagation));
+        error.clear();
+        break;
+      } catch (const std::exception& e) {
+        error = e.what();
+        if (strict_error_.empty()) strict_error_ = error;
+        TESSERA_CHECK(parse_bytes(), "the model parsed once but not twice");
+      }
+    }
+    if (!error.empty()) fail("ONNX shape inference failed: " + error);
+    for (const auto& v : graph().input()) types_[v.name()] = &v.type();
+    for (const auto& v : graph().value_info()) types_[v.name()] = &v.type();
+    for (const auto& v : graph().output()) types_[v.name()] = &v.type();
+  }
+
+  // ONNX's static type for tensor `name`, or false with `why`.
+  bool onnx_type(const std::string& name, TensorType* out, std::string* why) const {
+    auto it = types_.find(name);
+    if (it == types_.end()) {
+      *why = "has no type: ONNX's shape inference could not infer it";
+      return false;
+    }
+    return static_tensor_type(*it->second, out, why);
+  }
+
+  void define(const std::string& name, ValueId v) { values_[name] = v; }
+
+  ValueId value_of(const std::string& name) const {
+    auto it = values_.find(name);
+    TESSERA_CHECK(it != values_.end(), "import: tensor '" + name + "' read before it was defined");
+    return it->second;
+  }
+
+  void add_inputs_and_initializers() {
+    std::unordered_set<std::string> initializers;
+    for (const auto& t : graph().initializer()) initializers.insert(t.name());
+    for (const auto& input : graph().input()) {
+      if (initializers.count(input.name())) continue;
+      TensorType t;
+      std::string why;
+      if (!static_tensor_type(input.type(), &t, &why)) fail("input " + in_quotes(input.name()) + " " + why);
+      for (size_t k = 0; k < t.shape.size(); ++k) {
+        if (t.shape[k] == 0) {
+          fail("input " + in_quotes(input.name()) + " has dimension " + std::to_string(k) +
+               " of extent 0; Tessera needs non-empty inputs");
+        }
+      }
+      define(input.name(), g_.add_input(input.name(), t.type, t.shape));
+    }
+    for (const auto& t : graph().initializer()) {
+      ReadTensor r = read_tensor(t, "initializer " + in_quotes(t.name()), t.name());
+      add_constant(t.name(), std::move(r));
+    }
+    if (graph().sparse_initializer_size() > 0) {
+      fail("sparse initializer " + in_quotes(graph().sparse_initializer(0).values().name()) +
+           " is not supported; store it dense");
+    }
+  }
+
+  void add_constant(const std::string& name, ReadTensor r) {
+    if (r.synthetic) g_.weights_stripped = true;
+    define(name, g_.add_constant(name, std::move(r.tensor), r.synthetic));
+  }
+
+  // The values of `p`; `label` names it in errors, `seed_name` seeds made-up values.
+  ReadTensor read_tensor(const onnx::TensorProto& p, const std::string& label,
+                         const std::string& seed_name) const {
+    std::optional<ElemType> type = elem_type_from_onnx(p.data_type());
+    if (!type) fail(label + " has element type " + onnx_type_name(p.data_type()) + " (" + kTypesRead + ")");
+    ReadTensor r;
+    Tensor& t = r.tensor;
+    t.type = *type;
+    t.shape.assign(p.dims().begin(), p.dims().end());
+    std::optional<int64_t> n = checked_elements(t.shape);
+    if (!n) fail(label + " has an invalid shape " + shape_text(t.shape));
+
+    if (p.data_location() == onnx::TensorProto::EXTERNAL) {
+      std::string location, offset, length;
+      for (const auto& e : p.external_data()) {
+        if (e.key() == "location") location = e.value();
+        if (e.key() == "offset") offset = e.value();
+        if (e.key() == "length") length = e.value();
+      }
+      if (location == kStrippedLocation) {
+        r.tensor = synthetic_tensor(seed_name, *type, t.shape, *n);
+        r.synthetic = true;
+        return r;
+      }
+      decode_raw(label, read_external(label, location, offset, length), *n, t);
+      return r;
+    }
+    if (p.has_raw_data()) {
+      decode_raw(label, p.raw_data(), *n, t);
+      return r;
+    }
+    auto expect_count = [&](int count, const char* field) {
+      if (count != *n) {
+        fail(label + " has " + std::to_string(count) + " values in " + field + "; its shape " +
+             shape_text(t.shape) + " needs " + std::to_string(*n));
+      }
+    };
+    switch (t.type) {
+      case ElemType::kF32:
+        expect_count(p.float_data_size(), "float_data");
+        t.f.assign(p.float_data().begin(), p.float_data().end());
+        break;
+      case ElemType::kF64:
+        expect_count(p.double_data_size(), "double_data");
+        for (double v : p.double_data()) t.f.push_back(static_cast<float>(v));
+        break;
+      case ElemType::kF16:
+      case ElemType::kBF16:
+        expect_count(p.int32_data_size(), "int32_data");
+        for (int32_t v : p.int32_data()) t.f.push_back(float_from_bits(t.type, static_cast<uint16_t>(v)));
+        break;
+      case ElemType::kI64:
+        expect_count(p.int64_data_size(), "int64_data");
+        t.i.assign(p.int64_data().begin(), p.int64_data().end());
+        break;
+      case ElemType::kI32:
+      case ElemType::kI8:
+      case ElemType::kU8:
+      case ElemType::kBool:
+        expect_count(p.int32_data_size(), "int32_data");
+        for (int32_t v : p.int32_data()) t.i.push_back(t.type == ElemType::kBool ? (v != 0) : v);
+        break;
+    }
+    return r;
+  }
+
+  void decode_raw(const std::string& label, std::string_view raw, int64_t n, Tensor& t) const {
+    int64_t bytes = elem_bytes(t.type);
+    if (static_cast<int64_t>(raw.size()) != n * bytes) {
+      fail(label + " has " + std::to_string(raw.size()) + " bytes of data; " + type_text(t.type, t.shape) +
+           " needs " + std::to_string(n * bytes));
+    }
+    if (is_float(t.type)) {
+      t.f.resize(static_cast<size_t>(n));
+      for (int64_t k = 0; k < n; ++k)
+        t.f[static_cast<size_t>(k)] = float_from_bits(t.type, load_le(raw.data() + k * bytes, bytes));
+    } else {
+      t.i.resize(static_cast<size_t>(n));
+      for (int64_t k = 0; k < n; ++k)
+        t.i[static_cast<size_t>(k)] = int_from_bits(t.type, load_le(raw.data() + k * bytes, bytes));
+    }
+  }
+
+  std::string read_external(const std::string& label, const std::string& location,
+                            const std::string& offset_text, const std::string& length_text) const {
+    if (location.empty()) fail(label + " keeps its data externally but names no location");
+    if (base_dir_.empty()) {
+      fail(label + " keeps its data in external file " + in_quotes(location) +
+           ", but the model was given as bytes with no directory to look in");
+    }
+    std::filesystem::path relative(location);
+    bool escapes = relative.is_absolute();
+    for (const auto& part : relative) escapes = escapes || part == "..";
+    if (escapes)
+      fail(label + ": external data location " + in_quotes(location) +
+           " is not inside the model's directory");
+    std::filesystem::path file = std::filesystem::path(base_dir_) / relative;
+    auto parse = [&](const std::string& key, const std::string& text, int64_t fallback) {
+      if (text.empty()) return fallback;
+      int64_t v = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec != std::errc() || end != text.data() + text.size() || v < 0) {
+        fail(label + ": external data " + key + " " + in_quotes(text) + " is not a byte count");
+      }
+      return v;
+    };
+    int64_t offset = parse("offset", offset_text, 0);
+    int64_t length = parse("length", length_text, -1);
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      fail(label + ": its external data file " + in_quotes(file.string()) + " cannot be opened (" +
+           std::strerror(errno) + ")");
+    }
+    in.seekg(0, std::ios::end);
+    auto size = static_cast<int64_t>(in.tellg());
+    if (length < 0) length = std::max<int64_t>(size - offset, 0);
+    if (offset > size || length > size - offset) {
+      fail(label + ": its external data file " + in_quotes(file.string()) + " has " + std::to_string(size) +
+           " bytes, too few for offset " + std::to_string(offset) + " and length " + std::to_string(length));
+    }
+    std::string data(static_cast<size_t>(length), '\0');
+    in.seekg(offset);
+    in.read(data.data(), length);
+    if (!in) fail(label + ": reading its external data file " + in_quotes(file.string()) + " failed");
+    return data;
+  }
+
+  // Kahn's algorithm over the NodeProtos, taking ready nodes in file order, so an ordered
+  // file keeps its order.
+  std::vector<int> node_order() {
+    const auto& nodes = graph().node();
+    int count = nodes.size();
+    std::unordered_set<std::string> given;
+    for (const auto& t : graph().initializer()) given.insert(t.name());
+    for (const auto& v : graph().input()) given.insert(v.name());
+    std::unordered_map<std::string, int> producer;
+    for (int i = 0; i < count; ++i) {
+      for (const auto& out : nodes[i].output()) {
+        if (out.empty()) continue;
+        if (given.count(out)) {
+          fail(node_label(i) + " writes tensor " + in_quotes(out) +
+               ", which is already a graph input or initializer");
+        }
+        auto [it, inserted] = producer.emplace(out, i);
+        if (!inserted) {
+          fail("tensor " + in_quotes(out) + " is written by two nodes, " + node_label(it->second) + " and " +
+               node_label(i));
+        }
+      }
+    }
+    captures_.assign(static_cast<size_t>(count), {});
+    std::vector<std::vector<int>> deps(static_cast<size_t>(count)), readers(static_cast<size_t>(count));
+    for (int i = 0; i < count; ++i) {
+      captures_[static_cast<size_t>(i)] = captures_of(nodes[i]);
+      std::set<int> from;
+      auto need = [&](const std::string& name) {
+        if (name.empty() || given.count(name)) return;
+        auto it = producer.find(name);
+        if (it == producer.end()) {
+          fail(node_label(i) + " reads tensor " + in_quotes(name) +
+               ", which no node, input or initializer provides");
+        }
+        from.insert(it->second);
+      };
+      for (const auto& name : nodes[i].input()) need(name);
+      for (const auto& name : captures_[static_cast<size_t>(i)]) need(name);
+      for (int d : from) readers[static_cast<size_t>(d)].push_back(i);
+      deps[static_cast<size_t>(i)].assign(from.begin(), from.end());
+    }
+    std::vector<size_t> pending(static_cast<size_t>(count));
+    std::priority_queue<int, std::vector<int>, std::greater<>> ready;
+    for (int i = 0; i < count; ++i) {
+      pending[static_cast<size_t>(i)] = deps[static_cast<size_t>(i)].size();
+      if (pending[static_cast<size_t>(i)] == 0) ready.push(i);
+    }
+    std::vector<int> order;
+    while (!ready.empty()) {
+      int i = ready.top();
+      ready.pop();
+      order.push_back(i);
+      for (int r : readers[static_cast<size_t>(i)]) {
+        if (--pending[static_cast<size_t>(r)] == 0) ready.push(r);
+      }
+    }
+    if (static_cast<int>(order.size()) < count) {
+      // Every node left waits on another node left; walking back along such dependencies
+      // must repeat a node, and that node is on a cycle.
+      int at = 0;
+      while (pending[static_cast<size_t>(at)] == 0) ++at;
+      std::vector<char> seen(static_cast<size_t>(count), 0);
+      while (!seen[static_cast<size_t>(at)]) {
+        seen[static_cast<size_t>(at)] = 1;
+        for (int d : deps[static_cast<size_t>(at)]) {
+          if (pending[static_cast<size_t>(d)] > 0) {
+            at = d;
+            break;
+          }
+        }
+      }
+      fail("graph has a cycle through " + node_label(at));
+    }
+    return order;
+  }
+
+  void add_node(int index) {
+    const onnx::NodeProto& n = graph().node(index);
+    bool default_domain = is_default_domain(n.domain());
+    if (default_domain && n.op_type() == "Constant" && add_constant_node(index)) return;
+    std::optional<OpType> op = default_domain ? onnx_op(n.op_type()) : std::nullopt;
+    Attrs attrs;
+    std::string why_opaque;
+    if (op && captures_[static_cast<size_t>(index)].empty() && convert_attrs(index, *op, &attrs)) {
+      why_opaque = add_known(index, *op, std::move(attrs));
+      if (why_opaque.empty()) return;
+    }
+    add_opaque(index, why_opaque);
+  }
+
+  // A Constant node as a graph constant; false for a kind of value the IR cannot hold
+  // (strings, sparse tensors), which becomes an Opaque node.
+  bool add_constant_node(int index) {
+    const onnx::NodeProto& n = graph().node(index);
+    if (n.attribute_size() != 1 || n.output_size() != 1) return false;
+    const onnx::AttributeProto& a = n.attribute(0);
+    const std::string& out = n.output(0);
+    ReadTensor r;
+    if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR &&
+        elem_type_from_onnx(a.t().data_type())) {
+      r = read_tensor(a.t(), node_label(index) + " value", out);
+    } else if (a.name() == "value_float" && a.type() == onnx::AttributeProto::FLOAT) {
+      r.tensor = Tensor::floats({}, {a.f()});
+    } else if (a.name() == "value_floats" && a.type() == onnx::AttributeProto::FLOATS) {
+      r.tensor = Tensor::floats({a.floats_size()}, {a.floats().begin(), a.floats().end()});
+    } else if (a.name() == "value_int" && a.type() == onnx::AttributeProto::INT) {
+      r.tensor = Tensor::ints({}, {a.i()});
+    } else if (a.name() == "value_ints" && a.type() == onnx::AttributeProto::INTS) {
+      r.tensor = Tensor::ints({a.ints_size()}, {a.ints().begin(), a.ints().end()});
+    } else {
+      return false;
+    }
+    add_constant(out, std::move(r));
+    return true;
+  }
+
+  // The node's attributes in the IR; false when one has no IR form (graphs, most tensors).
+  bool convert_attrs(int index, OpType op, Attrs* attrs) const {
+    for (const auto& a : graph().node(index).attribute()) {
+      switch (a.type()) {
+        case onnx::AttributeProto::INT:
+          (*attrs)[a.name()] = static_cast<int64_t>(a.i());
+          break;
+        case onnx::AttributeProto::FLOAT:
+          (*attrs)[a.name()] = static_cast<double>(a.f());
+          break;
+        case onnx::AttributeProto::STRING:
+          (*attrs)[a.name()] = a.s();
+          break;
+        case onnx::AttributeProto::INTS:
+          (*attrs)[a.name()] = std::vector<int64_t>(a.ints().begin(), a.ints().end());
+          break;
+        case onnx::AttributeProto::FLOATS:
+          (*attrs)[a.name()] = std::vector<double>(a.floats().begin(), a.floats().end());
+          break;
+        case onnx::AttributeProto::TENSOR: {
+          if (op != OpType::kConstantOfShape || a.name() != "value" ||
+              !elem_type_from_onnx(a.t().data_type())) {
+            return false;
+          }
+          Tensor t = read_tensor(a.t(), node_label(index) + " attribute 'value'", a.t().name()).tensor;
+          if (t.elements() != 1) return false;
+          (*attrs)["value"] = t.at(0);
+          (*attrs)["dtype"] = static_cast<int64_t>(a.t().data_type());
+          break;
+        }
+        default:
+          return false;
+      }
+    }
+    return true;
+  }
+
+  static int present_count(const google::protobuf::RepeatedPtrField<std::string>& names) {
+    int n = names.size();
+    while (n > 0 && names[n - 1].empty()) --n;
+    return n;
+  }
+
+  // Adds a node of ops.h; returns why it must be Opaque instead ("" when it was added).
+  std::string add_known(int index, OpType op, Attrs attrs) {
+    const onnx::NodeProto& n = graph().node(index);
+    std::vector<ValueId> inputs;
+    std::vector<InputInfo> infos;
+    for (int k = 0; k < present_count(n.input()); ++k) {
+      InputInfo info;
+      if (n.input(k).empty()) {
+        inputs.push_back(kNone);
+        info.present = false;
+      } else {
+        ValueId v = value_of(n.input(k));
+        const Value& value = g_.value(v);
+        inputs.push_back(v);
+        info.type = value.type;
+        info.shape = value.shape;
+        info.constant = value.constant.get();
+      }
+      infos.push_back(std::move(info));
+    }
+    int num_outputs = present_count(n.output());
+    std::vector<std::pair<ElemType, std::vector<int64_t>>> inferred;
+    try {
+      inferred = infer_node(op, attrs, infos, num_outputs);
+    } catch (const UserError& e) {
+      return e.what();
+    }
+    TESSERA_CHECK(static_cast<int>(inferred.size()) == num_outputs, "infer_node: output count");
+    for (int k = 0; k < num_outputs; ++k) {
+      TensorType onnx;
+      std::string unknown;
+      const auto& [type, shape] = inferred[static_cast<size_t>(k)];
+      if (!n.output(k).empty() && onnx_type(n.output(k), &onnx, &unknown) &&
+          (onnx.type != type || onnx.shape != shape)) {
+        return "Tessera infers " + type_text(type, shape) + " for " + in_quotes(n.output(k)) + ", ONNX " +
+               type_text(onnx.type, onnx.shape);
+      }
+    }
+    if (fold_constant(index, op, attrs, inputs, inferred)) return {};
+    std::vector<ValueId> outputs;
+    try {
+      outputs = g_.add_node(op, std::move(inputs), std::move(attrs), n.name(), num_outputs);
+    } catch (const UserError& e) {
+      fail(node_label(index) + ": " + e.what());
+    }
+    for (int k = 0; k < num_outputs; ++k) {
+      if (n.output(k).empty()) continue;
+      g_.value(outputs[static_cast<size_t>(k)]).name = n.output(k);
+      define(n.output(k), outputs[static_cast<size_t>(k)]);
+    }
+    return {};
+  }
+
+  // Shape arithmetic that exporters leave in a graph (Shape of a static tensor, and
+  // ConstantOfShape / Mul / Equal / Where over constants feeding an Expand or Reshape) is
+  // evaluated here: Tessera's inference needs the tensors shapes depend on to be constant,
+  // and such nodes are no work for a GPU. Only small integer and bool results over constant
+  // inputs are folded, so computations on weights keep their structure.
+  bool fold_constant(int index, OpType op, const Attrs& attrs, const std::vector<ValueId>& inputs,
+                     const std::vector<std::pair<ElemType, std::vector<int64_t>>>& outputs) {
+    const onnx::NodeProto& n = graph().node(index);
+    if (op == OpType::kShape) {
+      // Reads only its input's shape, which is static. Slicing as ONNX's Shape-15 does.
+      const std::vector<int64_t>& shape = g_.value(inputs.at(0)).shape;
+      auto rank = static_cast<int64_t>(shape.size());
+      auto clamp = [rank](int64_t v) { return std::clamp<int64_t>(v < 0 ? v + rank : v, 0, rank); };
+      int64_t start =
+          clamp(std::get<int64_t>(attrs.count("start") ? attrs.at("start") : AttrValue(int64_t{0})));
+      int64_t end = clamp(std::get<int64_t>(attrs.count("end") ? attrs.at("end") : AttrValue(rank)));
+      std::vector<int64_t> dims(shape.begin() + start, shape.begin() + std::max(start, end));
+      auto count = static_cast<int64_t>(dims.size());
+      add_constant(n.output(0), ReadTensor{Tensor::ints({count}, std::move(dims)), false});
+      return true;
+    }
+    int64_t elements = 0;
+    for (const auto& [type, shape] : outputs) {
+      std::optional<int64_t> count = checked_elements(shape);
+      if (is_float(type) || !count) return false;
+      elements += *count;
+    }
+    if (elements > kFoldLimitElements) return false;
+    std::vector<const Tensor*> operands;
+    bool synthetic = false;
+    for (ValueId v : inputs) {
+      if (v == kNone) {
+        operands.push_back(nullptr);
+        continue;
+      }
+      const Value& value = g_.value(v);
+      if (!value.constant) return false;
+      operands.push_back(value.constant.get());
+      synthetic = synthetic || value.synthetic;
+    }
+    std::vector<Tensor> results;
+    try {
+      results = evaluate_node(op, attrs, operands, static_cast<int>(outputs.size()));
+    } catch (const UserError&) {
+      return false;
+    }
+    TESSERA_CHECK(results.size() == outputs.size(), "evaluate_node: output count");
+    for (size_t k = 0; k < results.size(); ++k) {
+      const std::string& name = n.output(static_cast<int>(k));
+      if (!name.empty()) add_constant(name, ReadTensor{std::move(results[k]), synthetic});
+    }
+    return true;
+  }
+
+  void add_opaque(int index, const std::string& why_not_known) {
+    const onnx::NodeProto& n = graph().node(index);
+    onnx::NodeProto stored = n;
+    stored.clear_name();
+    std::vector<ValueId> inputs;
+    for (int k = 0; k < n.input_size(); ++k) {
+      stored.set_input(k, n.input(k).empty() ? "" : "#");
+      if (!n.input(k).empty()) inputs.push_back(value_of(n.input(k)));
+    }
+    for (const auto& name : captures_[static_cast<size_t>(index)]) inputs.push_back(value_of(name));
+    std::vector<std::pair<ElemType, std::vector<int64_t>>> outputs;
+    std::vector<std::string> names;
+    for (int k = 0; k < n.output_size(); ++k) {
+      stored.set_output(k, n.output(k).empty() ? "" : "#");
+      if (n.output(k).empty()) continue;
+      TensorType t;
+      std::string why;
+      if (!onnx_type(n.output(k), &t, &why)) {
+        std::string message =
+            "tensor " + in_quotes(n.output(k)) + " (output of " + node_label(index) + ") " + why;
+        if (!why_not_known.empty()) message += "; Tessera's inference: " + why_not_known;
+        if (!strict_error_.empty()) message += "; ONNX's shape inference: " + strict_error_;
+        fail(message);
+      }
+      outputs.emplace_back(t.type, std::move(t.shape));
+      names.push_back(n.output(k));
+    }
+    Attrs attrs;
+    attrs["onnx_node"] = stored.SerializeAsString();
+    if (!is_default_domain(n.domain())) {
+      auto it = domain_versions_.find(n.domain());
+      if (it != domain_versions_.end()) attrs["onnx_domain_version"] = it->second;
+    }
+    std::vector<ValueId> ids = g_.add_node_with_outputs(OpType::kOpaque, std::move(inputs), std::move(attrs),
+                                                        n.name(), outputs, names);
+    for (size_t k = 0; k < ids.size(); ++k) define(names[k], ids[k]);
+  }
+
+  void add_outputs() {
+    for (const auto& out : graph().output()) {
+      auto it = values_.find(out.name());
+      if (it == values_.end())
+        fail("graph output " + in_quotes(out.name()) + " is not produced by any node, input or initializer");
+      g_.add_output(it->second);
+    }
+  }
+
+  std::string_view bytes_;
+  std::string what_;
+  std::string base_dir_;
+  onnx::ModelProto model_;
+  std::map<std::string, int64_t> domain_versions_;  // non-default opset imports
+  std::string strict_error_;                        // strict shape inference's error, if it failed
+  std::unordered_map<std::string, const onnx::TypeProto*> types_;  // ONNX's types by tensor name
+  std::vector<std::vector<std::string>> captures_;                 // per NodeProto: names its subgraphs read
+  std::unordered_map<std::string, ValueId> values_;                // graph values by ONNX name
+  Graph g_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Export
+
+onnx::ValueInfoProto value_info(const std::string& name, ElemType type, const std::vector<int64_t>& shape) {
+  onnx::ValueInfoProto info;
+  info.set_name(name);
+  auto* tensor = info.mutable_type()->mutable_tensor_type();
+  tensor->set_elem_type(onnx_data_type(type));
+  auto* s = tensor->mutable_shape();
+  for (int64_t d : shape) s->add_dim()->set_dim_value(d);
+  return info;
+}
+
+void set_attr(onnx::NodeProto* p, const std::string& name, const AttrValue& value) {
+  onnx::AttributeProto* a = p->add_attribute();
+  a->set_name(name);
+  std::visit(
+      [a](const auto& x) {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, int64_t>) {
+          a->set_type(onnx::AttributeProto::INT);
+          a->set_i(x);
+        } else if constexpr (std::is_same_v<T, double>) {
+          a->set_type(onnx::AttributeProto::FLOAT);
+          a->set_f(static_cast<float>(x));
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          a->set_type(onnx::AttributeProto::STRING);
+          a->set_s(x);
+        } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+          a->set_type(onnx::AttributeProto::INTS);
+          for (int64_t v : x) a->add_ints(v);
+        } else {
+          a->set_type(onnx::AttributeProto::FLOATS);
+          for (double v : x) a->add_floats(static_cast<float>(v));
+        }
+      },
+      value);
+}
+
+std::vector<std::string> split_steps(const std::string& text) {
+  std::vector<std::string> steps;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('+', start);
+    if (end == std::string::npos) end = text.size();
+    steps.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return steps;
+}
+
+std::vector<int64_t> broadcast(const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+  std::vector<int64_t> out(std::max(a.size(), b.size()), 1);
+  for (size_t k = 0; k < out.size(); ++k) {
+    int64_t x = k < out.size() - a.size() ? 1 : a[k - (out.size() - a.size())];
+    int64_t y = k < out.size() - b.size() ? 1 : b[k - (out.size() - b.size())];
+    TESSERA_CHECK(x == y || x == 1 || y == 1, "broadcast: " + shape_text(a) + " and " + shape_text(b));
+    out[k] = x == 1 ? y : x;
+  }
+  return out;
+}
+
+class Exporter {
+ public:
+  Exporter(const Graph& g, const ExportOptions& options)
+      : g_(g), options_(options), graph_(model_.mutable_graph()) {}
+
+  std::string run() {
+    model_.set_ir_version(kExportIrVersion);
+    model_.set_producer_name("tessera");
+    model_.set_producer_version(options_.producer_version.empty() ? std::string(kVersion)
+                                                                  : options_.producer_version);
+    graph_->set_name(g_.model_name.empty() ? "tessera" : g_.model_name);
+
+    std::vector<NodeId> order = g_.topological_order();
+    std::vector<char> used = name_values(order);
+    for (ValueId v : g_.inputs())
+      *graph_->add_input() = value_info(name_of(v), g_.value(v).type, g_.value(v).shape);
+    for (size_t v = 0; v < g_.values().size(); ++v) {
+      if (used[v] && g_.values()[v].constant) write_initializer(static_cast<ValueId>(v));
+    }
+    for (NodeId id : order) write_node(g_.node(id));
+    write_outputs(order);
+
+    auto* opset = model_.add_opset_import();
+    opset->set_domain("");
+    opset->set_version(kExportOpset);
+    for (const auto& [domain, version] : domains_) {
+      opset = model_.add_opset_import();
+      opset->set_domain(domain);
+      opset->set_version(version);
+    }
+    if (!stripped_.empty()) {
+      auto* prop = model_.add_metadata_props();
+      prop->set_key(kStrippedKey);
+      prop->set_value("true");
+    }
+    check_and_strip();
+
+    if (model_.ByteSizeLong() > static_cast<size_t>(INT_MAX)) {
+      throw UserError("graph " + in_quotes(g_.model_name) +
+                      ": the ONNX model would be over protobuf's 2 GiB limit; export it with "
+                      "ExportOptions::strip_above_elements");
+    }
+    std::string bytes;
+    TESSERA_CHECK(model_.SerializeToString(&bytes), "export: protobuf could not serialise the model");
+    return bytes;
+  }
+
+ private:
+  // A running value through the ONNX nodes that compute one Tessera node: each step reads
+  // `value`; finish() makes the last step write the node's own output.
+  struct Chain {
+    const Node* node = nullptr;
+    ElemType type = ElemType::kF32;
+    std::string value;
+    std::vector<int64_t> shape;
+    onnx::NodeProto* last = nullptr;
+    size_t last_info = 0;  // index of the last step's entry in temp_infos_
+  };
+  struct TempInfo {
+    onnx::ValueInfoProto info;
+    bool dropped = false;  // became the node's output, described with the graph's values
+  };
+
+  std::string unique_name(const std::string& base) {
+    std::string name = base.empty() ? "tensor" : base;
+    for (int k = 1; used_names_.count(name); ++k)
+      name = (base.empty() ? "tensor" : base) + "_" + std::to_string(k);
+    used_names_.insert(name);
+    return name;
+  }
+
+  // Gives every written value a unique name, its own where it can; returns which values are
+  // read by live nodes or are outputs.
+  std::vector<char> name_values(const std::vector<NodeId>& order) {
+    std::vector<char> used(g_.values().size(), 0);
+    for (NodeId id : order) {
+      for (ValueId v : g_.node(id).inputs) {
+        if (v != kNone) used[static_cast<size_t>(v)] = 1;
+      }
+    }
+    for (ValueId v : g_.outputs()) used[static_cast<size_t>(v)] = 1;
+    names_.assign(g_.values().size(), {});
+    for (ValueId v : g_.inputs()) names_[static_cast<size_t>(v)] = unique_name(g_.value(v).name);
+    for (size_t v = 0; v < g_.values().size(); ++v) {
+      if (used[v] && g_.values()[v].constant) names_[v] = unique_name(g_.values()[v].name);
+    }
+    for (NodeId id : order) {
+      for (ValueId v : g_.node(id).outputs) names_[static_cast<size_t>(v)] = unique_name(g_.value(v).name);
+    }
+    return used;
+  }
+
+  const std::string& name_of(ValueId v) const {
+    const std::string& name = names_.at(static_cast<size_t>(v));
+    TESSERA_CHECK(!name.empty(),
+                  "export: value '" + g_.value(v).name +
+                      "' is read but is neither a graph input, a constant nor a live node's output");
+    return name;
+  }
+
+  std::string base_name(const Node& n) const {
+    return n.name.empty() ? std::string(op_type_name(n.op)) : n.name;
+  }
+
+  void write_initializer(ValueId v) {
+    const Value& value = g_.value(v);
+    const Tensor& t = *value.constant;
+    TESSERA_CHECK(t.type == value.type && t.shape == value.shape,
+                  "export: constant '" + value.name + "' differs from its value's type or shape");
+    onnx::TensorProto* p = graph_->add_initializer();
+    p->set_name(name_of(v));
+    p->set_data_type(onnx_data_type(t.type));
+    for (int64_t d : t.shape) p->add_dims(d);
+    bool strip = value.synthetic ||
+                 (options_.strip_above_elements >= 0 && t.elements() > options_.strip_above_elements);
+    if (strip) {
+      p->set_raw_data(std::string(static_cast<size_t>(t.elements() * elem_bytes(t.type)), '\0'));
+      stripped_.push_back(graph_->initializer_size() - 1);
+    } else {
+      p->set_raw_data(encode_raw(t));
+    }
+  }
+
+  // A scalar initializer of type `t` holding `v` (one per constant and type).
+  std::string scalar(ElemType t, double v, const std::string& what) {
+    auto key = std::make_pair(what, static_cast<int>(t));
+    auto it = scalars_.find(key);
+    if (it != scalars_.end()) return it->second;
+    std::string name = unique_name("tessera/" + what + "_" + std::string(elem_type_name(t)));
+    onnx::TensorProto* p = graph_->add_initializer();
+    p->set_name(name);
+    p->set_data_type(onnx_data_type(t));
+    std::string raw;
+    store_le(raw, bits_of(t, v), elem_bytes(t));
+    p->set_raw_data(raw);
+    scalars_[key] = name;
+    return name;
+  }
+
+  onnx::NodeProto* emit(const std::string& op_type, const std::vector<std::string>& inputs,
+                        const std::vector<std::string>& outputs, const std::string& name) {
+    onnx::NodeProto* p = graph_->add_node();
+    p->set_op_type(op_type);
+    p->set_name(name);
+    for (const auto& in : inputs) p->add_input(in);
+    for (const auto& out : outputs) p->add_output(out);
+    return p;
+  }
+
+  // Emits `op_type` over `inputs` into a new value "<node>/<step>"; returns the node.
+  onnx::NodeProto* emit_temp(const Node& n, const std::string& op_type,
+                             const std::vector<std::string>& inputs, const std::string& step, ElemType type,
+                             const std::vector<int64_t>& shape, std::string* out) {
+    *out = unique_name(base_name(n) + "/" + step);
+    temp_infos_.push_back({value_info(*out, type, shape), false});
+    return emit(op_type, inputs, {*out}, *out);
+  }
+
+  onnx::NodeProto* step(Chain& c, const std::string& op_type, const std::vector<std::string>& inputs,
+                        const std::string& step_name, const std::vector<int64_t>& shape) {
+    std::string out;
+    c.last = emit_temp(*c.node, op_type, inputs, step_name, c.type, shape, &out);
+    c.last_info = temp_infos_.size() - 1;
+    c.value = out;
+    c.shape = shape;
+    return c.last;
+  }
+
+  void finish(Chain& c) {
+    TESSERA_CHECK(c.node->outputs.size() == 1, "export: a decomposed node has one output");
+    const std::string& out = name_of(c.node->outputs[0]);
+    if (!c.last) {
+      emit("Identity", {c.value}, {out}, unique_name(base_name(*c.node) + "/identity"));
+      return;
+    }
+    c.last->set_output(0, out);
+    temp_infos_[c.last_info].dropped = true;
+  }
+
+  // gelu(x) = 0.5 x (1 + erf(x / sqrt 2)), or with tanh(sqrt(2/pi) (x + 0.044715 x^3)) in
+  // place of the erf; opset 17 has no Gelu.
+  void gelu(Chain& c, bool tanh_form) {
+    TESSERA_CHECK(is_float(c.type), "export: gelu of a non-float tensor");
+    std::string x = c.value;
+    std::vector<int64_t> shape = c.shape;
+    if (tanh_form) {
+      step(c, "Mul", {x, x}, "gelu_square", shape);
+      step(c, "Mul", {c.value, x}, "gelu_cube", shape);
+      step(c, "Mul", {c.value, scalar(c.type, 0.044715, "gelu_coefficient")}, "gelu_scale_cube", shape);
+      step(c, "Add", {x, c.value}, "gelu_inner", shape);
+      step(c, "Mul", {c.value, scalar(c.type, std::sqrt(2 / std::numbers::pi), "sqrt_2_over_pi")},
+           "gelu_scale", shape);
+      step(c, "Tanh", {c.value}, "gelu_tanh", shape);
+    } else {
+      step(c, "Div", {x, scalar(c.type, std::numbers::sqrt2, "sqrt2")}, "gelu_div", shape);
+      step(c, "Erf", {c.value}, "gelu_erf", shape);
+    }
+    step(c, "Add", {c.value, scalar(c.type, 1.0, "one")}, "gelu_add", shape);
+    step(c, "Mul", {c.value, x}, "gelu_mul", shape);
+    step(c, "Mul", {c.value, scalar(c.type, 0.5, "half")}, "gelu_half", shape);
+  }
+
+  // The epilogue `steps` of a FusedMatMul / FusedConv, reading bias and residual inputs from
+  // `next_input` on. A conv bias is per channel, so it is reshaped to [1, K, 1, ...] first.
+  void epilogue(Chain& c, const std::vector<std::string>& steps, size_t next_input, bool conv) {
+    const Node& n = *c.node;
+    std::vector<int64_t> shape = c.shape;
+    for (const std::string& s : steps) {
+      if (s == "bias" || s == "residual") {
+        TESSERA_CHECK(next_input < n.inputs.size(), "export: node '" + n.name + "' lacks an epilogue input");
+        ValueId in = n.inputs[next_input++];
+        std::string operand = name_of(in);
+        if (s == "bias" && conv) {
+          std::vector<int64_t> target(shape.size(), 1);
+          TESSERA_CHECK(shape.size() >= 2, "export: FusedConv output of rank < 2");
+          target[1] = shape[1];
+          std::string target_name = unique_name(base_name(n) + "/bias_shape");
+          onnx::TensorProto* p = graph_->add_initializer();
+          p->set_name(target_name);
+          p->set_data_type(onnx::TensorProto::INT64);
+          p->add_dims(static_cast<int64_t>(target.size()));
+          p->set_raw_data(encode_raw(Tensor::ints({static_cast<int64_t>(target.size())}, target)));
+          std::string reshaped;
+          emit_temp(n, "Reshape", {operand, target_name}, "bias_reshape", g_.value(in).type, target,
+                    &reshaped);
+          operand = reshaped;
+        }
+        step(c, "Add", {c.value, operand}, s, shape);
+      } else if (s == "relu") {
+        step(c, "Relu", {c.value}, "relu", shape);
+      } else if (s == "gelu") {
+        gelu(c, false);
+      } else {
+        TESSERA_CHECK(false, "export: node '" + n.name + "' has epilogue step '" + s + "'");
+      }
+    }
+    TESSERA_CHECK(next_input == n.inputs.size(),
+                  "export: node '" + n.name + "' has inputs its epilogue does not read");
+  }
+
+  Chain chain_of(const Node& n) {
+    Chain c;
+    c.node = &n;
+    TESSERA_CHECK(n.outputs.size() == 1, "export: node '" + n.name + "' should have one output");
+    c.type = g_.value(n.outputs[0]).type;
+    return c;
+  }
+
+  void write_fused_matmul(const Node& n) {
+    TESSERA_CHECK(n.inputs.size() >= 2, "export: FusedMatMul '" + n.name + "' has fewer than two inputs");
+    Chain c = chain_of(n);
+    const std::vector<int64_t>& y = g_.value(n.outputs[0]).shape;
+    std::string operands[2];
+    const char* steps[2] = {"transpose_a", "transpose_b"};
+    const char* attrs[2] = {"trans_a", "trans_b"};
+    for (int k = 0; k < 2; ++k) {
+      const Value& v = g_.value(n.inputs[static_cast<size_t>(k)]);
+      operands[k] = name_of(n.inputs[static_cast<size_t>(k)]);
+      if (n.attr_int(attrs[k], 0) == 0) continue;
+      size_t rank = v.shape.size();
+      TESSERA_CHECK(rank >= 2, "export: FusedMatMul '" + n.name + "' transposes an operand of rank < 2");
+      std::vector<int64_t> perm(rank), shape = v.shape;
+      std::iota(perm.begin(), perm.end(), 0);
+      std::swap(perm[rank - 1], perm[rank - 2]);
+      std::swap(shape[rank - 1], shape[rank - 2]);
+      std::string out;
+      set_attr(emit_temp(n, "Transpose", {operands[k]}, steps[k], v.type, shape, &out), "perm", perm);
+      operands[k] = out;
+    }
+    step(c, "MatMul", {operands[0], operands[1]}, "matmul", y);
+    epilogue(c, split_steps(n.attr_string("epilogue", "")), 2, false);
+    finish(c);
+  }
+
+  void write_fused_conv(const Node& n) {
+    TESSERA_CHECK(n.inputs.size() >= 2, "export: FusedConv '" + n.name + "' has fewer than two inputs");
+    Chain c = chain_of(n);
+    std::vector<std::string> steps = split_steps(n.attr_string("epilogue", ""));
+    std::vector<std::string> inputs = {name_of(n.inputs[0]), name_of(n.inputs[1])};
+    bool bias_in_conv = !steps.empty() && steps[0] == "bias";
+    if (bias_in_conv) {
+      TESSERA_CHECK(n.inputs.size() >= 3, "export: FusedConv '" + n.name + "' lacks its bias");
+      inputs.push_back(name_of(n.inputs[2]));
+      steps.erase(steps.begin());
+    }
+    onnx::NodeProto* conv = step(c, "Conv", inputs, "conv", g_.value(n.outputs[0]).shape);
+    for (const auto& [key, value] : n.attrs) {
+      if (key != "epilogue") set_attr(conv, key, value);
+    }
+    epilogue(c, steps, bias_in_conv ? 3 : 2, true);
+    finish(c);
+  }
+
+  void write_eltwise_chain(const Node& n) {
+    static const std::map<std::string, std::string> kBinary = {
+        {"add", "Add"}, {"sub", "Sub"}, {"mul", "Mul"}, {"div", "Div"}, {"max", "Max"}, {"min", "Min"}};
+    static const std::map<std::string, std::string> kUnary = {{"relu", "Relu"}, {"sigmoid", "Sigmoid"},
+                                                              {"tanh", "Tanh"}, {"exp", "Exp"},
+                                                              {"neg", "Neg"},   {"abs", "Abs"}};
+    TESSERA_CHECK(!n.inputs.empty(), "export: EltwiseChain '" + n.name + "' has no input");
+    Chain c = chain_of(n);
+    c.value = name_of(n.inputs[0]);
+    c.shape = g_.value(n.inputs[0]).shape;
+    size_t next = 1;
+    for (const std::string& s : split_steps(n.attr_string("ops", ""))) {
+      if (auto b = kBinary.find(s); b != kBinary.end()) {
+        TESSERA_CHECK(next < n.inputs.size(), "export: EltwiseChain '" + n.name + "' lacks an operand");
+        ValueId rhs = n.inputs[next++];
+        step(c, b->second, {c.value, name_of(rhs)}, s, broadcast(c.shape, g_.value(rhs).shape));
+      } else if (auto u = kUnary.find(s); u != kUnary.end()) {
+        step(c, u->second, {c.value}, s, c.shape);
+      } else if (s == "gelu") {
+        gelu(c, false);
+      } else {
+        TESSERA_CHECK(false, "export: EltwiseChain '" + n.name + "' has step '" + s + "'");
+      }
+    }
+    TESSERA_CHECK(next == n.inputs.size(), "export: EltwiseChain '" + n.name + "' has inputs no step reads");
+    finish(c);
+  }
+
+  void write_gelu(const Node& n) {
+    TESSERA_CHECK(n.inputs.size() == 1, "export: Gelu '" + n.name + "' should have one input");
+    Chain c = chain_of(n);
+    c.value = name_of(n.inputs[0]);
+    c.shape = g_.value(n.inputs[0]).shape;
+    gelu(c, n.attr_string("approximate", "none") == "tanh");
+    finish(c);
+  }
+
+  void write_plain(const Node& n) {
+    std::vector<std::string> inputs, outputs;
+    for (ValueId v : n.inputs) inputs.push_back(v == kNone ? std::string() : name_of(v));
+    while (!inputs.empty() && inputs.back().empty()) inputs.pop_back();
+    for (ValueId v : n.outputs) outputs.push_back(name_of(v));
+    onnx::NodeProto* p = emit(std::string(op_type_name(n.op)), inputs, outputs, n.name);
+    bool constant_of_shape = n.op == OpType::kConstantOfShape;
+    for (const auto& [key, value] : n.attrs) {
+      if (constant_of_shape && (key == "value" || key == "dtype")) continue;
+      set_attr(p, key, value);
+    }
+    if (constant_of_shape && n.has("value")) {
+      int64_t dtype = n.attr_int("dtype", onnx::TensorProto::FLOAT);
+      std::optional<ElemType> type = elem_type_from_onnx(dtype);
+      TESSERA_CHECK(type.has_value(),
+                    "export: ConstantOfShape '" + n.name + "' has dtype " + std::to_string(dtype));
+      onnx::AttributeProto* a = p->add_attribute();
+      a->set_name("value");
+      a->set_type(onnx::AttributeProto::TENSOR);
+      onnx::TensorProto* t = a->mutable_t();
+      t->set_data_type(static_cast<int32_t>(dtype));
+      t->add_dims(1);
+      std::string raw;
+      store_le(raw, bits_of(*type, n.attr_float("value", 0)), elem_bytes(*type));
+      t->set_raw_data(raw);
+    }
+  }
+
+  void write_opaque(const Node& n) {
+    onnx::NodeProto p;
+    TESSERA_CHECK(p.ParseFromString(n.attr_string("onnx_node", "")),
+                  "export: Opaque node '" + n.name + "' holds no readable onnx_node");
+    size_t next = 0;
+    for (int k = 0; k < p.input_size(); ++k) {
+      if (p.input(k).empty()) continue;
+      TESSERA_CHECK(next < n.inputs.size(),
+                    "export: Opaque node '" + n.name + "' has fewer inputs than its proto");
+      p.set_input(k, name_of(n.inputs[next++]));
+    }
+    std::vector<std::string> captures = captures_of(p);
+    TESSERA_CHECK(n.inputs.size() == next + captures.size(),
+                  "export: Opaque node '" + n.name + "' has inputs its proto and subgraphs do not read");
+    for (size_t k = 0; k < captures.size(); ++k) bind_capture(n, captures[k], n.inputs[next + k]);
+    next = 0;
+    for (int k = 0; k < p.output_size(); ++k) {
+      if (p.output(k).empty()) continue;
+      TESSERA_CHECK(next < n.outputs.size(),
+                    "export: Opaque node '" + n.name + "' has fewer outputs than its proto");
+      p.set_output(k, name_of(n.outputs[next++]));
+    }
+    TESSERA_CHECK(next == n.outputs.size(),
+                  "export: Opaque node '" + n.name + "' has more outputs than its proto");
+    p.set_name(n.name);
+    if (!is_default_domain(p.domain())) {
+      int64_t version = n.attr_int("onnx_domain_version", 1);
+      auto [it, inserted] = domains_.emplace(p.domain(), version);
+      if (!inserted) it->second = std::max(it->second, version);
+    }
+    *graph_->add_node() = std::move(p);
+  }
+
+  // A subgraph reads `capture` by name; if the graph now calls that tensor otherwise, an
+  // Identity gives it the name back.
+  void bind_capture(const Node& n, const std::string& capture, ValueId source) {
+    const std::string& name = name_of(source);
+    if (name == capture) return;
+    auto it = bound_captures_.find(capture);
+    if (it != bound_captures_.end()) {
+      if (it->second == source) return;
+    } else if (!used_names_.count(capture)) {
+      used_names_.insert(capture);
+      bound_captures_[capture] = source;
+      emit("Identity", {name}, {capture}, unique_name(base_name(n) + "/capture"));
+      temp_infos_.push_back({value_info(capture, g_.value(source).type, g_.value(source).shape), false});
+      return;
+    }
+    throw UserError("graph " + in_quotes(g_.model_name) + ": cannot export Opaque node " + in_quotes(n.name) +
+                    ": its subgraph reads tensor " + in_quotes(capture) +
+                    ", a name that now belongs to another tensor");
+  }
+
+  void write_node(const Node& n) {
+    switch (n.op) {
+      case OpType::kFusedMatMul:
+        return write_fused_matmul(n);
+      case OpType::kFusedConv:
+        return write_fused_conv(n);
+      case OpType::kEltwiseChain:
+        return write_eltwise_chain(n);
+      case OpType::kGelu:
+        return write_gelu(n);
+      case OpType::kOpaque:
+        return write_opaque(n);
+      default:
+        return write_plain(n);
+    }
+  }
+
+  void write_outputs(const std::vector<NodeId>& order) {
+    std::unordered_set<ValueId> written;
+    for (ValueId v : g_.outputs()) {
+      std::string name = name_of(v);
+      if (!written.insert(v).second) {
+        // ONNX names each output once; a value listed twice is copied.
+        std::string copy = unique_name(name + "/copy");
+        emit("Identity", {name}, {copy}, copy);
+        name = copy;
+      }
+      *graph_->add_output() = value_info(name, g_.value(v).type, g_.value(v).shape);
+    }
+    for (NodeId id : order) {
+      for (ValueId v : g_.node(id).outputs) {
+        if (!written.count(v))
+          *graph_->add_value_info() = value_info(name_of(v), g_.value(v).type, g_.value(v).shape);
+      }
+    }
+    for (const TempInfo& t : temp_infos_) {
+      if (!t.dropped) *graph_->add_value_info() = t.info;
+    }
+  }
+
+  // onnx's checker (1.12) requires an EXTERNAL tensor's file to exist next to the model, and
+  // a stripped weight has none. It does not compare a tensor's data size with its shape, so
+  // checking the model while stripped initializers still hold zeros of their full size
+  // checks everything that the stripped model states; then the zeros are dropped.
+  void check_and_strip() {
+    std::string error;
+    try {
+      onnx::checker::check_model(model_);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    TESSERA_CHECK(error.empty(), "export of graph '" + g_.model_name + "' fails onnx's checker: " + error);
+    for (int index : stripped_) {
+      onnx::TensorProto* p = graph_->mutable_initializer(index);
+      size_t bytes = p->raw_data().size();
+      p->clear_raw_data();
+      p->set_data_location(onnx::TensorProto::EXTERNAL);
+      for (const auto& [key, value] :
+           {std::pair<std::string, std::string>{"location", std::string(kStrippedLocation)},
+            {"offset", "0"},
+            {"length", std::to_string(bytes)}}) {
+        auto* entry = p->add_external_data();
+        entry->set_key(key);
+        entry->set_value(value);
+      }
+    }
+  }
+
+  const Graph& g_;
+  const ExportOptions& options_;
+  onnx::ModelProto model_;
+  onnx::GraphProto* graph_;
+  std::vector<std::string> names_;              // export name per value ("" = not written)
+  std::unordered_set<std::string> used_names_;  // every tensor name written so far
+  std::map<std::string, int64_t> domains_;      // non-default opset imports
+  std::vector<int> stripped_;                   // initializer indices to strip after the check
+  std::map<std::pair<std::string, int>, std::string> scalars_;  // (constant, type) -> initializer
+  std::vector<TempInfo> temp_infos_;                            // value_info of decomposition intermediates
+  std::unordered_map<std::string, ValueId> bound_captures_;     // subgraph names bound by an Identity
+};
+
+}  // namespace
+
+Graph import_onnx(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw UserError(path + ": is a directory, not an ONNX model");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UserError(path + ": cannot open the ONNX model (" + std::strerror(errno) + ")");
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<std::streamoff>(in.tellg());
+  in.seekg(0);
+  std::string bytes(static_cast<size_t>(std::max<std::streamoff>(size, 0)), '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!in) throw UserError(path + ": reading the ONNX model failed");
+  std::filesystem::path p(path);
+  std::string dir = p.parent_path().string();
+  Graph g = import_onnx_bytes(bytes, path, dir.empty() ? "." : dir);
+  g.model_name = p.filename().string();
+  return g;
+}
+
+Graph import_onnx_bytes(std::string_view bytes, std::string_view what, const std::string& base_dir) {
+  return Importer(bytes, what, base_dir).run();
+}
+
+std::string export_onnx(const Graph& g, const ExportOptions& options) {
+  return Exporter(g, options).run();
+}
+
+void write_onnx(const Graph& g, const std::string& path, const ExportOptions& options) {
+  std::string bytes = export_onnx(g, options);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw UserError(path + ": cannot write the ONNX model (" + std::strerror(errno) + ")");
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) throw UserError(path + ": writing the ONNX model failed");
+}
+
+}  // namespace tessera::graph

@@ -1,0 +1,255 @@
+#include "search/graph/optimize.h"
+
+#include <chrono>
+#include <cmath>
+#include <queue>
+#include <random>
+#include <unordered_set>
+
+#include "core/error.h"
+
+namespace tessera::graph {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Action {
+  const Rule* rule;
+  Match match;
+};
+
+std::vector<Action> actions_of(const Graph& g, const std::vector<const Rule*>& rules) {
+  auto consumers = g.consumers();
+  std::vector<Action> out;
+  for (const Rule* r : rules) {
+    for (Match& m : r->find(g, consumers)) out.push_back({r, std::move(m)});
+  }
+  return out;
+}
+
+// A graph the search reached, with how it got there.
+struct State {
+  Graph graph;
+  double cost_us = 0;
+  std::vector<std::string> path;
+};
+using StatePtr = std::shared_ptr<const State>;
+
+class Timer {
+ public:
+  explicit Timer(double limit_s) : start_(Clock::now()), limit_s_(limit_s) {}
+  double seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+  bool expired() const { return limit_s_ > 0 && seconds() >= limit_s_; }
+
+ private:
+  Clock::time_point start_;
+  double limit_s_;
+};
+
+std::optional<State> child_of(const State& parent, const Action& a, CostOracle& oracle) {
+  std::optional<Graph> g = a.rule->apply(parent.graph, a.match);
+  if (!g) return std::nullopt;
+  State s;
+  s.cost_us = oracle.graph_cost(*g);
+  s.graph = std::move(*g);
+  s.path = parent.path;
+  s.path.push_back(a.rule->name());
+  return s;
+}
+
+// TASO's cost-based backtracking.
+void backtrack(const StatePtr& root, const std::vector<const Rule*>& rules, CostOracle& oracle,
+               const SearchOptions& options, const SearchProgress& progress, StatePtr& best, int& explored,
+               const Timer& timer) {
+  struct Entry {
+    double cost_us;
+    int64_t order;  // FIFO among equal costs, for determinism
+    StatePtr parent;
+    std::shared_ptr<const Action> action;  // null: the parent itself
+    bool operator>(const Entry& o) const { return cost_us != o.cost_us ? cost_us > o.cost_us : order > o.order; }
+  };
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<>> queue;
+  std::unordered_set<uint64_t> visited{root->graph.structural_hash()};
+  int64_t order = 0;
+  queue.push({root->cost_us, order++, root, nullptr});
+  int expanded = 0;
+  while (!queue.empty() && expanded < options.budget && !timer.expired()) {
+    Entry e = queue.top();
+    queue.pop();
+    if (e.cost_us > options.alpha * best->cost_us) continue;
+    StatePtr current = e.parent;
+    if (e.action) {
+      auto s = child_of(*e.parent, *e.action, oracle);
+      if (!s) continue;
+      current = std::make_shared<const State>(std::move(*s));
+    }
+    ++expanded;
+    for (const Action& a : actions_of(current->graph, rules)) {
+      auto child = child_of(*current, a, oracle);
+      ++explored;
+      if (!child) continue;
+      if (!visited.insert(child->graph.structural_hash()).second) continue;
+      if (child->cost_us < best->cost_us) best = std::make_shared<const State>(*child);
+      if (child->cost_us < options.alpha * best->cost_us) {
+        queue.push({child->cost_us, order++, current, std::make_shared<const Action>(a)});
+      }
+    }
+    if (progress) progress(explored, best->cost_us, timer.seconds());
+  }
+}
+
+// Monte Carlo tree search over rewrite actions.
+void mcts(const StatePtr& root_state, const std::vector<const Rule*>& rules, CostOracle& oracle,
+          const SearchOptions& options, const SearchProgress& progress, StatePtr& best, int& explored,
+          const Timer& timer) {
+  struct TreeNode {
+    StatePtr state;
+    std::vector<Action> untried;
+    std::vector<int> children;
+    int visits = 0;
+    double reward = 0;
+    bool expanded_actions = false;
+  };
+  std::mt19937_64 rng(options.seed);
+  std::vector<TreeNode> tree;
+  tree.push_back(TreeNode{root_state, {}, {}, 0, 0, false});
+  const double root_cost = root_state->cost_us;
+  auto note = [&](const State& s) {
+    if (s.cost_us < best->cost_us) best = std::make_shared<const State>(s);
+  };
+  auto ensure_actions = [&](TreeNode& n) {
+    if (n.expanded_actions) return;
+    n.untried = actions_of(n.state->graph, rules);
+    std::shuffle(n.untried.begin(), n.untried.end(), rng);
+    n.expanded_actions = true;
+  };
+
+  for (int it = 0; it < options.budget && !timer.expired(); ++it) {
+    std::vector<int> path{0};
+    int cur = 0;
+    // Selection: descend through fully expanded nodes by UCT.
+    while (true) {
+      ensure_actions(tree[static_cast<size_t>(cur)]);
+      const TreeNode& n = tree[static_cast<size_t>(cur)];
+      if (!n.untried.empty() || n.children.empty()) break;
+      int pick = -1;
+      double best_score = -INFINITY;
+      for (int c : n.children) {
+        const TreeNode& ch = tree[static_cast<size_t>(c)];
+        double score = ch.reward / std::max(ch.visits, 1) +
+                       options.exploration * std::sqrt(std::log(n.visits + 1.0) / std::max(ch.visits, 1));
+        if (score > best_score) {
+          best_score = score;
+          pick = c;
+        }
+      }
+      cur = pick;
+      path.push_back(cur);
+    }
+    // Expansion: one untried action.
+    while (!tree[static_cast<size_t>(cur)].untried.empty()) {
+      Action a = std::move(tree[static_cast<size_t>(cur)].untried.back());
+      tree[static_cast<size_t>(cur)].untried.pop_back();
+      auto child = child_of(*tree[static_cast<size_t>(cur)].state, a, oracle);
+      ++explored;
+      if (!child) continue;
+      note(*child);
+      tree.push_back(TreeNode{std::make_shared<const State>(std::move(*child)), {}, {}, 0, 0, false});
+      int id = static_cast<int>(tree.size()) - 1;
+      tree[static_cast<size_t>(cur)].children.push_back(id);
+      cur = id;
+      path.push_back(cur);
+      break;
+    }
+    // Rollout: a few more rewrites, each the cheapest of a few random actions.
+    StatePtr roll = tree[static_cast<size_t>(cur)].state;
+    double best_in_rollout = roll->cost_us;
+    for (int d = 0; d < options.rollout_depth; ++d) {
+      std::vector<Action> acts = actions_of(roll->graph, rules);
+      if (acts.empty()) break;
+      std::optional<State> pick;
+      for (int k = 0; k < options.rollout_samples && !acts.empty(); ++k) {
+        size_t i = std::uniform_int_distribution<size_t>(0, acts.size() - 1)(rng);
+        auto s = child_of(*roll, acts[i], oracle);
+        ++explored;
+        acts[i] = std::move(acts.back());
+        acts.pop_back();
+        if (s && (!pick || s->cost_us < pick->cost_us)) pick = std::move(s);
+      }
+      if (!pick) break;
+      note(*pick);
+      best_in_rollout = std::min(best_in_rollout, pick->cost_us);
+      roll = std::make_shared<const State>(std::move(*pick));
+    }
+    double reward = (root_cost - best_in_rollout) / root_cost;
+    for (int id : path) {
+      tree[static_cast<size_t>(id)].visits += 1;
+      tree[static_cast<size_t>(id)].reward += reward;
+    }
+    if (progress) progress(explored, best->cost_us, timer.seconds());
+  }
+}
+
+}  // namespace
+
+std::map<std::string, int> SearchResult::counts() const {
+  std::map<std::string, int> c;
+  if (folded_up_front > 0) c["constant_folding"] = folded_up_front;
+  for (const std::string& r : rewrites) c[r] += 1;
+  return c;
+}
+
+SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle,
+                            const SearchOptions& options, const SearchProgress& progress) {
+  if (options.strategy != "backtrack" && options.strategy != "mcts") {
+    throw UserError("unknown graph search strategy '" + options.strategy + "' (valid: backtrack, mcts)");
+  }
+  if (options.alpha < 1) throw UserError("--alpha must be at least 1, not " + std::to_string(options.alpha));
+  if (options.budget < 0) throw UserError("--budget must not be negative");
+  Timer timer(options.time_limit_s);
+  SearchResult result;
+  Graph input = g;
+  result.cost_before_us = oracle.graph_cost(input);
+
+  // Weights are prepared before inference: fold what is constant first.
+  State start;
+  start.graph = g;
+  result.folded_up_front = fold_constants(start.graph);
+  start.cost_us = oracle.graph_cost(start.graph);
+  auto root = std::make_shared<const State>(std::move(start));
+  StatePtr best = root;
+  int explored = 1;
+  if (options.strategy == "backtrack") {
+    backtrack(root, rules, oracle, options, progress, best, explored, timer);
+  } else {
+    mcts(root, rules, oracle, options, progress, best, explored, timer);
+  }
+  result.best = best->graph;
+  result.cost_after_us = best->cost_us;
+  result.rewrites = best->path;
+  result.explored = explored;
+  result.seconds = timer.seconds();
+  return result;
+}
+
+std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const std::vector<const Rule*>& rules,
+                                                    CostOracle& oracle, int budget) {
+  SearchOptions options;
+  options.budget = budget;
+  SearchResult r = optimize_graph(g, rules, oracle, options);
+  std::vector<search::WorkloadEntry> entries = graph_workloads(g, oracle.dtype());
+  std::map<std::string, size_t> index;
+  for (size_t k = 0; k < entries.size(); ++k) index[entries[k].workload.key()] = k;
+  for (search::WorkloadEntry& e : graph_workloads(r.best, oracle.dtype())) {
+    auto it = index.find(e.workload.key());
+    if (it == index.end()) {
+      index[e.workload.key()] = entries.size();
+      entries.push_back(std::move(e));
+    } else {
+      entries[it->second].weight = std::max(entries[it->second].weight, e.weight);
+    }
+  }
+  return entries;
+}
+
+}  // namespace tessera::graph

@@ -1,0 +1,70 @@
+// Graph search: from a graph to a cheaper equivalent one by applying verified rewrites.
+//
+// backtrack (TASO): best-first over graphs with a priority queue on total cost, a visited
+// set of structural hashes, and an alpha relaxation: a rewritten graph joins the queue if it
+// costs less than alpha x the best so far, so the search may pass through slightly worse
+// graphs, never through much worse ones. A child is costed when its parent is expanded and
+// rebuilt when it is popped, so the queue holds (parent, rewrite) pairs, not graphs.
+//
+// mcts (sequential decisions, after X-RLflow): a Monte Carlo tree search over (rule,
+// location) actions. Each iteration walks the tree by UCT, expands one untried action, then
+// rolls out a few more rewrites (each step the cheapest of a few random actions, worse or
+// not) and backs up the relative cost reduction of the best graph the rollout saw. It can
+// take a rewrite that costs more (enlarging a kernel) to reach one that saves more (merging).
+//
+// Both return the cheapest graph they saw and the rewrites that lead to it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "search/graph/ir.h"
+#include "search/graph/oracle.h"
+#include "search/graph/rules.h"
+
+namespace tessera::graph {
+
+/// How to search.
+struct SearchOptions {
+  std::string strategy = "backtrack";  ///< "backtrack" or "mcts"
+  double alpha = 1.05;                 ///< backtrack: queue graphs cheaper than alpha x best
+  int budget = 1000;                   ///< backtrack: graphs expanded; mcts: iterations
+  double time_limit_s = 0;             ///< stop after this long (0: no limit) [s]
+  uint64_t seed = 1;                   ///< mcts: random choices
+  int rollout_depth = 4;               ///< mcts: rewrites per rollout
+  int rollout_samples = 4;             ///< mcts: random actions compared per rollout step
+  double exploration = 0.5;            ///< mcts: UCT exploration constant (rewards are fractions)
+};
+
+/// Progress of a search: graphs explored so far, the best cost [us], seconds elapsed.
+using SearchProgress = std::function<void(int explored, double best_us, double seconds)>;
+
+/// What a search found.
+struct SearchResult {
+  Graph best;                          ///< the cheapest graph seen
+  double cost_before_us = 0;           ///< the input graph's cost [us]
+  double cost_after_us = 0;            ///< best's cost [us]
+  std::vector<std::string> rewrites;   ///< rules applied from the input to best, in order
+  int explored = 0;                    ///< graphs costed
+  double seconds = 0;                  ///< search time [s]
+  /// rewrites counted per rule (plus "constant_folding" for the nodes folded up front).
+  std::map<std::string, int> counts() const;
+  int folded_up_front = 0;             ///< nodes folded before the search
+};
+
+/// The workloads a tuning job for `g` should cover: those of `g` and those of the graph a
+/// backtracking search (`budget` expansions) finds, so that both sides of the rewrites get
+/// measured costs; weighted by occurrences (the larger of the two graphs' counts).
+std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const std::vector<const Rule*>& rules,
+                                                    CostOracle& oracle, int budget);
+
+/// Searches for a cheaper graph equivalent to `g` with `rules`, costed by `oracle`.
+/// An unknown strategy is a UserError.
+SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle,
+                            const SearchOptions& options, const SearchProgress& progress = {});
+
+}  // namespace tessera::graph

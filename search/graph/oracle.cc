@@ -1,0 +1,271 @@
+#include "search/graph/oracle.h"
+
+#include <numeric>
+#include <sstream>
+
+#include "core/error.h"
+#include "search/tile.h"
+
+namespace tessera::graph {
+namespace {
+
+int64_t product(const std::vector<int64_t>& v, size_t begin, size_t end) {
+  int64_t p = 1;
+  for (size_t k = begin; k < end && k < v.size(); ++k) p *= v[k];
+  return p;
+}
+
+bool free_op(OpType op) {
+  switch (op) {
+    case OpType::kReshape:
+    case OpType::kFlatten:
+    case OpType::kSqueeze:
+    case OpType::kUnsqueeze:
+    case OpType::kIdentity:
+    case OpType::kConstant:
+    case OpType::kShape: return true;
+    default: return false;
+  }
+}
+
+std::optional<std::string> eltwise_name(OpType op) {
+  switch (op) {
+    case OpType::kAdd: return "add";
+    case OpType::kSub: return "sub";
+    case OpType::kMul: return "mul";
+    case OpType::kDiv: return "div";
+    case OpType::kRelu: return "relu";
+    case OpType::kSigmoid: return "sigmoid";
+    case OpType::kTanh: return "tanh";
+    case OpType::kExp: return "exp";
+    case OpType::kNeg: return "neg";
+    case OpType::kGelu: return "gelu";
+    default: return std::nullopt;
+  }
+}
+
+std::string epilogue_option(const std::string& steps) {
+  return steps.empty() ? "" : ":epilogue=" + steps;
+}
+
+std::optional<std::string> matmul_spec(const Graph& g, const Node& n, bool ta, bool tb, const std::string& steps,
+                                       std::string_view dtype) {
+  const auto& a = g.value(n.inputs[0]).shape;
+  const auto& b = g.value(n.inputs[1]).shape;
+  if (a.size() < 2 || b.size() < 2) return std::nullopt;
+  int64_t m = ta ? a[a.size() - 1] : a[a.size() - 2];
+  int64_t k = ta ? a[a.size() - 2] : a[a.size() - 1];
+  int64_t nn = tb ? b[b.size() - 2] : b[b.size() - 1];
+  int64_t batch_a = product(a, 0, a.size() - 2), batch_b = product(b, 0, b.size() - 2);
+  std::ostringstream s;
+  std::string flags = std::string(ta ? ",ta=1" : "") + (tb ? ",tb=1" : "");
+  if (batch_b == 1 && !ta) {
+    // Weights shared by every row: one matmul over the flattened batch.
+    s << "matmul:m=" << batch_a * m << ",n=" << nn << ",k=" << k << flags;
+  } else {
+    s << "batch_matmul:b=" << std::max(batch_a, batch_b) << ",m=" << m << ",n=" << nn << ",k=" << k << flags;
+  }
+  s << ":" << dtype << epilogue_option(steps);
+  return s.str();
+}
+
+std::optional<std::string> conv_spec(const Graph& g, const Node& n, const std::string& steps, std::string_view dtype) {
+  const auto& x = g.value(n.inputs[0]).shape;
+  const auto& w = g.value(n.inputs[1]).shape;
+  const auto& y = g.value(n.outputs[0]).shape;
+  if (x.size() != 4 || w.size() != 4) return std::nullopt;
+  std::vector<int64_t> one{1, 1};
+  auto strides = n.attr_ints("strides", one), dil = n.attr_ints("dilations", one);
+  auto pads = n.attr_ints("pads", {0, 0, 0, 0});
+  if (n.attr_string("auto_pad", "NOTSET") != "NOTSET") {
+    // The padding that gives the output size ONNX inferred (the smaller half first).
+    for (int d = 0; d < 2; ++d) {
+      int64_t total = (y[2 + d] - 1) * strides[d] + (w[2 + d] - 1) * dil[d] + 1 - x[2 + d];
+      pads[d] = std::max<int64_t>(total, 0) / 2;
+    }
+  }
+  std::ostringstream s;
+  s << "conv2d:n=" << x[0] << ",h=" << x[2] << ",w=" << x[3] << ",c=" << x[1] << ",k=" << w[0] << ",r=" << w[2]
+    << ",s=" << w[3] << ",stride=" << strides[0] << "x" << strides[1] << ",pad=" << pads[0] << "x" << pads[1]
+    << ",dilation=" << dil[0] << "x" << dil[1] << ",groups=" << n.attr_int("group", 1) << ":" << dtype
+    << epilogue_option(steps);
+  return s.str();
+}
+
+}  // namespace
+
+std::string_view cost_source_name(CostSource s) {
+  switch (s) {
+    case CostSource::kFree: return "free";
+    case CostSource::kMeasured: return "measured";
+    case CostSource::kModel: return "model";
+    case CostSource::kMemory: return "memory";
+  }
+  TESSERA_UNREACHABLE("CostSource");
+}
+
+std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype) {
+  if (n.outputs.empty() || !is_float(g.value(n.outputs[0]).type)) return std::nullopt;
+  std::string_view dt = dtype_name(dtype);
+  const auto& y = g.value(n.outputs[0]).shape;
+  std::optional<std::string> spec;
+  switch (n.op) {
+    case OpType::kMatMul: spec = matmul_spec(g, n, false, false, "", dt); break;
+    case OpType::kFusedMatMul:
+      spec = matmul_spec(g, n, n.attr_int("trans_a", 0) != 0, n.attr_int("trans_b", 0) != 0,
+                         n.attr_string("epilogue", ""), dt);
+      break;
+    case OpType::kGemm: {
+      bool bias = n.inputs.size() > 2 && n.inputs[2] != kNone && g.value(n.inputs[2]).shape.size() == 1;
+      spec = matmul_spec(g, n, n.attr_int("transA", 0) != 0, n.attr_int("transB", 0) != 0, bias ? "bias" : "", dt);
+      break;
+    }
+    case OpType::kConv: {
+      bool bias = n.inputs.size() > 2 && n.inputs[2] != kNone;
+      spec = conv_spec(g, n, bias ? "bias" : "", dt);
+      break;
+    }
+    case OpType::kFusedConv: spec = conv_spec(g, n, n.attr_string("epilogue", ""), dt); break;
+    case OpType::kSoftmax:
+    case OpType::kLayerNormalization: {
+      int64_t axis = n.attr_int("axis", -1);
+      if (axis != -1 && axis != static_cast<int64_t>(y.size()) - 1) break;
+      std::ostringstream s;
+      s << (n.op == OpType::kSoftmax ? "softmax" : "layernorm") << ":rows=" << product(y, 0, y.size() - 1)
+        << ",cols=" << y.back() << ":" << dt;
+      spec = s.str();
+      break;
+    }
+    case OpType::kReduceMean: {
+      const auto& x = g.value(n.inputs[0]).shape;
+      auto axes = n.attr_ints("axes", {});
+      if (axes.size() != 1 || (axes[0] != -1 && axes[0] != static_cast<int64_t>(x.size()) - 1)) break;
+      std::ostringstream s;
+      s << "reduce:op=mean,rows=" << product(x, 0, x.size() - 1) << ",cols=" << x.back() << ":" << dt;
+      spec = s.str();
+      break;
+    }
+    case OpType::kEltwiseChain: {
+      std::ostringstream s;
+      s << "elementwise:ops=" << n.attr_string("ops", "") << ",n=" << product(y, 0, y.size()) << ":" << dt;
+      spec = s.str();
+      break;
+    }
+    default:
+      if (auto name = eltwise_name(n.op)) {
+        std::ostringstream s;
+        s << "elementwise:ops=" << *name << ",n=" << product(y, 0, y.size()) << ":" << dt;
+        spec = s.str();
+      }
+      break;
+  }
+  if (!spec) return std::nullopt;
+  try {
+    return Workload::parse(*spec);
+  } catch (const UserError&) {
+    return std::nullopt;  // a shape Tessera's workloads do not express (e.g. an empty axis)
+  }
+}
+
+std::vector<search::WorkloadEntry> graph_workloads(const Graph& g, DType dtype) {
+  std::vector<search::WorkloadEntry> entries;
+  std::map<std::string, size_t> index;
+  for (NodeId id : g.topological_order()) {
+    const Node& n = g.node(id);
+    bool all_constant = std::all_of(n.inputs.begin(), n.inputs.end(),
+                                    [&](ValueId v) { return v == kNone || g.value(v).constant != nullptr; });
+    if (all_constant) continue;
+    auto w = node_workload(g, n, dtype);
+    if (!w) continue;
+    auto [it, fresh] = index.emplace(w->key(), entries.size());
+    if (fresh) {
+      entries.push_back({*w, 0, std::string(op_type_name(n.op))});
+    }
+    search::WorkloadEntry& e = entries[it->second];
+    e.weight += 1;
+    std::string op(op_type_name(n.op));
+    if (e.label.find(op) == std::string::npos) e.label += "," + op;
+  }
+  return entries;
+}
+
+CostOracle::CostOracle(const kernels::FamilyRegistry& families, HardwareSpec hw, Target target, db::TuningDatabase* db,
+                       DType dtype)
+    : families_(families), hw_(hw), target_(std::move(target)), db_(db), dtype_(dtype), model_(families, std::move(hw)) {}
+
+double CostOracle::workload_cost(const Workload& w, CostSource& source) {
+  std::string key = w.key();
+  if (auto it = by_workload_.find(key); it != by_workload_.end()) {
+    source = it->second.second;
+    return it->second.first;
+  }
+  std::optional<double> time_us;
+  source = CostSource::kModel;
+  if (db_ != nullptr) {
+    db::BestResult best = db_->best(w, target_, 1, /*same_arch_fallback=*/true);
+    if (!best.records.empty()) {
+      time_us = best.records[0].record.measurement.median_us;
+      source = CostSource::kMeasured;
+    }
+  }
+  if (!time_us) {
+    try {
+      search::ConstructOptions options;
+      options.top_k = 1;
+      search::Construction c = search::construct(w, families_, hw_, model_, options);
+      if (!c.candidates.empty() && c.candidates[0].predicted_us) time_us = *c.candidates[0].predicted_us;
+    } catch (const UserError&) {
+      // No family runs it: the caller falls back to the memory estimate.
+    }
+  }
+  if (!time_us) return -1;
+  (source == CostSource::kMeasured ? measured_ : estimated_) += 1;
+  by_workload_[key] = {*time_us, source};
+  return *time_us;
+}
+
+OpCost CostOracle::cost(const Graph& g, const Node& n) {
+  OpCost c;
+  if (free_op(n.op)) return c;
+  bool all_constant = std::all_of(n.inputs.begin(), n.inputs.end(),
+                                  [&](ValueId v) { return v == kNone || g.value(v).constant != nullptr; });
+  if (all_constant && n.op != OpType::kOpaque) return c;  // folded before inference
+  if (auto w = node_workload(g, n, dtype_)) {
+    double t = workload_cost(*w, c.source);
+    if (t >= 0) {
+      c.time_us = t;
+      c.workload = std::move(w);
+      return c;
+    }
+  }
+  auto bytes = [&](ValueId v) {
+    const Value& val = g.value(v);
+    return val.elements() * (is_float(val.type) ? dtype_bytes(dtype_) : elem_bytes(val.type));
+  };
+  double total = 0;
+  for (ValueId v : n.outputs) total += static_cast<double>(bytes(v));
+  if (n.op == OpType::kGather || n.op == OpType::kSlice) {
+    total *= 2;  // reads only what it writes (plus indices)
+    if (n.op == OpType::kGather) total += static_cast<double>(bytes(n.inputs[1]));
+  } else {
+    for (ValueId v : n.inputs) {
+      if (v != kNone) total += static_cast<double>(bytes(v));
+    }
+  }
+  c.source = CostSource::kMemory;
+  c.time_us = costmodel::kLaunchUs + total / (hw_.dram_bandwidth_gbps * 1e3);
+  return c;
+}
+
+double CostOracle::graph_cost(Graph& g) {
+  double total = 0;
+  for (size_t k = 0; k < g.nodes().size(); ++k) {
+    Node& n = g.node(static_cast<NodeId>(k));
+    if (n.removed) continue;
+    if (n.cost_us < 0) n.cost_us = cost(g, n).time_us;
+    total += n.cost_us;
+  }
+  return total;
+}
+
+}  // namespace tessera::graph

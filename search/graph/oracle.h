@@ -1,0 +1,80 @@
+// CostOracle: what an operator of a graph costs on the target, for the graph search.
+//
+// An operator that maps to a Tessera workload (convolutions, matmuls, softmax, layernorm,
+// row reductions, elementwise chains) costs the best time measured for that workload in the
+// tuning database, else the analytic model's estimate of its best constructed schedule,
+// flagged as estimated. Data movement (Transpose, Concat, Split, Slice, Gather, pools, ...)
+// and the operators no family runs cost a memory-bound estimate: one launch plus the bytes
+// read and written at the GPU's DRAM bandwidth. Reshapes, identities and shape arithmetic
+// are free (views). Floating tensors are costed in one dtype (f16 by default: an H100
+// deployment runs the model in half precision) and convolutions in NHWC, the layout the
+// tensor-core kernels run (a deployment converts once at the graph's edges).
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include "core/hardware.h"
+#include "core/workload.h"
+#include "costmodel/analytic.h"
+#include "db/database.h"
+#include "kernels/kernel_family.h"
+#include "search/graph/ir.h"
+#include "search/workload_set.h"
+
+namespace tessera::graph {
+
+/// Where an operator's cost came from.
+enum class CostSource { kFree, kMeasured, kModel, kMemory };
+/// "free", "measured", "model", "memory".
+std::string_view cost_source_name(CostSource s);
+
+/// One operator's cost.
+struct OpCost {
+  double time_us = 0;
+  CostSource source = CostSource::kFree;
+  std::optional<Workload> workload;  ///< the workload it was costed as, if any
+};
+
+/// The Tessera workload `n` runs as, with floating tensors in `dtype`; nullopt for operators
+/// that map to none (data movement, free operators, unsupported shapes).
+std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype);
+
+/// The distinct workloads of `g`'s live operators, each weighted by how many operators run
+/// it and labelled with the operator kinds, in first-occurrence order.
+std::vector<search::WorkloadEntry> graph_workloads(const Graph& g, DType dtype);
+
+/// Costs operators, caching by workload (and by operator signature for the rest).
+class CostOracle {
+ public:
+  /// `db` may be null (model only); records of `target` answer first, then records of a
+  /// target of the same architecture.
+  CostOracle(const kernels::FamilyRegistry& families, HardwareSpec hw, Target target, db::TuningDatabase* db,
+             DType dtype = DType::kF16);
+
+  /// The cost of `n` in `g`.
+  OpCost cost(const Graph& g, const Node& n);
+  /// Sum over live nodes, costing the ones not costed yet (Node::cost_us is set) [us].
+  double graph_cost(Graph& g);
+
+  /// Distinct workloads costed so far, by source.
+  int measured_workloads() const { return measured_; }
+  int estimated_workloads() const { return estimated_; }
+  DType dtype() const { return dtype_; }
+  const Target& target() const { return target_; }
+
+ private:
+  double workload_cost(const Workload& w, CostSource& source);
+
+  const kernels::FamilyRegistry& families_;
+  HardwareSpec hw_;
+  Target target_;
+  db::TuningDatabase* db_;
+  DType dtype_;
+  costmodel::AnalyticModel model_;
+  std::map<std::string, std::pair<double, CostSource>> by_workload_;
+  int measured_ = 0, estimated_ = 0;
+};
+
+}  // namespace tessera::graph

@@ -1,0 +1,76 @@
+// Rewrite rules: equivalences between subgraphs that the graph search applies.
+//
+// Most rules are data (configs/rules/*.json): a pattern graph, a replacement graph, shape
+// conditions and the shapes to verify on (format in configs/rules/README.md). A few
+// families data cannot express are built in (merging contractions that share an input,
+// enlarging a convolution kernel, epilogue and elementwise-chain fusion, transpose
+// composition).
+//
+// Every rule is verified when it is loaded: on each verification case its pattern and its
+// replacement are evaluated by the CPU reference (ops.h) on several random inputs and must
+// agree; a rule that does not is rejected with the reason.
+//
+// After every rewrite, nodes whose inputs are all constants are folded into constants
+// (weights are prepared once, before inference) and dead nodes are dropped.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "search/graph/ir.h"
+
+namespace tessera::graph {
+
+/// One place where a rule applies.
+struct Match {
+  std::vector<NodeId> nodes;   ///< matched nodes (the rule's own order)
+  std::vector<ValueId> values; ///< bound values (the rule's own order)
+};
+
+/// A rewrite rule.
+class Rule {
+ public:
+  virtual ~Rule() = default;
+  /// Unique name, e.g. "fuse_epilogue", "conv_batchnorm_fold".
+  virtual const std::string& name() const = 0;
+  /// Every place the rule applies in `g` (consumers = g.consumers()), in a deterministic order.
+  virtual std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const = 0;
+  /// `g` rewritten at `m` (a match find() returned for `g`), folded and compacted; nullopt
+  /// when the replacement does not fit there after all (e.g. its shapes do not infer).
+  virtual std::optional<Graph> apply(const Graph& g, const Match& m) const = 0;
+  /// Small graphs that contain the pattern, for verification.
+  virtual std::vector<Graph> verification_cases() const = 0;
+};
+
+/// Why `rule` is wrong (its first verification case where pattern and replacement differ,
+/// or where it does not match at all), or nullopt when it holds on every case.
+std::optional<std::string> verify_rule(const Rule& rule, int seeds = 3);
+
+/// A data rule parsed from JSON; a malformed one is a UserError naming `what` and the field.
+std::unique_ptr<Rule> parse_rule(const Json& j, const std::string& what);
+
+/// The built-in rule families.
+std::vector<std::unique_ptr<Rule>> builtin_rules();
+
+/// Verified rules, and the ones rejected with their reasons.
+struct RuleSet {
+  std::vector<std::unique_ptr<Rule>> rules;
+  std::vector<std::pair<std::string, std::string>> rejected;  ///< (rule name, why)
+};
+
+/// The rules Tessera ships: the built-in families and configs/rules/*.json (compiled into
+/// the binary), plus every rule of the *.json files in `extra_dir` if given (each file holds
+/// one rule object or an array of them), each verified. A file that does not parse is a
+/// UserError; a rule that fails verification goes to `rejected`.
+RuleSet load_rules(const std::string& extra_dir = {});
+/// verify_rule over `rules`, splitting them into accepted and rejected.
+RuleSet verify_rules(std::vector<std::unique_ptr<Rule>> rules);
+
+/// Folds every node whose inputs are all constants (Opaque nodes and results over 2^24
+/// elements excepted) into a constant, and compacts `g`. Returns the number folded.
+int fold_constants(Graph& g);
+
+}  // namespace tessera::graph

@@ -1,0 +1,258 @@
+// Rewrite rules: every shipped rule verifies, wrong rules are rejected, matching respects
+// uses outside the pattern, and the built-in families rewrite what they should.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "search/graph/ops.h"
+#include "search/graph/rules.h"
+
+namespace tessera::graph {
+namespace {
+
+const RuleSet& shipped() {
+  static const RuleSet set = load_rules();
+  return set;
+}
+
+const Rule& rule(const std::string& name) {
+  for (const auto& r : shipped().rules) {
+    if (r->name() == name) return *r;
+  }
+  throw std::runtime_error("no rule " + name);
+}
+
+std::vector<std::string> shipped_names() {
+  std::vector<std::string> names;
+  for (const auto& r : shipped().rules) names.push_back(r->name());
+  for (const auto& [name, why] : shipped().rejected) names.push_back(name);
+  return names;
+}
+
+// Applies `r` at its first match in g until it no longer matches; returns how often it did.
+int apply_all(const Rule& r, Graph& g) {
+  int applied = 0;
+  while (true) {
+    auto matches = r.find(g, g.consumers());
+    if (matches.empty()) return applied;
+    auto next = r.apply(g, matches[0]);
+    if (!next) return applied;
+    g = std::move(*next);
+    ++applied;
+  }
+}
+
+void expect_same_outputs(const Graph& a, const Graph& b) {
+  for (uint64_t seed : {1, 2}) {
+    auto inputs = random_graph_inputs(a, seed);
+    EXPECT_LE(max_scaled_error(run_graph(b, inputs), run_graph(a, inputs)), 1.0);
+  }
+}
+
+Tensor ramp(std::vector<int64_t> shape, float scale) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t k = 0; k < n; ++k) v[static_cast<size_t>(k)] = scale * static_cast<float>((k * 7) % 11 - 5);
+  return Tensor::floats(std::move(shape), std::move(v));
+}
+
+TEST(GraphRules, ShippedRulesAllVerify) {
+  for (const auto& [name, why] : shipped().rejected) ADD_FAILURE() << name << ": " << why;
+  EXPECT_GE(shipped().rules.size(), 20u);
+}
+
+class EachRule : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EachRule, PatternAndReplacementAgreeOnEveryCase) {
+  const Rule* r = nullptr;
+  for (const auto& x : shipped().rules) {
+    if (x->name() == GetParam()) r = x.get();
+  }
+  ASSERT_NE(r, nullptr) << GetParam() << " was rejected";
+  // verify_rule fails when a case does not match, so this also checks the pattern matches.
+  EXPECT_EQ(verify_rule(*r, 4), std::nullopt);
+  for (const Graph& g : r->verification_cases()) EXPECT_FALSE(r->find(g, g.consumers()).empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Shipped, EachRule, ::testing::ValuesIn(shipped_names()),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+Json wrong_rule() {
+  return parse_json(R"({
+    "name": "relu_is_sigmoid",
+    "pattern": {"inputs": ["x"], "nodes": [{"op": "Relu", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]},
+    "replacement": {"nodes": [{"op": "Sigmoid", "inputs": ["x"], "outputs": ["y"]}]},
+    "cases": [{"x": [4, 4]}]})", "test");
+}
+
+TEST(GraphRules, WrongRuleIsRejectedWithReason) {
+  std::vector<std::unique_ptr<Rule>> rules;
+  rules.push_back(parse_rule(wrong_rule(), "test"));
+  RuleSet set = verify_rules(std::move(rules));
+  EXPECT_TRUE(set.rules.empty());
+  ASSERT_EQ(set.rejected.size(), 1u);
+  EXPECT_EQ(set.rejected[0].first, "relu_is_sigmoid");
+  EXPECT_NE(set.rejected[0].second.find("differ"), std::string::npos) << set.rejected[0].second;
+}
+
+TEST(GraphRules, WrongFoldIsRejected) {
+  // Folding BatchNorm without the epsilon is close but not equal.
+  Json j = parse_json(R"({
+    "name": "bn_without_epsilon",
+    "pattern": {"inputs": ["x", "scale", "beta", "mean", "var"],
+      "nodes": [{"op": "BatchNormalization", "inputs": ["x", "scale", "beta", "mean", "var"], "outputs": ["y"],
+                 "attrs": {"epsilon": {"equals": 0.5, "default": 0.5}}}], "outputs": ["y"]},
+    "conditions": [{"constant": ["scale", "beta", "mean", "var"]}],
+    "replacement": {"constants": [{"name": "axes", "ints": [1, 2]}], "nodes": [
+      {"op": "Sqrt", "inputs": ["var"], "outputs": ["sd"]},
+      {"op": "Div", "inputs": ["scale", "sd"], "outputs": ["s"]},
+      {"op": "Unsqueeze", "inputs": ["s", "axes"], "outputs": ["s3"]},
+      {"op": "Mul", "inputs": ["mean", "s"], "outputs": ["ms"]},
+      {"op": "Sub", "inputs": ["beta", "ms"], "outputs": ["b"]},
+      {"op": "Unsqueeze", "inputs": ["b", "axes"], "outputs": ["b3"]},
+      {"op": "Mul", "inputs": ["x", "s3"], "outputs": ["xs"]},
+      {"op": "Add", "inputs": ["xs", "b3"], "outputs": ["y"]}]},
+    "cases": [{"x": [1, 3, 4, 4], "scale": [3], "beta": [3], "mean": [3], "var": {"shape": [3], "min": 0.5, "max": 2}}]
+  })", "test");
+  auto why = verify_rule(*parse_rule(j, "test"));
+  ASSERT_TRUE(why.has_value());
+}
+
+TEST(GraphRules, MalformedRulesAreUserErrorsNamingTheRule) {
+  auto expect_error = [](const std::string& text, const std::string& needle) {
+    try {
+      parse_rule(parse_json(text, "test"), "rules.json");
+      ADD_FAILURE() << "no error for " << text;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"({"name": "r"})", "missing");
+  expect_error(R"({"name": "r", "pattern": {"inputs": ["x"], "nodes": [{"op": "Frobnicate", "inputs": ["x"],
+    "outputs": ["y"]}], "outputs": ["y"]}, "replacement": {}, "cases": [{"x": [2]}]})", "unknown operator");
+  expect_error(R"({"name": "r", "pattern": {"inputs": ["x"], "nodes": [{"op": "Relu", "inputs": ["z"],
+    "outputs": ["y"]}], "outputs": ["y"]}, "replacement": {}, "cases": [{"x": [2]}]})", "reads 'z'");
+  expect_error(R"({"name": "r", "pattern": {"inputs": ["x"], "nodes": [{"op": "Relu", "inputs": ["x"],
+    "outputs": ["y"]}], "outputs": ["y"]}, "replacement": {"nodes": []}, "cases": [{"x": [2]}]})",
+               "does not define pattern output 'y'");
+  expect_error(R"({"name": "r", "pattern": {"inputs": ["x"], "nodes": [{"op": "Relu", "inputs": ["x"],
+    "outputs": ["y"]}], "outputs": ["y"]}, "replacement": {"outputs": {"y": "x"}}, "cases": []})", "cases");
+}
+
+TEST(GraphRules, InternalValueUsedOutsideThePatternBlocksTheMatch) {
+  // x / sqrt2 is also an output, so the GELU subgraph cannot be replaced.
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {4, 8});
+  ValueId c1 = g.add_constant("c1", Tensor::floats({}, {1.41421356f}));
+  ValueId c2 = g.add_constant("c2", Tensor::floats({}, {1.0f}));
+  ValueId c3 = g.add_constant("c3", Tensor::floats({}, {0.5f}));
+  ValueId a = g.add_node(OpType::kDiv, {x, c1})[0];
+  ValueId b = g.add_node(OpType::kErf, {a})[0];
+  ValueId d = g.add_node(OpType::kAdd, {c2, b})[0];  // commuted operands match too
+  ValueId e = g.add_node(OpType::kMul, {x, d})[0];
+  ValueId y = g.add_node(OpType::kMul, {e, c3})[0];
+  g.add_output(y);
+  EXPECT_EQ(rule("gelu_from_erf").find(g, g.consumers()).size(), 1u);
+  g.add_output(a);
+  EXPECT_TRUE(rule("gelu_from_erf").find(g, g.consumers()).empty());
+}
+
+TEST(GraphRules, ScalarConditionsCheckValues) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {4, 8});
+  ValueId c1 = g.add_constant("c1", Tensor::floats({}, {2.0f}));  // not sqrt(2)
+  ValueId c2 = g.add_constant("c2", Tensor::floats({}, {1.0f}));
+  ValueId c3 = g.add_constant("c3", Tensor::floats({}, {0.5f}));
+  ValueId d = g.add_node(OpType::kAdd, {g.add_node(OpType::kErf, {g.add_node(OpType::kDiv, {x, c1})[0]})[0], c2})[0];
+  g.add_output(g.add_node(OpType::kMul, {g.add_node(OpType::kMul, {x, d})[0], c3})[0]);
+  EXPECT_TRUE(rule("gelu_from_erf").find(g, g.consumers()).empty());
+}
+
+TEST(GraphRules, QkvProjectionsMergeIntoOneMatmul) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {2, 6, 16});
+  for (int k = 0; k < 3; ++k) {
+    ValueId w = g.add_constant("w" + std::to_string(k), ramp({16, 16}, 0.1f * (k + 1)));
+    ValueId b = g.add_constant("b" + std::to_string(k), ramp({16}, 0.05f));
+    ValueId t = g.add_node(OpType::kMatMul, {x, w})[0];
+    g.add_output(g.add_node(OpType::kAdd, {t, b})[0]);
+  }
+  Graph merged = g;
+  EXPECT_EQ(apply_all(rule("fuse_epilogue"), merged), 3);
+  EXPECT_EQ(apply_all(rule("merge_matmul"), merged), 2);
+  int matmuls = 0;
+  for (const Node& n : merged.nodes()) matmuls += n.op == OpType::kFusedMatMul;
+  EXPECT_EQ(matmuls, 1);
+  // The concatenated weights were folded into one constant of 48 columns.
+  bool found = false;
+  for (const Node& n : merged.nodes()) {
+    if (n.op == OpType::kFusedMatMul) found = merged.value(n.inputs[1]).shape == std::vector<int64_t>{16, 48};
+  }
+  EXPECT_TRUE(found);
+  expect_same_outputs(g, merged);
+}
+
+TEST(GraphRules, EpilogueFusionStopsAtSharedValues) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {4, 8});
+  ValueId w = g.add_constant("w", ramp({8, 8}, 0.1f));
+  ValueId t = g.add_node(OpType::kMatMul, {x, w})[0];
+  ValueId r = g.add_node(OpType::kRelu, {t})[0];
+  g.add_output(r);
+  g.add_output(t);  // the pre-activation is needed too
+  EXPECT_TRUE(rule("fuse_epilogue").find(g, g.consumers()).empty());
+}
+
+TEST(GraphRules, ElementwiseChainsGrowAndKeepSemantics) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {2, 4, 8});
+  ValueId m = g.add_input("m", ElemType::kF32, {2, 4, 8});
+  ValueId s = g.add_constant("s", Tensor::floats({}, {0.125f}));
+  ValueId t = g.add_node(OpType::kMul, {x, s})[0];
+  t = g.add_node(OpType::kAdd, {m, t})[0];
+  t = g.add_node(OpType::kTanh, {t})[0];
+  t = g.add_node(OpType::kSub, {t, m})[0];
+  g.add_output(g.add_node(OpType::kSoftmax, {t})[0]);
+  Graph chained = g;
+  EXPECT_EQ(apply_all(rule("eltwise_chain"), chained), 3);
+  int chains = 0;
+  for (const Node& n : chained.nodes()) {
+    if (n.op == OpType::kEltwiseChain) {
+      ++chains;
+      EXPECT_EQ(n.attr_string("ops", ""), "mul+add+tanh+sub");
+    }
+  }
+  EXPECT_EQ(chains, 1);
+  expect_same_outputs(g, chained);
+}
+
+TEST(GraphRules, ChainDoesNotTakeTheRightOperandOfSub) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {8});
+  ValueId y = g.add_input("y", ElemType::kF32, {8});
+  ValueId t = g.add_node(OpType::kRelu, {x})[0];
+  g.add_output(g.add_node(OpType::kSub, {y, t})[0]);  // y - relu(x): relu's value is the right operand
+  EXPECT_TRUE(rule("eltwise_chain").find(g, g.consumers()).empty());
+}
+
+TEST(GraphRules, FoldConstantsEvaluatesConstantSubgraphs) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {3});
+  ValueId a = g.add_constant("a", Tensor::floats({3}, {1, 2, 3}));
+  ValueId b = g.add_constant("b", Tensor::floats({3}, {4, 5, 6}));
+  ValueId s = g.add_node(OpType::kMul, {a, b})[0];
+  g.add_output(g.add_node(OpType::kAdd, {x, s})[0]);
+  EXPECT_EQ(fold_constants(g), 1);
+  EXPECT_EQ(g.live_nodes(), 1);
+  const Node& add = g.nodes()[0];
+  const Value& folded = g.value(add.inputs[1]);
+  ASSERT_TRUE(folded.constant);
+  EXPECT_EQ(folded.constant->f, (std::vector<float>{4, 10, 18}));
+}
+
+TEST(GraphRules, RejectedFilesAreReportedWithTheirNames) {
+  EXPECT_THROW(load_rules("/nonexistent/rules"), UserError);
+}
+
+}  // namespace
+}  // namespace tessera::graph
