@@ -104,7 +104,7 @@ int run_optimize(const ParsedArgs& args) {
   graph::SearchOptions options;
   options.strategy = args.value_or("strategy", "backtrack");
   options.alpha = number_option(args, "alpha", 1.05, 1.0, 10.0);
-  options.budget = args.integer("budget", options.strategy == "mcts" ? 300 : 200, 0, 10000000);
+  options.budget = args.integer("budget", options.strategy == "mcts" ? 3000 : 200, 0, 10000000);
   options.time_limit_s = number_option(args, "time-limit", 0, 0, 1e7);
   options.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
   if (options.strategy != "backtrack" && options.strategy != "mcts") {
@@ -141,7 +141,15 @@ int run_optimize(const ParsedArgs& args) {
   std::optional<std::string> failure;
   bool verified = false;
   if (!args.has("no-verify")) {
-    failure = verify(g, bytes, 2);
+    // A model stored without its weights is written without them; the check reads the same
+    // export with the made-up weights in, so both sides compute with the same numbers.
+    std::string checked = bytes;
+    if (g.weights_stripped) {
+      graph::ExportOptions with_weights = exported;
+      with_weights.write_synthetic = true;
+      checked = graph::export_onnx(result.best, with_weights);
+    }
+    failure = verify(g, checked, 2);
     verified = !failure;
     if (failure) {
       std::cerr << "tessera: the optimised graph failed verification against " << model_path << ": " << *failure
@@ -256,7 +264,7 @@ void register_graph_commands(CommandRegistry& registry) {
        "DIR): --strategy backtrack is TASO's cost-based backtracking (a priority queue on total cost, a visited "
        "set, graphs up to --alpha x the best kept), --strategy mcts a Monte Carlo tree search over (rule, "
        "location) decisions that may pass through a more expensive graph. --budget is graphs expanded "
-       "(backtrack, default 200) or iterations (mcts, default 300).\n\n"
+       "(backtrack, default 200) or tree iterations (mcts, default 3000; it stops earlier when its decisions stop improving).\n\n"
        "A graph's cost is the sum of its operators': the best time measured in the database for the operator's "
        "workload (tune them with `tessera tune --model`), else the analytic model's estimate, else (data "
        "movement) its bytes at DRAM bandwidth. Floating tensors are costed in --dtype (default f16).\n\n"

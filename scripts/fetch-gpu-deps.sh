@@ -10,6 +10,8 @@ rm -f ./*.deb
 apt-get download -qq \
   nlohmann-json3-dev libsqlite3-dev libsqlite3-0 \
   libxgboost-dev libxgboost0 xgboost libdmlc0 \
-  libgtest-dev libgmock-dev googletest libeigen3-dev
+  libgtest-dev libgmock-dev googletest libeigen3-dev \
+  libonnx-dev libonnx1 libprotobuf-dev libprotobuf32 libprotobuf-lite32 protobuf-compiler libprotoc32 \
+  libboost1.74-dev libboost-graph1.74-dev
 ls -1 ./*.deb | wc -l | xargs echo "fetch-gpu-deps: packages in .gpu-deps:"
 du -sh . | cut -f1 | xargs echo "fetch-gpu-deps: size:"

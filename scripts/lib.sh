@@ -39,9 +39,11 @@ tessera_build() {
 # BUILD_DIR.env (`source build/gpu.env` to run them by hand). Log: BUILD_DIR.log.
 tessera_gpu_build() {
   local build="$1"
-  # The ONNX conformance tests are CPU-only (CI runs them); that machine has no ONNX packages.
+  # The tests that read Debian's ONNX test data (libonnx-testdata) are CPU-only (CI runs
+  # them); that machine does not have it.
   local prefix_args=(-DTESSERA_ONNX_TESTS=OFF)
-  if [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/xgboost/c_api.h ] || [ ! -d /usr/include/eigen3 ]; then
+  if [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/xgboost/c_api.h ] || [ ! -d /usr/include/eigen3 ] ||
+     [ ! -f /usr/include/onnx/onnx_pb.h ] || [ ! -d /usr/include/boost/graph ]; then
     if ! ls "$TESSERA_ROOT"/.gpu-deps/*.deb >/dev/null 2>&1; then
       echo "build dependencies missing and no .gpu-deps/ (run scripts/fetch-gpu-deps.sh here and carry it)" >&2
       return 1
@@ -49,8 +51,11 @@ tessera_gpu_build() {
     local deps=/opt/tessera-deps f
     for f in "$TESSERA_ROOT"/.gpu-deps/*.deb; do dpkg -x "$f" "$deps"; done
     export LD_LIBRARY_PATH="$deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export PATH="$deps/usr/bin:$PATH"
     prefix_args+=("-DCMAKE_PREFIX_PATH=$deps/usr;$deps/usr/lib/x86_64-linux-gnu/cmake" "-DSQLite3_INCLUDE_DIR=$deps/usr/include"
-                 "-DSQLite3_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libsqlite3.so")
+                 "-DSQLite3_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libsqlite3.so"
+                 "-DProtobuf_INCLUDE_DIR=$deps/usr/include" "-DProtobuf_LIBRARY=$deps/usr/lib/x86_64-linux-gnu/libprotobuf.so"
+                 "-DProtobuf_PROTOC_EXECUTABLE=$deps/usr/bin/protoc" "-DBoost_INCLUDE_DIR=$deps/usr/include")
     echo "unpacked $(ls "$TESSERA_ROOT"/.gpu-deps/*.deb | wc -l) Debian packages into $deps"
   fi
   mkdir -p "$(dirname "$build")"

@@ -56,10 +56,10 @@ enum class OpType {
   kConv, kMatMul, kGemm, kSoftmax, kLayerNormalization, kBatchNormalization,
   // ONNX, elementwise
   kAdd, kSub, kMul, kDiv, kPow, kSqrt, kExp, kNeg, kRelu, kClip, kSigmoid, kTanh, kErf, kGelu,
-  kWhere, kCast, kEqual,
+  kWhere, kCast, kEqual, kMax, kMin, kAbs, kMod,
   // ONNX, data movement and shapes
-  kTranspose, kReshape, kFlatten, kSqueeze, kUnsqueeze, kConcat, kSplit, kSlice, kGather, kExpand,
-  kShape, kConstantOfShape, kIdentity, kConstant,
+  kTranspose, kReshape, kFlatten, kSqueeze, kUnsqueeze, kConcat, kSplit, kSlice, kGather, kGatherElements,
+  kExpand, kShape, kConstantOfShape, kIdentity, kConstant,
   // ONNX, pooling and reductions
   kMaxPool, kAveragePool, kGlobalAveragePool, kReduceMean,
   // Tessera's fused operators (domain "ai.tessera")

@@ -1196,7 +1196,7 @@ class Exporter {
     p->set_name(name_of(v));
     p->set_data_type(onnx_data_type(t.type));
     for (int64_t d : t.shape) p->add_dims(d);
-    bool strip = value.synthetic ||
+    bool strip = (value.synthetic && !options_.write_synthetic) ||
                  (options_.strip_above_elements >= 0 && t.elements() > options_.strip_above_elements);
     if (strip) {
       p->set_raw_data(std::string(static_cast<size_t>(t.elements() * elem_bytes(t.type)), '\0'));

@@ -38,8 +38,11 @@ Graph import_onnx_bytes(std::string_view bytes, std::string_view what, const std
 /// Export options.
 struct ExportOptions {
   /// Constants with more elements than this are written stripped (-1: write every value).
-  /// Synthetic constants are always written stripped.
+  /// Synthetic constants are written stripped unless write_synthetic is set.
   int64_t strip_above_elements = -1;
+  /// Write synthetic constants' made-up values instead of stripping them (so that a check
+  /// of the written model against its input computes with the same weights).
+  bool write_synthetic = false;
   std::string producer_version;  ///< written as producer_version ("" = Tessera's version)
 };
 

@@ -468,6 +468,36 @@ std::vector<OutputSpec> infer_binary(const Infer& c) {
   return {{out, c.broadcast(c.shape(0), c.shape(1))}};
 }
 
+// Mod's fmod attribute: 0 takes the divisor's sign (Python's %), 1 the dividend's (C's fmod).
+bool mod_is_fmod(const OpContext& c) {
+  int64_t fmod = c.attr_int("fmod", 0);
+  if (fmod != 0 && fmod != 1) c.fail("fmod " + std::to_string(fmod) + " must be 0 or 1");
+  return fmod == 1;
+}
+
+std::vector<OutputSpec> infer_mod(const Infer& c) {
+  c.expect_inputs(2, 2);
+  if (c.type(0) == ElemType::kBool) c.fail("inputs must be numeric, not bool");
+  bool fmod = mod_is_fmod(c);
+  if (is_float(c.type(0)) && !fmod)
+    c.fail("floating inputs (" + std::string(elem_type_name(c.type(0))) + ") need fmod = 1");
+  return infer_binary(c);
+}
+
+// Max and Min: one or more inputs of one numeric type, broadcast together.
+std::vector<OutputSpec> infer_variadic(const Infer& c) {
+  if (c.in.empty()) c.fail("takes at least one input");
+  c.expect_inputs(c.in.size(), c.in.size());
+  c.expect_outputs(1, 1);
+  if (c.type(0) == ElemType::kBool) c.fail("inputs must be numeric, not bool");
+  Shape y = c.shape(0);
+  for (size_t k = 1; k < c.in.size(); ++k) {
+    c.expect_same_type(k, 0, "input " + std::to_string(k), "input 0");
+    y = c.broadcast(y, c.shape(k));
+  }
+  return {{c.type(0), y}};
+}
+
 // MatMul's output shape (numpy semantics: 1-D operands, batch broadcasting), with op(A) and
 // op(B) transposing the last two dimensions (FusedMatMul).
 Shape matmul_shape(const Infer& c, const Shape& a0, const Shape& b0, bool trans_a, bool trans_b) {
@@ -960,6 +990,24 @@ std::vector<OutputSpec> infer_gather(const Infer& c) {
   return {{c.type(0), y}};
 }
 
+std::vector<OutputSpec> infer_gather_elements(const Infer& c) {
+  c.expect_inputs(2, 2);
+  c.expect_outputs(1, 1);
+  const Shape &x = c.shape(0), &idx = c.shape(1);
+  if (x.empty()) c.fail("data must have rank >= 1");
+  if (!is_int_index(c.type(1)))
+    c.fail("indices must be int64 or int32, not " + std::string(elem_type_name(c.type(1))));
+  if (idx.size() != x.size())
+    c.fail("indices " + shape_text(idx) + " must have the rank of data " + shape_text(x));
+  size_t axis = static_cast<size_t>(c.axis(c.attr_int("axis", 0), c.rank(0), "axis"));
+  // Off the axis an index position is also a data position, so it must lie inside data.
+  for (size_t d = 0; d < x.size(); ++d)
+    if (d != axis && idx[d] > x[d])
+      c.fail("indices " + shape_text(idx) + " exceed data " + shape_text(x) + " in dimension " +
+             std::to_string(d) + " (only the axis, " + std::to_string(axis) + ", may differ freely)");
+  return {{c.type(0), idx}};
+}
+
 std::vector<OutputSpec> infer_expand(const Infer& c) {
   c.expect_inputs(2, 2);
   c.expect_outputs(1, 1);
@@ -1133,6 +1181,11 @@ std::vector<OutputSpec> infer(const Infer& c) {
         c.fail("inputs must be numeric, not bool");
       return infer_binary(c);
     }
+    case OpType::kMod:
+      return infer_mod(c);
+    case OpType::kMax:
+    case OpType::kMin:
+      return infer_variadic(c);
     case OpType::kSqrt:
     case OpType::kExp:
     case OpType::kSigmoid:
@@ -1146,7 +1199,8 @@ std::vector<OutputSpec> infer(const Infer& c) {
       return infer_unary(c, true);
     }
     case OpType::kNeg:
-    case OpType::kRelu: {
+    case OpType::kRelu:
+    case OpType::kAbs: {
       auto out = infer_unary(c, false);
       if (c.type(0) == ElemType::kBool) c.fail("input must be numeric, not bool");
       return out;
@@ -1177,6 +1231,8 @@ std::vector<OutputSpec> infer(const Infer& c) {
       return infer_slice(c);
     case OpType::kGather:
       return infer_gather(c);
+    case OpType::kGatherElements:
+      return infer_gather_elements(c);
     case OpType::kExpand:
       return infer_expand(c);
     case OpType::kShape:
@@ -1242,6 +1298,17 @@ void eval_binary(const OpContext& c, const Tensor& a, const Tensor& b, Tensor& y
     });
     return;
   }
+  if (c.op() == OpType::kMod) {
+    if (is_float(a.type))
+      return binary_loop<float>(a, b, y.f, s, [](float p, float q) { return std::fmod(p, q); });
+    bool fmod = mod_is_fmod(c);
+    return binary_loop<int64_t>(a, b, y.i, s, [&](int64_t p, int64_t q) {
+      if (q == 0) c.fail("integer modulo by zero");
+      if (q == -1) return int64_t{0};  // INT64_MIN % -1 overflows
+      int64_t r = p % q;
+      return !fmod && r != 0 && (r < 0) != (q < 0) ? r + q : r;
+    });
+  }
   if (is_float(a.type)) {
     switch (c.op()) {
       case OpType::kAdd:
@@ -1284,6 +1351,7 @@ void eval_unary(const OpContext& c, const Tensor& x, Tensor& y) {
       int64_t v = x.i[k];
       y.i[k] = c.op() == OpType::kNeg    ? wrap_sub(0, v)
                : c.op() == OpType::kRelu ? std::max<int64_t>(v, 0)
+               : c.op() == OpType::kAbs  ? (v < 0 ? wrap_sub(0, v) : v)
                                          : v;
     }
     return;
@@ -1295,6 +1363,8 @@ void eval_unary(const OpContext& c, const Tensor& x, Tensor& y) {
       return map_floats(x, y, [](float v) { return std::exp(v); });
     case OpType::kNeg:
       return map_floats(x, y, [](float v) { return -v; });
+    case OpType::kAbs:
+      return map_floats(x, y, [](float v) { return std::fabs(v); });
     case OpType::kRelu:
       return map_floats(x, y, relu);
     case OpType::kSigmoid:
@@ -1311,6 +1381,24 @@ void eval_unary(const OpContext& c, const Tensor& x, Tensor& y) {
       return;
     default:
       TESSERA_UNREACHABLE("not a unary operator");
+  }
+}
+
+// Max / Min over one or more inputs. A NaN wins, as in numpy's maximum and minimum (ONNX's
+// reference implementation).
+template <class T>
+void eval_extremum(bool max, const Tensor* const* in, size_t n_in, Tensor& y) {
+  auto& v = vals<T>(y);
+  Operand<T> first = operand<T>(*in[0], y.shape);
+  for (size_t k = 0; k < v.size(); ++k) v[k] = first[k];
+  for (size_t j = 1; j < n_in; ++j) {
+    Operand<T> x = operand<T>(*in[j], y.shape);
+    for (size_t k = 0; k < v.size(); ++k) {
+      T q = x[k];
+      bool nan = false;
+      if constexpr (std::is_same_v<T, float>) nan = std::isnan(q);
+      if (nan || (max ? q > v[k] : q < v[k])) v[k] = q;
+    }
   }
 }
 
@@ -1694,6 +1782,34 @@ void eval_gather(const OpContext& c, const Tensor& x, const Tensor& indices, Ten
     }
 }
 
+// y[i] = x[i with its axis coordinate replaced by indices[i]], over the positions i of indices.
+template <class T>
+void eval_gather_elements(const OpContext& c, const Tensor& x, const Tensor& indices, Tensor& y) {
+  size_t r = x.shape.size();
+  size_t axis = static_cast<size_t>(c.axis(c.attr_int("axis", 0), static_cast<int64_t>(r), "axis"));
+  int64_t dim = x.shape[axis];
+  Shape strides = strides_of(x.shape), pos(r, 0);
+  const auto& src = vals<T>(x);
+  auto& dst = vals<T>(y);
+  // Offset in x of the current index position, its axis coordinate left out.
+  int64_t base = 0;
+  for (size_t k = 0; k < dst.size(); ++k) {
+    int64_t j = indices.i[k];
+    if (j < -dim || j >= dim)
+      c.fail("index " + std::to_string(j) + " is out of range for dimension " + std::to_string(axis) +
+             " of " + shape_text(x.shape));
+    if (j < 0) j += dim;
+    dst[k] = src[static_cast<size_t>(base + j * strides[axis])];
+    for (size_t d = r; d-- > 0;) {
+      int64_t step = d == axis ? 0 : strides[d];
+      base += step;
+      if (++pos[d] < indices.shape[d]) break;
+      base -= step * indices.shape[d];
+      pos[d] = 0;
+    }
+  }
+}
+
 void eval_reduce_mean(const std::vector<bool>& reduced, const Tensor& x, Tensor& y) {
   if (x.shape.empty()) {
     y.f = x.f;
@@ -1868,10 +1984,15 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
     case OpType::kDiv:
     case OpType::kPow:
     case OpType::kEqual:
+    case OpType::kMod:
       return eval_binary(c, *in[0], *in[1], y);
+    case OpType::kMax:
+    case OpType::kMin:
+      return by_storage(y.type, [&]<class T>() { eval_extremum<T>(c.op() == OpType::kMax, in, n_in, y); });
     case OpType::kSqrt:
     case OpType::kExp:
     case OpType::kNeg:
+    case OpType::kAbs:
     case OpType::kRelu:
     case OpType::kSigmoid:
     case OpType::kTanh:
@@ -1909,6 +2030,8 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
     }
     case OpType::kGather:
       return by_storage(y.type, [&]<class T>() { eval_gather<T>(c, *in[0], *in[1], y); });
+    case OpType::kGatherElements:
+      return by_storage(y.type, [&]<class T>() { eval_gather_elements<T>(c, *in[0], *in[1], y); });
     case OpType::kExpand:
       return by_storage(y.type, [&]<class T>() {
         if (product(y.shape) > 0)

@@ -89,17 +89,21 @@ void backtrack(const StatePtr& root, const std::vector<const Rule*>& rules, Cost
       ++explored;
       if (!child) continue;
       if (!visited.insert(child->graph.structural_hash()).second) continue;
-      if (child->cost_us < best->cost_us) best = std::make_shared<const State>(*child);
+      // TASO's order: queue against the best so far, then update the best.
       if (child->cost_us < options.alpha * best->cost_us) {
         queue.push({child->cost_us, order++, current, std::make_shared<const Action>(a)});
       }
+      if (child->cost_us < best->cost_us) best = std::make_shared<const State>(*child);
     }
     if (progress) progress(explored, best->cost_us, timer.seconds());
   }
 }
 
-// Monte Carlo tree search over rewrite actions.
-void mcts(const StatePtr& root_state, const std::vector<const Rule*>& rules, CostOracle& oracle,
+// Monte Carlo tree search over rewrite actions, as a sequence of decisions: a few
+// iterations of search from the current graph, then a commitment to the child with the best
+// mean reward (which may cost more than the current graph), until `patience` decisions in a
+// row find nothing cheaper than the best so far or the budget runs out.
+void mcts(const StatePtr& start, const std::vector<const Rule*>& rules, CostOracle& oracle,
           const SearchOptions& options, const SearchProgress& progress, StatePtr& best, int& explored,
           const Timer& timer) {
   struct TreeNode {
@@ -108,85 +112,104 @@ void mcts(const StatePtr& root_state, const std::vector<const Rule*>& rules, Cos
     std::vector<int> children;
     int visits = 0;
     double reward = 0;
-    bool expanded_actions = false;
+    bool listed = false;  // untried holds the state's actions
   };
   std::mt19937_64 rng(options.seed);
-  std::vector<TreeNode> tree;
-  tree.push_back(TreeNode{root_state, {}, {}, 0, 0, false});
-  const double root_cost = root_state->cost_us;
+  const double start_cost = start->cost_us;
   auto note = [&](const State& s) {
     if (s.cost_us < best->cost_us) best = std::make_shared<const State>(s);
   };
-  auto ensure_actions = [&](TreeNode& n) {
-    if (n.expanded_actions) return;
-    n.untried = actions_of(n.state->graph, rules);
-    std::shuffle(n.untried.begin(), n.untried.end(), rng);
-    n.expanded_actions = true;
-  };
-
-  for (int it = 0; it < options.budget && !timer.expired(); ++it) {
-    std::vector<int> path{0};
-    int cur = 0;
-    // Selection: descend through fully expanded nodes by UCT.
-    while (true) {
-      ensure_actions(tree[static_cast<size_t>(cur)]);
-      const TreeNode& n = tree[static_cast<size_t>(cur)];
-      if (!n.untried.empty() || n.children.empty()) break;
-      int pick = -1;
-      double best_score = -INFINITY;
-      for (int c : n.children) {
-        const TreeNode& ch = tree[static_cast<size_t>(c)];
-        double score = ch.reward / std::max(ch.visits, 1) +
-                       options.exploration * std::sqrt(std::log(n.visits + 1.0) / std::max(ch.visits, 1));
-        if (score > best_score) {
-          best_score = score;
-          pick = c;
+  StatePtr root_state = start;
+  double lowest_root = start_cost;
+  int iterations = 0, stale = 0;
+  while (iterations < options.budget && !timer.expired() && stale < options.patience) {
+    double best_before = best->cost_us;
+    std::vector<TreeNode> tree;
+    tree.push_back(TreeNode{root_state, {}, {}, 0, 0, false});
+    auto list_actions = [&](TreeNode& n) {
+      if (n.listed) return;
+      n.untried = actions_of(n.state->graph, rules);
+      std::shuffle(n.untried.begin(), n.untried.end(), rng);
+      n.listed = true;
+    };
+    for (int it = 0; it < options.iterations_per_decision && iterations < options.budget && !timer.expired();
+         ++it, ++iterations) {
+      std::vector<int> path{0};
+      int cur = 0;
+      // Selection: descend through fully expanded nodes by UCT.
+      while (true) {
+        list_actions(tree[static_cast<size_t>(cur)]);
+        const TreeNode& n = tree[static_cast<size_t>(cur)];
+        if (!n.untried.empty() || n.children.empty()) break;
+        int pick = n.children[0];
+        double best_score = -INFINITY;
+        for (int c : n.children) {
+          const TreeNode& ch = tree[static_cast<size_t>(c)];
+          double score = ch.reward / std::max(ch.visits, 1) +
+                         options.exploration * std::sqrt(std::log(n.visits + 1.0) / std::max(ch.visits, 1));
+          if (score > best_score) {
+            best_score = score;
+            pick = c;
+          }
         }
+        cur = pick;
+        path.push_back(cur);
       }
-      cur = pick;
-      path.push_back(cur);
-    }
-    // Expansion: one untried action.
-    while (!tree[static_cast<size_t>(cur)].untried.empty()) {
-      Action a = std::move(tree[static_cast<size_t>(cur)].untried.back());
-      tree[static_cast<size_t>(cur)].untried.pop_back();
-      auto child = child_of(*tree[static_cast<size_t>(cur)].state, a, oracle);
-      ++explored;
-      if (!child) continue;
-      note(*child);
-      tree.push_back(TreeNode{std::make_shared<const State>(std::move(*child)), {}, {}, 0, 0, false});
-      int id = static_cast<int>(tree.size()) - 1;
-      tree[static_cast<size_t>(cur)].children.push_back(id);
-      cur = id;
-      path.push_back(cur);
-      break;
-    }
-    // Rollout: a few more rewrites, each the cheapest of a few random actions.
-    StatePtr roll = tree[static_cast<size_t>(cur)].state;
-    double best_in_rollout = roll->cost_us;
-    for (int d = 0; d < options.rollout_depth; ++d) {
-      std::vector<Action> acts = actions_of(roll->graph, rules);
-      if (acts.empty()) break;
-      std::optional<State> pick;
-      for (int k = 0; k < options.rollout_samples && !acts.empty(); ++k) {
-        size_t i = std::uniform_int_distribution<size_t>(0, acts.size() - 1)(rng);
-        auto s = child_of(*roll, acts[i], oracle);
+      // Expansion: one untried action that applies.
+      while (!tree[static_cast<size_t>(cur)].untried.empty()) {
+        Action a = std::move(tree[static_cast<size_t>(cur)].untried.back());
+        tree[static_cast<size_t>(cur)].untried.pop_back();
+        auto child = child_of(*tree[static_cast<size_t>(cur)].state, a, oracle);
         ++explored;
-        acts[i] = std::move(acts.back());
-        acts.pop_back();
-        if (s && (!pick || s->cost_us < pick->cost_us)) pick = std::move(s);
+        if (!child) continue;
+        note(*child);
+        tree.push_back(TreeNode{std::make_shared<const State>(std::move(*child)), {}, {}, 0, 0, false});
+        int id = static_cast<int>(tree.size()) - 1;
+        tree[static_cast<size_t>(cur)].children.push_back(id);
+        cur = id;
+        path.push_back(cur);
+        break;
       }
-      if (!pick) break;
-      note(*pick);
-      best_in_rollout = std::min(best_in_rollout, pick->cost_us);
-      roll = std::make_shared<const State>(std::move(*pick));
+      // Rollout: a few more rewrites, each the cheapest of a few random actions, worse or not.
+      StatePtr roll = tree[static_cast<size_t>(cur)].state;
+      double lowest = roll->cost_us;
+      for (int d = 0; d < options.rollout_depth; ++d) {
+        std::vector<Action> acts = actions_of(roll->graph, rules);
+        std::optional<State> pick;
+        for (int k = 0; k < options.rollout_samples && !acts.empty(); ++k) {
+          size_t i = std::uniform_int_distribution<size_t>(0, acts.size() - 1)(rng);
+          auto s = child_of(*roll, acts[i], oracle);
+          ++explored;
+          acts[i] = std::move(acts.back());
+          acts.pop_back();
+          if (s && (!pick || s->cost_us < pick->cost_us)) pick = std::move(s);
+        }
+        if (!pick) break;
+        note(*pick);
+        lowest = std::min(lowest, pick->cost_us);
+        roll = std::make_shared<const State>(std::move(*pick));
+      }
+      // Reward: the cost the iteration reached, as a fraction of the search's starting cost.
+      double reward = (start_cost - lowest) / start_cost;
+      for (int id : path) {
+        tree[static_cast<size_t>(id)].visits += 1;
+        tree[static_cast<size_t>(id)].reward += reward;
+      }
+      if (progress) progress(explored, best->cost_us, timer.seconds());
     }
-    double reward = (root_cost - best_in_rollout) / root_cost;
-    for (int id : path) {
-      tree[static_cast<size_t>(id)].visits += 1;
-      tree[static_cast<size_t>(id)].reward += reward;
+    // Decision: the child with the best mean reward.
+    const TreeNode& root = tree[0];
+    if (root.children.empty()) break;
+    int chosen = root.children[0];
+    for (int c : root.children) {
+      const TreeNode& ch = tree[static_cast<size_t>(c)];
+      const TreeNode& cur = tree[static_cast<size_t>(chosen)];
+      if (ch.reward / std::max(ch.visits, 1) > cur.reward / std::max(cur.visits, 1)) chosen = c;
     }
-    if (progress) progress(explored, best->cost_us, timer.seconds());
+    root_state = tree[static_cast<size_t>(chosen)].state;
+    bool progressed = best->cost_us < best_before || root_state->cost_us < lowest_root;
+    lowest_root = std::min(lowest_root, root_state->cost_us);
+    stale = progressed ? 0 : stale + 1;
   }
 }
 

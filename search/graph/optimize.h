@@ -6,11 +6,14 @@
 // graphs, never through much worse ones. A child is costed when its parent is expanded and
 // rebuilt when it is popped, so the queue holds (parent, rewrite) pairs, not graphs.
 //
-// mcts (sequential decisions, after X-RLflow): a Monte Carlo tree search over (rule,
-// location) actions. Each iteration walks the tree by UCT, expands one untried action, then
-// rolls out a few more rewrites (each step the cheapest of a few random actions, worse or
-// not) and backs up the relative cost reduction of the best graph the rollout saw. It can
-// take a rewrite that costs more (enlarging a kernel) to reach one that saves more (merging).
+// mcts (sequential decisions, after X-RLflow): the graph is rewritten one committed decision
+// at a time. Before each decision a Monte Carlo tree search over (rule, location) actions
+// runs a few iterations: each walks the tree by UCT, expands one untried action, rolls out a
+// few more rewrites (each the cheapest of a few random actions, worse or not) and backs up
+// the relative cost reduction the iteration reached. The decision is the child with the
+// best mean reward, so it can take a rewrite that costs more (enlarging a kernel) to reach
+// one that saves more (merging). It stops when `patience` decisions in a row neither found
+// a new best nor moved to a graph cheaper than every earlier decision's.
 //
 // Both return the cheapest graph they saw and the rewrites that lead to it.
 #pragma once
@@ -32,12 +35,15 @@ namespace tessera::graph {
 struct SearchOptions {
   std::string strategy = "backtrack";  ///< "backtrack" or "mcts"
   double alpha = 1.05;                 ///< backtrack: queue graphs cheaper than alpha x best
-  int budget = 1000;                   ///< backtrack: graphs expanded; mcts: iterations
+  int budget = 1000;                   ///< backtrack: graphs expanded; mcts: tree iterations in all
   double time_limit_s = 0;             ///< stop after this long (0: no limit) [s]
   uint64_t seed = 1;                   ///< mcts: random choices
-  int rollout_depth = 4;               ///< mcts: rewrites per rollout
-  int rollout_samples = 4;             ///< mcts: random actions compared per rollout step
-  double exploration = 0.5;            ///< mcts: UCT exploration constant (rewards are fractions)
+  int iterations_per_decision = 8;     ///< mcts: tree iterations before each committed rewrite
+  int patience = 8;                    ///< mcts: stop after this many decisions that neither find a
+                                       ///< new best nor reach a cheaper graph than before
+  int rollout_depth = 3;               ///< mcts: rewrites per rollout
+  int rollout_samples = 2;             ///< mcts: random actions compared per rollout step
+  double exploration = 0.05;           ///< mcts: UCT exploration constant (rewards are fractions)
 };
 
 /// Progress of a search: graphs explored so far, the best cost [us], seconds elapsed.

@@ -224,9 +224,19 @@ double CostOracle::workload_cost(const Workload& w, CostSource& source) {
   return *time_us;
 }
 
+// A Split whose parts are contiguous blocks of its input (every axis before the split axis
+// has extent 1, e.g. channels of a batch-1 NCHW tensor) hands out views: no copy.
+bool contiguous_split(const Graph& g, const Node& n) {
+  if (n.op != OpType::kSplit) return false;
+  const auto& shape = g.value(n.inputs[0]).shape;
+  int64_t axis = n.attr_int("axis", 0);
+  if (axis < 0) axis += static_cast<int64_t>(shape.size());
+  return axis >= 0 && product(shape, 0, static_cast<size_t>(axis)) == 1;
+}
+
 OpCost CostOracle::cost(const Graph& g, const Node& n) {
   OpCost c;
-  if (free_op(n.op)) return c;
+  if (free_op(n.op) || contiguous_split(g, n)) return c;
   bool all_constant = std::all_of(n.inputs.begin(), n.inputs.end(),
                                   [&](ValueId v) { return v == kNone || g.value(v).constant != nullptr; });
   if (all_constant && n.op != OpType::kOpaque) return c;  // folded before inference

@@ -5,8 +5,8 @@
 // tuning database, else the analytic model's estimate of its best constructed schedule,
 // flagged as estimated. Data movement (Transpose, Concat, Split, Slice, Gather, pools, ...)
 // and the operators no family runs cost a memory-bound estimate: one launch plus the bytes
-// read and written at the GPU's DRAM bandwidth. Reshapes, identities and shape arithmetic
-// are free (views). Floating tensors are costed in one dtype (f16 by default: an H100
+// read and written at the GPU's DRAM bandwidth. Reshapes, identities, shape arithmetic and
+// Splits into contiguous blocks are free (views). Floating tensors are costed in one dtype (f16 by default: an H100
 // deployment runs the model in half precision) and convolutions in NHWC, the layout the
 // tensor-core kernels run (a deployment converts once at the graph's edges).
 #pragma once

@@ -817,9 +817,9 @@ TEST(OnnxExport, FusedOperatorsAreWrittenAsTheirDecomposition) {
   expect_same_values(g, back, 2);
 }
 
-// Max, Min and Abs are ONNX operators ops.h does not model: a chain using them exports
-// fine, and reads back with those steps as Opaque nodes of the right shapes.
-TEST(OnnxExport, ChainStepsWithoutAnOpTypeReadBackAsOpaque) {
+// A chain's max, min and abs steps export as ONNX's Max, Min and Abs, which read back as
+// known operators computing what the chain does.
+TEST(OnnxExport, ChainMaxMinAbsStepsReadBackAsKnownOperators) {
   Graph g;
   ValueId x = g.add_input("x", ElemType::kF32, {2, 3});
   ValueId y = g.add_input("y", ElemType::kF32, {3});
@@ -833,8 +833,13 @@ TEST(OnnxExport, ChainStepsWithoutAnOpTypeReadBackAsOpaque) {
   EXPECT_EQ(op_types, (std::vector<std::string>{"Max", "Sub", "Abs", "Min"}));
   Graph back = import_onnx_bytes(export_onnx(g), "chain.onnx");
   EXPECT_EQ(ops_in_order(back),
-            (std::vector<OpType>{OpType::kOpaque, OpType::kSub, OpType::kOpaque, OpType::kOpaque}));
+            (std::vector<OpType>{OpType::kMax, OpType::kSub, OpType::kAbs, OpType::kMin}));
   EXPECT_EQ(back.value(back.outputs()[0]).shape, (std::vector<int64_t>{2, 3}));
+  for (uint64_t seed : {1, 2, 3}) {
+    std::vector<Tensor> inputs = random_graph_inputs(g, seed);
+    std::vector<Tensor> want = run_graph(g, inputs), got = run_graph(back, inputs);
+    EXPECT_EQ(max_scaled_error(got, want, 0, 0), 0.0) << "seed " << seed;
+  }
 }
 
 TEST(OnnxExport, OutputsThatRepeatOrAreInputsStayValid) {

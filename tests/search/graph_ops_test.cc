@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <random>
@@ -292,7 +293,14 @@ INSTANTIATE_TEST_SUITE_P(
         "test_where_long_example", "test_cast_BFLOAT16_to_FLOAT", "test_cast_DOUBLE_to_FLOAT",
         "test_cast_DOUBLE_to_FLOAT16", "test_cast_FLOAT16_to_DOUBLE", "test_cast_FLOAT16_to_FLOAT",
         "test_cast_FLOAT_to_BFLOAT16", "test_cast_FLOAT_to_DOUBLE", "test_cast_FLOAT_to_FLOAT16",
-        "test_equal", "test_equal_bcast",
+        "test_equal", "test_equal_bcast", "test_abs", "test_max_example", "test_max_float16",
+        "test_max_float32", "test_max_float64", "test_max_int8", "test_max_int32", "test_max_int64",
+        "test_max_uint8", "test_max_one_input", "test_max_two_inputs", "test_min_example", "test_min_float16",
+        "test_min_float32", "test_min_float64", "test_min_int8", "test_min_int32", "test_min_int64",
+        "test_min_uint8", "test_min_one_input", "test_min_two_inputs", "test_mod_broadcast",
+        "test_mod_int64_fmod", "test_mod_mixed_sign_float16", "test_mod_mixed_sign_float32",
+        "test_mod_mixed_sign_float64", "test_mod_mixed_sign_int8", "test_mod_mixed_sign_int32",
+        "test_mod_mixed_sign_int64", "test_mod_uint8",
         // data movement and shapes
         "test_transpose_all_permutations_0", "test_transpose_all_permutations_1",
         "test_transpose_all_permutations_2", "test_transpose_all_permutations_3",
@@ -316,9 +324,10 @@ INSTANTIATE_TEST_SUITE_P(
         "test_slice_default_axes", "test_slice_default_steps", "test_slice_end_out_of_bounds",
         "test_slice_neg", "test_slice_neg_steps", "test_slice_negative_axes",
         "test_slice_start_out_of_bounds", "test_gather_0", "test_gather_1", "test_gather_2d_indices",
-        "test_gather_negative_indices", "test_expand_dim_changed", "test_expand_dim_unchanged", "test_shape",
-        "test_shape_clip_end", "test_shape_clip_start", "test_shape_end_1", "test_shape_end_negative_1",
-        "test_shape_example", "test_shape_start_1", "test_shape_start_1_end_2",
+        "test_gather_negative_indices", "test_gather_elements_0", "test_gather_elements_1",
+        "test_gather_elements_negative_indices", "test_expand_dim_changed", "test_expand_dim_unchanged",
+        "test_shape", "test_shape_clip_end", "test_shape_clip_start", "test_shape_end_1",
+        "test_shape_end_negative_1", "test_shape_example", "test_shape_start_1", "test_shape_start_1_end_2",
         "test_shape_start_1_end_negative_1", "test_shape_start_negative_1", "test_constantofshape_float_ones",
         "test_constantofshape_int_shape_zero", "test_constantofshape_int_zeros", "test_identity",
         // pooling and reductions
@@ -495,6 +504,16 @@ TEST(EltwiseChain, MaxMinAbsAndBroadcastFirstInput) {
   EXPECT_EQ(got.f, (std::vector<float>{1.0f, 0.5f, 1.0f, 1.0f}));
 }
 
+TEST(EltwiseChain, MaxMinAbsStepsMatchTheOnnxOperators) {
+  Tensor x0 = random_floats({2, 3, 4}, 36), x1 = random_floats({4}, 37), x2 = random_floats({3, 1}, 38);
+  Tensor got = eval1(OpType::kEltwiseChain, {&x0, &x1, &x2}, {{"ops", std::string("max+abs+min")}});
+  Tensor want = eval1(OpType::kMax, {&x0, &x1});
+  want = eval1(OpType::kAbs, {&want});
+  want = eval1(OpType::kMin, {&want, &x2});
+  EXPECT_EQ(got.shape, want.shape);
+  EXPECT_EQ(error(got, want), 0.0);
+}
+
 // ---------------------------------------------------------------------------------------
 // Inference details and errors
 
@@ -658,6 +677,82 @@ TEST(EvaluateNode, ConstantAndSplitOutputs) {
   EXPECT_NE(
       user_error([&] { evaluate_node(OpType::kSplit, {}, std::vector<const Tensor*>{&x}, 4); }).find("Split"),
       std::string::npos);
+}
+
+TEST(EvaluateNode, ModTakesTheDivisorsSignUnlessFmod) {
+  Tensor a = Tensor::ints({6}, {-7, 7, -7, 7, 6, std::numeric_limits<int64_t>::min()});
+  Tensor b = Tensor::ints({6}, {3, -3, -3, 3, -1, -1});
+  EXPECT_EQ(eval1(OpType::kMod, {&a, &b}).i, (std::vector<int64_t>{2, -2, -1, 1, 0, 0}));
+  EXPECT_EQ(eval1(OpType::kMod, {&a, &b}, {{"fmod", int64_t{1}}}).i,
+            (std::vector<int64_t>{-1, 1, -1, 1, 0, 0}));
+  Tensor x = Tensor::floats({2}, {-7.5f, 7.5f}), y = Tensor::floats({2}, {2.0f, -2.0f});
+  EXPECT_EQ(eval1(OpType::kMod, {&x, &y}, {{"fmod", int64_t{1}}}).f, (std::vector<float>{-1.5f, 1.5f}));
+  std::string float_mod = user_error([&] { eval1(OpType::kMod, {&x, &y}); });
+  EXPECT_NE(float_mod.find("Mod"), std::string::npos) << float_mod;
+  EXPECT_NE(float_mod.find("fmod"), std::string::npos) << float_mod;
+  Tensor zero = Tensor::ints({}, {0});
+  std::string by_zero = user_error([&] { eval1(OpType::kMod, {&a, &zero}); });
+  EXPECT_NE(by_zero.find("Mod"), std::string::npos) << by_zero;
+  EXPECT_NE(user_error([&] {
+              eval1(OpType::kMod, {&a, &b}, {{"fmod", int64_t{2}}});
+            }).find("fmod"),
+            std::string::npos);
+}
+
+TEST(EvaluateNode, MaxMinTakeAnyNumberOfInputsAndPropagateNan) {
+  Tensor x = Tensor::floats({3}, {1.0f, -2.0f, NAN}), y = Tensor::floats({2, 1}, {0.0f, NAN});
+  Tensor z = Tensor::floats({}, {-1.0f});
+  std::vector<Tensor> max = {eval1(OpType::kMax, {&x, &y, &z})};
+  std::vector<Tensor> min = {eval1(OpType::kMin, {&x, &y, &z})};
+  std::vector<Tensor> want_max = {Tensor::floats({2, 3}, {1.0f, 0.0f, NAN, NAN, NAN, NAN})};
+  std::vector<Tensor> want_min = {Tensor::floats({2, 3}, {-1.0f, -2.0f, NAN, NAN, NAN, NAN})};
+  EXPECT_EQ(max_scaled_error(max, want_max, 0, 0), 0.0);
+  EXPECT_EQ(max_scaled_error(min, want_min, 0, 0), 0.0);
+  Tensor i = Tensor::ints({3}, {4, -5, 6}, ElemType::kI32), j = Tensor::ints({1}, {0}, ElemType::kI32);
+  EXPECT_EQ(eval1(OpType::kMax, {&i}).i, i.i);
+  EXPECT_EQ(eval1(OpType::kMin, {&i, &j}).i, (std::vector<int64_t>{0, -5, 0}));
+  EXPECT_NE(user_error([] { eval1(OpType::kMax, {}); }).find("Max"), std::string::npos);
+  std::string mixed = user_error([&] { eval1(OpType::kMin, {&x, &i}); });
+  EXPECT_NE(mixed.find("Min"), std::string::npos) << mixed;
+  EXPECT_NE(mixed.find("same type"), std::string::npos) << mixed;
+}
+
+TEST(EvaluateNode, AbsOfIntegersWrapsAtTheMinimum) {
+  Tensor i = Tensor::ints({3}, {std::numeric_limits<int32_t>::min(), -3, 4}, ElemType::kI32);
+  EXPECT_EQ(eval1(OpType::kAbs, {&i}).i, (std::vector<int64_t>{std::numeric_limits<int32_t>::min(), 3, 4}));
+  Tensor h = Tensor::floats({2}, {-1.5f, 0.25f}, ElemType::kF16);
+  Tensor abs = eval1(OpType::kAbs, {&h});
+  EXPECT_EQ(abs.type, ElemType::kF16);
+  EXPECT_EQ(abs.f, (std::vector<float>{1.5f, 0.25f}));
+  Tensor flags = Tensor::ints({1}, {1}, ElemType::kBool);
+  EXPECT_NE(user_error([&] { eval1(OpType::kAbs, {&flags}); }).find("Abs"), std::string::npos);
+}
+
+TEST(EvaluateNode, GatherElementsReplacesTheAxisCoordinate) {
+  Tensor data = Tensor::floats({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor rows = Tensor::ints({2, 2}, {2, 0, -1, 1});
+  Tensor along_1 = eval1(OpType::kGatherElements, {&data, &rows}, {{"axis", int64_t{1}}});
+  EXPECT_EQ(along_1.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(along_1.f, (std::vector<float>{3, 1, 6, 5}));
+  Tensor cols = Tensor::ints({1, 3}, {1, 0, 1}, ElemType::kI32);
+  Tensor along_0 = eval1(OpType::kGatherElements, {&data, &cols});
+  EXPECT_EQ(along_0.shape, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(along_0.f, (std::vector<float>{4, 2, 6}));
+  // More index positions than data along the axis is fine; off it, not.
+  Tensor many = Tensor::ints({3, 1}, {1, 0, 1});
+  EXPECT_EQ(eval1(OpType::kGatherElements, {&data, &many}).f, (std::vector<float>{4, 1, 4}));
+  Tensor wide = Tensor::ints({1, 4}, {0, 0, 0, 0});
+  std::string too_wide = user_error([&] { eval1(OpType::kGatherElements, {&data, &wide}); });
+  EXPECT_NE(too_wide.find("GatherElements"), std::string::npos) << too_wide;
+  Tensor out_of_range = Tensor::ints({1, 1}, {3});
+  std::string range = user_error([&] {
+    eval1(OpType::kGatherElements, {&data, &out_of_range}, {{"axis", int64_t{1}}});
+  });
+  EXPECT_NE(range.find("GatherElements"), std::string::npos) << range;
+  EXPECT_NE(range.find("out of range"), std::string::npos) << range;
+  Tensor flat = Tensor::ints({2}, {0, 1});
+  std::string rank = user_error([&] { eval1(OpType::kGatherElements, {&data, &flat}); });
+  EXPECT_NE(rank.find("rank"), std::string::npos) << rank;
 }
 
 // ---------------------------------------------------------------------------------------

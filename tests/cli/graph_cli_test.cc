@@ -1,0 +1,117 @@
+// `tessera graph optimize | show | rules` and `tune --model`, end to end on the exported
+// test models.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+
+#include "core/json.h"
+#include "tests/cli/cli_util.h"
+
+namespace tessera {
+namespace {
+
+using testing::expect_one_line_error;
+using testing::Result;
+using testing::run;
+
+const std::string kGraphs = TESSERA_GRAPHS;
+
+std::string temp(const std::string& name) {
+  return ::testing::TempDir() + "graph_cli_" + std::to_string(getpid()) + "_" + name;
+}
+
+std::string last_line(const std::string& text) {
+  std::string t = text;
+  while (!t.empty() && t.back() == '\n') t.pop_back();
+  return t.substr(t.rfind('\n') + 1);
+}
+
+TEST(GraphCli, OptimizeWritesAVerifiedModelAndRecordsIt) {
+  std::string db = temp("opt.db"), out = temp("opt.onnx");
+  Result r = run({"graph", "optimize", kGraphs + "/tiny_bert.onnx", "-o", out, "--db", db, "--budget", "50"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::regex machine(R"(cost_before_us=([0-9.]+) cost_after_us=([0-9.]+) reduction=([0-9.]+)% search_s=[0-9.]+ verified=yes)");
+  std::smatch m;
+  std::string last = last_line(r.out);
+  ASSERT_TRUE(std::regex_match(last, m, machine)) << last;
+  EXPECT_LT(std::stod(m[2]), std::stod(m[1]));
+  EXPECT_NE(r.out.find("merge_matmul x"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::filesystem::file_size(out) > 1000);
+
+  // The output is a model Tessera reads back, and the database holds the result.
+  Result show = run({"graph", "show", out});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  Result stats = run({"db", "stats", "--db", db, "--json"});
+  ASSERT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_EQ(Json::parse(stats.out)["graphs"], 1) << stats.out;
+
+  Result j = run({"graph", "optimize", kGraphs + "/tiny_resblock.onnx", "-o", out, "--db", db, "--strategy", "mcts",
+                  "--budget", "20", "--json"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  Json doc = Json::parse(j.out);
+  EXPECT_TRUE(doc["verified"].get<bool>());
+  EXPECT_LE(doc["cost_after_us"].get<double>(), doc["cost_before_us"].get<double>());
+  std::filesystem::remove(db);
+  std::filesystem::remove(out);
+}
+
+TEST(GraphCli, BadModelsAreOneLineErrors) {
+  std::string bad = temp("truncated.onnx");
+  {
+    std::ifstream in(kGraphs + "/tiny_resblock.onnx", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    std::ofstream(bad, std::ios::binary) << bytes.substr(0, bytes.size() / 3);
+  }
+  std::string db = temp("bad.db");
+  expect_one_line_error({"graph", "optimize", bad, "-o", temp("x.onnx"), "--db", db}, "truncated.onnx");
+  expect_one_line_error({"graph", "optimize", temp("missing.onnx"), "-o", temp("x.onnx"), "--db", db}, "missing.onnx");
+  expect_one_line_error({"graph", "optimize", kGraphs + "/tiny_resblock.onnx", "-o", temp("x.onnx"), "--db", db,
+                         "--strategy", "anneal"},
+                        "--strategy");
+  expect_one_line_error({"graph", "optimize", kGraphs + "/tiny_resblock.onnx", "-o", temp("x.onnx"), "--db", db,
+                         "--alpha", "0.5"},
+                        "--alpha");
+  expect_one_line_error({"graph", "optimize", kGraphs + "/tiny_resblock.onnx", "--db", db}, "--output");
+  std::filesystem::remove(bad);
+  std::filesystem::remove(db);
+}
+
+TEST(GraphCli, RulesVerifyAndABadRuleIsReported) {
+  Result r = run({"graph", "rules"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("verified  conv_batchnorm_fold"), std::string::npos) << r.out;
+  std::string dir = temp("rules");
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/wrong.json") << R"({"name": "relu_is_identity",
+    "pattern": {"inputs": ["x"], "nodes": [{"op": "Relu", "inputs": ["x"], "outputs": ["y"]}], "outputs": ["y"]},
+    "replacement": {"outputs": {"y": "x"}}, "cases": [{"x": [8]}]})";
+  Result bad = run({"graph", "rules", "--rules", dir});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("REJECTED  relu_is_identity"), std::string::npos) << bad.out;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(GraphCli, TuneModelCoversTheGraphsWorkloads) {
+  std::string db = temp("tune.db");
+  Result r = run({"tune", "--model", kGraphs + "/tiny_bert.onnx", "--measure", "none", "--db", db, "--topk", "2",
+                  "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("distinct workloads"), std::string::npos) << r.err;
+  Json doc = Json::parse(r.out);
+  bool merged_qkv = false, softmax = false;
+  ASSERT_TRUE(doc.is_array());
+  for (const Json& w : doc) {
+    std::string key = w["workload"].get<std::string>();
+    merged_qkv = merged_qkv || key.find("n=192") != std::string::npos;  // 3 x 64 columns
+    softmax = softmax || key.rfind("softmax:", 0) == 0;
+  }
+  EXPECT_TRUE(merged_qkv) << r.out;
+  EXPECT_TRUE(softmax) << r.out;
+  std::filesystem::remove(db);
+}
+
+}  // namespace
+}  // namespace tessera

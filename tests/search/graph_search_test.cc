@@ -1,0 +1,171 @@
+// Graph search on real exported models (tests/data/graphs.tar.xz, made by
+// scripts/export-models.py): the optimised graphs still compute what onnxruntime computed
+// for the originals, the search lowers the cost, and MCTS finds a cheaper Inception block
+// than backtracking by passing through a more expensive graph.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "kernels/families.h"
+#include "search/graph/onnx_io.h"
+#include "search/graph/ops.h"
+#include "search/graph/optimize.h"
+
+namespace tessera::graph {
+namespace {
+
+const std::string kGraphs = TESSERA_GRAPHS;
+
+Tensor read_pb(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  onnx::TensorProto p;
+  EXPECT_TRUE(p.ParseFromString(s.str())) << path;
+  std::vector<int64_t> shape(p.dims().begin(), p.dims().end());
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const std::string& raw = p.raw_data();
+  if (p.data_type() == onnx::TensorProto::FLOAT) {
+    std::vector<float> v(static_cast<size_t>(n));
+    EXPECT_EQ(raw.size(), v.size() * sizeof(float)) << path;
+    std::memcpy(v.data(), raw.data(), raw.size());
+    return Tensor::floats(shape, std::move(v));
+  }
+  EXPECT_EQ(p.data_type(), onnx::TensorProto::INT64) << path;
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  EXPECT_EQ(raw.size(), v.size() * sizeof(int64_t)) << path;
+  std::memcpy(v.data(), raw.data(), raw.size());
+  return Tensor::ints(shape, std::move(v));
+}
+
+class GraphSearch : public ::testing::Test {
+ protected:
+  GraphSearch() : hw_(find_spec("h100_sxm")) {
+    kernels::register_builtin_families(families_);
+    rule_set_ = load_rules();
+    for (const auto& r : rule_set_.rules) rules_.push_back(r.get());
+  }
+  CostOracle oracle() { return CostOracle(families_, hw_, Target::for_spec(hw_, "none"), nullptr); }
+
+  SearchResult search(const Graph& g, const std::string& strategy, int budget) {
+    SearchOptions o;
+    o.strategy = strategy;
+    o.budget = budget;
+    CostOracle costs = oracle();
+    return optimize_graph(g, rules_, costs, o);
+  }
+
+  kernels::FamilyRegistry families_;
+  HardwareSpec hw_;
+  RuleSet rule_set_;
+  std::vector<const Rule*> rules_;
+};
+
+// The optimised model, exported and read back, reproduces onnxruntime's outputs.
+void expect_matches_onnxruntime(const Graph& optimised, const std::string& name) {
+  Graph reread = import_onnx_bytes(export_onnx(optimised), name + " (optimised)");
+  std::vector<Tensor> inputs{read_pb(kGraphs + "/" + name + ".input_0.pb")};
+  std::vector<Tensor> expected{read_pb(kGraphs + "/" + name + ".output_0.pb")};
+  EXPECT_LE(max_scaled_error(run_graph(reread, inputs), expected, 1e-3, 1e-4), 1.0) << name;
+}
+
+TEST_F(GraphSearch, OptimisedModelsStillMatchOnnxruntime) {
+  for (const std::string name : {"tiny_resblock", "tiny_inception", "tiny_bert"}) {
+    Graph g = import_onnx(kGraphs + "/" + name + ".onnx");
+    SearchResult r = search(g, "backtrack", 100);
+    EXPECT_LT(r.cost_after_us, r.cost_before_us) << name;
+    EXPECT_FALSE(r.rewrites.empty()) << name;
+    expect_matches_onnxruntime(r.best, name);
+  }
+}
+
+TEST_F(GraphSearch, BertBlockGetsItsFusionsAndMergedProjections) {
+  Graph g = import_onnx(kGraphs + "/tiny_bert.onnx");
+  SearchResult r = search(g, "backtrack", 200);
+  auto counts = r.counts();
+  // Two layers: Q, K and V merge into one projection per layer (two merges each), the erf
+  // GELU is recognised once per layer, and the biases go into the matmuls' epilogues.
+  EXPECT_EQ(counts["merge_matmul"], 4);
+  EXPECT_EQ(counts["gelu_from_erf_half_inner"], 2);
+  EXPECT_GE(counts["fuse_epilogue"], 12);
+  int gelus = 0, erfs = 0;
+  for (const Node& n : r.best.nodes()) {
+    gelus += n.op == OpType::kFusedMatMul && n.attr_string("epilogue", "").find("gelu") != std::string::npos;
+    erfs += n.op == OpType::kErf;
+  }
+  EXPECT_EQ(gelus, 2);
+  EXPECT_EQ(erfs, 0);
+}
+
+TEST_F(GraphSearch, MctsPassesThroughACostlierGraphToBeatBacktracking) {
+  // Inception's branches read one input with 1x1, 3x3 and 5x5 kernels. Merging them needs
+  // their kernels enlarged first, a step that costs more than alpha (1.05) allows on its own.
+  Graph g = import_onnx(kGraphs + "/tiny_inception.onnx");
+  SearchResult backtrack = search(g, "backtrack", 200);
+  SearchResult mcts = search(g, "mcts", 300);
+  EXPECT_LT(mcts.cost_after_us, backtrack.cost_after_us * 0.95);
+  EXPECT_GE(mcts.counts()["enlarge_conv"], 2);
+  EXPECT_GE(mcts.counts()["merge_conv"], 2);
+  expect_matches_onnxruntime(mcts.best, "tiny_inception");
+  // Where backtracking stopped, the enlargement MCTS went on with is a loss beyond alpha:
+  // every enlarge_conv from backtracking's best costs more than 1.05 x that graph.
+  CostOracle costs = oracle();
+  const Rule* enlarge = nullptr;
+  for (const Rule* r : rules_) {
+    if (r->name() == "enlarge_conv") enlarge = r;
+  }
+  ASSERT_NE(enlarge, nullptr);
+  auto matches = enlarge->find(backtrack.best, backtrack.best.consumers());
+  ASSERT_FALSE(matches.empty());
+  for (const Match& m : matches) {
+    Graph e = *enlarge->apply(backtrack.best, m);
+    EXPECT_GT(costs.graph_cost(e), 1.05 * backtrack.cost_after_us);
+  }
+}
+
+TEST_F(GraphSearch, BudgetZeroOnlyFoldsConstants) {
+  Graph g = import_onnx(kGraphs + "/tiny_resblock.onnx");
+  SearchResult r = search(g, "backtrack", 0);
+  EXPECT_TRUE(r.rewrites.empty());
+  EXPECT_LE(r.cost_after_us, r.cost_before_us);
+}
+
+TEST_F(GraphSearch, BadOptionsAreUserErrors) {
+  Graph g = import_onnx(kGraphs + "/tiny_resblock.onnx");
+  CostOracle costs = oracle();
+  SearchOptions o;
+  o.strategy = "anneal";
+  EXPECT_THROW(optimize_graph(g, rules_, costs, o), UserError);
+  o.strategy = "backtrack";
+  o.alpha = 0.9;
+  EXPECT_THROW(optimize_graph(g, rules_, costs, o), UserError);
+}
+
+TEST_F(GraphSearch, OracleMapsOperatorsToWorkloads) {
+  Graph g = import_onnx(kGraphs + "/tiny_bert.onnx");
+  auto entries = graph_workloads(g, DType::kF16);
+  ASSERT_FALSE(entries.empty());
+  bool softmax = false, layernorm = false, matmul = false;
+  double weight = 0;
+  for (const auto& e : entries) {
+    softmax = softmax || e.workload.kind == OpKind::kSoftmax;
+    layernorm = layernorm || e.workload.kind == OpKind::kLayernorm;
+    matmul = matmul || e.workload.kind == OpKind::kMatmul;
+    weight += e.weight;
+  }
+  EXPECT_TRUE(softmax && layernorm && matmul);
+  // Every costed operator of the graph is counted once.
+  int mapped = 0;
+  for (const Node& n : g.nodes()) {
+    bool constant = std::all_of(n.inputs.begin(), n.inputs.end(), [&](ValueId v) { return g.value(v).constant != nullptr; });
+    mapped += !constant && node_workload(g, n, DType::kF16).has_value();
+  }
+  EXPECT_EQ(weight, mapped);
+}
+
+}  // namespace
+}  // namespace tessera::graph
