@@ -11,7 +11,7 @@ apt-get download -qq \
   nlohmann-json3-dev libsqlite3-dev libsqlite3-0 \
   libxgboost-dev libxgboost0 xgboost libdmlc0 \
   libgtest-dev libgmock-dev googletest libeigen3-dev \
-  libonnx-dev libonnx1 libprotobuf-dev libprotobuf32 libprotobuf-lite32 protobuf-compiler libprotoc32 \
+  libonnx-dev libonnx1 libonnxifi libprotobuf-dev libprotobuf32 libprotobuf-lite32 protobuf-compiler libprotoc32 \
   libboost1.74-dev libboost-graph1.74-dev
 ls -1 ./*.deb | wc -l | xargs echo "fetch-gpu-deps: packages in .gpu-deps:"
 du -sh . | cut -f1 | xargs echo "fetch-gpu-deps: size:"

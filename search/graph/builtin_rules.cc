@@ -121,13 +121,14 @@ class FuseEpilogue : public BuiltinRule {
       ValueId y = base.outputs[0];
       NodeId c = sole_consumer(g, consumers, y);
       if (c == kNone) continue;
-      if (auto step = step_of(g, base, g.node(c), y)) {
-        ValueId extra = extra_input(g.node(c), y, *step);
-        if (extra != kNone && g.value(extra).producer != kNone && g.reaches(static_cast<NodeId>(b), g.value(extra).producer)) {
-          continue;
-        }
-        out.push_back(Match{{static_cast<NodeId>(b), c}, {}});
-      }
+      auto steps = steps_of(g, base, g.node(c), y);
+      if (!steps) continue;
+      // An operand computed from the contraction's own result would make a cycle.
+      bool cycle = std::any_of(steps->begin(), steps->end(), [&](const Step& st) {
+        return st.input != kNone && g.value(st.input).producer != kNone &&
+               g.reaches(static_cast<NodeId>(b), g.value(st.input).producer);
+      });
+      if (!cycle) out.push_back(Match{{static_cast<NodeId>(b), c}, {}});
     }
     return out;
   }
@@ -135,13 +136,13 @@ class FuseEpilogue : public BuiltinRule {
   std::optional<Graph> apply(const Graph& g, const Match& m) const override {
     const Node& base = g.node(m.nodes[0]);
     const Node& next = g.node(m.nodes[1]);
-    ValueId y = base.outputs[0];
-    auto step = step_of(g, base, next, y);
-    if (!step) return std::nullopt;
+    auto steps = steps_of(g, base, next, base.outputs[0]);
+    if (!steps) return std::nullopt;
     FusedForm f = fused_form(base);
-    f.steps.push_back(*step);
-    ValueId extra = extra_input(next, y, *step);
-    if (extra != kNone) f.inputs.push_back(extra);
+    for (const Step& st : *steps) {
+      f.steps.push_back(st.name);
+      if (st.input != kNone) f.inputs.push_back(st.input);
+    }
     f.attrs["epilogue"] = join_steps(f.steps);
     Graph out = g;
     std::vector<ValueId> made;
@@ -173,6 +174,19 @@ class FuseEpilogue : public BuiltinRule {
       g.add_output(t);
       cases.push_back(std::move(g));
     }
+    // A chain of bias, relu and residual after a transposed-weight matmul.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {4, 8});
+      ValueId r = g.add_input("r", ElemType::kF32, {4, 5});
+      ValueId w = g.add_constant("w", random_tensor({5, 8}, 18));
+      ValueId b = g.add_constant("b", random_tensor({5}, 19));
+      Attrs tb{{"trans_a", int64_t{0}}, {"trans_b", int64_t{1}}, {"epilogue", std::string("")}};
+      ValueId t = g.add_node(OpType::kFusedMatMul, {x, w}, tb)[0];
+      t = g.add_node(OpType::kEltwiseChain, {t, b, r}, {{"ops", std::string("add+relu+add")}})[0];
+      g.add_output(t);
+      cases.push_back(std::move(g));
+    }
     // Conv with bias + relu.
     {
       Graph g;
@@ -189,28 +203,63 @@ class FuseEpilogue : public BuiltinRule {
   }
 
  private:
-  // The epilogue step `next` adds after `base` (whose output is y), if it is one.
-  static std::optional<std::string> step_of(const Graph& g, const Node& base, const Node& next, ValueId y) {
-    FusedForm f = fused_form(base);
-    auto has = [&](const char* s) { return std::find(f.steps.begin(), f.steps.end(), s) != f.steps.end(); };
-    if (next.op == OpType::kRelu && !has("relu")) return "relu";
-    if (next.op == OpType::kGelu && next.attr_string("approximate", "none") == "none" && !has("gelu")) return "gelu";
-    if (next.op != OpType::kAdd || next.inputs.size() != 2) return std::nullopt;
-    ValueId other = next.inputs[0] == y ? next.inputs[1] : next.inputs[0];
+  // One epilogue step and the input it reads (kNone for an activation).
+  struct Step {
+    std::string name;
+    ValueId input = kNone;
+  };
+
+  // The step an Add of `other` to the contraction's result y is: a residual (y's shape) or,
+  // for a matmul, a bias (a constant vector over the output features).
+  static std::optional<std::string> add_step(const Graph& g, const Node& base, ValueId y, ValueId other) {
     const Value& o = g.value(other);
     const Value& yv = g.value(y);
     if (o.type != yv.type) return std::nullopt;
-    if (o.shape == yv.shape && !has("residual")) return "residual";
-    if (!is_constant(g, other) || has("bias") || o.shape.size() != 1) return std::nullopt;
-    // A matmul's bias is per output feature (the last axis). A conv's comes as Conv's third
-    // input in ONNX, not as an Add.
-    if (!is_matmul(base.op) || o.shape[0] != yv.shape.back()) return std::nullopt;
-    return "bias";
+    if (o.shape == yv.shape) return "residual";
+    // A conv's bias comes as Conv's third input in ONNX, not as an Add.
+    if (is_matmul(base.op) && is_constant(g, other) && o.shape.size() == 1 && o.shape[0] == yv.shape.back()) {
+      return "bias";
+    }
+    return std::nullopt;
   }
 
-  static ValueId extra_input(const Node& next, ValueId y, const std::string& step) {
-    if (step != "bias" && step != "residual") return kNone;
-    return next.inputs[0] == y ? next.inputs[1] : next.inputs[0];
+  // The epilogue steps `next` (an activation, an Add, or an elementwise chain made only of
+  // those, reading y as its running value) adds after `base`, if it is that; each step at
+  // most once in the whole epilogue.
+  static std::optional<std::vector<Step>> steps_of(const Graph& g, const Node& base, const Node& next, ValueId y) {
+    std::vector<Step> steps;
+    if (next.op == OpType::kRelu) {
+      steps.push_back({"relu"});
+    } else if (next.op == OpType::kGelu && next.attr_string("approximate", "none") == "none") {
+      steps.push_back({"gelu"});
+    } else if (next.op == OpType::kAdd && next.inputs.size() == 2) {
+      ValueId other = next.inputs[0] == y ? next.inputs[1] : next.inputs[0];
+      auto name = add_step(g, base, y, other);
+      if (!name) return std::nullopt;
+      steps.push_back({*name, other});
+    } else if (next.op == OpType::kEltwiseChain && !next.inputs.empty() && next.inputs[0] == y) {
+      size_t operand = 1;
+      for (const std::string& op : split_steps(next.attr_string("ops", ""))) {
+        if (op == "relu" || op == "gelu") {
+          steps.push_back({op});
+        } else if (op == "add" && operand < next.inputs.size()) {
+          ValueId other = next.inputs[operand++];
+          auto name = add_step(g, base, y, other);
+          if (!name) return std::nullopt;
+          steps.push_back({*name, other});
+        } else {
+          return std::nullopt;
+        }
+      }
+    } else {
+      return std::nullopt;
+    }
+    std::vector<std::string> all = fused_form(base).steps;
+    for (const Step& st : steps) {
+      if (std::find(all.begin(), all.end(), st.name) != all.end()) return std::nullopt;
+      all.push_back(st.name);
+    }
+    return steps;
   }
 };
 
@@ -409,6 +458,21 @@ class MergeContractions : public BuiltinRule {
   }
 
  private:
+  // Whether n's result goes only to an Add of a constant vector (a bias to fuse).
+  static bool pending_bias(const Graph& g, const Node& n) {
+    int users = 0;
+    bool bias = false;
+    for (const Node& m : g.nodes()) {
+      if (m.removed || std::find(m.inputs.begin(), m.inputs.end(), n.outputs[0]) == m.inputs.end()) continue;
+      ++users;
+      if (m.op == OpType::kAdd && m.inputs.size() == 2) {
+        ValueId other = m.inputs[0] == n.outputs[0] ? m.inputs[1] : m.inputs[0];
+        bias = is_constant(g, other) && g.value(other).shape.size() == 1;
+      }
+    }
+    return users == 1 && bias;
+  }
+
   bool mergeable(const Graph& g, const Node& a, const Node& b, ValueId shared) const {
     if (a.removed || b.removed || a.outputs.size() != 1 || b.outputs.size() != 1) return false;
     if (a.inputs.empty() || a.inputs[0] != shared || b.inputs[0] != shared) return false;
@@ -432,6 +496,9 @@ class MergeContractions : public BuiltinRule {
       return wa.size() == 4 && wb.size() == 4 && std::equal(wa.begin() + 1, wa.end(), wb.begin() + 1);
     }
     if (fa.attrs != fb.attrs || wa.size() != 2 || wb.size() != 2) return false;
+    // A bias still waiting to be fused could not be once the outputs go through a Split:
+    // merge after fuse_epilogue has taken it (the merge then concatenates the biases).
+    if (pending_bias(g, a) || pending_bias(g, b)) return false;
     if (std::get<int64_t>(fa.attrs.at("trans_a")) != 0) return false;
     bool tb = std::get<int64_t>(fa.attrs.at("trans_b")) != 0;
     return tb ? wa[1] == wb[1] : wa[0] == wb[0];

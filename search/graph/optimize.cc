@@ -213,6 +213,23 @@ void mcts(const StatePtr& start, const std::vector<const Rule*>& rules, CostOrac
   }
 }
 
+// Steepest descent from `best` until no single rewrite lowers the cost: the searches end in
+// a local optimum even when their budget ran out on the way to one.
+void descend(const std::vector<const Rule*>& rules, CostOracle& oracle, const SearchProgress& progress,
+             StatePtr& best, int& explored, const Timer& timer) {
+  while (!timer.expired()) {
+    std::optional<State> step;
+    for (const Action& a : actions_of(best->graph, rules)) {
+      auto child = child_of(*best, a, oracle);
+      ++explored;
+      if (child && child->cost_us < best->cost_us && (!step || child->cost_us < step->cost_us)) step = std::move(child);
+    }
+    if (!step) return;
+    best = std::make_shared<const State>(std::move(*step));
+    if (progress) progress(explored, best->cost_us, timer.seconds());
+  }
+}
+
 }  // namespace
 
 std::map<std::string, int> SearchResult::counts() const {
@@ -247,6 +264,7 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   } else {
     mcts(root, rules, oracle, options, progress, best, explored, timer);
   }
+  if (options.descend) descend(rules, oracle, progress, best, explored, timer);
   result.best = best->graph;
   result.cost_after_us = best->cost_us;
   result.rewrites = best->path;

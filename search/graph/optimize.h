@@ -15,7 +15,9 @@
 // one that saves more (merging). It stops when `patience` decisions in a row neither found
 // a new best nor moved to a graph cheaper than every earlier decision's.
 //
-// Both return the cheapest graph they saw and the rewrites that lead to it.
+// Both finish with a steepest descent from the cheapest graph they saw (the best single
+// rewrite while one lowers the cost), so a budget that runs out on the way still ends in a
+// local optimum, and return that graph and the rewrites that lead to it.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +39,7 @@ struct SearchOptions {
   double alpha = 1.05;                 ///< backtrack: queue graphs cheaper than alpha x best
   int budget = 1000;                   ///< backtrack: graphs expanded; mcts: tree iterations in all
   double time_limit_s = 0;             ///< stop after this long (0: no limit) [s]
+  bool descend = true;                 ///< finish with steepest descent to a local optimum
   uint64_t seed = 1;                   ///< mcts: random choices
   int iterations_per_decision = 8;     ///< mcts: tree iterations before each committed rewrite
   int patience = 8;                    ///< mcts: stop after this many decisions that neither find a

@@ -601,7 +601,7 @@ class DataRule : public Rule {
       for (const Json& jc : j["conditions"]) {
         if (!jc.is_object() || jc.size() != 1) bad(what, "each condition is an object with one key");
         const std::string key = jc.begin().key();
-        const Json& arg = jc.begin().value();
+        const Json arg = jc.begin().value();  // a copy: GCC 13 warns of a dangling reference
         Condition c{};
         auto name_of = [&](const Json& x) {
           std::string n = x.get<std::string>();

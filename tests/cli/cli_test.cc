@@ -208,7 +208,7 @@ TEST(CliTune, ModelOnlyWithoutAGpuSaysSoEverywhereAndResumes) {
 }
 
 TEST(CliTune, BadInputIsOneClearLine) {
-  expect_one_line_error({"tune"}, "nothing to tune: give --workload SPEC or --workloads FILE");
+  expect_one_line_error({"tune"}, "nothing to tune: give --workload SPEC, --workloads FILE or --model FILE.onnx");
   expect_one_line_error({"tune", "--workload", "matmul:m=1,n=1:f16"}, "matmul:m=1,n=1:f16");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--measure", "cpu"},
                         "--measure must be gpu or none (got 'cpu')");

@@ -127,11 +127,26 @@ TEST_F(GraphSearch, MctsPassesThroughACostlierGraphToBeatBacktracking) {
   }
 }
 
-TEST_F(GraphSearch, BudgetZeroOnlyFoldsConstants) {
+TEST_F(GraphSearch, BudgetZeroOnlyFoldsConstantsAndDescends) {
   Graph g = import_onnx(kGraphs + "/tiny_resblock.onnx");
-  SearchResult r = search(g, "backtrack", 0);
-  EXPECT_TRUE(r.rewrites.empty());
-  EXPECT_LE(r.cost_after_us, r.cost_before_us);
+  SearchOptions o;
+  o.budget = 0;
+  o.descend = false;
+  CostOracle costs = oracle();
+  SearchResult none = optimize_graph(g, rules_, costs, o);
+  EXPECT_TRUE(none.rewrites.empty());
+  EXPECT_LE(none.cost_after_us, none.cost_before_us);
+  // The descent alone reaches a local optimum: no single rewrite of its result is cheaper.
+  o.descend = true;
+  SearchResult descent = optimize_graph(g, rules_, costs, o);
+  EXPECT_FALSE(descent.rewrites.empty());
+  EXPECT_LT(descent.cost_after_us, none.cost_after_us);
+  for (const Rule* r : rules_) {
+    for (const Match& m : r->find(descent.best, descent.best.consumers())) {
+      auto next = r->apply(descent.best, m);
+      if (next) EXPECT_GE(costs.graph_cost(*next), descent.cost_after_us) << r->name();
+    }
+  }
 }
 
 TEST_F(GraphSearch, BadOptionsAreUserErrors) {
