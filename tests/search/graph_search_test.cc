@@ -144,7 +144,9 @@ TEST_F(GraphSearch, BudgetZeroOnlyFoldsConstantsAndDescends) {
   for (const Rule* r : rules_) {
     for (const Match& m : r->find(descent.best, descent.best.consumers())) {
       auto next = r->apply(descent.best, m);
-      if (next) EXPECT_GE(costs.graph_cost(*next), descent.cost_after_us) << r->name();
+      if (next) {
+        EXPECT_GE(costs.graph_cost(*next), descent.cost_after_us) << r->name();
+      }
     }
   }
 }
