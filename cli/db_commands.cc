@@ -343,6 +343,43 @@ int db_import(const ParsedArgs& args) {
   return 0;
 }
 
+int db_graphs(const ParsedArgs& args) {
+  db::TuningDatabase db = open_db(args, true);
+  std::optional<std::string> model;
+  if (!args.positional.empty()) model = args.positional[0];
+  std::vector<db::StoredGraph> graphs = db.graphs(model);
+  if (auto out = args.value("output")) {
+    auto id = args.value("id");
+    if (!id) throw UserError("--output writes one stored graph: give --id ID too");
+    auto it = std::find_if(graphs.begin(), graphs.end(), [&](const db::StoredGraph& g) { return std::to_string(g.id) == *id; });
+    if (it == graphs.end()) throw UserError("no stored graph with id " + *id + " in " + db.path());
+    std::ofstream file(*out, std::ios::binary);
+    file << it->graph;
+    if (!file) throw UserError(*out + ": cannot write the stored graph");
+    std::cout << "wrote graph " << *id << " (" << it->model_key << ") to " << *out << "\n";
+    return 0;
+  }
+  if (args.has("json")) {
+    Json out = Json::array();
+    for (const db::StoredGraph& g : graphs) {
+      out.push_back({{"id", g.id}, {"model", g.model_key}, {"target", g.target.fingerprint()},
+                     {"original_cost_us", g.original_cost_us}, {"optimized_cost_us", g.optimized_cost_us},
+                     {"search", Json::parse(g.rewrites_json.empty() ? "{}" : g.rewrites_json)},
+                     {"tool_version", g.tool_version}, {"created", utc_text(g.created_s)}});
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  Table table({"id", "model", "before us", "after us", "reduction", "target", "created"});
+  for (const db::StoredGraph& g : graphs) {
+    double reduction = g.original_cost_us > 0 ? 100 * (1 - g.optimized_cost_us / g.original_cost_us) : 0;
+    table.add({std::to_string(g.id), g.model_key, fixed(g.original_cost_us, 1), fixed(g.optimized_cost_us, 1),
+               fixed(reduction, 1) + "%", g.target.spec_name, utc_text(g.created_s)});
+  }
+  std::cout << table.str();
+  return 0;
+}
+
 }  // namespace
 
 void register_db_commands(CommandRegistry& registry) {
@@ -365,6 +402,13 @@ void register_db_commands(CommandRegistry& registry) {
                 "WORKLOAD [--db FILE] [--target NAME] [--json]", "", {dbopt, target, json}, 1, 1, db_history});
   registry.add({"db stats", "Count records, workloads, targets, models and graphs", "[--db FILE] [--json]", "",
                 {dbopt, json}, 0, 0, db_stats});
+  registry.add({"db graphs", "List the graph-search results (`graph optimize`), or write one out as ONNX",
+                "[MODEL_KEY] [--db FILE] [--id ID --output FILE.onnx] [--json]",
+                "Each result keeps the optimised graph's structure as ONNX (weights over 4096 elements stripped), "
+                "the costs before and after, and the search settings and rewrites.",
+                {dbopt, {"id", "ID", "the stored graph to write"}, {"output", "FILE.onnx", "where to write it (also -o)"},
+                 json},
+                0, 1, db_graphs});
   registry.add({"db merge", "Add every record, model and graph of another database (repeat-safe)",
                 "OTHER.db [--db FILE] [--json]", "", {dbopt, json}, 1, 1, db_merge});
   registry.add({"db check", "Check the database's integrity (exit status 1 if it finds problems)",

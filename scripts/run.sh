@@ -6,6 +6,8 @@
 # and measured beside the vendor library. Without one, `tessera tune` says MODEL ONLY and
 # records the model's ranking for the h100_sxm spec as `unmeasured` predictions.
 # Extra arguments go to `tessera tune` (e.g. --topk 5, --time-limit 600, --target a100_sxm).
+# Last, `tessera graph optimize` runs the graph search on the bundled BERT-base model with
+# the operator costs ./tessera.db holds (the model's estimates for the rest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -23,3 +25,8 @@ echo "== tessera tune --workloads configs/workloads/default.json --db ./tessera.
 echo
 echo "== ./tessera.db =="
 "$tessera" db list --db ./tessera.db
+echo
+# The graph search on a bundled model, costed with what ./tessera.db holds (else the model).
+echo "== tessera graph optimize bert_base.onnx --db ./tessera.db =="
+"$tessera" graph optimize build/release/tests/data/graphs/bert_base.onnx -o build/release/bert_base.opt.onnx \
+  --db ./tessera.db

@@ -47,6 +47,17 @@ TEST(GraphCli, OptimizeWritesAVerifiedModelAndRecordsIt) {
   Result stats = run({"db", "stats", "--db", db, "--json"});
   ASSERT_EQ(stats.exit_code, 0) << stats.err;
   EXPECT_EQ(Json::parse(stats.out)["graphs"], 1) << stats.out;
+  Result listed = run({"db", "graphs", "--db", db, "--json"});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  Json graphs = Json::parse(listed.out);
+  ASSERT_EQ(graphs.size(), 1u);
+  EXPECT_EQ(graphs[0]["model"].get<std::string>().rfind("tiny_bert.onnx:", 0), 0u) << listed.out;
+  EXPECT_TRUE(graphs[0]["search"]["verified"].get<bool>());
+  std::string stored = temp("stored.onnx");
+  Result written = run({"db", "graphs", "--db", db, "--id", std::to_string(graphs[0]["id"].get<int>()), "-o", stored});
+  ASSERT_EQ(written.exit_code, 0) << written.err;
+  EXPECT_EQ(run({"graph", "show", stored}).exit_code, 0);
+  std::filesystem::remove(stored);
 
   Result j = run({"graph", "optimize", kGraphs + "/tiny_resblock.onnx", "-o", out, "--db", db, "--strategy", "mcts",
                   "--budget", "20", "--json"});
