@@ -58,6 +58,24 @@ Graph finish(Graph g) {
   return g;
 }
 
+// `g` with the nodes `fused` (in order; the last one's output is the result) replaced by one
+// node `op` over `inputs`; nullopt when that node does not infer to the same shape.
+std::optional<Graph> replace_by_one(const Graph& g, const std::vector<NodeId>& fused, OpType op,
+                                    const std::vector<ValueId>& inputs, const Attrs& attrs, std::string_view name) {
+  ValueId result = g.node(fused.back()).outputs[0];
+  Graph out = g;
+  std::vector<ValueId> made;
+  try {
+    made = out.add_node(op, inputs, attrs, out.fresh_name(name));
+  } catch (const UserError&) {
+    return std::nullopt;
+  }
+  if (out.value(made[0]).shape != g.value(result).shape) return std::nullopt;
+  out.replace_uses(result, made[0]);
+  for (NodeId n : fused) out.remove_node(n);
+  return finish(std::move(out));
+}
+
 class BuiltinRule : public Rule {
  public:
   explicit BuiltinRule(std::string name) : name_(std::move(name)) {}
@@ -144,18 +162,7 @@ class FuseEpilogue : public BuiltinRule {
       if (st.input != kNone) f.inputs.push_back(st.input);
     }
     f.attrs["epilogue"] = join_steps(f.steps);
-    Graph out = g;
-    std::vector<ValueId> made;
-    try {
-      made = out.add_node(f.op, f.inputs, f.attrs, out.fresh_name("fused"));
-    } catch (const UserError&) {
-      return std::nullopt;
-    }
-    if (out.value(made[0]).shape != g.value(next.outputs[0]).shape) return std::nullopt;
-    out.replace_uses(next.outputs[0], made[0]);
-    out.remove_node(m.nodes[0]);
-    out.remove_node(m.nodes[1]);
-    return finish(std::move(out));
+    return replace_by_one(g, m.nodes, f.op, f.inputs, f.attrs, "fused");
   }
 
   std::vector<Graph> verification_cases() const override {
@@ -267,21 +274,11 @@ class FuseEpilogue : public BuiltinRule {
 // eltwise_chain: two elementwise operators in a row become one chain.
 
 std::optional<std::string> chain_step(const Node& n) {
-  switch (n.op) {
-    case OpType::kAdd: return "add";
-    case OpType::kSub: return "sub";
-    case OpType::kMul: return "mul";
-    case OpType::kDiv: return "div";
-    case OpType::kRelu: return "relu";
-    case OpType::kSigmoid: return "sigmoid";
-    case OpType::kTanh: return "tanh";
-    case OpType::kExp: return "exp";
-    case OpType::kNeg: return "neg";
-    case OpType::kGelu:
-      if (n.attr_string("approximate", "none") == "none") return "gelu";
-      return std::nullopt;
-    default: return std::nullopt;
-  }
+  auto step = chain_step_name(n.op);
+  if (!step) return std::nullopt;
+  if (n.op == OpType::kGelu && n.attr_string("approximate", "none") != "none") return std::nullopt;
+  if ((n.op == OpType::kMax || n.op == OpType::kMin) && n.inputs.size() != 2) return std::nullopt;
+  return std::string(*step);
 }
 
 bool chainable(const Node& n) { return n.op == OpType::kEltwiseChain || chain_step(n).has_value(); }
@@ -322,18 +319,7 @@ class EltwiseChainRule : public BuiltinRule {
     }
     steps.insert(steps.end(), next_steps.begin(), next_steps.end());
     inputs.insert(inputs.end(), next_inputs.begin(), next_inputs.end());
-    Graph out = g;
-    std::vector<ValueId> made;
-    try {
-      made = out.add_node(OpType::kEltwiseChain, inputs, {{"ops", join_steps(steps)}}, out.fresh_name("chain"));
-    } catch (const UserError&) {
-      return std::nullopt;
-    }
-    if (out.value(made[0]).shape != g.value(next.outputs[0]).shape) return std::nullopt;
-    out.replace_uses(next.outputs[0], made[0]);
-    out.remove_node(m.nodes[0]);
-    out.remove_node(m.nodes[1]);
-    return finish(std::move(out));
+    return replace_by_one(g, m.nodes, OpType::kEltwiseChain, inputs, {{"ops", join_steps(steps)}}, "chain");
   }
 
   std::vector<Graph> verification_cases() const override {

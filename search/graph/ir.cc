@@ -189,6 +189,21 @@ std::string_view elem_type_name(ElemType t) {
   TESSERA_UNREACHABLE("ElemType");
 }
 
+std::optional<ElemType> elem_type_from_onnx(int64_t code) {
+  switch (code) {
+    case 1: return ElemType::kF32;
+    case 10: return ElemType::kF16;
+    case 16: return ElemType::kBF16;
+    case 11: return ElemType::kF64;
+    case 7: return ElemType::kI64;
+    case 6: return ElemType::kI32;
+    case 3: return ElemType::kI8;
+    case 2: return ElemType::kU8;
+    case 9: return ElemType::kBool;
+    default: return std::nullopt;
+  }
+}
+
 bool is_float(ElemType t) {
   return t == ElemType::kF32 || t == ElemType::kF16 || t == ElemType::kBF16 || t == ElemType::kF64;
 }
@@ -240,6 +255,25 @@ std::string_view op_type_name(OpType op) {
     if (n.op == op) return n.name;
   }
   TESSERA_UNREACHABLE("OpType");
+}
+
+std::optional<std::string_view> chain_step_name(OpType op) {
+  switch (op) {
+    case OpType::kAdd: return "add";
+    case OpType::kSub: return "sub";
+    case OpType::kMul: return "mul";
+    case OpType::kDiv: return "div";
+    case OpType::kMax: return "max";
+    case OpType::kMin: return "min";
+    case OpType::kRelu: return "relu";
+    case OpType::kGelu: return "gelu";
+    case OpType::kSigmoid: return "sigmoid";
+    case OpType::kTanh: return "tanh";
+    case OpType::kExp: return "exp";
+    case OpType::kNeg: return "neg";
+    case OpType::kAbs: return "abs";
+    default: return std::nullopt;
+  }
 }
 
 std::optional<OpType> op_type_from_name(std::string_view name) {

@@ -30,6 +30,9 @@ enum class ElemType { kF32, kF16, kBF16, kF64, kI64, kI32, kI8, kU8, kBool };
 
 /// "f32", "f16", "bf16", "f64", "i64", "i32", "i8", "u8", "bool".
 std::string_view elem_type_name(ElemType t);
+/// The type of an ONNX TensorProto data type number (1 float, 10 float16, 16 bfloat16,
+/// 11 double, 7 int64, 6 int32, 3 int8, 2 uint8, 9 bool), or nullopt for the others.
+std::optional<ElemType> elem_type_from_onnx(int64_t code);
 /// Floating types keep values in Tensor::f, the others in Tensor::i.
 bool is_float(ElemType t);
 /// Bytes per element in memory (bool: 1).
@@ -86,6 +89,12 @@ enum class OpType {
 std::string_view op_type_name(OpType op);
 /// The operator called `name` (as op_type_name spells it), if any.
 std::optional<OpType> op_type_from_name(std::string_view name);
+
+/// The EltwiseChain step (and elementwise workload op) an ONNX elementwise operator is:
+/// "add", "sub", "mul", "div", "max", "min", "relu", "gelu", "sigmoid", "tanh", "exp", "neg",
+/// "abs"; nullopt for any other operator. (Gelu's tanh form and Max/Min with other than two
+/// inputs are not chain steps: callers check the node.)
+std::optional<std::string_view> chain_step_name(OpType op);
 
 /// An attribute value (ONNX's INT, FLOAT, STRING, INTS, FLOATS).
 using AttrValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;

@@ -91,30 +91,6 @@ std::string type_text(ElemType type, const std::vector<int64_t>& shape) {
 // ---------------------------------------------------------------------------------------
 // Element types and their encodings
 
-std::optional<ElemType> elem_type_from_onnx(int64_t t) {
-  switch (t) {
-    case onnx::TensorProto::FLOAT:
-      return ElemType::kF32;
-    case onnx::TensorProto::FLOAT16:
-      return ElemType::kF16;
-    case onnx::TensorProto::BFLOAT16:
-      return ElemType::kBF16;
-    case onnx::TensorProto::DOUBLE:
-      return ElemType::kF64;
-    case onnx::TensorProto::INT64:
-      return ElemType::kI64;
-    case onnx::TensorProto::INT32:
-      return ElemType::kI32;
-    case onnx::TensorProto::INT8:
-      return ElemType::kI8;
-    case onnx::TensorProto::UINT8:
-      return ElemType::kU8;
-    case onnx::TensorProto::BOOL:
-      return ElemType::kBool;
-    default:
-      return std::nullopt;
-  }
-}
 
 int32_t onnx_data_type(ElemType t) {
   switch (t) {

@@ -78,30 +78,6 @@ Shape broadcast_strides(const Shape& from, const Shape& to) {
   return st;
 }
 
-std::optional<ElemType> elem_type_of_onnx(int64_t code) {
-  switch (code) {
-    case 1:
-      return ElemType::kF32;
-    case 10:
-      return ElemType::kF16;
-    case 16:
-      return ElemType::kBF16;
-    case 11:
-      return ElemType::kF64;
-    case 7:
-      return ElemType::kI64;
-    case 6:
-      return ElemType::kI32;
-    case 3:
-      return ElemType::kI8;
-    case 2:
-      return ElemType::kU8;
-    case 9:
-      return ElemType::kBool;
-    default:
-      return std::nullopt;
-  }
-}
 
 bool is_int_index(ElemType t) {
   return t == ElemType::kI64 || t == ElemType::kI32;
@@ -726,7 +702,7 @@ std::vector<OutputSpec> infer_cast(const Infer& c) {
   c.expect_inputs(1, 1);
   c.expect_outputs(1, 1);
   if (!c.has("to")) c.fail("attribute 'to' is required");
-  std::optional<ElemType> to = elem_type_of_onnx(c.attr_int("to", 0));
+  std::optional<ElemType> to = elem_type_from_onnx(c.attr_int("to", 0));
   if (!to)
     c.fail("to = " + std::to_string(c.attr_int("to", 0)) +
            " is not a supported ONNX data type (1 float, 10 float16, 16 bfloat16, 11 double, 7 int64, 6 "
@@ -1030,7 +1006,7 @@ std::vector<OutputSpec> infer_shape(const Infer& c) {
 }
 
 ElemType constant_of_shape_type(const OpContext& c) {
-  std::optional<ElemType> t = elem_type_of_onnx(c.attr_int("dtype", 1));
+  std::optional<ElemType> t = elem_type_from_onnx(c.attr_int("dtype", 1));
   if (!t) c.fail("dtype " + std::to_string(c.attr_int("dtype", 1)) + " is not a supported ONNX data type");
   return *t;
 }

@@ -28,22 +28,6 @@ bool free_op(OpType op) {
   }
 }
 
-std::optional<std::string> eltwise_name(OpType op) {
-  switch (op) {
-    case OpType::kAdd: return "add";
-    case OpType::kSub: return "sub";
-    case OpType::kMul: return "mul";
-    case OpType::kDiv: return "div";
-    case OpType::kRelu: return "relu";
-    case OpType::kSigmoid: return "sigmoid";
-    case OpType::kTanh: return "tanh";
-    case OpType::kExp: return "exp";
-    case OpType::kNeg: return "neg";
-    case OpType::kGelu: return "gelu";
-    default: return std::nullopt;
-  }
-}
-
 std::string epilogue_option(const std::string& steps) {
   return steps.empty() ? "" : ":epilogue=" + steps;
 }
@@ -152,7 +136,7 @@ std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype
       break;
     }
     default:
-      if (auto name = eltwise_name(n.op)) {
+      if (auto name = chain_step_name(n.op)) {
         std::ostringstream s;
         s << "elementwise:ops=" << *name << ",n=" << product(y, 0, y.size()) << ":" << dt;
         spec = s.str();

@@ -38,36 +38,12 @@ float bfloat_value(uint16_t b) {
   return v;
 }
 
-std::optional<ElemType> elem_type(int onnx_type) {
-  switch (onnx_type) {
-    case onnx::TensorProto::FLOAT:
-      return ElemType::kF32;
-    case onnx::TensorProto::FLOAT16:
-      return ElemType::kF16;
-    case onnx::TensorProto::BFLOAT16:
-      return ElemType::kBF16;
-    case onnx::TensorProto::DOUBLE:
-      return ElemType::kF64;
-    case onnx::TensorProto::INT64:
-      return ElemType::kI64;
-    case onnx::TensorProto::INT32:
-      return ElemType::kI32;
-    case onnx::TensorProto::INT8:
-      return ElemType::kI8;
-    case onnx::TensorProto::UINT8:
-      return ElemType::kU8;
-    case onnx::TensorProto::BOOL:
-      return ElemType::kBool;
-    default:
-      return std::nullopt;
-  }
-}
 
 // A TensorProto as a Tensor; nullopt for element types the IR does not have. `declared` is
 // the model's type for it: onnx 1.12 stores its bfloat16 test data as uint16.
 std::optional<Tensor> to_tensor(const onnx::TensorProto& p, int declared = onnx::TensorProto::UNDEFINED) {
   bool bf16_bits = p.data_type() == onnx::TensorProto::UINT16 && declared == onnx::TensorProto::BFLOAT16;
-  std::optional<ElemType> type = elem_type(bf16_bits ? declared : p.data_type());
+  std::optional<ElemType> type = elem_type_from_onnx(bf16_bits ? declared : p.data_type());
   if (!type) return std::nullopt;
   Tensor t;
   t.type = *type;
