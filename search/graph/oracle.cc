@@ -202,7 +202,10 @@ double CostOracle::workload_cost(const Workload& w, CostSource& source) {
       // No family runs it: the caller falls back to the memory estimate.
     }
   }
-  if (!time_us) return -1;
+  if (!time_us) {
+    by_workload_[key] = {-1, CostSource::kMemory};  // no family runs it: remembered too
+    return -1;
+  }
   (source == CostSource::kMeasured ? measured_ : estimated_) += 1;
   by_workload_[key] = {*time_us, source};
   return *time_us;
