@@ -37,7 +37,7 @@ namespace tessera::graph {
 struct SearchOptions {
   std::string strategy = "backtrack";  ///< "backtrack" or "mcts"
   double alpha = 1.05;                 ///< backtrack: queue graphs cheaper than alpha x best
-  int budget = 1000;                   ///< backtrack: graphs expanded; mcts: tree iterations in all
+  int budget = 200;                    ///< backtrack: graphs expanded; mcts: tree iterations in all
   double time_limit_s = 0;             ///< stop after this long (0: no limit) [s]
   bool descend = true;                 ///< finish with steepest descent to a local optimum
   uint64_t seed = 1;                   ///< mcts: random choices

@@ -53,7 +53,14 @@ int main(int argc, char** argv) {
     kernels::FamilyRegistry families;
     kernels::register_builtin_families(families);
     HardwareSpec hw = find_spec("h100_sxm");
+    // The database's H100 target when it has one (as `graph optimize` resolves it), else a
+    // model-only target.
     Target target = Target::for_spec(hw, "none");
+    if (database) {
+      for (const Target& t : database->targets()) {
+        if (t.spec_name == hw.name) target = t;
+      }
+    }
     RuleSet set = load_rules();
     std::vector<const Rule*> all, fusion;
     for (const auto& r : set.rules) {
@@ -83,6 +90,7 @@ int main(int argc, char** argv) {
                   fused.cost_after_us, 100.0 * (1 - fused.cost_after_us / fused.cost_before_us), b.cost_after_us,
                   gain(b.cost_after_us), b.seconds, b.best.live_nodes(), verified(g, b.best) ? "yes" : "NO",
                   m.cost_after_us, gain(m.cost_after_us), m.seconds, verified(g, m.best) ? "yes" : "NO");
+      std::fprintf(stderr, "%s: backtrack costed %d graphs, mcts %d\n", path.c_str(), b.explored, m.explored);
       std::fflush(stdout);
     }
     std::printf("costs: %s model estimates for h100_sxm in f16%s; gain = reduction from the fused graph\n",
