@@ -55,10 +55,7 @@ std::pair<HardwareSpec, Target> graph_target(db::TuningDatabase* database, const
   return {spec, Target::for_spec(spec, kernels::nvrtc_version())};
 }
 
-DType cost_dtype(const ParsedArgs& args) {
-  DType d = parse_dtype(args.value_or("dtype", "f16"), "--dtype");
-  return d;
-}
+DType cost_dtype(const ParsedArgs& args) { return parse_dtype(args.value_or("dtype", "f16"), "--dtype"); }
 
 std::vector<const graph::Rule*> usable_rules(const graph::RuleSet& set) {
   std::vector<const graph::Rule*> rules;

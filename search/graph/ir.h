@@ -81,7 +81,8 @@ enum class OpType {
   /// reads the next input as its right operand (v = v - x_k). Inputs broadcast as in ONNX.
   kEltwiseChain,
   /// An operator Tessera does not model: attribute "onnx_node" (string) holds its serialised
-  /// onnx::NodeProto; output types and shapes come from the model.
+  /// onnx::NodeProto without names (details in onnx_io.cc); output types and shapes come
+  /// from the model.
   kOpaque,
 };
 
