@@ -261,12 +261,14 @@ void register_graph_commands(CommandRegistry& registry) {
        "DIR): --strategy backtrack is TASO's cost-based backtracking (a priority queue on total cost, a visited "
        "set, graphs up to --alpha x the best kept), --strategy mcts a Monte Carlo tree search over (rule, "
        "location) decisions that may pass through a more expensive graph. --budget is graphs expanded "
-       "(backtrack, default 200) or tree iterations (mcts, default 3000; it stops earlier when its decisions stop improving).\n\n"
+       "(backtrack, default 200) or tree iterations (mcts, default 3000; it stops earlier when its decisions stop improving). Both end with a steepest "
+       "descent to a local optimum.\n\n"
        "A graph's cost is the sum of its operators': the best time measured in the database for the operator's "
        "workload (tune them with `tessera tune --model`), else the analytic model's estimate, else (data "
        "movement) its bytes at DRAM bandwidth. Floating tensors are costed in --dtype (default f16).\n\n"
        "Before OUT.onnx is written, it is read back and checked against the input with the CPU reference on "
-       "random inputs; a graph that fails is not written (exit 1). The result is recorded in the database's "
+       "random inputs; a graph that fails, or that cannot be evaluated (an operator Tessera does not model), is "
+       "not written (exit 1) unless --no-verify. The result is recorded in the database's "
        "graph table. The last line is machine-readable.",
        {{"output", "OUT.onnx", "where to write the optimised model (also -o)"},
         {"db", "FILE", "tuning database for measured costs and the result (default ./tessera.db)"},
