@@ -1,7 +1,9 @@
 #include "cli/command.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/version.h"
@@ -42,6 +44,19 @@ int ParsedArgs::integer(std::string_view name, int fallback, int lo, int hi) con
   if (out < lo || out > hi)
     throw UserError("--" + std::string(name) + " must be an integer from " + std::to_string(lo) + " to " +
                     std::to_string(hi) + " (got '" + *v + "')");
+  return out;
+}
+
+double ParsedArgs::number(std::string_view name, double fallback, double lo, double hi) const {
+  auto v = value(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  double out = std::strtod(v->c_str(), &end);
+  if (end == v->c_str() || *end || !(out >= lo && out <= hi)) {
+    std::ostringstream msg;
+    msg << "--" << name << " must be a number from " << lo << " to " << hi << " (got '" << *v << "')";
+    throw UserError(msg.str());
+  }
   return out;
 }
 

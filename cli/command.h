@@ -39,6 +39,9 @@ class ParsedArgs {
   /// The option as an integer in [lo, hi], or `fallback` when absent; anything else is a
   /// UserError naming the option and the range.
   int integer(std::string_view name, int fallback, int lo, int hi) const;
+  /// The option as a number in [lo, hi], or `fallback` when absent; anything else is a
+  /// UserError naming the option and the range.
+  double number(std::string_view name, double fallback, double lo, double hi) const;
   /// Every value of an option given several times, in order.
   std::vector<std::string> values(std::string_view name) const;
   void add(std::string name, std::string value) { values_.emplace(std::move(name), std::move(value)); }

@@ -17,24 +17,10 @@
 #include "kernels/families.h"
 #include "kernels/nvrtc.h"
 #include "search/graph/onnx_io.h"
-#include "search/graph/ops.h"
 #include "search/graph/optimize.h"
 
 namespace tessera::cli {
 namespace {
-
-double number_option(const ParsedArgs& args, std::string_view name, double fallback, double lo, double hi) {
-  auto text = args.value(name);
-  if (!text) return fallback;
-  char* end = nullptr;
-  double v = std::strtod(text->c_str(), &end);
-  if (end == text->c_str() || *end || !(v >= lo && v <= hi)) {
-    std::ostringstream msg;
-    msg << "--" << name << " must be a number from " << lo << " to " << hi << " (got '" << *text << "')";
-    throw UserError(msg.str());
-  }
-  return v;
-}
 
 // The target whose costs the search uses: --target, else the database's only target, else
 // h100_sxm (model only).
@@ -71,38 +57,15 @@ std::string file_hash(const std::string& path) {
   return hex64(stable_hash(s.str()));
 }
 
-// Whether `optimized` (re-read from its ONNX bytes) computes what `original` does on random
-// inputs; the reason when not, or when it cannot be evaluated.
-std::optional<std::string> verify(const graph::Graph& original, const std::string& onnx_bytes, int seeds) {
-  graph::Graph reread = graph::import_onnx_bytes(onnx_bytes, "the optimised model");
-  for (int s = 0; s < seeds; ++s) {
-    auto inputs = graph::random_graph_inputs(original, static_cast<uint64_t>(s + 1));
-    std::vector<graph::Tensor> expected, actual;
-    try {
-      expected = graph::run_graph(original, inputs);
-      actual = graph::run_graph(reread, inputs);
-    } catch (const UserError& e) {
-      return std::string("cannot evaluate: ") + e.what();
-    }
-    double err = graph::max_scaled_error(actual, expected, 2e-3, 1e-4);
-    if (!(err <= 1)) {
-      std::ostringstream msg;
-      msg << "outputs differ on random inputs (seed " << s + 1 << "): scaled error " << err;
-      return msg.str();
-    }
-  }
-  return std::nullopt;
-}
-
 int run_optimize(const ParsedArgs& args) {
   const std::string model_path = args.positional.at(0);
   auto out_path = args.value("output");
   if (!out_path) throw UserError("graph optimize needs -o/--output OUT.onnx");
   graph::SearchOptions options;
   options.strategy = args.value_or("strategy", "backtrack");
-  options.alpha = number_option(args, "alpha", 1.05, 1.0, 10.0);
+  options.alpha = args.number("alpha", 1.05, 1.0, 10.0);
   options.budget = args.integer("budget", options.strategy == "mcts" ? 3000 : 200, 0, 10000000);
-  options.time_limit_s = number_option(args, "time-limit", 0, 0, 1e7);
+  options.time_limit_s = args.number("time-limit", 0, 0, 1e7);
   options.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
   if (options.strategy != "backtrack" && options.strategy != "mcts") {
     throw UserError("--strategy must be backtrack or mcts (got '" + options.strategy + "')");
@@ -135,24 +98,16 @@ int run_optimize(const ParsedArgs& args) {
   graph::ExportOptions exported;
   exported.producer_version = kVersion;
   std::string bytes = graph::export_onnx(result.best, exported);
-  std::optional<std::string> failure;
   bool verified = false;
   if (!args.has("no-verify")) {
-    // A model stored without its weights is written without them; the check reads the same
-    // export with the made-up weights in, so both sides compute with the same numbers.
-    std::string checked = bytes;
-    if (g.weights_stripped) {
-      graph::ExportOptions with_weights = exported;
-      with_weights.write_synthetic = true;
-      checked = graph::export_onnx(result.best, with_weights);
-    }
-    failure = verify(g, checked, 2);
-    verified = !failure;
-    if (failure) {
+    // A model stored without its weights is written without them; the check computes with
+    // the made-up weights on both sides.
+    if (auto failure = graph::check_equivalent(g, result.best)) {
       std::cerr << "tessera: the optimised graph failed verification against " << model_path << ": " << *failure
                 << "; " << *out_path << " not written\n";
       return 1;
     }
+    verified = true;
   }
   {
     std::ofstream out(*out_path, std::ios::binary);

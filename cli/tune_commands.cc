@@ -58,15 +58,10 @@ int tune(const ParsedArgs& args) {
     // The model's operators and those of its optimised graph, costed for the job's target
     // below; here only which workloads they are matters, so the default H100 spec serves.
     graph::Graph g = graph::import_onnx(*model);
-    graph::RuleSet rules = graph::load_rules();
-    std::vector<const graph::Rule*> usable;
-    for (const auto& r : rules.rules) usable.push_back(r.get());
     kernels::FamilyRegistry model_families;
     kernels::register_builtin_families(model_families);
-    HardwareSpec h100 = find_spec("h100_sxm");
-    graph::CostOracle oracle(model_families, h100, Target::for_spec(h100, kernels::nvrtc_version()), nullptr,
-                             parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype"));
-    auto entries = graph::tuning_workloads(g, usable, oracle, 200);
+    auto entries = graph::tuning_workloads(g, model_families, find_spec("h100_sxm"),
+                                           parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype"));
     std::cerr << "tessera: " << *model << ": " << entries.size() << " distinct workloads (the model's and its "
               << "optimised graph's), weighted by occurrences\n";
     std::string name = std::filesystem::path(*model).filename().string();
@@ -88,12 +83,7 @@ int tune(const ParsedArgs& args) {
   else if (strategy == "random") options.strategy = search::Strategy::kRandom;
   else if (strategy == "evolve") options.strategy = search::Strategy::kEvolve;
   else throw UserError("--strategy must be construct, evolve, exhaustive or random (got '" + strategy + "')");
-  if (auto e = args.value("epsilon")) {
-    char* end = nullptr;
-    options.epsilon = std::strtod(e->c_str(), &end);
-    if (end == e->c_str() || *end || options.epsilon < 0 || options.epsilon > 1)
-      throw UserError("--epsilon must be a number from 0 to 1 (got '" + *e + "')");
-  }
+  options.epsilon = args.number("epsilon", options.epsilon, 0, 1);
   if (options.strategy == search::Strategy::kRandom && options.trials == 0)
     throw UserError("--strategy random needs --trials N (the sample size per workload)");
   options.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));

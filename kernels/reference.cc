@@ -212,7 +212,6 @@ float round_to(DType dtype, float v) {
   return out;
 }
 
-namespace {
 uint16_t f16_bits(float v) {
   uint32_t f;
   std::memcpy(&f, &v, sizeof f);
@@ -235,7 +234,20 @@ float f16_value(uint16_t h) {
   if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
   return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 1024.0f, exponent - 15);
 }
-}  // namespace
+
+uint16_t bf16_bits(float v) {
+  float r = std::isnan(v) ? NAN : round_to(DType::kBF16, v);
+  uint32_t f;
+  std::memcpy(&f, &r, 4);
+  return static_cast<uint16_t>(f >> 16);
+}
+
+float bf16_value(uint16_t b) {
+  uint32_t f = static_cast<uint32_t>(b) << 16;
+  float v;
+  std::memcpy(&v, &f, 4);
+  return v;
+}
 
 namespace {
 float tf32_value(float v) {
@@ -256,15 +268,7 @@ std::vector<uint8_t> encode(const HostTensor& t, DType dtype) {
       std::memcpy(out.data() + 4 * i, &v, 4);
       continue;
     }
-    uint16_t bits;
-    if (dtype == DType::kF16) {
-      bits = f16_bits(v);
-    } else {
-      float r = std::isnan(v) ? NAN : round_to(DType::kBF16, v);
-      uint32_t f;
-      std::memcpy(&f, &r, 4);
-      bits = static_cast<uint16_t>(f >> 16);
-    }
+    uint16_t bits = dtype == DType::kF16 ? f16_bits(v) : bf16_bits(v);
     std::memcpy(out.data() + 2 * i, &bits, 2);
   }
   return out;
@@ -280,12 +284,7 @@ HostTensor decode(std::span<const uint8_t> bytes, std::vector<int64_t> shape, DT
     }
     uint16_t bits;
     std::memcpy(&bits, bytes.data() + 2 * i, 2);
-    if (dtype == DType::kF16) {
-      t.data[i] = f16_value(bits);
-    } else {
-      uint32_t f = static_cast<uint32_t>(bits) << 16;
-      std::memcpy(&t.data[i], &f, 4);
-    }
+    t.data[i] = dtype == DType::kF16 ? f16_value(bits) : bf16_value(bits);
   }
   return t;
 }

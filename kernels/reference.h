@@ -28,6 +28,15 @@ inline constexpr double kLayernormEpsilon = 1e-5;
 /// `v` rounded to the nearest value of `dtype` (round to nearest even; f32: unchanged).
 float round_to(DType dtype, float v);
 
+/// IEEE half bits of `v`, rounded to nearest even (overflow gives infinity, NaN stays NaN).
+uint16_t f16_bits(float v);
+/// The value of IEEE half bits `h` (exact in f32).
+float f16_value(uint16_t h);
+/// bfloat16 bits of `v`, rounded to nearest even (NaN stays NaN).
+uint16_t bf16_bits(float v);
+/// The value of bfloat16 bits `b` (exact in f32).
+float bf16_value(uint16_t b);
+
 /// `t`'s values in `dtype`'s storage format (little-endian bytes, round to nearest even).
 std::vector<uint8_t> encode(const HostTensor& t, DType dtype);
 /// A tensor of `shape` from `dtype` storage bytes (as written by a kernel).

@@ -374,7 +374,7 @@ class MergeContractions : public BuiltinRule {
       const auto& users = consumers[v];
       for (size_t i = 0; i < users.size(); ++i) {
         for (size_t j = i + 1; j < users.size(); ++j) {
-          if (mergeable(g, g.node(users[i]), g.node(users[j]), static_cast<ValueId>(v))) {
+          if (mergeable(g, consumers, g.node(users[i]), g.node(users[j]), static_cast<ValueId>(v))) {
             out.push_back(Match{{users[i], users[j]}, {}});
           }
         }
@@ -445,21 +445,16 @@ class MergeContractions : public BuiltinRule {
 
  private:
   // Whether n's result goes only to an Add of a constant vector (a bias to fuse).
-  static bool pending_bias(const Graph& g, const Node& n) {
-    int users = 0;
-    bool bias = false;
-    for (const Node& m : g.nodes()) {
-      if (m.removed || std::find(m.inputs.begin(), m.inputs.end(), n.outputs[0]) == m.inputs.end()) continue;
-      ++users;
-      if (m.op == OpType::kAdd && m.inputs.size() == 2) {
-        ValueId other = m.inputs[0] == n.outputs[0] ? m.inputs[1] : m.inputs[0];
-        bias = is_constant(g, other) && g.value(other).shape.size() == 1;
-      }
-    }
-    return users == 1 && bias;
+  static bool pending_bias(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, const Node& n) {
+    NodeId c = sole_consumer(g, consumers, n.outputs[0]);
+    if (c == kNone || g.node(c).op != OpType::kAdd || g.node(c).inputs.size() != 2) return false;
+    const Node& add = g.node(c);
+    ValueId other = add.inputs[0] == n.outputs[0] ? add.inputs[1] : add.inputs[0];
+    return is_constant(g, other) && g.value(other).shape.size() == 1;
   }
 
-  bool mergeable(const Graph& g, const Node& a, const Node& b, ValueId shared) const {
+  bool mergeable(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, const Node& a, const Node& b,
+                 ValueId shared) const {
     if (a.removed || b.removed || a.outputs.size() != 1 || b.outputs.size() != 1) return false;
     if (a.inputs.empty() || a.inputs[0] != shared || b.inputs[0] != shared) return false;
     if (conv_) {
@@ -484,7 +479,7 @@ class MergeContractions : public BuiltinRule {
     if (fa.attrs != fb.attrs || wa.size() != 2 || wb.size() != 2) return false;
     // A bias still waiting to be fused could not be once the outputs go through a Split:
     // merge after fuse_epilogue has taken it (the merge then concatenates the biases).
-    if (pending_bias(g, a) || pending_bias(g, b)) return false;
+    if (pending_bias(g, consumers, a) || pending_bias(g, consumers, b)) return false;
     if (std::get<int64_t>(fa.attrs.at("trans_a")) != 0) return false;
     bool tb = std::get<int64_t>(fa.attrs.at("trans_b")) != 0;
     return tb ? wa[1] == wb[1] : wa[0] == wb[0];

@@ -423,6 +423,10 @@ void Graph::replace_uses(ValueId from, ValueId to) {
 
 void Graph::remove_node(NodeId n) { node(n).removed = true; }
 
+bool Graph::inputs_constant(const Node& n) const {
+  return std::all_of(n.inputs.begin(), n.inputs.end(), [&](ValueId v) { return v == kNone || value(v).constant; });
+}
+
 int Graph::live_nodes() const {
   return static_cast<int>(std::count_if(nodes_.begin(), nodes_.end(), [](const Node& n) { return !n.removed; }));
 }
@@ -580,29 +584,6 @@ uint64_t Graph::structural_hash() const {
   uint64_t total = kHashSeed;
   for (ValueId v : outputs_) total = mix(total, h[static_cast<size_t>(v)]);
   return total;
-}
-
-void Graph::check() const {
-  auto value_ok = [&](ValueId v) { return v >= 0 && static_cast<size_t>(v) < values_.size(); };
-  for (size_t n = 0; n < nodes_.size(); ++n) {
-    const Node& node = nodes_[n];
-    if (node.removed) continue;
-    for (ValueId v : node.inputs) {
-      if (v != kNone && !value_ok(v)) throw UserError("node '" + node.name + "' reads a value that does not exist");
-      if (v != kNone && value(v).producer != kNone && nodes_[static_cast<size_t>(value(v).producer)].removed) {
-        throw UserError("node '" + node.name + "' reads '" + value(v).name + "', whose producer was removed");
-      }
-    }
-    for (ValueId v : node.outputs) {
-      if (!value_ok(v) || value(v).producer != static_cast<NodeId>(n)) {
-        throw UserError("node '" + node.name + "' has an output whose producer is not the node");
-      }
-    }
-  }
-  for (ValueId v : outputs_) {
-    if (!value_ok(v)) throw UserError("graph '" + model_name + "' has an output that does not exist");
-  }
-  topological_order();
 }
 
 }  // namespace tessera::graph

@@ -197,12 +197,11 @@ class Graph {
   bool reaches(NodeId from, NodeId to) const;
   /// Number of live nodes.
   int live_nodes() const;
+  /// Whether every (present) input of `n` is a constant, i.e. `n` can be folded.
+  bool inputs_constant(const Node& n) const;
   /// A hash of the program's structure (operators, attributes, shapes, constants' contents),
   /// independent of node and value numbering and names: equal programs hash equal.
   uint64_t structural_hash() const;
-  /// Checks the invariants (ids in range, producers consistent, no cycle); a UserError
-  /// naming the first broken one.
-  void check() const;
 
   /// Name of the model this graph came from (file name), for messages and the database.
   std::string model_name;

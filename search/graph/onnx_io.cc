@@ -54,6 +54,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/version.h"
+#include "kernels/reference.h"
 #include "search/graph/ops.h"
 
 namespace tessera::graph {
@@ -123,59 +124,10 @@ std::string onnx_type_name(int64_t t) {
   return "data type " + std::to_string(t);
 }
 
-float half_to_float(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1fu;
-  uint32_t mantissa = h & 0x3ffu;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa * 2^-24, exact in f32.
-    float v = std::ldexp(static_cast<float>(mantissa), -24);
-    return sign ? -v : v;
-  }
-  if (exponent == 31) return std::bit_cast<float>(sign | 0x7f800000u | (mantissa << 13));
-  return std::bit_cast<float>(sign | ((exponent + 112) << 23) | (mantissa << 13));
-}
-
-// Round to nearest, ties to even.
-uint16_t float_to_half(float f) {
-  uint32_t x = std::bit_cast<uint32_t>(f);
-  auto sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
-  uint32_t ax = x & 0x7fffffffu;
-  if (ax > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
-  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // >= 65520 rounds to infinity
-  uint32_t exponent = ax >> 23;
-  if (exponent < 113) {
-    // Below 2^-14: a subnormal half (or zero), in units of 2^-24. Values under 2^-25 round to 0.
-    if (exponent < 102) return sign;
-    uint32_t mantissa = (ax & 0x7fffffu) | 0x800000u;
-    uint32_t shift = 126 - exponent;
-    uint32_t h = mantissa >> shift;
-    uint32_t rest = mantissa & ((1u << shift) - 1);
-    uint32_t half = 1u << (shift - 1);
-    if (rest > half || (rest == half && (h & 1u))) ++h;
-    return static_cast<uint16_t>(sign | h);
-  }
-  uint32_t h = ((exponent - 112) << 10) | ((ax & 0x7fffffu) >> 13);
-  uint32_t rest = ax & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is right
-  return static_cast<uint16_t>(sign | h);
-}
-
-float bf16_to_float(uint16_t b) {
-  return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
-}
-
-uint16_t float_to_bf16(float f) {
-  uint32_t x = std::bit_cast<uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN
-  x += 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<uint16_t>(x >> 16);
-}
-
 // `v` rounded to what a tensor of type `t` can hold (f16 / bf16 values are exact in f32).
 float round_to_storage(float v, ElemType t) {
-  if (t == ElemType::kF16) return half_to_float(float_to_half(v));
-  if (t == ElemType::kBF16) return bf16_to_float(float_to_bf16(v));
+  if (t == ElemType::kF16) return kernels::round_to(DType::kF16, v);
+  if (t == ElemType::kBF16) return kernels::round_to(DType::kBF16, v);
   return v;
 }
 
@@ -195,9 +147,9 @@ float float_from_bits(ElemType t, uint64_t b) {
     case ElemType::kF32:
       return std::bit_cast<float>(static_cast<uint32_t>(b));
     case ElemType::kF16:
-      return half_to_float(static_cast<uint16_t>(b));
+      return kernels::f16_value(static_cast<uint16_t>(b));
     case ElemType::kBF16:
-      return bf16_to_float(static_cast<uint16_t>(b));
+      return kernels::bf16_value(static_cast<uint16_t>(b));
     case ElemType::kF64:
       return static_cast<float>(std::bit_cast<double>(b));
     default:
@@ -228,9 +180,9 @@ uint64_t bits_of(ElemType t, double v) {
     case ElemType::kF32:
       return std::bit_cast<uint32_t>(static_cast<float>(v));
     case ElemType::kF16:
-      return float_to_half(static_cast<float>(v));
+      return kernels::f16_bits(static_cast<float>(v));
     case ElemType::kBF16:
-      return float_to_bf16(static_cast<float>(v));
+      return kernels::bf16_bits(static_cast<float>(v));
     case ElemType::kF64:
       return std::bit_cast<uint64_t>(v);
     case ElemType::kBool:
@@ -421,6 +373,15 @@ class Importer {
     for (int index : node_order()) add_node(index);
     add_outputs();
     return std::move(g_);
+  }
+
+  // The bytes as one serialised TensorProto (ONNX's test data files).
+  Tensor read_tensor_proto() const {
+    onnx::TensorProto p;
+    if (bytes_.size() > static_cast<size_t>(INT_MAX) || !p.ParseFromArray(bytes_.data(), static_cast<int>(bytes_.size()))) {
+      fail("not a serialised ONNX tensor");
+    }
+    return read_tensor(p, "tensor " + in_quotes(p.name()), p.name()).tensor;
   }
 
  private:
@@ -1573,6 +1534,10 @@ Graph import_onnx(const std::string& path) {
 
 Graph import_onnx_bytes(std::string_view bytes, std::string_view what, const std::string& base_dir) {
   return Importer(bytes, what, base_dir).run();
+}
+
+Tensor tensor_from_onnx(std::string_view bytes, std::string_view what) {
+  return Importer(bytes, what, "").read_tensor_proto();
 }
 
 std::string export_onnx(const Graph& g, const ExportOptions& options) {

@@ -35,6 +35,10 @@ Graph import_onnx(const std::string& path);
 /// external data files are looked for ("" for none).
 Graph import_onnx_bytes(std::string_view bytes, std::string_view what, const std::string& base_dir = {});
 
+/// A serialised onnx::TensorProto (e.g. an ONNX test data .pb file) as a Tensor; `what`
+/// names it in errors (unreadable bytes, a type the IR does not have).
+Tensor tensor_from_onnx(std::string_view bytes, std::string_view what);
+
 /// Export options.
 struct ExportOptions {
   /// Constants with more elements than this are written stripped (-1: write every value).

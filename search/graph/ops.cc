@@ -25,6 +25,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/workload.h"
 #include "kernels/reference.h"
 
 namespace tessera::graph {
@@ -952,14 +953,19 @@ std::vector<OutputSpec> infer_slice(const Infer& c) {
   return {{c.type(0), y}};
 }
 
-std::vector<OutputSpec> infer_gather(const Infer& c) {
+// Gather's and GatherElements' common checks: data of rank >= 1, integer indices; the axis.
+size_t gather_axis(const Infer& c) {
   c.expect_inputs(2, 2);
   c.expect_outputs(1, 1);
-  const Shape &x = c.shape(0), &idx = c.shape(1);
-  if (x.empty()) c.fail("data must have rank >= 1");
+  if (c.shape(0).empty()) c.fail("data must have rank >= 1");
   if (!is_int_index(c.type(1)))
     c.fail("indices must be int64 or int32, not " + std::string(elem_type_name(c.type(1))));
-  size_t axis = static_cast<size_t>(c.axis(c.attr_int("axis", 0), c.rank(0), "axis"));
+  return static_cast<size_t>(c.axis(c.attr_int("axis", 0), c.rank(0), "axis"));
+}
+
+std::vector<OutputSpec> infer_gather(const Infer& c) {
+  size_t axis = gather_axis(c);
+  const Shape &x = c.shape(0), &idx = c.shape(1);
   Shape y(x.begin(), x.begin() + static_cast<int64_t>(axis));
   y.insert(y.end(), idx.begin(), idx.end());
   y.insert(y.end(), x.begin() + static_cast<int64_t>(axis) + 1, x.end());
@@ -967,15 +973,10 @@ std::vector<OutputSpec> infer_gather(const Infer& c) {
 }
 
 std::vector<OutputSpec> infer_gather_elements(const Infer& c) {
-  c.expect_inputs(2, 2);
-  c.expect_outputs(1, 1);
+  size_t axis = gather_axis(c);
   const Shape &x = c.shape(0), &idx = c.shape(1);
-  if (x.empty()) c.fail("data must have rank >= 1");
-  if (!is_int_index(c.type(1)))
-    c.fail("indices must be int64 or int32, not " + std::string(elem_type_name(c.type(1))));
   if (idx.size() != x.size())
     c.fail("indices " + shape_text(idx) + " must have the rank of data " + shape_text(x));
-  size_t axis = static_cast<size_t>(c.axis(c.attr_int("axis", 0), c.rank(0), "axis"));
   // Off the axis an index position is also a data position, so it must lie inside data.
   for (size_t d = 0; d < x.size(); ++d)
     if (d != axis && idx[d] > x[d])
@@ -1074,22 +1075,15 @@ std::vector<OutputSpec> infer_reduce_mean(const Infer& c) {
   return {{c.type(0), y}};
 }
 
-enum class ChainStep { kAdd, kSub, kMul, kDiv, kMax, kMin, kRelu, kGelu, kSigmoid, kTanh, kExp, kNeg, kAbs };
+// Chain steps are the elementwise workload's ops (core/workload.h), with the same names.
+using ChainStep = EltwiseOp;
+constexpr EltwiseOp kLastStep = EltwiseOp::kAbs;
 
-bool is_binary(ChainStep s) {
-  return s <= ChainStep::kMin;
-}
 bool needs_float(ChainStep s) {
   return s == ChainStep::kGelu || s == ChainStep::kSigmoid || s == ChainStep::kTanh || s == ChainStep::kExp;
 }
 
 std::vector<ChainStep> chain_steps(const OpContext& c) {
-  static const std::pair<const char*, ChainStep> kNames[] = {
-      {"add", ChainStep::kAdd},   {"sub", ChainStep::kSub},   {"mul", ChainStep::kMul},
-      {"div", ChainStep::kDiv},   {"max", ChainStep::kMax},   {"min", ChainStep::kMin},
-      {"relu", ChainStep::kRelu}, {"gelu", ChainStep::kGelu}, {"sigmoid", ChainStep::kSigmoid},
-      {"tanh", ChainStep::kTanh}, {"exp", ChainStep::kExp},   {"neg", ChainStep::kNeg},
-      {"abs", ChainStep::kAbs}};
   std::string text = c.attr_string("ops", "");
   if (text.empty()) c.fail("attribute 'ops' is required (steps joined by '+')");
   std::vector<ChainStep> steps;
@@ -1098,12 +1092,14 @@ std::vector<ChainStep> chain_steps(const OpContext& c) {
     size_t end = text.find('+', start);
     if (end == std::string::npos) end = text.size();
     std::string name = text.substr(start, end - start);
-    auto it =
-        std::find_if(std::begin(kNames), std::end(kNames), [&](const auto& p) { return name == p.first; });
-    if (it == std::end(kNames))
+    std::optional<ChainStep> step;
+    for (int k = 0; k <= static_cast<int>(kLastStep); ++k) {
+      if (eltwise_op_name(static_cast<EltwiseOp>(k)) == name) step = static_cast<EltwiseOp>(k);
+    }
+    if (!step)
       c.fail("step '" + name + "' in ops '" + text +
              "' is not one of add sub mul div max min relu gelu sigmoid tanh exp neg abs");
-    steps.push_back(it->second);
+    steps.push_back(*step);
     start = end + 1;
   }
   return steps;
@@ -1111,7 +1107,7 @@ std::vector<ChainStep> chain_steps(const OpContext& c) {
 
 std::vector<OutputSpec> infer_chain(const Infer& c) {
   std::vector<ChainStep> steps = chain_steps(c);
-  size_t binary = static_cast<size_t>(std::count_if(steps.begin(), steps.end(), is_binary));
+  size_t binary = static_cast<size_t>(std::count_if(steps.begin(), steps.end(), eltwise_is_binary));
   c.expect_inputs(1 + binary, 1 + binary);
   c.expect_outputs(1, 1);
   Shape y = c.shape(0);
@@ -1819,7 +1815,7 @@ void eval_chain(const OpContext& c, const std::vector<ChainStep>& steps, const T
     for (T& e : v) e = f(e);
   };
   for (ChainStep s : steps) {
-    if (is_binary(s)) {
+    if (eltwise_is_binary(s)) {
       Operand<T> r = operand<T>(*in[next++], y.shape);
       auto binary = [&](auto f) {
         for (size_t k = 0; k < v.size(); ++k) v[k] = f(v[k], r[k]);

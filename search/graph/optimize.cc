@@ -4,9 +4,12 @@
 #include <cmath>
 #include <queue>
 #include <random>
+#include <sstream>
 #include <unordered_set>
 
 #include "core/error.h"
+#include "search/graph/onnx_io.h"
+#include "search/graph/ops.h"
 
 namespace tessera::graph {
 namespace {
@@ -273,15 +276,17 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   return result;
 }
 
-std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const std::vector<const Rule*>& rules,
-                                                    CostOracle& oracle, int budget) {
-  SearchOptions options;
-  options.budget = budget;
-  SearchResult r = optimize_graph(g, rules, oracle, options);
-  std::vector<search::WorkloadEntry> entries = graph_workloads(g, oracle.dtype());
+std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
+                                                    const HardwareSpec& hw, DType dtype) {
+  RuleSet set = load_rules();
+  std::vector<const Rule*> rules;
+  for (const auto& r : set.rules) rules.push_back(r.get());
+  CostOracle oracle(families, hw, Target::for_spec(hw, "none"), nullptr, dtype);
+  SearchResult r = optimize_graph(g, rules, oracle, SearchOptions{});
+  std::vector<search::WorkloadEntry> entries = graph_workloads(g, dtype);
   std::map<std::string, size_t> index;
   for (size_t k = 0; k < entries.size(); ++k) index[entries[k].workload.key()] = k;
-  for (search::WorkloadEntry& e : graph_workloads(r.best, oracle.dtype())) {
+  for (search::WorkloadEntry& e : graph_workloads(r.best, dtype)) {
     auto it = index.find(e.workload.key());
     if (it == index.end()) {
       index[e.workload.key()] = entries.size();
@@ -291,6 +296,29 @@ std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const std::v
     }
   }
   return entries;
+}
+
+std::optional<std::string> check_equivalent(const Graph& original, const Graph& optimised, int seeds) {
+  ExportOptions options;
+  options.write_synthetic = true;
+  Graph reread = import_onnx_bytes(export_onnx(optimised, options), "the optimised model");
+  for (int s = 0; s < seeds; ++s) {
+    auto inputs = random_graph_inputs(original, static_cast<uint64_t>(s + 1));
+    std::vector<Tensor> expected, actual;
+    try {
+      expected = run_graph(original, inputs);
+      actual = run_graph(reread, inputs);
+    } catch (const UserError& e) {
+      return std::string("cannot evaluate: ") + e.what();
+    }
+    double err = max_scaled_error(actual, expected, 2e-3, 1e-4);
+    if (!(err <= 1)) {
+      std::ostringstream msg;
+      msg << "outputs differ on random inputs (seed " << s + 1 << "): scaled error " << err;
+      return msg.str();
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace tessera::graph

@@ -66,10 +66,17 @@ struct SearchResult {
 };
 
 /// The workloads a tuning job for `g` should cover: those of `g` and those of the graph a
-/// backtracking search (`budget` expansions) finds, so that both sides of the rewrites get
-/// measured costs; weighted by occurrences (the larger of the two graphs' counts).
-std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const std::vector<const Rule*>& rules,
-                                                    CostOracle& oracle, int budget);
+/// backtracking search with the shipped rules finds (model-only costs for `hw`), so that both
+/// sides of the rewrites get measured costs; weighted by occurrences (the larger of the two
+/// graphs' counts), floating tensors in `dtype`.
+std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
+                                                    const HardwareSpec& hw, DType dtype);
+
+/// Why `optimised` does not compute what `original` does, or nullopt when it does: the
+/// optimised graph is written as ONNX (made-up weights included) and read back, then both run
+/// with the CPU reference on `seeds` random inputs and must agree within rtol 2e-3. A graph
+/// that cannot be evaluated (an Opaque node) is a reason too.
+std::optional<std::string> check_equivalent(const Graph& original, const Graph& optimised, int seeds = 2);
 
 /// Searches for a cheaper graph equivalent to `g` with `rules`, costed by `oracle`.
 /// An unknown strategy is a UserError.

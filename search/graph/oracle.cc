@@ -156,9 +156,7 @@ std::vector<search::WorkloadEntry> graph_workloads(const Graph& g, DType dtype) 
   std::map<std::string, size_t> index;
   for (NodeId id : g.topological_order()) {
     const Node& n = g.node(id);
-    bool all_constant = std::all_of(n.inputs.begin(), n.inputs.end(),
-                                    [&](ValueId v) { return v == kNone || g.value(v).constant != nullptr; });
-    if (all_constant) continue;
+    if (g.inputs_constant(n)) continue;
     auto w = node_workload(g, n, dtype);
     if (!w) continue;
     auto [it, fresh] = index.emplace(w->key(), entries.size());
@@ -224,9 +222,7 @@ bool contiguous_split(const Graph& g, const Node& n) {
 OpCost CostOracle::cost(const Graph& g, const Node& n) {
   OpCost c;
   if (free_op(n.op) || contiguous_split(g, n)) return c;
-  bool all_constant = std::all_of(n.inputs.begin(), n.inputs.end(),
-                                  [&](ValueId v) { return v == kNone || g.value(v).constant != nullptr; });
-  if (all_constant && n.op != OpType::kOpaque) return c;  // folded before inference
+  if (g.inputs_constant(n) && n.op != OpType::kOpaque) return c;  // folded before inference
   if (auto w = node_workload(g, n, dtype_)) {
     double t = workload_cost(*w, c.source);
     if (t >= 0) {

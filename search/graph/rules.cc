@@ -97,8 +97,6 @@ struct Binding {
   std::map<std::string, AttrValue> attrs;
 };
 
-std::string_view json_type(const Json& j) { return j.type_name(); }
-
 [[noreturn]] void bad(const std::string& what, const std::string& msg) {
   throw UserError("rule " + what + ": " + msg);
 }
@@ -113,17 +111,19 @@ AttrValue attr_from_json(const Json& j, const std::string& what) {
     bool all_num = std::all_of(j.begin(), j.end(), [](const Json& x) { return x.is_number(); });
     if (all_num) return j.get<std::vector<double>>();
   }
-  bad(what, "an attribute value must be a number, a string or a list of numbers, not " + std::string(json_type(j)));
+  bad(what, "an attribute value must be a number, a string or a list of numbers, not " + std::string(j.type_name()));
+}
+
+// An INT or FLOAT attribute as a number.
+std::optional<double> attr_number(const AttrValue& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
+  if (const auto* d = std::get_if<double>(&v)) return *d;
+  return std::nullopt;
 }
 
 bool attr_equal(const AttrValue& a, const AttrValue& b) {
   if (a == b) return true;
-  auto num = [](const AttrValue& v) -> std::optional<double> {
-    if (const auto* i = std::get_if<int64_t>(&v)) return static_cast<double>(*i);
-    if (const auto* d = std::get_if<double>(&v)) return *d;
-    return std::nullopt;
-  };
-  auto x = num(a), y = num(b);
+  auto x = attr_number(a), y = attr_number(b);
   return x && y && *x == *y;
 }
 
@@ -193,14 +193,7 @@ class DataRule : public Rule {
       if (c.is_ints) {
         t = Tensor::ints({static_cast<int64_t>(c.ints.size())}, c.ints);
       } else {
-        double v = c.var.empty() ? c.scalar : std::visit([](const auto& x) -> double {
-          using T = std::decay_t<decltype(x)>;
-          if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, double>) {
-            return static_cast<double>(x);
-          } else {
-            return std::nan("");
-          }
-        }, b.attrs.at(c.var));
+        double v = c.var.empty() ? c.scalar : attr_number(b.attrs.at(c.var)).value_or(std::nan(""));
         t = Tensor::floats({}, {static_cast<float>(v)});
       }
       made[c.name] = out.add_constant(out.fresh_name(name_ + "." + c.name), std::move(t));
@@ -705,11 +698,10 @@ class DataRule : public Rule {
 }  // namespace
 
 int fold_constants(Graph& g) {
+  // Shapes are static, so a Shape node is known whatever its input.
   auto foldable = [&](const Node& node) {
     if (node.removed || node.op == OpType::kOpaque) return false;
-    if (node.op == OpType::kShape) return true;
-    return std::all_of(node.inputs.begin(), node.inputs.end(),
-                       [&](ValueId v) { return v == kNone || g.value(v).constant != nullptr; });
+    return node.op == OpType::kShape || g.inputs_constant(node);
   };
   if (std::none_of(g.nodes().begin(), g.nodes().end(), foldable)) {
     g.compact();
@@ -718,22 +710,13 @@ int fold_constants(Graph& g) {
   int folded = 0;
   for (NodeId n : g.topological_order()) {
     const Node& node = g.node(n);
-    if (node.op == OpType::kOpaque) continue;
-    bool all_constant = true, synthetic = false;
+    if (!foldable(node)) continue;
+    bool synthetic = false;
     std::vector<const Tensor*> inputs;
     for (ValueId v : node.inputs) {
-      if (v == kNone) {
-        inputs.push_back(nullptr);
-        continue;
-      }
-      const Value& val = g.value(v);
-      all_constant = all_constant && val.constant != nullptr;
-      synthetic = synthetic || val.synthetic;
-      inputs.push_back(val.constant.get());
+      inputs.push_back(v == kNone ? nullptr : g.value(v).constant.get());
+      synthetic = synthetic || (v != kNone && g.value(v).synthetic);
     }
-    // Shapes are static, so a Shape node is known whatever its input.
-    if (node.op == OpType::kShape) all_constant = true;
-    if (!all_constant) continue;
     int64_t elements = 0;
     for (ValueId v : node.outputs) elements += g.value(v).elements();
     if (elements > kMaxFoldElements) continue;

@@ -875,60 +875,12 @@ TEST(OnnxExport, WritesAReadableFileAndNamesAnUnwritablePath) {
 
 // --- ONNX backend node tests --------------------------------------------------------------
 
-float half_value(uint16_t h) {
-  float sign = (h & 0x8000u) ? -1.0f : 1.0f;
-  int exponent = (h >> 10) & 0x1f, mantissa = h & 0x3ff;
-  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa), -24);
-  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
-  return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 1024.0f, exponent - 15);
-}
-
-// A test data tensor (the types these cases use) as a Tensor.
+// A test data tensor as a Tensor.
 Tensor read_test_tensor(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  TensorProto p;
-  EXPECT_TRUE(in && p.ParseFromIstream(&in)) << path;
-  Tensor t;
-  for (int64_t d : p.dims()) t.shape.push_back(d);
-  auto n = static_cast<size_t>(t.elements());
-  const std::string& raw = p.raw_data();
-  auto raw_at = [&](size_t k, size_t bytes) {
-    uint64_t v = 0;
-    std::memcpy(&v, raw.data() + k * bytes, bytes);
-    return v;
-  };
-  switch (p.data_type()) {
-    case TensorProto::FLOAT:
-      t.type = ElemType::kF32;
-      for (size_t k = 0; k < n; ++k) {
-        uint32_t bits = static_cast<uint32_t>(raw_at(k, 4));
-        float v;
-        std::memcpy(&v, &bits, 4);
-        t.f.push_back(raw.empty() ? p.float_data(static_cast<int>(k)) : v);
-      }
-      break;
-    case TensorProto::FLOAT16:
-      t.type = ElemType::kF16;
-      for (size_t k = 0; k < n; ++k) {
-        t.f.push_back(half_value(
-            static_cast<uint16_t>(raw.empty() ? p.int32_data(static_cast<int>(k)) : raw_at(k, 2))));
-      }
-      break;
-    case TensorProto::INT64:
-      t.type = ElemType::kI64;
-      for (size_t k = 0; k < n; ++k) {
-        t.i.push_back(raw.empty() ? p.int64_data(static_cast<int>(k)) : static_cast<int64_t>(raw_at(k, 8)));
-      }
-      break;
-    case TensorProto::BOOL:
-      t.type = ElemType::kBool;
-      for (size_t k = 0; k < n; ++k)
-        t.i.push_back(raw.empty() ? p.int32_data(static_cast<int>(k)) : raw_at(k, 1) != 0);
-      break;
-    default:
-      ADD_FAILURE() << path << ": data type " << p.data_type() << " not read by this test";
-  }
-  return t;
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return tensor_from_onnx(bytes.str(), path);
 }
 
 std::vector<Tensor> read_test_tensors(const std::string& dir, const std::string& prefix) {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "search/graph/onnx_io.h"
 #include "search/graph/ops.h"
 
 namespace tessera::graph {
@@ -23,73 +24,14 @@ namespace {
 
 const std::string kNodeTests = "/usr/include/onnx/backend/test/data/node/";
 
-float half_value(uint16_t h) {
-  float sign = (h & 0x8000u) ? -1.0f : 1.0f;
-  int exponent = (h >> 10) & 0x1F, mantissa = h & 0x3FF;
-  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa), -24);
-  if (exponent == 31) return mantissa ? NAN : sign * INFINITY;
-  return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 1024.0f, exponent - 15);
-}
-
-float bfloat_value(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float v;
-  std::memcpy(&v, &bits, sizeof v);
-  return v;
-}
-
-
 // A TensorProto as a Tensor; nullopt for element types the IR does not have. `declared` is
 // the model's type for it: onnx 1.12 stores its bfloat16 test data as uint16.
-std::optional<Tensor> to_tensor(const onnx::TensorProto& p, int declared = onnx::TensorProto::UNDEFINED) {
-  bool bf16_bits = p.data_type() == onnx::TensorProto::UINT16 && declared == onnx::TensorProto::BFLOAT16;
-  std::optional<ElemType> type = elem_type_from_onnx(bf16_bits ? declared : p.data_type());
-  if (!type) return std::nullopt;
-  Tensor t;
-  t.type = *type;
-  for (int64_t d : p.dims()) t.shape.push_back(d);
-  size_t n = static_cast<size_t>(t.elements());
-  const std::string& raw = p.raw_data();
-  auto raw_at = [&]<class T>(size_t k) {
-    T v;
-    std::memcpy(&v, raw.data() + k * sizeof(T), sizeof(T));
-    return v;
-  };
-  auto from_raw = [&]<class T>(size_t k) { return raw_at.template operator()<T>(k); };
-  bool use_raw = !raw.empty();
-  for (size_t k = 0; k < n; ++k) {
-    switch (t.type) {
-      case ElemType::kF32:
-        t.f.push_back(use_raw ? from_raw.operator()<float>(k) : p.float_data(static_cast<int>(k)));
-        break;
-      case ElemType::kF64:
-        t.f.push_back(static_cast<float>(use_raw ? from_raw.operator()<double>(k)
-                                                 : p.double_data(static_cast<int>(k))));
-        break;
-      case ElemType::kF16:
-        t.f.push_back(half_value(use_raw ? from_raw.operator()<uint16_t>(k)
-                                         : static_cast<uint16_t>(p.int32_data(static_cast<int>(k)))));
-        break;
-      case ElemType::kBF16:
-        t.f.push_back(bfloat_value(use_raw ? from_raw.operator()<uint16_t>(k)
-                                           : static_cast<uint16_t>(p.int32_data(static_cast<int>(k)))));
-        break;
-      case ElemType::kI64:
-        t.i.push_back(use_raw ? from_raw.operator()<int64_t>(k) : p.int64_data(static_cast<int>(k)));
-        break;
-      case ElemType::kI32:
-        t.i.push_back(use_raw ? from_raw.operator()<int32_t>(k) : p.int32_data(static_cast<int>(k)));
-        break;
-      case ElemType::kI8:
-        t.i.push_back(use_raw ? from_raw.operator()<int8_t>(k) : p.int32_data(static_cast<int>(k)));
-        break;
-      case ElemType::kU8:
-      case ElemType::kBool:
-        t.i.push_back(use_raw ? from_raw.operator()<uint8_t>(k) : p.int32_data(static_cast<int>(k)));
-        break;
-    }
+std::optional<Tensor> to_tensor(onnx::TensorProto p, int declared = onnx::TensorProto::UNDEFINED) {
+  if (p.data_type() == onnx::TensorProto::UINT16 && declared == onnx::TensorProto::BFLOAT16) {
+    p.set_data_type(onnx::TensorProto::BFLOAT16);  // same bits, same fields
   }
-  return t;
+  if (!elem_type_from_onnx(p.data_type())) return std::nullopt;
+  return tensor_from_onnx(p.SerializeAsString(), "test tensor " + p.name());
 }
 
 std::optional<Tensor> read_tensor(const std::string& path, const onnx::ValueInfoProto& info) {

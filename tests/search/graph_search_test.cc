@@ -3,7 +3,6 @@
 // for the originals, the search lowers the cost, and MCTS finds a cheaper Inception block
 // than backtracking by passing through a more expensive graph.
 #include <gtest/gtest.h>
-#include <onnx/onnx_pb.h>
 
 #include <fstream>
 #include <sstream>
@@ -21,25 +20,9 @@ const std::string kGraphs = TESSERA_GRAPHS;
 
 Tensor read_pb(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  onnx::TensorProto p;
-  EXPECT_TRUE(p.ParseFromString(s.str())) << path;
-  std::vector<int64_t> shape(p.dims().begin(), p.dims().end());
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  const std::string& raw = p.raw_data();
-  if (p.data_type() == onnx::TensorProto::FLOAT) {
-    std::vector<float> v(static_cast<size_t>(n));
-    EXPECT_EQ(raw.size(), v.size() * sizeof(float)) << path;
-    std::memcpy(v.data(), raw.data(), raw.size());
-    return Tensor::floats(shape, std::move(v));
-  }
-  EXPECT_EQ(p.data_type(), onnx::TensorProto::INT64) << path;
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  EXPECT_EQ(raw.size(), v.size() * sizeof(int64_t)) << path;
-  std::memcpy(v.data(), raw.data(), raw.size());
-  return Tensor::ints(shape, std::move(v));
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return tensor_from_onnx(bytes.str(), path);
 }
 
 class GraphSearch : public ::testing::Test {
@@ -178,8 +161,7 @@ TEST_F(GraphSearch, OracleMapsOperatorsToWorkloads) {
   // Every costed operator of the graph is counted once.
   int mapped = 0;
   for (const Node& n : g.nodes()) {
-    bool constant = std::all_of(n.inputs.begin(), n.inputs.end(), [&](ValueId v) { return g.value(v).constant != nullptr; });
-    mapped += !constant && node_workload(g, n, DType::kF16).has_value();
+    mapped += !g.inputs_constant(n) && node_workload(g, n, DType::kF16).has_value();
   }
   EXPECT_EQ(weight, mapped);
 }
