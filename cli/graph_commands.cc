@@ -57,6 +57,14 @@ std::string file_hash(const std::string& path) {
   return hex64(stable_hash(s.str()));
 }
 
+// How calibrate() rescaled the model's estimates, e.g. " (rescaled to the measured: conv2d x2.10)".
+std::string calibration_note(const graph::CostOracle& oracle) {
+  std::string out;
+  for (const auto& [kind, factor] : oracle.calibrations())
+    out += (out.empty() ? "" : ", ") + std::string(op_kind_name(kind)) + " x" + fixed(factor, 2);
+  return out.empty() ? out : " (rescaled to the measured: " + out + ")";
+}
+
 int run_optimize(const ParsedArgs& args) {
   const std::string model_path = args.positional.at(0);
   auto out_path = args.value("output");
@@ -150,7 +158,8 @@ int run_optimize(const ParsedArgs& args) {
             << "cost after:  " << fixed(result.cost_after_us, 1) << " us (" << result.best.live_nodes()
             << " operators)\n"
             << "operator costs: " << oracle.measured_workloads() << " workloads measured in the database, "
-            << oracle.estimated_workloads() << " estimated by the model; data movement at DRAM bandwidth\n"
+            << oracle.estimated_workloads() << " estimated by the model" << calibration_note(oracle)
+            << "; data movement at DRAM bandwidth\n"
             << "rewrites applied:\n";
   for (const auto& [rule, count] : result.counts()) std::cout << "  " << rule << " x" << count << "\n";
   std::cout << "search: " << options.strategy << ", " << result.explored << " graphs costed in "
@@ -171,6 +180,7 @@ int run_show(const ParsedArgs& args) {
   kernels::FamilyRegistry families;
   kernels::register_builtin_families(families);
   graph::CostOracle oracle(families, spec, target, database ? &*database : nullptr, dtype);
+  oracle.calibrate(g);  // as graph optimize costs it
   std::map<std::string, std::pair<int, double>> by_op;
   double total = 0;
   for (const graph::Node& n : g.nodes()) {

@@ -346,12 +346,18 @@ ValueId Graph::add_input(std::string name, ElemType type, std::vector<int64_t> s
 }
 
 ValueId Graph::add_constant(std::string name, Tensor value, bool synthetic, std::optional<uint64_t> content_hash) {
+  uint64_t hash = content_hash ? *content_hash : hash_tensor(value);
+  return add_constant(std::move(name), std::make_shared<const Tensor>(std::move(value)), synthetic, hash);
+}
+
+ValueId Graph::add_constant(std::string name, std::shared_ptr<const Tensor> value, bool synthetic, uint64_t content_hash) {
+  TESSERA_CHECK(value != nullptr, "add_constant of no tensor");
   Value v;
   v.name = std::move(name);
-  v.type = value.type;
-  v.shape = value.shape;
-  v.content_hash = content_hash ? *content_hash : hash_tensor(value);
-  v.constant = std::make_shared<const Tensor>(std::move(value));
+  v.type = value->type;
+  v.shape = value->shape;
+  v.content_hash = content_hash;
+  v.constant = std::move(value);
   v.synthetic = synthetic;
   return add_value(std::move(v));
 }

@@ -160,6 +160,8 @@ class Graph {
   /// structural_hash(); by default it is computed from them (linear in their size).
   ValueId add_constant(std::string name, Tensor value, bool synthetic = false,
                        std::optional<uint64_t> content_hash = std::nullopt);
+  /// The same over a tensor that may be shared with other graphs; `content_hash` stands for it.
+  ValueId add_constant(std::string name, std::shared_ptr<const Tensor> value, bool synthetic, uint64_t content_hash);
   /// Adds a node over existing values; output types and shapes are inferred (infer_node in
   /// ops.h; a UserError if the inputs do not fit the operator). Returns the output ids.
   std::vector<ValueId> add_node(OpType op, std::vector<ValueId> inputs, Attrs attrs = {}, std::string name = {},

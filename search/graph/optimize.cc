@@ -251,6 +251,7 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   if (options.budget < 0) throw UserError("--budget must not be negative");
   Timer timer(options.time_limit_s);
   SearchResult result;
+  if (!oracle.calibrated()) oracle.calibrate(g);
   Graph input = g;
   result.cost_before_us = oracle.graph_cost(input);
 

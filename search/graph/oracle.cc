@@ -1,5 +1,8 @@
 #include "search/graph/oracle.h"
 
+#include <algorithm>
+#include <bit>
+#include <cmath>
 #include <numeric>
 #include <sstream>
 
@@ -175,30 +178,89 @@ CostOracle::CostOracle(const kernels::FamilyRegistry& families, HardwareSpec hw,
                        DType dtype)
     : families_(families), hw_(hw), target_(std::move(target)), db_(db), dtype_(dtype), model_(families, std::move(hw)) {}
 
+std::optional<double> CostOracle::measured(const Workload& w) const {
+  if (db_ == nullptr) return std::nullopt;
+  db::BestResult best = db_->best(w, target_, 1, /*same_arch_fallback=*/true);
+  if (best.records.empty()) return std::nullopt;
+  return best.records[0].record.measurement.median_us;
+}
+
+std::optional<double> CostOracle::estimated(const Workload& w) {
+  try {
+    search::ConstructOptions options;
+    options.top_k = 1;
+    search::Construction c = search::construct(w, families_, hw_, model_, options);
+    if (!c.candidates.empty() && c.candidates[0].predicted_us) return *c.candidates[0].predicted_us;
+  } catch (const UserError&) {
+    // No family runs it: the caller falls back to the memory estimate.
+  }
+  return std::nullopt;
+}
+
+void CostOracle::calibrate(const Graph& g) {
+  calibration_.clear();
+  by_workload_.clear();
+  measured_ = estimated_ = 0;
+  calibrated_ = true;
+  if (db_ == nullptr) return;
+  std::map<OpKind, std::pair<double, int>> log_ratios;  // sum of log(measured / estimated), count
+  for (const search::WorkloadEntry& e : graph_workloads(g, dtype_)) {
+    auto m = measured(e.workload);
+    if (!m || *m <= 0) continue;
+    auto est = estimated(e.workload);
+    if (!est || *est <= 0) continue;
+    auto& [sum, count] = log_ratios[e.workload.kind];
+    sum += std::log(*m / *est);
+    count += 1;
+  }
+  for (const auto& [kind, acc] : log_ratios)
+    if (acc.second >= kMinCalibration) calibration_[kind] = std::exp(acc.first / acc.second);
+}
+
+std::optional<double> CostOracle::relative_scale(const Workload& w) {
+  if (db_ == nullptr || w.epilogue.empty()) return std::nullopt;
+  // The same operator with fewer epilogue steps, most steps first: a fused operator whose
+  // unfused form was measured costs about what the measurement says, scaled by the model.
+  const size_t n = w.epilogue.size();
+  std::vector<uint32_t> subsets;
+  for (uint32_t mask = 0; mask + 1 < (1u << n); ++mask) subsets.push_back(mask);
+  std::stable_sort(subsets.begin(), subsets.end(),
+                   [](uint32_t a, uint32_t b) { return std::popcount(a) > std::popcount(b); });
+  for (uint32_t mask : subsets) {
+    Workload relative = w;
+    relative.epilogue.clear();
+    for (size_t i = 0; i < n; ++i)
+      if (mask & (1u << i)) relative.epilogue.push_back(w.epilogue[i]);
+    try {
+      relative = Workload::parse(relative.key());  // a combination the workload rules allow
+    } catch (const UserError&) {
+      continue;
+    }
+    auto m = measured(relative);
+    if (!m || *m <= 0) continue;
+    auto est = estimated(relative);
+    if (est && *est > 0) return *m / *est;
+  }
+  return std::nullopt;
+}
+
+double CostOracle::calibration(OpKind kind) const {
+  auto it = calibration_.find(kind);
+  return it == calibration_.end() ? 1.0 : it->second;
+}
+
 double CostOracle::workload_cost(const Workload& w, CostSource& source) {
   std::string key = w.key();
   if (auto it = by_workload_.find(key); it != by_workload_.end()) {
     source = it->second.second;
     return it->second.first;
   }
-  std::optional<double> time_us;
-  source = CostSource::kModel;
-  if (db_ != nullptr) {
-    db::BestResult best = db_->best(w, target_, 1, /*same_arch_fallback=*/true);
-    if (!best.records.empty()) {
-      time_us = best.records[0].record.measurement.median_us;
-      source = CostSource::kMeasured;
-    }
-  }
+  source = CostSource::kMeasured;
+  std::optional<double> time_us = measured(w);
   if (!time_us) {
-    try {
-      search::ConstructOptions options;
-      options.top_k = 1;
-      search::Construction c = search::construct(w, families_, hw_, model_, options);
-      if (!c.candidates.empty() && c.candidates[0].predicted_us) time_us = *c.candidates[0].predicted_us;
-    } catch (const UserError&) {
-      // No family runs it: the caller falls back to the memory estimate.
-    }
+    source = CostSource::kModel;
+    time_us = estimated(w);
+    if (time_us) *time_us *= relative_scale(w).value_or(calibration(w.kind));
   }
   if (!time_us) {
     by_workload_[key] = {-1, CostSource::kMemory};  // no family runs it: remembered too

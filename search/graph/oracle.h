@@ -53,6 +53,21 @@ class CostOracle {
   CostOracle(const kernels::FamilyRegistry& families, HardwareSpec hw, Target target, db::TuningDatabase* db,
              DType dtype = DType::kF16);
 
+  /// With a database: rescales the model's estimates, per workload kind, to the measured
+  /// times of `g`'s workloads that have records (the geometric mean of measured / estimated
+  /// over at least kMinCalibration of them), so that an unmeasured rewrite competes on the
+  /// scale of the measured operators instead of the model's. Forgets costs given so far.
+  /// An unmeasured operator whose form with fewer epilogue steps was measured is scaled by
+  /// that measurement's ratio instead.
+  void calibrate(const Graph& g);
+  /// The factor calibrate() set for workloads of `kind` (1 when none).
+  double calibration(OpKind kind) const;
+  /// Every factor calibrate() set.
+  const std::map<OpKind, double>& calibrations() const { return calibration_; }
+  /// Whether calibrate() ran (optimize_graph calibrates on its input graph when it has not).
+  bool calibrated() const { return calibrated_; }
+  static constexpr int kMinCalibration = 3;
+
   /// The cost of `n` in `g`.
   OpCost cost(const Graph& g, const Node& n);
   /// Sum over live nodes, costing the ones not costed yet (Node::cost_us is set) [us].
@@ -66,6 +81,10 @@ class CostOracle {
 
  private:
   double workload_cost(const Workload& w, CostSource& source);
+  std::optional<double> measured(const Workload& w) const;
+  std::optional<double> estimated(const Workload& w);
+  // measured / estimated of the same workload with fewer epilogue steps, if one was measured.
+  std::optional<double> relative_scale(const Workload& w);
 
   const kernels::FamilyRegistry& families_;
   HardwareSpec hw_;
@@ -74,6 +93,8 @@ class CostOracle {
   DType dtype_;
   costmodel::AnalyticModel model_;
   std::map<std::string, std::pair<double, CostSource>> by_workload_;
+  std::map<OpKind, double> calibration_;
+  bool calibrated_ = false;
   int measured_ = 0, estimated_ = 0;
 };
 

@@ -2,6 +2,8 @@
 // uses outside the pattern, and the built-in families rewrite what they should.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/error.h"
 #include "search/graph/ops.h"
 #include "search/graph/rules.h"
@@ -190,6 +192,37 @@ TEST(GraphRules, QkvProjectionsMergeIntoOneMatmul) {
   }
   EXPECT_TRUE(found);
   expect_same_outputs(g, merged);
+}
+
+TEST(GraphRules, GroupedConvolutionUngroupsIntoABlockDiagonalWeight) {
+  // A fused grouped convolution (bias + relu epilogue), as ResNeXt's 3x3s are after fusion.
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 8, 6, 6});
+  ValueId w = g.add_constant("w", ramp({8, 2, 3, 3}, 0.1f));
+  ValueId b = g.add_constant("b", ramp({8}, 0.05f));
+  ValueId y = g.add_node(OpType::kConv, {x, w, b}, {{"group", int64_t{4}}, {"pads", std::vector<int64_t>{1, 1, 1, 1}}})[0];
+  g.add_output(g.add_node(OpType::kRelu, {y})[0]);
+  Graph fused = g;
+  ASSERT_EQ(apply_all(rule("fuse_epilogue"), fused), 1);  // Conv(bias) + Relu
+  Graph dense = fused;
+  ASSERT_EQ(apply_all(rule("ungroup_conv"), dense), 1);
+  int convs = 0;
+  for (const Node& n : dense.nodes()) {
+    if (n.removed || n.op != OpType::kFusedConv) continue;
+    ++convs;
+    EXPECT_EQ(n.attr_int("group", 1), 1);
+    EXPECT_EQ(n.attr_string("epilogue", ""), "bias+relu");
+    const Value& wd = dense.value(n.inputs[1]);
+    ASSERT_EQ(wd.shape, (std::vector<int64_t>{8, 8, 3, 3}));
+    // Output channel 5 is in group 2 (input channels 4 and 5): every other weight is zero.
+    for (int64_t c = 0; c < 8; ++c) {
+      float sum = 0;
+      for (int64_t k = 0; k < 9; ++k) sum += std::abs(wd.constant->f[static_cast<size_t>((5 * 8 + c) * 9 + k)]);
+      EXPECT_EQ(sum > 0, c == 4 || c == 5) << "input channel " << c;
+    }
+  }
+  EXPECT_EQ(convs, 1);
+  expect_same_outputs(g, dense);
 }
 
 TEST(GraphRules, EpilogueFusionStopsAtSharedValues) {

@@ -4,6 +4,7 @@
 // than backtracking by passing through a more expensive graph.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <sstream>
 
@@ -12,6 +13,7 @@
 #include "search/graph/onnx_io.h"
 #include "search/graph/ops.h"
 #include "search/graph/optimize.h"
+#include "tests/db/test_util.h"
 
 namespace tessera::graph {
 namespace {
@@ -47,6 +49,58 @@ class GraphSearch : public ::testing::Test {
   RuleSet rule_set_;
   std::vector<const Rule*> rules_;
 };
+
+// With a database, unmeasured operators are costed on the measured scale: by the ratio of a
+// measured form with fewer epilogue steps, else by the kind's measured / estimated ratio.
+TEST_F(GraphSearch, MeasuredCostsRescaleTheModelsEstimates) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {128, 256});
+  std::vector<NodeId> plain;
+  for (int64_t n : {256, 512, 768}) {
+    ValueId w = g.add_constant("w" + std::to_string(n), Tensor::floats({256, n}, std::vector<float>(256 * n, 0.01f)));
+    ValueId y = g.add_node(OpType::kMatMul, {x, w})[0];
+    plain.push_back(g.value(y).producer);
+    g.add_output(y);
+  }
+  ValueId w4 = g.add_constant("w4", Tensor::floats({256, 1024}, std::vector<float>(256 * 1024, 0.01f)));
+  ValueId y4 = g.add_node(OpType::kMatMul, {x, w4})[0];
+  g.add_output(g.add_node(OpType::kRelu, {y4})[0]);
+  const NodeId mm4 = g.value(y4).producer;
+
+  const Target target = db::testing::test_target();
+  CostOracle model(families_, hw_, target, nullptr);
+  db::testing::TempDb tmp("graph_calibration");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  std::vector<Record> records;
+  int seq = 0;
+  for (NodeId n : plain) {  // measured at 3x the model's estimate
+    Workload w = *node_workload(g, g.node(n), DType::kF16);
+    records.push_back(db::testing::gemm_record(w.key(), 64, 3 * model.cost(g, g.node(n)).time_us, ++seq, Status::kOk, target));
+  }
+  Workload w4_plain = *node_workload(g, g.node(mm4), DType::kF16);
+  const double est4 = model.cost(g, g.node(mm4)).time_us;
+  records.push_back(db::testing::gemm_record(w4_plain.key(), 64, 2 * est4, ++seq, Status::kOk, target));
+  database.commit(records);
+
+  CostOracle measured(families_, hw_, target, &database);
+  measured.calibrate(g);
+  EXPECT_NEAR(measured.calibration(OpKind::kMatmul), std::pow(3.0 * 3 * 3 * 2, 0.25), 1e-6);
+  EXPECT_EQ(measured.calibration(OpKind::kSoftmax), 1.0);
+  EXPECT_EQ(measured.cost(g, g.node(mm4)).source, CostSource::kMeasured);
+
+  // The MatMul with its relu fused: unmeasured, scaled by its measured unfused form (2x).
+  Graph fused = g;
+  for (const auto& r : rule_set_.rules)
+    if (r->name() == "fuse_epilogue") fused = *r->apply(fused, r->find(fused, fused.consumers()).front());
+  NodeId fused_node = kNone;
+  for (size_t n = 0; n < fused.nodes().size(); ++n)
+    if (!fused.nodes()[n].removed && fused.nodes()[n].op == OpType::kFusedMatMul) fused_node = static_cast<NodeId>(n);
+  ASSERT_NE(fused_node, kNone);
+  OpCost c = measured.cost(fused, fused.node(fused_node));
+  EXPECT_EQ(c.source, CostSource::kModel);
+  EXPECT_EQ(c.workload->key(), w4_plain.key() + ":epilogue=relu");
+  EXPECT_NEAR(c.time_us, 2 * model.cost(fused, fused.node(fused_node)).time_us, 1e-6);
+}
 
 // The optimised model, exported and read back, reproduces onnxruntime's outputs.
 void expect_matches_onnxruntime(const Graph& optimised, const std::string& name) {
