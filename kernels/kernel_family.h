@@ -29,6 +29,21 @@ struct LaunchGeometry {
   int64_t grid[3] = {1, 1, 1};   ///< blocks per grid dimension
   int64_t block[3] = {1, 1, 1};  ///< threads per block dimension
   int64_t dynamic_smem_bytes = 0;
+  /// A persistent kernel: grid[0] counts work tiles, and the launcher starts at most one block
+  /// per multiprocessor of the device (grid[0] if fewer), which loop over the tiles.
+  bool persistent = false;
+};
+
+/// A TMA tensor map the launcher builds (cuTensorMapEncodeTiled) over one of the plan's
+/// tensors and passes by value after the other arguments, in order (a kernel declares it as
+/// `const __grid_constant__ tessera::TensorMap`). Dimensions run innermost first.
+struct TensorMapSpec {
+  int tensor = 0;                      ///< which tensor argument (inputs, then the output)
+  DType dtype = DType::kF16;           ///< element type (f16, bf16 or f32)
+  std::vector<int64_t> dims;           ///< extent per dimension, innermost first (rank 1..5)
+  std::vector<int64_t> strides_bytes;  ///< byte stride of dimensions 1..rank-1 (multiples of 16)
+  std::vector<int64_t> box;            ///< box extent per dimension copied per load (each <= 256)
+  int swizzle_bytes = 0;               ///< shared-memory swizzle span: 0 (none), 32, 64 or 128
 };
 
 /// One kernel of a launch plan: an entry of the source and its geometry.
@@ -41,7 +56,8 @@ struct KernelLaunch {
 /// kernel `entry`, then the kernels in `then` (same source, same stream, in order), e.g. the
 /// reduction of a split-K GEMM. Every kernel of the plan takes the same arguments: the
 /// workload's tensors (inputs, then the output) and, when workspace_bytes > 0, a pointer to
-/// that much scratch global memory whose contents are undefined at the start.
+/// that much scratch global memory whose contents are undefined at the start, then the
+/// tensor maps of `tensor_maps`, if any.
 struct KernelSource {
   KernelSource() = default;
   KernelSource(std::string entry_name, std::string text, LaunchGeometry geometry = {})
@@ -51,7 +67,8 @@ struct KernelSource {
   std::string source;   ///< complete CUDA C++ translation unit
   LaunchGeometry launch;            ///< geometry of `entry`
   std::vector<KernelLaunch> then;   ///< kernels launched after `entry`, in order
-  int64_t workspace_bytes = 0;      ///< scratch memory passed as the last argument when > 0
+  int64_t workspace_bytes = 0;      ///< scratch memory passed after the tensors when > 0
+  std::vector<TensorMapSpec> tensor_maps;  ///< passed after the tensors and the workspace
 
   /// The whole plan: `entry` first, then `then`.
   std::vector<KernelLaunch> plan() const;

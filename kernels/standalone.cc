@@ -64,19 +64,62 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
   out += "/// Launches " + ns + " on `stream`; `tensors` are device pointers to the workload's inputs, then its\n"
          "/// output; `workspace` points to tessera_workspace_bytes_" + id + " bytes of device memory (or is null when 0).\n";
   out += "inline cudaError_t tessera_launch_" + id + "(void* const* tensors, void* workspace, cudaStream_t stream) {\n";
-  out += "  void* args[" + std::to_string(tensors + 1) + "];\n  for (int i = 0; i < " + std::to_string(tensors) +
-         "; ++i) args[i] = const_cast<void**>(&tensors[i]);\n  args[" + std::to_string(tensors) + "] = &workspace;\n";
+  const size_t fixed = static_cast<size_t>(tensors) + (source.workspace_bytes > 0 ? 1 : 0);
+  const size_t count = fixed + source.tensor_maps.size();
+  out += "  void* args[" + std::to_string(count) + "];\n  for (int i = 0; i < " + std::to_string(tensors) +
+         "; ++i) args[i] = const_cast<void**>(&tensors[i]);\n";
+  if (source.workspace_bytes > 0) out += "  args[" + std::to_string(tensors) + "] = &workspace;\n";
+  else out += "  (void)workspace;\n";
   out += "  cudaError_t rc = cudaSuccess;\n";
+  if (!source.tensor_maps.empty()) {
+    // TMA tensor maps over the tensors, through the runtime's driver entry point.
+    out += "  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,\n"
+           "                              const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,\n"
+           "                              CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);\n"
+           "  void* encode = nullptr;\n  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;\n"
+           "  rc = cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeTiled\", &encode, 12000, cudaEnableDefault, &found);\n"
+           "  if (rc != cudaSuccess) return rc;\n  if (found != cudaDriverEntryPointSuccess) return cudaErrorNotSupported;\n";
+    for (size_t i = 0; i < source.tensor_maps.size(); ++i) {
+      const TensorMapSpec& m = source.tensor_maps[i];
+      auto list = [](const std::vector<int64_t>& v) {
+        std::string t;
+        for (int64_t x : v) t += (t.empty() ? "" : ", ") + std::to_string(x);
+        return t;
+      };
+      std::string n = std::to_string(i), ones;
+      for (size_t d = 0; d < m.dims.size(); ++d) ones += d ? ", 1" : "1";
+      const char* type = m.dtype == DType::kBF16  ? "CU_TENSOR_MAP_DATA_TYPE_BFLOAT16"
+                         : m.dtype == DType::kF32 ? "CU_TENSOR_MAP_DATA_TYPE_FLOAT32"
+                                                  : "CU_TENSOR_MAP_DATA_TYPE_FLOAT16";
+      const char* swizzle = m.swizzle_bytes == 128  ? "CU_TENSOR_MAP_SWIZZLE_128B"
+                            : m.swizzle_bytes == 64 ? "CU_TENSOR_MAP_SWIZZLE_64B"
+                            : m.swizzle_bytes == 32 ? "CU_TENSOR_MAP_SWIZZLE_32B"
+                                                    : "CU_TENSOR_MAP_SWIZZLE_NONE";
+      out += "  alignas(64) static thread_local CUtensorMap map" + n + ";\n  {\n"
+             "    const cuuint64_t dims[] = {" + list(m.dims) + "}, strides[] = {" + list(m.strides_bytes) + "};\n"
+             "    const cuuint32_t box[] = {" + list(m.box) + "}, steps[] = {" + ones + "};\n"
+             "    if (reinterpret_cast<Encode>(encode)(&map" + n + ", " + type + ", " + std::to_string(m.dims.size()) +
+             ", tensors[" + std::to_string(m.tensor) + "], dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE, " +
+             swizzle + ", CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)\n"
+             "      return cudaErrorInvalidValue;\n  }\n  args[" + std::to_string(fixed + i) + "] = &map" + n + ";\n";
+    }
+  }
   for (size_t i = 0; i < plan.size(); ++i) {
     const LaunchGeometry& g = plan[i].geometry;
     std::string kernel = "reinterpret_cast<const void*>(&" + ns + "::" + names[i] + ")";
     if (g.dynamic_smem_bytes > 48 * 1024)
       out += "  rc = cudaFuncSetAttribute(" + kernel + ", cudaFuncAttributeMaxDynamicSharedMemorySize, " +
              std::to_string(g.dynamic_smem_bytes) + ");\n  if (rc != cudaSuccess) return rc;\n";
-    out += "  rc = cudaLaunchKernel(" + kernel + ", dim3(" + std::to_string(g.grid[0]) + ", " +
-           std::to_string(g.grid[1]) + ", " + std::to_string(g.grid[2]) + "), dim3(" + std::to_string(g.block[0]) + ", " +
-           std::to_string(g.block[1]) + ", " + std::to_string(g.block[2]) + "), args, " +
-           std::to_string(g.dynamic_smem_bytes) + ", stream);\n  if (rc != cudaSuccess) return rc;\n";
+    std::string grid_x = std::to_string(g.grid[0]);
+    if (g.persistent) {  // one block per multiprocessor at most; the blocks loop over the tiles
+      out += "  int device = 0, sms = 0;\n  if ((rc = cudaGetDevice(&device)) != cudaSuccess) return rc;\n"
+             "  if ((rc = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return rc;\n";
+      grid_x = "static_cast<unsigned>(sms < " + grid_x + " ? sms : " + grid_x + ")";
+    }
+    out += "  rc = cudaLaunchKernel(" + kernel + ", dim3(" + grid_x + ", " + std::to_string(g.grid[1]) + ", " +
+           std::to_string(g.grid[2]) + "), dim3(" + std::to_string(g.block[0]) + ", " + std::to_string(g.block[1]) +
+           ", " + std::to_string(g.block[2]) + "), args, " + std::to_string(g.dynamic_smem_bytes) +
+           ", stream);\n  if (rc != cudaSuccess) return rc;\n";
   }
   out += "  return rc;\n}\n";
   return out;

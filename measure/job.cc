@@ -8,7 +8,8 @@ namespace {
 Json geometry_json(const kernels::LaunchGeometry& g) {
   return Json{{"grid", {g.grid[0], g.grid[1], g.grid[2]}},
               {"block", {g.block[0], g.block[1], g.block[2]}},
-              {"smem", g.dynamic_smem_bytes}};
+              {"smem", g.dynamic_smem_bytes},
+              {"persistent", g.persistent}};
 }
 
 kernels::LaunchGeometry geometry_from(const Json& j) {
@@ -18,7 +19,25 @@ kernels::LaunchGeometry geometry_from(const Json& j) {
     g.block[i] = j.at("block").at(i).get<int64_t>();
   }
   g.dynamic_smem_bytes = j.at("smem").get<int64_t>();
+  g.persistent = j.value("persistent", false);
   return g;
+}
+
+Json tensor_map_json(const kernels::TensorMapSpec& m) {
+  return Json{{"tensor", m.tensor},           {"dtype", std::string(dtype_name(m.dtype))},
+              {"dims", m.dims},               {"strides_bytes", m.strides_bytes},
+              {"box", m.box},                 {"swizzle_bytes", m.swizzle_bytes}};
+}
+
+kernels::TensorMapSpec tensor_map_from(const Json& j) {
+  kernels::TensorMapSpec m;
+  m.tensor = j.at("tensor").get<int>();
+  m.dtype = parse_dtype(j.at("dtype").get<std::string>(), "tensor map dtype");
+  m.dims = j.at("dims").get<std::vector<int64_t>>();
+  m.strides_bytes = j.at("strides_bytes").get<std::vector<int64_t>>();
+  m.box = j.at("box").get<std::vector<int64_t>>();
+  m.swizzle_bytes = j.at("swizzle_bytes").get<int>();
+  return m;
 }
 
 }  // namespace
@@ -50,12 +69,15 @@ Json job_header(const Job& job, const MeasureOptions& options, int64_t id) {
   Json plan = Json::array();
   for (const kernels::KernelLaunch& step : job.plan.plan())
     plan.push_back(Json{{"entry", step.entry}, {"geometry", geometry_json(step.geometry)}});
+  Json maps = Json::array();
+  for (const kernels::TensorMapSpec& m : job.plan.tensor_maps) maps.push_back(tensor_map_json(m));
   return Json{{"type", "measure"},
               {"id", id},
               {"workload", job.workload.to_json()},
               {"schedule", job.schedule.to_json()},
               {"plan", plan},
               {"workspace_bytes", job.plan.workspace_bytes},
+              {"tensor_maps", maps},
               {"options", options.to_json()}};
 }
 
@@ -71,6 +93,7 @@ Job job_from_header(const Json& h, std::string cubin) {
     for (size_t i = 1; i < plan.size(); ++i)
       job.plan.then.push_back({plan[i].at("entry").get<std::string>(), geometry_from(plan[i].at("geometry"))});
     job.plan.workspace_bytes = h.at("workspace_bytes").get<int64_t>();
+    for (const Json& m : h.value("tensor_maps", Json::array())) job.plan.tensor_maps.push_back(tensor_map_from(m));
     job.cubin = std::move(cubin);
     return job;
   } catch (const Json::exception& e) {

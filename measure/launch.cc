@@ -1,10 +1,16 @@
 #include "measure/launch.h"
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
 #include "core/error.h"
 #include "measure/cuda_call.h"
+#include "measure/driver_api.h"
+
+#if TESSERA_HAVE_CUDA
+#include <cuda.h>
+#endif
 
 namespace tessera::measure {
 
@@ -54,19 +60,82 @@ LoadedPlan::LoadedPlan(const std::string& cubin, const kernels::KernelSource& pl
       failed("cudaKernelSetAttributeForDevice " + step.entry, rc);
       return;
     }
-    steps_.emplace_back(reinterpret_cast<void*>(k), step.geometry);
+    kernels::LaunchGeometry g = step.geometry;
+    if (g.persistent) {
+      int sms = 0;
+      if ((rc = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) {
+        failed("cudaDeviceGetAttribute(multiProcessorCount)", rc);
+        return;
+      }
+      g.grid[0] = std::min<int64_t>(g.grid[0], sms);
+    }
+    steps_.emplace_back(reinterpret_cast<void*>(k), g);
   }
+  map_specs_ = plan.tensor_maps;
+}
+
+std::string encode_tensor_map(const kernels::TensorMapSpec& spec, void* base, void* map) {
+  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
+                              const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                              CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  static Encode encode = nullptr;
+  if (encode == nullptr) {
+    try {
+      encode = driver_function<Encode>("cuTensorMapEncodeTiled", 12000);
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+  }
+  size_t rank = spec.dims.size();
+  if (rank < 1 || rank > 5 || spec.box.size() != rank || spec.strides_bytes.size() + 1 != rank)
+    return "tensor map of tensor " + std::to_string(spec.tensor) + ": inconsistent ranks";
+  CUtensorMapDataType type = spec.dtype == DType::kBF16  ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                             : spec.dtype == DType::kF32 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
+                                                         : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  CUtensorMapSwizzle swizzle = spec.swizzle_bytes == 128  ? CU_TENSOR_MAP_SWIZZLE_128B
+                               : spec.swizzle_bytes == 64 ? CU_TENSOR_MAP_SWIZZLE_64B
+                               : spec.swizzle_bytes == 32 ? CU_TENSOR_MAP_SWIZZLE_32B
+                                                          : CU_TENSOR_MAP_SWIZZLE_NONE;
+  cuuint64_t dims[5], strides[4];
+  cuuint32_t box[5], element_strides[5];
+  for (size_t i = 0; i < rank; ++i) {
+    dims[i] = static_cast<cuuint64_t>(spec.dims[i]);
+    box[i] = static_cast<cuuint32_t>(spec.box[i]);
+    element_strides[i] = 1;
+    if (i + 1 < rank) strides[i] = static_cast<cuuint64_t>(spec.strides_bytes[i]);
+  }
+  CUresult rc = encode(static_cast<CUtensorMap*>(map), type, static_cast<cuuint32_t>(rank), base, dims, strides, box,
+                       element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                       CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (rc != CUDA_SUCCESS) return "cuTensorMapEncodeTiled (tensor " + std::to_string(spec.tensor) + ") failed: CUresult " + std::to_string(rc);
+  return "";
 }
 
 LoadedPlan::~LoadedPlan() {
   if (library_) cudaLibraryUnload(static_cast<cudaLibrary_t>(library_));
 }
 
-std::string LoadedPlan::enqueue(void** args, void* stream) const {
+std::string LoadedPlan::enqueue(std::span<void* const> args, void* stream) const {
+  std::vector<void*> all(args.begin(), args.end());
+  if (!map_specs_.empty()) {
+    maps_.resize(map_specs_.size());
+    maps_for_.resize(map_specs_.size(), nullptr);
+    for (size_t i = 0; i < map_specs_.size(); ++i) {
+      const kernels::TensorMapSpec& spec = map_specs_[i];
+      if (spec.tensor < 0 || static_cast<size_t>(spec.tensor) >= args.size())
+        return "tensor map of tensor " + std::to_string(spec.tensor) + ": no such argument";
+      void* base = *static_cast<void* const*>(args[static_cast<size_t>(spec.tensor)]);
+      if (base != maps_for_[i]) {
+        if (std::string err = encode_tensor_map(spec, base, maps_[i].bytes); !err.empty()) return err;
+        maps_for_[i] = base;
+      }
+      all.push_back(maps_[i].bytes);
+    }
+  }
   for (const auto& [k, g] : steps_) {
     dim3 grid(static_cast<unsigned>(g.grid[0]), static_cast<unsigned>(g.grid[1]), static_cast<unsigned>(g.grid[2]));
     dim3 block(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]), static_cast<unsigned>(g.block[2]));
-    cudaError_t rc = cudaLaunchKernel(static_cast<const void*>(k), grid, block, args,
+    cudaError_t rc = cudaLaunchKernel(static_cast<const void*>(k), grid, block, all.data(),
                                       static_cast<size_t>(g.dynamic_smem_bytes), static_cast<cudaStream_t>(stream));
     if (rc != cudaSuccess) return std::string("cudaLaunchKernel: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc);
   }
@@ -83,7 +152,7 @@ LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::
   if (workspace) args.push_back(&workspace_ptr);
   LoadedPlan plan(kernel.cubin, source);
   if (!plan.ok()) return {Status::kLaunchError, plan.error()};
-  if (std::string err = plan.enqueue(args.data()); !err.empty()) return {Status::kLaunchError, err};
+  if (std::string err = plan.enqueue(args); !err.empty()) return {Status::kLaunchError, err};
   if (cudaError_t rc = cudaDeviceSynchronize(); rc != cudaSuccess)
     return {Status::kCrashed, std::string("kernel execution: ") + cudaGetErrorName(rc) + ": " + cudaGetErrorString(rc)};
   return {};
@@ -92,7 +161,10 @@ LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::
 LoadedPlan::LoadedPlan(const std::string&, const kernels::KernelSource&)
     : error_("this tessera was built without CUDA support") {}
 LoadedPlan::~LoadedPlan() = default;
-std::string LoadedPlan::enqueue(void**, void*) const { return error_; }
+std::string LoadedPlan::enqueue(std::span<void* const>, void*) const { return error_; }
+std::string encode_tensor_map(const kernels::TensorMapSpec&, void*, void*) {
+  return "this tessera was built without CUDA support";
+}
 DeviceBuffer::DeviceBuffer(size_t) { throw UserError("GPU memory needs a GPU: this tessera was built without CUDA support"); }
 DeviceBuffer::~DeviceBuffer() = default;
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_) {}

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/measurement.h"
 #include "kernels/builder.h"
@@ -45,15 +46,27 @@ class LoadedPlan {
   bool ok() const { return error_.empty(); }
   const std::string& error() const { return error_; }
   /// Enqueues the plan's kernels in order on `stream` (a cudaStream_t; null: the default
-  /// stream) with `args` (one pointer to each argument's value). "" on success, else the
-  /// first launch error. Does not wait.
-  std::string enqueue(void** args, void* stream = nullptr) const;
+  /// stream) with `args`: one pointer to each argument's value, the tensors and then the
+  /// workspace pointer when the plan has one. The plan's tensor maps are built over those
+  /// tensors (again only when their addresses change) and passed after them. "" on success,
+  /// else the first error. Does not wait.
+  std::string enqueue(std::span<void* const> args, void* stream = nullptr) const;
 
  private:
+  struct alignas(64) TensorMapBytes {
+    unsigned char bytes[128];
+  };
   void* library_ = nullptr;
   std::vector<std::pair<void*, kernels::LaunchGeometry>> steps_;  // (cudaKernel_t, geometry)
+  std::vector<kernels::TensorMapSpec> map_specs_;
+  mutable std::vector<TensorMapBytes> maps_;  // built for the addresses in maps_for_
+  mutable std::vector<void*> maps_for_;
   std::string error_;
 };
+
+/// Encodes `spec` over the device address `base` into `map` (128 bytes, 64-byte aligned)
+/// with cuTensorMapEncodeTiled. "" on success, else why not.
+std::string encode_tensor_map(const kernels::TensorMapSpec& spec, void* base, void* map);
 
 /// How one launch ended.
 struct LaunchOutcome {

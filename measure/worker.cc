@@ -146,7 +146,7 @@ class Worker {
     for (void*& p : ptrs) args.push_back(&p);
     std::string launch_error;  // the first launch error, if any
     auto run = [&] {
-      std::string err = plan.enqueue(args.data());
+      std::string err = plan.enqueue(args);
       if (!err.empty() && launch_error.empty()) launch_error = err;
     };
     // Checked run on a poisoned output.

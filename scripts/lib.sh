@@ -14,7 +14,8 @@ tessera_gpu_present() {
 }
 
 # tessera_build BUILD_DIR [extra cmake args...]: configure a release build (CUDA on when the
-# toolkit is there) and build it with $TESSERA_JOBS jobs (default 2, CI's core count).
+# toolkit is there) and build it with $TESSERA_JOBS jobs (default 2, CI's core count); only the
+# targets in $TESSERA_BUILD_TARGETS (space-separated) when it is set.
 tessera_build() {
   local dir="$1"
   shift
@@ -29,7 +30,10 @@ tessera_build() {
     args+=(-DTESSERA_ENABLE_CUDA=OFF)
   fi
   cmake -S "$TESSERA_ROOT" -B "$dir" "${args[@]}" "$@"
-  cmake --build "$dir" -j "${TESSERA_JOBS:-2}"
+  local targets=()
+  # shellcheck disable=SC2206
+  [ -n "${TESSERA_BUILD_TARGETS:-}" ] && targets=(--target ${TESSERA_BUILD_TARGETS})
+  cmake --build "$dir" -j "${TESSERA_JOBS:-2}" "${targets[@]}"
 }
 
 # tessera_gpu_build BUILD_DIR: on the lent GPU machine (no package registry there), unpack

@@ -1,4 +1,4 @@
-// Benchmark (not a test; needs a GPU): the gemm_tc family against cuBLAS on one GEMM, both
+// Benchmark (not a test; needs a GPU): the gemm_tc family (or gemm_wgmma, see below) against cuBLAS on one GEMM, both
 // timed with CUDA events in the same process. A fixed spread of 60 valid schedules of the
 // sub-space vec 8, group_m 8 (split-K only when K >= 8 max(M, N)) is compiled and timed; the table shows the
 // fastest and cuBLAS. (Choosing well among all of them is the search's job, not this.)
@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -62,12 +63,17 @@ int main(int argc, char** argv) {
 
   // Split-K only pays when K dwarfs M and N (too few output tiles to fill the GPU).
   const bool split_k_shape = s.k >= 8 * std::max(s.m, s.n);
-  auto family = kernels::make_gemm_tc_family();
+  // TESSERA_BENCH_FAMILY=gemm_wgmma times the Hopper family instead (its whole valid space
+  // with group_m 8 and 16).
+  const char* family_env = std::getenv("TESSERA_BENCH_FAMILY");
+  const bool hopper = family_env && std::string(family_env) == "gemm_wgmma";
+  auto family = hopper ? kernels::make_gemm_wgmma_family() : kernels::make_gemm_tc_family();
   std::vector<Schedule> schedules;
-  for (const Schedule& sc : kernels::enumerate_space(*family, w, *dev.spec))
-    if (sc.get("vec") == 8 && sc.get("group_m") == 8 && (sc.get("split_k") == 1 || split_k_shape) &&
-        !family->validate(sc, w, *dev.spec))
-      schedules.push_back(sc);
+  for (const Schedule& sc : kernels::enumerate_space(*family, w, *dev.spec)) {
+    bool keep = hopper ? sc.get("group_m") > 1
+                       : sc.get("vec") == 8 && sc.get("group_m") == 8 && (sc.get("split_k") == 1 || split_k_shape);
+    if (keep && !family->validate(sc, w, *dev.spec)) schedules.push_back(sc);
+  }
   // TESSERA_BENCH_ONLY=<schedule key> times just that schedule (e.g. to profile it with ncu).
   if (const char* only = std::getenv("TESSERA_BENCH_ONLY")) {
     std::erase_if(schedules, [&](const Schedule& sc) { return sc.key() != only; });
@@ -135,7 +141,8 @@ int main(int argc, char** argv) {
     void* pc = dc.data();
     void* pw = workspace.data();
     void* args[] = {&pa, &pb, &pc, &pw};
-    auto launch = [&] { (void)plan.enqueue(args); };
+    std::span<void* const> passed(args, sources[i].workspace_bytes > 0 ? 4 : 3);
+    auto launch = [&] { (void)plan.enqueue(passed); };
     dc.fill(0xFF);
     launch();
     if (cudaDeviceSynchronize() != cudaSuccess) {

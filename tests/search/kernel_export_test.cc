@@ -64,5 +64,29 @@ TEST(KernelExport, HeaderCarriesSelfContainedKernelsThatNvccCompiles) {
   std::filesystem::remove(path);
 }
 
+TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
+  db::testing::TempDb tmp("kernel_export_wgmma");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  Schedule gemm{"gemm_wgmma", {{"block_m", 128}, {"block_n", 256}, {"block_k", 64}, {"stages", 4}, {"consumers", 2},
+                               {"group_m", 8}}};
+  database.commit(std::vector<Record>{with_schedule("matmul:m=4096,n=4096,k=4096:f16", gemm, 200, 1)});
+  kernels::FamilyRegistry families;
+  families.add(kernels::make_gemm_wgmma_family());
+  db::ExportOptions o;
+  o.tool_version = "test";
+  const std::string h = export_header_with_kernels(database, o, families).text;
+  EXPECT_NE(h.find("cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeTiled\""), std::string::npos);
+  EXPECT_NE(h.find("const cuuint64_t dims[] = {4096, 4096, 1}"), std::string::npos);
+  EXPECT_NE(h.find("args[4] = &map1;"), std::string::npos);  // A, B, C, then the two maps
+  EXPECT_NE(h.find("cudaDevAttrMultiProcessorCount"), std::string::npos);
+  const char* nvcc = "/usr/local/cuda/bin/nvcc";
+  if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
+  std::string path = ::testing::TempDir() + "tessera_wgmma_" + std::to_string(getpid()) + ".cu";
+  std::ofstream(path) << h << "\nint main() { return 0; }\n";
+  std::string cmd = std::string(nvcc) + " -std=c++17 -gencode=arch=compute_90a,code=sm_90a -c -o /dev/null " + path + " 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace tessera::search

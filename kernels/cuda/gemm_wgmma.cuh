@@ -1,0 +1,243 @@
+// Hopper GEMM (sm_90a) for f16/bf16 inputs with f32 accumulation:
+// C[b, m, n] = epilogue(sum_k A[b, m, k] * B[b, k, n]), A row-major [M, K], B row-major [K, N]
+// or, with TRANS_B, [N, K].
+//
+// Warp-specialised and persistent. Warpgroup 0 produces: one of its threads loads the A and B
+// tiles of each 64-wide k step with the tensor memory accelerator (cp.async.bulk.tensor over
+// tensor maps the launcher encodes, 128-byte swizzle) into a STAGES-deep shared-memory ring.
+// Warpgroups 1..CONSUMERS consume: each multiplies its BM / CONSUMERS rows of the tile with
+// wgmma.mma_async (m64 x BN x k16, both operands read from shared memory through matrix
+// descriptors) and keeps one k step of MMAs in flight while it waits for the next. A full and
+// an empty mbarrier per slot hand the slots between the two sides; setmaxnreg gives the
+// producer's registers to the consumers. Blocks loop over the output tiles (blockIdx.x,
+// + gridDim.x, ...) in GROUP_M-rasterised order, so the producer already loads the next tile
+// while the consumers store the last one through the epilogue.
+//
+// Edges: the tensor maps zero-fill whatever a box reads outside its tensor and the stores are
+// predicated, so any M, N and K work; TMA needs 16-byte row strides (K, and N when B is
+// [K, N], multiples of 8).
+#pragma once
+#include "tessera/gemm_tc.cuh"
+
+namespace tessera {
+
+/// A CUtensorMap (opaque, 128 bytes, 64-byte aligned), passed as a __grid_constant__ parameter.
+struct alignas(64) TensorMap {
+  unsigned long long opaque[16];
+};
+
+namespace wgmma {
+
+__device__ __forceinline__ unsigned smem(const void* p) { return static_cast<unsigned>(__cvta_generic_to_shared(p)); }
+
+__device__ __forceinline__ void bar_init(unsigned long long* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem(bar)), "r"(count) : "memory");
+}
+/// The producer's arrival on a full barrier, announcing `bytes` of copies that complete on it.
+__device__ __forceinline__ void bar_expect(unsigned long long* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(unsigned long long* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem(bar)) : "memory");
+}
+/// Waits until the phase of parity `parity` of `bar` has completed.
+__device__ __forceinline__ void bar_wait(unsigned long long* bar, unsigned parity) {
+  unsigned done = 0;
+  do {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(smem(bar)), "r"(parity)
+        : "memory");
+  } while (!done);
+}
+
+/// Copies the box at coordinates (c0, c1, c2) (innermost first) of `map` to `dst`; the bytes
+/// complete on `bar`.
+__device__ __forceinline__ void load(void* dst, const TensorMap* map, unsigned long long* bar, int c0, int c1, int c2) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], "
+      "[%2];\n" ::"r"(smem(dst)),
+      "l"(reinterpret_cast<unsigned long long>(map)), "r"(smem(bar)), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
+
+/// Matrix descriptor of a 128-byte-swizzled operand at `p` (swizzle atoms of 8 rows of 128
+/// bytes, 1024-byte aligned): `lbo` and `sbo` are the leading and stride byte offsets.
+__device__ __forceinline__ unsigned long long desc(const void* p, unsigned lbo, unsigned sbo) {
+  return static_cast<unsigned long long>((smem(p) & 0x3FFFF) >> 4) |
+         static_cast<unsigned long long>((lbo & 0x3FFFF) >> 4) << 16 |
+         static_cast<unsigned long long>((sbo & 0x3FFFF) >> 4) << 32 | 1ull << 62;
+}
+
+__device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+template <int R>
+__device__ __forceinline__ void grow_registers() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(R));
+}
+template <int R>
+__device__ __forceinline__ void shrink_registers() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(R));
+}
+
+/// Keeps the compiler from moving accesses to the accumulators across a wgmma fence or wait.
+template <int N>
+__device__ __forceinline__ void pin(float (&acc)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(acc[i])::"memory");
+}
+
+/// Batch, tile-row and tile-column of output tile `tile`: GROUP_M tile-rows at a time share
+/// each tile-column's B tiles in L2.
+template <int TM, int TN, int GROUP_M>
+__device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) {
+  b = tile / (TM * TN);
+  const int r = tile % (TM * TN);
+  const int first_m = r / (GROUP_M * TN) * GROUP_M;
+  const int rows = TM - first_m < GROUP_M ? TM - first_m : GROUP_M;
+  bm = first_m + (r % (GROUP_M * TN)) % rows;
+  bn = (r % (GROUP_M * TN)) / rows;
+}
+
+}  // namespace wgmma
+
+/// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
+/// tile of this block, then the epilogue.
+template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
+          int GROUP_M, class Epilogue, class Mma>
+__device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epilogue, const In* sA, const In* sB,
+                                        unsigned long long* full, unsigned long long* empty, int c, int t) {
+  constexpr int BK = 64, WM = BM / CONSUMERS, MI = WM / 64;  // rows and m64 MMAs per consumer
+  constexpr int kTileA = BM * BK, kTileB = BN * BK;
+  constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
+  constexpr int kTiles = kTilesM * kTilesN * BATCH;
+  constexpr int kTilesK = (K + BK - 1) / BK;
+  if constexpr (CONSUMERS > 1) wgmma::grow_registers<232>();
+  const int warp = t / 32, lane = t % 32;
+  float acc[MI][BN / 2];
+  int stage = 0;
+  unsigned phase = 0;
+  for (int tile = blockIdx.x; tile < kTiles; tile += gridDim.x) {
+    int b, bm, bn;
+    wgmma::tile_coords<kTilesM, kTilesN, GROUP_M>(tile, b, bm, bn);
+    int previous = -1;  // the slot whose MMAs may still be in flight
+    for (int kt = 0; kt < kTilesK; ++kt) {
+      wgmma::bar_wait(&full[stage], phase);
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
+      wgmma::fence();
+      const In* a = sA + stage * kTileA + c * WM * BK;
+      const In* bt = sB + stage * kTileB;
+#pragma unroll
+      for (int kk = 0; kk < BK / 16; ++kk) {
+        // K-major B: rows of 64 k, the k16 step 32 bytes into each. [K, N] B: 16 k rows of
+        // 64 columns per step; 64-column blocks 8 KB apart (leading), 8-row groups 1 KB apart.
+        const unsigned long long db =
+            TRANS_B ? wgmma::desc(bt + kk * 16, 16, 1024) : wgmma::desc(bt + kk * 16 * 64, 64 * BK * 2, 1024);
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi)
+          Mma::run(acc[mi], wgmma::desc(a + mi * 64 * BK + kk * 16, 16, 1024), db, kt > 0 || kk > 0);
+      }
+      wgmma::commit();
+      // This step's MMAs stay in flight; the previous step's are done: its slot goes back.
+      wgmma::wait<1>();
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
+      if (previous >= 0 && lane == 0) wgmma::bar_arrive(&empty[previous]);
+      previous = stage;
+      if (++stage == STAGES) {
+        stage = 0;
+        phase ^= 1;
+      }
+    }
+    wgmma::wait<0>();
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
+    if (previous >= 0 && lane == 0) wgmma::bar_arrive(&empty[previous]);
+
+    // Accumulator i of a thread: columns 8 * (i / 4) + 2 * (lane % 4) + (i % 2) of row
+    // 16 * warp + lane / 4 + 8 * ((i / 2) % 2) of its m64 block.
+    Out* out = C + (long long)b * M * N;
+#pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row = bm * BM + c * WM + mi * 64 + warp * 16 + lane / 4 + half * 8;
+          const int col = bn * BN + j * 8 + (lane % 4) * 2;
+          gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue);
+        }
+  }
+}
+
+/// The kernel body. `Mma::run(acc, desc_a, desc_b, accumulate)` issues one
+/// wgmma.mma_async m64 x BN x k16 (generated per BN and dtype). Dynamic shared memory:
+/// STAGES * (BM + BN) * 64 * 2 bytes of tiles, 1024 bytes of alignment slack and the barriers.
+template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
+          int GROUP_M, class Epilogue, class Mma>
+__device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& epilogue, const TensorMap& map_a,
+                                           const TensorMap& map_b) {
+  constexpr int BK = 64;                             // one 128-byte swizzle row of 2-byte elements
+  constexpr int kTileA = BM * BK, kTileB = BN * BK;  // elements per slot
+  constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
+  constexpr int kTiles = kTilesM * kTilesN * BATCH;
+  constexpr int kTilesK = (K + BK - 1) / BK;
+  constexpr unsigned kSlotBytes = (kTileA + kTileB) * 2;
+  static_assert(BM % (64 * CONSUMERS) == 0 && (TRANS_B || BN % 64 == 0), "tile shape");
+
+  extern __shared__ __align__(1024) unsigned char smem_raw[];
+  unsigned char* base = smem_raw + ((1024 - (wgmma::smem(smem_raw) & 1023)) & 1023);  // swizzle atoms
+  In* sA = reinterpret_cast<In*>(base);
+  In* sB = sA + STAGES * kTileA;
+  unsigned long long* full = reinterpret_cast<unsigned long long*>(sB + STAGES * kTileB);
+  unsigned long long* empty = full + STAGES;
+
+  const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < STAGES; ++s) {
+      wgmma::bar_init(&full[s], 1);
+      wgmma::bar_init(&empty[s], CONSUMERS * 4);  // lane 0 of every consumer warp
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    if constexpr (CONSUMERS > 1) wgmma::shrink_registers<40>();
+    if (t == 0) {
+      int stage = 0;
+      unsigned phase = 0;
+      for (int tile = blockIdx.x; tile < kTiles; tile += gridDim.x) {
+        int b, bm, bn;
+        wgmma::tile_coords<kTilesM, kTilesN, GROUP_M>(tile, b, bm, bn);
+        for (int kt = 0; kt < kTilesK; ++kt) {
+          wgmma::bar_wait(&empty[stage], phase ^ 1);
+          wgmma::bar_expect(&full[stage], kSlotBytes);
+          wgmma::load(sA + stage * kTileA, &map_a, &full[stage], kt * BK, bm * BM, b);
+          if constexpr (TRANS_B) {
+            wgmma::load(sB + stage * kTileB, &map_b, &full[stage], kt * BK, bn * BN, b);
+          } else {  // [K, N]: boxes of 64 columns x 64 k rows, one after another
+#pragma unroll
+            for (int j = 0; j < BN / 64; ++j)
+              wgmma::load(sB + stage * kTileB + j * 64 * BK, &map_b, &full[stage], bn * BN + j * 64, kt * BK, b);
+          }
+          if (++stage == STAGES) {
+            stage = 0;
+            phase ^= 1;
+          }
+        }
+      }
+    }
+  } else {
+    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, Epilogue, Mma>(C, epilogue, sA, sB, full,
+                                                                                                 empty, wg - 1, t);
+  }
+}
+
+}  // namespace tessera

@@ -1,0 +1,151 @@
+// Hopper GEMM (sm_90a: wgmma, TMA, mbarrier ring, warp specialisation, persistent tiles) for
+// f16/bf16 matmul and batch_matmul with f32 accumulation. Device code:
+// kernels/cuda/gemm_wgmma.cuh; the wgmma wrapper for the chosen tile width is generated here.
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/families.h"
+
+namespace tessera::kernels {
+namespace {
+
+constexpr const char* kConsumers = "consumers";
+constexpr int64_t kBlockK = 64;          // one 128-byte swizzle row of 2-byte elements
+constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
+constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
+
+int64_t smem_bytes(int64_t bm, int64_t bn, int64_t stages) {
+  return stages * (bm + bn) * kBlockK * 2 + kAlignSlack + 2 * stages * 8;
+}
+
+// `struct Mma { static void run(float (&d)[BN / 2], desc_a, desc_b, accumulate); }` for one
+// wgmma.mma_async m64 x BN x k16 with f32 accumulators; `trans_b` is wgmma's imm-trans-b
+// (1: B is N-major, i.e. a row-major [K, N] matrix).
+std::string mma_struct(int64_t bn, DType dtype, bool n_major_b) {
+  const int64_t regs = bn / 2;
+  const std::string type = dtype == DType::kBF16 ? "bf16" : "f16";
+  std::string list, operands;
+  for (int64_t i = 0; i < regs; ++i) {
+    list += (i ? ", %" : "%") + std::to_string(i);
+    operands += std::string(i ? ", " : "") + "\"+f\"(d[" + std::to_string(i) + "])";
+  }
+  const std::string a = std::to_string(regs), b = std::to_string(regs + 1), p = std::to_string(regs + 2);
+  return "struct Mma {\n"
+         "  __device__ __forceinline__ static void run(float (&d)[" + std::to_string(regs) +
+         "], unsigned long long a, unsigned long long b, int accumulate) {\n"
+         "    asm volatile(\"{\\n .reg .pred p;\\n setp.ne.b32 p, %" + p + ", 0;\\n\"\n"
+         "                 \"wgmma.mma_async.sync.aligned.m64n" + std::to_string(bn) + "k16.f32." + type + "." + type +
+         " {" + list + "}, %" + a + ", %" + b + ", p, 1, 1, 0, " + (n_major_b ? "1" : "0") + ";\\n}\\n\"\n"
+         "                 : " + operands + "\n"
+         "                 : \"l\"(a), \"l\"(b), \"r\"(accumulate));\n"
+         "  }\n"
+         "};\n";
+}
+
+class GemmWgmmaFamily : public KernelFamily {
+ public:
+  std::string_view name() const override { return "gemm_wgmma"; }
+
+  bool supports(const Workload& w) const override {
+    return (w.kind == OpKind::kMatmul || w.kind == OpKind::kBatchMatmul) &&
+           (w.dtype == DType::kF16 || w.dtype == DType::kBF16) && !w.matmul().trans_a;
+  }
+
+  std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override {
+    return {{std::string(knob::kBlockM), {64, 128, 256}},
+            {std::string(knob::kBlockN), {64, 128, 192, 256}},
+            {std::string(knob::kBlockK), {kBlockK}},
+            {std::string(knob::kStages), {2, 3, 4, 5, 6}},
+            {kConsumers, {1, 2}},
+            {std::string(knob::kGroupM), {1, 8, 16}}};
+  }
+
+  std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
+    if (s.family != name()) return "schedule is for family " + s.family;
+    if (!supports(w)) return "gemm_wgmma runs f16/bf16 matmul with A not transposed";
+    if (hw.cc_major != 9) return "wgmma and setmaxnreg need an sm_90 (Hopper) GPU";
+    const MatmulShape& m = w.matmul();
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
+    if (bk != kBlockK) return "block_k must be 64 (one 128-byte swizzle row)";
+    if (consumers != 1 && consumers != 2) return "consumers must be 1 or 2 warpgroups";
+    if (bm % (64 * consumers) != 0) return "block_m must be a multiple of 64 per consumer warpgroup";
+    if (bn % 8 != 0 || bn < 8 || bn > 256) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
+    if (!m.trans_b && bn % 64 != 0) return "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)";
+    if (bm > 256) return "block_m above 256 exceeds a TMA box";
+    if ((bm / consumers / 64) * (bn / 2) > kMaxAccumulators)
+      return "a consumer's accumulators exceed " + std::to_string(kMaxAccumulators) + " registers per thread";
+    if (stages < 2) return "stages must be at least 2";
+    if (group < 1) return "group_m must be positive";
+    if (m.k % 8 != 0) return "k must be a multiple of 8 (16-byte TMA row strides)";
+    if (!m.trans_b && m.n % 8 != 0) return "n must be a multiple of 8 when B is [K, N] (16-byte TMA row strides)";
+    int64_t smem = smem_bytes(bm, bn, stages);
+    if (smem > hw.smem_per_block_bytes)
+      return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
+    int64_t tiles = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
+    if (tiles > (int64_t{1} << 31) - 1 || m.k > (int64_t{1} << 31) - 1) return "problem too large for 32-bit tile indices";
+    return std::nullopt;
+  }
+
+  KernelSource emit(const Workload& w, const Schedule& s) const override {
+    const MatmulShape& m = w.matmul();
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
+    int64_t consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
+    EpilogueCode epi = matmul_epilogue_code(w);
+    int64_t threads = 128 * (consumers + 1);
+    const std::string entry = "tessera_gemm_wgmma";
+    std::string src =
+        source_head(w.key() + " | " + s.key(), "gemm_wgmma.cuh", w) + epi.type + mma_struct(bn, w.dtype, !m.trans_b) +
+        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " + entry +
+        "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
+        "Out* __restrict__ C, const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b) {\n"
+        "  (void)A; (void)B;  // read through the tensor maps\n"
+        "  const Epilogue epilogue{" + epi.init + "};\n"
+        "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
+        std::to_string(m.batch) + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
+        std::to_string(bn) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
+        std::to_string(group) + ", Epilogue, Mma>(C, epilogue, map_a, map_b);\n}\n";
+    LaunchGeometry g;
+    g.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
+    g.block[0] = threads;
+    g.dynamic_smem_bytes = smem_bytes(bm, bn, stages);
+    g.persistent = true;
+    KernelSource out(entry, src, g);
+    // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes.
+    TensorMapSpec a{0, w.dtype, {m.k, m.m, m.batch}, {m.k * 2, m.m * m.k * 2}, {kBlockK, bm, 1}, 128};
+    TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {kBlockK, bn, 1}, 128}
+                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, kBlockK, 1}, 128};
+    out.tensor_maps = {a, b};
+    return out;
+  }
+
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    const MatmulShape& m = w.matmul();
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
+    int64_t consumers = s.get(kConsumers);
+    TilePlan p = whole_plan(w);
+    set_tile(p, "b", 1);
+    set_tile(p, "m", bm);
+    set_tile(p, "n", bn);
+    set_tile(p, "k", (m.k + kBlockK - 1) / kBlockK * kBlockK, kBlockK);
+    p.threads = 128 * (consumers + 1);
+    p.warps_m = 4 * consumers;  // the consumer warps split the rows; each spans all of block_n
+    p.warps_n = 1;
+    p.stages = stages;
+    p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
+    p.smem_staged = true;
+    p.smem_bytes = smem_bytes(bm, bn, stages);
+    p.registers = consumers > 1 ? 232 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
+    p.group_m = s.get(knob::kGroupM);
+    p.load_bytes = 16;
+    p.loads_in_flight = stages - 1;
+    p.instr = InstrKind::kTensorF16;
+    return p;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<KernelFamily> make_gemm_wgmma_family() { return std::make_unique<GemmWgmmaFamily>(); }
+
+}  // namespace tessera::kernels
