@@ -32,7 +32,7 @@ db::ExportResult export_header_with_kernels(db::TuningDatabase& db, const db::Ex
       found = true;
     }
   TESSERA_CHECK(found, "the header export succeeded without a single target");
-  std::string kernels_text = "\n#include <cuda_runtime.h>\n\n" + kernels::standalone_prelude() + "\n";
+  std::string kernels_text = "\n#include <cuda.h>\n#include <cuda_runtime.h>\n\n" + kernels::standalone_prelude() + "\n";
   int64_t emitted = 0;
   for (const db::WorkloadSummary& s : db.summaries(target.fingerprint())) {
     if (options.workload_key && s.workload_key != *options.workload_key) continue;
