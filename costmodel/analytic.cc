@@ -16,6 +16,9 @@ namespace {
 // or first estimates.
 constexpr double kMmaSyncEfficiency = 0.65;     // mma.sync tops out near 63-65 % of peak on Hopper
 constexpr double kFmaEfficiency = 0.8;          // CUDA-core FMA loops
+// wgmma from shared memory (TilePlan::async_mma); calibrated on the H100 against gemm_wgmma's
+// measured 4096^3 f16 times (gemm_bench, TESSERA_BENCH_FAMILY=gemm_wgmma).
+constexpr double kWgmmaEfficiency = 0.8;
 constexpr double kSmemBytesPerClock = 128;      // per SM
 constexpr double kL2BandwidthVsDram = 2.5;      // L2 -> SM bandwidth as a multiple of DRAM's
 // DRAM round trip at the bandwidth a kernel is after, for Little's law (latency climbs under
@@ -104,12 +107,12 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   bool tensor = instr == InstrKind::kTensorF16 || instr == InstrKind::kTensorTF32 || instr == InstrKind::kTensorF8;
   double warps_per_sm = concurrent * double(p.threads) / 32;
   // The tensor pipe needs a few warps per scheduler to stay busy.
-  double issue = std::min(1.0, 0.6 + 0.4 * warps_per_sm / 16);
-  double eff = (tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
+  double issue = p.async_mma ? 1.0 : std::min(1.0, 0.6 + 0.4 * warps_per_sm / 16);
+  double eff = (p.async_mma ? kWgmmaEfficiency : tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
   // A warp tile's MMAs share the issue slots with the ldmatrix loads that feed them: per
   // 16-deep k step, (wtm/16)(wtn/8) MMAs against wtm/16 + wtn/16 fragment loads.
   const int m_axis = axis_named(e, "m"), n_axis = axis_named(e, "n");
-  if (tensor && p.warps_m > 0 && p.warps_n > 0) {
+  if (tensor && !p.async_mma && p.warps_m > 0 && p.warps_n > 0) {
     if (m_axis >= 0 && n_axis >= 0) {
       double wtm = std::max(16.0, double(p.block[m_axis]) / double(p.warps_m));
       double wtn = std::max(16.0, double(p.block[n_axis]) / double(p.warps_n));

@@ -20,7 +20,7 @@
 
 namespace tessera::costmodel {
 
-inline constexpr int kFeatureVersion = 1;
+inline constexpr int kFeatureVersion = 2;
 
 /// The features' names, in layout order.
 const std::vector<std::string>& feature_names();

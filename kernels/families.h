@@ -21,7 +21,7 @@ std::unique_ptr<KernelFamily> make_rows_family();
 /// Tensor-core GEMM (mma.sync, cp.async pipeline) for f16/bf16 matmul and batch_matmul.
 std::unique_ptr<KernelFamily> make_gemm_tc_family();
 /// Hopper GEMM (sm_90a: wgmma, TMA ring, warp-specialised persistent blocks) for the same
-/// workloads. Not registered by register_builtin_families yet (see tests/kernels/wgmma_test.cc).
+/// workloads (registered ahead of gemm_tc; validate() refuses GPUs other than sm_90).
 std::unique_ptr<KernelFamily> make_gemm_wgmma_family();
 
 /// kernels/cuda/*.cuh as (include name "tessera/<file>", text), for the Builder's headers.

@@ -129,15 +129,18 @@ class GemmWgmmaFamily : public KernelFamily {
     set_tile(p, "n", bn);
     set_tile(p, "k", (m.k + kBlockK - 1) / kBlockK * kBlockK, kBlockK);
     p.threads = 128 * (consumers + 1);
-    p.warps_m = 4 * consumers;  // the consumer warps split the rows; each spans all of block_n
+    p.warps_m = consumers;  // warpgroups issuing MMAs: each reads its rows of A and all of B
     p.warps_n = 1;
+    p.async_mma = true;
     p.stages = stages;
     p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
     p.smem_staged = true;
     p.smem_bytes = smem_bytes(bm, bn, stages);
     p.registers = consumers > 1 ? 232 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
     p.group_m = s.get(knob::kGroupM);
-    p.load_bytes = 16;
+    // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread
+    // over the block's threads, for the model's per-thread bookkeeping).
+    p.load_bytes = std::max<int64_t>(16, (bm + bn) * kBlockK * 2 / p.threads);
     p.loads_in_flight = stages - 1;
     p.instr = InstrKind::kTensorF16;
     return p;

@@ -86,6 +86,9 @@ struct TilePlan {
   int64_t warps_m = 0, warps_n = 0; ///< warp grid of a tensor-core GEMM block (0: not a warp-tiled GEMM)
   int64_t stages = 1;               ///< shared-memory pipeline depth (1: loads go straight to registers)
   bool register_pipeline = false;   ///< next step's fragments load while the current ones compute
+  /// The tensor cores read both operands from shared memory (wgmma): no fragment loads share
+  /// the issue slots; warps_m then counts the warpgroups issuing MMAs, each reading B once.
+  bool async_mma = false;
   bool smem_staged = false;         ///< inputs pass through shared memory on their way to registers
   int64_t smem_bytes = 0;           ///< dynamic + static shared memory per block [bytes]
   int64_t registers = 32;           ///< per thread (estimate)

@@ -1,7 +1,10 @@
-// Benchmark (not a test; needs a GPU): the gemm_tc family (or gemm_wgmma, see below) against cuBLAS on one GEMM, both
-// timed with CUDA events in the same process. A fixed spread of 60 valid schedules of the
-// sub-space vec 8, group_m 8 (split-K only when K >= 8 max(M, N)) is compiled and timed; the table shows the
-// fastest and cuBLAS. (Choosing well among all of them is the search's job, not this.)
+// Benchmark (not a test; needs a GPU): the gemm_tc family (or gemm_wgmma, see below) against
+// cuBLAS on one f16 GEMM, both timed with CUDA events in the same process. A fixed spread of
+// 60 valid schedules (gemm_tc: the sub-space vec 8, group_m 8, split-K only when K >= 8
+// max(M, N)) is compiled and timed; the table shows the fastest and cuBLAS. (Choosing well
+// among all of them is the search's job, not this.) B may be transposed (tb=1, as nn.Linear
+// stores it). With epilogue=bias+gelu the baseline is cuBLAS followed by a separate bias+GELU
+// kernel (16-byte accesses), timed together.
 //
 //   gemm_bench [SPEC]      default matmul:m=4096,n=4096,k=4096:f16
 //
@@ -11,6 +14,8 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
@@ -45,11 +50,29 @@ double time_us(Launch&& launch, int reps = 20) {
 }
 }  // namespace
 
+namespace {
+// The vendor baseline's second kernel: out = gelu(c + bias[col]), 8 f16 per thread.
+const char* kBiasGelu = R"(#include "tessera/common.cuh"
+using namespace tessera;
+extern "C" __global__ void bias_gelu(const F16* __restrict__ c, const F16* __restrict__ bias, F16* __restrict__ out,
+                                     long long total, int n) {
+  const long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) * 8;
+  if (i >= total) return;
+  Pack<F16, 8> v = *reinterpret_cast<const Pack<F16, 8>*>(c + i);
+  const Pack<F16, 8> b = *reinterpret_cast<const Pack<F16, 8>*>(bias + i % n);
+#pragma unroll
+  for (int j = 0; j < 8; ++j) v.v[j] = from_float<F16>(gelu(to_float(v.v[j]) + to_float(b.v[j])));
+  *reinterpret_cast<Pack<F16, 8>*>(out + i) = v;
+}
+)";
+}  // namespace
+
 int main(int argc, char** argv) {
   Workload w = Workload::parse(argc > 1 ? argv[1] : "matmul:m=4096,n=4096,k=4096:f16");
-  if (w.kind != OpKind::kMatmul || w.dtype != DType::kF16 || w.out_dtype != DType::kF16 || !w.epilogue.empty() ||
-      w.matmul().trans_a || w.matmul().trans_b) {
-    std::fprintf(stderr, "gemm_bench compares plain f16 matmul (no transposes, no epilogue) with cuBLAS\n");
+  const bool bias_gelu = w.epilogue == std::vector<EpilogueOp>{EpilogueOp::kBias, EpilogueOp::kGelu};
+  if (w.kind != OpKind::kMatmul || w.dtype != DType::kF16 || w.out_dtype != DType::kF16 ||
+      !(w.epilogue.empty() || bias_gelu) || w.matmul().trans_a || (bias_gelu && w.matmul().n % 8 != 0)) {
+    std::fprintf(stderr, "gemm_bench compares f16 matmul (A not transposed; no epilogue, or bias+gelu with n %% 8 == 0) with cuBLAS\n");
     return 2;
   }
   measure::DeviceScan scan = measure::scan_devices();
@@ -89,35 +112,64 @@ int main(int argc, char** argv) {
   }
   std::vector<kernels::KernelSource> sources;
   for (const Schedule& sc : schedules) sources.push_back(family->emit(w, sc));
+  kernels::KernelSource epilogue_kernel("bias_gelu", kBiasGelu);
+  epilogue_kernel.launch.grid[0] = (s.m * s.n / 8 + 255) / 256;
+  epilogue_kernel.launch.block[0] = 256;
+  if (bias_gelu) sources.push_back(epilogue_kernel);
   kernels::BuildOptions options;
   options.arch = measure::nvrtc_arch(dev.properties.cc_major, dev.properties.cc_minor);
   options.headers = kernels::device_headers();
   std::vector<kernels::CompiledKernel> built = kernels::Builder(options).build(sources);
 
-  // Inputs in [-1, 1] (f16), one output buffer.
-  kernels::HostTensor a{{s.m, s.k}, {}}, b{{s.k, s.n}, {}};
+  // Inputs in [-1, 1] (f16; the bias in [-1, 1] too), one output buffer.
+  const int64_t b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
+  kernels::HostTensor a{{s.m, s.k}, {}}, b{{b_rows, b_cols}, {}}, bias{{s.n}, {}};
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1, 1);
-  for (auto* t : {&a, &b}) {
+  for (auto* t : {&a, &b, &bias}) {
     t->data.resize(static_cast<size_t>(t->elements()));
     for (float& v : t->data) v = u(rng);
   }
   measure::DeviceBuffer da(static_cast<size_t>(a.elements() * 2)), db(static_cast<size_t>(b.elements() * 2)),
-      dc(static_cast<size_t>(s.m * s.n * 2)), dref(static_cast<size_t>(s.m * s.n * 2));
+      dbias(static_cast<size_t>(s.n * 2)), dc(static_cast<size_t>(s.m * s.n * 2)),
+      dref(static_cast<size_t>(s.m * s.n * 2)), dtmp(static_cast<size_t>(s.m * s.n * 2));
   da.upload(kernels::encode(a, DType::kF16));
   db.upload(kernels::encode(b, DType::kF16));
+  dbias.upload(kernels::encode(bias, DType::kF16));
 
   cublasHandle_t handle;
   cublasCreate(&handle);
   float one = 1, zero = 0;
-  // Row-major C = A B is column-major C^T = B^T A^T.
+  std::optional<measure::LoadedPlan> epilogue_plan;
+  if (bias_gelu) {
+    if (built.back().status != Status::kOk) {
+      std::fprintf(stderr, "bias_gelu did not compile: %s\n", built.back().error.c_str());
+      return 1;
+    }
+    epilogue_plan.emplace(built.back().cubin, epilogue_kernel);
+    sources.pop_back();
+    built.pop_back();
+  }
+  void* ptmp = dtmp.data();
+  void* pbias = dbias.data();
+  void* pref = dref.data();
+  long long total = s.m * s.n;
+  int n_cols = static_cast<int>(s.n);
+  void* epilogue_args[] = {&ptmp, &pbias, &pref, &total, &n_cols};
+  // Row-major C = A B is column-major C^T = B^T A^T (B^T is B as stored, or transposed when
+  // B is [N, K]).
   auto cublas = [&] {
-    cublasGemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(s.n), static_cast<int>(s.m), static_cast<int>(s.k),
-                 &one, db.data(), CUDA_R_16F, static_cast<int>(s.n), da.data(), CUDA_R_16F, static_cast<int>(s.k), &zero,
-                 dref.data(), CUDA_R_16F, static_cast<int>(s.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    cublasGemmEx(handle, s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(s.n), static_cast<int>(s.m),
+                 static_cast<int>(s.k), &one, db.data(), CUDA_R_16F, static_cast<int>(s.trans_b ? s.k : s.n), da.data(),
+                 CUDA_R_16F, static_cast<int>(s.k), &zero, bias_gelu ? dtmp.data() : dref.data(), CUDA_R_16F,
+                 static_cast<int>(s.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (bias_gelu) (void)epilogue_plan->enqueue(epilogue_args);
   };
   double cublas_us = time_us(cublas);
-  kernels::HostTensor ref = kernels::decode(dref.download(), {s.m, s.n}, DType::kF16);
+  const std::vector<uint8_t> ref = dref.download();
+  auto at = [](const std::vector<uint8_t>& bytes, size_t i) {
+    return kernels::f16_value(static_cast<uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8)));
+  };
 
   struct Result {
     size_t index;
@@ -140,20 +192,22 @@ int main(int argc, char** argv) {
     void* pb = db.data();
     void* pc = dc.data();
     void* pw = workspace.data();
-    void* args[] = {&pa, &pb, &pc, &pw};
-    std::span<void* const> passed(args, sources[i].workspace_bytes > 0 ? 4 : 3);
-    auto launch = [&] { (void)plan.enqueue(passed); };
+    std::vector<void*> args{&pa, &pb};
+    if (bias_gelu) args.push_back(&pbias);
+    args.push_back(&pc);
+    if (sources[i].workspace_bytes > 0) args.push_back(&pw);
+    auto launch = [&] { (void)plan.enqueue(args); };
     dc.fill(0xFF);
     launch();
     if (cudaDeviceSynchronize() != cudaSuccess) {
       std::fprintf(stderr, "%s: launch failed\n", schedules[i].key().c_str());
       return 1;
     }
-    // Same answer as cuBLAS (both f32 accumulation, f16 output)?
-    kernels::HostTensor got = kernels::decode(dc.download(), {s.m, s.n}, DType::kF16);
+    // Same answer as cuBLAS (both f32 accumulation, f16 output)? Every 97th element.
+    const std::vector<uint8_t> got = dc.download();
     double worst = 0;
-    for (size_t j = 0; j < got.data.size(); j += 97)
-      worst = std::max(worst, static_cast<double>(std::fabs(got.data[j] - ref.data[j])) / (1 + std::fabs(ref.data[j])));
+    for (size_t j = 0; j < static_cast<size_t>(s.m * s.n); j += 97)
+      worst = std::max(worst, static_cast<double>(std::fabs(at(got, j) - at(ref, j))) / (1 + std::fabs(at(ref, j))));
     if (!(worst < 1e-2)) {
       std::fprintf(stderr, "%s: differs from cuBLAS (%g)\n", schedules[i].key().c_str(), worst);
       ++failed;
@@ -170,7 +224,9 @@ int main(int argc, char** argv) {
     std::printf("%-90s %10.1f %10.1f %7.2fx\n", schedules[results[r].index].key().c_str(), us, flops / us / 1e6,
                 cublas_us / us);
   }
-  std::printf("%-90s %10.1f %10.1f %7.2fx\n", "cuBLAS (cublasGemmEx, f32 compute)", cublas_us, flops / cublas_us / 1e6, 1.0);
+  std::printf("%-90s %10.1f %10.1f %7.2fx\n",
+              bias_gelu ? "cuBLAS (cublasGemmEx, f32 compute) + bias+GELU kernel" : "cuBLAS (cublasGemmEx, f32 compute)",
+              cublas_us, flops / cublas_us / 1e6, 1.0);
   if (results.empty()) return 1;
   std::printf("gemm=%s best_tflops=%.1f cublas_tflops=%.1f ratio=%.3f\n", w.key().c_str(), flops / results[0].us / 1e6,
               flops / cublas_us / 1e6, cublas_us / results[0].us);

@@ -26,14 +26,15 @@ const std::vector<std::string> kShapes = {
     "matmul:m=1000,n=1000,k=128:bf16:out=f32", "batch_matmul:b=12,m=128,n=64,k=128:f16",
     "matmul:m=77,n=200,k=72,tb=1:f16:epilogue=residual+relu"};
 
-TEST(GemmWgmma, NotInTheBuiltinRegistryYet) {
-  // Registered once the cost model's feature layout has its knobs and the H100 measurements
-  // back it (scripts/gpu-check.sh); until then the search does not propose it.
+TEST(GemmWgmma, RegisteredAheadOfTheMmaSyncGemm) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.find("gemm_wgmma"), nullptr);
-  EXPECT_TRUE(make_gemm_wgmma_family()->supports(Workload::parse("matmul:m=64,n=64,k=64:f16")));
+  auto fams = r.for_workload(Workload::parse("matmul:m=64,n=64,k=64:f16"));
+  ASSERT_EQ(fams.size(), 2u);
+  EXPECT_EQ(fams[0]->name(), "gemm_wgmma");
+  EXPECT_EQ(fams[1]->name(), "gemm_tc");
   EXPECT_FALSE(make_gemm_wgmma_family()->supports(Workload::parse("matmul:m=64,n=64,k=64:f32")));
+  EXPECT_FALSE(make_gemm_wgmma_family()->supports(Workload::parse("matmul:m=64,n=64,k=64,ta=1:f16")));
 }
 
 TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {

@@ -48,13 +48,14 @@ TEST_F(EvolveTest, ProposesValidDistinctSchedulesWithoutMeasuring) {
   costmodel::AnalyticModel model(families_, h100_);
   Evolution evo(w, families_, h100_, model);
   std::set<std::string> seen;
-  const kernels::KernelFamily* gemm = families_.find("gemm_tc");
   for (int generation = 0; generation < 4; ++generation) {
     std::vector<Candidate> batch = evo.propose(16);
     ASSERT_EQ(batch.size(), 16u);
     for (const Candidate& c : batch) {
       EXPECT_TRUE(seen.insert(c.schedule.key()).second) << "proposed twice: " << c.schedule.key();
-      EXPECT_FALSE(gemm->validate(c.schedule, w, h100_).has_value()) << c.schedule.key();
+      const kernels::KernelFamily* family = families_.find(c.schedule.family);
+      ASSERT_NE(family, nullptr) << c.schedule.family;
+      EXPECT_FALSE(family->validate(c.schedule, w, h100_).has_value()) << c.schedule.key();
       ASSERT_TRUE(c.predicted_us.has_value());
       Measurement m;  // a stand-in result that makes the first of each batch the best so far
       m.status = Status::kOk;

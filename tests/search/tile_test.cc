@@ -41,10 +41,15 @@ TEST_F(Construct, ScalesUpLargeGemmsAndSplitsSkinnyOnes) {
   costmodel::AnalyticModel model(families_, h100_);
   Construction big = construct(Workload::parse("matmul:m=8192,n=8192,k=8192:f16"), families_, h100_, model);
   ASSERT_GE(big.path.size(), 3u);  // from the smallest aligned tile upwards
-  EXPECT_EQ(big.path.front(), "gemm_tc 64x64");
+  const std::string first = big.path.front();  // "<family> 64x64"
+  EXPECT_EQ(first.substr(first.find(' ') + 1), "64x64");
   EXPECT_GE(big.candidates.front().schedule.get("block_m") * big.candidates.front().schedule.get("block_n"), 128 * 128);
-  // 512 x 512 outputs are 64 tiles of 64x64: fewer than the SMs, so no scale-up, and split-K.
-  Construction skinny = construct(Workload::parse("matmul:m=512,n=512,k=16384:f16"), families_, h100_, model);
+  // 512 x 512 outputs are 64 tiles of 64x64: fewer than the SMs, so no scale-up, and split-K
+  // (gemm_tc's; gemm_wgmma has none yet).
+  kernels::FamilyRegistry tc;
+  tc.add(kernels::make_gemm_tc_family());
+  costmodel::AnalyticModel tc_model(tc, h100_);
+  Construction skinny = construct(Workload::parse("matmul:m=512,n=512,k=16384:f16"), tc, h100_, tc_model);
   EXPECT_EQ(skinny.path.size(), 1u);
   EXPECT_GT(skinny.candidates.front().schedule.get("split_k"), 1);
 }
