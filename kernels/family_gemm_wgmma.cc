@@ -10,12 +10,13 @@ namespace tessera::kernels {
 namespace {
 
 constexpr const char* kConsumers = "consumers";
+constexpr const char* kTmaStore = "tma_store";
 constexpr int64_t kBlockK = 64;          // one 128-byte swizzle row of 2-byte elements
 constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
 constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
 
-int64_t smem_bytes(int64_t bm, int64_t bn, int64_t stages) {
-  return stages * (bm + bn) * kBlockK * 2 + kAlignSlack + 2 * stages * 8;
+int64_t smem_bytes(int64_t bm, int64_t bn, int64_t stages, bool tma_store) {
+  return stages * (bm + bn) * kBlockK * 2 + (tma_store ? bm * bn * 2 : 0) + kAlignSlack + 2 * stages * 8;
 }
 
 // `struct Mma { static void run(float (&d)[BN / 2], desc_a, desc_b, accumulate); }` for one
@@ -57,7 +58,8 @@ class GemmWgmmaFamily : public KernelFamily {
             {std::string(knob::kBlockK), {kBlockK}},
             {std::string(knob::kStages), {2, 3, 4, 5, 6}},
             {kConsumers, {1, 2}},
-            {std::string(knob::kGroupM), {1, 8, 16}}};
+            {std::string(knob::kGroupM), {1, 8, 16}},
+            {kTmaStore, {0, 1}}};
   }
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
@@ -79,7 +81,12 @@ class GemmWgmmaFamily : public KernelFamily {
     if (group < 1) return "group_m must be positive";
     if (m.k % 8 != 0) return "k must be a multiple of 8 (16-byte TMA row strides)";
     if (!m.trans_b && m.n % 8 != 0) return "n must be a multiple of 8 when B is [K, N] (16-byte TMA row strides)";
-    int64_t smem = smem_bytes(bm, bn, stages);
+    int64_t tma_store = s.get(kTmaStore);
+    if (tma_store != 0 && tma_store != 1) return "tma_store must be 0 or 1";
+    if (tma_store && dtype_bytes(w.out_dtype) != 2) return "tma_store stages 2-byte outputs only";
+    if (tma_store && (bn % 64 != 0 || m.n % 8 != 0))
+      return "tma_store needs block_n and n multiples of 64 and 8 (128-byte boxes, 16-byte row strides)";
+    int64_t smem = smem_bytes(bm, bn, stages, tma_store != 0);
     if (smem > hw.smem_per_block_bytes)
       return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
     int64_t tiles = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
@@ -91,6 +98,7 @@ class GemmWgmmaFamily : public KernelFamily {
     const MatmulShape& m = w.matmul();
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
     int64_t consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
+    const bool tma_store = s.get(kTmaStore) != 0;
     EpilogueCode epi = matmul_epilogue_code(w);
     int64_t threads = 128 * (consumers + 1);
     const std::string entry = "tessera_gemm_wgmma";
@@ -98,17 +106,19 @@ class GemmWgmmaFamily : public KernelFamily {
         source_head(w.key() + " | " + s.key(), "gemm_wgmma.cuh", w) + epi.type + mma_struct(bn, w.dtype, !m.trans_b) +
         "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " + entry +
         "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
-        "Out* __restrict__ C, const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b) {\n"
+        "Out* __restrict__ C, const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b" +
+        (tma_store ? ", const __grid_constant__ TensorMap map_c" : "") + ") {\n"
         "  (void)A; (void)B;  // read through the tensor maps\n"
         "  const Epilogue epilogue{" + epi.init + "};\n"
         "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
         std::to_string(m.batch) + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
         std::to_string(bn) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
-        std::to_string(group) + ", Epilogue, Mma>(C, epilogue, map_a, map_b);\n}\n";
+        std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", Epilogue, Mma>(C, epilogue, map_a, map_b, " +
+        (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
     LaunchGeometry g;
     g.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
     g.block[0] = threads;
-    g.dynamic_smem_bytes = smem_bytes(bm, bn, stages);
+    g.dynamic_smem_bytes = smem_bytes(bm, bn, stages, tma_store);
     g.persistent = true;
     KernelSource out(entry, src, g);
     // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes.
@@ -116,6 +126,11 @@ class GemmWgmmaFamily : public KernelFamily {
     TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {kBlockK, bn, 1}, 128}
                                 : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, kBlockK, 1}, 128};
     out.tensor_maps = {a, b};
+    if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
+      int out_index = static_cast<int>(w.expr().tensors.size()) - 1;
+      out.tensor_maps.push_back(TensorMapSpec{out_index, w.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
+                                              {64, bm / consumers, 1}, 128});
+    }
     return out;
   }
 
@@ -135,7 +150,7 @@ class GemmWgmmaFamily : public KernelFamily {
     p.stages = stages;
     p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
     p.smem_staged = true;
-    p.smem_bytes = smem_bytes(bm, bn, stages);
+    p.smem_bytes = smem_bytes(bm, bn, stages, s.get(kTmaStore) != 0);
     p.registers = consumers > 1 ? 232 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
     p.group_m = s.get(knob::kGroupM);
     // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread

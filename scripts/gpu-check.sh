@@ -40,6 +40,22 @@ for spec in matmul:m=4096,n=4096,k=4096:f16 matmul:m=512,n=512,k=16384:f16; do
   tail -n 8 "$build.gemm-bench.log"
   echo
 done
+# The Hopper GEMM (gemm_wgmma) on the issue's target shapes: 8192^3, 4096^3, 65536x4096x1024,
+# BERT-base's projections (4096 tokens, B as nn.Linear stores it) and its FFN GEMM with the
+# bias+GELU fused (against cuBLAS followed by a separate bias+GELU kernel).
+hopper_ratios=()
+if "$build/cli/tessera" devices 2>/dev/null | grep -q 'sm_90'; then
+  echo "Hopper GEMM (gemm_wgmma) against cuBLAS, same process:"
+  for spec in matmul:m=8192,n=8192,k=8192:f16 matmul:m=4096,n=4096,k=4096:f16 matmul:m=65536,n=4096,k=1024:f16 \
+              matmul:m=4096,n=2304,k=768,tb=1:f16 matmul:m=4096,n=768,k=768,tb=1:f16 matmul:m=4096,n=3072,k=768,tb=1:f16 \
+              matmul:m=4096,n=768,k=3072,tb=1:f16 matmul:m=4096,n=3072,k=768,tb=1:f16:epilogue=bias+gelu; do
+    TESSERA_BENCH_FAMILY=gemm_wgmma "$build/tests/gemm_bench" "$spec" >"$build.wgmma-bench.log" 2>&1 || bench_rc=1
+    line=$(grep '^gemm=' "$build.wgmma-bench.log" || echo "gemm=$spec ratio=failed")
+    echo "  $line"
+    hopper_ratios+=("$line")
+  done
+  echo
+fi
 echo "tessera bench (CUPTI in a worker process, beside cuBLASLt in the same worker):"
 gemm_schedule='{"family":"gemm_tc","knobs":{"block_m":256,"block_n":128,"block_k":64,"warps_m":4,"warps_n":2,"stages":3,"vec":8,"group_m":8,"split_k":1}}'
 split_schedule='{"family":"gemm_tc","knobs":{"block_m":64,"block_n":128,"block_k":32,"warps_m":1,"warps_n":4,"stages":4,"vec":8,"group_m":8,"split_k":8}}'
@@ -58,6 +74,12 @@ scripts/bench-evolve.sh "$build" || bench_rc=1
 echo
 summary() { grep -Eo '[0-9]+% tests passed.* out of [0-9]+' "$1" || echo "no result"; }
 skipped() { grep -c '(Skipped)' "$1" || true; }
+if [ ${#hopper_ratios[@]} -gt 0 ]; then
+  printf '%-66s %s\n' "gemm_wgmma workload" "vs cuBLAS"
+  for line in "${hopper_ratios[@]}"; do
+    printf '%-66s %s\n' "$(sed 's/^gemm=\([^ ]*\).*/\1/' <<<"$line")" "$(grep -o 'ratio=[^ ]*' <<<"$line" | cut -d= -f2)"
+  done
+fi
 printf '%-12s %-55s %s\n' "suite" "result" "skipped"
 printf '%-12s %-55s %s\n' "cpu tests" "$(summary "$build.cpu-tests.log")" "$(skipped "$build.cpu-tests.log")"
 printf '%-12s %-55s %s\n' "gpu tests" "$(summary "$build.gpu-tests.log")" "$(skipped "$build.gpu-tests.log")"

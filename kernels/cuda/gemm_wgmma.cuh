@@ -62,6 +62,17 @@ __device__ __forceinline__ void load(void* dst, const TensorMap* map, unsigned l
       : "memory");
 }
 
+/// Copies the box of `map` at (c0, c1, c2) from shared memory at `src` to global memory (a
+/// bulk group of this thread; the box is clipped to the tensor).
+__device__ __forceinline__ void store(const TensorMap* map, const void* src, int c0, int c1, int c2) {
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.tile.bulk_group [%0, {%2, %3, %4}], [%1];\n" ::"l"(
+                   reinterpret_cast<unsigned long long>(map)),
+               "r"(smem(src)), "r"(c0), "r"(c1), "r"(c2)
+               : "memory");
+}
+/// Barrier `id` (1..) among the 128 threads of one warpgroup.
+__device__ __forceinline__ void sync_warpgroup(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
+
 /// Matrix descriptor of a 128-byte-swizzled operand at `p` (swizzle atoms of 8 rows of 128
 /// bytes, 1024-byte aligned): `lbo` and `sbo` are the leading and stride byte offsets.
 __device__ __forceinline__ unsigned long long desc(const void* p, unsigned lbo, unsigned sbo) {
@@ -109,9 +120,10 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
 template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
-          int GROUP_M, class Epilogue, class Mma>
+          int GROUP_M, bool TMA_STORE, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epilogue, const In* sA, const In* sB,
-                                        unsigned long long* full, unsigned long long* empty, int c, int t) {
+                                        Out* sC, const TensorMap* map_c, unsigned long long* full,
+                                        unsigned long long* empty, int c, int t) {
   constexpr int BK = 64, WM = BM / CONSUMERS, MI = WM / 64;  // rows and m64 MMAs per consumer
   constexpr int kTileA = BM * BK, kTileB = BN * BK;
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
@@ -162,27 +174,62 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
 
     // Accumulator i of a thread: columns 8 * (i / 4) + 2 * (lane % 4) + (i % 2) of row
     // 16 * warp + lane / 4 + 8 * ((i / 2) % 2) of its m64 block.
-    Out* out = C + (long long)b * M * N;
+    if constexpr (TMA_STORE) {
+      // Through this warpgroup's staging tile ([BN / 64][WM][64], 128-byte swizzled, so the
+      // pair writes are free of bank conflicts) and bulk tensor stores that run on while the
+      // next tile computes. The previous tile's stores must have read the staging tile first.
+      if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+      wgmma::sync_warpgroup(1 + c);
 #pragma unroll
-    for (int mi = 0; mi < MI; ++mi)
+      for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
-      for (int j = 0; j < BN / 8; ++j)
+        for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int row = bm * BM + c * WM + mi * 64 + warp * 16 + lane / 4 + half * 8;
-          const int col = bn * BN + j * 8 + (lane % 4) * 2;
-          gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue);
-        }
+          for (int half = 0; half < 2; ++half) {
+            const int r = mi * 64 + warp * 16 + lane / 4 + half * 8, cl = j * 8 + (lane % 4) * 2;
+            const int row = bm * BM + c * WM + r, col = bn * BN + cl;
+            Pack<Out, 2> p;
+            p.v[0] = from_float<Out>(row < M && col < N ? epilogue(acc[mi][j * 4 + half * 2], b, row, col) : 0.0f);
+            p.v[1] = from_float<Out>(row < M && col + 1 < N ? epilogue(acc[mi][j * 4 + half * 2 + 1], b, row, col + 1) : 0.0f);
+            Out* dst = sC + (cl / 64) * WM * 64 + r * 64 + ((((cl % 64) / 8) ^ (r % 8)) * 8) + cl % 8;
+            *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
+          }
+      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the bulk copies
+      wgmma::sync_warpgroup(1 + c);
+      if (t == 0) {
+#pragma unroll
+        for (int jb = 0; jb < BN / 64; ++jb) wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + c * WM, b);
+        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+      }
+    } else {
+      Out* out = C + (long long)b * M * N;
+#pragma unroll
+      for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+        for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int row = bm * BM + c * WM + mi * 64 + warp * 16 + lane / 4 + half * 8;
+            const int col = bn * BN + j * 8 + (lane % 4) * 2;
+            gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue);
+          }
+    }
+  }
+  // The block's shared memory must outlive the stores that read it.
+  if constexpr (TMA_STORE) {
+    if (t == 0) asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
   }
 }
 
 /// The kernel body. `Mma::run(acc, desc_a, desc_b, accumulate)` issues one
 /// wgmma.mma_async m64 x BN x k16 (generated per BN and dtype). Dynamic shared memory:
-/// STAGES * (BM + BN) * 64 * 2 bytes of tiles, 1024 bytes of alignment slack and the barriers.
+/// STAGES * (BM + BN) * 64 * 2 bytes of tiles, with TMA_STORE a BM x BN staging tile of the
+/// output (stored through `map_c`, 2-byte outputs), 1024 bytes of alignment slack and the
+/// barriers.
 template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
-          int GROUP_M, class Epilogue, class Mma>
+          int GROUP_M, bool TMA_STORE, class Epilogue, class Mma>
 __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& epilogue, const TensorMap& map_a,
-                                           const TensorMap& map_b) {
+                                           const TensorMap& map_b, const TensorMap* map_c) {
   constexpr int BK = 64;                             // one 128-byte swizzle row of 2-byte elements
   constexpr int kTileA = BM * BK, kTileB = BN * BK;  // elements per slot
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
@@ -195,7 +242,8 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& 
   unsigned char* base = smem_raw + ((1024 - (wgmma::smem(smem_raw) & 1023)) & 1023);  // swizzle atoms
   In* sA = reinterpret_cast<In*>(base);
   In* sB = sA + STAGES * kTileA;
-  unsigned long long* full = reinterpret_cast<unsigned long long*>(sB + STAGES * kTileB);
+  Out* sC = reinterpret_cast<Out*>(sB + STAGES * kTileB);  // staging tiles of the TMA stores (BM x BN)
+  unsigned long long* full = reinterpret_cast<unsigned long long*>(sC + (TMA_STORE ? BM * BN : 0));
   unsigned long long* empty = full + STAGES;
 
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
@@ -235,8 +283,8 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& 
       }
     }
   } else {
-    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, Epilogue, Mma>(C, epilogue, sA, sB, full,
-                                                                                                 empty, wg - 1, t);
+    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, TMA_STORE, Epilogue, Mma>(
+        C, epilogue, sA, sB, sC + (wg - 1) * (BM / CONSUMERS) * BN, map_c, full, empty, wg - 1, t);
   }
 }
 

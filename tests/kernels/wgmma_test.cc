@@ -16,9 +16,10 @@
 namespace tessera::kernels {
 namespace {
 
-Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_t group = 8) {
+Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_t group = 8, int64_t tma_store = 0) {
   return {"gemm_wgmma",
-          {{"block_m", bm}, {"block_n", bn}, {"block_k", 64}, {"stages", stages}, {"consumers", consumers}, {"group_m", group}}};
+          {{"block_m", bm}, {"block_n", bn}, {"block_k", 64}, {"stages", stages}, {"consumers", consumers}, {"group_m", group},
+           {"tma_store", tma_store}}};
 }
 
 const std::vector<std::string> kShapes = {
@@ -52,6 +53,14 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
   EXPECT_FALSE(f->validate(wgmma(128, 128, 4, 2), Workload::parse("matmul:m=64,n=60,k=64,tb=1:f16"), h100).has_value());
   EXPECT_EQ(*f->validate(wgmma(128, 200, 4, 2), big, h100),
             "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)");
+  // The TMA-store epilogue stages a BM x BN tile: 4 stages of 128x256 no longer fit with it.
+  EXPECT_FALSE(f->validate(wgmma(128, 256, 3, 2, 8, 1), big, h100).has_value());
+  EXPECT_EQ(*f->validate(wgmma(128, 256, 4, 2, 8, 1), big, h100), "shared memory 263232 B exceeds 232448 B");
+  EXPECT_EQ(*f->validate(wgmma(128, 128, 4, 2, 8, 1), Workload::parse("matmul:m=64,n=64,k=64:f16:out=f32"), h100),
+            "tma_store stages 2-byte outputs only");
+  EXPECT_NE(f->validate(wgmma(128, 96, 4, 2, 8, 1), Workload::parse("matmul:m=64,n=96,k=64,tb=1:f16"), h100)
+                ->find("tma_store needs"),
+            std::string::npos);
   HardwareSpec a100 = find_spec("a100_sxm");
   EXPECT_EQ(*f->validate(wgmma(128, 128, 4, 2), big, a100), "wgmma and setmaxnreg need an sm_90 (Hopper) GPU");
   for (const std::string& spec : kShapes) {
@@ -82,6 +91,14 @@ TEST(GemmWgmma, PlanIsPersistentWithTensorMapsOverAAndB) {
   EXPECT_EQ(b.tensor, 1);
   EXPECT_EQ(b.dims, (std::vector<int64_t>{520, 136, 3}));
   EXPECT_EQ(b.box, (std::vector<int64_t>{64, 64, 1}));
+  // The TMA-store epilogue adds the output's map (tensor 3: A, B, bias, C) and a staging tile.
+  KernelSource st = f->emit(Workload::parse("matmul:m=1000,n=520,k=136:f16:epilogue=bias"), wgmma(128, 128, 4, 2, 8, 1));
+  ASSERT_EQ(st.tensor_maps.size(), 3u);
+  EXPECT_EQ(st.tensor_maps[2].tensor, 3);
+  EXPECT_EQ(st.tensor_maps[2].dims, (std::vector<int64_t>{520, 1000, 1}));
+  EXPECT_EQ(st.tensor_maps[2].box, (std::vector<int64_t>{64, 64, 1}));
+  EXPECT_EQ(st.launch.dynamic_smem_bytes, 4 * 256 * 64 * 2 + 128 * 128 * 2 + 1024 + 64);
+  EXPECT_NE(st.source.find("const __grid_constant__ TensorMap map_c"), std::string::npos);
   KernelSource t = f->emit(Workload::parse("matmul:m=64,n=96,k=64,tb=1:bf16"), wgmma(64, 96, 2, 1));
   EXPECT_EQ(t.tensor_maps[1].dims, (std::vector<int64_t>{64, 96, 1}));
   EXPECT_EQ(t.tensor_maps[1].box, (std::vector<int64_t>{64, 96, 1}));
@@ -102,6 +119,11 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
       if (!f->validate(s, w, h100)) valid.push_back(s);
     size_t step = std::max<size_t>(1, valid.size() / 6);
     for (size_t i = 0; i < valid.size(); i += step) sources.push_back(f->emit(w, valid[i]));
+  }
+  // Both epilogues of the fastest shapes on the H100.
+  for (int64_t tma_store : {0, 1}) {
+    sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 192, 4, 2, 8, tma_store)));
+    sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 3, 2, 8, tma_store)));
   }
   BuildOptions hopper;
   hopper.headers = device_headers();
