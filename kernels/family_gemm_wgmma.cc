@@ -11,12 +11,22 @@ namespace {
 
 constexpr const char* kConsumers = "consumers";
 constexpr const char* kTmaStore = "tma_store";
+constexpr const char* kPingpong = "pingpong";
 constexpr int64_t kBlockK = 64;          // one 128-byte swizzle row of 2-byte elements
 constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
 constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
 
-int64_t smem_bytes(int64_t bm, int64_t bn, int64_t stages, bool tma_store) {
-  return stages * (bm + bn) * kBlockK * 2 + (tma_store ? bm * bn * 2 : 0) + kAlignSlack + 2 * stages * 8;
+// Output rows a consumer warpgroup computes per tile: its share, or the whole tile (ping-pong).
+int64_t consumer_rows(int64_t bm, int64_t consumers, bool pingpong) { return pingpong ? bm : bm / consumers; }
+
+int64_t smem_bytes(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, bool tma_store, bool pingpong) {
+  return stages * (bm + bn) * kBlockK * 2 + (tma_store ? consumers * consumer_rows(bm, consumers, pingpong) * bn * 2 : 0) +
+         kAlignSlack + (2 * stages + 2) * 8;
+}
+
+int64_t smem_bytes(const Schedule& s) {
+  return smem_bytes(s.get(knob::kBlockM), s.get(knob::kBlockN), s.get(knob::kStages), s.get(kConsumers),
+                    s.get(kTmaStore) != 0, s.get(kPingpong) != 0);
 }
 
 // `struct Mma { static void run(float (&d)[BN / 2], desc_a, desc_b, accumulate); }` for one
@@ -59,7 +69,8 @@ class GemmWgmmaFamily : public KernelFamily {
             {std::string(knob::kStages), {2, 3, 4, 5, 6}},
             {kConsumers, {1, 2}},
             {std::string(knob::kGroupM), {1, 8, 16}},
-            {kTmaStore, {0, 1}}};
+            {kTmaStore, {0, 1}},
+            {kPingpong, {0, 1}}};
   }
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
@@ -71,11 +82,15 @@ class GemmWgmmaFamily : public KernelFamily {
     int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
     if (bk != kBlockK) return "block_k must be 64 (one 128-byte swizzle row)";
     if (consumers != 1 && consumers != 2) return "consumers must be 1 or 2 warpgroups";
-    if (bm % (64 * consumers) != 0) return "block_m must be a multiple of 64 per consumer warpgroup";
+    int64_t pingpong = s.get(kPingpong);
+    if (pingpong != 0 && pingpong != 1) return "pingpong must be 0 or 1";
+    if (pingpong && consumers < 2) return "pingpong needs two consumer warpgroups";
+    if (bm % 64 != 0 || consumer_rows(bm, consumers, pingpong) % 64 != 0)
+      return "block_m must be a multiple of 64 per consumer warpgroup";
     if (bn % 8 != 0 || bn < 8 || bn > 256) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
     if (!m.trans_b && bn % 64 != 0) return "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)";
     if (bm > 256) return "block_m above 256 exceeds a TMA box";
-    if ((bm / consumers / 64) * (bn / 2) > kMaxAccumulators)
+    if ((consumer_rows(bm, consumers, pingpong) / 64) * (bn / 2) > kMaxAccumulators)
       return "a consumer's accumulators exceed " + std::to_string(kMaxAccumulators) + " registers per thread";
     if (stages < 2) return "stages must be at least 2";
     if (group < 1) return "group_m must be positive";
@@ -86,7 +101,7 @@ class GemmWgmmaFamily : public KernelFamily {
     if (tma_store && dtype_bytes(w.out_dtype) != 2) return "tma_store stages 2-byte outputs only";
     if (tma_store && (bn % 64 != 0 || m.n % 8 != 0))
       return "tma_store needs block_n and n multiples of 64 and 8 (128-byte boxes, 16-byte row strides)";
-    int64_t smem = smem_bytes(bm, bn, stages, tma_store != 0);
+    int64_t smem = smem_bytes(s);
     if (smem > hw.smem_per_block_bytes)
       return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
     int64_t tiles = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
@@ -98,7 +113,7 @@ class GemmWgmmaFamily : public KernelFamily {
     const MatmulShape& m = w.matmul();
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
     int64_t consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
-    const bool tma_store = s.get(kTmaStore) != 0;
+    const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
     EpilogueCode epi = matmul_epilogue_code(w);
     int64_t threads = 128 * (consumers + 1);
     const std::string entry = "tessera_gemm_wgmma";
@@ -113,12 +128,13 @@ class GemmWgmmaFamily : public KernelFamily {
         "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
         std::to_string(m.batch) + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
         std::to_string(bn) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
-        std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", Epilogue, Mma>(C, epilogue, map_a, map_b, " +
+        std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") +
+        ", Epilogue, Mma>(C, epilogue, map_a, map_b, " +
         (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
     LaunchGeometry g;
     g.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
     g.block[0] = threads;
-    g.dynamic_smem_bytes = smem_bytes(bm, bn, stages, tma_store);
+    g.dynamic_smem_bytes = smem_bytes(s);
     g.persistent = true;
     KernelSource out(entry, src, g);
     // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes.
@@ -129,7 +145,7 @@ class GemmWgmmaFamily : public KernelFamily {
     if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
       int out_index = static_cast<int>(w.expr().tensors.size()) - 1;
       out.tensor_maps.push_back(TensorMapSpec{out_index, w.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
-                                              {64, bm / consumers, 1}, 128});
+                                              {64, consumer_rows(bm, consumers, pingpong), 1}, 128});
     }
     return out;
   }
@@ -150,7 +166,7 @@ class GemmWgmmaFamily : public KernelFamily {
     p.stages = stages;
     p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
     p.smem_staged = true;
-    p.smem_bytes = smem_bytes(bm, bn, stages, s.get(kTmaStore) != 0);
+    p.smem_bytes = smem_bytes(s);
     p.registers = consumers > 1 ? 232 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
     p.group_m = s.get(knob::kGroupM);
     // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread

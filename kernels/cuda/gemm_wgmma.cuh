@@ -120,11 +120,13 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
 template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
-          int GROUP_M, bool TMA_STORE, class Epilogue, class Mma>
+          int GROUP_M, bool TMA_STORE, bool PINGPONG, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epilogue, const In* sA, const In* sB,
                                         Out* sC, const TensorMap* map_c, unsigned long long* full,
-                                        unsigned long long* empty, int c, int t) {
-  constexpr int BK = 64, WM = BM / CONSUMERS, MI = WM / 64;  // rows and m64 MMAs per consumer
+                                        unsigned long long* empty, unsigned long long* turn, int c, int t) {
+  // Rows and m64 MMAs per consumer: a share of every tile, or (ping-pong) whole tiles in turn.
+  constexpr int BK = 64, WM = PINGPONG ? BM : BM / CONSUMERS, MI = WM / 64;
+  const int row0 = PINGPONG ? 0 : c * WM;
   constexpr int kTileA = BM * BK, kTileB = BN * BK;
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
   constexpr int kTiles = kTilesM * kTilesN * BATCH;
@@ -134,7 +136,19 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
   float acc[MI][BN / 2];
   int stage = 0;
   unsigned phase = 0;
-  for (int tile = blockIdx.x; tile < kTiles; tile += gridDim.x) {
+  int i = 0;  // the tile's place in this block's sequence
+  for (int tile = blockIdx.x; tile < kTiles; tile += gridDim.x, ++i) {
+    if constexpr (PINGPONG) {
+      // Consumers take the block's tiles in turn, so one's epilogue overlaps the other's MMAs;
+      // the producer fills the ring in tile order, so this tile's first slot is known. A
+      // consumer starts a tile's MMAs only once the other has waited for all of its previous
+      // tile's slots: a slot's full barrier is then never two phases behind its waiter.
+      if (i % CONSUMERS != c) continue;
+      stage = (i * kTilesK) % STAGES;
+      phase = ((i * kTilesK) / STAGES) & 1;
+      const int j = i / CONSUMERS;  // this consumer's j-th tile
+      wgmma::bar_wait(&turn[c], c == 0 ? (j & 1) ^ 1 : j & 1);
+    }
     int b, bm, bn;
     wgmma::tile_coords<kTilesM, kTilesN, GROUP_M>(tile, b, bm, bn);
     int previous = -1;  // the slot whose MMAs may still be in flight
@@ -143,7 +157,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
       wgmma::fence();
-      const In* a = sA + stage * kTileA + c * WM * BK;
+      const In* a = sA + stage * kTileA + row0 * BK;
       const In* bt = sB + stage * kTileB;
 #pragma unroll
       for (int kk = 0; kk < BK / 16; ++kk) {
@@ -167,6 +181,9 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
         phase ^= 1;
       }
     }
+    if constexpr (PINGPONG) {
+      if (lane == 0) wgmma::bar_arrive(&turn[1 - c]);  // the other consumer's turn
+    }
     wgmma::wait<0>();
 #pragma unroll
     for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
@@ -187,7 +204,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
             const int r = mi * 64 + warp * 16 + lane / 4 + half * 8, cl = j * 8 + (lane % 4) * 2;
-            const int row = bm * BM + c * WM + r, col = bn * BN + cl;
+            const int row = bm * BM + row0 + r, col = bn * BN + cl;
             Pack<Out, 2> p;
             p.v[0] = from_float<Out>(row < M && col < N ? epilogue(acc[mi][j * 4 + half * 2], b, row, col) : 0.0f);
             p.v[1] = from_float<Out>(row < M && col + 1 < N ? epilogue(acc[mi][j * 4 + half * 2 + 1], b, row, col + 1) : 0.0f);
@@ -198,7 +215,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
       wgmma::sync_warpgroup(1 + c);
       if (t == 0) {
 #pragma unroll
-        for (int jb = 0; jb < BN / 64; ++jb) wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + c * WM, b);
+        for (int jb = 0; jb < BN / 64; ++jb) wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b);
         asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
       }
     } else {
@@ -209,7 +226,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
         for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
-            const int row = bm * BM + c * WM + mi * 64 + warp * 16 + lane / 4 + half * 8;
+            const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
             const int col = bn * BN + j * 8 + (lane % 4) * 2;
             gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue);
           }
@@ -224,10 +241,10 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
 /// The kernel body. `Mma::run(acc, desc_a, desc_b, accumulate)` issues one
 /// wgmma.mma_async m64 x BN x k16 (generated per BN and dtype). Dynamic shared memory:
 /// STAGES * (BM + BN) * 64 * 2 bytes of tiles, with TMA_STORE a BM x BN staging tile of the
-/// output (stored through `map_c`, 2-byte outputs), 1024 bytes of alignment slack and the
-/// barriers.
+/// output per consumer (stored through `map_c`, 2-byte outputs), 1024 bytes of alignment slack
+/// and the barriers. PINGPONG: the consumers take whole tiles in turn instead of sharing each.
 template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
-          int GROUP_M, bool TMA_STORE, class Epilogue, class Mma>
+          int GROUP_M, bool TMA_STORE, bool PINGPONG, class Epilogue, class Mma>
 __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& epilogue, const TensorMap& map_a,
                                            const TensorMap& map_b, const TensorMap* map_c) {
   constexpr int BK = 64;                             // one 128-byte swizzle row of 2-byte elements
@@ -236,21 +253,27 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& 
   constexpr int kTiles = kTilesM * kTilesN * BATCH;
   constexpr int kTilesK = (K + BK - 1) / BK;
   constexpr unsigned kSlotBytes = (kTileA + kTileB) * 2;
-  static_assert(BM % (64 * CONSUMERS) == 0 && (TRANS_B || BN % 64 == 0), "tile shape");
+  constexpr int WM = PINGPONG ? BM : BM / CONSUMERS;  // output rows per consumer and tile
+  static_assert(WM % 64 == 0 && (TRANS_B || BN % 64 == 0), "tile shape");
 
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* base = smem_raw + ((1024 - (wgmma::smem(smem_raw) & 1023)) & 1023);  // swizzle atoms
   In* sA = reinterpret_cast<In*>(base);
   In* sB = sA + STAGES * kTileA;
-  Out* sC = reinterpret_cast<Out*>(sB + STAGES * kTileB);  // staging tiles of the TMA stores (BM x BN)
-  unsigned long long* full = reinterpret_cast<unsigned long long*>(sC + (TMA_STORE ? BM * BN : 0));
+  Out* sC = reinterpret_cast<Out*>(sB + STAGES * kTileB);  // staging tiles of the TMA stores (WM x BN each)
+  unsigned long long* full = reinterpret_cast<unsigned long long*>(sC + (TMA_STORE ? CONSUMERS * WM * BN : 0));
   unsigned long long* empty = full + STAGES;
+  unsigned long long* turn = empty + STAGES;  // ping-pong: whose turn to start a tile's MMAs
 
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
       wgmma::bar_init(&full[s], 1);
-      wgmma::bar_init(&empty[s], CONSUMERS * 4);  // lane 0 of every consumer warp
+      wgmma::bar_init(&empty[s], PINGPONG ? 4 : CONSUMERS * 4);  // lane 0 of every warp that reads the slot
+    }
+    if constexpr (PINGPONG) {
+      wgmma::bar_init(&turn[0], 4);
+      wgmma::bar_init(&turn[1], 4);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -283,8 +306,8 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& 
       }
     }
   } else {
-    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, TMA_STORE, Epilogue, Mma>(
-        C, epilogue, sA, sB, sC + (wg - 1) * (BM / CONSUMERS) * BN, map_c, full, empty, wg - 1, t);
+    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, Epilogue, Mma>(
+        C, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, full, empty, turn, wg - 1, t);
   }
 }
 

@@ -86,14 +86,14 @@ int main(int argc, char** argv) {
 
   // Split-K only pays when K dwarfs M and N (too few output tiles to fill the GPU).
   const bool split_k_shape = s.k >= 8 * std::max(s.m, s.n);
-  // TESSERA_BENCH_FAMILY=gemm_wgmma times the Hopper family instead (its whole valid space
-  // with group_m 8 and 16).
+  // TESSERA_BENCH_FAMILY=gemm_wgmma times the Hopper family instead (its valid space with
+  // group_m 8 or 16 and the TMA-store epilogue).
   const char* family_env = std::getenv("TESSERA_BENCH_FAMILY");
   const bool hopper = family_env && std::string(family_env) == "gemm_wgmma";
   auto family = hopper ? kernels::make_gemm_wgmma_family() : kernels::make_gemm_tc_family();
   std::vector<Schedule> schedules;
   for (const Schedule& sc : kernels::enumerate_space(*family, w, *dev.spec)) {
-    bool keep = hopper ? sc.get("group_m") > 1
+    bool keep = hopper ? sc.get("group_m") > 1 && sc.get("tma_store") == 1
                        : sc.get("vec") == 8 && sc.get("group_m") == 8 && (sc.get("split_k") == 1 || split_k_shape);
     if (keep && !family->validate(sc, w, *dev.spec)) schedules.push_back(sc);
   }

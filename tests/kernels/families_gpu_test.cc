@@ -155,13 +155,17 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
       "matmul:m=1000,n=1000,k=136:f16", "matmul:m=333,n=264,k=96:bf16:out=f32:epilogue=bias+gelu",
       "matmul:m=128,n=200,k=64,tb=1:f16:epilogue=residual+relu", "batch_matmul:b=3,m=77,n=64,k=40:f16",
       "matmul:m=2048,n=2048,k=512:f16", "matmul:m=384,n=3072,k=768,tb=1:f16:epilogue=bias+gelu"};
-  // Both epilogues: stores from registers, and staged through shared memory for TMA stores.
-  for (int64_t tma_store : {0, 1}) {
-    auto [tried, passed] = check_family(*make_gemm_wgmma_family(), shapes, 5,
-                                        [&](const Schedule& s) { return s.get("tma_store") == tma_store; });
-    EXPECT_GE(tried, tma_store ? 20 : 30);
-    EXPECT_EQ(passed, tried);
-  }
+  // Both epilogues (stores from registers; staged through shared memory for TMA stores), with
+  // the consumers sharing each tile or taking whole tiles in turn (ping-pong).
+  for (int64_t pingpong : {0, 1})
+    for (int64_t tma_store : {0, 1}) {
+      SCOPED_TRACE("pingpong=" + std::to_string(pingpong) + " tma_store=" + std::to_string(tma_store));
+      auto [tried, passed] = check_family(*make_gemm_wgmma_family(), shapes, pingpong ? 3 : 5, [&](const Schedule& s) {
+        return s.get("tma_store") == tma_store && s.get("pingpong") == pingpong;
+      });
+      EXPECT_GE(tried, pingpong ? 12 : tma_store ? 20 : 30);
+      EXPECT_EQ(passed, tried);
+    }
 }
 
 TEST_F(FamiliesGpu, SplitKGemmMatchesReference) {

@@ -16,10 +16,11 @@
 namespace tessera::kernels {
 namespace {
 
-Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_t group = 8, int64_t tma_store = 0) {
+Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_t group = 8, int64_t tma_store = 0,
+                int64_t pingpong = 0) {
   return {"gemm_wgmma",
           {{"block_m", bm}, {"block_n", bn}, {"block_k", 64}, {"stages", stages}, {"consumers", consumers}, {"group_m", group},
-           {"tma_store", tma_store}}};
+           {"tma_store", tma_store}, {"pingpong", pingpong}}};
 }
 
 const std::vector<std::string> kShapes = {
@@ -43,7 +44,7 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
   auto f = make_gemm_wgmma_family();
   Workload big = Workload::parse("matmul:m=8192,n=8192,k=8192:f16");
   EXPECT_FALSE(f->validate(wgmma(128, 256, 4, 2), big, h100).has_value());
-  EXPECT_EQ(*f->validate(wgmma(128, 256, 5, 2), big, h100), "shared memory 246864 B exceeds 232448 B");
+  EXPECT_EQ(*f->validate(wgmma(128, 256, 5, 2), big, h100), "shared memory 246880 B exceeds 232448 B");
   EXPECT_NE(f->validate(wgmma(256, 256, 3, 2), big, h100)->find("accumulators"), std::string::npos);
   EXPECT_EQ(*f->validate(wgmma(64, 128, 4, 2), big, h100), "block_m must be a multiple of 64 per consumer warpgroup");
   EXPECT_EQ(*f->validate(wgmma(128, 128, 4, 2), Workload::parse("matmul:m=64,n=64,k=60:f16"), h100),
@@ -55,12 +56,18 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
             "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)");
   // The TMA-store epilogue stages a BM x BN tile: 4 stages of 128x256 no longer fit with it.
   EXPECT_FALSE(f->validate(wgmma(128, 256, 3, 2, 8, 1), big, h100).has_value());
-  EXPECT_EQ(*f->validate(wgmma(128, 256, 4, 2, 8, 1), big, h100), "shared memory 263232 B exceeds 232448 B");
+  EXPECT_EQ(*f->validate(wgmma(128, 256, 4, 2, 8, 1), big, h100), "shared memory 263248 B exceeds 232448 B");
   EXPECT_EQ(*f->validate(wgmma(128, 128, 4, 2, 8, 1), Workload::parse("matmul:m=64,n=64,k=64:f16:out=f32"), h100),
             "tma_store stages 2-byte outputs only");
   EXPECT_NE(f->validate(wgmma(128, 96, 4, 2, 8, 1), Workload::parse("matmul:m=64,n=96,k=64,tb=1:f16"), h100)
                 ->find("tma_store needs"),
             std::string::npos);
+  // Ping-pong: each consumer takes whole tiles (and stages a whole tile's output).
+  EXPECT_EQ(*f->validate(wgmma(128, 128, 4, 1, 8, 1, 1), big, h100), "pingpong needs two consumer warpgroups");
+  EXPECT_FALSE(f->validate(wgmma(128, 128, 4, 2, 8, 1, 1), big, h100).has_value());
+  EXPECT_NE(f->validate(wgmma(128, 256, 2, 2, 8, 0, 1), big, h100)->find("accumulators"), std::string::npos);
+  EXPECT_FALSE(f->validate(wgmma(128, 128, 5, 2, 8, 1, 1), big, h100).has_value());
+  EXPECT_EQ(f->validate(wgmma(128, 128, 6, 2, 8, 1, 1), big, h100).value_or(""), "shared memory 263280 B exceeds 232448 B");
   HardwareSpec a100 = find_spec("a100_sxm");
   EXPECT_EQ(*f->validate(wgmma(128, 128, 4, 2), big, a100), "wgmma and setmaxnreg need an sm_90 (Hopper) GPU");
   for (const std::string& spec : kShapes) {
@@ -79,7 +86,7 @@ TEST(GemmWgmma, PlanIsPersistentWithTensorMapsOverAAndB) {
   EXPECT_TRUE(src.launch.persistent);
   EXPECT_EQ(src.launch.grid[0], 8 * 5 * 3);  // tiles; the launcher caps the blocks at the SM count
   EXPECT_EQ(src.launch.block[0], 384);
-  EXPECT_EQ(src.launch.dynamic_smem_bytes, 4 * 256 * 64 * 2 + 1024 + 64);
+  EXPECT_EQ(src.launch.dynamic_smem_bytes, 4 * 256 * 64 * 2 + 1024 + 80);
   ASSERT_EQ(src.tensor_maps.size(), 2u);
   const TensorMapSpec& a = src.tensor_maps[0];
   EXPECT_EQ(a.tensor, 0);
@@ -97,7 +104,7 @@ TEST(GemmWgmma, PlanIsPersistentWithTensorMapsOverAAndB) {
   EXPECT_EQ(st.tensor_maps[2].tensor, 3);
   EXPECT_EQ(st.tensor_maps[2].dims, (std::vector<int64_t>{520, 1000, 1}));
   EXPECT_EQ(st.tensor_maps[2].box, (std::vector<int64_t>{64, 64, 1}));
-  EXPECT_EQ(st.launch.dynamic_smem_bytes, 4 * 256 * 64 * 2 + 128 * 128 * 2 + 1024 + 64);
+  EXPECT_EQ(st.launch.dynamic_smem_bytes, 4 * 256 * 64 * 2 + 128 * 128 * 2 + 1024 + 80);
   EXPECT_NE(st.source.find("const __grid_constant__ TensorMap map_c"), std::string::npos);
   KernelSource t = f->emit(Workload::parse("matmul:m=64,n=96,k=64,tb=1:bf16"), wgmma(64, 96, 2, 1));
   EXPECT_EQ(t.tensor_maps[1].dims, (std::vector<int64_t>{64, 96, 1}));
@@ -124,6 +131,7 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   for (int64_t tma_store : {0, 1}) {
     sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 192, 4, 2, 8, tma_store)));
     sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 3, 2, 8, tma_store)));
+    sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 4, 2, 8, tma_store, 1)));
   }
   BuildOptions hopper;
   hopper.headers = device_headers();

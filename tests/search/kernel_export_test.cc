@@ -68,7 +68,7 @@ TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
   db::testing::TempDb tmp("kernel_export_wgmma");
   db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
   Schedule gemm{"gemm_wgmma", {{"block_m", 128}, {"block_n", 256}, {"block_k", 64}, {"stages", 3}, {"consumers", 2},
-                               {"group_m", 8}, {"tma_store", 1}}};
+                               {"group_m", 8}, {"tma_store", 1}, {"pingpong", 0}}};
   database.commit(std::vector<Record>{with_schedule("matmul:m=4096,n=4096,k=4096:f16", gemm, 200, 1)});
   kernels::FamilyRegistry families;
   families.add(kernels::make_gemm_wgmma_family());
