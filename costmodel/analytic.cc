@@ -16,8 +16,9 @@ namespace {
 // or first estimates.
 constexpr double kMmaSyncEfficiency = 0.65;     // mma.sync tops out near 63-65 % of peak on Hopper
 constexpr double kFmaEfficiency = 0.8;          // CUDA-core FMA loops
-// wgmma from shared memory (TilePlan::async_mma); calibrated on the H100 against gemm_wgmma's
-// measured 4096^3 f16 times (gemm_bench, TESSERA_BENCH_FAMILY=gemm_wgmma).
+// wgmma from shared memory (TilePlan::async_mma). Not calibrated yet: a placeholder above
+// mma.sync's, since wgmma needs no fragment loads (on the H100 gemm_wgmma reached 0.79 of the
+// f16 peak on 8192^3, gemm_bench; the model's other terms still need fitting to it).
 constexpr double kWgmmaEfficiency = 0.8;
 constexpr double kSmemBytesPerClock = 128;      // per SM
 constexpr double kL2BandwidthVsDram = 2.5;      // L2 -> SM bandwidth as a multiple of DRAM's

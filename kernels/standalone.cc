@@ -95,7 +95,7 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
                             : m.swizzle_bytes == 64 ? "CU_TENSOR_MAP_SWIZZLE_64B"
                             : m.swizzle_bytes == 32 ? "CU_TENSOR_MAP_SWIZZLE_32B"
                                                     : "CU_TENSOR_MAP_SWIZZLE_NONE";
-      out += "  alignas(64) static thread_local CUtensorMap map" + n + ";\n  {\n"
+      out += "  alignas(64) CUtensorMap map" + n + ";  // copied into the launch's parameters\n  {\n"
              "    const cuuint64_t dims[] = {" + list(m.dims) + "}, strides[] = {" + list(m.strides_bytes) + "};\n"
              "    const cuuint32_t box[] = {" + list(m.box) + "}, steps[] = {" + ones + "};\n"
              "    if (reinterpret_cast<Encode>(encode)(&map" + n + ", " + type + ", " + std::to_string(m.dims.size()) +

@@ -13,6 +13,10 @@
 // + gridDim.x, ...) in GROUP_M-rasterised order, so the producer already loads the next tile
 // while the consumers store the last one through the epilogue.
 //
+// With TMA_STORE the epilogue goes through a shared-memory staging tile and bulk tensor stores
+// instead of stores from registers; with PINGPONG the consumers take whole tiles in turn
+// instead of sharing each one, so one's epilogue overlaps the other's MMAs.
+//
 // Edges: the tensor maps zero-fill whatever a box reads outside its tensor and the stores are
 // predicated, so any M, N and K work; TMA needs 16-byte row strides (K, and N when B is
 // [K, N], multiples of 8).

@@ -90,8 +90,14 @@ TEST_F(GraphSearch, MeasuredCostsRescaleTheModelsEstimates) {
 
   // The MatMul with its relu fused: unmeasured, scaled by its measured unfused form (2x).
   Graph fused = g;
-  for (const auto& r : rule_set_.rules)
-    if (r->name() == "fuse_epilogue") fused = *r->apply(fused, r->find(fused, fused.consumers()).front());
+  for (const auto& r : rule_set_.rules) {
+    if (r->name() != "fuse_epilogue") continue;
+    auto matches = r->find(fused, fused.consumers());
+    ASSERT_EQ(matches.size(), 1u);
+    auto applied = r->apply(fused, matches.front());
+    ASSERT_TRUE(applied.has_value());
+    fused = std::move(*applied);
+  }
   NodeId fused_node = kNone;
   for (size_t n = 0; n < fused.nodes().size(); ++n)
     if (!fused.nodes()[n].removed && fused.nodes()[n].op == OpType::kFusedMatMul) fused_node = static_cast<NodeId>(n);
