@@ -3,8 +3,8 @@
 // 60 valid schedules (gemm_tc: the sub-space vec 8, group_m 8, split-K only when K >= 8
 // max(M, N)) is compiled and timed; the table shows the fastest and cuBLAS. (Choosing well
 // among all of them is the search's job, not this.) B may be transposed (tb=1, as nn.Linear
-// stores it). With epilogue=bias+gelu the baseline is cuBLAS followed by a separate bias+GELU
-// kernel (16-byte accesses), timed together.
+// stores it). With an epilogue of bias, relu and gelu (e.g. epilogue=bias+gelu) the baseline is
+// cuBLAS followed by a separate kernel applying it (16-byte accesses), timed together.
 //
 //   gemm_bench [SPEC]      default matmul:m=4096,n=4096,k=4096:f16
 //
@@ -51,28 +51,44 @@ double time_us(Launch&& launch, int reps = 20) {
 }  // namespace
 
 namespace {
-// The vendor baseline's second kernel: out = gelu(c + bias[col]), 8 f16 per thread.
-const char* kBiasGelu = R"(#include "tessera/common.cuh"
+// The vendor baseline's second kernel for an epilogue of bias / relu / gelu: out = op(c, ...),
+// 8 f16 per thread.
+std::string epilogue_kernel_source(const std::vector<EpilogueOp>& ops) {
+  std::string body;
+  for (EpilogueOp op : ops) {
+    if (op == EpilogueOp::kBias) body += "    x += to_float(b.v[j]);\n";
+    if (op == EpilogueOp::kRelu) body += "    x = fmaxf(x, 0.0f);\n";
+    if (op == EpilogueOp::kGelu) body += "    x = gelu(x);\n";
+  }
+  return R"(#include "tessera/common.cuh"
 using namespace tessera;
-extern "C" __global__ void bias_gelu(const F16* __restrict__ c, const F16* __restrict__ bias, F16* __restrict__ out,
-                                     long long total, int n) {
+extern "C" __global__ void epilogue(const F16* __restrict__ c, const F16* __restrict__ bias, F16* __restrict__ out,
+                                    long long total, int n) {
   const long long i = (blockIdx.x * (long long)blockDim.x + threadIdx.x) * 8;
   if (i >= total) return;
   Pack<F16, 8> v = *reinterpret_cast<const Pack<F16, 8>*>(c + i);
   const Pack<F16, 8> b = *reinterpret_cast<const Pack<F16, 8>*>(bias + i % n);
+  (void)b;
 #pragma unroll
-  for (int j = 0; j < 8; ++j) v.v[j] = from_float<F16>(gelu(to_float(v.v[j]) + to_float(b.v[j])));
+  for (int j = 0; j < 8; ++j) {
+    float x = to_float(v.v[j]);
+)" + body + R"(    v.v[j] = from_float<F16>(x);
+  }
   *reinterpret_cast<Pack<F16, 8>*>(out + i) = v;
 }
 )";
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   Workload w = Workload::parse(argc > 1 ? argv[1] : "matmul:m=4096,n=4096,k=4096:f16");
-  const bool bias_gelu = w.epilogue == std::vector<EpilogueOp>{EpilogueOp::kBias, EpilogueOp::kGelu};
-  if (w.kind != OpKind::kMatmul || w.dtype != DType::kF16 || w.out_dtype != DType::kF16 ||
-      !(w.epilogue.empty() || bias_gelu) || w.matmul().trans_a || (bias_gelu && w.matmul().n % 8 != 0)) {
-    std::fprintf(stderr, "gemm_bench compares f16 matmul (A not transposed; no epilogue, or bias+gelu with n %% 8 == 0) with cuBLAS\n");
+  // With an epilogue (bias, relu, gelu) the baseline is cuBLAS followed by a separate kernel.
+  const bool fused = !w.epilogue.empty();
+  const bool has_bias = std::ranges::find(w.epilogue, EpilogueOp::kBias) != w.epilogue.end();
+  const bool supported_epilogue = std::ranges::find(w.epilogue, EpilogueOp::kResidual) == w.epilogue.end();
+  if (w.kind != OpKind::kMatmul || w.dtype != DType::kF16 || w.out_dtype != DType::kF16 || !supported_epilogue ||
+      w.matmul().trans_a || (fused && w.matmul().n % 8 != 0)) {
+    std::fprintf(stderr, "gemm_bench compares f16 matmul (A not transposed; an epilogue of bias, relu and gelu only, with n %% 8 == 0) with cuBLAS\n");
     return 2;
   }
   measure::DeviceScan scan = measure::scan_devices();
@@ -112,10 +128,10 @@ int main(int argc, char** argv) {
   }
   std::vector<kernels::KernelSource> sources;
   for (const Schedule& sc : schedules) sources.push_back(family->emit(w, sc));
-  kernels::KernelSource epilogue_kernel("bias_gelu", kBiasGelu);
+  kernels::KernelSource epilogue_kernel("epilogue", epilogue_kernel_source(w.epilogue));
   epilogue_kernel.launch.grid[0] = (s.m * s.n / 8 + 255) / 256;
   epilogue_kernel.launch.block[0] = 256;
-  if (bias_gelu) sources.push_back(epilogue_kernel);
+  if (fused) sources.push_back(epilogue_kernel);
   kernels::BuildOptions options;
   options.arch = measure::nvrtc_arch(dev.properties.cc_major, dev.properties.cc_minor);
   options.headers = kernels::device_headers();
@@ -141,9 +157,9 @@ int main(int argc, char** argv) {
   cublasCreate(&handle);
   float one = 1, zero = 0;
   std::optional<measure::LoadedPlan> epilogue_plan;
-  if (bias_gelu) {
+  if (fused) {
     if (built.back().status != Status::kOk) {
-      std::fprintf(stderr, "bias_gelu did not compile: %s\n", built.back().error.c_str());
+      std::fprintf(stderr, "the epilogue kernel did not compile: %s\n", built.back().error.c_str());
       return 1;
     }
     epilogue_plan.emplace(built.back().cubin, epilogue_kernel);
@@ -161,9 +177,9 @@ int main(int argc, char** argv) {
   auto cublas = [&] {
     cublasGemmEx(handle, s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(s.n), static_cast<int>(s.m),
                  static_cast<int>(s.k), &one, db.data(), CUDA_R_16F, static_cast<int>(s.trans_b ? s.k : s.n), da.data(),
-                 CUDA_R_16F, static_cast<int>(s.k), &zero, bias_gelu ? dtmp.data() : dref.data(), CUDA_R_16F,
+                 CUDA_R_16F, static_cast<int>(s.k), &zero, fused ? dtmp.data() : dref.data(), CUDA_R_16F,
                  static_cast<int>(s.n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
-    if (bias_gelu) (void)epilogue_plan->enqueue(epilogue_args);
+    if (fused) (void)epilogue_plan->enqueue(epilogue_args);
   };
   double cublas_us = time_us(cublas);
   const std::vector<uint8_t> ref = dref.download();
@@ -193,7 +209,7 @@ int main(int argc, char** argv) {
     void* pc = dc.data();
     void* pw = workspace.data();
     std::vector<void*> args{&pa, &pb};
-    if (bias_gelu) args.push_back(&pbias);
+    if (has_bias) args.push_back(&pbias);
     args.push_back(&pc);
     if (sources[i].workspace_bytes > 0) args.push_back(&pw);
     auto launch = [&] { (void)plan.enqueue(args); };
@@ -225,7 +241,7 @@ int main(int argc, char** argv) {
                 cublas_us / us);
   }
   std::printf("%-90s %10.1f %10.1f %7.2fx\n",
-              bias_gelu ? "cuBLAS (cublasGemmEx, f32 compute) + bias+GELU kernel" : "cuBLAS (cublasGemmEx, f32 compute)",
+              fused ? "cuBLAS (cublasGemmEx, f32 compute) + epilogue kernel" : "cuBLAS (cublasGemmEx, f32 compute)",
               cublas_us, flops / cublas_us / 1e6, 1.0);
   if (results.empty()) return 1;
   std::printf("gemm=%s best_tflops=%.1f cublas_tflops=%.1f ratio=%.3f\n", w.key().c_str(), flops / results[0].us / 1e6,
