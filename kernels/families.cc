@@ -49,7 +49,8 @@ std::vector<Schedule> enumerate_space(const KernelFamily& family, const Workload
 
 EpilogueCode matmul_epilogue_code(const Workload& w) {
   EpilogueCode code;
-  std::string members, body;
+  // body: operator()'s steps; pair_body: apply()'s, with the bias from the Cols loaded once.
+  std::string members, body, pair_body, cols = "  struct Cols {};\n  __device__ Cols cols(int) const { return {}; }\n";
   for (EpilogueOp op : w.epilogue) {
     switch (op) {
       case EpilogueOp::kBias:
@@ -57,24 +58,39 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
         members += "  const Out* bias;\n";
         code.init += "bias, ";
         body += "    v += to_float(bias[col]);\n";
+        pair_body += "    v += c.bias[i];\n";
+        cols = "  struct Cols { float bias[2]; };\n"
+               "  __device__ Cols cols(int col) const {\n"
+               "    return {{col < kN ? to_float(bias[col]) : 0.0f, col + 1 < kN ? to_float(bias[col + 1]) : 0.0f}};\n"
+               "  }\n";
         break;
       case EpilogueOp::kResidual:
         code.params += "const Out* __restrict__ residual, ";
         members += "  const Out* residual;\n";
         code.init += "residual, ";
         body += "    v += to_float(residual[(b * kM + row) * kN + col]);\n";
+        pair_body += "    v += to_float(residual[(b * kM + row) * kN + col]);\n";
         break;
-      case EpilogueOp::kRelu: body += "    v = fmaxf(v, 0.0f);\n"; break;
-      case EpilogueOp::kGelu: body += "    v = gelu(v);\n"; break;
+      case EpilogueOp::kRelu:
+        body += "    v = fmaxf(v, 0.0f);\n";
+        pair_body += "    v = fmaxf(v, 0.0f);\n";
+        break;
+      case EpilogueOp::kGelu:
+        body += "    v = gelu(v);\n";
+        pair_body += "    v = gelu(v);\n";
+        break;
     }
   }
   if (members.empty()) members = "  int unused;\n", code.init = "0, ";
   code.init.resize(code.init.size() - 2);
   const MatmulShape& m = w.matmul();
   code.type = "constexpr long long kM = " + std::to_string(m.m) + ", kN = " + std::to_string(m.n) + ";\n"
-              "struct Epilogue {\n" + members +
+              "struct Epilogue {\n" + members + cols +
               "  __device__ float operator()(float v, long long b, int row, int col) const {\n" + body +
-              "    (void)b; (void)row; (void)col;\n    return v;\n  }\n};\n";
+              "    (void)b; (void)row; (void)col;\n    return v;\n  }\n"
+              "  // Column col + i of a pair whose per-column values cols(col) loaded once for all its rows.\n"
+              "  __device__ float apply(float v, const Cols& c, int i, long long b, int row, int col) const {\n" +
+              pair_body + "    (void)c; (void)i; (void)b; (void)row; (void)col;\n    return v;\n  }\n};\n";
   return code;
 }
 

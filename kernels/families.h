@@ -42,7 +42,10 @@ std::unique_ptr<KernelFamily> make_conv_direct_family();
 
 /// Device code of a matmul's epilogue: the kernel parameters after A and B (in the
 /// workload's epilogue order), and a `struct Epilogue` whose operator()(v, batch, row, col)
-/// applies the steps; `init` initialises it from those parameters.
+/// applies the steps; `init` initialises it from those parameters. For stores of column
+/// pairs the struct also has `Cols cols(col)` (the per-column values of columns col and
+/// col + 1, the bias, loaded once per thread and tile rather than per row) and
+/// `apply(v, cols, i, batch, row, col + i)`.
 struct EpilogueCode {
   std::string params;  ///< e.g. "const Out* __restrict__ bias, "
   std::string type;    ///< the struct definition

@@ -94,21 +94,22 @@ __device__ __forceinline__ void raster(int& bm, int& bn) {
   bn = (pid % (GROUP_M * kGridN)) / rows_in_group;
 }
 
-/// Stores accumulators (v0, v1) of columns (col, col + 1) of `row` through the epilogue:
-/// one aligned pair store where possible, else element by element; outside the matrix nothing.
+/// Stores accumulators (v0, v1) of columns (col, col + 1) of `row` through the epilogue, with
+/// those columns' values `cols` = epilogue.cols(col): one aligned pair store where possible, else
+/// element by element; outside the matrix nothing.
 template <int M, int N, class Out, class Epilogue>
 __device__ __forceinline__ void store_pair(Out* C, int row, int col, long long batch, float v0, float v1,
-                                           const Epilogue& epilogue) {
+                                           const Epilogue& epilogue, const typename Epilogue::Cols& cols) {
   if (row >= M) return;
   Out* dst = C + (long long)row * N + col;
   if (N % 2 == 0 && col + 1 < N) {
     Pack<Out, 2> p;
-    p.v[0] = from_float<Out>(epilogue(v0, batch, row, col));
-    p.v[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
+    p.v[0] = from_float<Out>(epilogue.apply(v0, cols, 0, batch, row, col));
+    p.v[1] = from_float<Out>(epilogue.apply(v1, cols, 1, batch, row, col + 1));
     *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
   } else {
-    if (col < N) dst[0] = from_float<Out>(epilogue(v0, batch, row, col));
-    if (col + 1 < N) dst[1] = from_float<Out>(epilogue(v1, batch, row, col + 1));
+    if (col < N) dst[0] = from_float<Out>(epilogue.apply(v0, cols, 0, batch, row, col));
+    if (col + 1 < N) dst[1] = from_float<Out>(epilogue.apply(v1, cols, 1, batch, row, col + 1));
   }
 }
 
@@ -290,7 +291,7 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
             if (col + 1 < N) dst[1] = v1;
           }
         } else {
-          gemm::store_pair<M, N>(C, row, col, batch, v0, v1, epilogue);
+          gemm::store_pair<M, N>(C, row, col, batch, v0, v1, epilogue, epilogue.cols(col));
         }
       }
 }

@@ -128,13 +128,16 @@ __device__ __forceinline__ void gemm_tf32(const float* __restrict__ A, const flo
   });
 
 #pragma unroll
-  for (int i = 0; i < MT; ++i)
+  for (int j = 0; j < NT; ++j) {
+    const int col = bn * BN + wn * WTN + j * 8 + t * 2;
+    const typename Epilogue::Cols cols = epilogue.cols(col);
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+    for (int i = 0; i < MT; ++i)
 #pragma unroll
       for (int half = 0; half < 2; ++half)
-        gemm::store_pair<M, N>(C, bm * BM + wm * WTM + i * 16 + g + half * 8, bn * BN + wn * WTN + j * 8 + t * 2, batch,
-                               acc[i][j][half * 2], acc[i][j][half * 2 + 1], epilogue);
+        gemm::store_pair<M, N>(C, bm * BM + wm * WTM + i * 16 + g + half * 8, col, batch, acc[i][j][half * 2],
+                               acc[i][j][half * 2 + 1], epilogue, cols);
+  }
 }
 
 }  // namespace tessera

@@ -201,20 +201,28 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
       // next tile computes. The previous tile's stores must have read the staging tile first.
       if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
       wgmma::sync_warpgroup(1 + c);
+      // Column pairs outer, so the epilogue's per-column values (the bias) load once per tile.
+      // The tensor store drops what lies outside C; the checks only keep the epilogue's own
+      // reads (bias, residual) in bounds, and vanish where the tiles divide M and N.
 #pragma unroll
-      for (int mi = 0; mi < MI; ++mi)
+      for (int j = 0; j < BN / 8; ++j) {
+        const int cl = j * 8 + (lane % 4) * 2, col = bn * BN + cl;
+        const typename Epilogue::Cols cols = epilogue.cols(col);
+        const bool in0 = N % BN == 0 || col < N, in1 = N % BN == 0 || col + 1 < N;
 #pragma unroll
-        for (int j = 0; j < BN / 8; ++j)
+        for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
-            const int r = mi * 64 + warp * 16 + lane / 4 + half * 8, cl = j * 8 + (lane % 4) * 2;
-            const int row = bm * BM + row0 + r, col = bn * BN + cl;
+            const int r = mi * 64 + warp * 16 + lane / 4 + half * 8;
+            const int row = bm * BM + row0 + r;
+            const bool in_row = M % BM == 0 || row < M;
             Pack<Out, 2> p;
-            p.v[0] = from_float<Out>(row < M && col < N ? epilogue(acc[mi][j * 4 + half * 2], b, row, col) : 0.0f);
-            p.v[1] = from_float<Out>(row < M && col + 1 < N ? epilogue(acc[mi][j * 4 + half * 2 + 1], b, row, col + 1) : 0.0f);
+            p.v[0] = from_float<Out>(in_row && in0 ? epilogue.apply(acc[mi][j * 4 + half * 2], cols, 0, b, row, col) : 0.0f);
+            p.v[1] = from_float<Out>(in_row && in1 ? epilogue.apply(acc[mi][j * 4 + half * 2 + 1], cols, 1, b, row, col + 1) : 0.0f);
             Out* dst = sC + (cl / 64) * WM * 64 + r * 64 + ((((cl % 64) / 8) ^ (r % 8)) * 8) + cl % 8;
             *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
           }
+      }
       asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the bulk copies
       wgmma::sync_warpgroup(1 + c);
       if (t == 0) {
@@ -225,15 +233,18 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
     } else {
       Out* out = C + (long long)b * M * N;
 #pragma unroll
-      for (int mi = 0; mi < MI; ++mi)
+      for (int j = 0; j < BN / 8; ++j) {
+        const int col = bn * BN + j * 8 + (lane % 4) * 2;
+        const typename Epilogue::Cols cols = epilogue.cols(col);
 #pragma unroll
-        for (int j = 0; j < BN / 8; ++j)
+        for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
             const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
-            const int col = bn * BN + j * 8 + (lane % 4) * 2;
-            gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue);
+            gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue,
+                                   cols);
           }
+      }
     }
   }
   // The block's shared memory must outlive the stores that read it.

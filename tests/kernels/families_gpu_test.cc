@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <optional>
 
 #include "kernels/builder.h"
 #include "kernels/families.h"
@@ -123,6 +124,52 @@ TEST_F(FamiliesGpu, ElementwiseMatchesReference) {
                                       6);
   EXPECT_GE(tried, 20);
   EXPECT_EQ(passed, tried);
+}
+
+// The device GELU (common.cuh) against the double-precision reference over its whole range,
+// in f32 and tighter than the family tolerance: 2e-5 of each value. The old erff form,
+// 0.5 x (1 + erff(x / sqrt 2)), fails this below x = -4 where 1 + erff cancels.
+TEST_F(FamiliesGpu, GeluIsAccurateOverItsRange) {
+  const int64_t n = 1 << 20;
+  Workload w = Workload::parse("elementwise:ops=gelu,n=" + std::to_string(n) + ":f32");
+  std::unique_ptr<KernelFamily> family = make_elementwise_family();
+  const measure::Device& dev = scan_.devices.front();
+  std::optional<Schedule> schedule;
+  for (const Schedule& s : enumerate_space(*family, w, *dev.spec))
+    if (!family->validate(s, w, *dev.spec)) {
+      schedule = s;
+      break;
+    }
+  ASSERT_TRUE(schedule.has_value());
+  BuildOptions options;
+  options.arch = measure::nvrtc_arch(dev.properties.cc_major, dev.properties.cc_minor);
+  options.headers = device_headers();
+  KernelSource source = family->emit(w, *schedule);
+  std::vector<CompiledKernel> built = Builder(options).build(std::vector<KernelSource>{source});
+  ASSERT_EQ(built[0].status, Status::kOk) << built[0].error;
+
+  HostTensor x{{n}, std::vector<float>(static_cast<size_t>(n))};
+  for (int64_t i = 0; i < n; ++i) x.data[static_cast<size_t>(i)] = -12.0f + 24.0f * static_cast<float>(i) / (n - 1);
+  HostTensor want = reference(w, std::vector<HostTensor>{x});
+  measure::DeviceBuffer in(static_cast<size_t>(n * 4)), out(static_cast<size_t>(n * 4));
+  in.upload(encode(x, DType::kF32));
+  out.fill(0xFF);
+  void* pin = in.data();
+  void* pout = out.data();
+  std::vector<void*> args{&pin, &pout};
+  measure::LaunchOutcome run = measure::launch_once(built[0], source, args);
+  ASSERT_EQ(run.status, Status::kOk) << run.error;
+  HostTensor got = decode(out.download(), want.shape, DType::kF32);
+  int64_t bad = 0;
+  double worst = 0, worst_x = 0;
+  for (size_t i = 0; i < want.data.size(); ++i) {
+    const double err = std::fabs(static_cast<double>(got.data[i]) - want.data[i]);
+    const double rel = err / std::max(std::fabs(static_cast<double>(want.data[i])), 1e-30);
+    if (!(err <= 2e-5 * std::fabs(want.data[i]) + 1e-30)) ++bad;
+    if (!(rel <= worst)) worst = rel, worst_x = x.data[i];
+  }
+  std::printf("[ gelu     ] worst relative error %.3g at x = %.4f over [-12, 12]\n", worst, worst_x);
+  EXPECT_EQ(bad, 0) << bad << " of " << n << " outside 2e-5 relative (worst " << worst << " at x = " << worst_x << ")";
 }
 
 TEST_F(FamiliesGpu, RowsMatchReference) {
