@@ -80,6 +80,11 @@ TEST(Reference, MatmulTransposesAndEpilogues) {
               {0, 22, 43, 0});
   std::vector<HostTensor> one = {t({1, 1}, {1}), t({1, 1}, {1})};
   expect_near(reference(Workload::parse("matmul:m=1,n=1,k=1:f32:epilogue=gelu"), one), {0.8413447460685429f});
+  // Far out on the negative side, where 1 + erf(x / sqrt 2) cancels to zero even in double:
+  // gelu(-10) = -10 Phi(-10) = -7.619853e-23.
+  std::vector<HostTensor> far = {t({1, 1}, {-10}), t({1, 1}, {1})};
+  HostTensor tail = reference(Workload::parse("matmul:m=1,n=1,k=1:f32:epilogue=gelu"), far);
+  EXPECT_NEAR(tail.data[0] / -7.619853024160527e-23, 1.0, 1e-6);
   // Non-square, with a batch.
   std::vector<HostTensor> bin = {t({2, 1, 3}, {1, 2, 3, 4, 5, 6}), t({2, 3, 1}, {1, 1, 1, 1, 0, -1})};
   expect_near(reference(Workload::parse("batch_matmul:b=2,m=1,n=1,k=3:f32"), bin), {6, -2});
