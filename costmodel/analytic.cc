@@ -94,11 +94,24 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   double points = 1;
   for (int64_t b : p.block) points *= double(b);
   double flops_block = points * e.flops_per_point;
-  double in_bytes = 0, out_bytes = 0;
+  const int m_axis = axis_named(e, "m"), n_axis = axis_named(e, "n");
+  auto uses = [&](size_t t, int axis) {
+    for (const AffineExpr& ix : e.tensors[t].index)
+      for (const AffineTerm& term : ix.terms)
+        if (term.axis == axis) return true;
+    return false;
+  };
+  // l2_in_bytes: what L2 delivers per block (inputs shared by multicast come once per cluster).
+  double in_bytes = 0, out_bytes = 0, l2_in_bytes = 0;
   for (size_t t = 0; t < e.tensors.size(); ++t) {
     double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
-    if (e.tensors[t].role == TensorRole::kInput) in_bytes += bytes * p.input_passes;
-    else out_bytes += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
+    if (e.tensors[t].role == TensorRole::kInput) {
+      in_bytes += bytes * p.input_passes;
+      const bool shared = p.multicast > 1 && m_axis >= 0 && !uses(t, m_axis);
+      l2_in_bytes += bytes * p.input_passes / (shared ? double(p.multicast) : 1.0);
+    } else {
+      out_bytes += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
+    }
   }
 
   // Compute at the instruction's achievable peak, shared by the SM's resident blocks.
@@ -112,7 +125,6 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   double eff = (p.async_mma ? kWgmmaEfficiency : tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
   // A warp tile's MMAs share the issue slots with the ldmatrix loads that feed them: per
   // 16-deep k step, (wtm/16)(wtn/8) MMAs against wtm/16 + wtn/16 fragment loads.
-  const int m_axis = axis_named(e, "m"), n_axis = axis_named(e, "n");
   if (tensor && !p.async_mma && p.warps_m > 0 && p.warps_n > 0) {
     if (m_axis >= 0 && n_axis >= 0) {
       double wtm = std::max(16.0, double(p.block[m_axis]) / double(p.warps_m));
@@ -134,12 +146,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   if (p.warps_m > 0 && p.smem_bytes > 0) {
     // Inputs indexed by the m axis but not n are read by every warp column, and vice versa.
     for (size_t t = 0; t < e.tensors.size() && t < 2; ++t) {
-      bool uses_m = false, uses_n = false;
-      for (const AffineExpr& ix : e.tensors[t].index)
-        for (const AffineTerm& term : ix.terms) {
-          uses_m |= term.axis == m_axis;
-          uses_n |= term.axis == n_axis;
-        }
+      const bool uses_m = uses(t, m_axis), uses_n = uses(t, n_axis);
       double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
       smem_block += bytes * (uses_m && !uses_n ? double(p.warps_n) : uses_n && !uses_m ? double(p.warps_m) : 1.0);
     }
@@ -152,7 +159,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   // 32 x load_bytes (narrow loads cost as many issue cycles as wide ones).
   double l2_per_sm = hw.dram_bandwidth_gbps * 1e9 * kL2BandwidthVsDram / sms;
   double warp_loads = in_bytes / (32.0 * double(std::max<int64_t>(p.load_bytes, 1)));
-  double l2_wave = concurrent * std::max((in_bytes + out_bytes) / l2_per_sm * 1e6,
+  double l2_wave = concurrent * std::max((l2_in_bytes + out_bytes) / l2_per_sm * 1e6,
                                          warp_loads * kCyclesPerWarpLoad / clock_hz * 1e6);
 
   // DRAM: the footprint of the tiles a wave covers together. Blocks are rastered over the

@@ -20,7 +20,7 @@
 
 namespace tessera::costmodel {
 
-inline constexpr int kFeatureVersion = 2;
+inline constexpr int kFeatureVersion = 3;
 
 /// The features' names, in layout order.
 const std::vector<std::string>& feature_names();

@@ -12,6 +12,7 @@ namespace {
 constexpr const char* kConsumers = "consumers";
 constexpr const char* kTmaStore = "tma_store";
 constexpr const char* kPingpong = "pingpong";
+constexpr const char* kClusterM = "cluster_m";
 constexpr int64_t kBlockK = 64;          // one 128-byte swizzle row of 2-byte elements
 constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
 constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
@@ -70,7 +71,8 @@ class GemmWgmmaFamily : public KernelFamily {
             {kConsumers, {1, 2}},
             {std::string(knob::kGroupM), {1, 8, 16}},
             {kTmaStore, {0, 1}},
-            {kPingpong, {0, 1}}};
+            {kPingpong, {0, 1}},
+            {kClusterM, {1, 2}}};
   }
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
@@ -101,10 +103,14 @@ class GemmWgmmaFamily : public KernelFamily {
     if (tma_store && dtype_bytes(w.out_dtype) != 2) return "tma_store stages 2-byte outputs only";
     if (tma_store && (bn % 64 != 0 || m.n % 8 != 0))
       return "tma_store needs block_n and n multiples of 64 and 8 (128-byte boxes, 16-byte row strides)";
+    int64_t cluster = s.get(kClusterM);
+    if (cluster != 1 && cluster != 2) return "cluster_m must be 1 or 2 blocks";
+    if (cluster == 2 && m.trans_b && (bn / 2) % 8 != 0)
+      return "cluster_m 2 multicasts halves of B's tile: block_n / 2 must be a multiple of 8 (swizzle atoms)";
     int64_t smem = smem_bytes(s);
     if (smem > hw.smem_per_block_bytes)
       return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
-    int64_t tiles = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
+    int64_t tiles = ((m.m + bm - 1) / bm + 1) * ((m.n + bn - 1) / bn) * m.batch;
     if (tiles > (int64_t{1} << 31) - 1 || m.k > (int64_t{1} << 31) - 1) return "problem too large for 32-bit tile indices";
     return std::nullopt;
   }
@@ -114,12 +120,14 @@ class GemmWgmmaFamily : public KernelFamily {
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
     int64_t consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
     const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
+    const int64_t cluster = s.get(kClusterM);
     EpilogueCode epi = matmul_epilogue_code(w);
     int64_t threads = 128 * (consumers + 1);
     const std::string entry = "tessera_gemm_wgmma";
     std::string src =
         source_head(w.key() + " | " + s.key(), "gemm_wgmma.cuh", w) + epi.type + mma_struct(bn, w.dtype, !m.trans_b) +
-        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " + entry +
+        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
+        (cluster > 1 ? "__cluster_dims__(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
         "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
         "Out* __restrict__ C, const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b" +
         (tma_store ? ", const __grid_constant__ TensorMap map_c" : "") + ") {\n"
@@ -128,19 +136,23 @@ class GemmWgmmaFamily : public KernelFamily {
         "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
         std::to_string(m.batch) + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
         std::to_string(bn) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
-        std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") +
-        ", Epilogue, Mma>(C, epilogue, map_a, map_b, " +
+        std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " +
+        std::to_string(cluster) + ", Epilogue, Mma>(C, epilogue, map_a, map_b, " +
         (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
     LaunchGeometry g;
-    g.grid[0] = ((m.m + bm - 1) / bm) * ((m.n + bn - 1) / bn) * m.batch;
+    // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
+    // may lie below M: its loads zero-fill and its stores drop).
+    g.grid[0] = ((m.m + bm * cluster - 1) / (bm * cluster)) * ((m.n + bn - 1) / bn) * m.batch * cluster;
     g.block[0] = threads;
     g.dynamic_smem_bytes = smem_bytes(s);
     g.persistent = true;
+    g.cluster = cluster;
     KernelSource out(entry, src, g);
     // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes.
     TensorMapSpec a{0, w.dtype, {m.k, m.m, m.batch}, {m.k * 2, m.m * m.k * 2}, {kBlockK, bm, 1}, 128};
-    TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {kBlockK, bn, 1}, 128}
-                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, kBlockK, 1}, 128};
+    // With a cluster each block loads 1 / cluster of B's tile and multicasts it.
+    TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {kBlockK, bn / cluster, 1}, 128}
+                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, kBlockK / cluster, 1}, 128};
     out.tensor_maps = {a, b};
     if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
       int out_index = static_cast<int>(w.expr().tensors.size()) - 1;
@@ -169,6 +181,7 @@ class GemmWgmmaFamily : public KernelFamily {
     p.smem_bytes = smem_bytes(s);
     p.registers = consumers > 1 ? 232 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
     p.group_m = s.get(knob::kGroupM);
+    p.multicast = s.get(kClusterM);
     // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread
     // over the block's threads, for the model's per-thread bookkeeping).
     p.load_bytes = std::max<int64_t>(16, (bm + bn) * kBlockK * 2 / p.threads);

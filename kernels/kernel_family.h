@@ -32,6 +32,10 @@ struct LaunchGeometry {
   /// A persistent kernel: grid[0] counts work tiles, and the launcher starts at most one block
   /// per multiprocessor of the device (grid[0] if fewer), which loop over the tiles.
   bool persistent = false;
+  /// Blocks per thread-block cluster along x, as the kernel declares with __cluster_dims__
+  /// (grid[0] is a multiple). A persistent launch then starts at most as many clusters as the
+  /// device can hold at once.
+  int64_t cluster = 1;
 };
 
 /// A TMA tensor map the launcher builds (cuTensorMapEncodeTiled) over one of the plan's
@@ -94,6 +98,9 @@ struct TilePlan {
   int64_t registers = 32;           ///< per thread (estimate)
   int64_t split = 1;                ///< slices of the reduction axes; a second kernel adds them
   int64_t group_m = 1;              ///< block rasterisation: block-rows that share B tiles in L2
+  /// Blocks of a cluster (adjacent along m) that share the loads of the inputs not indexed by
+  /// the m axis (B) by TMA multicast: L2 delivers those bytes once per cluster.
+  int64_t multicast = 1;
   int64_t load_bytes = 4;           ///< bytes per global load instruction per thread
   int64_t loads_in_flight = 1;      ///< independent global loads a thread issues before using them
   double input_passes = 1;          ///< times a block reads its inputs (a two-pass row kernel: 2)

@@ -114,6 +114,15 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
     if (g.persistent) {  // one block per multiprocessor at most; the blocks loop over the tiles
       out += "  int device = 0, sms = 0;\n  if ((rc = cudaGetDevice(&device)) != cudaSuccess) return rc;\n"
              "  if ((rc = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return rc;\n";
+      if (g.cluster > 1) {  // whole clusters, as many as the device holds at once
+        const std::string c = std::to_string(g.cluster);
+        out += "  {\n    cudaLaunchConfig_t config{};\n    config.gridDim = dim3(" + grid_x + ", 1, 1);\n"
+               "    config.blockDim = dim3(" + std::to_string(g.block[0]) + ", " + std::to_string(g.block[1]) + ", " +
+               std::to_string(g.block[2]) + ");\n    config.dynamicSmemBytes = " + std::to_string(g.dynamic_smem_bytes) +
+               ";\n    int clusters = 0;\n"
+               "    if ((rc = cudaOccupancyMaxActiveClusters(&clusters, " + kernel + ", &config)) != cudaSuccess) return rc;\n"
+               "    sms = (sms / " + c + " < clusters ? sms / " + c + " : clusters) * " + c + ";\n  }\n";
+      }
       grid_x = "static_cast<unsigned>(sms < " + grid_x + " ? sms : " + grid_x + ")";
     }
     out += "  rc = cudaLaunchKernel(" + kernel + ", dim3(" + grid_x + ", " + std::to_string(g.grid[1]) + ", " +

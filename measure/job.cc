@@ -9,7 +9,8 @@ Json geometry_json(const kernels::LaunchGeometry& g) {
   return Json{{"grid", {g.grid[0], g.grid[1], g.grid[2]}},
               {"block", {g.block[0], g.block[1], g.block[2]}},
               {"smem", g.dynamic_smem_bytes},
-              {"persistent", g.persistent}};
+              {"persistent", g.persistent},
+              {"cluster", g.cluster}};
 }
 
 kernels::LaunchGeometry geometry_from(const Json& j) {
@@ -20,6 +21,7 @@ kernels::LaunchGeometry geometry_from(const Json& j) {
   }
   g.dynamic_smem_bytes = j.at("smem").get<int64_t>();
   g.persistent = j.value("persistent", false);
+  g.cluster = j.value("cluster", int64_t{1});
   return g;
 }
 

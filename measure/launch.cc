@@ -67,7 +67,25 @@ LoadedPlan::LoadedPlan(const std::string& cubin, const kernels::KernelSource& pl
         failed("cudaDeviceGetAttribute(multiProcessorCount)", rc);
         return;
       }
-      g.grid[0] = std::min<int64_t>(g.grid[0], sms);
+      int64_t most = sms;
+      if (g.cluster > 1) {  // whole clusters, as many as fit at once (GPCs may leave SMs over)
+        cudaLaunchConfig_t config{};
+        config.gridDim = dim3(static_cast<unsigned>(g.grid[0]), 1, 1);
+        config.blockDim = dim3(static_cast<unsigned>(g.block[0]), static_cast<unsigned>(g.block[1]),
+                               static_cast<unsigned>(g.block[2]));
+        config.dynamicSmemBytes = static_cast<size_t>(g.dynamic_smem_bytes);
+        int clusters = 0;
+        if ((rc = cudaOccupancyMaxActiveClusters(&clusters, static_cast<const void*>(k), &config)) != cudaSuccess) {
+          failed("cudaOccupancyMaxActiveClusters " + step.entry, rc);
+          return;
+        }
+        if (clusters < 1) {
+          error_ = step.entry + ": no cluster of " + std::to_string(g.cluster) + " blocks fits on this device";
+          return;
+        }
+        most = std::min<int64_t>(most / g.cluster, clusters) * g.cluster;
+      }
+      g.grid[0] = std::min<int64_t>(g.grid[0], most);
     }
     steps_.emplace_back(reinterpret_cast<void*>(k), g);
   }

@@ -66,6 +66,36 @@ __device__ __forceinline__ void load(void* dst, const TensorMap* map, unsigned l
       : "memory");
 }
 
+/// As load(), multicast: the box lands at the same offset of `dst` in the shared memory of every
+/// block of the cluster in `mask`, and completes on the barrier at `bar`'s offset in each.
+__device__ __forceinline__ void load_multicast(void* dst, const TensorMap* map, unsigned long long* bar, int c0, int c1,
+                                               int c2, unsigned short mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, "
+      "{%3, %4, %5}], [%2], %6;\n" ::"r"(smem(dst)),
+      "l"(reinterpret_cast<unsigned long long>(map)), "r"(smem(bar)), "r"(c0), "r"(c1), "r"(c2), "h"(mask)
+      : "memory");
+}
+
+/// This block's rank in its cluster.
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned r;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+}
+/// Arrives on the barrier at `bar`'s offset in the shared memory of cluster block `rank`.
+__device__ __forceinline__ void bar_arrive_cluster(unsigned long long* bar, unsigned rank) {
+  asm volatile(
+      "{\n .reg .b32 remote;\n mapa.shared::cluster.u32 remote, %0, %1;\n"
+      " mbarrier.arrive.release.cluster.shared::cluster.b64 _, [remote];\n}\n" ::"r"(smem(bar)),
+      "r"(rank)
+      : "memory");
+}
+/// Every thread of every block of the cluster (threads may arrive one by one).
+__device__ __forceinline__ void sync_cluster() {
+  asm volatile("barrier.cluster.arrive.release;\n barrier.cluster.wait.acquire;\n" ::: "memory");
+}
+
 /// Copies the box of `map` at (c0, c1, c2) from shared memory at `src` to global memory (a
 /// bulk group of this thread; the box is clipped to the tensor).
 __device__ __forceinline__ void store(const TensorMap* map, const void* src, int c0, int c1, int c2) {
@@ -124,7 +154,7 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
 template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
-          int GROUP_M, bool TMA_STORE, bool PINGPONG, class Epilogue, class Mma>
+          int GROUP_M, bool TMA_STORE, bool PINGPONG, int CLUSTER, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epilogue, const In* sA, const In* sB,
                                         Out* sC, const TensorMap* map_c, unsigned long long* full,
                                         unsigned long long* empty, unsigned long long* turn, int c, int t) {
@@ -133,15 +163,28 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
   const int row0 = PINGPONG ? 0 : c * WM;
   constexpr int kTileA = BM * BK, kTileB = BN * BK;
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
-  constexpr int kTiles = kTilesM * kTilesN * BATCH;
+  constexpr int kTilesMC = (kTilesM + CLUSTER - 1) / CLUSTER;  // tile-rows of cluster tiles
+  constexpr int kUnits = kTilesMC * kTilesN * BATCH;
   constexpr int kTilesK = (K + BK - 1) / BK;
   if constexpr (CONSUMERS > 1) wgmma::grow_registers<232>();
+  const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;
   const int warp = t / 32, lane = t % 32;
+  // A slot goes back once every block it was multicast into has read it: a warp's lane 0
+  // arrives on the slot's empty barrier in each block of the cluster.
+  auto release = [&](int slot) {
+    if (lane != 0) return;
+    if constexpr (CLUSTER > 1) {
+#pragma unroll
+      for (int r = 0; r < CLUSTER; ++r) wgmma::bar_arrive_cluster(&empty[slot], r);
+    } else {
+      wgmma::bar_arrive(&empty[slot]);
+    }
+  };
   float acc[MI][BN / 2];
   int stage = 0;
   unsigned phase = 0;
   int i = 0;  // the tile's place in this block's sequence
-  for (int tile = blockIdx.x; tile < kTiles; tile += gridDim.x, ++i) {
+  for (int unit = blockIdx.x / CLUSTER; unit < kUnits; unit += gridDim.x / CLUSTER, ++i) {
     if constexpr (PINGPONG) {
       // Consumers take the block's tiles in turn, so one's epilogue overlaps the other's MMAs;
       // the producer fills the ring in tile order, so this tile's first slot is known. A
@@ -154,7 +197,8 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
       wgmma::bar_wait(&turn[c], c == 0 ? (j & 1) ^ 1 : j & 1);
     }
     int b, bm, bn;
-    wgmma::tile_coords<kTilesM, kTilesN, GROUP_M>(tile, b, bm, bn);
+    wgmma::tile_coords<kTilesMC, kTilesN, GROUP_M>(unit, b, bm, bn);
+    bm = bm * CLUSTER + rank;  // the blocks of a cluster take adjacent tile-rows of one tile-column
     int previous = -1;  // the slot whose MMAs may still be in flight
     for (int kt = 0; kt < kTilesK; ++kt) {
       wgmma::bar_wait(&full[stage], phase);
@@ -178,7 +222,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
       wgmma::wait<1>();
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
-      if (previous >= 0 && lane == 0) wgmma::bar_arrive(&empty[previous]);
+      if (previous >= 0) release(previous);
       previous = stage;
       if (++stage == STAGES) {
         stage = 0;
@@ -191,7 +235,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
     wgmma::wait<0>();
 #pragma unroll
     for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
-    if (previous >= 0 && lane == 0) wgmma::bar_arrive(&empty[previous]);
+    if (previous >= 0) release(previous);
 
     // Accumulator i of a thread: columns 8 * (i / 4) + 2 * (lane % 4) + (i % 2) of row
     // 16 * warp + lane / 4 + 8 * ((i / 2) % 2) of its m64 block.
@@ -215,7 +259,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
           for (int half = 0; half < 2; ++half) {
             const int r = mi * 64 + warp * 16 + lane / 4 + half * 8;
             const int row = bm * BM + row0 + r;
-            const bool in_row = M % BM == 0 || row < M;
+            const bool in_row = M % (BM * CLUSTER) == 0 || row < M;
             Pack<Out, 2> p;
             p.v[0] = from_float<Out>(in_row && in0 ? epilogue.apply(acc[mi][j * 4 + half * 2], cols, 0, b, row, col) : 0.0f);
             p.v[1] = from_float<Out>(in_row && in1 ? epilogue.apply(acc[mi][j * 4 + half * 2 + 1], cols, 1, b, row, col + 1) : 0.0f);
@@ -258,18 +302,24 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, const Epilogue& epi
 /// STAGES * (BM + BN) * 64 * 2 bytes of tiles, with TMA_STORE a BM x BN staging tile of the
 /// output per consumer (stored through `map_c`, 2-byte outputs), 1024 bytes of alignment slack
 /// and the barriers. PINGPONG: the consumers take whole tiles in turn instead of sharing each.
+/// CLUSTER (1 or 2; the kernel is declared with __cluster_dims__(CLUSTER, 1, 1)): the blocks of
+/// a cluster compute vertically adjacent tiles of one tile-column, so they need the same B tile:
+/// each loads its share of it (BN / CLUSTER rows of a K-major B, 64 / CLUSTER k rows of each box
+/// of a [K, N] B) and multicasts it into every block's slot, halving B's traffic from L2.
 template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
-          int GROUP_M, bool TMA_STORE, bool PINGPONG, class Epilogue, class Mma>
+          int GROUP_M, bool TMA_STORE, bool PINGPONG, int CLUSTER, class Epilogue, class Mma>
 __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& epilogue, const TensorMap& map_a,
                                            const TensorMap& map_b, const TensorMap* map_c) {
   constexpr int BK = 64;                             // one 128-byte swizzle row of 2-byte elements
   constexpr int kTileA = BM * BK, kTileB = BN * BK;  // elements per slot
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
-  constexpr int kTiles = kTilesM * kTilesN * BATCH;
+  constexpr int kTilesMC = (kTilesM + CLUSTER - 1) / CLUSTER;  // tile-rows of cluster tiles
+  constexpr int kUnits = kTilesMC * kTilesN * BATCH;
   constexpr int kTilesK = (K + BK - 1) / BK;
-  constexpr unsigned kSlotBytes = (kTileA + kTileB) * 2;
+  constexpr unsigned kSlotBytes = (kTileA + kTileB) * 2;  // A, and all of B whoever loads it
   constexpr int WM = PINGPONG ? BM : BM / CONSUMERS;  // output rows per consumer and tile
   static_assert(WM % 64 == 0 && (TRANS_B || BN % 64 == 0), "tile shape");
+  static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
 
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* base = smem_raw + ((1024 - (wgmma::smem(smem_raw) & 1023)) & 1023);  // swizzle atoms
@@ -284,7 +334,8 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& 
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
       wgmma::bar_init(&full[s], 1);
-      wgmma::bar_init(&empty[s], PINGPONG ? 4 : CONSUMERS * 4);  // lane 0 of every warp that reads the slot
+      // Lane 0 of every warp that reads the slot, in every block of the cluster.
+      wgmma::bar_init(&empty[s], (PINGPONG ? 4 : CONSUMERS * 4) * CLUSTER);
     }
     if constexpr (PINGPONG) {
       wgmma::bar_init(&turn[0], 4);
@@ -292,21 +343,40 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& 
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  __syncthreads();
+  // The peer's barriers must be initialised before anything arrives on them from here.
+  if constexpr (CLUSTER > 1) {
+    wgmma::sync_cluster();
+  } else {
+    __syncthreads();
+  }
 
   if (wg == 0) {
     if constexpr (CONSUMERS > 1) wgmma::shrink_registers<40>();
     if (t == 0) {
       int stage = 0;
       unsigned phase = 0;
-      for (int tile = blockIdx.x; tile < kTiles; tile += gridDim.x) {
+      const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;
+      for (int unit = blockIdx.x / CLUSTER; unit < kUnits; unit += gridDim.x / CLUSTER) {
         int b, bm, bn;
-        wgmma::tile_coords<kTilesM, kTilesN, GROUP_M>(tile, b, bm, bn);
+        wgmma::tile_coords<kTilesMC, kTilesN, GROUP_M>(unit, b, bm, bn);
+        bm = bm * CLUSTER + rank;
         for (int kt = 0; kt < kTilesK; ++kt) {
           wgmma::bar_wait(&empty[stage], phase ^ 1);
           wgmma::bar_expect(&full[stage], kSlotBytes);
           wgmma::load(sA + stage * kTileA, &map_a, &full[stage], kt * BK, bm * BM, b);
-          if constexpr (TRANS_B) {
+          if constexpr (CLUSTER > 1) {
+            // This block's share of B, into the same slot of every block of the cluster.
+            constexpr unsigned short kAll = (1u << CLUSTER) - 1;
+            if constexpr (TRANS_B) {
+              wgmma::load_multicast(sB + stage * kTileB + rank * (BN / CLUSTER) * BK, &map_b, &full[stage], kt * BK,
+                                    bn * BN + rank * (BN / CLUSTER), b, kAll);
+            } else {
+#pragma unroll
+              for (int j = 0; j < BN / 64; ++j)
+                wgmma::load_multicast(sB + stage * kTileB + j * 64 * BK + rank * (BK / CLUSTER) * 64, &map_b,
+                                      &full[stage], bn * BN + j * 64, kt * BK + rank * (BK / CLUSTER), b, kAll);
+            }
+          } else if constexpr (TRANS_B) {
             wgmma::load(sB + stage * kTileB, &map_b, &full[stage], kt * BK, bn * BN, b);
           } else {  // [K, N]: boxes of 64 columns x 64 k rows, one after another
 #pragma unroll
@@ -321,9 +391,12 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, const Epilogue& 
       }
     }
   } else {
-    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, Epilogue, Mma>(
-        C, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, full, empty, turn, wg - 1, t);
+    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, Epilogue,
+            Mma>(C, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, full, empty, turn, wg - 1, t);
   }
+  // No block may exit while the other may still multicast into its slots or arrive on its
+  // barriers.
+  if constexpr (CLUSTER > 1) wgmma::sync_cluster();
 }
 
 }  // namespace tessera

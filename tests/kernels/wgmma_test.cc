@@ -17,10 +17,10 @@ namespace tessera::kernels {
 namespace {
 
 Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_t group = 8, int64_t tma_store = 0,
-                int64_t pingpong = 0) {
+                int64_t pingpong = 0, int64_t cluster = 1) {
   return {"gemm_wgmma",
           {{"block_m", bm}, {"block_n", bn}, {"block_k", 64}, {"stages", stages}, {"consumers", consumers}, {"group_m", group},
-           {"tma_store", tma_store}, {"pingpong", pingpong}}};
+           {"tma_store", tma_store}, {"pingpong", pingpong}, {"cluster_m", cluster}}};
 }
 
 const std::vector<std::string> kShapes = {
@@ -69,6 +69,15 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
   EXPECT_NE(f->validate(wgmma(128, 256, 2, 2, 8, 0, 1), big, h100).value_or("").find("accumulators"), std::string::npos);
   EXPECT_FALSE(f->validate(wgmma(128, 128, 5, 2, 8, 1, 1), big, h100).has_value());
   EXPECT_EQ(f->validate(wgmma(128, 128, 6, 2, 8, 1, 1), big, h100).value_or(""), "shared memory 263280 B exceeds 232448 B");
+  // Clusters of two blocks share B's tile; each multicasts half of it (whole swizzle atoms).
+  EXPECT_FALSE(f->validate(wgmma(128, 256, 3, 2, 8, 1, 0, 2), big, h100).has_value());
+  EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2, 8, 0, 0, 3), big, h100).value_or(""), "cluster_m must be 1 or 2 blocks");
+  EXPECT_NE(f->validate(wgmma(64, 72, 4, 1, 8, 0, 0, 2), Workload::parse("matmul:m=256,n=72,k=64,tb=1:f16"), h100)
+                .value_or("")
+                .find("block_n / 2 must be a multiple of 8"),
+            std::string::npos);
+  EXPECT_FALSE(f->validate(wgmma(64, 80, 4, 1, 8, 0, 0, 2), Workload::parse("matmul:m=256,n=80,k=64,tb=1:f16"), h100)
+                   .has_value());
   HardwareSpec a100 = find_spec("a100_sxm");
   EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2), big, a100).value_or(""), "wgmma and setmaxnreg need an sm_90 (Hopper) GPU");
   for (const std::string& spec : kShapes) {
@@ -113,6 +122,25 @@ TEST(GemmWgmma, PlanIsPersistentWithTensorMapsOverAAndB) {
   EXPECT_EQ(t.tensor_maps[1].dtype, DType::kBF16);
   EXPECT_NE(t.source.find("wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16"), std::string::npos);
   EXPECT_NE(src.source.find("m64n128k16.f32.f16.f16"), std::string::npos);
+  EXPECT_EQ(src.launch.cluster, 1);
+  EXPECT_EQ(src.source.find("__cluster_dims__"), std::string::npos);
+}
+
+TEST(GemmWgmma, ClusterPlanPairsTileRowsAndHalvesBsBoxes) {
+  auto f = make_gemm_wgmma_family();
+  // 1000 rows are 8 tile-rows of 128 (4 clusters), 333 rows are 3 (2 clusters, the last one's
+  // second tile below M).
+  KernelSource kn = f->emit(Workload::parse("batch_matmul:b=3,m=1000,n=520,k=136:f16"), wgmma(128, 128, 4, 2, 8, 0, 0, 2));
+  EXPECT_EQ(kn.launch.cluster, 2);
+  EXPECT_EQ(kn.launch.grid[0], 4 * 5 * 3 * 2);
+  EXPECT_NE(kn.source.find("__cluster_dims__(2, 1, 1)"), std::string::npos);
+  EXPECT_EQ(kn.tensor_maps[0].box, (std::vector<int64_t>{64, 128, 1}));  // A: each block its own
+  EXPECT_EQ(kn.tensor_maps[1].box, (std::vector<int64_t>{64, 32, 1}));   // [K, N] B: half the k rows of a box
+  KernelSource nk = f->emit(Workload::parse("matmul:m=333,n=192,k=64,tb=1:f16"), wgmma(128, 192, 3, 2, 8, 1, 0, 2));
+  EXPECT_EQ(nk.launch.grid[0], 2 * 1 * 2);
+  EXPECT_EQ(nk.tensor_maps[1].box, (std::vector<int64_t>{64, 96, 1}));  // [N, K] B: half the rows
+  // The model counts B's bytes from L2 once per cluster.
+  EXPECT_EQ(f->tile_plan(Workload::parse("matmul:m=333,n=192,k=64,tb=1:f16"), wgmma(128, 192, 3, 2, 8, 1, 0, 2)).multicast, 2);
 }
 
 // Every k-th valid schedule of each shape, compiled for sm_90a.
@@ -133,6 +161,8 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
     sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 192, 4, 2, 8, tma_store)));
     sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 3, 2, 8, tma_store)));
     sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 4, 2, 8, tma_store, 1)));
+    sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 256, 3, 2, 8, tma_store, 0, 2)));
+    sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 4, 2, 8, tma_store, 1, 2)));
   }
   BuildOptions hopper;
   hopper.headers = device_headers();
