@@ -16,6 +16,8 @@ constexpr const char* kClusterM = "cluster_m";
 constexpr int64_t kBlockK = 64;          // one 128-byte swizzle row of 2-byte elements
 constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
 constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
+constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // split-K partial sums
+constexpr int64_t kReduceThreads = 256;
 
 // Output rows a consumer warpgroup computes per tile: its share, or the whole tile (ping-pong).
 int64_t consumer_rows(int64_t bm, int64_t consumers, bool pingpong) { return pingpong ? bm : bm / consumers; }
@@ -72,7 +74,8 @@ class GemmWgmmaFamily : public KernelFamily {
             {std::string(knob::kGroupM), {1, 8, 16}},
             {kTmaStore, {0, 1}},
             {kPingpong, {0, 1}},
-            {kClusterM, {1, 2}}};
+            {kClusterM, {1, 2}},
+            {std::string(knob::kSplitK), {1, 2, 4, 8}}};
   }
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
@@ -107,10 +110,18 @@ class GemmWgmmaFamily : public KernelFamily {
     if (cluster != 1 && cluster != 2) return "cluster_m must be 1 or 2 blocks";
     if (cluster == 2 && m.trans_b && (bn / 2) % 8 != 0)
       return "cluster_m 2 multicasts halves of B's tile: block_n / 2 must be a multiple of 8 (swizzle atoms)";
+    int64_t split = s.get(knob::kSplitK);
+    if (split < 1) return "split_k must be positive";
+    if (split > 1 && (pingpong || tma_store))
+      return "split_k above 1 stores f32 partial sums from registers: no pingpong, no tma_store";
+    int64_t tiles_k = (m.k + kBlockK - 1) / kBlockK, per_slice = (tiles_k + split - 1) / split;
+    if ((split - 1) * per_slice >= tiles_k)
+      return "split_k " + std::to_string(split) + " leaves a slice of the " + std::to_string(tiles_k) + " k steps empty";
+    if (split > 1 && split * m.batch * m.m * m.n * 4 > kMaxWorkspaceBytes) return "split-K workspace above 1 GiB";
     int64_t smem = smem_bytes(s);
     if (smem > hw.smem_per_block_bytes)
       return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
-    int64_t tiles = ((m.m + bm - 1) / bm + 1) * ((m.n + bn - 1) / bn) * m.batch;
+    int64_t tiles = ((m.m + bm - 1) / bm + 1) * ((m.n + bn - 1) / bn) * m.batch * split;
     if (tiles > (int64_t{1} << 31) - 1 || m.k > (int64_t{1} << 31) - 1) return "problem too large for 32-bit tile indices";
     return std::nullopt;
   }
@@ -120,7 +131,7 @@ class GemmWgmmaFamily : public KernelFamily {
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
     int64_t consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
     const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
-    const int64_t cluster = s.get(kClusterM);
+    const int64_t cluster = s.get(kClusterM), split = s.get(knob::kSplitK);
     EpilogueCode epi = matmul_epilogue_code(w);
     int64_t threads = 128 * (consumers + 1);
     const std::string entry = "tessera_gemm_wgmma";
@@ -129,7 +140,8 @@ class GemmWgmmaFamily : public KernelFamily {
         "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
         (cluster > 1 ? "__cluster_dims__(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
         "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
-        "Out* __restrict__ C, const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b" +
+        "Out* __restrict__ C, " + (split > 1 ? "float* __restrict__ W, " : "") +
+        "const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b" +
         (tma_store ? ", const __grid_constant__ TensorMap map_c" : "") + ") {\n"
         "  (void)A; (void)B;  // read through the tensor maps\n"
         "  const Epilogue epilogue{" + epi.init + "};\n"
@@ -137,12 +149,19 @@ class GemmWgmmaFamily : public KernelFamily {
         std::to_string(m.batch) + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
         std::to_string(bn) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
         std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " +
-        std::to_string(cluster) + ", Epilogue, Mma>(C, epilogue, map_a, map_b, " +
-        (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
+        std::to_string(cluster) + ", " + std::to_string(split) + ", Epilogue, Mma>(C, " + (split > 1 ? "W" : "nullptr") +
+        ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
+    if (split > 1)  // the second kernel: sums the slices' partials and applies the epilogue
+      src += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kReduceThreads) + ") " + entry +
+             "_reduce(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
+             "Out* __restrict__ C, float* __restrict__ W) {\n"
+             "  (void)A; (void)B;\n"
+             "  gemm::splitk_reduce<Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " +
+             std::to_string(m.batch) + ", " + std::to_string(split) + ">(W, C, Epilogue{" + epi.init + "});\n}\n";
     LaunchGeometry g;
     // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
     // may lie below M: its loads zero-fill and its stores drop).
-    g.grid[0] = ((m.m + bm * cluster - 1) / (bm * cluster)) * ((m.n + bn - 1) / bn) * m.batch * cluster;
+    g.grid[0] = ((m.m + bm * cluster - 1) / (bm * cluster)) * ((m.n + bn - 1) / bn) * m.batch * split * cluster;
     g.block[0] = threads;
     g.dynamic_smem_bytes = smem_bytes(s);
     g.persistent = true;
@@ -154,6 +173,14 @@ class GemmWgmmaFamily : public KernelFamily {
     TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {kBlockK, bn / cluster, 1}, 128}
                                 : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, kBlockK / cluster, 1}, 128};
     out.tensor_maps = {a, b};
+    if (split > 1) {
+      KernelLaunch reduce{entry + "_reduce", {}};
+      int64_t outputs = m.batch * m.m * m.n;
+      reduce.geometry.grid[0] = std::min<int64_t>((outputs + kReduceThreads - 1) / kReduceThreads, 65536);
+      reduce.geometry.block[0] = kReduceThreads;
+      out.then.push_back(reduce);
+      out.workspace_bytes = split * outputs * 4;
+    }
     if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
       int out_index = static_cast<int>(w.expr().tensors.size()) - 1;
       out.tensor_maps.push_back(TensorMapSpec{out_index, w.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
@@ -170,7 +197,8 @@ class GemmWgmmaFamily : public KernelFamily {
     set_tile(p, "b", 1);
     set_tile(p, "m", bm);
     set_tile(p, "n", bn);
-    set_tile(p, "k", (m.k + kBlockK - 1) / kBlockK * kBlockK, kBlockK);
+    const int64_t tiles_k = (m.k + kBlockK - 1) / kBlockK, split = s.get(knob::kSplitK);
+    set_tile(p, "k", (tiles_k + split - 1) / split * kBlockK, kBlockK);  // a slice of the k steps
     p.threads = 128 * (consumers + 1);
     p.warps_m = consumers;  // warpgroups issuing MMAs: each reads its rows of A and all of B
     p.warps_n = 1;
@@ -182,6 +210,7 @@ class GemmWgmmaFamily : public KernelFamily {
     p.registers = consumers > 1 ? 232 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
     p.group_m = s.get(knob::kGroupM);
     p.multicast = s.get(kClusterM);
+    p.split = split;
     // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread
     // over the block's threads, for the model's per-thread bookkeeping).
     p.load_bytes = std::max<int64_t>(16, (bm + bn) * kBlockK * 2 / p.threads);

@@ -51,6 +51,8 @@ class LoadedPlan {
   /// tensors (again only when their addresses change) and passed after them. "" on success,
   /// else the first error. Does not wait.
   std::string enqueue(std::span<void* const> args, void* stream = nullptr) const;
+  /// Blocks launched along x by step `i` (a persistent kernel's cap applied).
+  int64_t launched_blocks(size_t i) const { return i < steps_.size() ? steps_[i].second.grid[0] : 0; }
 
  private:
   struct alignas(64) TensorMapBytes {

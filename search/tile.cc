@@ -110,6 +110,7 @@ std::vector<Schedule> roller(const kernels::KernelFamily& f, const Workload& w, 
     return std::string(f.name()) + " " + std::to_string(t.bm) + "x" + std::to_string(t.bn);
   };
   std::set<Tile> tiles{*cur};
+  std::vector<Tile> walked{*cur};
   path.push_back(label(*cur));
   auto next_value = [](const std::vector<int64_t>& d, int64_t v) -> std::optional<int64_t> {
     auto it = std::upper_bound(d.begin(), d.end(), v);
@@ -137,8 +138,25 @@ std::vector<Schedule> roller(const kernels::KernelFamily& f, const Workload& w, 
     }
     if (!best) break;
     cur = best;
+    walked.push_back(*cur);
     path.push_back(label(*cur));
   }
+  // The model also ranks the path's other neighbours in the tile lattice, down and diagonal
+  // ones included: where scale-up stops short of a wave, trading rows for columns (128x128 ->
+  // 64x192) often fills the last wave better.
+  auto step_in = [](const std::vector<int64_t>& d, int64_t v, int dir) -> std::optional<int64_t> {
+    auto it = std::find(d.begin(), d.end(), v);
+    if (it == d.end()) return std::nullopt;
+    const auto i = static_cast<std::ptrdiff_t>(it - d.begin()) + dir;
+    if (i < 0 || i >= static_cast<std::ptrdiff_t>(d.size())) return std::nullopt;
+    return d[static_cast<size_t>(i)];
+  };
+  for (const Tile& t : walked)
+    for (int dm = -1; dm <= 1; ++dm)
+      for (int dn = -1; dn <= 1; ++dn) {
+        std::optional<int64_t> m = step_in(ms, t.bm, dm), n = step_in(ns, t.bn, dn);
+        if (m && n && !completions({*m, *n}).empty()) tiles.insert({*m, *n});
+      }
   std::vector<Schedule> out;
   for (const Tile& t : tiles) {
     const std::vector<Schedule>& c = completions(t);

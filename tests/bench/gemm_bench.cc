@@ -1,7 +1,8 @@
 // Benchmark (not a test; needs a GPU): the gemm_tc family (or gemm_wgmma, see below) against
 // cuBLAS on one f16 GEMM, both timed with CUDA events in the same process. A fixed spread of
 // 60 valid schedules (gemm_tc: the sub-space vec 8, group_m 8, split-K only when K >= 8
-// max(M, N); gemm_wgmma: all of group_m 8 with TMA stores) is compiled and timed; the table
+// max(M, N); gemm_wgmma: all of group_m 8 with TMA stores or, on such shapes, split-K) is
+// compiled and timed; the table
 // shows the fastest and cuBLAS. (Choosing well
 // among all of them is the search's job, not this.) B may be transposed (tb=1, as nn.Linear
 // stores it). With an epilogue of bias, relu and gelu (e.g. epilogue=bias+gelu) the baseline is
@@ -104,13 +105,13 @@ int main(int argc, char** argv) {
   // Split-K only pays when K dwarfs M and N (too few output tiles to fill the GPU).
   const bool split_k_shape = s.k >= 8 * std::max(s.m, s.n);
   // TESSERA_BENCH_FAMILY=gemm_wgmma times the Hopper family instead (its valid space with
-  // group_m 8 and the TMA-store epilogue).
+  // group_m 8 and the TMA-store epilogue, or split-K on split-K shapes).
   const char* family_env = std::getenv("TESSERA_BENCH_FAMILY");
   const bool hopper = family_env && std::string(family_env) == "gemm_wgmma";
   auto family = hopper ? kernels::make_gemm_wgmma_family() : kernels::make_gemm_tc_family();
   std::vector<Schedule> schedules;
   for (const Schedule& sc : kernels::enumerate_space(*family, w, *dev.spec)) {
-    bool keep = hopper ? sc.get("group_m") == 8 && sc.get("tma_store") == 1
+    bool keep = hopper ? sc.get("group_m") == 8 && (sc.get("split_k") > 1 ? split_k_shape : sc.get("tma_store") == 1)
                        : sc.get("vec") == 8 && sc.get("group_m") == 8 && (sc.get("split_k") == 1 || split_k_shape);
     if (keep && !family->validate(sc, w, *dev.spec)) schedules.push_back(sc);
   }
@@ -193,6 +194,7 @@ int main(int argc, char** argv) {
   struct Result {
     size_t index;
     double us;
+    int64_t blocks;  // launched (persistent kernels: capped at what the device holds at once)
   };
   std::vector<Result> results;
   int failed = 0;
@@ -231,17 +233,17 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s: differs from cuBLAS (%g)\n", schedules[i].key().c_str(), worst);
       ++failed;
     } else {
-      results.push_back({i, time_us(launch)});
+      results.push_back({i, time_us(launch), plan.launched_blocks(0)});
     }
   }
   std::sort(results.begin(), results.end(), [](const Result& x, const Result& y) { return x.us < y.us; });
   std::printf("%s on %s: %zu schedules timed (%d failed)\n", w.key().c_str(), dev.properties.name.c_str(),
               results.size(), failed);
-  std::printf("%-90s %10s %10s %8s\n", "schedule", "time us", "TFLOP/s", "vs cuBLAS");
+  std::printf("%-90s %10s %10s %8s %7s\n", "schedule", "time us", "TFLOP/s", "vs cuBLAS", "blocks");
   for (size_t r = 0; r < std::min<size_t>(5, results.size()); ++r) {
     double us = results[r].us;
-    std::printf("%-90s %10.1f %10.1f %7.2fx\n", schedules[results[r].index].key().c_str(), us, flops / us / 1e6,
-                cublas_us / us);
+    std::printf("%-90s %10.1f %10.1f %7.2fx %7lld\n", schedules[results[r].index].key().c_str(), us, flops / us / 1e6,
+                cublas_us / us, static_cast<long long>(results[r].blocks));
   }
   std::printf("%-90s %10.1f %10.1f %7.2fx\n",
               fused ? "cuBLAS (cublasGemmEx, f32 compute) + epilogue kernel" : "cuBLAS (cublasGemmEx, f32 compute)",

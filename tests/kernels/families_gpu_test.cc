@@ -218,6 +218,15 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
         EXPECT_GE(tried, cluster == 2 ? 8 : pingpong ? 12 : tma_store ? 20 : 30);
         EXPECT_EQ(passed, tried);
       }
+  // Split-K: partial sums of each slice, added (and the epilogue applied) by a second kernel;
+  // an uneven last slice (k = 2000 is 32 steps of 64, the last one short).
+  auto [tried, passed] = check_family(
+      *make_gemm_wgmma_family(),
+      {"matmul:m=100,n=72,k=2000,tb=1:f16:epilogue=bias+gelu", "batch_matmul:b=2,m=64,n=136,k=1032:bf16:out=f32:epilogue=residual",
+       "matmul:m=512,n=512,k=16384:f16"},
+      4, [](const Schedule& s) { return s.get("split_k") > 1; });
+  EXPECT_GE(tried, 12);
+  EXPECT_EQ(passed, tried);
 }
 
 TEST_F(FamiliesGpu, SplitKGemmMatchesReference) {

@@ -17,10 +17,10 @@ namespace tessera::kernels {
 namespace {
 
 Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_t group = 8, int64_t tma_store = 0,
-                int64_t pingpong = 0, int64_t cluster = 1) {
+                int64_t pingpong = 0, int64_t cluster = 1, int64_t split = 1) {
   return {"gemm_wgmma",
           {{"block_m", bm}, {"block_n", bn}, {"block_k", 64}, {"stages", stages}, {"consumers", consumers}, {"group_m", group},
-           {"tma_store", tma_store}, {"pingpong", pingpong}, {"cluster_m", cluster}}};
+           {"tma_store", tma_store}, {"pingpong", pingpong}, {"cluster_m", cluster}, {"split_k", split}}};
 }
 
 const std::vector<std::string> kShapes = {
@@ -78,6 +78,14 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
             std::string::npos);
   EXPECT_FALSE(f->validate(wgmma(64, 80, 4, 1, 8, 0, 0, 2), Workload::parse("matmul:m=256,n=80,k=64,tb=1:f16"), h100)
                    .has_value());
+  // Split-K stores f32 partials from registers, and every slice needs k steps.
+  Workload skinny = Workload::parse("matmul:m=512,n=512,k=16384:f16");
+  EXPECT_FALSE(f->validate(wgmma(128, 128, 4, 2, 8, 0, 0, 1, 8), skinny, h100).has_value());
+  EXPECT_NE(f->validate(wgmma(128, 128, 4, 2, 8, 1, 0, 1, 8), skinny, h100).value_or("").find("no tma_store"), std::string::npos);
+  EXPECT_NE(f->validate(wgmma(128, 128, 4, 2, 8, 0, 1, 1, 8), skinny, h100).value_or("").find("no pingpong"), std::string::npos);
+  EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2, 8, 0, 0, 1, 8), Workload::parse("matmul:m=512,n=512,k=320:f16"), h100)
+                .value_or(""),
+            "split_k 8 leaves a slice of the 5 k steps empty");
   HardwareSpec a100 = find_spec("a100_sxm");
   EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2), big, a100).value_or(""), "wgmma and setmaxnreg need an sm_90 (Hopper) GPU");
   for (const std::string& spec : kShapes) {
@@ -139,6 +147,13 @@ TEST(GemmWgmma, ClusterPlanPairsTileRowsAndHalvesBsBoxes) {
   KernelSource nk = f->emit(Workload::parse("matmul:m=333,n=192,k=64,tb=1:f16"), wgmma(128, 192, 3, 2, 8, 1, 0, 2));
   EXPECT_EQ(nk.launch.grid[0], 2 * 1 * 2);
   EXPECT_EQ(nk.tensor_maps[1].box, (std::vector<int64_t>{64, 96, 1}));  // [N, K] B: half the rows
+  // Split-K: units per slice, a workspace of f32 partials and a second kernel that adds them.
+  KernelSource sk = f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias"), wgmma(128, 128, 4, 2, 8, 0, 0, 1, 8));
+  EXPECT_EQ(sk.launch.grid[0], 4 * 4 * 8);
+  EXPECT_EQ(sk.workspace_bytes, 8 * 512 * 512 * 4);
+  ASSERT_EQ(sk.then.size(), 1u);
+  EXPECT_EQ(sk.then[0].entry, "tessera_gemm_wgmma_reduce");
+  EXPECT_NE(sk.source.find("float* __restrict__ W, const __grid_constant__ TensorMap map_a"), std::string::npos);
   // The model counts B's bytes from L2 once per cluster.
   EXPECT_EQ(f->tile_plan(Workload::parse("matmul:m=333,n=192,k=64,tb=1:f16"), wgmma(128, 192, 3, 2, 8, 1, 0, 2)).multicast, 2);
 }
@@ -164,6 +179,8 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
     sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 256, 3, 2, 8, tma_store, 0, 2)));
     sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 4, 2, 8, tma_store, 1, 2)));
   }
+  sources.push_back(f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias+gelu"),
+                            wgmma(128, 128, 4, 2, 8, 0, 0, 2, 8)));
   BuildOptions hopper;
   hopper.headers = device_headers();
   std::vector<CompiledKernel> built = Builder(hopper).build(sources);

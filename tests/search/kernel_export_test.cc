@@ -68,7 +68,7 @@ TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
   db::testing::TempDb tmp("kernel_export_wgmma");
   db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
   Schedule gemm{"gemm_wgmma", {{"block_m", 128}, {"block_n", 256}, {"block_k", 64}, {"stages", 3}, {"consumers", 2},
-                               {"group_m", 8}, {"tma_store", 1}, {"pingpong", 0}}};
+                               {"group_m", 8}, {"tma_store", 1}, {"pingpong", 0}, {"cluster_m", 2}, {"split_k", 1}}};
   database.commit(std::vector<Record>{with_schedule("matmul:m=4096,n=4096,k=4096:f16", gemm, 200, 1)});
   kernels::FamilyRegistry families;
   families.add(kernels::make_gemm_wgmma_family());
@@ -79,6 +79,9 @@ TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
   EXPECT_NE(h.find("const cuuint64_t dims[] = {4096, 4096, 1}"), std::string::npos);
   EXPECT_NE(h.find("args[5] = &map2;"), std::string::npos);  // A, B, C, then the maps of A, B and C
   EXPECT_NE(h.find("cudaDevAttrMultiProcessorCount"), std::string::npos);
+  // Clusters of two: the kernel declares them and the launcher starts whole clusters only.
+  EXPECT_NE(h.find("__cluster_dims__(2, 1, 1)"), std::string::npos);
+  EXPECT_NE(h.find("cudaOccupancyMaxActiveClusters"), std::string::npos);
   const char* nvcc = "/usr/local/cuda/bin/nvcc";
   if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
   std::string path = ::testing::TempDir() + "tessera_wgmma_" + std::to_string(getpid()) + ".cu";

@@ -64,7 +64,11 @@ TEST_F(Construct, MatchesTheBestOfTheWholeSpaceUnderTheSameModel) {
     ASSERT_FALSE(all.empty());
     EXPECT_GT(all.size(), static_cast<size_t>(c.ranked));  // construction looked at less
     // Its first choice is within 5 % of the model's best over everything.
-    EXPECT_LE(*c.candidates.front().predicted_us, *all.front().predicted_us * 1.05) << spec;
+    std::string path;
+    for (const std::string& step : c.path) path += step + " -> ";
+    EXPECT_LE(*c.candidates.front().predicted_us, *all.front().predicted_us * 1.05)
+        << spec << "\nconstructed: " << c.candidates.front().schedule.key() << "\nbest: " << all.front().schedule.key()
+        << "\npath: " << path;
   }
 }
 
