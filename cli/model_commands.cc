@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "core/version.h"
 #include "costmodel/analytic.h"
+#include "costmodel/calibrate.h"
 #include "costmodel/evaluate.h"
 #include "costmodel/learned.h"
 #include "db/database.h"
@@ -206,6 +208,80 @@ int model_train(const ParsedArgs& args) {
   return 0;
 }
 
+int model_calibrate(const ParsedArgs& args) {
+  std::string path = args.value_or("db", "tessera.db");
+  const int folds = args.integer("folds", 4, 0, 100);
+  db::OpenOptions read_only;
+  read_only.read_only = true;
+  db::TuningDatabase database = db::TuningDatabase::open(path, read_only);
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  Selection sel = select(database, args, true);
+  const HardwareSpec hw = find_spec(sel.target->spec_name);
+  std::vector<Record> mine = costmodel::async_mma_records(sel.records, families);
+  auto started = std::chrono::steady_clock::now();
+  costmodel::AsyncMmaFit fit = costmodel::fit_async_mma_terms(mine, families, hw);
+  fit.terms.fitted_on = std::to_string(fit.records) + " records of " + std::to_string(fit.workloads) +
+                        " workloads measured on " + sel.target->fingerprint();
+  double fit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  HardwareSpec fitted = hw;
+  fitted.async_mma = fit.terms;
+  // Ranking within each workload, in sample, with the spec's terms and with the fitted ones;
+  // then held out: each fold's workloads ranked with terms fitted to the other folds.
+  auto in_sample = [&](const HardwareSpec& spec) {
+    costmodel::AnalyticModel model(families, spec);
+    return costmodel::evaluate(mine, [&](std::span<const Record> g) { return model.predict(costmodel::candidates_of(g)); });
+  };
+  costmodel::EvalReport before = in_sample(hw), after = in_sample(fitted);
+  std::optional<costmodel::EvalReport> held;
+  double held_rmse = 0;
+  if (folds >= 2 && fit.workloads >= 2)
+    held = costmodel::cross_validate_async_mma(mine, families, hw, folds, &held_rmse);
+  if (args.has("output")) {
+    const std::string out = *args.value("output");
+    std::ofstream f(out);
+    f << fitted.to_json().dump(2) << "\n";
+    if (!f) throw UserError(out + ": cannot write the fitted spec");
+  }
+  if (args.has("json")) {
+    Json j = {{"target", sel.target->fingerprint()},
+              {"spec", hw.name},
+              {"records", fit.records},
+              {"workloads", fit.workloads},
+              {"terms_before", hw.async_mma.to_json()},
+              {"terms", fit.terms.to_json()},
+              {"rmse_before", fit.rmse_before},
+              {"rmse_after", fit.rmse_after},
+              {"in_sample_before", before.to_json()},
+              {"in_sample_after", after.to_json()},
+              {"fit_s", fit_s}};
+    if (held) j["held_out"] = {{"folds", folds}, {"rmse", held_rmse}, {"report", held->to_json()}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  const Json b = hw.async_mma.to_json(), a = fit.terms.to_json();
+  Table table({"term", hw.name, "fitted"});
+  for (const char* key :
+       {"efficiency", "overlap", "store_cycles", "op_cycles", "tma_store_share", "turn_hidden", "multicast_saving"})
+    table.add({key, fixed(b[key].get<double>(), 4), fixed(a[key].get<double>(), 4)});
+  auto error_factor = [](double rmse) { return fixed(std::exp(rmse), 2) + "x"; };
+  std::cout << "analytic model's async-MMA terms fitted to " << fit.records << " correct records of " << fit.workloads
+            << " workloads measured on " << sel.target->fingerprint() << " in " << path << " ("
+            << fixed(fit_s, 1) << " s, " << fit.evaluations << " evaluations)\n"
+            << table.str() << "typical error (exp of the log RMSE): " << error_factor(fit.rmse_before) << " -> "
+            << error_factor(fit.rmse_after) << " in sample\n"
+            << "in sample, " << hw.name << "'s terms: " << before.summary_line() << "\n"
+            << "in sample, fitted terms: " << after.summary_line() << "\n";
+  if (held)
+    std::cout << "held out (" << folds << " folds by workload, fitted to the others): typical error "
+              << error_factor(held_rmse) << "; " << held->summary_line() << "\n";
+  if (args.has("output"))
+    std::cout << "wrote the spec with the fitted terms to " << *args.value("output")
+              << " (use it as --target FILE, or copy its async_mma_terms into configs/gpus/" << hw.name << ".json)\n";
+  std::cout << "\"async_mma_terms\": " << a.dump() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 void register_model_commands(CommandRegistry& registry) {
@@ -252,6 +328,26 @@ void register_model_commands(CommandRegistry& registry) {
                 0,
                 0,
                 model_train});
+  registry.add({"model calibrate",
+                "Fit the analytic model's async-MMA (wgmma) terms to a target's measured records",
+                "[--db FILE] [--target NAME] [--folds K] [--output FILE.json] [--json]",
+                "The analytic model's terms for wgmma GEMMs describe kernels, not the datasheet: the share of the "
+                "tensor peak the MMAs sustain, the share of the memory terms the pipeline hides, the epilogue's cycles "
+                "per output element (plus per epilogue step), the share of that TMA stores cost, the share ping-pong "
+                "hides, and the share of a multicast's L2 saving that shows. This fits them to the target's correct "
+                "records of async-MMA schedules (at least 20) by least squares on the log of predicted over measured "
+                "time, and reports the error and the ranking figures of `model eval` before and after, in sample and "
+                "on held-out workloads (each fold fitted to the others). The last line is the fitted "
+                "\"async_mma_terms\" object for configs/gpus/<spec>.json; --output writes the whole spec with "
+                "them, usable as --target FILE. Nothing is written to the database.",
+                {db,
+                 target,
+                 {"folds", "K", "folds of the held-out check (default 4; 0: none)"},
+                 {"output", "FILE", "write the target's spec with the fitted terms to FILE"},
+                 {"json", "", "print JSON"}},
+                0,
+                0,
+                model_calibrate});
 }
 
 }  // namespace tessera::cli

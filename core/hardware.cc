@@ -65,6 +65,48 @@ std::optional<double> HardwareSpec::peak(InstrKind k) const {
   return it->second;
 }
 
+Json AsyncMmaTerms::to_json() const {
+  Json j{{"efficiency", efficiency},           {"overlap", overlap},
+         {"store_cycles", store_cycles},       {"op_cycles", op_cycles},
+         {"tma_store_share", tma_store_share}, {"turn_hidden", turn_hidden},
+         {"multicast_saving", multicast_saving}};
+  if (!fitted_on.empty()) j["fitted_on"] = fitted_on;
+  return j;
+}
+
+AsyncMmaTerms AsyncMmaTerms::from_json(const Json& j, std::string_view what) {
+  const std::string where = std::string(what) + " (async_mma_terms)";
+  if (!j.is_object()) throw UserError(where + ": must be a JSON object");
+  AsyncMmaTerms t;
+  // Each term with the range it must lie in.
+  struct Field {
+    const char* key;
+    double* value;
+    double lo, hi;
+  };
+  const Field fields[] = {{"efficiency", &t.efficiency, 0.01, 1},        {"overlap", &t.overlap, 0, 1},
+                          {"store_cycles", &t.store_cycles, 0, 1e3},     {"op_cycles", &t.op_cycles, 0, 1e3},
+                          {"tma_store_share", &t.tma_store_share, 0, 10}, {"turn_hidden", &t.turn_hidden, 0, 1},
+                          {"multicast_saving", &t.multicast_saving, 0, 1}};
+  for (const auto& [key, value] : j.items()) {
+    if (key == "fitted_on") {
+      t.fitted_on = json_string(j, key, where);
+      continue;
+    }
+    auto f = std::find_if(std::begin(fields), std::end(fields), [&](const Field& field) { return key == field.key; });
+    if (f == std::end(fields))
+      throw UserError(where + ": unknown field \"" + key +
+                      "\" (valid: efficiency, overlap, store_cycles, op_cycles, tma_store_share, turn_hidden, "
+                      "multicast_saving, fitted_on)");
+    double v = json_number(j, key, where);
+    if (!(v >= f->lo && v <= f->hi))
+      throw UserError(where + ": \"" + key + "\" must lie in [" + std::to_string(f->lo) + ", " + std::to_string(f->hi) +
+                      "] (got " + std::to_string(v) + ")");
+    *f->value = v;
+  }
+  return t;
+}
+
 HardwareSpec HardwareSpec::from_json(const Json& j, std::string_view what) {
   if (!j.is_object()) throw UserError(std::string(what) + ": a GPU spec must be a JSON object");
   HardwareSpec s;
@@ -112,6 +154,7 @@ HardwareSpec HardwareSpec::from_json(const Json& j, std::string_view what) {
   for (InstrKind k : {InstrKind::kTensorF16, InstrKind::kFmaF32})
     if (!s.peak(k))
       throw UserError(std::string(what) + ": peak_tflops needs \"" + std::string(instr_kind_name(k)) + "\"");
+  if (j.contains("async_mma_terms")) s.async_mma = AsyncMmaTerms::from_json(j["async_mma_terms"], what);
   if (j.contains("source")) s.source = json_string(j, "source", what);
   if (j.contains("refined_from")) s.refined_from = json_string(j, "refined_from", what);
   return s;
@@ -140,6 +183,7 @@ Json HardwareSpec::to_json() const {
   Json peaks = Json::object();
   for (const auto& [k, v] : peak_tflops) peaks[std::string(instr_kind_name(k))] = v;
   j["peak_tflops"] = peaks;
+  j["async_mma_terms"] = async_mma.to_json();
   j["source"] = source;
   if (!refined_from.empty()) j["refined_from"] = refined_from;
   return j;

@@ -25,6 +25,25 @@ enum class InstrKind {
 /// "tensor_f16", "tensor_tf32", "tensor_f8", "fma_f32", "fma_f64" (the JSON keys).
 std::string_view instr_kind_name(InstrKind k);
 
+/// The analytic model's terms for GEMM plans whose tensor cores read both operands from
+/// shared memory asynchronously (wgmma; TilePlan::async_mma). They describe how such kernels
+/// behave on the GPU, not the GPU's datasheet, so they are fitted to measured records
+/// (`tessera model calibrate`, costmodel/calibrate.h); a spec without them gets the defaults.
+struct AsyncMmaTerms {
+  double efficiency = 0.8;       ///< share of the tensor peak the MMAs sustain
+  double overlap = 0.84;         ///< share of the non-bounding terms (smem, L2, DRAM) the pipeline hides
+  double store_cycles = 0;       ///< SM cycles per output element of a tile's epilogue from registers
+  double op_cycles = 0;          ///< SM cycles per output element and epilogue step (bias, relu, ...)
+  double tma_store_share = 1;    ///< an epilogue staged for TMA stores costs this share of the above
+  double turn_hidden = 0;        ///< share of the epilogue hidden when the consumers take tiles in turn
+  double multicast_saving = 1;   ///< share of a cluster multicast's L2 saving that shows
+  std::string fitted_on;         ///< what they were fitted to (empty: the defaults)
+
+  Json to_json() const;
+  /// Parses the object of a spec's "async_mma_terms"; a missing field keeps its default.
+  static AsyncMmaTerms from_json(const Json& j, std::string_view what);
+};
+
 /// Capabilities of one GPU model. Units are in the field names.
 struct HardwareSpec {
   std::string name;                      ///< spec id, e.g. "h100_sxm" (the file's base name)
@@ -46,6 +65,7 @@ struct HardwareSpec {
   int max_blocks_per_sm = 0;
   int warp_size = 32;
   std::map<InstrKind, double> peak_tflops;  ///< dense peak per instruction kind [TFLOP/s]
+  AsyncMmaTerms async_mma;               ///< fitted terms of the analytic model (wgmma plans)
   std::string source;                    ///< where the figures come from
   std::string refined_from;              ///< set when refined by a device: what was changed
 

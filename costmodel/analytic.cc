@@ -16,10 +16,6 @@ namespace {
 // or first estimates.
 constexpr double kMmaSyncEfficiency = 0.65;     // mma.sync tops out near 63-65 % of peak on Hopper
 constexpr double kFmaEfficiency = 0.8;          // CUDA-core FMA loops
-// wgmma from shared memory (TilePlan::async_mma). Not calibrated yet: a placeholder above
-// mma.sync's, since wgmma needs no fragment loads (on the H100 gemm_wgmma reached 0.79 of the
-// f16 peak on 8192^3, gemm_bench; the model's other terms still need fitting to it).
-constexpr double kWgmmaEfficiency = 0.8;
 constexpr double kSmemBytesPerClock = 128;      // per SM
 constexpr double kL2BandwidthVsDram = 2.5;      // L2 -> SM bandwidth as a multiple of DRAM's
 // DRAM round trip at the bandwidth a kernel is after, for Little's law (latency climbs under
@@ -57,7 +53,7 @@ Json Estimate::to_json() const {
   return Json{{"us", us},           {"bound", bound},       {"compute_us", compute_us},
               {"smem_us", smem_us}, {"l2_us", l2_us},       {"dram_us", dram_us},
               {"dram_bytes", dram_bytes}, {"blocks", blocks}, {"blocks_per_sm", blocks_per_sm},
-              {"waves", waves},     {"overlap", overlap},   {"feasible", feasible}};
+              {"waves", waves},     {"overlap", overlap},   {"epilogue_us", epilogue_us}, {"feasible", feasible}};
 }
 
 Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
@@ -107,8 +103,10 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
     double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
     if (e.tensors[t].role == TensorRole::kInput) {
       in_bytes += bytes * p.input_passes;
+      // Multicast would cut these to 1 / multicast; the fitted share of that saving shows.
       const bool shared = p.multicast > 1 && m_axis >= 0 && !uses(t, m_axis);
-      l2_in_bytes += bytes * p.input_passes / (shared ? double(p.multicast) : 1.0);
+      const double saving = shared ? hw.async_mma.multicast_saving * (1.0 - 1.0 / double(p.multicast)) : 0.0;
+      l2_in_bytes += bytes * p.input_passes * (1.0 - saving);
     } else {
       out_bytes += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
     }
@@ -122,7 +120,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   double warps_per_sm = concurrent * double(p.threads) / 32;
   // The tensor pipe needs a few warps per scheduler to stay busy.
   double issue = p.async_mma ? 1.0 : std::min(1.0, 0.6 + 0.4 * warps_per_sm / 16);
-  double eff = (p.async_mma ? kWgmmaEfficiency : tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
+  double eff = (p.async_mma ? hw.async_mma.efficiency : tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
   // A warp tile's MMAs share the issue slots with the ldmatrix loads that feed them: per
   // 16-deep k step, (wtm/16)(wtn/8) MMAs against wtm/16 + wtn/16 fragment loads.
   if (tensor && !p.async_mma && p.warps_m > 0 && p.warps_n > 0) {
@@ -212,8 +210,10 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
 
   // Overlap: a pipeline of S stages hides up to (S-1)/S of the other terms; register double
   // buffering hides part of the shared-memory term as well.
+  // Async-MMA plans (one producer thread keeps stages - 1 slots in flight) use the fitted
+  // share instead; their depth shows in the latency factor and the pipeline fill.
   static constexpr double kStageOverlap[] = {0.3, 0.3, 0.8, 0.82, 0.84, 0.85};
-  double stage_overlap = kStageOverlap[std::clamp<int64_t>(p.stages, 0, 5)];
+  double stage_overlap = p.async_mma ? hw.async_mma.overlap : kStageOverlap[std::clamp<int64_t>(p.stages, 0, 5)];
   std::vector<std::pair<double, const char*>> terms = {
       {compute_wave, "compute"}, {smem_wave * (p.register_pipeline ? 0.6 : 1.0), "smem"}, {l2_wave, "l2"},
       {dram_wave, latency_factor < 1 ? "latency" : "dram"}};
@@ -223,12 +223,27 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
     if (&t != &*top) rest += t.first;
   // Barrier stalls add to whichever term bounds the wave.
   double wave_us = top->first + (1 - stage_overlap) * rest * 0.5 + sync_wave;
+  // Async-MMA plans: the epilogue of a tile (from registers, or staged for TMA stores) keeps
+  // its consumers off the tensor cores, unless the other consumer computes meanwhile (turns).
+  // With split-K the slices store f32 partials and the second kernel applies the epilogue.
+  double epilogue_wave = 0;
+  if (p.async_mma) {
+    const AsyncMmaTerms& t = hw.async_mma;
+    double out_elements = 0;
+    for (size_t i = 0; i < e.tensors.size(); ++i)
+      if (e.tensors[i].role == TensorRole::kOutput) out_elements += double(e.footprint_elements(i, block_ranges));
+    const double steps = p.split > 1 ? 0.0 : double(p.modeled.epilogue.size());
+    const double cycles = out_elements * (t.store_cycles * (p.async_store ? t.tma_store_share : 1.0) + t.op_cycles * steps);
+    epilogue_wave = concurrent * cycles / clock_hz * 1e6 * (p.epilogue_turns ? 1.0 - t.turn_hidden : 1.0);
+    wave_us += epilogue_wave;
+  }
   // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped.
   if (p.stages > 1) wave_us *= 1 + double(p.stages - 1) / std::max(steps_per_block, 1.0) * 0.5;
 
   est.overlap = stage_overlap;
   est.compute_us = compute_wave * est.waves;
   est.smem_us = smem_wave * est.waves;
+  est.epilogue_us = epilogue_wave * est.waves;
   est.l2_us = l2_wave * est.waves;
   est.dram_us = dram_wave * est.waves;
   est.dram_bytes = dram_wave_bytes * est.waves;

@@ -7,7 +7,9 @@
 //   - the analytic model's view of it: estimated time and its breakdown, the bounding term
 //     (one-hot), occupancy, waves and the tile plan's resources.
 // Records store the feature version their model used; a change to this layout (a new knob, a
-// new family, a new feature) bumps kFeatureVersion so that stored models are not misread.
+// new family, a new feature) bumps kFeatureVersion so that stored models are not misread, as
+// does a change to what a feature means (v4: the analytic view of wgmma plans uses the spec's
+// fitted async-MMA terms and counts their epilogue).
 #pragma once
 
 #include <span>
@@ -20,7 +22,7 @@
 
 namespace tessera::costmodel {
 
-inline constexpr int kFeatureVersion = 3;
+inline constexpr int kFeatureVersion = 4;
 
 /// The features' names, in layout order.
 const std::vector<std::string>& feature_names();

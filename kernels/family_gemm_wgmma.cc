@@ -13,7 +13,6 @@ constexpr const char* kConsumers = "consumers";
 constexpr const char* kTmaStore = "tma_store";
 constexpr const char* kPingpong = "pingpong";
 constexpr const char* kClusterM = "cluster_m";
-constexpr int64_t kBlockK = 64;          // one 128-byte swizzle row of 2-byte elements
 constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
 constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // split-K partial sums
@@ -22,13 +21,13 @@ constexpr int64_t kReduceThreads = 256;
 // Output rows a consumer warpgroup computes per tile: its share, or the whole tile (ping-pong).
 int64_t consumer_rows(int64_t bm, int64_t consumers, bool pingpong) { return pingpong ? bm : bm / consumers; }
 
-int64_t smem_bytes(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, bool tma_store, bool pingpong) {
-  return stages * (bm + bn) * kBlockK * 2 + (tma_store ? consumers * consumer_rows(bm, consumers, pingpong) * bn * 2 : 0) +
+int64_t smem_bytes(int64_t bm, int64_t bn, int64_t bk, int64_t stages, int64_t consumers, bool tma_store, bool pingpong) {
+  return stages * (bm + bn) * bk * 2 + (tma_store ? consumers * consumer_rows(bm, consumers, pingpong) * bn * 2 : 0) +
          kAlignSlack + (2 * stages + 2) * 8;
 }
 
 int64_t smem_bytes(const Schedule& s) {
-  return smem_bytes(s.get(knob::kBlockM), s.get(knob::kBlockN), s.get(knob::kStages), s.get(kConsumers),
+  return smem_bytes(s.get(knob::kBlockM), s.get(knob::kBlockN), s.get(knob::kBlockK), s.get(knob::kStages), s.get(kConsumers),
                     s.get(kTmaStore) != 0, s.get(kPingpong) != 0);
 }
 
@@ -68,8 +67,8 @@ class GemmWgmmaFamily : public KernelFamily {
   std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override {
     return {{std::string(knob::kBlockM), {64, 128, 256}},
             {std::string(knob::kBlockN), {64, 128, 192, 256}},
-            {std::string(knob::kBlockK), {kBlockK}},
-            {std::string(knob::kStages), {2, 3, 4, 5, 6}},
+            {std::string(knob::kBlockK), {64, 32}},
+            {std::string(knob::kStages), {2, 3, 4, 5, 6, 8}},
             {kConsumers, {1, 2}},
             {std::string(knob::kGroupM), {1, 8, 16}},
             {kTmaStore, {0, 1}},
@@ -85,7 +84,7 @@ class GemmWgmmaFamily : public KernelFamily {
     const MatmulShape& m = w.matmul();
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
-    if (bk != kBlockK) return "block_k must be 64 (one 128-byte swizzle row)";
+    if (bk != 64 && bk != 32) return "block_k must be 64 or 32 (one 128- or 64-byte swizzle row)";
     if (consumers != 1 && consumers != 2) return "consumers must be 1 or 2 warpgroups";
     int64_t pingpong = s.get(kPingpong);
     if (pingpong != 0 && pingpong != 1) return "pingpong must be 0 or 1";
@@ -114,7 +113,7 @@ class GemmWgmmaFamily : public KernelFamily {
     if (split < 1) return "split_k must be positive";
     if (split > 1 && (pingpong || tma_store))
       return "split_k above 1 stores f32 partial sums from registers: no pingpong, no tma_store";
-    int64_t tiles_k = (m.k + kBlockK - 1) / kBlockK, per_slice = (tiles_k + split - 1) / split;
+    int64_t tiles_k = (m.k + bk - 1) / bk, per_slice = (tiles_k + split - 1) / split;
     if ((split - 1) * per_slice >= tiles_k)
       return "split_k " + std::to_string(split) + " leaves a slice of the " + std::to_string(tiles_k) + " k steps empty";
     if (split > 1 && split * m.batch * m.m * m.n * 4 > kMaxWorkspaceBytes) return "split-K workspace above 1 GiB";
@@ -128,8 +127,8 @@ class GemmWgmmaFamily : public KernelFamily {
 
   KernelSource emit(const Workload& w, const Schedule& s) const override {
     const MatmulShape& m = w.matmul();
-    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
-    int64_t consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
     const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
     const int64_t cluster = s.get(kClusterM), split = s.get(knob::kSplitK);
     EpilogueCode epi = matmul_epilogue_code(w);
@@ -147,7 +146,7 @@ class GemmWgmmaFamily : public KernelFamily {
         "  const Epilogue epilogue{" + epi.init + "};\n"
         "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
         std::to_string(m.batch) + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
-        std::to_string(bn) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
+        std::to_string(bn) + ", " + std::to_string(bk) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
         std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " +
         std::to_string(cluster) + ", " + std::to_string(split) + ", Epilogue, Mma>(C, " + (split > 1 ? "W" : "nullptr") +
         ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
@@ -168,10 +167,12 @@ class GemmWgmmaFamily : public KernelFamily {
     g.cluster = cluster;
     KernelSource out(entry, src, g);
     // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes.
-    TensorMapSpec a{0, w.dtype, {m.k, m.m, m.batch}, {m.k * 2, m.m * m.k * 2}, {kBlockK, bm, 1}, 128};
+    // K-major boxes are swizzled over their rows of bk elements (128 or 64 bytes).
+    const int k_swizzle = static_cast<int>(bk * 2);
+    TensorMapSpec a{0, w.dtype, {m.k, m.m, m.batch}, {m.k * 2, m.m * m.k * 2}, {bk, bm, 1}, k_swizzle};
     // With a cluster each block loads 1 / cluster of B's tile and multicasts it.
-    TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {kBlockK, bn / cluster, 1}, 128}
-                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, kBlockK / cluster, 1}, 128};
+    TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {bk, bn / cluster, 1}, k_swizzle}
+                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, bk / cluster, 1}, 128};
     out.tensor_maps = {a, b};
     if (split > 1) {
       KernelLaunch reduce{entry + "_reduce", {}};
@@ -191,14 +192,14 @@ class GemmWgmmaFamily : public KernelFamily {
 
   TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
     const MatmulShape& m = w.matmul();
-    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), stages = s.get(knob::kStages);
-    int64_t consumers = s.get(kConsumers);
+    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers);
     TilePlan p = whole_plan(w);
     set_tile(p, "b", 1);
     set_tile(p, "m", bm);
     set_tile(p, "n", bn);
-    const int64_t tiles_k = (m.k + kBlockK - 1) / kBlockK, split = s.get(knob::kSplitK);
-    set_tile(p, "k", (tiles_k + split - 1) / split * kBlockK, kBlockK);  // a slice of the k steps
+    const int64_t tiles_k = (m.k + bk - 1) / bk, split = s.get(knob::kSplitK);
+    set_tile(p, "k", (tiles_k + split - 1) / split * bk, bk);  // a slice of the k steps
     p.threads = 128 * (consumers + 1);
     p.warps_m = consumers;  // warpgroups issuing MMAs: each reads its rows of A and all of B
     p.warps_n = 1;
@@ -207,13 +208,18 @@ class GemmWgmmaFamily : public KernelFamily {
     p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
     p.smem_staged = true;
     p.smem_bytes = smem_bytes(s);
-    p.registers = consumers > 1 ? 232 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
+    // Two consumers: the launch allocates 168 registers to each of the 384 threads (the SM's
+    // 64K), which setmaxnreg then moves between the warpgroups (40 to the producer, 232 to
+    // each consumer); the allocation is what occupancy sees.
+    p.registers = consumers > 1 ? 168 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
     p.group_m = s.get(knob::kGroupM);
     p.multicast = s.get(kClusterM);
     p.split = split;
+    p.async_store = s.get(kTmaStore) != 0;
+    p.epilogue_turns = s.get(kPingpong) != 0;
     // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread
     // over the block's threads, for the model's per-thread bookkeeping).
-    p.load_bytes = std::max<int64_t>(16, (bm + bn) * kBlockK * 2 / p.threads);
+    p.load_bytes = std::max<int64_t>(16, (bm + bn) * bk * 2 / p.threads);
     p.loads_in_flight = stages - 1;
     p.instr = InstrKind::kTensorF16;
     return p;

@@ -101,6 +101,10 @@ struct TilePlan {
   /// Blocks of a cluster (adjacent along m) that share the loads of the inputs not indexed by
   /// the m axis (B) by TMA multicast: L2 delivers those bytes once per cluster.
   int64_t multicast = 1;
+  /// Async-MMA plans (wgmma): the epilogue goes through shared memory and TMA stores; the
+  /// consumers take whole tiles in turn, so one's epilogue overlaps the other's MMAs.
+  bool async_store = false;
+  bool epilogue_turns = false;
   int64_t load_bytes = 4;           ///< bytes per global load instruction per thread
   int64_t loads_in_flight = 1;      ///< independent global loads a thread issues before using them
   double input_passes = 1;          ///< times a block reads its inputs (a two-pass row kernel: 2)

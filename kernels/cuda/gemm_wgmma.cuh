@@ -3,8 +3,9 @@
 // or, with TRANS_B, [N, K].
 //
 // Warp-specialised and persistent. Warpgroup 0 produces: one of its threads loads the A and B
-// tiles of each 64-wide k step with the tensor memory accelerator (cp.async.bulk.tensor over
-// tensor maps the launcher encodes, 128-byte swizzle) into a STAGES-deep shared-memory ring.
+// tiles of each BK-wide k step (64 or 32) with the tensor memory accelerator
+// (cp.async.bulk.tensor over tensor maps the launcher encodes; 128-byte swizzle, 64-byte for
+// the K-major tiles when BK is 32) into a STAGES-deep shared-memory ring.
 // Warpgroups 1..CONSUMERS consume: each multiplies its BM / CONSUMERS rows of the tile with
 // wgmma.mma_async (m64 x BN x k16, both operands read from shared memory through matrix
 // descriptors) and keeps one k step of MMAs in flight while it waits for the next. A full and
@@ -110,12 +111,16 @@ __device__ __forceinline__ void store(const TensorMap* map, const void* src, int
 /// Barrier `id` (1..) among the 128 threads of one warpgroup.
 __device__ __forceinline__ void sync_warpgroup(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
 
-/// Matrix descriptor of a 128-byte-swizzled operand at `p` (swizzle atoms of 8 rows of 128
-/// bytes, 1024-byte aligned): `lbo` and `sbo` are the leading and stride byte offsets.
+/// Matrix descriptor of a swizzled operand at `p`: swizzle atoms of 8 rows of SWIZZLE bytes
+/// (128 or 64), aligned to their 8 x SWIZZLE bytes; `lbo` and `sbo` are the leading and
+/// stride byte offsets. The layout field (bits 62-63) is 1 for 128-byte and 2 for 64-byte
+/// swizzling.
+template <int SWIZZLE = 128>
 __device__ __forceinline__ unsigned long long desc(const void* p, unsigned lbo, unsigned sbo) {
+  static_assert(SWIZZLE == 128 || SWIZZLE == 64, "swizzle span");
   return static_cast<unsigned long long>((smem(p) & 0x3FFFF) >> 4) |
          static_cast<unsigned long long>((lbo & 0x3FFFF) >> 4) << 16 |
-         static_cast<unsigned long long>((sbo & 0x3FFFF) >> 4) << 32 | 1ull << 62;
+         static_cast<unsigned long long>((sbo & 0x3FFFF) >> 4) << 32 | (SWIZZLE == 128 ? 1ull : 2ull) << 62;
 }
 
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -156,13 +161,13 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
-template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
+template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int BK, int STAGES, int CONSUMERS,
           int GROUP_M, bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue, const In* sA, const In* sB,
                                         Out* sC, const TensorMap* map_c, unsigned long long* full,
                                         unsigned long long* empty, unsigned long long* turn, int c, int t) {
   // Rows and m64 MMAs per consumer: a share of every tile, or (ping-pong) whole tiles in turn.
-  constexpr int BK = 64, WM = PINGPONG ? BM : BM / CONSUMERS, MI = WM / 64;
+  constexpr int WM = PINGPONG ? BM : BM / CONSUMERS, MI = WM / 64;
   const int row0 = PINGPONG ? 0 : c * WM;
   constexpr int kTileA = BM * BK, kTileB = BN * BK;
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
@@ -221,13 +226,15 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
       const In* bt = sB + stage * kTileB;
 #pragma unroll
       for (int kk = 0; kk < BK / 16; ++kk) {
-        // K-major B: rows of 64 k, the k16 step 32 bytes into each. [K, N] B: 16 k rows of
-        // 64 columns per step; 64-column blocks 8 KB apart (leading), 8-row groups 1 KB apart.
-        const unsigned long long db =
-            TRANS_B ? wgmma::desc(bt + kk * 16, 16, 1024) : wgmma::desc(bt + kk * 16 * 64, 64 * BK * 2, 1024);
+        // K-major operands (A, and B when trans_b): rows of BK k (BK * 2 bytes, swizzled over
+        // that span), the k16 step 32 bytes into each, 8-row groups 16 * BK bytes apart. [K, N]
+        // B: 16 k rows of 64 columns per step (128-byte swizzle); 64-column blocks 128 * BK
+        // bytes apart (leading), 8-row groups 1 KB apart.
+        const unsigned long long db = TRANS_B ? wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK)
+                                              : wgmma::desc<128>(bt + kk * 16 * 64, 64 * BK * 2, 1024);
 #pragma unroll
         for (int mi = 0; mi < MI; ++mi)
-          Mma::run(acc[mi], wgmma::desc(a + mi * 64 * BK + kk * 16, 16, 1024), db, kt > k_begin || kk > 0);
+          Mma::run(acc[mi], wgmma::desc<BK * 2>(a + mi * 64 * BK + kk * 16, 16, 16 * BK), db, kt > k_begin || kk > 0);
       }
       wgmma::commit();
       // This step's MMAs stay in flight; the previous step's are done: its slot goes back.
@@ -332,22 +339,22 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
 
 /// The kernel body. `Mma::run(acc, desc_a, desc_b, accumulate)` issues one
 /// wgmma.mma_async m64 x BN x k16 (generated per BN and dtype). Dynamic shared memory:
-/// STAGES * (BM + BN) * 64 * 2 bytes of tiles, with TMA_STORE a BM x BN staging tile of the
+/// STAGES * (BM + BN) * BK * 2 bytes of tiles (BK 64 or 32: 128- or 64-byte swizzled rows), with TMA_STORE a BM x BN staging tile of the
 /// output per consumer (stored through `map_c`, 2-byte outputs), 1024 bytes of alignment slack
 /// and the barriers. PINGPONG: the consumers take whole tiles in turn instead of sharing each.
 /// CLUSTER (1 or 2; the kernel is declared with __cluster_dims__(CLUSTER, 1, 1)): the blocks of
 /// a cluster compute vertically adjacent tiles of one tile-column, so they need the same B tile:
-/// each loads its share of it (BN / CLUSTER rows of a K-major B, 64 / CLUSTER k rows of each box
+/// each loads its share of it (BN / CLUSTER rows of a K-major B, BK / CLUSTER k rows of each box
 /// of a [K, N] B) and multicasts it into every block's slot, halving B's traffic from L2.
 /// SPLIT_K > 1: each tile's k steps are cut into SPLIT_K slices, scheduled as separate work
 /// units; a unit stores its f32 partial sums to W ([SPLIT_K][BATCH][M][N]) and a second kernel
 /// (gemm::splitk_reduce) adds them and applies the epilogue. For skinny shapes whose tiles
 /// cannot fill the multiprocessors.
-template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int STAGES, int CONSUMERS,
+template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int BK, int STAGES, int CONSUMERS,
           int GROUP_M, bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Epilogue, class Mma>
 __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue,
                                            const TensorMap& map_a, const TensorMap& map_b, const TensorMap* map_c) {
-  constexpr int BK = 64;                             // one 128-byte swizzle row of 2-byte elements
+  static_assert(BK == 64 || BK == 32, "a k step is one 128- or 64-byte swizzle row of 2-byte elements");
   constexpr int kTileA = BM * BK, kTileB = BN * BK;  // elements per slot
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
   constexpr int kTilesMC = (kTilesM + CLUSTER - 1) / CLUSTER;  // tile-rows of cluster tiles
@@ -417,7 +424,7 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restric
             }
           } else if constexpr (TRANS_B) {
             wgmma::load(sB + stage * kTileB, &map_b, &full[stage], kt * BK, bn * BN, b);
-          } else {  // [K, N]: boxes of 64 columns x 64 k rows, one after another
+          } else {  // [K, N]: boxes of 64 columns x BK k rows, one after another
 #pragma unroll
             for (int j = 0; j < BN / 64; ++j)
               wgmma::load(sB + stage * kTileB + j * 64 * BK, &map_b, &full[stage], bn * BN + j * 64, kt * BK, b);
@@ -430,7 +437,7 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restric
       }
     }
   } else {
-    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K,
+    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K,
             Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, full, empty, turn, wg - 1, t);
   }
   // No block may exit while the other may still multicast into its slots or arrive on its

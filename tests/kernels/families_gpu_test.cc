@@ -218,6 +218,14 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
         EXPECT_GE(tried, cluster == 2 ? 8 : pingpong ? 12 : tma_store ? 20 : 30);
         EXPECT_EQ(passed, tried);
       }
+  // 32-wide k steps: 64-byte swizzled K-major tiles (A, and B when tb=1), 32-row boxes of a
+  // [K, N] B; k = 40 and 136 leave a partial last step.
+  {
+    auto [tried, passed] = check_family(*make_gemm_wgmma_family(), shapes, 4,
+                                        [](const Schedule& s) { return s.get("block_k") == 32; });
+    EXPECT_GE(tried, 20);
+    EXPECT_EQ(passed, tried);
+  }
   // Split-K: partial sums of each slice, added (and the epilogue applied) by a second kernel;
   // an uneven last slice (k = 2000 is 32 steps of 64, the last one short).
   auto [tried, passed] = check_family(

@@ -17,9 +17,9 @@ namespace tessera::kernels {
 namespace {
 
 Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_t group = 8, int64_t tma_store = 0,
-                int64_t pingpong = 0, int64_t cluster = 1, int64_t split = 1) {
+                int64_t pingpong = 0, int64_t cluster = 1, int64_t split = 1, int64_t bk = 64) {
   return {"gemm_wgmma",
-          {{"block_m", bm}, {"block_n", bn}, {"block_k", 64}, {"stages", stages}, {"consumers", consumers}, {"group_m", group},
+          {{"block_m", bm}, {"block_n", bn}, {"block_k", bk}, {"stages", stages}, {"consumers", consumers}, {"group_m", group},
            {"tma_store", tma_store}, {"pingpong", pingpong}, {"cluster_m", cluster}, {"split_k", split}}};
 }
 
@@ -86,6 +86,15 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
   EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2, 8, 0, 0, 1, 8), Workload::parse("matmul:m=512,n=512,k=320:f16"), h100)
                 .value_or(""),
             "split_k 8 leaves a slice of the 5 k steps empty");
+  // 32-wide k steps halve a slot: 9 stages of 128x256 fit where 4 of 64 do, 10 do not.
+  EXPECT_FALSE(f->validate(wgmma(128, 256, 9, 2, 8, 0, 0, 1, 1, 32), big, h100).has_value());
+  EXPECT_EQ(f->validate(wgmma(128, 256, 10, 2, 8, 0, 0, 1, 1, 32), big, h100).value_or(""),
+            "shared memory 246960 B exceeds 232448 B");
+  EXPECT_NE(f->validate(wgmma(128, 128, 4, 2, 8, 0, 0, 1, 1, 16), big, h100).value_or("").find("block_k must be 64 or 32"),
+            std::string::npos);
+  EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2, 8, 0, 0, 1, 8, 32), Workload::parse("matmul:m=512,n=512,k=224:f16"), h100)
+                .value_or(""),
+            "split_k 8 leaves a slice of the 7 k steps empty");
   HardwareSpec a100 = find_spec("a100_sxm");
   EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2), big, a100).value_or(""), "wgmma and setmaxnreg need an sm_90 (Hopper) GPU");
   for (const std::string& spec : kShapes) {
@@ -154,6 +163,19 @@ TEST(GemmWgmma, ClusterPlanPairsTileRowsAndHalvesBsBoxes) {
   ASSERT_EQ(sk.then.size(), 1u);
   EXPECT_EQ(sk.then[0].entry, "tessera_gemm_wgmma_reduce");
   EXPECT_NE(sk.source.find("float* __restrict__ W, const __grid_constant__ TensorMap map_a"), std::string::npos);
+  // 32-wide k steps: K-major boxes of 32 elements swizzled over 64 bytes; a [K, N] B keeps its
+  // 128-byte swizzled 64-column boxes, of 32 k rows (16 per block of a cluster).
+  KernelSource k32 = f->emit(Workload::parse("matmul:m=1000,n=520,k=136,tb=1:f16"), wgmma(128, 128, 8, 2, 8, 0, 0, 1, 1, 32));
+  EXPECT_EQ(k32.tensor_maps[0].box, (std::vector<int64_t>{32, 128, 1}));
+  EXPECT_EQ(k32.tensor_maps[0].swizzle_bytes, 64);
+  EXPECT_EQ(k32.tensor_maps[1].box, (std::vector<int64_t>{32, 128, 1}));
+  EXPECT_EQ(k32.tensor_maps[1].swizzle_bytes, 64);
+  EXPECT_EQ(k32.launch.dynamic_smem_bytes, 8 * 256 * 32 * 2 + 1024 + 144);
+  KernelSource kn32 = f->emit(Workload::parse("matmul:m=1000,n=520,k=136:f16"), wgmma(128, 128, 4, 2, 8, 0, 0, 2, 1, 32));
+  EXPECT_EQ(kn32.tensor_maps[0].swizzle_bytes, 64);
+  EXPECT_EQ(kn32.tensor_maps[1].box, (std::vector<int64_t>{64, 16, 1}));
+  EXPECT_EQ(kn32.tensor_maps[1].swizzle_bytes, 128);
+  EXPECT_NE(kn32.source.find("128, 128, 32, 4, 2, 8"), std::string::npos);  // BM, BN, BK, STAGES, ...
   // The model counts B's bytes from L2 once per cluster.
   EXPECT_EQ(f->tile_plan(Workload::parse("matmul:m=333,n=192,k=64,tb=1:f16"), wgmma(128, 192, 3, 2, 8, 1, 0, 2)).multicast, 2);
 }
@@ -181,6 +203,9 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   }
   sources.push_back(f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias+gelu"),
                             wgmma(128, 128, 4, 2, 8, 0, 0, 2, 8)));
+  // 32-wide k steps (64-byte swizzled K-major tiles), both layouts of B, with clusters.
+  sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 256, 8, 2, 8, 1, 0, 2, 1, 32)));
+  sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 6, 2, 8, 1, 1, 2, 1, 32)));
   BuildOptions hopper;
   hopper.headers = device_headers();
   std::vector<CompiledKernel> built = Builder(hopper).build(sources);
