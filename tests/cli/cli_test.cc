@@ -228,6 +228,39 @@ TEST(CliTune, BadInputIsOneClearLine) {
                         "--scheduler must be gradient or round-robin (got 'fifo')");
 }
 
+TEST(CliModel, CalibrateFitsTheWgmmaTermsAndChecksThemHeldOut) {
+  std::string db = ::testing::TempDir() + "tessera_calibrate_" + std::to_string(getpid()) + ".db";
+  std::string spec = db + ".spec.json";
+  std::remove(db.c_str());
+  ASSERT_EQ(run({"db", "import", TESSERA_WGMMA_DATASET, "--db", db}).exit_code, 0);
+  Result fit = run({"model", "calibrate", "--db", db, "--output", spec});
+  ASSERT_EQ(fit.exit_code, 0) << fit.err;
+  EXPECT_NE(fit.out.find("fitted to 351 correct records of 11 workloads measured on NVIDIA H200"), std::string::npos)
+      << fit.out;
+  EXPECT_NE(fit.out.find("held out (4 folds by workload, fitted to the others)"), std::string::npos) << fit.out;
+  std::string last = fit.out.substr(fit.out.rfind('\n', fit.out.size() - 2) + 1);
+  ASSERT_EQ(last.rfind("\"async_mma_terms\": ", 0), 0u) << last;
+  Json terms = Json::parse(last.substr(last.find('{')));
+  EXPECT_GT(terms["store_cycles"].get<double>(), 0.0);
+  // The written spec is a usable target.
+  Result show = run({"workload", "show", "matmul:m=4096,n=4096,k=4096:f16", "--target", spec});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  Result json = run({"model", "calibrate", "--db", db, "--folds", "0", "--json"});
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  Json j = Json::parse(json.out);
+  EXPECT_EQ(j["records"], 351);
+  EXPECT_LT(j["rmse_after"].get<double>(), j["rmse_before"].get<double>() + 1e-12);
+  EXPECT_FALSE(j.contains("held_out"));
+  // Too few records of wgmma schedules: the dataset of the learned model has none.
+  std::string other = db + ".other";
+  std::remove(other.c_str());
+  ASSERT_EQ(run({"db", "import", TESSERA_DATASET, "--db", other}).exit_code, 0);
+  expect_one_line_error({"model", "calibrate", "--db", other}, "needs at least 20 correct records of async-MMA");
+  std::remove(db.c_str());
+  std::remove(other.c_str());
+  std::remove(spec.c_str());
+}
+
 TEST(CliModel, EvalTrainAndReplayedEvolutionOnTheDataset) {
   std::string db = ::testing::TempDir() + "tessera_model_" + std::to_string(getpid()) + ".db";
   std::string tuned = db + ".tuned";

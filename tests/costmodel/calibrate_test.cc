@@ -1,0 +1,142 @@
+#include "costmodel/calibrate.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "costmodel/analytic.h"
+#include "db/export.h"
+#include "tests/kernels/families_fixture.h"
+
+namespace tessera::costmodel {
+namespace {
+
+// gemm_wgmma (and gemm_tc) records measured on the lent H200 (tests/data/README.md).
+const std::vector<Record>& h200_records() {
+  static const std::vector<Record> records = [] {
+    std::ifstream in(TESSERA_WGMMA_DATASET, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return db::import_jsonl(text.str(), TESSERA_WGMMA_DATASET);
+  }();
+  return records;
+}
+
+class Calibrate : public tessera::testing::BuiltinFamiliesTest {
+ protected:
+  // The H200's spec with the model's default terms, as before any fit.
+  HardwareSpec defaults() const {
+    HardwareSpec hw = find_spec("h200_sxm");
+    hw.async_mma = AsyncMmaTerms{};
+    return hw;
+  }
+};
+
+TEST_F(Calibrate, SelectsTheAsyncMmaRecordsOnly) {
+  const std::vector<Record> mine = async_mma_records(h200_records(), families_);
+  EXPECT_EQ(h200_records().size(), 768u);
+  EXPECT_EQ(mine.size(), 351u);
+  for (const Record& r : mine) EXPECT_EQ(r.schedule.family, "gemm_wgmma");
+}
+
+// Times made by the model itself with known terms are fitted back to a near-zero error from
+// the defaults: the search works and the terms are identifiable from these schedules.
+TEST_F(Calibrate, RecoversTermsThatGeneratedTheTimes) {
+  HardwareSpec truth = defaults();
+  truth.async_mma.efficiency = 0.7;
+  truth.async_mma.overlap = 0.5;
+  truth.async_mma.store_cycles = 0.2;
+  truth.async_mma.op_cycles = 0.1;
+  truth.async_mma.tma_store_share = 0.5;
+  truth.async_mma.turn_hidden = 0.4;
+  truth.async_mma.multicast_saving = 0.3;
+  std::vector<Record> made = async_mma_records(h200_records(), families_);
+  AnalyticModel model(families_, truth);
+  std::vector<double> us = model.predict(candidates_of(made));
+  for (size_t i = 0; i < made.size(); ++i) made[i].measurement.median_us = us[i];
+  AsyncMmaFit fit = fit_async_mma_terms(made, families_, defaults());
+  EXPECT_EQ(fit.records, 351);
+  EXPECT_EQ(fit.workloads, 11);
+  EXPECT_GT(fit.rmse_before, 0.1);
+  EXPECT_LT(fit.rmse_after, 0.01);
+  EXPECT_NEAR(fit.terms.efficiency, 0.7, 0.05);
+  EXPECT_NEAR(fit.terms.store_cycles, 0.2, 0.05);
+  EXPECT_NEAR(fit.terms.turn_hidden, 0.4, 0.1);
+}
+
+// On the measured records, terms fitted to some workloads rank the others better than the
+// defaults do, and predict their times closer.
+TEST_F(Calibrate, FittedTermsRankHeldOutWorkloadsBetter) {
+  const std::vector<Record> mine = async_mma_records(h200_records(), families_);
+  AnalyticModel plain(families_, defaults());
+  EvalReport before = evaluate(mine, [&](std::span<const Record> g) { return plain.predict(candidates_of(g)); });
+  double held_rmse = 0;
+  EvalReport held = cross_validate_async_mma(mine, families_, defaults(), 4, &held_rmse);
+  EXPECT_EQ(held.groups.size(), 11u);
+  EXPECT_GT(held.pairwise, before.pairwise + 0.03) << before.summary_line() << " vs " << held.summary_line();
+  EXPECT_GT(held.top1, before.top1) << before.summary_line() << " vs " << held.summary_line();
+  EXPECT_LT(held_rmse, async_mma_rmse(mine, families_, defaults()) * 0.8);
+}
+
+// The terms shipped in configs/gpus/h200_sxm.json are such a fit.
+TEST_F(Calibrate, ShippedTermsAreFittedToTheRecords) {
+  const HardwareSpec shipped = find_spec("h200_sxm");
+  EXPECT_NE(shipped.async_mma.fitted_on.find("351 gemm_wgmma records"), std::string::npos);
+  const double fitted = async_mma_rmse(h200_records(), families_, shipped);
+  EXPECT_LT(fitted, async_mma_rmse(h200_records(), families_, defaults()) * 0.8);
+  // A fresh fit does not find much better: the shipped terms are at (or near) its optimum.
+  AsyncMmaFit again = fit_async_mma_terms(h200_records(), families_, shipped);
+  EXPECT_GT(again.rmse_after, fitted - 0.01);
+}
+
+TEST_F(Calibrate, TooFewRecordsIsAClearError) {
+  std::vector<Record> few = async_mma_records(h200_records(), families_);
+  few.resize(5);
+  try {
+    fit_async_mma_terms(few, families_, defaults());
+    FAIL() << "fitted to 5 records";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs at least 20 correct records of async-MMA (wgmma) schedules (found 5)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(AsyncMmaTermsJson, RoundTripsDefaultsAndRejectsBadFields) {
+  AsyncMmaTerms t;
+  t.efficiency = 0.9;
+  t.store_cycles = 0.25;
+  t.fitted_on = "test";
+  AsyncMmaTerms back = AsyncMmaTerms::from_json(t.to_json(), "t.json");
+  EXPECT_EQ(back.efficiency, 0.9);
+  EXPECT_EQ(back.store_cycles, 0.25);
+  EXPECT_EQ(back.fitted_on, "test");
+  // A missing field keeps its default.
+  AsyncMmaTerms partial = AsyncMmaTerms::from_json(Json{{"overlap", 0.5}}, "t.json");
+  EXPECT_EQ(partial.overlap, 0.5);
+  EXPECT_EQ(partial.efficiency, AsyncMmaTerms{}.efficiency);
+  auto error_of = [](const Json& j) {
+    try {
+      AsyncMmaTerms::from_json(j, "spec.json");
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(error_of(Json{{"efficency", 0.5}}).find("spec.json (async_mma_terms): unknown field \"efficency\""),
+            std::string::npos);
+  EXPECT_NE(error_of(Json{{"overlap", 1.5}}).find("\"overlap\" must lie in [0.000000, 1.000000] (got 1.500000)"),
+            std::string::npos);
+  EXPECT_NE(error_of(Json{{"efficiency", "high"}}).find("efficiency"), std::string::npos);
+  EXPECT_NE(error_of(Json::array()).find("must be a JSON object"), std::string::npos);
+  // Through a whole spec.
+  Json spec = find_spec("h100_sxm").to_json();
+  spec["async_mma_terms"]["turn_hidden"] = -0.1;
+  EXPECT_THROW(HardwareSpec::from_json(spec, "h100.json"), UserError);
+}
+
+}  // namespace
+}  // namespace tessera::costmodel
