@@ -262,7 +262,8 @@ int model_calibrate(const ParsedArgs& args) {
   const Json b = hw.async_mma.to_json(), a = fit.terms.to_json();
   Table table({"term", hw.name, "fitted"});
   for (const char* key :
-       {"efficiency", "overlap", "store_cycles", "op_cycles", "tma_store_share", "turn_hidden", "multicast_saving"})
+       {"efficiency", "overlap", "store_cycles", "op_cycles", "tma_store_share", "turn_hidden", "multicast_saving",
+        "load_latency_us"})
     table.add({key, fixed(b[key].get<double>(), 4), fixed(a[key].get<double>(), 4)});
   auto error_factor = [](double rmse) { return fixed(std::exp(rmse), 2) + "x"; };
   std::cout << "analytic model's async-MMA terms fitted to " << fit.records << " correct records of " << fit.workloads
@@ -334,7 +335,7 @@ void register_model_commands(CommandRegistry& registry) {
                 "The analytic model's terms for wgmma GEMMs describe kernels, not the datasheet: the share of the "
                 "tensor peak the MMAs sustain, the share of the memory terms the pipeline hides, the epilogue's cycles "
                 "per output element (plus per epilogue step), the share of that TMA stores cost, the share ping-pong "
-                "hides, and the share of a multicast's L2 saving that shows. This fits them to the target's correct "
+                "hides, the share of a multicast's L2 saving that shows, and the load latency the stages must hide. This fits them to the target's correct "
                 "records of async-MMA schedules (at least 20) by least squares on the log of predicted over measured "
                 "time, and reports the error and the ranking figures of `model eval` before and after, in sample and "
                 "on held-out workloads (each fold fitted to the others). The last line is the fitted "

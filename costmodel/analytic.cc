@@ -217,6 +217,11 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   std::vector<std::pair<double, const char*>> terms = {
       {compute_wave, "compute"}, {smem_wave * (p.register_pipeline ? 0.6 : 1.0), "smem"}, {l2_wave, "l2"},
       {dram_wave, latency_factor < 1 ? "latency" : "dram"}};
+  // Async-MMA plans: a k step waits for its slot, loaded stages - 1 steps earlier; when the
+  // load latency exceeds that many steps' MMAs, the latency bounds the block.
+  if (p.async_mma && hw.async_mma.load_latency_us > 0)
+    terms.push_back({concurrent * steps_per_block * hw.async_mma.load_latency_us / double(std::max<int64_t>(p.stages - 1, 1)),
+                     "load latency"});
   auto top = std::max_element(terms.begin(), terms.end());
   double rest = 0;
   for (auto& t : terms)

@@ -15,7 +15,7 @@
 namespace tessera::costmodel {
 namespace {
 
-constexpr int kTerms = 7;
+constexpr int kTerms = 8;
 using Point = std::array<double, kTerms>;
 
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -28,7 +28,7 @@ Point to_point(const AsyncMmaTerms& t) {
   auto positive = [](double v, double floor) { return std::log(std::max(v, floor)); };
   return {share((t.efficiency - 0.01) / 0.99), share(t.overlap),       positive(t.store_cycles, 0.01),
           positive(t.op_cycles, 0.01),         positive(t.tma_store_share, 0.05), share(t.turn_hidden),
-          share(t.multicast_saving)};
+          share(t.multicast_saving),           positive(t.load_latency_us, 0.2)};
 }
 
 AsyncMmaTerms to_terms(const Point& x) {
@@ -40,6 +40,7 @@ AsyncMmaTerms to_terms(const Point& x) {
   t.tma_store_share = std::min(std::exp(x[4]), 10.0);
   t.turn_hidden = logistic(x[5]);
   t.multicast_saving = logistic(x[6]);
+  t.load_latency_us = std::min(std::exp(x[7]), 100.0);
   return t;
 }
 
@@ -174,7 +175,7 @@ AsyncMmaFit fit_async_mma_terms(std::span<const Record> records, const kernels::
   // valleys a single run stalls in.
   Point x = to_point(hw.async_mma);
   double step = 1.0;
-  for (int round = 0; round < 4; ++round, step *= 0.5)
+  for (int round = 0; round < 6; ++round, step *= 0.6)
     x = nelder_mead(objective, x, step, fit.evaluations + 1200, 1e-10, fit.evaluations);
   fit.terms = to_terms(x);
   trial.async_mma = fit.terms;

@@ -1,9 +1,10 @@
 // Fitting the analytic model's async-MMA terms (HardwareSpec::async_mma: the share of the
 // tensor peak wgmma sustains, the share of the memory terms the pipeline hides, the epilogue's
 // cycles per output element and how much TMA stores and ping-pong turns take off them, the
-// share of a multicast's L2 saving that shows) to measured records of the GPU.
+// share of a multicast's L2 saving that shows, the load latency the stages hide) to
+// measured records of the GPU.
 //
-// The model's other constants stay as they are; only these seven move. The fit minimises the
+// The model's other constants stay as they are; only these eight move. The fit minimises the
 // mean squared log error, ln(predicted / measured)^2, over the correct records of async-MMA
 // plans, by Nelder-Mead in an unconstrained parametrisation (shares through a logistic, cycle
 // counts and factors through exp), starting from the spec's current terms.

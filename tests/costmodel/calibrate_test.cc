@@ -53,6 +53,7 @@ TEST_F(Calibrate, RecoversTermsThatGeneratedTheTimes) {
   truth.async_mma.tma_store_share = 0.5;
   truth.async_mma.turn_hidden = 0.4;
   truth.async_mma.multicast_saving = 0.3;
+  truth.async_mma.load_latency_us = 0.5;
   std::vector<Record> made = async_mma_records(h200_records(), families_);
   AnalyticModel model(families_, truth);
   std::vector<double> us = model.predict(candidates_of(made));
