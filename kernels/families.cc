@@ -47,6 +47,31 @@ std::vector<Schedule> enumerate_space(const KernelFamily& family, const Workload
   }
 }
 
+namespace {
+constexpr int64_t kReduceThreads = 256;
+}  // namespace
+
+std::string splitk_reduce_source(const std::string& entry, const Workload& w, int64_t split) {
+  const MatmulShape& m = w.matmul();
+  const EpilogueCode epi = matmul_epilogue_code(w);
+  return "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kReduceThreads) + ") " + entry +
+         "_reduce(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
+         "Out* __restrict__ C, float* __restrict__ W) {\n"
+         "  (void)A; (void)B;\n"
+         "  gemm::splitk_reduce<Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " +
+         std::to_string(m.batch) + ", " + std::to_string(split) + ">(W, C, Epilogue{" + epi.init + "});\n}\n";
+}
+
+void add_splitk_reduce(KernelSource& out, const Workload& w, int64_t split) {
+  const MatmulShape& m = w.matmul();
+  KernelLaunch reduce{out.entry + "_reduce", {}};
+  const int64_t outputs = m.batch * m.m * m.n;
+  reduce.geometry.grid[0] = std::min<int64_t>((outputs + kReduceThreads - 1) / kReduceThreads, 65536);
+  reduce.geometry.block[0] = kReduceThreads;
+  out.then.push_back(reduce);
+  out.workspace_bytes = split * outputs * 4;
+}
+
 EpilogueCode matmul_epilogue_code(const Workload& w) {
   EpilogueCode code;
   // body: operator()'s steps; pair_body: apply()'s, with the bias from the Cols loaded once.

@@ -53,6 +53,13 @@ struct EpilogueCode {
 };
 EpilogueCode matmul_epilogue_code(const Workload& w);
 
+/// Split-K's second kernel for a matmul of `w`, `<entry>_reduce(A, B, <epilogue params>, C,
+/// W)`: adds the `split` slices' f32 partials of W in a fixed order and applies the epilogue
+/// (gemm::splitk_reduce, kernels/cuda/gemm_tc.cuh).
+std::string splitk_reduce_source(const std::string& entry, const Workload& w, int64_t split);
+/// Appends that kernel's launch to `out` and sizes its workspace (split x batch x M x N f32).
+void add_splitk_reduce(KernelSource& out, const Workload& w, int64_t split);
+
 /// Storage type of a dtype in device code: "float", "tessera::F16", "tessera::BF16".
 std::string device_type(DType t);
 

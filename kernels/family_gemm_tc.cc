@@ -13,7 +13,6 @@ constexpr const char* kWarpsM = "warps_m";
 constexpr const char* kWarpsN = "warps_n";
 constexpr const char* kVec = "vec";
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;
-constexpr int64_t kReduceThreads = 256;
 
 // The tile, pipeline and resource rules for the GEMM `w` (a matmul, or the GEMM view of an
 // implicit-GEMM convolution).
@@ -76,21 +75,9 @@ KernelSource emit_gemm_tc(const Workload& w, const Schedule& s, const std::strin
       std::to_string(bk) + ", " + std::to_string(wm) + ", " + std::to_string(wn) + ", " + std::to_string(stages) +
       ", " + std::to_string(vec) + ", " + std::to_string(group) + ", " + std::to_string(split) + ", Epilogue" +
       (a_map.empty() ? "" : ", " + a_map) + ">(A, B, C, epilogue" + (split > 1 ? ", W" : "") + ");\n}\n";
-  if (split > 1)
-    src += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kReduceThreads) + ") " + entry +
-           "_reduce" + params + " {\n"
-           "  (void)A; (void)B;\n"
-           "  gemm::splitk_reduce<Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " +
-           std::to_string(m.batch) + ", " + std::to_string(split) + ">(W, C, Epilogue{" + epi.init + "});\n}\n";
+  if (split > 1) src += splitk_reduce_source(entry, w, split);
   KernelSource out(entry, src, gemm_launch(m, bm, bn, threads, stages * (bm * bk + bk * bn) * 2, split));
-  if (split > 1) {
-    KernelLaunch reduce{entry + "_reduce", {}};
-    int64_t outputs = m.batch * m.m * m.n;
-    reduce.geometry.grid[0] = std::min<int64_t>((outputs + kReduceThreads - 1) / kReduceThreads, 65536);
-    reduce.geometry.block[0] = kReduceThreads;
-    out.then.push_back(reduce);
-    out.workspace_bytes = split * outputs * 4;
-  }
+  if (split > 1) add_splitk_reduce(out, w, split);
   return out;
 }
 

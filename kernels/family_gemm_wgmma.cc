@@ -16,7 +16,6 @@ constexpr const char* kClusterM = "cluster_m";
 constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
 constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // split-K partial sums
-constexpr int64_t kReduceThreads = 256;
 
 // Output rows a consumer warpgroup computes per tile: its share, or the whole tile (ping-pong).
 int64_t consumer_rows(int64_t bm, int64_t consumers, bool pingpong) { return pingpong ? bm : bm / consumers; }
@@ -150,13 +149,7 @@ class GemmWgmmaFamily : public KernelFamily {
         std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " +
         std::to_string(cluster) + ", " + std::to_string(split) + ", Epilogue, Mma>(C, " + (split > 1 ? "W" : "nullptr") +
         ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
-    if (split > 1)  // the second kernel: sums the slices' partials and applies the epilogue
-      src += "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kReduceThreads) + ") " + entry +
-             "_reduce(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
-             "Out* __restrict__ C, float* __restrict__ W) {\n"
-             "  (void)A; (void)B;\n"
-             "  gemm::splitk_reduce<Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " +
-             std::to_string(m.batch) + ", " + std::to_string(split) + ">(W, C, Epilogue{" + epi.init + "});\n}\n";
+    if (split > 1) src += splitk_reduce_source(entry, w, split);  // sums the slices and applies the epilogue
     LaunchGeometry g;
     // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
     // may lie below M: its loads zero-fill and its stores drop).
@@ -174,14 +167,7 @@ class GemmWgmmaFamily : public KernelFamily {
     TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {bk, bn / cluster, 1}, k_swizzle}
                                 : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, bk / cluster, 1}, 128};
     out.tensor_maps = {a, b};
-    if (split > 1) {
-      KernelLaunch reduce{entry + "_reduce", {}};
-      int64_t outputs = m.batch * m.m * m.n;
-      reduce.geometry.grid[0] = std::min<int64_t>((outputs + kReduceThreads - 1) / kReduceThreads, 65536);
-      reduce.geometry.block[0] = kReduceThreads;
-      out.then.push_back(reduce);
-      out.workspace_bytes = split * outputs * 4;
-    }
+    if (split > 1) add_splitk_reduce(out, w, split);
     if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
       int out_index = static_cast<int>(w.expr().tensors.size()) - 1;
       out.tensor_maps.push_back(TensorMapSpec{out_index, w.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},

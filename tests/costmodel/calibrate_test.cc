@@ -3,12 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "costmodel/analytic.h"
-#include "db/export.h"
+#include "tests/data/dataset.h"
 #include "tests/kernels/families_fixture.h"
 
 namespace tessera::costmodel {
@@ -16,12 +14,7 @@ namespace {
 
 // gemm_wgmma (and gemm_tc) records measured on the lent H200 (tests/data/README.md).
 const std::vector<Record>& h200_records() {
-  static const std::vector<Record> records = [] {
-    std::ifstream in(TESSERA_WGMMA_DATASET, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return db::import_jsonl(text.str(), TESSERA_WGMMA_DATASET);
-  }();
+  static const std::vector<Record> records = tessera::testing::load_records(TESSERA_WGMMA_DATASET);
   return records;
 }
 

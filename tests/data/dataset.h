@@ -11,13 +11,16 @@
 
 namespace tessera::testing {
 
+/// The records of a `db export --format jsonl` file.
+inline std::vector<Record> load_records(const char* path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return db::import_jsonl(text.str(), path);
+}
+
 inline const std::vector<Record>& h100_dataset() {
-  static const std::vector<Record> records = [] {
-    std::ifstream in(TESSERA_DATASET, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return db::import_jsonl(text.str(), TESSERA_DATASET);
-  }();
+  static const std::vector<Record> records = load_records(TESSERA_DATASET);
   return records;
 }
 
