@@ -335,9 +335,9 @@ void register_model_commands(CommandRegistry& registry) {
                 "The analytic model's terms for wgmma GEMMs describe kernels, not the datasheet: the share of the "
                 "tensor peak the MMAs sustain, the share of the memory terms the pipeline hides, the epilogue's cycles "
                 "per output element (plus per epilogue step), the share of that TMA stores cost, the share ping-pong "
-                "hides, the share of a multicast's L2 saving that shows, and the load latency the stages must hide. This fits them to the target's correct "
-                "records of async-MMA schedules (at least 20) by least squares on the log of predicted over measured "
-                "time, and reports the error and the ranking figures of `model eval` before and after, in sample and "
+                "hides, the share of a multicast's L2 saving that shows, and the load latency the stages must hide. "
+                "This fits them to the target's correct records of async-MMA schedules (at least 20) by least squares "
+                "on the log of predicted over measured time, and reports the error and the ranking figures of `model eval` before and after, in sample and "
                 "on held-out workloads (each fold fitted to the others). The last line is the fitted "
                 "\"async_mma_terms\" object for configs/gpus/<spec>.json; --output writes the whole spec with "
                 "them, usable as --target FILE. Nothing is written to the database.",

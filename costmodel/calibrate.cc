@@ -64,12 +64,15 @@ std::vector<Sample> samples_of(std::span<const Record> records, const kernels::F
   return out;
 }
 
+// ln(predicted / measured); an infeasible estimate of a kernel that ran counts as a factor of e^4.
+double log_error(double predicted_us, double measured_us) {
+  return std::isfinite(predicted_us) && predicted_us > 0 ? std::log(predicted_us / measured_us) : 4.0;
+}
+
 double mean_squared_log_error(const std::vector<Sample>& samples, const HardwareSpec& hw) {
   double sum = 0;
   for (const Sample& s : samples) {
-    const double us = estimate(s.plan, hw).us;
-    // An infeasible estimate of a kernel that ran is as wrong as a factor of e^4.
-    const double d = std::isfinite(us) && us > 0 ? std::log(us / s.measured_us) : 4.0;
+    const double d = log_error(estimate(s.plan, hw).us, s.measured_us);
     sum += d * d;
   }
   return samples.empty() ? 0.0 : sum / double(samples.size());
@@ -198,7 +201,7 @@ EvalReport cross_validate_async_mma(std::span<const Record> records, const kerne
     return [&, fitted](std::span<const Record> group) {
       std::vector<double> p = AnalyticModel(families, *fitted).predict(candidates_of(group));
       for (size_t i = 0; i < group.size(); ++i) {
-        const double d = std::isfinite(p[i]) && p[i] > 0 ? std::log(p[i] / group[i].measurement.median_us) : 4.0;
+        const double d = log_error(p[i], group[i].measurement.median_us);
         squared += d * d;
         ++counted;
       }

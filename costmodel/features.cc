@@ -10,8 +10,9 @@
 namespace tessera::costmodel {
 namespace {
 
-// Layout version 3 (2: gemm_wgmma and its consumers, tma_store and pingpong knobs; 3: its cluster_m knob). Appending or
-// reordering anything here means kFeatureVersion + 1.
+// Layout version 3 (2: gemm_wgmma and its consumers, tma_store and pingpong knobs; 3: its cluster_m knob); version 4
+// keeps this layout but changes the analytic features of wgmma plans (features.h). Appending or reordering anything
+// here means kFeatureVersion + 1.
 constexpr const char* kKinds[] = {"matmul", "batch_matmul", "conv2d", "softmax", "layernorm", "reduce", "elementwise"};
 constexpr OpKind kKindValues[] = {OpKind::kMatmul,    OpKind::kBatchMatmul, OpKind::kConv2d,     OpKind::kSoftmax,
                                   OpKind::kLayernorm, OpKind::kReduce,      OpKind::kElementwise};

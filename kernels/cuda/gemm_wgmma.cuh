@@ -182,17 +182,13 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   // arrives on the slot's empty barrier in each block of the cluster.
   auto release = [&](int slot) {
     if (lane != 0) return;
-    if constexpr (CLUSTER > 1) {
 #pragma unroll
-      for (int r = 0; r < CLUSTER; ++r) {
-        if (r == rank) {
-          wgmma::bar_arrive(&empty[slot]);
-        } else {
-          wgmma::bar_arrive_cluster(&empty[slot], r);
-        }
+    for (int r = 0; r < CLUSTER; ++r) {
+      if (r == rank) {
+        wgmma::bar_arrive(&empty[slot]);
+      } else {
+        wgmma::bar_arrive_cluster(&empty[slot], r);
       }
-    } else {
-      wgmma::bar_arrive(&empty[slot]);
     }
   };
   float acc[MI][BN / 2];
