@@ -140,7 +140,7 @@ class ConvTcFamily : public KernelFamily {
   KernelSource emit(const Workload& w, const Schedule& s) const override {
     const Conv2dShape& c = w.conv2d();
     auto def = [](const char* name, int64_t v) {
-      return std::string("constexpr long long ") + name + " = " + std::to_string(v) + ";\n";
+      return std::string("constexpr int ") + name + " = " + std::to_string(v) + ";\n";
     };
     // 1x1 fast paths: without padding an output pixel reads exactly one input pixel, so the
     // im2col view needs no tap decomposition or bounds tests; at stride 1 it is the input itself.
@@ -154,11 +154,18 @@ class ConvTcFamily : public KernelFamily {
                             "// Strided 1x1 convolution: row m of the implicit GEMM is output pixel (n, p, q), column k\n"
                             "// is channel k of input pixel (n, p * stride_h, q * stride_w).\n"
                             "struct ConvA {\n"
+                            "  struct Row {\n"
+                            "    long long pixel;  // offset of input pixel (n, p * stride_h, q * stride_w)\n"
+                            "    bool valid;\n"
+                            "  };\n"
+                            "  __device__ __forceinline__ static Row row(int m) {\n"
+                            "    const int q = m % kConvQ, t = m / kConvQ, p = t % kConvP, n = t / kConvP;\n"
+                            "    return {((long long)(n * kConvH + p * kStrideH) * kConvW + q * kStrideW) * kConvC, n < kConvN};\n"
+                            "  }\n"
                             "  template <class T>\n"
-                            "  __device__ __forceinline__ static const T* at(const T* x, long long m, int k, bool& ok) {\n"
-                            "    const long long q = m % kConvQ, t = m / kConvQ, p = t % kConvP, n = t / kConvP;\n"
-                            "    ok = n < kConvN && k < kConvC;\n"
-                            "    return x + (ok ? ((n * kConvH + p * kStrideH) * kConvW + q * kStrideW) * kConvC + k : 0);\n"
+                            "  __device__ __forceinline__ static const T* at(const T* x, const Row& row, int k, bool& ok) {\n"
+                            "    ok = row.valid && k < kConvC;\n"
+                            "    return x + (ok ? row.pixel + k : 0);\n"
                             "  }\n"
                             "};\n";
       return emit_gemm_tc(gemm_view(w), s, "tessera_conv_tc", prelude, "ConvA", w.key());
@@ -169,13 +176,20 @@ class ConvTcFamily : public KernelFamily {
                           def("kPadW", c.pad_w) + def("kDilH", c.dilation_h) + def("kDilW", c.dilation_w) +
                           "// Row m of the implicit GEMM is output pixel (n, p, q); column k is tap (r, s, c).\n"
                           "struct ConvA {\n"
+                          "  struct Row {\n"
+                          "    int nh, h0, w0;  // n * H, and the window's top-left corner (out of range for rows past M)\n"
+                          "  };\n"
+                          "  __device__ __forceinline__ static Row row(int m) {\n"
+                          "    const int q = m % kConvQ, t = m / kConvQ, p = t % kConvP, n = t / kConvP;\n"
+                          "    if (n >= kConvN) return {0, -(1 << 29), 0};\n"
+                          "    return {n * kConvH, p * kStrideH - kPadH, q * kStrideW - kPadW};\n"
+                          "  }\n"
                           "  template <class T>\n"
-                          "  __device__ __forceinline__ static const T* at(const T* x, long long m, int k, bool& ok) {\n"
-                          "    const long long q = m % kConvQ, t = m / kConvQ, p = t % kConvP, n = t / kConvP;\n"
+                          "  __device__ __forceinline__ static const T* at(const T* x, const Row& row, int k, bool& ok) {\n"
                           "    const int ch = k % kConvC, rs = k / kConvC, s = rs % kConvS, r = rs / kConvS;\n"
-                          "    const long long h = p * kStrideH + r * kDilH - kPadH, w = q * kStrideW + s * kDilW - kPadW;\n"
-                          "    ok = n < kConvN && r < kConvR && h >= 0 && h < kConvH && w >= 0 && w < kConvW;\n"
-                          "    return x + (ok ? ((n * kConvH + h) * kConvW + w) * kConvC + ch : 0);\n"
+                          "    const int h = row.h0 + r * kDilH, w = row.w0 + s * kDilW;\n"
+                          "    ok = r < kConvR && h >= 0 && h < kConvH && w >= 0 && w < kConvW;\n"
+                          "    return x + (ok ? ((long long)(row.nh + h) * kConvW + w) * kConvC + ch : 0);\n"
                           "  }\n"
                           "};\n";
     return emit_gemm_tc(gemm_view(w), s, "tessera_conv_tc", prelude, "ConvA", w.key());

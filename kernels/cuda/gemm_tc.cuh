@@ -72,13 +72,19 @@ __device__ __forceinline__ void mma(float (&d)[4], const unsigned (&a)[4], unsig
 }
 
 /// Where element (m, k) of a row-major [M, K] A lives; `ok` false outside the matrix.
-/// Implicit-GEMM convolutions substitute their own map (an im2col view of the input).
+/// Implicit-GEMM convolutions substitute their own map (an im2col view of the input). A map
+/// splits the lookup in two: row(m) does the work that depends on the row only (a block's rows
+/// are fixed for its whole k loop, so the kernel computes them once), at(row, k) the rest.
 template <int M, int K>
 struct DenseA {
+  struct Row {
+    int m;
+  };
+  __device__ __forceinline__ static Row row(int m) { return {m}; }
   template <class T>
-  __device__ __forceinline__ static const T* at(const T* a, long long m, int k, bool& ok) {
-    ok = m < M && k < K;
-    return a + (ok ? m * K + k : 0);
+  __device__ __forceinline__ static const T* at(const T* a, const Row& row, int k, bool& ok) {
+    ok = row.m < M && k < K;
+    return a + (ok ? (long long)row.m * K + k : 0);
   }
 };
 
@@ -198,13 +204,28 @@ __device__ __forceinline__ void gemm_tc(const In* __restrict__ A, const In* __re
   const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int wm = warp / WN, wn = warp % WN;
 
+  // The A rows this thread loads are the same at every k tile: their row-only address work
+  // (an im2col map's pixel decomposition) is done once, when it fits in a few registers.
+  constexpr int kVecsA = BM * BK / VEC, kLoadsA = (kVecsA + kThreads - 1) / kThreads;
+  constexpr bool kCacheRows = kLoadsA <= 8;
+  typename AMap::Row rows[kCacheRows ? kLoadsA : 1];
+  if constexpr (kCacheRows) {
+#pragma unroll
+    for (int j = 0; j < kLoadsA; ++j) rows[j] = AMap::row(bm * BM + (tid + j * kThreads) / (BK / VEC));
+  }
+
   auto load_tile = [&](int stage, int kt) {
     const int k0 = (kt_begin + kt) * BK;
     In* a = sA + stage * kTileA;
-    for (int i = tid; i < BM * BK / VEC; i += kThreads) {
+#pragma unroll 8
+    for (int j = 0; j < kLoadsA; ++j) {
+      const int i = tid + j * kThreads;
+      if (kVecsA % kThreads != 0 && i >= kVecsA) break;
       const int r = i / (BK / VEC), col = (i % (BK / VEC)) * VEC;
       bool ok;
-      const In* src = AMap::at(A, (long long)bm * BM + r, k0 + col, ok);
+      const In* src;
+      if constexpr (kCacheRows) src = AMap::at(A, rows[j], k0 + col, ok);
+      else src = AMap::at(A, AMap::row(bm * BM + r), k0 + col, ok);
       In* dst = a + r * BK + gemm::swizzle<kChunksK>(r, col / 8) * 8 + col % 8;
       gemm::copy<VEC>(dst, src, ok);
     }
