@@ -26,6 +26,14 @@ constexpr double kMemoryLatencyUs = 2.0;
 constexpr double kL2UsableFraction = 0.5;       // of L2 a wave's tiles may occupy and stay resident
 constexpr double kCyclesPerWarpLoad = 16;       // issue of one warp-wide global (cp.async) load; calibrated
 constexpr double kCyclesPerStep = 80;           // barrier and wait of one pipeline step of a block; calibrated
+// mma.sync plans (gemm_tc, conv_tc; calibrated against the H100's batch-1 convolutions,
+// configs/workloads/batch1-conv.json, 822 records): resident warps that keep an SM's four
+// schedulers' tensor cores busy (two each), and the latency of a k tile's cp.async loads, which
+// the tiles in flight ahead of it hide. With them, the analytic model's top-1 on those records
+// went 0.466 -> 0.887 (top-5 0.847 -> 0.923), on the H100 dataset 0.822 -> 0.861, and on the
+// graph benchmark's H100 records pairwise 0.33 -> 0.78 (`tessera model eval --model analytic`).
+constexpr double kWarpsToFeedMma = 8;
+constexpr double kCpAsyncLoadLatencyUs = 0.6;
 constexpr double kFragmentOverhead = 4;         // non-MMA instructions per k-step of a warp tile, besides ldmatrix
 // The fragment-issue factor kMmaSyncEfficiency was calibrated against (a constant scale of
 // the compute term).
@@ -120,6 +128,9 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   double warps_per_sm = concurrent * double(p.threads) / 32;
   // The tensor pipe needs a few warps per scheduler to stay busy.
   double issue = p.async_mma ? 1.0 : std::min(1.0, 0.6 + 0.4 * warps_per_sm / 16);
+  // mma.sync runs on the tensor cores of the issuing warp's scheduler: with fewer resident
+  // warps than kWarpsToFeedMma, part of the SM's tensor cores idle.
+  if (tensor && !p.async_mma) issue *= std::min(1.0, warps_per_sm / kWarpsToFeedMma);
   double eff = (p.async_mma ? hw.async_mma.efficiency : tensor ? kMmaSyncEfficiency : kFmaEfficiency) * issue;
   // A warp tile's MMAs share the issue slots with the ldmatrix loads that feed them: per
   // 16-deep k step, (wtm/16)(wtn/8) MMAs against wtm/16 + wtn/16 fragment loads.
@@ -222,6 +233,10 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   if (p.async_mma && hw.async_mma.load_latency_us > 0)
     terms.push_back({concurrent * steps_per_block * hw.async_mma.load_latency_us / double(std::max<int64_t>(p.stages - 1, 1)),
                      "load latency"});
+  // cp.async rings: the same wait, for the tile loaded stages - 1 steps earlier by the block's
+  // own warps (resident blocks wait side by side).
+  if (tensor && !p.async_mma && p.stages > 1)
+    terms.push_back({steps_per_block * kCpAsyncLoadLatencyUs / double(p.stages - 1), "load latency"});
   auto top = std::max_element(terms.begin(), terms.end());
   double rest = 0;
   for (auto& t : terms)
