@@ -54,23 +54,8 @@ int tune(const ParsedArgs& args) {
     workloads.emplace_back(Workload::parse(spec), 1.0);
     labels.push_back("");
   }
-  if (auto model = args.value("model")) {
-    // The model's operators and those of its optimised graph, costed for the job's target
-    // below; here only which workloads they are matters, so the default H100 spec serves.
-    graph::Graph g = graph::import_onnx(*model);
-    kernels::FamilyRegistry model_families;
-    kernels::register_builtin_families(model_families);
-    auto entries = graph::tuning_workloads(g, model_families, find_spec("h100_sxm"),
-                                           parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype"));
-    std::cerr << "tessera: " << *model << ": " << entries.size() << " distinct workloads (the model's and its "
-              << "optimised graph's), weighted by occurrences\n";
-    std::string name = std::filesystem::path(*model).filename().string();
-    for (search::WorkloadEntry& e : entries) {
-      workloads.emplace_back(e.workload, e.weight);
-      labels.push_back(name + ":" + e.label);
-    }
-  }
-  if (workloads.empty()) throw UserError("nothing to tune: give --workload SPEC, --workloads FILE or --model FILE.onnx");
+  if (workloads.empty() && !args.has("model"))
+    throw UserError("nothing to tune: give --workload SPEC, --workloads FILE or --model FILE.onnx");
   search::TuneOptions options;
   options.top_k = args.integer("topk", 10, 1, 1000);
   options.trials = args.integer("trials", 0, 0, 1000000);
@@ -160,6 +145,22 @@ int tune(const ParsedArgs& args) {
 
   kernels::FamilyRegistry families;
   kernels::register_builtin_families(families);
+  if (auto model = args.value("model")) {
+    // The model's operators and those of its optimised graphs: with model-only costs, and with
+    // the costs this database holds for the job's target (a second job then measures the
+    // rewrites the first one's measurements favour).
+    graph::Graph g = graph::import_onnx(*model);
+    auto entries = graph::tuning_workloads(g, families, spec,
+                                           parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype"),
+                                           &database, target);
+    std::cerr << "tessera: " << *model << ": " << entries.size() << " distinct workloads (the model's and its "
+              << "optimised graphs'), weighted by occurrences\n";
+    std::string name = std::filesystem::path(*model).filename().string();
+    for (search::WorkloadEntry& e : entries) {
+      workloads.emplace_back(e.workload, e.weight);
+      labels.push_back(name + ":" + e.label);
+    }
+  }
   std::unique_ptr<measure::GpuRunner> runner;
   if (gpu) {
     kernels::BuildOptions build;
@@ -302,8 +303,9 @@ void register_tune_commands(CommandRegistry& registry) {
        "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
        {{"workload", "SPEC", "a workload to tune (repeatable)"},
         {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},
-        {"model", "FILE.onnx", "the distinct operator workloads of an ONNX model and of its optimised graph, "
-                               "weighted by occurrences"},
+        {"model", "FILE.onnx", "the distinct operator workloads of an ONNX model and of its optimised graphs "
+                               "(searched with model-only costs, and with --db's measured ones), weighted by "
+                               "occurrences"},
         {"model-dtype", "T", "with --model: the precision its operators run in (default f16)"},
         {"db", "FILE", "tuning database (default ./tessera.db; created if missing)"},
         {"topk", "K", "candidates construction keeps per workload (default 10)"},

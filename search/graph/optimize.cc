@@ -278,23 +278,30 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
 }
 
 std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
-                                                    const HardwareSpec& hw, DType dtype) {
+                                                    const HardwareSpec& hw, DType dtype, db::TuningDatabase* db,
+                                                    const Target& target) {
   RuleSet set = load_rules();
   std::vector<const Rule*> rules;
   for (const auto& r : set.rules) rules.push_back(r.get());
-  CostOracle oracle(families, hw, Target::for_spec(hw, "none"), nullptr, dtype);
-  SearchResult r = optimize_graph(g, rules, oracle, SearchOptions{});
   std::vector<search::WorkloadEntry> entries = graph_workloads(g, dtype);
   std::map<std::string, size_t> index;
   for (size_t k = 0; k < entries.size(); ++k) index[entries[k].workload.key()] = k;
-  for (search::WorkloadEntry& e : graph_workloads(r.best, dtype)) {
-    auto it = index.find(e.workload.key());
-    if (it == index.end()) {
-      index[e.workload.key()] = entries.size();
-      entries.push_back(std::move(e));
-    } else {
-      entries[it->second].weight = std::max(entries[it->second].weight, e.weight);
+  auto add = [&](const Graph& optimised) {
+    for (search::WorkloadEntry& e : graph_workloads(optimised, dtype)) {
+      auto it = index.find(e.workload.key());
+      if (it == index.end()) {
+        index[e.workload.key()] = entries.size();
+        entries.push_back(std::move(e));
+      } else {
+        entries[it->second].weight = std::max(entries[it->second].weight, e.weight);
+      }
     }
+  };
+  CostOracle model_only(families, hw, Target::for_spec(hw, "none"), nullptr, dtype);
+  add(optimize_graph(g, rules, model_only, SearchOptions{}).best);
+  if (db) {
+    CostOracle measured(families, hw, target, db, dtype);
+    add(optimize_graph(g, rules, measured, SearchOptions{}).best);
   }
   return entries;
 }

@@ -65,12 +65,15 @@ struct SearchResult {
   int folded_up_front = 0;             ///< nodes folded before the search
 };
 
-/// The workloads a tuning job for `g` should cover: those of `g` and those of the graph a
-/// backtracking search with the shipped rules finds (model-only costs for `hw`), so that both
-/// sides of the rewrites get measured costs; weighted by occurrences (the larger of the two
-/// graphs' counts), floating tensors in `dtype`.
+/// The workloads a tuning job for `g` should cover: those of `g` and those of the graphs a
+/// backtracking search with the shipped rules finds, with model-only costs for `hw` and, when
+/// `db` is given, with the costs it measured for `target` (what `graph optimize --db` would
+/// pick, so a second job measures the rewrites the first one's measurements made attractive);
+/// so that both sides of the rewrites get measured costs. Weighted by occurrences (the largest
+/// of the graphs' counts), floating tensors in `dtype`.
 std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
-                                                    const HardwareSpec& hw, DType dtype);
+                                                    const HardwareSpec& hw, DType dtype,
+                                                    db::TuningDatabase* db = nullptr, const Target& target = {});
 
 /// Why `optimised` does not compute what `original` does, or nullopt when it does: the
 /// optimised graph is written as ONNX (made-up weights included) and read back, then both run

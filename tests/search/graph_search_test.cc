@@ -108,6 +108,44 @@ TEST_F(GraphSearch, MeasuredCostsRescaleTheModelsEstimates) {
   EXPECT_NEAR(c.time_us, 2 * model.cost(fused, fused.node(fused_node)).time_us, 1e-6);
 }
 
+// `tune --model` tunes the workloads of the graphs a search picks with model-only costs and,
+// given a database, with its measured costs: a grouped convolution measured far slower than
+// the model thinks is worth ungrouping, so the dense form is then among the workloads.
+TEST_F(GraphSearch, TuningWorkloadsFollowTheDatabasesMeasuredCosts) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 64, 14, 14});
+  ValueId w = g.add_constant("w", Tensor::floats({64, 2, 3, 3}, std::vector<float>(64 * 2 * 9, 0.01f)));
+  ValueId b = g.add_constant("b", Tensor::floats({64}, std::vector<float>(64, 0.1f)));
+  Attrs grouped{{"group", int64_t{32}}, {"pads", std::vector<int64_t>{1, 1, 1, 1}}};
+  ValueId y = g.add_node(OpType::kConv, {x, w, b}, grouped)[0];
+  g.add_output(g.add_node(OpType::kRelu, {y})[0]);
+  auto dense_convs = [](const std::vector<search::WorkloadEntry>& entries) {
+    int n = 0;
+    for (const search::WorkloadEntry& e : entries)
+      n += e.workload.kind == OpKind::kConv2d && e.workload.conv2d().groups == 1;
+    return n;
+  };
+
+  const Target target = db::testing::test_target();
+  db::testing::TempDb tmp("graph_tuning_workloads");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  EXPECT_EQ(dense_convs(tuning_workloads(g, families_, hw_, DType::kF16, &database, target)), 0);
+
+  CostOracle model(families_, hw_, target, nullptr);
+  const Node& conv = g.node(g.value(y).producer);
+  Workload slow = *node_workload(g, conv, DType::kF16);
+  std::vector<Record> measured{db::testing::gemm_record(slow.key(), 64, 50 * model.cost(g, conv).time_us, 1, Status::kOk, target)};
+  database.commit(measured);
+  std::vector<search::WorkloadEntry> entries = tuning_workloads(g, families_, hw_, DType::kF16, &database, target);
+  EXPECT_EQ(dense_convs(entries), 1);
+  // The model-only search's workloads are still there: the grouped convolution, fused or not.
+  int grouped_convs = 0;
+  for (const search::WorkloadEntry& e : entries)
+    grouped_convs += e.workload.kind == OpKind::kConv2d && e.workload.conv2d().groups == 32;
+  EXPECT_GE(grouped_convs, 2);
+  EXPECT_EQ(dense_convs(tuning_workloads(g, families_, hw_, DType::kF16)), 0);  // without the database
+}
+
 // The optimised model, exported and read back, reproduces onnxruntime's outputs.
 void expect_matches_onnxruntime(const Graph& optimised, const std::string& name) {
   Graph reread = import_onnx_bytes(export_onnx(optimised), name + " (optimised)");
