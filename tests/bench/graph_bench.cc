@@ -5,12 +5,16 @@
 // compares with TASO's and Tensat's published gains, which were measured against fused
 // baselines (TensorRT, TensorFlow XLA).
 //
-//   graph_bench [--db FILE] MODEL.onnx...
+//   graph_bench [--db FILE] [--detail] MODEL.onnx...
+//
+// --detail also prints, per model, the fused and the backtracking graph's costs summed by
+// operator type and the source of each cost (measured, model, memory), on stderr.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "core/error.h"
@@ -29,14 +33,32 @@ const std::set<std::string> kFusionRules = {
     "gemm_to_fused_matmul", "identity_elim", "reshape_reshape", "reshape_noop"};
 
 
+// Costs of `g`'s live operators summed by operator type and cost source, on stderr.
+void print_detail(const char* label, const Graph& g, CostOracle& oracle) {
+  std::map<std::string, std::pair<int, double>> by_kind;
+  for (const Node& n : g.nodes()) {
+    if (n.removed) continue;
+    OpCost c = oracle.cost(g, n);
+    if (c.source == CostSource::kFree) continue;
+    auto& [count, us] = by_kind[std::string(op_type_name(n.op)) + " (" + std::string(cost_source_name(c.source)) + ")"];
+    ++count;
+    us += c.time_us;
+  }
+  std::fprintf(stderr, "  %s:\n", label);
+  for (const auto& [kind, cu] : by_kind) std::fprintf(stderr, "    %-28s %4d %9.1f us\n", kind.c_str(), cu.first, cu.second);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     std::optional<db::TuningDatabase> database;
     std::vector<std::string> models;
+    bool detail = false;
     for (int k = 1; k < argc; ++k) {
-      if (std::strcmp(argv[k], "--db") == 0 && k + 1 < argc) {
+      if (std::strcmp(argv[k], "--detail") == 0) {
+        detail = true;
+      } else if (std::strcmp(argv[k], "--db") == 0 && k + 1 < argc) {
         database.emplace(db::TuningDatabase::open(argv[++k]));
       } else {
         models.push_back(argv[k]);
@@ -83,6 +105,10 @@ int main(int argc, char** argv) {
                   gain(b.cost_after_us), b.seconds, b.best.live_nodes(), check_equivalent(g, b.best, 1) ? "NO" : "yes",
                   m.cost_after_us, gain(m.cost_after_us), m.seconds, check_equivalent(g, m.best, 1) ? "NO" : "yes");
       std::fprintf(stderr, "%s: backtrack costed %d graphs, mcts %d\n", path.c_str(), b.explored, m.explored);
+      if (detail) {
+        print_detail("fused", fused.best, oracle);
+        print_detail("backtrack", b.best, oracle);
+      }
       std::fflush(stdout);
     }
     std::printf("costs: %s model estimates for h100_sxm in f16%s; gain = reduction from the fused graph\n",

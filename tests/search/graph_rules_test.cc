@@ -225,6 +225,54 @@ TEST(GraphRules, GroupedConvolutionUngroupsIntoABlockDiagonalWeight) {
   expect_same_outputs(g, dense);
 }
 
+TEST(GraphRules, ActivationsAfterAMergedConvolutionsSplitMoveIntoItsEpilogue) {
+  // Three 1x1 branches on one input, merged before their Relus were fused (as a best-first
+  // search may do): the Relus sit after the Split, one launch each, until split_activation
+  // moves them before it and fuse_epilogue takes the one Relu into the merged convolution.
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 6, 5, 5});
+  for (int k = 0; k < 3; ++k) {
+    ValueId w = g.add_constant("w" + std::to_string(k), ramp({4 + k, 6, 1, 1}, 0.1f * (k + 1)));
+    ValueId b = g.add_constant("b" + std::to_string(k), ramp({4 + k}, 0.05f));
+    g.add_output(g.add_node(OpType::kRelu, {g.add_node(OpType::kConv, {x, w, b})[0]})[0]);
+  }
+  Graph merged = g;
+  ASSERT_EQ(apply_all(rule("merge_conv"), merged), 2);
+  EXPECT_TRUE(rule("fuse_epilogue").find(merged, merged.consumers()).empty());
+  EXPECT_EQ(apply_all(rule("split_activation"), merged), 2);  // the inner Split, then the outer
+  EXPECT_EQ(apply_all(rule("fuse_epilogue"), merged), 1);
+  int convs = 0, relus = 0;
+  for (const Node& n : merged.nodes()) {
+    if (n.removed) continue;
+    relus += n.op == OpType::kRelu;
+    if (n.op == OpType::kFusedConv) {
+      ++convs;
+      EXPECT_EQ(n.attr_string("epilogue", ""), "bias+relu");
+    }
+  }
+  EXPECT_EQ(convs, 1);
+  EXPECT_EQ(relus, 0);
+  expect_same_outputs(g, merged);
+}
+
+TEST(GraphRules, SplitActivationNeedsTheSameActivationOnEveryPartAlone) {
+  auto split_graph = [](OpType second, bool shared) {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {2, 8});
+    auto parts = g.add_node(OpType::kSplit, {x}, {{"axis", int64_t{1}}}, "split", 2);
+    g.add_output(g.add_node(OpType::kRelu, {parts[0]})[0]);
+    g.add_output(g.add_node(second, {parts[1]})[0]);
+    if (shared) g.add_output(parts[1]);  // the part itself is needed too
+    return g;
+  };
+  Graph same = split_graph(OpType::kRelu, false);
+  EXPECT_EQ(rule("split_activation").find(same, same.consumers()).size(), 1u);
+  Graph other = split_graph(OpType::kSigmoid, false);
+  EXPECT_TRUE(rule("split_activation").find(other, other.consumers()).empty());
+  Graph read_twice = split_graph(OpType::kRelu, true);
+  EXPECT_TRUE(rule("split_activation").find(read_twice, read_twice.consumers()).empty());
+}
+
 TEST(GraphRules, EpilogueFusionStopsAtSharedValues) {
   Graph g;
   ValueId x = g.add_input("x", ElemType::kF32, {4, 8});
