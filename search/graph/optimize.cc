@@ -4,6 +4,7 @@
 #include <cmath>
 #include <queue>
 #include <random>
+#include <set>
 #include <sstream>
 #include <unordered_set>
 
@@ -277,6 +278,24 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   return result;
 }
 
+bool is_fusion_rule(const std::string& rule) {
+  static const std::set<std::string> kFusions = {
+      "fuse_epilogue",        "eltwise_chain", "gelu_from_erf",  "gelu_from_erf_half_first", "gelu_from_erf_half_inner",
+      "gemm_to_fused_matmul", "identity_elim", "reshape_reshape", "reshape_noop"};
+  return kFusions.count(rule) != 0;
+}
+
+SearchResult fuse_only(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle) {
+  std::vector<const Rule*> fusions;
+  for (const Rule* r : rules) {
+    if (is_fusion_rule(r->name())) fusions.push_back(r);
+  }
+  SearchOptions greedy;
+  greedy.alpha = 1.0;
+  greedy.budget = 0;
+  return optimize_graph(g, fusions, oracle, greedy);
+}
+
 std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
                                                     const HardwareSpec& hw, DType dtype, db::TuningDatabase* db,
                                                     const Target& target) {
@@ -298,9 +317,11 @@ std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernel
     }
   };
   CostOracle model_only(families, hw, Target::for_spec(hw, "none"), nullptr, dtype);
+  add(fuse_only(g, rules, model_only).best);
   add(optimize_graph(g, rules, model_only, SearchOptions{}).best);
   if (db) {
     CostOracle measured(families, hw, target, db, dtype);
+    add(fuse_only(g, rules, measured).best);
     add(optimize_graph(g, rules, measured, SearchOptions{}).best);
   }
   return entries;

@@ -65,11 +65,21 @@ struct SearchResult {
   int folded_up_front = 0;             ///< nodes folded before the search
 };
 
-/// The workloads a tuning job for `g` should cover: those of `g` and those of the graphs a
-/// backtracking search with the shipped rules finds, with model-only costs for `hw` and, when
+/// Whether `rule` is one of the fusions every inference framework does on its own (epilogue,
+/// elementwise-chain and GELU fusion, Gemm to a fused matmul, identity and reshape folding):
+/// the graph made with these alone is the baseline a search's gain is measured from, as
+/// TASO's and Tensat's were (against TensorRT and TensorFlow XLA).
+bool is_fusion_rule(const std::string& rule);
+
+/// `g` after the fusions alone: a greedy descent (no alpha relaxation, no budget) over the
+/// rules of `rules` that is_fusion_rule names, to a fixed point.
+SearchResult fuse_only(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle);
+
+/// The workloads a tuning job for `g` should cover: those of `g`, of its fused graph
+/// (fuse_only) and of the graphs a backtracking search with the shipped rules finds, with model-only costs for `hw` and, when
 /// `db` is given, with the costs it measured for `target` (what `graph optimize --db` would
 /// pick, so a second job measures the rewrites the first one's measurements made attractive);
-/// so that both sides of the rewrites get measured costs. Weighted by occurrences (the largest
+/// so that both sides of the rewrites (and the fused baseline) get measured costs. Weighted by occurrences (the largest
 /// of the graphs' counts), floating tensors in `dtype`.
 std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
                                                     const HardwareSpec& hw, DType dtype,

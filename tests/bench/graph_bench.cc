@@ -5,7 +5,10 @@
 // compares with TASO's and Tensat's published gains, which were measured against fused
 // baselines (TensorRT, TensorFlow XLA).
 //
-//   graph_bench [--db FILE] [--detail] MODEL.onnx...
+//   graph_bench [--db FILE] [--target SPEC] [--detail] MODEL.onnx...
+//
+// --target names the GPU spec whose costs to use (default h100_sxm): the database's target of
+// that spec answers first, then its records of the same architecture.
 //
 // --detail also prints, per model, the fused and the backtracking graph's costs summed by
 // operator type and the source of each cost (measured, model, memory), on stderr.
@@ -15,7 +18,6 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
-#include <set>
 
 #include "core/error.h"
 #include "db/database.h"
@@ -27,11 +29,6 @@ using namespace tessera;
 using namespace tessera::graph;
 
 namespace {
-
-const std::set<std::string> kFusionRules = {
-    "fuse_epilogue", "eltwise_chain", "gelu_from_erf", "gelu_from_erf_half_first", "gelu_from_erf_half_inner",
-    "gemm_to_fused_matmul", "identity_elim", "reshape_reshape", "reshape_noop"};
-
 
 // Costs of `g`'s live operators summed by operator type and cost source, on stderr.
 void print_detail(const char* label, const Graph& g, CostOracle& oracle) {
@@ -55,9 +52,12 @@ int main(int argc, char** argv) {
     std::optional<db::TuningDatabase> database;
     std::vector<std::string> models;
     bool detail = false;
+    std::string spec = "h100_sxm";
     for (int k = 1; k < argc; ++k) {
       if (std::strcmp(argv[k], "--detail") == 0) {
         detail = true;
+      } else if (std::strcmp(argv[k], "--target") == 0 && k + 1 < argc) {
+        spec = argv[++k];
       } else if (std::strcmp(argv[k], "--db") == 0 && k + 1 < argc) {
         database.emplace(db::TuningDatabase::open(argv[++k]));
       } else {
@@ -66,8 +66,8 @@ int main(int argc, char** argv) {
     }
     kernels::FamilyRegistry families;
     kernels::register_builtin_families(families);
-    HardwareSpec hw = find_spec("h100_sxm");
-    // The database's H100 target when it has one (as `graph optimize` resolves it), else a
+    HardwareSpec hw = find_spec(spec);
+    // The database's target of that spec when it has one (as `graph optimize` resolves it), else a
     // model-only target.
     Target target = Target::for_spec(hw, "none");
     if (database) {
@@ -76,11 +76,8 @@ int main(int argc, char** argv) {
       }
     }
     RuleSet set = load_rules();
-    std::vector<const Rule*> all, fusion;
-    for (const auto& r : set.rules) {
-      all.push_back(r.get());
-      if (kFusionRules.count(r->name())) fusion.push_back(r.get());
-    }
+    std::vector<const Rule*> all;
+    for (const auto& r : set.rules) all.push_back(r.get());
     std::printf("%-14s %5s %10s %10s %6s | %10s %6s %7s %6s %4s | %10s %6s %7s %4s\n", "model", "ops", "as-is us",
                 "fused us", "fused", "backtrack", "gain", "search", "ops", "ok", "mcts", "gain", "search", "ok");
     for (const std::string& path : models) {
@@ -92,12 +89,8 @@ int main(int argc, char** argv) {
       mcts.strategy = "mcts";
       mcts.budget = 3000;
       SearchResult m = optimize_graph(g, all, oracle, mcts);
-      // Greedy over the fusion rules (after the timed searches: its long run leaves the heap
-      // fragmented): no alpha relaxation and the final descent to the fixed point.
-      SearchOptions greedy;
-      greedy.alpha = 1.0;
-      greedy.budget = 0;
-      SearchResult fused = optimize_graph(g, fusion, oracle, greedy);
+      // The fusions alone (after the timed searches: its long run leaves the heap fragmented).
+      SearchResult fused = fuse_only(g, all, oracle);
       auto gain = [&](double cost) { return 100.0 * (1 - cost / fused.cost_after_us); };
       std::printf("%-14s %5d %10.1f %10.1f %5.1f%% | %10.1f %5.1f%% %6.2fs %6d %4s | %10.1f %5.1f%% %6.2fs %4s\n",
                   std::filesystem::path(path).stem().c_str(), g.live_nodes(), fused.cost_before_us,
@@ -111,8 +104,8 @@ int main(int argc, char** argv) {
       }
       std::fflush(stdout);
     }
-    std::printf("costs: %s model estimates for h100_sxm in f16%s; gain = reduction from the fused graph\n",
-                database ? "measured records where the database has them, else" : "analytic",
+    std::printf("costs: %s model estimates for %s in f16%s; gain = reduction from the fused graph\n",
+                database ? "measured records where the database has them, else" : "analytic", spec.c_str(),
                 database ? "" : " (no database)");
     return 0;
   } catch (const std::exception& e) {

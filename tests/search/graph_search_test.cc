@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
@@ -144,6 +146,35 @@ TEST_F(GraphSearch, TuningWorkloadsFollowTheDatabasesMeasuredCosts) {
     grouped_convs += e.workload.kind == OpKind::kConv2d && e.workload.conv2d().groups == 32;
   EXPECT_GE(grouped_convs, 2);
   EXPECT_EQ(dense_convs(tuning_workloads(g, families_, hw_, DType::kF16)), 0);  // without the database
+}
+
+// The fused baseline is the graph with the fusions alone, and tune --model tunes its
+// workloads too: three 1x1 branches on one input are merged by the search, but each branch's
+// convolution with its relu fused is what the merge competes with, so it is measured as well.
+TEST_F(GraphSearch, TuningWorkloadsCoverTheFusedBaseline) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 64, 17, 17});
+  for (int64_t k : {32, 48, 64}) {
+    ValueId w = g.add_constant("w" + std::to_string(k), Tensor::floats({k, 64, 1, 1}, std::vector<float>(k * 64, 0.01f)));
+    ValueId b = g.add_constant("b" + std::to_string(k), Tensor::floats({k}, std::vector<float>(k, 0.1f)));
+    g.add_output(g.add_node(OpType::kRelu, {g.add_node(OpType::kConv, {x, w, b})[0]})[0]);
+  }
+  EXPECT_TRUE(is_fusion_rule("fuse_epilogue"));
+  EXPECT_FALSE(is_fusion_rule("merge_conv"));
+  CostOracle costs = oracle();
+  SearchResult fused = fuse_only(g, rules_, costs);
+  std::map<std::string, int> counts = fused.counts();
+  EXPECT_EQ(counts["fuse_epilogue"], 3);
+  EXPECT_EQ(counts.count("merge_conv"), 0u);
+
+  SearchResult searched = search(g, "backtrack", 50);
+  ASSERT_GE(searched.counts()["merge_conv"], 1) << "the test needs a search that merges the branches";
+  std::set<std::string> keys;
+  for (const search::WorkloadEntry& e : tuning_workloads(g, families_, hw_, DType::kF16)) keys.insert(e.workload.key());
+  for (const search::WorkloadEntry& e : graph_workloads(fused.best, DType::kF16)) {
+    EXPECT_TRUE(keys.count(e.workload.key())) << e.workload.key();
+    EXPECT_NE(e.workload.key().find("epilogue=bias+relu"), std::string::npos) << e.workload.key();
+  }
 }
 
 // The optimised model, exported and read back, reproduces onnxruntime's outputs.
