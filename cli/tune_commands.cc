@@ -146,7 +146,7 @@ int tune(const ParsedArgs& args) {
   kernels::FamilyRegistry families;
   kernels::register_builtin_families(families);
   if (auto model = args.value("model")) {
-    // The model's operators and those of its optimised graphs: with model-only costs, and with
+    // The model's operators and those of its fused and optimised graphs: with model-only costs, and with
     // the costs this database holds for the job's target (a second job then measures the
     // rewrites the first one's measurements favour).
     graph::Graph g = graph::import_onnx(*model);
@@ -154,7 +154,7 @@ int tune(const ParsedArgs& args) {
                                            parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype"),
                                            &database, target);
     std::cerr << "tessera: " << *model << ": " << entries.size() << " distinct workloads (the model's and its "
-              << "optimised graphs'), weighted by occurrences\n";
+              << "fused and optimised graphs'), weighted by occurrences\n";
     std::string name = std::filesystem::path(*model).filename().string();
     for (search::WorkloadEntry& e : entries) {
       workloads.emplace_back(e.workload, e.weight);
@@ -303,9 +303,9 @@ void register_tune_commands(CommandRegistry& registry) {
        "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
        {{"workload", "SPEC", "a workload to tune (repeatable)"},
         {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},
-        {"model", "FILE.onnx", "the distinct operator workloads of an ONNX model and of its optimised graphs "
-                               "(searched with model-only costs, and with --db's measured ones), weighted by "
-                               "occurrences"},
+        {"model", "FILE.onnx", "the distinct operator workloads of an ONNX model, of its fused graph (the "
+                               "fusions alone) and of its optimised graphs (searched with model-only costs, and "
+                               "with --db's measured ones), weighted by occurrences"},
         {"model-dtype", "T", "with --model: the precision its operators run in (default f16)"},
         {"db", "FILE", "tuning database (default ./tessera.db; created if missing)"},
         {"topk", "K", "candidates construction keeps per workload (default 10)"},

@@ -22,10 +22,17 @@ struct Action {
   Match match;
 };
 
-std::vector<Action> actions_of(const Graph& g, const std::vector<const Rule*>& rules) {
+// The search's rules: the actions it chooses among, and the canonical ones (is_canonical_rule)
+// applied to a fixed point after every action instead.
+struct Rules {
+  std::vector<const Rule*> actions;
+  std::vector<const Rule*> canonical;
+};
+
+std::vector<Action> actions_of(const Graph& g, const Rules& rules) {
   auto consumers = g.consumers();
   std::vector<Action> out;
-  for (const Rule* r : rules) {
+  for (const Rule* r : rules.actions) {
     for (Match& m : r->find(g, consumers)) out.push_back({r, std::move(m)});
   }
   return out;
@@ -50,19 +57,43 @@ class Timer {
   double limit_s_;
 };
 
-std::optional<State> child_of(const State& parent, const Action& a, CostOracle& oracle) {
+// Applies the canonical rules to `g` until none applies, appending their names to `path`.
+void canonicalise(Graph& g, const Rules& rules, std::vector<std::string>& path) {
+  // Each canonical rewrite removes an operator or replaces one by a cheaper one, so a fixed
+  // point comes within one step per operator; the bound only guards against a wrong rule.
+  for (size_t steps = 0; steps <= g.nodes().size() + 16;) {
+    bool applied = false;
+    auto consumers = g.consumers();
+    for (const Rule* r : rules.canonical) {
+      for (const Match& m : r->find(g, consumers)) {
+        if (std::optional<Graph> next = r->apply(g, m)) {
+          g = std::move(*next);
+          path.push_back(r->name());
+          applied = true;
+          ++steps;
+          break;
+        }
+      }
+      if (applied) break;
+    }
+    if (!applied) return;
+  }
+}
+
+std::optional<State> child_of(const State& parent, const Action& a, const Rules& rules, CostOracle& oracle) {
   std::optional<Graph> g = a.rule->apply(parent.graph, a.match);
   if (!g) return std::nullopt;
   State s;
-  s.cost_us = oracle.graph_cost(*g);
-  s.graph = std::move(*g);
   s.path = parent.path;
   s.path.push_back(a.rule->name());
+  canonicalise(*g, rules, s.path);
+  s.cost_us = oracle.graph_cost(*g);
+  s.graph = std::move(*g);
   return s;
 }
 
 // TASO's cost-based backtracking.
-void backtrack(const StatePtr& root, const std::vector<const Rule*>& rules, CostOracle& oracle,
+void backtrack(const StatePtr& root, const Rules& rules, CostOracle& oracle,
                const SearchOptions& options, const SearchProgress& progress, StatePtr& best, int& explored,
                const Timer& timer) {
   struct Entry {
@@ -83,13 +114,13 @@ void backtrack(const StatePtr& root, const std::vector<const Rule*>& rules, Cost
     if (e.cost_us > options.alpha * best->cost_us) continue;
     StatePtr current = e.parent;
     if (e.action) {
-      auto s = child_of(*e.parent, *e.action, oracle);
+      auto s = child_of(*e.parent, *e.action, rules, oracle);
       if (!s) continue;
       current = std::make_shared<const State>(std::move(*s));
     }
     ++expanded;
     for (const Action& a : actions_of(current->graph, rules)) {
-      auto child = child_of(*current, a, oracle);
+      auto child = child_of(*current, a, rules, oracle);
       ++explored;
       if (!child) continue;
       if (!visited.insert(child->graph.structural_hash()).second) continue;
@@ -107,7 +138,7 @@ void backtrack(const StatePtr& root, const std::vector<const Rule*>& rules, Cost
 // iterations of search from the current graph, then a commitment to the child with the best
 // mean reward (which may cost more than the current graph), until `patience` decisions in a
 // row find nothing cheaper than the best so far or the budget runs out.
-void mcts(const StatePtr& start, const std::vector<const Rule*>& rules, CostOracle& oracle,
+void mcts(const StatePtr& start, const Rules& rules, CostOracle& oracle,
           const SearchOptions& options, const SearchProgress& progress, StatePtr& best, int& explored,
           const Timer& timer) {
   struct TreeNode {
@@ -163,7 +194,7 @@ void mcts(const StatePtr& start, const std::vector<const Rule*>& rules, CostOrac
       while (!tree[static_cast<size_t>(cur)].untried.empty()) {
         Action a = std::move(tree[static_cast<size_t>(cur)].untried.back());
         tree[static_cast<size_t>(cur)].untried.pop_back();
-        auto child = child_of(*tree[static_cast<size_t>(cur)].state, a, oracle);
+        auto child = child_of(*tree[static_cast<size_t>(cur)].state, a, rules, oracle);
         ++explored;
         if (!child) continue;
         note(*child);
@@ -182,7 +213,7 @@ void mcts(const StatePtr& start, const std::vector<const Rule*>& rules, CostOrac
         std::optional<State> pick;
         for (int k = 0; k < options.rollout_samples && !acts.empty(); ++k) {
           size_t i = std::uniform_int_distribution<size_t>(0, acts.size() - 1)(rng);
-          auto s = child_of(*roll, acts[i], oracle);
+          auto s = child_of(*roll, acts[i], rules, oracle);
           ++explored;
           acts[i] = std::move(acts.back());
           acts.pop_back();
@@ -219,12 +250,12 @@ void mcts(const StatePtr& start, const std::vector<const Rule*>& rules, CostOrac
 
 // Steepest descent from `best` until no single rewrite lowers the cost: the searches end in
 // a local optimum even when their budget ran out on the way to one.
-void descend(const std::vector<const Rule*>& rules, CostOracle& oracle, const SearchProgress& progress,
+void descend(const Rules& rules, CostOracle& oracle, const SearchProgress& progress,
              StatePtr& best, int& explored, const Timer& timer) {
   while (!timer.expired()) {
     std::optional<State> step;
     for (const Action& a : actions_of(best->graph, rules)) {
-      auto child = child_of(*best, a, oracle);
+      auto child = child_of(*best, a, rules, oracle);
       ++explored;
       if (child && child->cost_us < best->cost_us && (!step || child->cost_us < step->cost_us)) step = std::move(child);
     }
@@ -256,20 +287,24 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   Graph input = g;
   result.cost_before_us = oracle.graph_cost(input);
 
+  Rules split;
+  for (const Rule* r : rules) (is_canonical_rule(r->name()) ? split.canonical : split.actions).push_back(r);
+
   // Weights are prepared before inference: fold what is constant first.
   State start;
   start.graph = g;
   result.folded_up_front = fold_constants(start.graph);
+  canonicalise(start.graph, split, start.path);
   start.cost_us = oracle.graph_cost(start.graph);
   auto root = std::make_shared<const State>(std::move(start));
   StatePtr best = root;
   int explored = 1;
   if (options.strategy == "backtrack") {
-    backtrack(root, rules, oracle, options, progress, best, explored, timer);
+    backtrack(root, split, oracle, options, progress, best, explored, timer);
   } else {
-    mcts(root, rules, oracle, options, progress, best, explored, timer);
+    mcts(root, split, oracle, options, progress, best, explored, timer);
   }
-  if (options.descend) descend(rules, oracle, progress, best, explored, timer);
+  if (options.descend) descend(split, oracle, progress, best, explored, timer);
   result.best = best->graph;
   result.cost_after_us = best->cost_us;
   result.rewrites = best->path;
@@ -278,10 +313,17 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   return result;
 }
 
+bool is_canonical_rule(const std::string& rule) {
+  static const std::set<std::string> kCanonical = {"gemm_to_fused_matmul", "identity_elim", "reshape_reshape",
+                                                   "reshape_noop", "transpose_unit_dims",
+                                                   "reshape_elementwise"};
+  return kCanonical.count(rule) != 0;
+}
+
 bool is_fusion_rule(const std::string& rule) {
   static const std::set<std::string> kFusions = {
       "fuse_epilogue",        "eltwise_chain", "gelu_from_erf",  "gelu_from_erf_half_first", "gelu_from_erf_half_inner",
-      "gemm_to_fused_matmul", "identity_elim", "reshape_reshape", "reshape_noop"};
+      "gemm_to_fused_matmul", "identity_elim", "reshape_reshape", "reshape_noop", "transpose_unit_dims"};
   return kFusions.count(rule) != 0;
 }
 

@@ -281,9 +281,21 @@ bool contiguous_split(const Graph& g, const Node& n) {
   return axis >= 0 && product(shape, 0, static_cast<size_t>(axis)) == 1;
 }
 
+// A Gather of one constant index along an axis with only unit extents before it (the query,
+// key or value of a packed projection, a batch-1 row) is a contiguous block of its input too.
+bool contiguous_gather(const Graph& g, const Node& n) {
+  if (n.op != OpType::kGather || n.inputs.size() != 2) return false;
+  const Value& index = g.value(n.inputs[1]);
+  if (!index.constant || !index.shape.empty()) return false;
+  const auto& shape = g.value(n.inputs[0]).shape;
+  int64_t axis = n.attr_int("axis", 0);
+  if (axis < 0) axis += static_cast<int64_t>(shape.size());
+  return axis >= 0 && product(shape, 0, static_cast<size_t>(axis)) == 1;
+}
+
 OpCost CostOracle::cost(const Graph& g, const Node& n) {
   OpCost c;
-  if (free_op(n.op) || contiguous_split(g, n)) return c;
+  if (free_op(n.op) || contiguous_split(g, n) || contiguous_gather(g, n)) return c;
   if (g.inputs_constant(n) && n.op != OpType::kOpaque) return c;  // folded before inference
   if (auto w = node_workload(g, n, dtype_)) {
     double t = workload_cost(*w, c.source);

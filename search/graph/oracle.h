@@ -5,10 +5,11 @@
 // tuning database, else the analytic model's estimate of its best constructed schedule,
 // flagged as estimated. Data movement (Transpose, Concat, Split, Slice, Gather, pools, ...)
 // and the operators no family runs cost a memory-bound estimate: one launch plus the bytes
-// read and written at the GPU's DRAM bandwidth. Reshapes, identities, shape arithmetic and
-// Splits into contiguous blocks are free (views). Floating tensors are costed in one dtype (f16 by default: an H100
-// deployment runs the model in half precision) and convolutions in NHWC, the layout the
-// tensor-core kernels run (a deployment converts once at the graph's edges).
+// read and written at the GPU's DRAM bandwidth. Reshapes, identities, shape arithmetic, and
+// Splits and single-index Gathers that take contiguous blocks, are free (views). Floating
+// tensors are costed in one dtype (f16 by default: an H100 deployment runs the model in half
+// precision) and convolutions in NHWC, the layout the tensor-core kernels run (a deployment
+// converts once at the graph's edges).
 #pragma once
 
 #include <map>

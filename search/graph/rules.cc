@@ -75,7 +75,7 @@ struct ReplacementConstant {
 };
 
 struct Condition {
-  enum class Kind { kConstant, kRank, kDimEq, kSameShape, kScalarValue, kFloat } kind;
+  enum class Kind { kConstant, kRank, kDimEq, kSameShape, kScalarValue, kFloat, kScalar } kind;
   std::vector<std::string> names;
   std::vector<int64_t> axes;
   double value = 0, tolerance = 0;
@@ -416,6 +416,11 @@ class DataRule : public Rule {
             if (!is_float(val(k).type)) return false;
           }
           break;
+        case Condition::Kind::kScalar:
+          for (size_t k = 0; k < c.names.size(); ++k) {
+            if (!val(k).constant || val(k).elements() != 1) return false;
+          }
+          break;
         case Condition::Kind::kRank:
           if (static_cast<int64_t>(val(0).shape.size()) != c.axes[0]) return false;
           break;
@@ -601,8 +606,10 @@ class DataRule : public Rule {
           if (!known.count(n)) bad(what, "condition '" + key + "' names unknown value '" + n + "'");
           return n;
         };
-        if (key == "constant" || key == "float") {
-          c.kind = key == "constant" ? Condition::Kind::kConstant : Condition::Kind::kFloat;
+        if (key == "constant" || key == "float" || key == "scalar") {
+          c.kind = key == "constant" ? Condition::Kind::kConstant
+                   : key == "float"  ? Condition::Kind::kFloat
+                                     : Condition::Kind::kScalar;
           if (arg.is_string()) c.names.push_back(name_of(arg));
           else for (const Json& x : arg) c.names.push_back(name_of(x));
         } else if (key == "rank") {
@@ -624,14 +631,15 @@ class DataRule : public Rule {
           c.value = arg.at(1).get<double>();
           c.tolerance = arg.size() > 2 ? arg.at(2).get<double>() : 1e-6;
         } else {
-          bad(what, "unknown condition '" + key + "' (valid: constant, float, rank, same_shape, dim_eq, scalar_value)");
+          bad(what, "unknown condition '" + key + "' (valid: constant, float, scalar, rank, same_shape, dim_eq, scalar_value)");
         }
         conditions_.push_back(std::move(c));
       }
     }
     std::set<std::string> constant_inputs;
     for (const Condition& c : conditions_) {
-      if (c.kind == Condition::Kind::kConstant || c.kind == Condition::Kind::kScalarValue) {
+      if (c.kind == Condition::Kind::kConstant || c.kind == Condition::Kind::kScalarValue ||
+          c.kind == Condition::Kind::kScalar) {
         constant_inputs.insert(c.names.begin(), c.names.end());
       }
     }
