@@ -800,6 +800,11 @@ class SplitActivation : public BuiltinRule {
   }
 };
 
+// A constant holding `shape`, the second input of a Reshape to it.
+ValueId add_shape(Graph& g, const std::vector<int64_t>& shape) {
+  return g.add_constant(g.fresh_name("shape"), Tensor::ints({static_cast<int64_t>(shape.size())}, shape));
+}
+
 // ---------------------------------------------------------------------------------------
 // transpose_unit_dims: a Transpose that moves only axes of extent 1 (the batch axis of a
 // batch-1 sequence, say) keeps every element where it was: it is a Reshape, a view.
@@ -837,9 +842,8 @@ class TransposeUnitDims : public BuiltinRule {
     const Node& t = g.node(m.nodes[0]);
     const auto& shape = g.value(t.outputs[0]).shape;
     Graph out = g;
-    ValueId dims =
-        out.add_constant(out.fresh_name("shape"), Tensor::ints({static_cast<int64_t>(shape.size())}, shape));
-    return replace_by_one(out, {m.nodes[0]}, OpType::kReshape, {t.inputs[0], dims}, {}, t.name + "~reshape");
+    return replace_by_one(out, {m.nodes[0]}, OpType::kReshape, {t.inputs[0], add_shape(out, shape)}, {},
+                          t.name + "~reshape");
   }
 
   std::vector<Graph> verification_cases() const override {
@@ -911,10 +915,8 @@ class ReshapeElementwise : public BuiltinRule {
     const auto& after = g.value(e.outputs[0]).shape;
     Graph out = g;
     try {
-      ValueId to_before = out.add_constant(out.fresh_name("shape"),
-                                           Tensor::ints({static_cast<int64_t>(before.size())}, before));
-      ValueId to_after = out.add_constant(out.fresh_name("shape"),
-                                          Tensor::ints({static_cast<int64_t>(after.size())}, after));
+      ValueId to_before = add_shape(out, before);
+      ValueId to_after = add_shape(out, after);
       bool left = e.inputs[0] == r;
       ValueId other = out.add_node(OpType::kReshape, {left ? e.inputs[1] : e.inputs[0], to_before}, {},
                                    out.fresh_name("reshape"))[0];

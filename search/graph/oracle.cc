@@ -271,26 +271,25 @@ double CostOracle::workload_cost(const Workload& w, CostSource& source) {
   return *time_us;
 }
 
-// A Split whose parts are contiguous blocks of its input (every axis before the split axis
-// has extent 1, e.g. channels of a batch-1 NCHW tensor) hands out views: no copy.
-bool contiguous_split(const Graph& g, const Node& n) {
-  if (n.op != OpType::kSplit) return false;
+// Whether every axis of n's first input before n's "axis" has extent 1, so that a slab along
+// that axis is a contiguous block of the input.
+bool leading_axes_unit(const Graph& g, const Node& n) {
   const auto& shape = g.value(n.inputs[0]).shape;
   int64_t axis = n.attr_int("axis", 0);
   if (axis < 0) axis += static_cast<int64_t>(shape.size());
   return axis >= 0 && product(shape, 0, static_cast<size_t>(axis)) == 1;
 }
 
-// A Gather of one constant index along an axis with only unit extents before it (the query,
-// key or value of a packed projection, a batch-1 row) is a contiguous block of its input too.
+// A Split whose parts are contiguous blocks of its input (e.g. channels of a batch-1 NCHW
+// tensor) hands out views: no copy.
+bool contiguous_split(const Graph& g, const Node& n) { return n.op == OpType::kSplit && leading_axes_unit(g, n); }
+
+// So does a Gather of one constant index along such an axis (the query, key or value of a
+// packed projection, a batch-1 row).
 bool contiguous_gather(const Graph& g, const Node& n) {
   if (n.op != OpType::kGather || n.inputs.size() != 2) return false;
   const Value& index = g.value(n.inputs[1]);
-  if (!index.constant || !index.shape.empty()) return false;
-  const auto& shape = g.value(n.inputs[0]).shape;
-  int64_t axis = n.attr_int("axis", 0);
-  if (axis < 0) axis += static_cast<int64_t>(shape.size());
-  return axis >= 0 && product(shape, 0, static_cast<size_t>(axis)) == 1;
+  return index.constant && index.shape.empty() && leading_axes_unit(g, n);
 }
 
 OpCost CostOracle::cost(const Graph& g, const Node& n) {
