@@ -273,6 +273,108 @@ TEST(GraphRules, SplitActivationNeedsTheSameActivationOnEveryPartAlone) {
   EXPECT_TRUE(rule("split_activation").find(read_twice, read_twice.consumers()).empty());
 }
 
+TEST(GraphRules, TransposeOfUnitAxesOnlyIsAReshape) {
+  auto transpose = [](std::vector<int64_t> shape, std::vector<int64_t> perm) {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, shape);
+    g.add_output(g.add_node(OpType::kRelu, {g.add_node(OpType::kTranspose, {x}, {{"perm", perm}})[0]})[0]);
+    return g;
+  };
+  // [1, 5, 4] -> [5, 1, 4]: only the unit axis moves, every element stays where it was.
+  Graph unit = transpose({1, 5, 4}, {1, 0, 2});
+  Graph reshaped = unit;
+  ASSERT_EQ(apply_all(rule("transpose_unit_dims"), reshaped), 1);
+  int transposes = 0, reshapes = 0;
+  for (const Node& n : reshaped.nodes()) {
+    if (n.removed) continue;
+    transposes += n.op == OpType::kTranspose;
+    reshapes += n.op == OpType::kReshape;
+  }
+  EXPECT_EQ(transposes, 0);
+  EXPECT_EQ(reshapes, 1);
+  expect_same_outputs(unit, reshaped);
+  // Axes of extent > 1 that change order, or a non-unit axis moved, are real transposes.
+  Graph swapped = transpose({1, 5, 4}, {0, 2, 1});
+  EXPECT_TRUE(rule("transpose_unit_dims").find(swapped, swapped.consumers()).empty());
+  Graph batch = transpose({2, 5, 4}, {1, 0, 2});
+  EXPECT_TRUE(rule("transpose_unit_dims").find(batch, batch.consumers()).empty());
+}
+
+TEST(GraphRules, ElementwiseAfterAProjectionsReshapeMovesBeforeIt) {
+  // A residual added after a projection's Reshape (as ViT's and BERT's exports have it).
+  auto projection = [](OpType source, bool residual_from_matmul) {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {6, 8});
+    ValueId w = g.add_constant("w", ramp({8, 8}, 0.1f));
+    ValueId shape = g.add_constant("shape", Tensor::ints({3}, {2, 3, 8}));
+    ValueId t = source == OpType::kMatMul ? g.add_node(OpType::kMatMul, {x, w})[0] : g.add_node(source, {x})[0];
+    ValueId r = g.add_node(OpType::kReshape, {t, shape})[0];
+    ValueId res = residual_from_matmul
+                      ? g.add_node(OpType::kMatMul, {g.add_input("y", ElemType::kF32, {2, 3, 8}),
+                                                     g.add_constant("w2", ramp({8, 8}, 0.2f))})[0]
+                      : g.add_input("res", ElemType::kF32, {2, 3, 8});
+    g.add_output(g.add_node(OpType::kAdd, {res, r})[0]);
+    return g;
+  };
+  Graph g = projection(OpType::kMatMul, false);
+  Graph moved = g;
+  ASSERT_EQ(apply_all(rule("reshape_elementwise"), moved), 1);
+  // The Add now reads the MatMul's result directly, so the residual fuses into its epilogue.
+  bool next_to_matmul = false;
+  for (const Node& n : moved.nodes()) {
+    if (n.removed || n.op != OpType::kAdd) continue;
+    for (ValueId v : n.inputs) {
+      NodeId p = moved.value(v).producer;
+      next_to_matmul = next_to_matmul || (p != kNone && moved.node(p).op == OpType::kMatMul);
+    }
+  }
+  EXPECT_TRUE(next_to_matmul);
+  expect_same_outputs(g, moved);
+  ASSERT_EQ(apply_all(rule("fuse_epilogue"), moved), 1);
+  int adds = 0;
+  for (const Node& n : moved.nodes()) {
+    if (n.removed) continue;
+    adds += n.op == OpType::kAdd;
+    if (n.op == OpType::kFusedMatMul) {
+      EXPECT_EQ(n.attr_string("epilogue", ""), "residual");
+    }
+  }
+  EXPECT_EQ(adds, 0);
+  expect_same_outputs(g, moved);
+  // Not after a Reshape of anything but a contraction's result, and not when the other
+  // operand is a contraction's result (the rewrite would then apply again to its own result,
+  // the other operand now being a Reshape of a contraction).
+  Graph relu = projection(OpType::kRelu, false);
+  EXPECT_TRUE(rule("reshape_elementwise").find(relu, relu.consumers()).empty());
+  Graph both = projection(OpType::kMatMul, true);
+  EXPECT_TRUE(rule("reshape_elementwise").find(both, both.consumers()).empty());
+}
+
+TEST(GraphRules, MatmulScalarsNeedsOneElementScales) {
+  auto scaled = [](std::vector<int64_t> s_shape) {
+    Graph g;
+    ValueId a = g.add_input("a", ElemType::kF32, {2, 3, 8});
+    ValueId b = g.add_input("b", ElemType::kF32, {2, 8, 5});
+    ValueId s1 = g.add_constant("s1", ramp({}, 0.5f));
+    ValueId s2 = g.add_constant("s2", ramp(s_shape, 0.25f));
+    ValueId ma = g.add_node(OpType::kMul, {a, s1})[0];
+    ValueId mb = g.add_node(OpType::kMul, {b, s2})[0];
+    g.add_output(g.add_node(OpType::kMatMul, {ma, mb})[0]);
+    return g;
+  };
+  Graph g = scaled({1});
+  Graph once = g;
+  ASSERT_EQ(apply_all(rule("matmul_scalars"), once), 1);
+  int muls = 0;
+  for (const Node& n : once.nodes()) muls += !n.removed && n.op == OpType::kMul && !once.inputs_constant(n);
+  EXPECT_EQ(muls, 1);  // one scaling of the product (the scales' product is a constant)
+  expect_same_outputs(g, once);
+  // A scale per row of b ([8, 1], along the axis the matmul sums over) does not come out of
+  // the sum: the scalar condition rejects it.
+  Graph per_row = scaled({8, 1});
+  EXPECT_TRUE(rule("matmul_scalars").find(per_row, per_row.consumers()).empty());
+}
+
 TEST(GraphRules, EpilogueFusionStopsAtSharedValues) {
   Graph g;
   ValueId x = g.add_input("x", ElemType::kF32, {4, 8});

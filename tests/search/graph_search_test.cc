@@ -264,6 +264,75 @@ TEST_F(GraphSearch, BudgetZeroOnlyFoldsConstantsAndDescends) {
   }
 }
 
+// A projection as ViT's export has it: Gemm, Reshape, a Transpose of the unit batch axis and
+// the residual Add. The canonical rules turn it into a MatMul whose result the Add reads
+// (listed in rewrites, even with no budget); the search then fuses the residual into it.
+Graph vit_projection() {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {6, 16});
+  ValueId w = g.add_constant("w", Tensor::floats({16, 16}, std::vector<float>(256, 0.01f)));
+  ValueId b = g.add_constant("b", Tensor::floats({16}, std::vector<float>(16, 0.1f)));
+  ValueId res = g.add_input("res", ElemType::kF32, {1, 6, 16});
+  ValueId t = g.add_node(OpType::kGemm, {x, w, b})[0];
+  t = g.add_node(OpType::kReshape, {t, g.add_constant("shape", Tensor::ints({3}, {6, 1, 16}))})[0];
+  t = g.add_node(OpType::kTranspose, {t}, {{"perm", std::vector<int64_t>{1, 0, 2}}})[0];
+  g.add_output(g.add_node(OpType::kAdd, {res, t})[0]);
+  return g;
+}
+
+TEST_F(GraphSearch, CanonicalRewritesAreAppliedAndListed) {
+  Graph g = vit_projection();
+  SearchOptions o;
+  o.budget = 0;
+  o.descend = false;
+  CostOracle costs = oracle();
+  SearchResult none = optimize_graph(g, rules_, costs, o);
+  auto counts = none.counts();
+  EXPECT_EQ(counts["gemm_to_fused_matmul"], 1);
+  EXPECT_EQ(counts["transpose_unit_dims"], 1);
+  EXPECT_EQ(counts["reshape_elementwise"], 1);
+  for (const std::string& r : none.rewrites) EXPECT_TRUE(is_canonical_rule(r)) << r;
+  for (const Node& n : none.best.nodes()) EXPECT_FALSE(!n.removed && n.op == OpType::kTranspose);
+
+  SearchResult fused = search(g, "backtrack", 50);
+  int adds = 0, matmuls = 0;
+  for (const Node& n : fused.best.nodes()) {
+    if (n.removed) continue;
+    adds += n.op == OpType::kAdd;
+    if (n.op == OpType::kFusedMatMul) {
+      ++matmuls;
+      EXPECT_EQ(n.attr_string("epilogue", ""), "bias+residual");
+    }
+  }
+  EXPECT_EQ(adds, 0);
+  EXPECT_EQ(matmuls, 1);
+  EXPECT_LT(fused.cost_after_us, none.cost_after_us);
+  for (uint64_t seed : {1, 2}) {
+    auto inputs = random_graph_inputs(g, seed);
+    EXPECT_LE(max_scaled_error(run_graph(fused.best, inputs), run_graph(g, inputs)), 1.0);
+  }
+}
+
+TEST_F(GraphSearch, GatherOfOneIndexAlongLeadingUnitAxesIsAView) {
+  auto gather = [](std::vector<int64_t> shape, int64_t axis) {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, shape);
+    ValueId i = g.add_constant("i", Tensor::ints({}, {1}));
+    g.add_output(g.add_node(OpType::kGather, {x, i}, {{"axis", axis}})[0]);
+    return g;
+  };
+  CostOracle costs = oracle();
+  // q, k or v of a packed [3, 1, 12, 64] projection: a contiguous block, no copy.
+  Graph packed = gather({3, 1, 12, 64}, 0);
+  EXPECT_EQ(costs.graph_cost(packed), 0.0);
+  // Along axis 1 of [1, 3, 12, 64] too (the axes before it have extent 1) ...
+  Graph leading_unit = gather({1, 3, 12, 64}, 1);
+  EXPECT_EQ(costs.graph_cost(leading_unit), 0.0);
+  // ... but along axis 1 of [2, 3, 12, 64] it gathers strided slabs: a copy that costs time.
+  Graph strided = gather({2, 3, 12, 64}, 1);
+  EXPECT_GT(costs.graph_cost(strided), 0.0);
+}
+
 TEST_F(GraphSearch, BadOptionsAreUserErrors) {
   Graph g = import_onnx(kGraphs + "/tiny_resblock.onnx");
   CostOracle costs = oracle();
