@@ -46,6 +46,24 @@ NodeId sole_consumer(const Graph& g, const std::vector<std::vector<NodeId>>& con
 
 bool is_constant(const Graph& g, ValueId v) { return v != kNone && g.value(v).constant != nullptr; }
 
+bool is_permutation(const std::vector<int64_t>& perm, size_t rank) {
+  std::vector<bool> seen(rank, false);
+  if (perm.size() != rank) return false;
+  for (int64_t a : perm) {
+    if (a < 0 || a >= static_cast<int64_t>(rank) || seen[static_cast<size_t>(a)]) return false;
+    seen[static_cast<size_t>(a)] = true;
+  }
+  return true;
+}
+
+// A Transpose's permutation (its default reverses the axes).
+std::vector<int64_t> transpose_perm(const Graph& g, const Node& t) {
+  const auto rank = g.value(t.inputs[0]).shape.size();
+  std::vector<int64_t> reverse(rank);
+  for (size_t a = 0; a < rank; ++a) reverse[a] = static_cast<int64_t>(rank - 1 - a);
+  return t.attr_ints("perm", reverse);
+}
+
 Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed, double lo = -1, double hi = 1) {
   std::mt19937_64 rng(seed);
   int64_t n = 1;
@@ -678,12 +696,7 @@ class TransposeCompose : public BuiltinRule {
     const Node& first = g.node(m.nodes[0]);
     const Node& second = g.node(m.nodes[1]);
     size_t rank = g.value(first.inputs[0]).shape.size();
-    auto perm_of = [rank](const Node& n) {
-      std::vector<int64_t> reverse(rank);
-      for (size_t k = 0; k < rank; ++k) reverse[k] = static_cast<int64_t>(rank - 1 - k);
-      return n.attr_ints("perm", reverse);
-    };
-    std::vector<int64_t> p1 = perm_of(first), p2 = perm_of(second), q(rank);
+    std::vector<int64_t> p1 = transpose_perm(g, first), p2 = transpose_perm(g, second), q(rank);
     bool identity = true;
     for (size_t k = 0; k < rank; ++k) {
       q[k] = p1[static_cast<size_t>(p2[k])];
@@ -819,9 +832,7 @@ class TransposeUnitDims : public BuiltinRule {
       const Node& t = g.nodes()[n];
       if (t.removed || t.op != OpType::kTranspose) continue;
       const auto& shape = g.value(t.inputs[0]).shape;
-      std::vector<int64_t> reverse(shape.size());
-      for (size_t k = 0; k < shape.size(); ++k) reverse[k] = static_cast<int64_t>(shape.size() - 1 - k);
-      std::vector<int64_t> perm = t.attr_ints("perm", reverse);
+      std::vector<int64_t> perm = transpose_perm(g, t);
       // The axes of extent > 1, in their new order, must keep their old order.
       int64_t last = -1;
       bool order_kept = perm.size() == shape.size();
@@ -959,6 +970,621 @@ class ReshapeElementwise : public BuiltinRule {
   }
 };
 
+// ---------------------------------------------------------------------------------------
+// split_split: a Split of one part of a Split, along the same axis, is one Split into all the
+// parts (merging three projections pairwise leaves two nested Splits; one copies less).
+
+// n's "axis" attribute as an index into its first input's axes, or -1 when out of range.
+int64_t normalised_axis(const Graph& g, const Node& n) {
+  auto rank = static_cast<int64_t>(g.value(n.inputs[0]).shape.size());
+  int64_t axis = n.attr_int("axis", 0);
+  if (axis < 0) axis += rank;
+  return axis >= 0 && axis < rank ? axis : -1;
+}
+
+class SplitSplit : public BuiltinRule {
+ public:
+  SplitSplit() : BuiltinRule("split_split") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (size_t s = 0; s < g.nodes().size(); ++s) {
+      const Node& outer = g.nodes()[s];
+      if (outer.removed || outer.op != OpType::kSplit) continue;
+      int64_t axis = normalised_axis(g, outer);
+      for (ValueId part : outer.outputs) {
+        NodeId c = sole_consumer(g, consumers, part);
+        if (c != kNone && g.node(c).op == OpType::kSplit && g.node(c).inputs[0] == part && axis >= 0 &&
+            normalised_axis(g, g.node(c)) == axis) {
+          out.push_back(Match{{static_cast<NodeId>(s), c}, {}});
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    const Node& outer = g.node(m.nodes[0]);
+    const Node& inner = g.node(m.nodes[1]);
+    auto axis = static_cast<size_t>(normalised_axis(g, outer));
+    // The parts in order, the inner Split's in place of the part it splits.
+    std::vector<ValueId> parts;
+    for (ValueId p : outer.outputs) {
+      if (p == inner.inputs[0]) {
+        parts.insert(parts.end(), inner.outputs.begin(), inner.outputs.end());
+      } else {
+        parts.push_back(p);
+      }
+    }
+    std::vector<int64_t> sizes;
+    for (ValueId p : parts) sizes.push_back(g.value(p).shape[axis]);
+    Graph out = g;
+    std::vector<ValueId> made;
+    try {
+      ValueId sizes_v = out.add_constant(out.fresh_name("sizes"), Tensor::ints({static_cast<int64_t>(sizes.size())}, sizes));
+      made = out.add_node(OpType::kSplit, {outer.inputs[0], sizes_v}, {{"axis", static_cast<int64_t>(axis)}},
+                          out.fresh_name(outer.name), static_cast<int>(sizes.size()));
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    for (size_t k = 0; k < parts.size(); ++k) {
+      if (out.value(made[k]).shape != g.value(parts[k]).shape) return std::nullopt;
+      out.replace_uses(parts[k], made[k]);
+    }
+    out.remove_node(m.nodes[1]);
+    out.remove_node(m.nodes[0]);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {2, 3, 12});
+    ValueId outer_sizes = g.add_constant("outer", Tensor::ints({2}, {7, 5}));
+    auto parts = g.add_node(OpType::kSplit, {x, outer_sizes}, {{"axis", int64_t{-1}}}, "outer", 2);
+    ValueId inner_sizes = g.add_constant("inner", Tensor::ints({2}, {3, 4}));
+    auto inner = g.add_node(OpType::kSplit, {parts[0], inner_sizes}, {{"axis", int64_t{2}}}, "inner", 2);
+    g.add_output(g.add_node(OpType::kRelu, {inner[0]})[0]);
+    g.add_output(g.add_node(OpType::kSigmoid, {inner[1]})[0]);
+    g.add_output(g.add_node(OpType::kTanh, {parts[1]})[0]);
+    return {std::move(g)};
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// split_heads: a Split of the last axis whose every part is reshaped alone to the same
+// heads x head-size shape and transposed alone (attention's query, key and value after a
+// merged projection) is one Reshape to [..., P, heads, size], one Transpose that puts P
+// first, and P Gathers along that leading axis (views): one copy instead of P Transposes
+// and the Split's. A part whose Transpose differs from the most common one gets the
+// difference as a Transpose of its own (the key's swap of the last two axes, which a matmul
+// then takes as transposed B). A part may already be such a group (split_heads applied to
+// the query and key before the value's projection was merged): it counts as its heads.
+
+// Whether every use of z is a Gather along axis 0 of one constant index, each index of that
+// axis once (P views of a [P, ...] tensor).
+bool gathers_of_each_index(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, ValueId z) {
+  if (is_output(g, z) || g.value(z).shape.empty()) return false;
+  const auto& users = consumers[static_cast<size_t>(z)];
+  int64_t extent = g.value(z).shape[0];
+  if (static_cast<int64_t>(users.size()) != extent) return false;
+  std::vector<bool> seen(static_cast<size_t>(extent), false);
+  for (NodeId u : users) {
+    const Node& gather = g.node(u);
+    if (gather.op != OpType::kGather || gather.inputs.size() != 2 || gather.inputs[0] != z ||
+        gather.attr_int("axis", 0) != 0) {
+      return false;
+    }
+    const Value& index = g.value(gather.inputs[1]);
+    if (!index.constant || !index.shape.empty() || index.constant->i.size() != 1) return false;
+    int64_t i = index.constant->i[0];
+    if (i < 0 || i >= extent || seen[static_cast<size_t>(i)]) return false;
+    seen[static_cast<size_t>(i)] = true;
+  }
+  return true;
+}
+
+// The Gathers of gathers_of_each_index(z), by index.
+std::vector<NodeId> gathers_by_index(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, ValueId z) {
+  const auto& users = consumers[static_cast<size_t>(z)];
+  std::vector<NodeId> out(users.size(), kNone);
+  for (NodeId u : users) out[static_cast<size_t>(g.value(g.node(u).inputs[1]).constant->i[0])] = u;
+  return out;
+}
+
+class SplitHeads : public BuiltinRule {
+ public:
+  SplitHeads() : BuiltinRule("split_heads") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (size_t s = 0; s < g.nodes().size(); ++s) {
+      if (auto plan = parse(g, consumers, static_cast<NodeId>(s))) out.push_back(Match{plan->remove, {}});
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    auto plan = parse(g, g.consumers(), m.nodes[0]);
+    if (!plan) return std::nullopt;
+    const size_t lead = plan->lead;
+    const auto parts = static_cast<int64_t>(plan->parts.size());
+    // The most common permutation (the first of those tied) is the one the shared Transpose does.
+    std::vector<int64_t> base = plan->parts[0].perm;
+    size_t best = 0;
+    for (const Part& p : plan->parts) {
+      auto n = static_cast<size_t>(std::count_if(plan->parts.begin(), plan->parts.end(),
+                                                 [&](const Part& q) { return q.perm == p.perm; }));
+      if (n > best) best = n, base = p.perm;
+    }
+    // y = [..., P, heads, size]: a head's axis a is y's axis a (a < lead) or a + 1.
+    const auto& x_shape = g.value(plan->x).shape;
+    std::vector<int64_t> y_shape(x_shape.begin(), x_shape.end() - 1);
+    y_shape.push_back(parts);
+    y_shape.insert(y_shape.end(), plan->heads.begin(), plan->heads.end());
+    std::vector<int64_t> sigma{static_cast<int64_t>(lead)};
+    for (int64_t a : base) sigma.push_back(a < static_cast<int64_t>(lead) ? a : a + 1);
+    std::vector<int64_t> inverse(base.size());
+    for (size_t k = 0; k < base.size(); ++k) inverse[static_cast<size_t>(base[k])] = static_cast<int64_t>(k);
+    Graph out = g;
+    try {
+      ValueId y = out.add_node(OpType::kReshape, {plan->x, add_shape(out, y_shape)}, {}, out.fresh_name("reshape"))[0];
+      ValueId z = out.add_node(OpType::kTranspose, {y}, {{"perm", sigma}}, out.fresh_name("transpose"))[0];
+      for (int64_t k = 0; k < parts; ++k) {
+        const Part& part = plan->parts[static_cast<size_t>(k)];
+        ValueId index = out.add_constant(out.fresh_name("index"), Tensor::ints({}, {k}));
+        ValueId v = out.add_node(OpType::kGather, {z, index}, {{"axis", int64_t{0}}}, out.fresh_name("gather"))[0];
+        if (part.perm != base) {
+          // v's axis j is the head's axis base[j]; the result's axis j must be perm[j].
+          std::vector<int64_t> rest;
+          for (int64_t a : part.perm) rest.push_back(inverse[static_cast<size_t>(a)]);
+          v = out.add_node(OpType::kTranspose, {v}, {{"perm", rest}}, out.fresh_name("transpose"))[0];
+        }
+        if (out.value(v).shape != g.value(part.value).shape) return std::nullopt;
+        out.replace_uses(part.value, v);
+      }
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    for (NodeId n : plan->remove) out.remove_node(n);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    std::vector<Graph> cases;
+    // Query, key and value of a [1, 5, 12] projection, 2 heads of 2: the key transposed apart.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {1, 5, 12});
+      auto parts = g.add_node(OpType::kSplit, {x}, {{"axis", int64_t{2}}}, "split", 3);
+      ValueId shape = g.add_constant("shape", Tensor::ints({4}, {1, 5, 2, 2}));
+      const std::vector<std::vector<int64_t>> perms{{0, 2, 1, 3}, {0, 2, 3, 1}, {0, 2, 1, 3}};
+      for (size_t k = 0; k < 3; ++k) {
+        ValueId r = g.add_node(OpType::kReshape, {parts[k], shape})[0];
+        g.add_output(g.add_node(OpType::kTranspose, {r}, {{"perm", perms[k]}})[0]);
+      }
+      cases.push_back(std::move(g));
+    }
+    // Two equal parts of a rank-2 tensor (no sizes input), each reshaped to [4, 2, 3] and
+    // transposed by the default (reversing) permutation.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {4, 12});
+      auto parts = g.add_node(OpType::kSplit, {x}, {{"axis", int64_t{-1}}}, "split", 2);
+      ValueId shape = g.add_constant("shape", Tensor::ints({3}, {4, 2, 3}));
+      for (size_t k = 0; k < 2; ++k) {
+        ValueId r = g.add_node(OpType::kReshape, {parts[k], shape})[0];
+        g.add_output(g.add_node(OpType::kRelu, {g.add_node(OpType::kTranspose, {r})[0]})[0]);
+      }
+      cases.push_back(std::move(g));
+    }
+    // A group already made of two parts (its gathers in reverse order, one transposed
+    // after), then a third part on its own.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {1, 5, 12});
+      ValueId sizes = g.add_constant("sizes", Tensor::ints({2}, {8, 4}));
+      auto parts = g.add_node(OpType::kSplit, {x, sizes}, {{"axis", int64_t{2}}}, "split", 2);
+      ValueId y = g.add_node(OpType::kReshape, {parts[0], g.add_constant("s5", Tensor::ints({5}, {1, 5, 2, 2, 2}))})[0];
+      ValueId z = g.add_node(OpType::kTranspose, {y}, {{"perm", std::vector<int64_t>{2, 0, 3, 1, 4}}})[0];
+      for (int64_t k : {1, 0}) {
+        ValueId v = g.add_node(OpType::kGather, {z, g.add_constant("i" + std::to_string(k), Tensor::ints({}, {k}))},
+                               {{"axis", int64_t{0}}})[0];
+        g.add_output(k == 1 ? g.add_node(OpType::kTranspose, {v}, {{"perm", std::vector<int64_t>{0, 1, 3, 2}}})[0] : v);
+      }
+      ValueId r = g.add_node(OpType::kReshape, {parts[1], g.add_constant("s4", Tensor::ints({4}, {1, 5, 2, 2}))})[0];
+      g.add_output(g.add_node(OpType::kTranspose, {r}, {{"perm", std::vector<int64_t>{0, 2, 1, 3}}})[0]);
+      cases.push_back(std::move(g));
+    }
+    return cases;
+  }
+
+ private:
+  // One head of the rewrite: the value it replaces (a part's Transpose, or a Gather of an
+  // earlier group) and the permutation of [..., heads, size] that value is.
+  struct Part {
+    ValueId value = kNone;
+    std::vector<int64_t> perm;
+  };
+  struct Plan {
+    ValueId x = kNone;             // the Split's input
+    size_t lead = 0;               // axes before the split one
+    std::vector<int64_t> heads;    // the shape the last axis becomes, e.g. [heads, size]
+    std::vector<Part> parts;       // in order along the last axis
+    std::vector<NodeId> remove;    // the Split first, then every node replaced
+  };
+
+  static std::optional<Plan> parse(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, NodeId s) {
+    const Node& split = g.node(s);
+    if (split.removed || split.op != OpType::kSplit || split.outputs.size() < 2) return std::nullopt;
+    Plan plan;
+    plan.x = split.inputs[0];
+    const auto& x_shape = g.value(plan.x).shape;
+    plan.lead = x_shape.size() - 1;
+    if (normalised_axis(g, split) != static_cast<int64_t>(plan.lead)) return std::nullopt;
+    plan.remove.push_back(s);
+    const std::vector<int64_t> lead_shape(x_shape.begin(), x_shape.end() - 1);
+    for (ValueId part : split.outputs) {
+      NodeId r = sole_consumer(g, consumers, part);
+      if (r == kNone || g.node(r).op != OpType::kReshape || g.node(r).inputs[0] != part) return std::nullopt;
+      const auto& reshaped = g.value(g.node(r).outputs[0]).shape;
+      if (reshaped.size() <= plan.lead || !std::equal(lead_shape.begin(), lead_shape.end(), reshaped.begin())) {
+        return std::nullopt;
+      }
+      NodeId t = sole_consumer(g, consumers, g.node(r).outputs[0]);
+      if (t == kNone || g.node(t).op != OpType::kTranspose) return std::nullopt;
+      std::vector<int64_t> perm = transpose_perm(g, g.node(t));
+      if (!is_permutation(perm, reshaped.size())) return std::nullopt;
+      plan.remove.push_back(r);
+      plan.remove.push_back(t);
+      std::vector<int64_t> heads(reshaped.begin() + static_cast<std::ptrdiff_t>(plan.lead), reshaped.end());
+      if (perm[0] != static_cast<int64_t>(plan.lead) || heads.size() < 2 || !gathers_of_each_index(g, consumers, g.node(t).outputs[0])) {
+        // A head: reshaped to [..., heads, size] and transposed.
+        if (!same_heads(plan, heads) || product(heads) != g.value(part).shape.back()) return std::nullopt;
+        plan.parts.push_back(Part{g.node(t).outputs[0], perm});
+        continue;
+      }
+      // An earlier group: [..., P, heads, size] with P put first, then a Gather of each.
+      heads.erase(heads.begin());
+      if (!same_heads(plan, heads)) return std::nullopt;
+      std::vector<int64_t> head_perm;
+      for (size_t k = 1; k < perm.size(); ++k) {
+        int64_t a = perm[k];
+        head_perm.push_back(a < static_cast<int64_t>(plan.lead) ? a : a - 1);
+      }
+      for (NodeId u : gathers_by_index(g, consumers, g.node(t).outputs[0])) {
+        plan.remove.push_back(u);
+        plan.parts.push_back(Part{g.node(u).outputs[0], head_perm});
+      }
+    }
+    return plan;
+  }
+
+  static bool same_heads(Plan& plan, const std::vector<int64_t>& heads) {
+    if (plan.parts.empty()) plan.heads = heads;
+    return heads == plan.heads && heads.size() >= 1;
+  }
+  static int64_t product(const std::vector<int64_t>& v) {
+    int64_t p = 1;
+    for (int64_t d : v) p *= d;
+    return p;
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// gather_heads: P Gathers along the leading axis of z [P, ...] (each index once), each read
+// alone by a Reshape to the same shape and that by a Transpose of the same permutation (a
+// packed projection's query, key and value split into heads), are the Reshape and the
+// Transpose of z, then the Gathers: one copy instead of P.
+
+class GatherHeads : public BuiltinRule {
+ public:
+  GatherHeads() : BuiltinRule("gather_heads") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    for (size_t v = 0; v < g.values().size(); ++v) {
+      auto z = static_cast<ValueId>(v);
+      if (consumers[v].size() < 2 || !gathers_of_each_index(g, consumers, z)) continue;
+      Match m;
+      std::vector<NodeId> gathers = gathers_by_index(g, consumers, z);
+      m.nodes = gathers;
+      const Node* first_t = nullptr;
+      for (NodeId u : gathers) {
+        NodeId r = sole_consumer(g, consumers, g.node(u).outputs[0]);
+        if (r == kNone || g.node(r).op != OpType::kReshape || g.node(r).inputs[0] != g.node(u).outputs[0]) break;
+        NodeId t = sole_consumer(g, consumers, g.node(r).outputs[0]);
+        if (t == kNone || g.node(t).op != OpType::kTranspose) break;
+        if (first_t == nullptr) first_t = &g.node(t);
+        if (g.value(g.node(r).outputs[0]).shape != g.value(first_t->inputs[0]).shape ||
+            transpose_perm(g, g.node(t)) != transpose_perm(g, *first_t)) {
+          break;
+        }
+        m.nodes.push_back(r);
+        m.nodes.push_back(t);
+      }
+      if (m.nodes.size() == 3 * gathers.size()) out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    const size_t parts = m.nodes.size() / 3;
+    ValueId z = g.node(m.nodes[0]).inputs[0];
+    const Node& t0 = g.node(m.nodes[parts + 1]);
+    std::vector<int64_t> perm = transpose_perm(g, t0);
+    if (!is_permutation(perm, g.value(t0.inputs[0]).shape.size())) return std::nullopt;
+    std::vector<int64_t> shape{static_cast<int64_t>(parts)};
+    const auto& head = g.value(t0.inputs[0]).shape;
+    shape.insert(shape.end(), head.begin(), head.end());
+    std::vector<int64_t> sigma{0};
+    for (int64_t a : perm) sigma.push_back(a + 1);
+    Graph out = g;
+    try {
+      ValueId y = out.add_node(OpType::kReshape, {z, add_shape(out, shape)}, {}, out.fresh_name("reshape"))[0];
+      ValueId w = out.add_node(OpType::kTranspose, {y}, {{"perm", sigma}}, out.fresh_name("transpose"))[0];
+      for (size_t k = 0; k < parts; ++k) {
+        ValueId index = out.add_constant(out.fresh_name("index"), Tensor::ints({}, {static_cast<int64_t>(k)}));
+        ValueId v = out.add_node(OpType::kGather, {w, index}, {{"axis", int64_t{0}}}, out.fresh_name("gather"))[0];
+        ValueId old = g.node(m.nodes[parts + 2 * k + 1]).outputs[0];
+        if (out.value(v).shape != g.value(old).shape) return std::nullopt;
+        out.replace_uses(old, v);
+      }
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    for (NodeId n : m.nodes) out.remove_node(n);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    // ViT's form: [3, 5, 1, 8] (query, key, value of 5 tokens), 2 heads of 4 each.
+    Graph g;
+    ValueId z = g.add_input("z", ElemType::kF32, {3, 5, 1, 8});
+    ValueId shape = g.add_constant("shape", Tensor::ints({3}, {5, 2, 4}));
+    for (int64_t k : {2, 0, 1}) {
+      ValueId v = g.add_node(OpType::kGather, {z, g.add_constant("i" + std::to_string(k), Tensor::ints({}, {k}))},
+                             {{"axis", int64_t{0}}})[0];
+      ValueId r = g.add_node(OpType::kReshape, {v, shape})[0];
+      g.add_output(g.add_node(OpType::kTranspose, {r}, {{"perm", std::vector<int64_t>{1, 0, 2}}})[0]);
+    }
+    return {std::move(g)};
+  }
+};
+
+// ---------------------------------------------------------------------------------------
+// layout_chain: a chain of Reshapes (Flatten, Squeeze, Unsqueeze) and Transposes, each value
+// read only by the next, with two Transposes or more, is at most one: a Reshape of the input
+// into the finest axes the chain distinguishes, one Transpose of those, a Reshape to the
+// result. (ViT's packed projection is reshaped, transposed, then split into heads and
+// transposed again.)
+
+bool is_reshape_op(OpType op) {
+  return op == OpType::kReshape || op == OpType::kFlatten || op == OpType::kSqueeze || op == OpType::kUnsqueeze;
+}
+
+class LayoutChain : public BuiltinRule {
+ public:
+  LayoutChain() : BuiltinRule("layout_chain") {}
+
+  std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
+    std::vector<Match> out;
+    std::vector<bool> seen(g.nodes().size(), false);
+    for (size_t n = 0; n < g.nodes().size(); ++n) {
+      const Node& t = g.nodes()[n];
+      if (t.removed || t.op != OpType::kTranspose || seen[n]) continue;
+      // Back to the chain's first node, then forward to its last.
+      auto first = static_cast<NodeId>(n);
+      while (true) {
+        NodeId p = g.value(g.node(first).inputs[0]).producer;
+        if (p == kNone || !layout_op(g.node(p).op) || sole_consumer(g, consumers, g.node(p).outputs[0]) != first) break;
+        first = p;
+      }
+      Match m{{first}, {}};
+      while (true) {
+        ValueId v = g.node(m.nodes.back()).outputs[0];
+        NodeId c = sole_consumer(g, consumers, v);
+        if (c == kNone || !layout_op(g.node(c).op) || g.node(c).inputs[0] != v || folds_into_matmul(g, consumers, c)) {
+          break;
+        }
+        m.nodes.push_back(c);
+      }
+      int transposes = 0;
+      for (NodeId c : m.nodes) {
+        seen[static_cast<size_t>(c)] = true;
+        transposes += g.node(c).op == OpType::kTranspose;
+      }
+      if (transposes < 1) continue;
+      auto plan = compose(g, m.nodes);
+      if (plan && (transposes >= 2 || plan->identity)) out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  std::optional<Graph> apply(const Graph& g, const Match& m) const override {
+    auto plan = compose(g, m.nodes);
+    if (!plan) return std::nullopt;
+    ValueId x = g.node(m.nodes.front()).inputs[0];
+    ValueId old = g.node(m.nodes.back()).outputs[0];
+    Graph out = g;
+    try {
+      ValueId v = x;
+      if (!plan->identity) {
+        v = out.add_node(OpType::kReshape, {v, add_shape(out, plan->atoms)}, {}, out.fresh_name("reshape"))[0];
+        v = out.add_node(OpType::kTranspose, {v}, {{"perm", plan->perm}}, out.fresh_name("transpose"))[0];
+      }
+      v = out.add_node(OpType::kReshape, {v, add_shape(out, g.value(old).shape)}, {}, out.fresh_name("reshape"))[0];
+      if (out.value(v).shape != g.value(old).shape) return std::nullopt;
+      out.replace_uses(old, v);
+    } catch (const UserError&) {
+      return std::nullopt;
+    }
+    for (NodeId n : m.nodes) out.remove_node(n);
+    return finish(std::move(out));
+  }
+
+  std::vector<Graph> verification_cases() const override {
+    std::vector<Graph> cases;
+    // ViT: [5, 1, 24] -> [5, 1, 3, 8] -> [1, 5, 1, 3, 8] -> transposed [3, 5, 1, 1, 8] ->
+    // squeezed [3, 5, 1, 8] -> [3, 5, 2, 4] -> transposed [3, 2, 5, 4].
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {5, 1, 24});
+      ValueId v = g.add_node(OpType::kReshape, {x, g.add_constant("s1", Tensor::ints({4}, {5, 1, 3, 8}))})[0];
+      v = g.add_node(OpType::kUnsqueeze, {v, g.add_constant("a1", Tensor::ints({1}, {0}))})[0];
+      v = g.add_node(OpType::kTranspose, {v}, {{"perm", std::vector<int64_t>{3, 1, 2, 0, 4}}})[0];
+      v = g.add_node(OpType::kSqueeze, {v, g.add_constant("a2", Tensor::ints({1}, {3}))})[0];
+      v = g.add_node(OpType::kReshape, {v, g.add_constant("s2", Tensor::ints({4}, {3, 5, 2, 4}))})[0];
+      v = g.add_node(OpType::kTranspose, {v}, {{"perm", std::vector<int64_t>{0, 2, 1, 3}}})[0];
+      g.add_output(g.add_node(OpType::kRelu, {v})[0]);
+      cases.push_back(std::move(g));
+    }
+    // Two transposes that cancel, with a merge of axes between them: a Reshape.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {2, 3, 4});
+      ValueId v = g.add_node(OpType::kTranspose, {x}, {{"perm", std::vector<int64_t>{1, 0, 2}}})[0];
+      v = g.add_node(OpType::kReshape, {v, g.add_constant("s", Tensor::ints({2}, {3, 8}))})[0];
+      v = g.add_node(OpType::kReshape, {v, g.add_constant("s2", Tensor::ints({3}, {3, 2, 4}))})[0];
+      v = g.add_node(OpType::kTranspose, {v}, {{"perm", std::vector<int64_t>{1, 0, 2}}})[0];
+      g.add_output(g.add_node(OpType::kSigmoid, {v})[0]);
+      cases.push_back(std::move(g));
+    }
+    // A split axis moved, then merged with a neighbour (the result is a Reshape of a Transpose).
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {6, 4});
+      ValueId v = g.add_node(OpType::kTranspose, {x})[0];  // [4, 6]
+      v = g.add_node(OpType::kReshape, {v, g.add_constant("s", Tensor::ints({3}, {4, 2, 3}))})[0];
+      v = g.add_node(OpType::kTranspose, {v}, {{"perm", std::vector<int64_t>{1, 2, 0}}})[0];  // [2, 3, 4]
+      v = g.add_node(OpType::kFlatten, {v}, {{"axis", int64_t{2}}})[0];  // [6, 4]
+      g.add_output(g.add_node(OpType::kTanh, {v})[0]);
+      cases.push_back(std::move(g));
+    }
+    return cases;
+  }
+
+ private:
+  struct Plan {
+    std::vector<int64_t> atoms;  // the input reshaped: its finest axes (extents > 1), in order
+    std::vector<int64_t> perm;   // the Transpose of those
+    bool identity = false;       // no Transpose needed: the chain is a Reshape
+  };
+
+  static bool layout_op(OpType op) { return op == OpType::kTranspose || is_reshape_op(op); }
+
+  // Whether `t` is a swap of the last two axes read only by a matmul, directly or through
+  // scalings by one-element constants (which matmul_scalars moves past it): the matmul takes
+  // it as a transposed operand (matmul_transpose_*), so it stays out of the chain.
+  static bool folds_into_matmul(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, NodeId t) {
+    const Node& node = g.node(t);
+    if (node.op != OpType::kTranspose) return false;
+    std::vector<int64_t> perm = transpose_perm(g, node);
+    const size_t rank = perm.size();
+    if (rank < 2) return false;
+    for (size_t k = 0; k + 2 < rank; ++k) {
+      if (perm[k] != static_cast<int64_t>(k)) return false;
+    }
+    if (perm[rank - 2] != static_cast<int64_t>(rank - 1) || perm[rank - 1] != static_cast<int64_t>(rank - 2)) {
+      return false;
+    }
+    ValueId v = node.outputs[0];
+    while (true) {
+      NodeId c = sole_consumer(g, consumers, v);
+      if (c == kNone) return false;
+      const Node& use = g.node(c);
+      if (is_matmul(use.op)) return true;
+      bool scaling = (use.op == OpType::kMul || use.op == OpType::kDiv) && use.inputs.size() == 2 &&
+                     use.inputs[0] == v && is_constant(g, use.inputs[1]) && g.value(use.inputs[1]).elements() == 1;
+      if (!scaling) return false;
+      v = use.outputs[0];
+    }
+  }
+
+  // Follows the chain's axes as lists of atoms (factors of the input's axes, extents > 1):
+  // a Transpose permutes the lists, a Reshape regroups the atoms in order, splitting one
+  // where a new axis ends inside it. Nullopt when an axis would end inside an atom at a
+  // point that does not divide it.
+  static std::optional<Plan> compose(const Graph& g, const std::vector<NodeId>& chain) {
+    std::vector<int64_t> extent;                 // by atom
+    std::vector<std::vector<int>> source, axes;  // atoms of each input axis, each current axis
+    for (int64_t d : g.value(g.node(chain.front()).inputs[0]).shape) {
+      std::vector<int> atoms;
+      if (d > 1) {
+        atoms.push_back(static_cast<int>(extent.size()));
+        extent.push_back(d);
+      }
+      source.push_back(atoms);
+      axes.push_back(atoms);
+    }
+    for (NodeId n : chain) {
+      const Node& node = g.node(n);
+      if (node.op == OpType::kTranspose) {
+        std::vector<int64_t> perm = transpose_perm(g, node);
+        if (!is_permutation(perm, axes.size())) return std::nullopt;
+        std::vector<std::vector<int>> next;
+        for (int64_t a : perm) next.push_back(axes[static_cast<size_t>(a)]);
+        axes = std::move(next);
+        continue;
+      }
+      std::vector<int> flat;
+      for (const auto& a : axes) flat.insert(flat.end(), a.begin(), a.end());
+      std::vector<std::vector<int>> next;
+      size_t k = 0;
+      for (int64_t d : g.value(node.outputs[0]).shape) {
+        std::vector<int> atoms;
+        int64_t need = d;
+        while (need > 1) {
+          if (k == flat.size()) return std::nullopt;
+          int atom = flat[k];
+          int64_t e = extent[static_cast<size_t>(atom)];
+          if (e <= need) {
+            if (need % e != 0) return std::nullopt;
+            atoms.push_back(atom);
+            need /= e;
+            ++k;
+            continue;
+          }
+          if (e % need != 0) return std::nullopt;
+          // Split the atom: its outer `need` ends this axis, the inner rest begins the next.
+          int outer = static_cast<int>(extent.size());
+          int inner = outer + 1;
+          extent.push_back(need);
+          extent.push_back(e / need);
+          for (auto* lists : {&source, &axes}) {
+            for (auto& list : *lists) {
+              auto it = std::find(list.begin(), list.end(), atom);
+              if (it != list.end()) {
+                *it = inner;
+                list.insert(it, outer);
+              }
+            }
+          }
+          flat[k] = inner;
+          atoms.push_back(outer);
+          need = 1;
+        }
+        next.push_back(atoms);
+      }
+      if (k != flat.size()) return std::nullopt;
+      axes = std::move(next);
+    }
+    Plan plan;
+    std::vector<int> in_order, out_order;
+    for (const auto& a : source) in_order.insert(in_order.end(), a.begin(), a.end());
+    for (const auto& a : axes) out_order.insert(out_order.end(), a.begin(), a.end());
+    if (in_order.size() != out_order.size()) return std::nullopt;
+    for (int a : in_order) plan.atoms.push_back(extent[static_cast<size_t>(a)]);
+    plan.identity = true;
+    for (size_t j = 0; j < out_order.size(); ++j) {
+      auto at = std::find(in_order.begin(), in_order.end(), out_order[j]) - in_order.begin();
+      plan.perm.push_back(at);
+      plan.identity = plan.identity && at == static_cast<int64_t>(j);
+    }
+    return plan;
+  }
+};
+
 }  // namespace
 
 std::vector<std::unique_ptr<Rule>> builtin_rules() {
@@ -973,6 +1599,10 @@ std::vector<std::unique_ptr<Rule>> builtin_rules() {
   rules.push_back(std::make_unique<SplitActivation>());
   rules.push_back(std::make_unique<TransposeUnitDims>());
   rules.push_back(std::make_unique<ReshapeElementwise>());
+  rules.push_back(std::make_unique<SplitSplit>());
+  rules.push_back(std::make_unique<SplitHeads>());
+  rules.push_back(std::make_unique<GatherHeads>());
+  rules.push_back(std::make_unique<LayoutChain>());
   return rules;
 }
 

@@ -316,7 +316,7 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
 bool is_canonical_rule(const std::string& rule) {
   static const std::set<std::string> kCanonical = {"gemm_to_fused_matmul", "identity_elim", "reshape_reshape",
                                                    "reshape_noop", "transpose_unit_dims",
-                                                   "reshape_elementwise"};
+                                                   "reshape_elementwise", "split_split", "layout_chain"};
   return kCanonical.count(rule) != 0;
 }
 

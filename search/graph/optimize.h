@@ -69,8 +69,9 @@ struct SearchResult {
 };
 
 /// Whether `rule` is canonical: it drops an operator that moves no data (an Identity, a
-/// Reshape of a Reshape or to the same shape, a Transpose of unit axes), renames one (a Gemm
-/// as the FusedMatMul it is costed as) or moves an elementwise operator from after a
+/// Reshape of a Reshape or to the same shape, a Transpose of unit axes), makes two nested
+/// Splits one (split_split), renames one (a Gemm as the FusedMatMul it is costed as) or
+/// moves an elementwise operator from after a
 /// contraction's Reshape to before it (reshape_elementwise), so it never makes a graph
 /// costlier. The searches apply the canonical rules to a fixed point after every rewrite
 /// instead of choosing them, so a projection's Gemm, Reshape, unit-axis Transpose and

@@ -2,6 +2,7 @@
 // uses outside the pattern, and the built-in families rewrite what they should.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -373,6 +374,142 @@ TEST(GraphRules, MatmulScalarsNeedsOneElementScales) {
   // the sum: the scalar condition rejects it.
   Graph per_row = scaled({8, 1});
   EXPECT_TRUE(rule("matmul_scalars").find(per_row, per_row.consumers()).empty());
+}
+
+TEST(GraphRules, NestedSplitsAlongOneAxisBecomeOne) {
+  auto nested = [](int64_t inner_axis) {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {2, 6, 12});
+    auto outer = g.add_node(OpType::kSplit, {x, g.add_constant("outer", Tensor::ints({2}, {8, 4}))},
+                            {{"axis", int64_t{2}}}, "outer", 2);
+    auto inner = g.add_node(OpType::kSplit, {outer[0]}, {{"axis", inner_axis}}, "inner", 2);
+    for (ValueId v : {inner[0], inner[1], outer[1]}) g.add_output(g.add_node(OpType::kRelu, {v})[0]);
+    return g;
+  };
+  Graph g = nested(-1);
+  Graph one = g;
+  ASSERT_EQ(apply_all(rule("split_split"), one), 1);
+  int splits = 0;
+  for (const Node& n : one.nodes()) {
+    if (n.removed || n.op != OpType::kSplit) continue;
+    ++splits;
+    ASSERT_EQ(n.outputs.size(), 3u);
+    EXPECT_EQ(one.value(n.outputs[0]).shape, (std::vector<int64_t>{2, 6, 4}));
+    EXPECT_EQ(one.value(n.outputs[2]).shape, (std::vector<int64_t>{2, 6, 4}));
+  }
+  EXPECT_EQ(splits, 1);
+  expect_same_outputs(g, one);
+  // Along another axis the parts are not slabs of one axis: no match.
+  Graph across = nested(1);
+  EXPECT_TRUE(rule("split_split").find(across, across.consumers()).empty());
+}
+
+// A merged query/key/value projection's result [1, 5, 24] split in three, each part reshaped
+// to 2 heads of 4 and transposed (the key to [1, 2, 4, 5], as BERT's export does).
+Graph attention_heads(std::vector<int64_t> value_heads, bool value_read_twice) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 5, 24});
+  auto parts = g.add_node(OpType::kSplit, {x}, {{"axis", int64_t{-1}}}, "split", 3);
+  const std::vector<std::vector<int64_t>> perms{{0, 2, 1, 3}, {0, 2, 3, 1}, {0, 2, 1, 3}};
+  for (size_t k = 0; k < 3; ++k) {
+    std::vector<int64_t> shape = k == 2 ? value_heads : std::vector<int64_t>{1, 5, 2, 4};
+    ValueId r = g.add_node(OpType::kReshape, {parts[k], g.add_constant("shape" + std::to_string(k),
+                                                                        Tensor::ints({4}, shape))})[0];
+    g.add_output(g.add_node(OpType::kTranspose, {r}, {{"perm", perms[k]}})[0]);
+    if (k == 2 && value_read_twice) g.add_output(r);
+  }
+  return g;
+}
+
+TEST(GraphRules, SplitHeadsTransposesTheMergedProjectionOnce) {
+  Graph g = attention_heads({1, 5, 2, 4}, false);
+  Graph heads = g;
+  ASSERT_EQ(apply_all(rule("split_heads"), heads), 1);
+  int splits = 0, gathers = 0;
+  std::vector<std::vector<int64_t>> perms;
+  for (const Node& n : heads.nodes()) {
+    if (n.removed) continue;
+    splits += n.op == OpType::kSplit;
+    gathers += n.op == OpType::kGather;
+    if (n.op == OpType::kTranspose) perms.push_back(n.attr_ints("perm"));
+  }
+  EXPECT_EQ(splits, 0);
+  EXPECT_EQ(gathers, 3);
+  // One Transpose of [1, 5, 3, 2, 4] that puts the three first, and the key's swap of its
+  // last two axes.
+  std::sort(perms.begin(), perms.end());
+  EXPECT_EQ(perms, (std::vector<std::vector<int64_t>>{{0, 1, 3, 2}, {2, 0, 3, 1, 4}}));
+  expect_same_outputs(g, heads);
+  // Parts of other head shapes, or a part also needed untransposed, are left alone.
+  Graph other = attention_heads({1, 5, 4, 2}, false);
+  EXPECT_TRUE(rule("split_heads").find(other, other.consumers()).empty());
+  Graph twice = attention_heads({1, 5, 2, 4}, true);
+  EXPECT_TRUE(rule("split_heads").find(twice, twice.consumers()).empty());
+}
+
+// ViT's attention input: a packed projection's [5, 1, 24] reshaped to [5, 1, 3, 8], moved
+// to [3, 5, 1, 8] by one Transpose, and each of query, key and value (a Gather) split into 2
+// heads of 4 by a Reshape and a Transpose of its own.
+Graph vit_heads(bool key_differs) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {5, 1, 24});
+  ValueId v = g.add_node(OpType::kReshape, {x, g.add_constant("s1", Tensor::ints({4}, {5, 1, 3, 8}))})[0];
+  v = g.add_node(OpType::kTranspose, {v}, {{"perm", std::vector<int64_t>{2, 0, 1, 3}}})[0];
+  ValueId heads = g.add_constant("heads", Tensor::ints({3}, {5, 2, 4}));
+  for (int64_t k = 0; k < 3; ++k) {
+    ValueId part = g.add_node(OpType::kGather, {v, g.add_constant("i" + std::to_string(k), Tensor::ints({}, {k}))},
+                              {{"axis", int64_t{0}}})[0];
+    ValueId r = g.add_node(OpType::kReshape, {part, heads})[0];
+    std::vector<int64_t> perm = key_differs && k == 1 ? std::vector<int64_t>{1, 2, 0} : std::vector<int64_t>{1, 0, 2};
+    g.add_output(g.add_node(OpType::kTranspose, {r}, {{"perm", perm}})[0]);
+  }
+  return g;
+}
+
+int count_ops(const Graph& g, OpType op) {
+  int n = 0;
+  for (const Node& node : g.nodes()) n += !node.removed && node.op == op;
+  return n;
+}
+
+TEST(GraphRules, GatherHeadsThenLayoutChainLeaveOneTranspose) {
+  Graph g = vit_heads(false);
+  Graph heads = g;
+  ASSERT_EQ(apply_all(rule("gather_heads"), heads), 1);
+  EXPECT_EQ(count_ops(heads, OpType::kTranspose), 2);  // the packed one, then the heads'
+  EXPECT_EQ(count_ops(heads, OpType::kGather), 3);
+  expect_same_outputs(g, heads);
+  // The two Transposes, with the Reshapes between them, compose into one.
+  ASSERT_EQ(apply_all(rule("layout_chain"), heads), 1);
+  EXPECT_EQ(count_ops(heads, OpType::kTranspose), 1);
+  expect_same_outputs(g, heads);
+  EXPECT_TRUE(rule("layout_chain").find(heads, heads.consumers()).empty());  // a fixed point
+  // A head transposed differently is not one of the group.
+  Graph differs = vit_heads(true);
+  EXPECT_TRUE(rule("gather_heads").find(differs, differs.consumers()).empty());
+}
+
+TEST(GraphRules, LayoutChainStopsWhereAMatmulTakesTheTranspose) {
+  // x [2, 4, 6] transposed to [4, 2, 6], reshaped to [4, 12], then the swap of its last two
+  // axes, scaled by a scalar, read by a matmul: the swap is the matmul's transposed operand.
+  auto chain = [](bool into_matmul) {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {2, 4, 6});
+    ValueId v = g.add_node(OpType::kTranspose, {x}, {{"perm", std::vector<int64_t>{1, 0, 2}}})[0];
+    v = g.add_node(OpType::kReshape, {v, g.add_constant("s", Tensor::ints({2}, {4, 12}))})[0];
+    v = g.add_node(OpType::kTranspose, {v}, {{"perm", std::vector<int64_t>{1, 0}}})[0];  // [12, 4]
+    v = g.add_node(OpType::kMul, {v, g.add_constant("scale", Tensor::floats({}, {0.5f}))})[0];
+    if (into_matmul) v = g.add_node(OpType::kMatMul, {g.add_input("a", ElemType::kF32, {3, 12}), v})[0];
+    g.add_output(v);
+    return g;
+  };
+  Graph matmul = chain(true);
+  EXPECT_TRUE(rule("layout_chain").find(matmul, matmul.consumers()).empty());
+  Graph alone = chain(false);
+  Graph one = alone;
+  ASSERT_EQ(apply_all(rule("layout_chain"), one), 1);
+  EXPECT_EQ(count_ops(one, OpType::kTranspose), 1);
+  expect_same_outputs(alone, one);
 }
 
 TEST(GraphRules, EpilogueFusionStopsAtSharedValues) {

@@ -204,13 +204,21 @@ TEST_F(GraphSearch, BertBlockGetsItsFusionsAndMergedProjections) {
   EXPECT_EQ(counts["merge_matmul"], 4);
   EXPECT_EQ(counts["gelu_from_erf_half_inner"], 2);
   EXPECT_GE(counts["fuse_epilogue"], 12);
-  int gelus = 0, erfs = 0;
+  // The merged projection's result is split into heads by one Transpose (split_heads), the
+  // key's remaining swap of its last two axes goes into the scores' matmul.
+  EXPECT_EQ(counts["split_heads"], 2);
+  EXPECT_EQ(counts["matmul_transpose_b_4d"], 2);
+  int gelus = 0, erfs = 0, splits = 0;
   for (const Node& n : r.best.nodes()) {
+    if (n.removed) continue;
     gelus += n.op == OpType::kFusedMatMul && n.attr_string("epilogue", "").find("gelu") != std::string::npos;
     erfs += n.op == OpType::kErf;
+    splits += n.op == OpType::kSplit;
   }
   EXPECT_EQ(gelus, 2);
   EXPECT_EQ(erfs, 0);
+  EXPECT_EQ(splits, 0);
+  expect_matches_onnxruntime(r.best, "tiny_bert");
 }
 
 TEST_F(GraphSearch, MctsPassesThroughACostlierGraphToBeatBacktracking) {
