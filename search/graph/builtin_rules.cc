@@ -992,9 +992,10 @@ class SplitSplit : public BuiltinRule {
       const Node& outer = g.nodes()[s];
       if (outer.removed || outer.op != OpType::kSplit) continue;
       int64_t axis = normalised_axis(g, outer);
+      if (axis < 0) continue;
       for (ValueId part : outer.outputs) {
         NodeId c = sole_consumer(g, consumers, part);
-        if (c != kNone && g.node(c).op == OpType::kSplit && g.node(c).inputs[0] == part && axis >= 0 &&
+        if (c != kNone && g.node(c).op == OpType::kSplit && g.node(c).inputs[0] == part &&
             normalised_axis(g, g.node(c)) == axis) {
           out.push_back(Match{{static_cast<NodeId>(s), c}, {}});
           break;
@@ -1240,7 +1241,7 @@ class SplitHeads : public BuiltinRule {
       std::vector<int64_t> heads(reshaped.begin() + static_cast<std::ptrdiff_t>(plan.lead), reshaped.end());
       if (perm[0] != static_cast<int64_t>(plan.lead) || heads.size() < 2 || !gathers_of_each_index(g, consumers, g.node(t).outputs[0])) {
         // A head: reshaped to [..., heads, size] and transposed.
-        if (!same_heads(plan, heads) || product(heads) != g.value(part).shape.back()) return std::nullopt;
+        if (!same_heads(plan, heads)) return std::nullopt;
         plan.parts.push_back(Part{g.node(t).outputs[0], perm});
         continue;
       }
@@ -1260,14 +1261,10 @@ class SplitHeads : public BuiltinRule {
     return plan;
   }
 
+  // Whether a part's heads shape is the first part's (which sets it).
   static bool same_heads(Plan& plan, const std::vector<int64_t>& heads) {
     if (plan.parts.empty()) plan.heads = heads;
-    return heads == plan.heads && heads.size() >= 1;
-  }
-  static int64_t product(const std::vector<int64_t>& v) {
-    int64_t p = 1;
-    for (int64_t d : v) p *= d;
-    return p;
+    return heads == plan.heads;
   }
 };
 

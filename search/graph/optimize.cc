@@ -72,9 +72,10 @@ void canonicalise(Graph& g, const Rules& rules, std::vector<std::string>& path) 
     }
     return false;
   };
-  // A canonical rewrite drops a data-moving operator, renames one, or moves an elementwise
-  // one before a contraction's Reshape (where it does not match again), so a fixed point
-  // comes within about one step per operator; the bound only guards against a wrong rule.
+  // A canonical rewrite drops or merges data-moving operators, renames one, or moves an
+  // elementwise one before a contraction's Reshape (where it does not match again), so a
+  // fixed point comes within about one step per operator; the bound only guards against a
+  // wrong rule.
   const size_t bound = 2 * g.nodes().size() + 16;
   for (size_t steps = 0; steps < bound && apply_one(); ++steps) {
   }

@@ -68,14 +68,14 @@ struct SearchResult {
   int folded_up_front = 0;             ///< nodes folded before the search
 };
 
-/// Whether `rule` is canonical: it drops an operator that moves no data (an Identity, a
-/// Reshape of a Reshape or to the same shape, a Transpose of unit axes), makes two nested
-/// Splits one (split_split), renames one (a Gemm as the FusedMatMul it is costed as) or
-/// moves an elementwise operator from after a
-/// contraction's Reshape to before it (reshape_elementwise), so it never makes a graph
-/// costlier. The searches apply the canonical rules to a fixed point after every rewrite
-/// instead of choosing them, so a projection's Gemm, Reshape, unit-axis Transpose and
-/// residual Add are one fuse_epilogue away from fused, not five rewrites that each gain
+/// Whether `rule` is canonical: it never makes a graph costlier. It drops an operator that
+/// moves no data (an Identity, a Reshape of a Reshape or to the same shape, a Transpose of
+/// unit axes), renames one (a Gemm as the FusedMatMul it is costed as), makes nested Splits
+/// one (split_split) or a chain of reshapes and transposes one Transpose (layout_chain), or
+/// moves an elementwise operator from after a contraction's Reshape to before it
+/// (reshape_elementwise). The searches apply the canonical rules to a fixed point after every
+/// rewrite instead of choosing them, so a projection's Gemm, Reshape, unit-axis Transpose
+/// and residual Add are one fuse_epilogue away from fused, not five rewrites that each gain
 /// nothing.
 bool is_canonical_rule(const std::string& rule);
 

@@ -51,6 +51,13 @@ void expect_same_outputs(const Graph& a, const Graph& b) {
   }
 }
 
+// Live operators of type `op` in g.
+int count_ops(const Graph& g, OpType op) {
+  int n = 0;
+  for (const Node& node : g.nodes()) n += !node.removed && node.op == op;
+  return n;
+}
+
 Tensor ramp(std::vector<int64_t> shape, float scale) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -285,14 +292,8 @@ TEST(GraphRules, TransposeOfUnitAxesOnlyIsAReshape) {
   Graph unit = transpose({1, 5, 4}, {1, 0, 2});
   Graph reshaped = unit;
   ASSERT_EQ(apply_all(rule("transpose_unit_dims"), reshaped), 1);
-  int transposes = 0, reshapes = 0;
-  for (const Node& n : reshaped.nodes()) {
-    if (n.removed) continue;
-    transposes += n.op == OpType::kTranspose;
-    reshapes += n.op == OpType::kReshape;
-  }
-  EXPECT_EQ(transposes, 0);
-  EXPECT_EQ(reshapes, 1);
+  EXPECT_EQ(count_ops(reshaped, OpType::kTranspose), 0);
+  EXPECT_EQ(count_ops(reshaped, OpType::kReshape), 1);
   expect_same_outputs(unit, reshaped);
   // Axes of extent > 1 that change order, or a non-unit axis moved, are real transposes.
   Graph swapped = transpose({1, 5, 4}, {0, 2, 1});
@@ -332,15 +333,12 @@ TEST(GraphRules, ElementwiseAfterAProjectionsReshapeMovesBeforeIt) {
   EXPECT_TRUE(next_to_matmul);
   expect_same_outputs(g, moved);
   ASSERT_EQ(apply_all(rule("fuse_epilogue"), moved), 1);
-  int adds = 0;
   for (const Node& n : moved.nodes()) {
-    if (n.removed) continue;
-    adds += n.op == OpType::kAdd;
-    if (n.op == OpType::kFusedMatMul) {
+    if (!n.removed && n.op == OpType::kFusedMatMul) {
       EXPECT_EQ(n.attr_string("epilogue", ""), "residual");
     }
   }
-  EXPECT_EQ(adds, 0);
+  EXPECT_EQ(count_ops(moved, OpType::kAdd), 0);
   expect_same_outputs(g, moved);
   // Not after a Reshape of anything but a contraction's result, and not when the other
   // operand is a contraction's result (the rewrite would then apply again to its own result,
@@ -425,16 +423,12 @@ TEST(GraphRules, SplitHeadsTransposesTheMergedProjectionOnce) {
   Graph g = attention_heads({1, 5, 2, 4}, false);
   Graph heads = g;
   ASSERT_EQ(apply_all(rule("split_heads"), heads), 1);
-  int splits = 0, gathers = 0;
+  EXPECT_EQ(count_ops(heads, OpType::kSplit), 0);
+  EXPECT_EQ(count_ops(heads, OpType::kGather), 3);
   std::vector<std::vector<int64_t>> perms;
   for (const Node& n : heads.nodes()) {
-    if (n.removed) continue;
-    splits += n.op == OpType::kSplit;
-    gathers += n.op == OpType::kGather;
-    if (n.op == OpType::kTranspose) perms.push_back(n.attr_ints("perm"));
+    if (!n.removed && n.op == OpType::kTranspose) perms.push_back(n.attr_ints("perm"));
   }
-  EXPECT_EQ(splits, 0);
-  EXPECT_EQ(gathers, 3);
   // One Transpose of [1, 5, 3, 2, 4] that puts the three first, and the key's swap of its
   // last two axes.
   std::sort(perms.begin(), perms.end());
@@ -464,12 +458,6 @@ Graph vit_heads(bool key_differs) {
     g.add_output(g.add_node(OpType::kTranspose, {r}, {{"perm", perm}})[0]);
   }
   return g;
-}
-
-int count_ops(const Graph& g, OpType op) {
-  int n = 0;
-  for (const Node& node : g.nodes()) n += !node.removed && node.op == op;
-  return n;
 }
 
 TEST(GraphRules, GatherHeadsThenLayoutChainLeaveOneTranspose) {
