@@ -201,15 +201,23 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
       wave_extent[a] = std::min<int64_t>(e.axes[a].extent, static_cast<int64_t>(std::ceil(per_slice)) * p.block[a]);
     }
   }
-  double wave_in = 0, wave_out = 0;
+  // DRAM holds an input once even where the modelled view repeats it (an implicit GEMM's A):
+  // its footprints count at the plan's dram_share.
+  auto dram_share = [&](size_t t) { return t < p.dram_share.size() ? p.dram_share[t] : 1.0; };
+  double wave_in = 0, wave_out = 0, block_in_dram = 0;
   std::vector<AxisRange> wave_ranges = ranges(wave_extent);
   for (size_t t = 0; t < e.tensors.size(); ++t) {
     double bytes = double(e.footprint_elements(t, wave_ranges)) * dtype_bytes(e.tensors[t].dtype);
-    if (e.tensors[t].role == TensorRole::kInput) wave_in += bytes;
-    else wave_out += p.split > 1 ? double(e.footprint_elements(t, wave_ranges)) * 4 : bytes;
+    if (e.tensors[t].role == TensorRole::kInput) {
+      wave_in += bytes * dram_share(t);
+      block_in_dram += double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype) * p.input_passes *
+                       dram_share(t);
+    } else {
+      wave_out += p.split > 1 ? double(e.footprint_elements(t, wave_ranges)) * 4 : bytes;
+    }
   }
   // Tiles that do not stay resident in L2 are fetched once per block instead.
-  double all_blocks_in = wave_blocks * in_bytes;
+  double all_blocks_in = wave_blocks * block_in_dram;
   double resident = std::clamp(double(hw.l2_bytes) * kL2UsableFraction / std::max(wave_in, 1.0), 0.0, 1.0);
   double dram_wave_bytes = wave_in + (all_blocks_in - wave_in) * (1.0 - resident) * kRefetchedShare + wave_out;
   double dram_bw = hw.dram_bandwidth_gbps * 1e9;

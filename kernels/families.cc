@@ -17,6 +17,7 @@ void register_builtin_families(FamilyRegistry& registry) {
   registry.add(make_gemm_tc_family());
   registry.add(make_gemm_tf32_family());
   registry.add(make_gemm_simt_family());
+  registry.add(make_conv_wgmma_family());
   registry.add(make_conv_tc_family());
   registry.add(make_conv_direct_family());
 }

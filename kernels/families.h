@@ -24,6 +24,32 @@ std::unique_ptr<KernelFamily> make_gemm_tc_family();
 /// workloads (registered ahead of gemm_tc; validate() refuses GPUs other than sm_90).
 std::unique_ptr<KernelFamily> make_gemm_wgmma_family();
 
+/// Hopper implicit-GEMM convolution (sm_90a: gemm_wgmma's kernel with im2col TMA loads,
+/// block-diagonal tiles for grouped convolutions, a gathering producer where TMA cannot address
+/// the input) for NHWC f16/bf16 conv2d (registered ahead of conv_tc).
+std::unique_ptr<KernelFamily> make_conv_wgmma_family();
+
+/// The parts of the Hopper wgmma kernel that gemm_wgmma and conv_wgmma share
+/// (kernels/family_gemm_wgmma.cc). Knobs: block_m/n/k, stages, consumers, group_m, tma_store,
+/// pingpong, cluster_m, split_k.
+std::vector<KnobDomain> wgmma_space();
+/// The tile, pipeline and resource rules of a wgmma schedule for the GEMM `gemm` (a matmul, or
+/// a convolution's GEMM view) whose reduction takes `k_steps` steps; `k_major_b`: B's tile is
+/// K-major (rows of block_k). nullopt if it can run on `hw`, else why not.
+std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, int64_t k_steps, const HardwareSpec& hw,
+                                       bool k_major_b);
+/// Source and launch plan of gemm_wgmma (kernels/cuda/gemm_wgmma.cuh, included through
+/// `header`) on the GEMM `gemm` with the operand loads `loads` (a type from the header or
+/// `prelude`), as `entry(A, B, <epilogue params>, C[, W], map_a, map_b[, map_c])` with `maps` the
+/// tensor maps of A and B (none: both are gathered, and the kernel takes no map_a, map_b). The
+/// output's TMA-store map and split-K's reduction follow from the schedule.
+KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::string& entry, const std::string& header,
+                        const std::string& comment, const std::string& prelude, const std::string& loads,
+                        std::vector<TensorMapSpec> maps);
+/// The analytic model's plan of a wgmma schedule over `gemm` (its k axis: the reduction as the
+/// kernel runs it, padding included).
+TilePlan wgmma_plan(const Workload& gemm, const Schedule& s);
+
 /// kernels/cuda/*.cuh as (include name "tessera/<file>", text), for the Builder's headers.
 std::vector<std::pair<std::string, std::string>> device_headers();
 

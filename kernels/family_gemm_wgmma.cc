@@ -1,5 +1,6 @@
 // Hopper GEMM (sm_90a: wgmma, TMA, mbarrier ring, warp specialisation, persistent tiles) for
-// f16/bf16 matmul and batch_matmul with f32 accumulation. Device code:
+// f16/bf16 matmul and batch_matmul with f32 accumulation, and the parts of it the Hopper
+// convolutions share (knobs, rules, source and launch, tile plan). Device code:
 // kernels/cuda/gemm_wgmma.cuh; the wgmma wrapper for the chosen tile width is generated here.
 #include <algorithm>
 
@@ -63,102 +64,27 @@ class GemmWgmmaFamily : public KernelFamily {
            (w.dtype == DType::kF16 || w.dtype == DType::kBF16) && !w.matmul().trans_a;
   }
 
-  std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override {
-    return {{std::string(knob::kBlockM), {64, 128, 256}},
-            {std::string(knob::kBlockN), {64, 128, 192, 256}},
-            {std::string(knob::kBlockK), {64, 32}},
-            {std::string(knob::kStages), {2, 3, 4, 5, 6, 8}},
-            {kConsumers, {1, 2}},
-            {std::string(knob::kGroupM), {1, 8, 16}},
-            {kTmaStore, {0, 1}},
-            {kPingpong, {0, 1}},
-            {kClusterM, {1, 2}},
-            {std::string(knob::kSplitK), {1, 2, 4, 8}}};
-  }
+  std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override { return wgmma_space(); }
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
     if (s.family != name()) return "schedule is for family " + s.family;
     if (!supports(w)) return "gemm_wgmma runs f16/bf16 matmul with A not transposed";
-    if (hw.cc_major != 9) return "wgmma and setmaxnreg need an sm_90 (Hopper) GPU";
     const MatmulShape& m = w.matmul();
-    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
-    int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
-    if (bk != 64 && bk != 32) return "block_k must be 64 or 32 (one 128- or 64-byte swizzle row)";
-    if (consumers != 1 && consumers != 2) return "consumers must be 1 or 2 warpgroups";
-    int64_t pingpong = s.get(kPingpong);
-    if (pingpong != 0 && pingpong != 1) return "pingpong must be 0 or 1";
-    if (pingpong && consumers < 2) return "pingpong needs two consumer warpgroups";
-    if (bm % 64 != 0 || consumer_rows(bm, consumers, pingpong) % 64 != 0)
-      return "block_m must be a multiple of 64 per consumer warpgroup";
-    if (bn % 8 != 0 || bn < 8 || bn > 256) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
-    if (!m.trans_b && bn % 64 != 0) return "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)";
-    if (bm > 256) return "block_m above 256 exceeds a TMA box";
-    if ((consumer_rows(bm, consumers, pingpong) / 64) * (bn / 2) > kMaxAccumulators)
-      return "a consumer's accumulators exceed " + std::to_string(kMaxAccumulators) + " registers per thread";
-    if (stages < 2) return "stages must be at least 2";
-    if (group < 1) return "group_m must be positive";
     if (m.k % 8 != 0) return "k must be a multiple of 8 (16-byte TMA row strides)";
     if (!m.trans_b && m.n % 8 != 0) return "n must be a multiple of 8 when B is [K, N] (16-byte TMA row strides)";
-    int64_t tma_store = s.get(kTmaStore);
-    if (tma_store != 0 && tma_store != 1) return "tma_store must be 0 or 1";
-    if (tma_store && dtype_bytes(w.out_dtype) != 2) return "tma_store stages 2-byte outputs only";
-    if (tma_store && (bn % 64 != 0 || m.n % 8 != 0))
-      return "tma_store needs block_n and n multiples of 64 and 8 (128-byte boxes, 16-byte row strides)";
-    int64_t cluster = s.get(kClusterM);
-    if (cluster != 1 && cluster != 2) return "cluster_m must be 1 or 2 blocks";
-    if (cluster == 2 && m.trans_b && (bn / 2) % 8 != 0)
-      return "cluster_m 2 multicasts halves of B's tile: block_n / 2 must be a multiple of 8 (swizzle atoms)";
-    int64_t split = s.get(knob::kSplitK);
-    if (split < 1) return "split_k must be positive";
-    if (split > 1 && (pingpong || tma_store))
-      return "split_k above 1 stores f32 partial sums from registers: no pingpong, no tma_store";
-    int64_t tiles_k = (m.k + bk - 1) / bk, per_slice = (tiles_k + split - 1) / split;
-    if ((split - 1) * per_slice >= tiles_k)
-      return "split_k " + std::to_string(split) + " leaves a slice of the " + std::to_string(tiles_k) + " k steps empty";
-    if (split > 1 && split * m.batch * m.m * m.n * 4 > kMaxWorkspaceBytes) return "split-K workspace above 1 GiB";
-    int64_t smem = smem_bytes(s);
-    if (smem > hw.smem_per_block_bytes)
-      return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
-    int64_t tiles = ((m.m + bm - 1) / bm + 1) * ((m.n + bn - 1) / bn) * m.batch * split;
-    if (tiles > (int64_t{1} << 31) - 1 || m.k > (int64_t{1} << 31) - 1) return "problem too large for 32-bit tile indices";
-    return std::nullopt;
+    if (!m.trans_b && s.get(knob::kBlockN) % 64 != 0)
+      return "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)";
+    const int64_t bk = s.get(knob::kBlockK);
+    return check_wgmma(s, w, bk == 64 || bk == 32 ? (m.k + bk - 1) / bk : 1, hw, m.trans_b);
   }
 
   KernelSource emit(const Workload& w, const Schedule& s) const override {
     const MatmulShape& m = w.matmul();
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
-    int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
-    const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
-    const int64_t cluster = s.get(kClusterM), split = s.get(knob::kSplitK);
-    EpilogueCode epi = matmul_epilogue_code(w);
-    int64_t threads = 128 * (consumers + 1);
-    const std::string entry = "tessera_gemm_wgmma";
-    std::string src =
-        source_head(w.key() + " | " + s.key(), "gemm_wgmma.cuh", w) + epi.type + mma_struct(bn, w.dtype, !m.trans_b) +
-        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
-        (cluster > 1 ? "__cluster_dims__(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
-        "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
-        "Out* __restrict__ C, " + (split > 1 ? "float* __restrict__ W, " : "") +
-        "const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b" +
-        (tma_store ? ", const __grid_constant__ TensorMap map_c" : "") + ") {\n"
-        "  (void)A; (void)B;  // read through the tensor maps\n"
-        "  const Epilogue epilogue{" + epi.init + "};\n"
-        "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.k) + ", " +
-        std::to_string(m.batch) + ", " + (m.trans_b ? "true" : "false") + ", " + std::to_string(bm) + ", " +
-        std::to_string(bn) + ", " + std::to_string(bk) + ", " + std::to_string(stages) + ", " + std::to_string(consumers) + ", " +
-        std::to_string(group) + ", " + (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " +
-        std::to_string(cluster) + ", " + std::to_string(split) + ", Epilogue, Mma>(C, " + (split > 1 ? "W" : "nullptr") +
-        ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
-    if (split > 1) src += splitk_reduce_source(entry, w, split);  // sums the slices and applies the epilogue
-    LaunchGeometry g;
-    // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
-    // may lie below M: its loads zero-fill and its stores drop).
-    g.grid[0] = ((m.m + bm * cluster - 1) / (bm * cluster)) * ((m.n + bn - 1) / bn) * m.batch * split * cluster;
-    g.block[0] = threads;
-    g.dynamic_smem_bytes = smem_bytes(s);
-    g.persistent = true;
-    g.cluster = cluster;
-    KernelSource out(entry, src, g);
+    const int64_t cluster = s.get(kClusterM);
+    const std::string loads = "GemmLoads<In, " + std::to_string(m.k) + ", " + (m.trans_b ? "true" : "false") + ", " +
+                              std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(bk) + ", " +
+                              std::to_string(cluster) + ">";
     // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes.
     // K-major boxes are swizzled over their rows of bk elements (128 or 64 bytes).
     const int k_swizzle = static_cast<int>(bk * 2);
@@ -166,53 +92,152 @@ class GemmWgmmaFamily : public KernelFamily {
     // With a cluster each block loads 1 / cluster of B's tile and multicasts it.
     TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {bk, bn / cluster, 1}, k_swizzle}
                                 : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, bk / cluster, 1}, 128};
-    out.tensor_maps = {a, b};
-    if (split > 1) add_splitk_reduce(out, w, split);
-    if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
-      int out_index = static_cast<int>(w.expr().tensors.size()) - 1;
-      out.tensor_maps.push_back(TensorMapSpec{out_index, w.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
-                                              {64, consumer_rows(bm, consumers, pingpong), 1}, 128});
-    }
-    return out;
+    return emit_wgmma(w, s, "tessera_gemm_wgmma", "gemm_wgmma.cuh", w.key(), "", loads, {a, b});
   }
 
-  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
-    const MatmulShape& m = w.matmul();
-    int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
-    int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers);
-    TilePlan p = whole_plan(w);
-    set_tile(p, "b", 1);
-    set_tile(p, "m", bm);
-    set_tile(p, "n", bn);
-    const int64_t tiles_k = (m.k + bk - 1) / bk, split = s.get(knob::kSplitK);
-    set_tile(p, "k", (tiles_k + split - 1) / split * bk, bk);  // a slice of the k steps
-    p.threads = 128 * (consumers + 1);
-    p.warps_m = consumers;  // warpgroups issuing MMAs: each reads its rows of A and all of B
-    p.warps_n = 1;
-    p.async_mma = true;
-    p.stages = stages;
-    p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
-    p.smem_staged = true;
-    p.smem_bytes = smem_bytes(s);
-    // Two consumers: the launch allocates 168 registers to each of the 384 threads (the SM's
-    // 64K), which setmaxnreg then moves between the warpgroups (40 to the producer, 232 to
-    // each consumer); the allocation is what occupancy sees.
-    p.registers = consumers > 1 ? 168 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
-    p.group_m = s.get(knob::kGroupM);
-    p.multicast = s.get(kClusterM);
-    p.split = split;
-    p.async_store = s.get(kTmaStore) != 0;
-    p.epilogue_turns = s.get(kPingpong) != 0;
-    // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread
-    // over the block's threads, for the model's per-thread bookkeeping).
-    p.load_bytes = std::max<int64_t>(16, (bm + bn) * bk * 2 / p.threads);
-    p.loads_in_flight = stages - 1;
-    p.instr = InstrKind::kTensorF16;
-    return p;
-  }
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override { return wgmma_plan(w, s); }
 };
 
 }  // namespace
+
+std::vector<KnobDomain> wgmma_space() {
+  return {{std::string(knob::kBlockM), {64, 128, 256}},
+          {std::string(knob::kBlockN), {64, 128, 192, 256}},
+          {std::string(knob::kBlockK), {64, 32}},
+          {std::string(knob::kStages), {2, 3, 4, 5, 6, 8}},
+          {kConsumers, {1, 2}},
+          {std::string(knob::kGroupM), {1, 8, 16}},
+          {kTmaStore, {0, 1}},
+          {kPingpong, {0, 1}},
+          {kClusterM, {1, 2}},
+          {std::string(knob::kSplitK), {1, 2, 4, 8}}};
+}
+
+std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, int64_t k_steps, const HardwareSpec& hw,
+                                       bool k_major_b) {
+  if (hw.cc_major != 9) return "wgmma and setmaxnreg need an sm_90 (Hopper) GPU";
+  const MatmulShape& m = gemm.matmul();
+  int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+  int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
+  if (bk != 64 && bk != 32) return "block_k must be 64 or 32 (one 128- or 64-byte swizzle row)";
+  if (consumers != 1 && consumers != 2) return "consumers must be 1 or 2 warpgroups";
+  int64_t pingpong = s.get(kPingpong);
+  if (pingpong != 0 && pingpong != 1) return "pingpong must be 0 or 1";
+  if (pingpong && consumers < 2) return "pingpong needs two consumer warpgroups";
+  if (bm % 64 != 0 || consumer_rows(bm, consumers, pingpong) % 64 != 0)
+    return "block_m must be a multiple of 64 per consumer warpgroup";
+  if (bn % 8 != 0 || bn < 8 || bn > 256) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
+  if (bm > 256) return "block_m above 256 exceeds a TMA box";
+  if ((consumer_rows(bm, consumers, pingpong) / 64) * (bn / 2) > kMaxAccumulators)
+    return "a consumer's accumulators exceed " + std::to_string(kMaxAccumulators) + " registers per thread";
+  if (stages < 2) return "stages must be at least 2";
+  if (group < 1) return "group_m must be positive";
+  int64_t tma_store = s.get(kTmaStore);
+  if (tma_store != 0 && tma_store != 1) return "tma_store must be 0 or 1";
+  if (tma_store && dtype_bytes(gemm.out_dtype) != 2) return "tma_store stages 2-byte outputs only";
+  if (tma_store && (bn % 64 != 0 || m.n % 8 != 0))
+    return "tma_store needs block_n and n multiples of 64 and 8 (128-byte boxes, 16-byte row strides)";
+  int64_t cluster = s.get(kClusterM);
+  if (cluster != 1 && cluster != 2) return "cluster_m must be 1 or 2 blocks";
+  if (cluster == 2 && k_major_b && (bn / 2) % 8 != 0)
+    return "cluster_m 2 multicasts halves of B's tile: block_n / 2 must be a multiple of 8 (swizzle atoms)";
+  int64_t split = s.get(knob::kSplitK);
+  if (split < 1) return "split_k must be positive";
+  if (split > 1 && (pingpong || tma_store))
+    return "split_k above 1 stores f32 partial sums from registers: no pingpong, no tma_store";
+  int64_t per_slice = (k_steps + split - 1) / split;
+  if ((split - 1) * per_slice >= k_steps)
+    return "split_k " + std::to_string(split) + " leaves a slice of the " + std::to_string(k_steps) + " k steps empty";
+  if (split > 1 && split * m.batch * m.m * m.n * 4 > kMaxWorkspaceBytes) return "split-K workspace above 1 GiB";
+  int64_t smem = smem_bytes(s);
+  if (smem > hw.smem_per_block_bytes)
+    return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
+  int64_t tiles = ((m.m + bm - 1) / bm + 1) * ((m.n + bn - 1) / bn) * m.batch * split;
+  if (tiles > (int64_t{1} << 31) - 1 || m.m * m.n > (int64_t{1} << 31) - 1 || k_steps * bk > (int64_t{1} << 31) - 1)
+    return "problem too large for 32-bit tile indices";
+  return std::nullopt;
+}
+
+KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::string& entry, const std::string& header,
+                        const std::string& comment, const std::string& prelude, const std::string& loads,
+                        std::vector<TensorMapSpec> maps) {
+  const MatmulShape& m = gemm.matmul();
+  int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN);
+  int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
+  const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
+  const int64_t cluster = s.get(kClusterM), split = s.get(knob::kSplitK);
+  EpilogueCode epi = matmul_epilogue_code(gemm);
+  int64_t threads = 128 * (consumers + 1);
+  std::string src =
+      source_head(comment + " | " + s.key(), header, gemm) + epi.type + mma_struct(bn, gemm.dtype, !m.trans_b) + prelude +
+      "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
+      (cluster > 1 ? "__cluster_dims__(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
+      "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C" +
+      (split > 1 ? ", float* __restrict__ W" : "") +
+      (maps.empty() ? "" : ", const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b") +
+      (tma_store ? ", const __grid_constant__ TensorMap map_c" : "") + ") {\n" +
+      (maps.empty() ? "  const TensorMap map_a{}, map_b{};  // unused: the producer's threads gather both operands\n" : "") +
+      "  const Epilogue epilogue{" + epi.init + "};\n"
+      "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.batch) + ", " +
+      std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(s.get(knob::kBlockK)) + ", " +
+      std::to_string(stages) + ", " + std::to_string(consumers) + ", " + std::to_string(group) + ", " +
+      (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " + std::to_string(cluster) + ", " +
+      std::to_string(split) + ", " + loads + ", Epilogue, Mma>(A, B, C, " + (split > 1 ? "W" : "nullptr") +
+      ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
+  if (split > 1) src += splitk_reduce_source(entry, gemm, split);  // sums the slices and applies the epilogue
+  LaunchGeometry g;
+  // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
+  // may lie below M: its loads zero-fill and its stores drop).
+  g.grid[0] = ((m.m + bm * cluster - 1) / (bm * cluster)) * ((m.n + bn - 1) / bn) * m.batch * split * cluster;
+  g.block[0] = threads;
+  g.dynamic_smem_bytes = smem_bytes(s);
+  g.persistent = true;
+  g.cluster = cluster;
+  KernelSource out(entry, src, g);
+  out.tensor_maps = std::move(maps);
+  if (split > 1) add_splitk_reduce(out, gemm, split);
+  if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
+    int out_index = static_cast<int>(gemm.expr().tensors.size()) - 1;
+    out.tensor_maps.push_back(TensorMapSpec{out_index, gemm.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
+                                            {64, consumer_rows(bm, consumers, pingpong), 1}, 128});
+  }
+  return out;
+}
+
+TilePlan wgmma_plan(const Workload& gemm, const Schedule& s) {
+  const MatmulShape& m = gemm.matmul();
+  int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+  int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers);
+  TilePlan p = whole_plan(gemm);
+  set_tile(p, "b", 1);
+  set_tile(p, "m", bm);
+  set_tile(p, "n", bn);
+  const int64_t tiles_k = (m.k + bk - 1) / bk, split = s.get(knob::kSplitK);
+  set_tile(p, "k", (tiles_k + split - 1) / split * bk, bk);  // a slice of the k steps
+  p.threads = 128 * (consumers + 1);
+  p.warps_m = consumers;  // warpgroups issuing MMAs: each reads its rows of A and all of B
+  p.warps_n = 1;
+  p.async_mma = true;
+  p.stages = stages;
+  p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
+  p.smem_staged = true;
+  p.smem_bytes = smem_bytes(s);
+  // Two consumers: the launch allocates 168 registers to each of the 384 threads (the SM's
+  // 64K), which setmaxnreg then moves between the warpgroups (40 to the producer, 232 to
+  // each consumer); the allocation is what occupancy sees.
+  p.registers = consumers > 1 ? 168 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
+  p.group_m = s.get(knob::kGroupM);
+  p.multicast = s.get(kClusterM);
+  p.split = split;
+  p.async_store = s.get(kTmaStore) != 0;
+  p.epilogue_turns = s.get(kPingpong) != 0;
+  // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread
+  // over the block's threads, for the model's per-thread bookkeeping).
+  p.load_bytes = std::max<int64_t>(16, (bm + bn) * bk * 2 / p.threads);
+  p.loads_in_flight = stages - 1;
+  p.instr = InstrKind::kTensorF16;
+  return p;
+}
 
 std::unique_ptr<KernelFamily> make_gemm_wgmma_family() { return std::make_unique<GemmWgmmaFamily>(); }
 

@@ -38,16 +38,33 @@ struct LaunchGeometry {
   int64_t cluster = 1;
 };
 
-/// A TMA tensor map the launcher builds (cuTensorMapEncodeTiled) over one of the plan's
-/// tensors and passes by value after the other arguments, in order (a kernel declares it as
-/// `const __grid_constant__ tessera::TensorMap`). Dimensions run innermost first.
+/// A TMA tensor map the launcher builds (cuTensorMapEncodeTiled, or cuTensorMapEncodeIm2col
+/// when it has corners) over one of the plan's tensors and passes by value after the other
+/// arguments, in order (a kernel declares it as `const __grid_constant__ tessera::TensorMap`).
+/// Dimensions run innermost first.
 struct TensorMapSpec {
+  TensorMapSpec() = default;
+  /// A tiled map.
+  TensorMapSpec(int tensor_index, DType type, std::vector<int64_t> extents, std::vector<int64_t> strides,
+                std::vector<int64_t> box_extents, int swizzle)
+      : tensor(tensor_index), dtype(type), dims(std::move(extents)), strides_bytes(std::move(strides)),
+        box(std::move(box_extents)), swizzle_bytes(swizzle) {}
+
   int tensor = 0;                      ///< which tensor argument (inputs, then the output)
   DType dtype = DType::kF16;           ///< element type (f16, bf16 or f32)
   std::vector<int64_t> dims;           ///< extent per dimension, innermost first (rank 1..5)
   std::vector<int64_t> strides_bytes;  ///< byte stride of dimensions 1..rank-1 (multiples of 16)
-  std::vector<int64_t> box;            ///< box extent per dimension copied per load (each <= 256)
+  /// Box extent per dimension copied per load (each <= 256); an im2col map's is {channels per
+  /// pixel, pixels per column}.
+  std::vector<int64_t> box;
   int swizzle_bytes = 0;               ///< shared-memory swizzle span: 0 (none), 32, 64 or 128
+  /// Im2col maps (over an NHWC tensor, dims {C, W, H, N}): the bounding box of the first pixels
+  /// of the windows a load walks, per spatial dimension innermost first (W, H), from
+  /// lower_corner to the tensor's last pixel plus upper_corner. Empty for a tiled map.
+  std::vector<int64_t> lower_corner, upper_corner;
+  std::vector<int64_t> element_strides;  ///< traversal stride per dimension (empty: all 1)
+
+  bool im2col() const { return !lower_corner.empty(); }
 };
 
 /// One kernel of a launch plan: an entry of the source and its geometry.
@@ -108,6 +125,10 @@ struct TilePlan {
   int64_t load_bytes = 4;           ///< bytes per global load instruction per thread
   int64_t loads_in_flight = 1;      ///< independent global loads a thread issues before using them
   double input_passes = 1;          ///< times a block reads its inputs (a two-pass row kernel: 2)
+  /// Per tensor of `modeled` (empty: all 1): the share of its modelled footprint that is distinct
+  /// data in DRAM, where the view repeats a tensor (an implicit GEMM's A repeats each input
+  /// pixel once per filter tap that reads it).
+  std::vector<double> dram_share;
   InstrKind instr = InstrKind::kFmaF32;
 };
 

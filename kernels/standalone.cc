@@ -72,13 +72,26 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
   else out += "  (void)workspace;\n";
   out += "  cudaError_t rc = cudaSuccess;\n";
   if (!source.tensor_maps.empty()) {
-    // TMA tensor maps over the tensors, through the runtime's driver entry point.
-    out += "  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,\n"
-           "                              const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,\n"
-           "                              CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);\n"
-           "  void* encode = nullptr;\n  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;\n"
-           "  rc = cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeTiled\", &encode, 12000, cudaEnableDefault, &found);\n"
-           "  if (rc != cudaSuccess) return rc;\n  if (found != cudaDriverEntryPointSuccess) return cudaErrorNotSupported;\n";
+    // TMA tensor maps over the tensors, through the runtime's driver entry points.
+    bool tiled = false, im2col = false;
+    for (const TensorMapSpec& m : source.tensor_maps) (m.im2col() ? im2col : tiled) = true;
+    out += "  cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;\n";
+    if (tiled)
+      out += "  using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,\n"
+             "                              const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,\n"
+             "                              CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);\n"
+             "  void* encode = nullptr;\n"
+             "  rc = cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeTiled\", &encode, 12000, cudaEnableDefault, &found);\n"
+             "  if (rc != cudaSuccess) return rc;\n  if (found != cudaDriverEntryPointSuccess) return cudaErrorNotSupported;\n";
+    if (im2col)
+      out += "  using EncodeIm2col = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,\n"
+             "                                    const cuuint64_t*, const int*, const int*, cuuint32_t, cuuint32_t,\n"
+             "                                    const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,\n"
+             "                                    CUtensorMapL2promotion, CUtensorMapFloatOOBfill);\n"
+             "  void* encode_im2col = nullptr;\n"
+             "  rc = cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeIm2col\", &encode_im2col, 12000, cudaEnableDefault, "
+             "&found);\n"
+             "  if (rc != cudaSuccess) return rc;\n  if (found != cudaDriverEntryPointSuccess) return cudaErrorNotSupported;\n";
     for (size_t i = 0; i < source.tensor_maps.size(); ++i) {
       const TensorMapSpec& m = source.tensor_maps[i];
       auto list = [](const std::vector<int64_t>& v) {
@@ -86,8 +99,9 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
         for (int64_t x : v) t += (t.empty() ? "" : ", ") + std::to_string(x);
         return t;
       };
-      std::string n = std::to_string(i), ones;
-      for (size_t d = 0; d < m.dims.size(); ++d) ones += d ? ", 1" : "1";
+      std::string n = std::to_string(i), steps;
+      for (size_t d = 0; d < m.dims.size(); ++d)
+        steps += (d ? ", " : "") + std::to_string(m.element_strides.empty() ? 1 : m.element_strides[d]);
       const char* type = m.dtype == DType::kBF16  ? "CU_TENSOR_MAP_DATA_TYPE_BFLOAT16"
                          : m.dtype == DType::kF32 ? "CU_TENSOR_MAP_DATA_TYPE_FLOAT32"
                                                   : "CU_TENSOR_MAP_DATA_TYPE_FLOAT16";
@@ -95,13 +109,23 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
                             : m.swizzle_bytes == 64 ? "CU_TENSOR_MAP_SWIZZLE_64B"
                             : m.swizzle_bytes == 32 ? "CU_TENSOR_MAP_SWIZZLE_32B"
                                                     : "CU_TENSOR_MAP_SWIZZLE_NONE";
+      const std::string tail = std::string(swizzle) + ", CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE)";
       out += "  alignas(64) CUtensorMap map" + n + ";  // copied into the launch's parameters\n  {\n"
              "    const cuuint64_t dims[] = {" + list(m.dims) + "}, strides[] = {" + list(m.strides_bytes) + "};\n"
-             "    const cuuint32_t box[] = {" + list(m.box) + "}, steps[] = {" + ones + "};\n"
-             "    if (reinterpret_cast<Encode>(encode)(&map" + n + ", " + type + ", " + std::to_string(m.dims.size()) +
-             ", tensors[" + std::to_string(m.tensor) + "], dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE, " +
-             swizzle + ", CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS)\n"
-             "      return cudaErrorInvalidValue;\n  }\n  args[" + std::to_string(fixed + i) + "] = &map" + n + ";\n";
+             "    const cuuint32_t steps[] = {" + steps + "};\n";
+      if (m.im2col()) {
+        out += "    const int lower[] = {" + list(m.lower_corner) + "}, upper[] = {" + list(m.upper_corner) + "};\n"
+               "    if (reinterpret_cast<EncodeIm2col>(encode_im2col)(&map" + n + ", " + type + ", " +
+               std::to_string(m.dims.size()) + ", tensors[" + std::to_string(m.tensor) + "], dims, strides, lower, upper, " +
+               std::to_string(m.box[0]) + ", " + std::to_string(m.box[1]) + ", steps, CU_TENSOR_MAP_INTERLEAVE_NONE, " +
+               tail + " != CUDA_SUCCESS)\n";
+      } else {
+        out += "    const cuuint32_t box[] = {" + list(m.box) + "};\n"
+               "    if (reinterpret_cast<Encode>(encode)(&map" + n + ", " + type + ", " + std::to_string(m.dims.size()) +
+               ", tensors[" + std::to_string(m.tensor) + "], dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE, " +
+               tail + " != CUDA_SUCCESS)\n";
+      }
+      out += "      return cudaErrorInvalidValue;\n  }\n  args[" + std::to_string(fixed + i) + "] = &map" + n + ";\n";
     }
   }
   for (size_t i = 0; i < plan.size(); ++i) {

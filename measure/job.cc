@@ -26,9 +26,15 @@ kernels::LaunchGeometry geometry_from(const Json& j) {
 }
 
 Json tensor_map_json(const kernels::TensorMapSpec& m) {
-  return Json{{"tensor", m.tensor},           {"dtype", std::string(dtype_name(m.dtype))},
-              {"dims", m.dims},               {"strides_bytes", m.strides_bytes},
-              {"box", m.box},                 {"swizzle_bytes", m.swizzle_bytes}};
+  Json j{{"tensor", m.tensor},           {"dtype", std::string(dtype_name(m.dtype))},
+         {"dims", m.dims},               {"strides_bytes", m.strides_bytes},
+         {"box", m.box},                 {"swizzle_bytes", m.swizzle_bytes}};
+  if (m.im2col()) {
+    j["lower_corner"] = m.lower_corner;
+    j["upper_corner"] = m.upper_corner;
+  }
+  if (!m.element_strides.empty()) j["element_strides"] = m.element_strides;
+  return j;
 }
 
 kernels::TensorMapSpec tensor_map_from(const Json& j) {
@@ -39,6 +45,9 @@ kernels::TensorMapSpec tensor_map_from(const Json& j) {
   m.strides_bytes = j.at("strides_bytes").get<std::vector<int64_t>>();
   m.box = j.at("box").get<std::vector<int64_t>>();
   m.swizzle_bytes = j.at("swizzle_bytes").get<int>();
+  m.lower_corner = j.value("lower_corner", std::vector<int64_t>{});
+  m.upper_corner = j.value("upper_corner", std::vector<int64_t>{});
+  m.element_strides = j.value("element_strides", std::vector<int64_t>{});
   return m;
 }
 

@@ -96,17 +96,28 @@ std::string encode_tensor_map(const kernels::TensorMapSpec& spec, void* base, vo
   using Encode = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
                               const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
                               CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+  using EncodeIm2col = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                                    const cuuint64_t*, const int*, const int*, cuuint32_t, cuuint32_t, const cuuint32_t*,
+                                    CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion,
+                                    CUtensorMapFloatOOBfill);
   static Encode encode = nullptr;
-  if (encode == nullptr) {
-    try {
-      encode = driver_function<Encode>("cuTensorMapEncodeTiled", 12000);
-    } catch (const std::exception& e) {
-      return e.what();
-    }
+  static EncodeIm2col encode_im2col = nullptr;
+  try {
+    if (!spec.im2col() && encode == nullptr) encode = driver_function<Encode>("cuTensorMapEncodeTiled", 12000);
+    if (spec.im2col() && encode_im2col == nullptr)
+      encode_im2col = driver_function<EncodeIm2col>("cuTensorMapEncodeIm2col", 12000);
+  } catch (const std::exception& e) {
+    return e.what();
   }
+  const std::string what = "tensor map of tensor " + std::to_string(spec.tensor);
   size_t rank = spec.dims.size();
-  if (rank < 1 || rank > 5 || spec.box.size() != rank || spec.strides_bytes.size() + 1 != rank)
-    return "tensor map of tensor " + std::to_string(spec.tensor) + ": inconsistent ranks";
+  if (rank < 1 || rank > 5 || spec.strides_bytes.size() + 1 != rank ||
+      (!spec.element_strides.empty() && spec.element_strides.size() != rank))
+    return what + ": inconsistent ranks";
+  if (spec.im2col() ? spec.box.size() != 2 || rank < 3 || spec.lower_corner.size() != rank - 2 ||
+                          spec.upper_corner.size() != rank - 2
+                    : spec.box.size() != rank)
+    return what + ": inconsistent box or corners";
   CUtensorMapDataType type = spec.dtype == DType::kBF16  ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
                              : spec.dtype == DType::kF32 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT32
                                                          : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
@@ -118,14 +129,29 @@ std::string encode_tensor_map(const kernels::TensorMapSpec& spec, void* base, vo
   cuuint32_t box[5], element_strides[5];
   for (size_t i = 0; i < rank; ++i) {
     dims[i] = static_cast<cuuint64_t>(spec.dims[i]);
-    box[i] = static_cast<cuuint32_t>(spec.box[i]);
-    element_strides[i] = 1;
+    element_strides[i] = spec.element_strides.empty() ? 1 : static_cast<cuuint32_t>(spec.element_strides[i]);
     if (i + 1 < rank) strides[i] = static_cast<cuuint64_t>(spec.strides_bytes[i]);
   }
-  CUresult rc = encode(static_cast<CUtensorMap*>(map), type, static_cast<cuuint32_t>(rank), base, dims, strides, box,
-                       element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+  CUresult rc;
+  if (spec.im2col()) {
+    int lower[3], upper[3];
+    for (size_t i = 0; i + 2 < rank; ++i) {
+      lower[i] = static_cast<int>(spec.lower_corner[i]);
+      upper[i] = static_cast<int>(spec.upper_corner[i]);
+    }
+    rc = encode_im2col(static_cast<CUtensorMap*>(map), type, static_cast<cuuint32_t>(rank), base, dims, strides, lower, upper,
+                       static_cast<cuuint32_t>(spec.box[0]), static_cast<cuuint32_t>(spec.box[1]), element_strides,
+                       CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
                        CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (rc != CUDA_SUCCESS) return "cuTensorMapEncodeTiled (tensor " + std::to_string(spec.tensor) + ") failed: CUresult " + std::to_string(rc);
+  } else {
+    for (size_t i = 0; i < rank; ++i) box[i] = static_cast<cuuint32_t>(spec.box[i]);
+    rc = encode(static_cast<CUtensorMap*>(map), type, static_cast<cuuint32_t>(rank), base, dims, strides, box,
+                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  }
+  if (rc != CUDA_SUCCESS)
+    return std::string(spec.im2col() ? "cuTensorMapEncodeIm2col" : "cuTensorMapEncodeTiled") + " (tensor " +
+           std::to_string(spec.tensor) + ") failed: CUresult " + std::to_string(rc);
   return "";
 }
 

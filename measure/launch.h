@@ -67,7 +67,8 @@ class LoadedPlan {
 };
 
 /// Encodes `spec` over the device address `base` into `map` (128 bytes, 64-byte aligned)
-/// with cuTensorMapEncodeTiled. "" on success, else why not.
+/// with cuTensorMapEncodeTiled (cuTensorMapEncodeIm2col for an im2col map). "" on success,
+/// else why not.
 std::string encode_tensor_map(const kernels::TensorMapSpec& spec, void* base, void* map);
 
 /// How one launch ended.

@@ -55,11 +55,11 @@ std::pair<double, double> intensity(const kernels::KernelFamily& f, const Worklo
   kernels::TilePlan p = f.tile_plan(w, s);
   TensorExpr e = p.modeled.expr();
   std::vector<AxisRange> block, step;
-  double points = 1;
+  double points = 1;  // useful work: a tile wider than its axis does the rest for nothing
   for (size_t a = 0; a < e.axes.size(); ++a) {
     block.push_back({0, p.block[a]});
     step.push_back({0, p.step[a]});
-    points *= double(p.block[a]);
+    points *= double(std::min(p.block[a], e.axes[a].extent));
   }
   double in_bytes = 0, step_bytes = 0;
   for (size_t t = 0; t < e.tensors.size(); ++t)

@@ -21,6 +21,11 @@
 // Edges: the tensor maps zero-fill whatever a box reads outside its tensor and the stores are
 // predicated, so any M, N and K work; TMA needs 16-byte row strides (K, and N when B is
 // [K, N], multiples of 8).
+//
+// What a k step loads, and B's shared-memory layout, is a policy (`Loads`): GemmLoads below for
+// matrices; the implicit-GEMM convolutions (conv_wgmma.cuh) load A through im2col tensor maps,
+// B as block-diagonal tiles for grouped convolutions, or gather both with the producer's
+// threads where TMA cannot express the operand.
 #pragma once
 #include "tessera/gemm_tc.cuh"
 
@@ -41,6 +46,11 @@ __device__ __forceinline__ void bar_init(unsigned long long* bar, unsigned count
 /// The producer's arrival on a full barrier, announcing `bytes` of copies that complete on it.
 __device__ __forceinline__ void bar_expect(unsigned long long* bar, unsigned bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem(bar)), "r"(bytes) : "memory");
+}
+/// Announces `bytes` of copies that complete on `bar` without arriving on it (the producer's
+/// threads arrive once their own stores to the slot are done).
+__device__ __forceinline__ void bar_expect_only(unsigned long long* bar, unsigned bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(smem(bar)), "r"(bytes) : "memory");
 }
 __device__ __forceinline__ void bar_arrive(unsigned long long* bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem(bar)) : "memory");
@@ -64,6 +74,18 @@ __device__ __forceinline__ void load(void* dst, const TensorMap* map, unsigned l
       "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5}], "
       "[%2];\n" ::"r"(smem(dst)),
       "l"(reinterpret_cast<unsigned long long>(map)), "r"(smem(bar)), "r"(c0), "r"(c1), "r"(c2)
+      : "memory");
+}
+
+/// Copies the im2col box of `map` whose first pixel's window starts at (c, w, h, n) (channel,
+/// then input coordinates, innermost first), shifted by the filter tap (off_w, off_h), to `dst`;
+/// the bytes complete on `bar`.
+__device__ __forceinline__ void load_im2col(void* dst, const TensorMap* map, unsigned long long* bar, int c, int w, int h,
+                                            int n, unsigned short off_w, unsigned short off_h) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.im2col.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, %6}], "
+      "[%2], {%7, %8};\n" ::"r"(smem(dst)),
+      "l"(reinterpret_cast<unsigned long long>(map)), "r"(smem(bar)), "r"(c), "r"(w), "r"(h), "r"(n), "h"(off_w), "h"(off_h)
       : "memory");
 }
 
@@ -111,16 +133,18 @@ __device__ __forceinline__ void store(const TensorMap* map, const void* src, int
 /// Barrier `id` (1..) among the 128 threads of one warpgroup.
 __device__ __forceinline__ void sync_warpgroup(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
 
-/// Matrix descriptor of a swizzled operand at `p`: swizzle atoms of 8 rows of SWIZZLE bytes
-/// (128 or 64), aligned to their 8 x SWIZZLE bytes; `lbo` and `sbo` are the leading and
-/// stride byte offsets. The layout field (bits 62-63) is 1 for 128-byte and 2 for 64-byte
-/// swizzling.
+/// Matrix descriptor of an operand at `p`: swizzle atoms of 8 rows of SWIZZLE bytes (128, 64
+/// or 32), aligned to their 8 x SWIZZLE bytes, or (SWIZZLE 0) 8 x 16-byte core matrices of 128
+/// contiguous bytes; `lbo` and `sbo` are the leading and stride byte offsets (without swizzling:
+/// between core matrices adjacent along k, and along m or n). The layout field (bits 62-63) is 1
+/// for 128-byte, 2 for 64-byte, 3 for 32-byte swizzling and 0 for none.
 template <int SWIZZLE = 128>
 __device__ __forceinline__ unsigned long long desc(const void* p, unsigned lbo, unsigned sbo) {
-  static_assert(SWIZZLE == 128 || SWIZZLE == 64, "swizzle span");
+  static_assert(SWIZZLE == 128 || SWIZZLE == 64 || SWIZZLE == 32 || SWIZZLE == 0, "swizzle span");
+  constexpr unsigned long long layout = SWIZZLE == 128 ? 1 : SWIZZLE == 64 ? 2 : SWIZZLE == 32 ? 3 : 0;
   return static_cast<unsigned long long>((smem(p) & 0x3FFFF) >> 4) |
          static_cast<unsigned long long>((lbo & 0x3FFFF) >> 4) << 16 |
-         static_cast<unsigned long long>((sbo & 0x3FFFF) >> 4) << 32 | (SWIZZLE == 128 ? 1ull : 2ull) << 62;
+         static_cast<unsigned long long>((sbo & 0x3FFFF) >> 4) << 32 | layout << 62;
 }
 
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
@@ -159,10 +183,63 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 
 }  // namespace wgmma
 
+/// The GEMM's operand loads: per k step, A's BM x BK tile of [BATCH][M][K] and B's tile of
+/// [BATCH][N][K] (TRANS_B: BN rows of BK k, K-major like A) or of [BATCH][K][N] (BN / 64 boxes
+/// of BK k rows of 64 columns), through the tensor maps. With a cluster each block loads its
+/// share of B's tile (BN / CLUSTER rows of a K-major B, BK / CLUSTER k rows of each box of a
+/// [K, N] B) and multicasts it into the same slot of every block.
+///
+/// A Loads policy has: kSteps (k steps per tile); kMmaSteps (k16 MMAs per step that can meet
+/// non-zero B, at most BK / 16); kGather (the producer warpgroup's 128 threads write part of
+/// each slot with ordinary stores, else one thread issues TMA copies); kTmaBytes (bytes of TMA
+/// copies per slot); prepare(sB, slots, t) (once, by the producer's threads, before the ring
+/// starts); tma(...) and gather(...) (one k step's loads into the slot's A and B tiles for the
+/// tile at rows m0, columns n0 of batch b); desc_b(bt, kk) (B's matrix descriptor for the k16
+/// step kk of the slot at bt).
+template <class In, int K, bool TRANS_B, int BM, int BN, int BK, int CLUSTER>
+struct GemmLoads {
+  static constexpr int kSteps = (K + BK - 1) / BK;
+  static constexpr int kMmaSteps = BK / 16;
+  static constexpr bool kGather = false;
+  static constexpr unsigned kTmaBytes = (BM + BN) * BK * 2;  // A, and all of B whoever loads it
+  static_assert(TRANS_B || BN % 64 == 0, "tile shape");
+  static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
+
+  __device__ static void prepare(In*, int, int) {}
+  __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
+  __device__ static void tma(In* sa, In* sb, const TensorMap& map_a, const TensorMap& map_b, unsigned long long* bar, int kt,
+                             int m0, int n0, int b, int rank) {
+    wgmma::load(sa, &map_a, bar, kt * BK, m0, b);
+    if constexpr (CLUSTER > 1) {
+      constexpr unsigned short kAll = (1u << CLUSTER) - 1;
+      if constexpr (TRANS_B) {
+        wgmma::load_multicast(sb + rank * (BN / CLUSTER) * BK, &map_b, bar, kt * BK, n0 + rank * (BN / CLUSTER), b, kAll);
+      } else {
+#pragma unroll
+        for (int j = 0; j < BN / 64; ++j)
+          wgmma::load_multicast(sb + j * 64 * BK + rank * (BK / CLUSTER) * 64, &map_b, bar, n0 + j * 64,
+                                kt * BK + rank * (BK / CLUSTER), b, kAll);
+      }
+    } else if constexpr (TRANS_B) {
+      wgmma::load(sb, &map_b, bar, kt * BK, n0, b);
+    } else {  // [K, N]: boxes of 64 columns x BK k rows, one after another
+#pragma unroll
+      for (int j = 0; j < BN / 64; ++j) wgmma::load(sb + j * 64 * BK, &map_b, bar, n0 + j * 64, kt * BK, b);
+    }
+  }
+  // K-major B (trans_b): rows of BK k (BK * 2 bytes, swizzled over that span), the k16 step 32
+  // bytes into each, 8-row groups 16 * BK bytes apart. [K, N] B: 16 k rows of 64 columns per
+  // step (128-byte swizzle); 64-column blocks 128 * BK bytes apart (leading), 8-row groups 1 KB
+  // apart.
+  __device__ static unsigned long long desc_b(const In* bt, int kk) {
+    return TRANS_B ? wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK) : wgmma::desc<128>(bt + kk * 16 * 64, 64 * BK * 2, 1024);
+  }
+};
+
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
-template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int BK, int STAGES, int CONSUMERS,
-          int GROUP_M, bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Epilogue, class Mma>
+template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue, const In* sA, const In* sB,
                                         Out* sC, const TensorMap* map_c, unsigned long long* full,
                                         unsigned long long* empty, unsigned long long* turn, int c, int t) {
@@ -173,9 +250,9 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
   constexpr int kTilesMC = (kTilesM + CLUSTER - 1) / CLUSTER;  // tile-rows of cluster tiles
   constexpr int kUnits = kTilesMC * kTilesN * BATCH * SPLIT_K;
-  constexpr int kTilesK = (K + BK - 1) / BK, kSliceK = (kTilesK + SPLIT_K - 1) / SPLIT_K;
+  constexpr int kTilesK = Loads::kSteps, kSliceK = (kTilesK + SPLIT_K - 1) / SPLIT_K;
   static_assert(!PINGPONG || SPLIT_K == 1, "ping-pong assumes every tile takes kTilesK steps");
-  if constexpr (CONSUMERS > 1) wgmma::grow_registers<232>();
+  if constexpr (CONSUMERS > 1) wgmma::grow_registers<Loads::kGather ? 192 : 232>();
   const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;
   const int warp = t / 32, lane = t % 32;
   // A slot goes back once every block it was multicast into has read it: a warp's lane 0
@@ -221,13 +298,10 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
       const In* a = sA + stage * kTileA + row0 * BK;
       const In* bt = sB + stage * kTileB;
 #pragma unroll
-      for (int kk = 0; kk < BK / 16; ++kk) {
-        // K-major operands (A, and B when trans_b): rows of BK k (BK * 2 bytes, swizzled over
-        // that span), the k16 step 32 bytes into each, 8-row groups 16 * BK bytes apart. [K, N]
-        // B: 16 k rows of 64 columns per step (128-byte swizzle); 64-column blocks 128 * BK
-        // bytes apart (leading), 8-row groups 1 KB apart.
-        const unsigned long long db = TRANS_B ? wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK)
-                                              : wgmma::desc<128>(bt + kk * 16 * 64, 64 * BK * 2, 1024);
+      for (int kk = 0; kk < Loads::kMmaSteps; ++kk) {
+        // A is K-major: rows of BK k (BK * 2 bytes, swizzled over that span), the k16 step 32
+        // bytes into each, 8-row groups 16 * BK bytes apart. B's layout is the policy's.
+        const unsigned long long db = Loads::desc_b(bt, kk);
 #pragma unroll
         for (int mi = 0; mi < MI; ++mi)
           Mma::run(acc[mi], wgmma::desc<BK * 2>(a + mi * 64 * BK + kk * 16, 16, 16 * BK), db, kt > k_begin || kk > 0);
@@ -334,32 +408,32 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
 }
 
 /// The kernel body. `Mma::run(acc, desc_a, desc_b, accumulate)` issues one
-/// wgmma.mma_async m64 x BN x k16 (generated per BN and dtype). Dynamic shared memory:
-/// STAGES * (BM + BN) * BK * 2 bytes of tiles (BK 64 or 32: 128- or 64-byte swizzled rows), with TMA_STORE a BM x BN staging tile of the
-/// output per consumer (stored through `map_c`, 2-byte outputs), 1024 bytes of alignment slack
-/// and the barriers. PINGPONG: the consumers take whole tiles in turn instead of sharing each.
-/// CLUSTER (1 or 2; the kernel is declared with __cluster_dims__(CLUSTER, 1, 1)): the blocks of
-/// a cluster compute vertically adjacent tiles of one tile-column, so they need the same B tile:
-/// each loads its share of it (BN / CLUSTER rows of a K-major B, BK / CLUSTER k rows of each box
-/// of a [K, N] B) and multicasts it into every block's slot, halving B's traffic from L2.
-/// SPLIT_K > 1: each tile's k steps are cut into SPLIT_K slices, scheduled as separate work
-/// units; a unit stores its f32 partial sums to W ([SPLIT_K][BATCH][M][N]) and a second kernel
-/// (gemm::splitk_reduce) adds them and applies the epilogue. For skinny shapes whose tiles
-/// cannot fill the multiprocessors.
-template <class In, class Out, int M, int N, int K, int BATCH, bool TRANS_B, int BM, int BN, int BK, int STAGES, int CONSUMERS,
-          int GROUP_M, bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Epilogue, class Mma>
-__device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue,
-                                           const TensorMap& map_a, const TensorMap& map_b, const TensorMap* map_c) {
+/// wgmma.mma_async m64 x BN x k16 (generated per BN and dtype); `Loads` (GemmLoads above, or a
+/// convolution's) fills each ring slot for a k step. A and B are the operands' global tensors,
+/// for policies whose producer threads gather them. Dynamic shared memory: STAGES * (BM + BN)
+/// * BK * 2 bytes of tiles (BK 64 or 32: A's rows are 128- or 64-byte swizzled), with TMA_STORE
+/// a BM x BN staging tile of the output per consumer (stored through `map_c`, 2-byte outputs),
+/// 1024 bytes of alignment slack and the barriers. PINGPONG: the consumers take whole tiles in
+/// turn instead of sharing each. CLUSTER (1 or 2; the kernel is declared with
+/// __cluster_dims__(CLUSTER, 1, 1)): the blocks of a cluster compute vertically adjacent tiles
+/// of one tile-column, so they need the same B tile, which the policy multicasts, halving B's
+/// traffic from L2. SPLIT_K > 1: each tile's k steps are cut into SPLIT_K slices, scheduled as
+/// separate work units; a unit stores its f32 partial sums to W ([SPLIT_K][BATCH][M][N]) and a
+/// second kernel (gemm::splitk_reduce) adds them and applies the epilogue. For skinny shapes
+/// whose tiles cannot fill the multiprocessors.
+template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
+__device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
+                                           float* __restrict__ W, const Epilogue& epilogue, const TensorMap& map_a,
+                                           const TensorMap& map_b, const TensorMap* map_c) {
   static_assert(BK == 64 || BK == 32, "a k step is one 128- or 64-byte swizzle row of 2-byte elements");
   constexpr int kTileA = BM * BK, kTileB = BN * BK;  // elements per slot
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
   constexpr int kTilesMC = (kTilesM + CLUSTER - 1) / CLUSTER;  // tile-rows of cluster tiles
   constexpr int kUnits = kTilesMC * kTilesN * BATCH * SPLIT_K;
-  constexpr int kTilesK = (K + BK - 1) / BK, kSliceK = (kTilesK + SPLIT_K - 1) / SPLIT_K;
-  constexpr unsigned kSlotBytes = (kTileA + kTileB) * 2;  // A, and all of B whoever loads it
+  constexpr int kTilesK = Loads::kSteps, kSliceK = (kTilesK + SPLIT_K - 1) / SPLIT_K;
   constexpr int WM = PINGPONG ? BM : BM / CONSUMERS;  // output rows per consumer and tile
-  static_assert(WM % 64 == 0 && (TRANS_B || BN % 64 == 0), "tile shape");
-  static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
+  static_assert(WM % 64 == 0, "tile shape");
 
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   unsigned char* base = smem_raw + ((1024 - (wgmma::smem(smem_raw) & 1023)) & 1023);  // swizzle atoms
@@ -371,9 +445,15 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restric
   unsigned long long* turn = empty + STAGES;  // ping-pong: whose turn to start a tile's MMAs
 
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
+  if (wg == 0) {
+    // Whatever the loads never write (a block-diagonal B's zeros), for the tensor cores.
+    Loads::prepare(sB, STAGES, t);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+  }
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
-      wgmma::bar_init(&full[s], 1);
+      // The TMA thread's arrival with the bytes it expects, or every gathering producer thread's.
+      wgmma::bar_init(&full[s], Loads::kGather ? 128 : 1);
       // Lane 0 of every warp that reads the slot, in every block of the cluster.
       wgmma::bar_init(&empty[s], (PINGPONG ? 4 : CONSUMERS * 4) * CLUSTER);
     }
@@ -391,8 +471,10 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restric
   }
 
   if (wg == 0) {
-    if constexpr (CONSUMERS > 1) wgmma::shrink_registers<40>();
-    if (t == 0) {
+    // The producer keeps 40 registers (128 when its threads gather) and gives the rest to the
+    // consumers.
+    if constexpr (CONSUMERS > 1) wgmma::shrink_registers<Loads::kGather ? 128 : 40>();
+    if (Loads::kGather || t == 0) {
       int stage = 0;
       unsigned phase = 0;
       const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;
@@ -404,26 +486,19 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restric
         bm = bm * CLUSTER + rank;
         for (int kt = k_begin; kt < k_end; ++kt) {
           wgmma::bar_wait(&empty[stage], phase ^ 1);
-          wgmma::bar_expect(&full[stage], kSlotBytes);
-          wgmma::load(sA + stage * kTileA, &map_a, &full[stage], kt * BK, bm * BM, b);
-          if constexpr (CLUSTER > 1) {
-            // This block's share of B, into the same slot of every block of the cluster.
-            constexpr unsigned short kAll = (1u << CLUSTER) - 1;
-            if constexpr (TRANS_B) {
-              wgmma::load_multicast(sB + stage * kTileB + rank * (BN / CLUSTER) * BK, &map_b, &full[stage], kt * BK,
-                                    bn * BN + rank * (BN / CLUSTER), b, kAll);
-            } else {
-#pragma unroll
-              for (int j = 0; j < BN / 64; ++j)
-                wgmma::load_multicast(sB + stage * kTileB + j * 64 * BK + rank * (BK / CLUSTER) * 64, &map_b,
-                                      &full[stage], bn * BN + j * 64, kt * BK + rank * (BK / CLUSTER), b, kAll);
+          In* sa = sA + stage * kTileA;
+          In* sb = sB + stage * kTileB;
+          if constexpr (Loads::kGather) {
+            if (Loads::kTmaBytes > 0 && t == 0) {
+              wgmma::bar_expect_only(&full[stage], Loads::kTmaBytes);
+              Loads::tma(sa, sb, map_a, map_b, &full[stage], kt, bm * BM, bn * BN, b, rank);
             }
-          } else if constexpr (TRANS_B) {
-            wgmma::load(sB + stage * kTileB, &map_b, &full[stage], kt * BK, bn * BN, b);
-          } else {  // [K, N]: boxes of 64 columns x BK k rows, one after another
-#pragma unroll
-            for (int j = 0; j < BN / 64; ++j)
-              wgmma::load(sB + stage * kTileB + j * 64 * BK, &map_b, &full[stage], bn * BN + j * 64, kt * BK, b);
+            Loads::gather(sa, sb, A, B, kt, bm * BM, bn * BN, b, t);
+            asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the tensor cores
+            wgmma::bar_arrive(&full[stage]);
+          } else {
+            wgmma::bar_expect(&full[stage], Loads::kTmaBytes);
+            Loads::tma(sa, sb, map_a, map_b, &full[stage], kt, bm * BM, bn * BN, b, rank);
           }
           if (++stage == STAGES) {
             stage = 0;
@@ -433,7 +508,7 @@ __device__ __forceinline__ void gemm_wgmma(Out* __restrict__ C, float* __restric
       }
     }
   } else {
-    consume<In, Out, M, N, K, BATCH, TRANS_B, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K,
+    consume<In, Out, M, N, BATCH, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K, Loads,
             Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, full, empty, turn, wg - 1, t);
   }
   // No block may exit while the other may still multicast into its slots or arrive on its

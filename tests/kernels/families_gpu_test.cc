@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 
@@ -67,6 +68,10 @@ class FamiliesGpu : public ::testing::Test {
       for (size_t i = 0; i < chosen.size(); ++i) {
         SCOPED_TRACE(spec + " | " + chosen[i].key());
         ++tried;
+        if (std::getenv("TESSERA_TEST_VERBOSE")) {  // names the kernel a hang or crash stopped at
+          std::printf("[ run      ] %s | %s\n", spec.c_str(), chosen[i].key().c_str());
+          std::fflush(stdout);
+        }
         if (built[i].status != Status::kOk) {
           ADD_FAILURE() << "compile error: " << built[i].error;
           continue;
@@ -235,6 +240,50 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
       4, [](const Schedule& s) { return s.get("split_k") > 1; });
   EXPECT_GE(tried, 12);
   EXPECT_EQ(passed, tried);
+}
+
+TEST_F(FamiliesGpu, HopperConvMatchesReference) {
+  if (scan_.devices.front().properties.cc_major != 9) GTEST_SKIP() << "wgmma needs an sm_90 GPU";
+  // im2col TMA: padding, strides (asymmetric too), dilation, channels short of a k step or
+  // spilling into a second one, output pixels crossing rows and images and ending mid-tile,
+  // filters short of a tile; epilogues, bf16, f32 outputs.
+  const std::vector<std::string> dense = {
+      "conv2d:n=2,h=13,w=11,c=16,k=64,r=3,s=3,pad=1:f16", "conv2d:n=3,h=9,w=9,c=32,k=72,r=1,s=1,stride=2:bf16:epilogue=bias+relu",
+      "conv2d:n=2,h=8,w=8,c=24,k=40,r=3,s=3,pad=2,dilation=2:f16:out=f32:epilogue=residual+gelu",
+      "conv2d:n=2,h=17,w=17,c=80,k=96,r=1,s=7,pad=0x3:f16:epilogue=bias",
+      "conv2d:n=4,h=7,w=7,c=256,k=128,r=3,s=3,pad=1:f16:epilogue=bias+residual+relu",
+      "conv2d:n=2,h=15,w=13,c=64,k=64,r=3,s=3,stride=2x1,pad=1x0:f16"};
+  // Block-diagonal grouped tiles (8, 16 and 32 channels per group, twice as many filters), and
+  // groups of whole tiles.
+  const std::vector<std::string> grouped = {
+      "conv2d:n=2,h=14,w=14,c=256,k=256,r=3,s=3,pad=1,groups=16:f16:epilogue=bias+relu",
+      "conv2d:n=1,h=9,w=9,c=64,k=64,r=3,s=3,stride=2,pad=1,groups=8:bf16",
+      "conv2d:n=2,h=7,w=7,c=256,k=256,r=3,s=3,pad=1,groups=8:f16", "conv2d:n=2,h=10,w=10,c=128,k=256,r=3,s=3,pad=1,groups=8:f16",
+      "conv2d:n=2,h=12,w=12,c=256,k=256,r=1,s=1,groups=2:f16:epilogue=residual"};
+  // Gathered by the producer's threads: RGB stems and a channel count TMA rows cannot hold.
+  const std::vector<std::string> gathered = {
+      "conv2d:n=2,h=33,w=31,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+relu",
+      "conv2d:n=1,h=29,w=29,c=3,k=32,r=3,s=3,stride=2:bf16", "conv2d:n=2,h=9,w=9,c=12,k=40,r=3,s=3,pad=1:f16:out=f32"};
+  std::unique_ptr<KernelFamily> family = make_conv_wgmma_family();
+  std::vector<std::string> all = dense;
+  all.insert(all.end(), grouped.begin(), grouped.end());
+  all.insert(all.end(), gathered.begin(), gathered.end());
+  auto [tried, passed] = check_family(*family, all, 4);
+  EXPECT_GE(tried, 50);
+  EXPECT_EQ(passed, tried);
+  // The epilogue variants and the multi-block features, each on its own.
+  const std::vector<std::pair<std::string, std::function<bool(const Schedule&)>>> variants = {
+      {"tma_store", [](const Schedule& s) { return s.get("tma_store") == 1; }},
+      {"pingpong", [](const Schedule& s) { return s.get("pingpong") == 1; }},
+      {"cluster_m", [](const Schedule& s) { return s.get("cluster_m") == 2; }},
+      {"split_k", [](const Schedule& s) { return s.get("split_k") > 1; }},
+      {"block_k 32", [](const Schedule& s) { return s.get("block_k") == 32; }}};
+  for (const auto& [label, keep] : variants) {
+    SCOPED_TRACE(label);
+    auto [t, p] = check_family(*family, all, 2, keep);
+    EXPECT_GE(t, 8);
+    EXPECT_EQ(p, t);
+  }
 }
 
 TEST_F(FamiliesGpu, SplitKGemmMatchesReference) {

@@ -64,7 +64,7 @@ std::vector<FamilyCase> cases() {
 TEST(Families, RegistryHoldsTheBuiltins) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_wgmma", "gemm_tc", "gemm_tf32", "gemm_simt", "conv_tc", "conv_direct"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_wgmma", "gemm_tc", "gemm_tf32", "gemm_simt", "conv_wgmma", "conv_tc", "conv_direct"}));
   EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 2u);  // wgmma and mma.sync
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).front()->name(), "gemm_simt");

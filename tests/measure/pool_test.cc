@@ -100,6 +100,28 @@ TEST(Protocol, JobsRoundTripThroughTheirHeader) {
   EXPECT_EQ(back.plan.workspace_bytes, 128);
   EXPECT_EQ(back.cubin, j.cubin);
   EXPECT_EQ(MeasureOptions::from_json(h["options"]).min_repeats, 17);
+  // Tensor maps, tiled and im2col (corners and traversal strides), reach the worker whole.
+  kernels::TensorMapSpec tiled{1, DType::kBF16, {64, 9, 128}, {128, 1152}, {64, 1, 64}, 128};
+  kernels::TensorMapSpec im2col{0, DType::kF16, {64, 56, 56, 2}, {128, 7168, 401408}, {64, 128}, 128};
+  im2col.lower_corner = {-1, -1};
+  im2col.upper_corner = {-1, -2};
+  im2col.element_strides = {1, 2, 2, 1};
+  j.plan.tensor_maps = {im2col, tiled};
+  Job maps = job_from_header(job_header(j, o, 43), j.cubin);
+  ASSERT_EQ(maps.plan.tensor_maps.size(), 2u);
+  const kernels::TensorMapSpec& a = maps.plan.tensor_maps[0];
+  EXPECT_TRUE(a.im2col());
+  EXPECT_EQ(a.dims, im2col.dims);
+  EXPECT_EQ(a.strides_bytes, im2col.strides_bytes);
+  EXPECT_EQ(a.box, im2col.box);
+  EXPECT_EQ(a.lower_corner, im2col.lower_corner);
+  EXPECT_EQ(a.upper_corner, im2col.upper_corner);
+  EXPECT_EQ(a.element_strides, im2col.element_strides);
+  const kernels::TensorMapSpec& b = maps.plan.tensor_maps[1];
+  EXPECT_FALSE(b.im2col());
+  EXPECT_EQ(b.dtype, DType::kBF16);
+  EXPECT_EQ(b.box, tiled.box);
+  EXPECT_TRUE(b.element_strides.empty());
   h.erase("plan");
   EXPECT_THROW(job_from_header(h, ""), UserError);
 }

@@ -91,5 +91,33 @@ TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
   std::filesystem::remove(path);
 }
 
+TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
+  db::testing::TempDb tmp("kernel_export_conv_wgmma");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  Schedule conv{"conv_wgmma", {{"block_m", 128}, {"block_n", 64}, {"block_k", 64}, {"stages", 4}, {"consumers", 2},
+                               {"group_m", 8}, {"tma_store", 0}, {"pingpong", 0}, {"cluster_m", 1}, {"split_k", 1}}};
+  database.commit(std::vector<Record>{
+      with_schedule("conv2d:n=2,h=28,w=28,c=64,k=64,r=3,s=3,stride=2,pad=1:f16:epilogue=bias+relu", conv, 20, 1),
+      with_schedule("conv2d:n=2,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16", conv, 30, 2)});
+  kernels::FamilyRegistry families;
+  families.add(kernels::make_conv_wgmma_family());
+  db::ExportOptions o;
+  o.tool_version = "test";
+  const std::string h = export_header_with_kernels(database, o, families).text;
+  // The 3x3/2 convolution: an im2col map over the input (corners and strides) and a tiled one
+  // over the filters; the stem gathers its operands and has no maps.
+  EXPECT_NE(h.find("cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeIm2col\""), std::string::npos);
+  EXPECT_NE(h.find("const int lower[] = {-1, -1}, upper[] = {-2, -2};"), std::string::npos);
+  EXPECT_NE(h.find("const cuuint32_t steps[] = {1, 2, 2, 1};"), std::string::npos);
+  EXPECT_NE(h.find("GatherLoads<"), std::string::npos);
+  const char* nvcc = "/usr/local/cuda/bin/nvcc";
+  if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
+  std::string path = ::testing::TempDir() + "tessera_conv_wgmma_" + std::to_string(getpid()) + ".cu";
+  std::ofstream(path) << h << "\nint main() { return 0; }\n";
+  std::string cmd = std::string(nvcc) + " -std=c++17 -gencode=arch=compute_90a,code=sm_90a -c -o /dev/null " + path + " 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace tessera::search

@@ -72,6 +72,27 @@ TEST_F(Construct, MatchesTheBestOfTheWholeSpaceUnderTheSameModel) {
   }
 }
 
+TEST_F(Construct, ProposesTheHopperConvolutionsOnHopperOnly) {
+  // Dense, grouped (block-diagonal tiles) and the gathered RGB stem.
+  for (const char* spec : {"conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16",
+                           "conv2d:n=1,h=14,w=14,c=512,k=512,r=3,s=3,pad=1,groups=32:f16:epilogue=bias",
+                           "conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16"}) {
+    SCOPED_TRACE(spec);
+    Workload w = Workload::parse(spec);
+    costmodel::AnalyticModel model(families_, h100_);
+    Construction c = construct(w, families_, h100_, model);
+    ASSERT_FALSE(c.candidates.empty());
+    int hopper = 0;
+    for (const Candidate& cand : c.candidates) hopper += cand.schedule.family == "conv_wgmma";
+    EXPECT_GE(hopper, 3);
+    HardwareSpec a100 = find_spec("a100_sxm");
+    costmodel::AnalyticModel ampere(families_, a100);
+    Construction other = construct(w, families_, a100, ampere);
+    ASSERT_FALSE(other.candidates.empty());
+    for (const Candidate& cand : other.candidates) EXPECT_NE(cand.schedule.family, "conv_wgmma");
+  }
+}
+
 TEST_F(Construct, NoFamilyIsAClearError) {
   costmodel::AnalyticModel model(families_, h100_);
   EXPECT_THROW(construct(Workload::parse("matmul:m=8,n=8,k=8,ta=1:f16"), families_, h100_, model), UserError);

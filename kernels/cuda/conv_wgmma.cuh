@@ -1,0 +1,179 @@
+// Hopper implicit-GEMM convolutions (sm_90a): NHWC f16/bf16 conv2d on gemm_wgmma's
+// warp-specialised, persistent wgmma kernel, with operand loads for convolutions.
+//
+// The GEMM view: row m of A is output pixel (n, p, q) (M = N * P * Q, in that order), column j
+// of B is output channel j (N = K, KRSC filters), and the reduction runs over filter taps (r, s)
+// and input channels c. The output [M][K] is the NHWK tensor itself, so gemm_wgmma's epilogue,
+// stores and split-K apply unchanged.
+//
+// Three policies fill a ring slot for one k step:
+// - ConvLoads: one tap (r, s) and a BK-wide chunk of the tile's group's channels per step. A's
+//   BM x BK tile comes from an im2col tensor map (cp.async.bulk.tensor ... im2col): the copy
+//   engine walks BM consecutive output pixels across rows and images, applies stride, padding
+//   (zero fill) and the tap's offset, so no thread computes an address. B's BN x BK tile is a
+//   tiled box of the filters viewed as [K][R*S][Cg]. A tile whose columns lie in one group
+//   (dense convolutions, and groups of at least BN output channels) reads that group's channels.
+// - BlockDiagLoads: grouped convolutions whose groups are narrower than a tile (ResNeXt): a
+//   tile of BN output channels spans BN / Kg groups, and its B tile is block-diagonal: each
+//   group's Kg filters meet only its Cg channels. B is kept as 8 x 16-byte core matrices without
+//   swizzling: the diagonal blocks are TMA boxes of 8 channels by Kg filters, one per core-matrix
+//   column, and the rest of every slot is zeroed once and never written. One tap per step.
+// - GatherLoads: what TMA cannot address (channel counts whose rows are not 16-byte aligned,
+//   e.g. an RGB stem): the producer warpgroup's 128 threads gather both tiles element by element
+//   into the same swizzled layout the copy engine writes, over the flattened (r, s, c)
+//   reduction (no padding of C to a tap).
+#pragma once
+#include "tessera/gemm_wgmma.cuh"
+
+namespace tessera {
+namespace conv {
+
+/// Output pixel `m` (flattened n, p, q) as its image and window corner in the input.
+template <int P, int Q, int SH, int SW, int PH, int PW>
+__device__ __forceinline__ void pixel(int m, int& n, int& h0, int& w0) {
+  n = m / (P * Q);
+  const int pq = m - n * (P * Q), p = pq / Q, q = pq - p * Q;
+  h0 = p * SH - PH;
+  w0 = q * SW - PW;
+}
+
+}  // namespace conv
+
+/// Dense (and tile-within-a-group) convolution loads: k step kt is tap kt % (R * S) of channel
+/// chunk kt / (R * S). map_a is an im2col map over the NHWC input (channels per pixel BK,
+/// pixels per column BM, traversal strides SH x SW, bounding box of the output's windows);
+/// map_b a tiled map over the filters as {Cg, R * S, K} with boxes {BK, 1, BN / CLUSTER}. Channels
+/// past the group's Cg load as zeros from B, so A's next-group or out-of-range channels (also
+/// zero) never count.
+template <class In, int P, int Q, int R, int S, int SH, int SW, int PH, int PW, int DH, int DW, int CG, int KG, int BM,
+          int BN, int BK, int CLUSTER>
+struct ConvLoads {
+  static constexpr int kChunks = (CG + BK - 1) / BK;
+  static constexpr int kSteps = R * S * kChunks;
+  static constexpr int kMmaSteps = BK / 16;
+  static constexpr bool kGather = false;
+  static constexpr unsigned kTmaBytes = (BM + BN) * BK * 2;
+  static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
+
+  __device__ static void prepare(In*, int, int) {}
+  __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
+  __device__ static void tma(In* sa, In* sb, const TensorMap& map_a, const TensorMap& map_b, unsigned long long* bar, int kt,
+                             int m0, int n0, int, int rank) {
+    const int tap = kt % (R * S), chunk = kt / (R * S), r = tap / S, s = tap - r * S;
+    int n, h0, w0;
+    conv::pixel<P, Q, SH, SW, PH, PW>(m0, n, h0, w0);
+    wgmma::load_im2col(sa, &map_a, bar, (n0 / KG) * CG + chunk * BK, w0, h0, n, static_cast<unsigned short>(s * DW),
+                       static_cast<unsigned short>(r * DH));
+    if constexpr (CLUSTER > 1) {
+      constexpr unsigned short kAll = (1u << CLUSTER) - 1;
+      wgmma::load_multicast(sb + rank * (BN / CLUSTER) * BK, &map_b, bar, chunk * BK, tap, n0 + rank * (BN / CLUSTER), kAll);
+    } else {
+      wgmma::load(sb, &map_b, bar, chunk * BK, tap, n0);
+    }
+  }
+  __device__ static unsigned long long desc_b(const In* bt, int kk) { return wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK); }
+};
+
+/// Grouped convolution loads with block-diagonal B tiles: a tile's BN output channels are
+/// BN / KG whole groups, whose KW = BN / KG * CG input channels (at most BK) are one k step per
+/// tap. A: the im2col map as in ConvLoads, from the tile's first group's channels. B: a tiled
+/// map over the filters as {CG, R * S, K} with boxes {8, 1, KG} (no swizzle): core-matrix column
+/// j (8 channels of group j * 8 / CG) of the diagonal lands at rows of that group.
+template <class In, int P, int Q, int R, int S, int SH, int SW, int PH, int PW, int DH, int DW, int CG, int KG, int BM,
+          int BN, int BK>
+struct BlockDiagLoads {
+  static constexpr int kWidth = BN / KG * CG;  // the tile's input channels
+  static_assert(BN % KG == 0 && CG % 8 == 0 && KG % 8 == 0 && kWidth <= BK, "block-diagonal tile");
+  static constexpr int kSteps = R * S;
+  static constexpr int kMmaSteps = (kWidth + 15) / 16;
+  static constexpr bool kGather = false;
+  static constexpr unsigned kTmaBytes = BM * BK * 2 + BN * CG * 2;
+
+  /// Zeroes every slot's B tile: the diagonal boxes overwrite the same places each step.
+  __device__ static void prepare(In* sB, int slots, int t) {
+    uint4* p = reinterpret_cast<uint4*>(sB);
+    const int vectors = slots * BN * BK * 2 / 16;
+    for (int i = t; i < vectors; i += 128) p[i] = make_uint4(0, 0, 0, 0);
+  }
+  __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
+  __device__ static void tma(In* sa, In* sb, const TensorMap& map_a, const TensorMap& map_b, unsigned long long* bar, int kt,
+                             int m0, int n0, int, int) {
+    const int r = kt / S, s = kt - r * S;
+    int n, h0, w0;
+    conv::pixel<P, Q, SH, SW, PH, PW>(m0, n, h0, w0);
+    wgmma::load_im2col(sa, &map_a, bar, (n0 / KG) * CG, w0, h0, n, static_cast<unsigned short>(s * DW),
+                       static_cast<unsigned short>(r * DH));
+#pragma unroll
+    for (int j = 0; j < kWidth / 8; ++j) {
+      const int group = j * 8 / CG;  // within the tile
+      wgmma::load(sb + (j * BN + group * KG) * 8, &map_b, bar, j * 8 - group * CG, kt, n0 + group * KG);
+    }
+  }
+  // Core matrices of 8 rows x 16 bytes: along n 128 bytes apart, along k BN * 16 bytes.
+  __device__ static unsigned long long desc_b(const In* bt, int kk) { return wgmma::desc<0>(bt + kk * 2 * BN * 8, BN * 16, 128); }
+};
+
+/// Loads gathered by the producer warpgroup's 128 threads, for operands TMA cannot address. The
+/// reduction is the flattened (r, s, c) of one group (groups of at least BN output channels;
+/// KRS = R * S * CG), in BK-wide steps. Each thread fills 16-byte vectors of the slot (8
+/// consecutive k of one row) in the swizzled layout of the TMA copies it stands in for; what
+/// lies outside the input, the filters or the reduction is zero.
+template <class In, int H, int W, int C, int K, int P, int Q, int R, int S, int SH, int SW, int PH, int PW, int DH, int DW,
+          int CG, int KG, int BM, int BN, int BK, int M>
+struct GatherLoads {
+  static constexpr int KRS = R * S * CG;
+  static constexpr int kSteps = (KRS + BK - 1) / BK;
+  static constexpr int kMmaSteps = BK / 16;
+  static constexpr bool kGather = true;
+  static constexpr unsigned kTmaBytes = 0;
+  static constexpr int kVectors = BK / 8;  // per row
+
+  __device__ static void prepare(In*, int, int) {}
+  __device__ static void tma(In*, In*, const TensorMap&, const TensorMap&, unsigned long long*, int, int, int, int, int) {}
+  /// Offset of the 16-byte vector v of row `row` in a swizzled tile of BK-wide rows.
+  __device__ static int slot_offset(int row, int v) {
+    return row * BK + ((BK == 64 ? (v ^ (row & 7)) : (v ^ ((row >> 1) & 3))) * 8);
+  }
+  __device__ static void gather(In* sa, In* sb, const In* x, const In* f, int kt, int m0, int n0, int, int t) {
+    // This thread's 8 columns of the step: the same for every row it fills.
+    const int v = t % kVectors, k0 = kt * BK + v * 8;
+    int dh[8], dw[8], off[8];
+    bool in_k[8];
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int k = k0 + e, r = k / (S * CG), sc = k - r * (S * CG), s = sc / CG, c = sc - s * CG;
+      in_k[e] = k < KRS;
+      dh[e] = r * DH;
+      dw[e] = s * DW;
+      off[e] = (dh[e] * W + dw[e]) * C + c;
+    }
+    const int channel0 = (n0 / KG) * CG;
+#pragma unroll 2
+    for (int row = t / kVectors; row < BM; row += 128 / kVectors) {
+      const int m = m0 + row;
+      int n, h0, w0;
+      conv::pixel<P, Q, SH, SW, PH, PW>(m, n, h0, w0);
+      const In* px = x + ((long long)(n * H + h0) * W + w0) * C + channel0;
+      Pack<In, 8> pack;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        const bool ok = m < M && in_k[e] && static_cast<unsigned>(h0 + dh[e]) < static_cast<unsigned>(H) &&
+                        static_cast<unsigned>(w0 + dw[e]) < static_cast<unsigned>(W);
+        pack.v[e] = ok ? px[off[e]] : from_float<In>(0.0f);
+      }
+      *reinterpret_cast<Pack<In, 8>*>(sa + slot_offset(row, v)) = pack;
+    }
+#pragma unroll 2
+    for (int row = t / kVectors; row < BN; row += 128 / kVectors) {
+      const int j = n0 + row;
+      const In* fj = f + (long long)j * KRS;
+      Pack<In, 8> pack;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) pack.v[e] = j < K && in_k[e] ? fj[k0 + e] : from_float<In>(0.0f);
+      *reinterpret_cast<Pack<In, 8>*>(sb + slot_offset(row, v)) = pack;
+    }
+  }
+  __device__ static unsigned long long desc_b(const In* bt, int kk) { return wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK); }
+};
+
+}  // namespace tessera

@@ -1,0 +1,184 @@
+// Hopper implicit-GEMM convolution (sm_90a) for NHWC f16/bf16 conv2d: gemm_wgmma's kernel
+// (warp-specialised, persistent, wgmma, TMA ring, fused epilogue, TMA stores, clusters,
+// split-K) over the convolution's GEMM view, with the operand loads of
+// kernels/cuda/conv_wgmma.cuh:
+// - im2col: A through an im2col tensor map (stride, padding and dilation done by the copy
+//   engine), B as boxes of the filters; dense convolutions, and grouped ones whose groups hold
+//   whole tiles of output channels;
+// - block-diagonal: grouped convolutions whose tiles hold several whole groups (ResNeXt's);
+// - gather: the producer's threads gather both operands where TMA cannot address them (input
+//   channels not a multiple of 8, as in an RGB stem, or windows beyond the im2col box's range).
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/families.h"
+
+namespace tessera::kernels {
+namespace {
+
+enum class Mode { kIm2col, kBlockDiag, kGather };
+
+// How the family runs a convolution with a given tile width: which loads, and the reduction
+// they walk.
+struct ConvRun {
+  Mode mode = Mode::kIm2col;
+  int64_t cg = 0, kg = 0;      // input channels and filters per group
+  int64_t k_steps = 0;         // k steps per output tile
+  int64_t k_per_step = 0;      // reduction elements the MMAs of a step cover (the GEMM view's)
+};
+
+// The im2col map's bounding-box corners (W, H) and the filter offsets fit their fields (signed
+// 8 bits each for a 4-D map), and its traversal strides are at most 8.
+bool im2col_expressible(const Conv2dShape& c) {
+  auto fits = [](int64_t v) { return v >= -128 && v <= 127; };
+  const int64_t upper_w = (c.out_w() - 1) * c.stride_w + 1 - c.w - c.pad_w;
+  const int64_t upper_h = (c.out_h() - 1) * c.stride_h + 1 - c.h - c.pad_h;
+  return fits(-c.pad_w) && fits(-c.pad_h) && fits(upper_w) && fits(upper_h) && c.stride_h <= 8 && c.stride_w <= 8 &&
+         (c.r - 1) * c.dilation_h <= 127 && (c.s - 1) * c.dilation_w <= 127;
+}
+
+ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk) {
+  ConvRun run;
+  run.cg = c.c / c.groups;
+  run.kg = c.k / c.groups;
+  bk = std::max<int64_t>(bk, 1);
+  if (c.groups == 1 && (c.c % 8 != 0 || !im2col_expressible(c))) {
+    run.mode = Mode::kGather;
+    run.k_steps = (c.r * c.s * c.c + bk - 1) / bk;
+    run.k_per_step = bk;
+  } else if (c.groups == 1 || run.kg % std::max<int64_t>(bn, 1) == 0) {
+    run.mode = Mode::kIm2col;
+    run.k_steps = c.r * c.s * ((run.cg + bk - 1) / bk);
+    run.k_per_step = bk;
+  } else {
+    run.mode = Mode::kBlockDiag;
+    run.k_steps = c.r * c.s;
+    run.k_per_step = (bn / std::max<int64_t>(run.kg, 1) * run.cg + 15) / 16 * 16;
+  }
+  return run;
+}
+
+// The GEMM the kernel runs: [N*P*Q, reduction] x [K, reduction]^T, same dtypes and epilogue.
+Workload gemm_view(const Workload& w, const ConvRun& run) {
+  const Conv2dShape& c = w.conv2d();
+  Workload g = w;
+  g.kind = OpKind::kMatmul;
+  MatmulShape m;
+  m.m = c.n * c.out_h() * c.out_w();
+  m.n = c.k;
+  m.k = run.k_steps * run.k_per_step;
+  m.trans_b = true;
+  g.shape = m;
+  return g;
+}
+
+std::string list(std::initializer_list<int64_t> values) {
+  std::string out;
+  for (int64_t v : values) out += (out.empty() ? "" : ", ") + std::to_string(v);
+  return out;
+}
+
+class ConvWgmmaFamily : public KernelFamily {
+ public:
+  std::string_view name() const override { return "conv_wgmma"; }
+
+  // Grouped convolutions need 16-byte rows of each group's channels and filters (depthwise
+  // ones, and groups of 4 channels, stay on conv_direct).
+  bool supports(const Workload& w) const override {
+    if (w.kind != OpKind::kConv2d || (w.dtype != DType::kF16 && w.dtype != DType::kBF16)) return false;
+    const Conv2dShape& c = w.conv2d();
+    return c.layout == Layout::kNHWC && (c.groups == 1 || ((c.c / c.groups) % 8 == 0 && (c.k / c.groups) % 8 == 0));
+  }
+
+  std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override { return wgmma_space(); }
+
+  std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
+    if (s.family != name()) return "schedule is for family " + s.family;
+    if (!supports(w))
+      return "conv_wgmma runs NHWC f16/bf16 conv2d with one group or groups of multiples of 8 channels and filters";
+    const Conv2dShape& c = w.conv2d();
+    const int64_t bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    if (bn < 8 || bn % 8 != 0) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
+    const ConvRun run = conv_run(c, bn, bk);
+    if (c.groups > 1) {
+      if (!im2col_expressible(c)) return "grouped convolutions need windows an im2col tensor map can walk (pads, strides)";
+      if (run.mode == Mode::kBlockDiag) {
+        if (bn % run.kg != 0 || bn / run.kg * run.cg > bk)
+          return "a tile must lie in one group (filters per group a multiple of block_n) or hold whole groups whose "
+                 "channels fit one k step (block_n a multiple of them, block_n / Kg * Cg <= block_k)";
+        if (s.get("cluster_m") != 1) return "block-diagonal tiles load B per group: cluster_m must be 1";
+      }
+    }
+    if (run.mode == Mode::kGather) {
+      if (s.get("cluster_m") != 1) return "gathered operands are not multicast: cluster_m must be 1";
+      const int64_t consumers = s.get("consumers"), bm = s.get(knob::kBlockM);
+      const int64_t rows = s.get("pingpong") ? bm : bm / std::max<int64_t>(consumers, 1);
+      if (consumers == 2 && (rows / 64) * (bn / 2) > 128)
+        return "a consumer's accumulators exceed 128 registers (the gathering producer keeps 128)";
+    }
+    const int64_t pixels = c.n * c.out_h() * c.out_w();
+    if (c.n * c.h * c.w * c.c >= (int64_t{1} << 31) || pixels >= (int64_t{1} << 31))
+      return "tensors too large for 32-bit pixel indices";
+    return check_wgmma(s, gemm_view(w, run), run.k_steps, hw, true);
+  }
+
+  KernelSource emit(const Workload& w, const Schedule& s) const override {
+    const Conv2dShape& c = w.conv2d();
+    const int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    const int64_t cluster = s.get("cluster_m");
+    const ConvRun run = conv_run(c, bn, bk);
+    const Workload view = gemm_view(w, run);
+    const int64_t p = c.out_h(), q = c.out_w();
+    const std::string geometry = list({p, q, c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w, c.dilation_h,
+                                       c.dilation_w, run.cg, run.kg, bm, bn, bk});
+    std::string loads;
+    std::vector<TensorMapSpec> maps;
+    if (run.mode == Mode::kGather) {
+      loads = "GatherLoads<In, " + list({c.h, c.w, c.c, c.k}) + ", " + geometry + ", " + std::to_string(view.matmul().m) + ">";
+    } else {
+      loads = run.mode == Mode::kIm2col ? "ConvLoads<In, " + geometry + ", " + std::to_string(cluster) + ">"
+                                        : "BlockDiagLoads<In, " + geometry + ">";
+      // A: the NHWC input walked by output pixels (the windows' first pixels run from -pad to
+      // (P - 1) * stride - pad), BK channels of BM pixels per copy, swizzled like a K-major tile.
+      TensorMapSpec a{0, w.dtype, {c.c, c.w, c.h, c.n}, {c.c * 2, c.w * c.c * 2, c.h * c.w * c.c * 2}, {bk, bm}, int(bk * 2)};
+      a.lower_corner = {-c.pad_w, -c.pad_h};
+      a.upper_corner = {(q - 1) * c.stride_w + 1 - c.w - c.pad_w, (p - 1) * c.stride_h + 1 - c.h - c.pad_h};
+      a.element_strides = {1, c.stride_w, c.stride_h, 1};
+      // B: the KRSC filters as {Cg, R * S, K}; dense boxes of BK channels by a tile's (or, with
+      // a cluster, its share of) filters, or 8 channels by one group's filters, unswizzled.
+      TensorMapSpec b{1, w.dtype, {run.cg, c.r * c.s, c.k}, {run.cg * 2, c.r * c.s * run.cg * 2}, {bk, 1, bn / cluster},
+                      int(bk * 2)};
+      if (run.mode == Mode::kBlockDiag) {
+        b.box = {8, 1, run.kg};
+        b.swizzle_bytes = 0;
+      }
+      maps = {a, b};
+    }
+    return emit_wgmma(view, s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), "", loads, std::move(maps));
+  }
+
+  // Modelled as the GEMM the kernel runs (the k axis is its padded reduction, k_per_step a step).
+  TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
+    const ConvRun run = conv_run(w.conv2d(), s.get(knob::kBlockN), s.get(knob::kBlockK));
+    TilePlan p = wgmma_plan(gemm_view(w, run), s);
+    const int64_t split = s.get(knob::kSplitK);
+    set_tile(p, "k", (run.k_steps + split - 1) / split * run.k_per_step, run.k_per_step);
+    // A repeats each input pixel once per tap that reads it; DRAM holds it once.
+    const Conv2dShape& c = w.conv2d();
+    const double view_a = double(p.modeled.matmul().m) * double(p.modeled.matmul().k);
+    p.dram_share = {std::min(1.0, double(c.n * c.h * c.w * c.c) / std::max(view_a, 1.0)), 1.0};
+    if (run.mode == Mode::kGather) {
+      // The producer's 128 threads fill 16-byte vectors of 2-byte loads, a step's worth each
+      // time, on all four schedulers: about a vector per cp.async's issue cost.
+      p.load_bytes = 16;
+      p.loads_in_flight = std::max<int64_t>(1, (s.get(knob::kBlockM) + s.get(knob::kBlockN)) * s.get(knob::kBlockK) / 8 / 128);
+    }
+    return p;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<KernelFamily> make_conv_wgmma_family() { return std::make_unique<ConvWgmmaFamily>(); }
+
+}  // namespace tessera::kernels

@@ -1,0 +1,256 @@
+// The Hopper convolution family on the CPU: which convolutions it takes and how (im2col TMA,
+// block-diagonal grouped tiles, gathered operands), its rules, its launch plans and tensor maps,
+// and NVRTC compilation for sm_90a without stack frames or spills; with cuobjdump on the PATH
+// (or in $CUDA_HOME/bin), the SASS shows HGMMA and no local-memory traffic.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "kernels/builder.h"
+#include "kernels/families.h"
+
+namespace tessera::kernels {
+namespace {
+
+Schedule conv(int64_t bm, int64_t bn, int64_t bk = 64, int64_t stages = 4, int64_t consumers = 2, int64_t tma_store = 0,
+              int64_t pingpong = 0, int64_t cluster = 1, int64_t split = 1) {
+  return {"conv_wgmma",
+          {{"block_m", bm}, {"block_n", bn}, {"block_k", bk}, {"stages", stages}, {"consumers", consumers}, {"group_m", 8},
+           {"tma_store", tma_store}, {"pingpong", pingpong}, {"cluster_m", cluster}, {"split_k", split}}};
+}
+
+const char* kDense = "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16";
+const char* kGrouped = "conv2d:n=1,h=14,w=14,c=512,k=512,r=3,s=3,pad=1,groups=32:f16:epilogue=bias";  // Cg = Kg = 16
+const char* kStem = "conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16";
+
+TEST(ConvWgmma, TakesDenseAndGroupedConvolutionsAheadOfTheMmaSyncFamily) {
+  FamilyRegistry r;
+  register_builtin_families(r);
+  auto fams = r.for_workload(Workload::parse(kDense));
+  ASSERT_GE(fams.size(), 2u);
+  EXPECT_EQ(fams[0]->name(), "conv_wgmma");
+  EXPECT_EQ(fams[1]->name(), "conv_tc");
+  auto f = make_conv_wgmma_family();
+  EXPECT_TRUE(f->supports(Workload::parse(kGrouped)));
+  EXPECT_TRUE(f->supports(Workload::parse(kStem)));
+  EXPECT_TRUE(f->supports(Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3,pad=1,groups=8:bf16")));
+  // Depthwise, 4-channel groups (8-byte rows), NCHW and f32 are other families'.
+  EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=56,w=56,c=144,k=144,r=3,s=3,pad=1,groups=144:f16")));
+  EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=56,w=56,c=128,k=128,r=3,s=3,pad=1,groups=32:f16")));
+  EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3,layout=nchw:f16")));
+  EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3:f32")));
+}
+
+TEST(ConvWgmma, ValidateSaysWhyAScheduleCannotRun) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto f = make_conv_wgmma_family();
+  Workload dense = Workload::parse(kDense);
+  EXPECT_FALSE(f->validate(conv(128, 64), dense, h100).has_value());
+  EXPECT_FALSE(f->validate(conv(128, 64, 64, 4, 2, 1, 1, 2), dense, h100).has_value());
+  EXPECT_EQ(f->validate(conv(128, 64), dense, find_spec("a100_sxm")).value_or(""),
+            "wgmma and setmaxnreg need an sm_90 (Hopper) GPU");
+  // 3 x 3 taps of one 64-channel chunk: 9 k steps, enough for 2 slices, not for 8.
+  EXPECT_FALSE(f->validate(conv(128, 64, 64, 4, 1, 0, 0, 1, 2), dense, h100).has_value());
+  EXPECT_EQ(f->validate(conv(128, 64, 64, 4, 1, 0, 0, 1, 8), dense, h100).value_or(""),
+            "split_k 8 leaves a slice of the 9 k steps empty");
+  EXPECT_EQ(f->validate(conv(128, 64, 32, 4, 1, 0, 0, 1, 8), Workload::parse("conv2d:n=1,h=8,w=8,c=32,k=64,r=1,s=1:f16"), h100)
+                .value_or(""),
+            "split_k 8 leaves a slice of the 1 k steps empty");
+  // Grouped, 16 channels and filters per group: a 64-wide tile holds 4 groups, whose 64
+  // channels fit one 64-wide k step; not 128 filters, not 32-wide steps, not multicast.
+  Workload grouped = Workload::parse(kGrouped);
+  EXPECT_FALSE(f->validate(conv(64, 64, 64, 4, 1), grouped, h100).has_value());
+  EXPECT_FALSE(f->validate(conv(128, 64), grouped, h100).has_value());
+  EXPECT_NE(f->validate(conv(128, 128), grouped, h100).value_or("").find("whole groups"), std::string::npos);
+  EXPECT_NE(f->validate(conv(128, 64, 32), grouped, h100).value_or("").find("whole groups"), std::string::npos);
+  EXPECT_EQ(f->validate(conv(128, 64, 64, 4, 2, 0, 0, 2), grouped, h100).value_or(""),
+            "block-diagonal tiles load B per group: cluster_m must be 1");
+  // Two groups of 128 filters: a tile lies in one group (64 or 128 wide), not across two.
+  Workload two = Workload::parse("conv2d:n=2,h=28,w=28,c=256,k=256,r=3,s=3,pad=1,groups=2:f16");
+  EXPECT_FALSE(f->validate(conv(128, 64), two, h100).has_value());
+  EXPECT_FALSE(f->validate(conv(128, 128, 64, 4, 2, 0, 0, 2), two, h100).has_value());
+  EXPECT_NE(f->validate(conv(128, 192), two, h100).value_or("").find("one group"), std::string::npos);
+  // The stem's 3 channels are gathered by the producer's threads: no multicast, and its
+  // accumulators share the register file with a producer that keeps 128.
+  Workload stem = Workload::parse(kStem);
+  EXPECT_FALSE(f->validate(conv(128, 64), stem, h100).has_value());
+  EXPECT_EQ(f->validate(conv(128, 64, 64, 4, 2, 0, 0, 2), stem, h100).value_or(""),
+            "gathered operands are not multicast: cluster_m must be 1");
+  EXPECT_NE(f->validate(conv(256, 256), stem, h100).value_or("").find("128 registers"), std::string::npos);
+  EXPECT_EQ(f->validate(conv(128, 60), dense, h100).value_or(""), "block_n must be a multiple of 8 up to 256 (wgmma's n)");
+  EXPECT_NE(f->validate(conv(128, 64), Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3,layout=nchw:f16"), h100)
+                .value_or("")
+                .find("conv_wgmma runs NHWC"),
+            std::string::npos);
+  // Every shape of the operator suite keeps a good share of the space.
+  for (const char* spec : {kDense, kGrouped, kStem, "conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1:bf16:epilogue=bias+relu",
+                           "conv2d:n=32,h=28,w=28,c=512,k=1024,r=1,s=1,stride=2:f16"}) {
+    SCOPED_TRACE(spec);
+    Workload w = Workload::parse(spec);
+    int accepted = 0;
+    for (const Schedule& s : enumerate_space(*f, w, h100)) accepted += !f->validate(s, w, h100).has_value();
+    EXPECT_GE(accepted, 200);
+  }
+}
+
+TEST(ConvWgmma, Im2colPlanWalksOutputPixelsWithTheConvolutionsStrides) {
+  auto f = make_conv_wgmma_family();
+  // 7x7/2 on 3 channels is gathered; 3x3/2 with padding 1 on 80 channels goes through TMA.
+  Workload w = Workload::parse("conv2d:n=3,h=35,w=33,c=80,k=96,r=3,s=3,stride=2,pad=1:f16:epilogue=bias");
+  const int64_t p = 18, q = 17, m = 3 * p * q;
+  KernelSource src = f->emit(w, conv(128, 96, 32, 4, 2));
+  EXPECT_TRUE(src.launch.persistent);
+  EXPECT_EQ(src.launch.grid[0], (m + 127) / 128);
+  EXPECT_EQ(src.entry, "tessera_conv_wgmma");
+  ASSERT_EQ(src.tensor_maps.size(), 2u);
+  const TensorMapSpec& a = src.tensor_maps[0];
+  EXPECT_TRUE(a.im2col());
+  EXPECT_EQ(a.tensor, 0);
+  EXPECT_EQ(a.dims, (std::vector<int64_t>{80, 33, 35, 3}));
+  EXPECT_EQ(a.strides_bytes, (std::vector<int64_t>{160, 33 * 160, 35 * 33 * 160}));
+  EXPECT_EQ(a.box, (std::vector<int64_t>{32, 128}));  // channels per pixel, pixels per column
+  EXPECT_EQ(a.swizzle_bytes, 64);
+  EXPECT_EQ(a.lower_corner, (std::vector<int64_t>{-1, -1}));
+  // The windows' first pixels: -1, 1, ..., 31 along W (17), -1 ... 33 along H (18).
+  EXPECT_EQ(a.upper_corner, (std::vector<int64_t>{(q - 1) * 2 + 1 - 33 - 1, (p - 1) * 2 + 1 - 35 - 1}));
+  EXPECT_EQ(a.element_strides, (std::vector<int64_t>{1, 2, 2, 1}));
+  const TensorMapSpec& b = src.tensor_maps[1];
+  EXPECT_FALSE(b.im2col());
+  EXPECT_EQ(b.dims, (std::vector<int64_t>{80, 9, 96}));
+  EXPECT_EQ(b.box, (std::vector<int64_t>{32, 1, 96}));
+  EXPECT_NE(src.source.find("ConvLoads<In, 18, 17, 3, 3, 2, 2, 1, 1, 1, 1, 80, 96, 128, 96, 32, 1>"), std::string::npos);
+  // 80 channels in 32-wide chunks: 3 chunks per tap, 27 k steps of the GEMM view.
+  TilePlan plan = f->tile_plan(w, conv(128, 96, 32, 4, 2));
+  EXPECT_EQ(plan.modeled.matmul().m, m);
+  EXPECT_EQ(plan.modeled.matmul().k, 27 * 32);
+  // TMA stores of the output ([M][K]) and split-K's partial sums.
+  Workload wide = Workload::parse("conv2d:n=2,h=14,w=14,c=256,k=128,r=1,s=1:f16:epilogue=bias+residual");
+  KernelSource st = f->emit(wide, conv(128, 128, 64, 4, 2, 1));
+  ASSERT_EQ(st.tensor_maps.size(), 3u);
+  EXPECT_EQ(st.tensor_maps[2].tensor, 4);  // X, W, bias, residual, Y
+  EXPECT_EQ(st.tensor_maps[2].dims, (std::vector<int64_t>{128, 2 * 14 * 14, 1}));
+  KernelSource sk = f->emit(wide, conv(64, 128, 64, 4, 1, 0, 0, 1, 4));
+  EXPECT_EQ(sk.workspace_bytes, 4 * 2 * 14 * 14 * 128 * 4);
+  ASSERT_EQ(sk.then.size(), 1u);
+  EXPECT_EQ(sk.then[0].entry, "tessera_conv_wgmma_reduce");
+  // With a cluster each block loads half of the filters' box and multicasts it.
+  KernelSource cl = f->emit(Workload::parse(kDense), conv(128, 64, 64, 4, 2, 0, 0, 2));
+  EXPECT_EQ(cl.launch.cluster, 2);
+  EXPECT_EQ(cl.tensor_maps[1].box, (std::vector<int64_t>{64, 1, 32}));
+}
+
+TEST(ConvWgmma, GroupedTilesLoadTheDiagonalBlocksOfTheirFilters) {
+  auto f = make_conv_wgmma_family();
+  KernelSource src = f->emit(Workload::parse(kGrouped), conv(64, 64));
+  ASSERT_EQ(src.tensor_maps.size(), 2u);
+  EXPECT_EQ(src.tensor_maps[0].box, (std::vector<int64_t>{64, 64}));  // the tile's 4 groups' channels
+  const TensorMapSpec& b = src.tensor_maps[1];
+  EXPECT_EQ(b.dims, (std::vector<int64_t>{16, 9, 512}));
+  EXPECT_EQ(b.box, (std::vector<int64_t>{8, 1, 16}));  // 8 channels of one group's 16 filters
+  EXPECT_EQ(b.swizzle_bytes, 0);
+  EXPECT_NE(src.source.find("BlockDiagLoads<In, 14, 14, 3, 3, 1, 1, 1, 1, 1, 1, 16, 16, 64, 64, 64>"), std::string::npos);
+  // One tap per k step: 9 steps of the tile's 64 channels.
+  TilePlan plan = f->tile_plan(Workload::parse(kGrouped), conv(64, 64));
+  EXPECT_EQ(plan.modeled.matmul().k, 9 * 64);
+  // 8 filters per group and 16 channels: 8 groups of a 64-wide tile have 128 channels, too many
+  // for a step; 32 filters (4 groups) have 64.
+  Workload narrow = Workload::parse("conv2d:n=1,h=8,w=8,c=256,k=128,r=3,s=3,pad=1,groups=16:f16");
+  EXPECT_NE(f->validate(conv(128, 64), narrow, find_spec("h100_sxm")).value_or("").find("whole groups"), std::string::npos);
+  EXPECT_FALSE(f->validate(conv(128, 32), narrow, find_spec("h100_sxm")).has_value());
+}
+
+TEST(ConvWgmma, TheStemIsGatheredWithoutTensorMaps) {
+  auto f = make_conv_wgmma_family();
+  KernelSource src = f->emit(Workload::parse(kStem), conv(128, 64));
+  EXPECT_TRUE(src.tensor_maps.empty());
+  EXPECT_EQ(src.source.find("__grid_constant__ TensorMap map_a"), std::string::npos);
+  EXPECT_NE(src.source.find("const TensorMap map_a{}"), std::string::npos);
+  EXPECT_NE(src.source.find("GatherLoads<In, 224, 224, 3, 64, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 3, 64, 128, 64, 64, "),
+            std::string::npos);
+  // 147 reduction elements in 64-wide steps: 3 steps, 192 with the padding.
+  TilePlan plan = f->tile_plan(Workload::parse(kStem), conv(128, 64));
+  EXPECT_EQ(plan.modeled.matmul().k, 192);
+  // Padding past the im2col box's reach (corners are 8-bit) is gathered too.
+  KernelSource wide_pad = f->emit(Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3,pad=200:f16"), conv(128, 64));
+  EXPECT_TRUE(wide_pad.tensor_maps.empty());
+}
+
+// Schedules of every kind of load, compiled for sm_90a.
+std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
+  auto f = make_conv_wgmma_family();
+  std::vector<KernelSource> sources;
+  Workload dense = Workload::parse("conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16:epilogue=bias+relu");
+  Workload strided = Workload::parse("conv2d:n=32,h=28,w=28,c=512,k=1024,r=1,s=1,stride=2:bf16:epilogue=bias+residual");
+  Workload grouped = Workload::parse(kGrouped);
+  Workload stem = Workload::parse("conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+relu");
+  for (int64_t tma_store : {0, 1}) {
+    sources.push_back(f->emit(dense, conv(128, 64, 64, 6, 2, tma_store)));
+    sources.push_back(f->emit(dense, conv(128, 64, 64, 4, 2, tma_store, 1)));
+    sources.push_back(f->emit(strided, conv(128, 256, 64, 4, 2, tma_store, 0, 2)));
+    sources.push_back(f->emit(grouped, conv(64, 64, 64, 6, 1, tma_store)));
+    sources.push_back(f->emit(stem, conv(128, 64, 64, 4, 2, tma_store)));
+    sources.push_back(f->emit(stem, conv(256, 64, 32, 6, 2, tma_store, 1)));
+  }
+  sources.push_back(f->emit(Workload::parse("conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1:f16:epilogue=bias"),
+                            conv(64, 128, 64, 4, 1, 0, 0, 1, 4)));
+  sources.push_back(f->emit(grouped, conv(64, 32, 32, 8, 1)));
+  BuildOptions hopper;
+  hopper.headers = device_headers();
+  std::vector<CompiledKernel> built = Builder(hopper).build(sources);
+  std::vector<std::pair<KernelSource, CompiledKernel>> out;
+  for (size_t i = 0; i < built.size(); ++i) out.emplace_back(sources[i], built[i]);
+  return out;
+}
+
+TEST(ConvWgmma, SchedulesCompileForHopperWithoutLocalMemory) {
+#if !TESSERA_HAVE_CUDA
+  GTEST_SKIP() << "built without CUDA: no NVRTC";
+#endif
+  auto sample = compiled_sample();
+  ASSERT_GE(sample.size(), 14u);
+  for (const auto& [src, k] : sample) {
+    ASSERT_EQ(k.status, Status::kOk) << k.error << "\n" << src.source;
+    EXPECT_EQ(k.usage.stack_bytes, 0) << src.source.substr(0, 200);
+    EXPECT_EQ(k.usage.spill_store_bytes, 0) << src.source.substr(0, 200);
+    EXPECT_EQ(k.log.find("setmaxnreg"), std::string::npos) << k.log;  // ptxas says so (C7508) when it ignores it
+  }
+}
+
+TEST(ConvWgmma, SassShowsHgmmaAndNoLocalMemory) {
+#if !TESSERA_HAVE_CUDA
+  GTEST_SKIP() << "built without CUDA: no NVRTC";
+#endif
+  const char* cuda = std::getenv("CUDA_HOME");
+  std::string tool = std::string(cuda ? cuda : "/usr/local/cuda") + "/bin/cuobjdump";
+  if (!std::filesystem::exists(tool)) GTEST_SKIP() << "no " << tool << " here (the toolkit's binary utilities)";
+  auto sample = compiled_sample();
+  auto dir = std::filesystem::temp_directory_path() / ("tessera-conv-wgmma-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (const auto& [src, k] : sample) {
+    ASSERT_EQ(k.status, Status::kOk);
+    auto cubin = dir / "k.cubin";
+    std::ofstream(cubin, std::ios::binary) << k.cubin;
+    std::string sass;
+    FILE* p = ::popen((tool + " -sass " + cubin.string() + " 2>&1").c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, p)) sass.append(buf, n);
+    ::pclose(p);
+    SCOPED_TRACE(src.source.substr(0, 160));
+    EXPECT_NE(sass.find("HGMMA"), std::string::npos) << sass.substr(0, 2000);
+    EXPECT_EQ(sass.find("LDL"), std::string::npos);
+    EXPECT_EQ(sass.find("STL"), std::string::npos);
+    // TMA loads (UTMALDG) in every policy but the gathering one, which has no maps of its inputs.
+    const bool maps_inputs = !src.tensor_maps.empty() && src.tensor_maps[0].tensor == 0;
+    EXPECT_EQ(sass.find("UTMALDG") != std::string::npos, maps_inputs);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tessera::kernels
