@@ -38,6 +38,11 @@ constexpr double kFragmentOverhead = 4;         // non-MMA instructions per k-st
 // The fragment-issue factor kMmaSyncEfficiency was calibrated against (a constant scale of
 // the compute term).
 constexpr double kReferenceIssueFactor = 64.0 / (64.0 + 8 + kFragmentOverhead);
+// A gathering producer (TilePlan::gather_elements): per round trip to L2 of a batch of loads,
+// and per element loaded, converted and stored (first estimates from the RGB stem on the H100:
+// about 2.9 us per step with a round trip per row).
+constexpr double kGatherRoundTripUs = 0.3;
+constexpr double kGatherCyclesPerElement = 8;
 // Of the input tiles that do not stay resident in L2 across a wave, the share fetched from
 // DRAM again (the rest still hits L2 through reuse within the wave); calibrated.
 constexpr double kRefetchedShare = 0.25;
@@ -241,6 +246,12 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   if (p.async_mma && hw.async_mma.load_latency_us > 0)
     terms.push_back({concurrent * steps_per_block * hw.async_mma.load_latency_us / double(std::max<int64_t>(p.stages - 1, 1)),
                      "load latency"});
+  // A gathering producer fills the slots one step after the other, whatever the stages.
+  if (p.gather_elements > 0)
+    terms.push_back({concurrent * steps_per_block *
+                         (double(p.gather_round_trips) * kGatherRoundTripUs +
+                          double(p.gather_elements) * kGatherCyclesPerElement / clock_hz * 1e6),
+                     "gather"});
   // cp.async rings: the same wait, for the tile loaded stages - 1 steps earlier by the block's
   // own warps (resident blocks wait side by side).
   if (tensor && !p.async_mma && p.stages > 1)

@@ -114,7 +114,7 @@ class ConvWgmmaFamily : public KernelFamily {
       const int64_t consumers = s.get("consumers"), bm = s.get(knob::kBlockM);
       const int64_t rows = s.get("pingpong") ? bm : bm / std::max<int64_t>(consumers, 1);
       if (consumers == 2 && (rows / 64) * (bn / 2) > 128)
-        return "a consumer's accumulators exceed 128 registers (the gathering producer keeps 128)";
+        return "a consumer's accumulators exceed 128 registers (the gathering producer keeps 120 of the 168)";
     }
     const int64_t pixels = c.n * c.out_h() * c.out_w();
     if (c.n * c.h * c.w * c.c >= (int64_t{1} << 31) || pixels >= (int64_t{1} << 31))
@@ -168,10 +168,15 @@ class ConvWgmmaFamily : public KernelFamily {
     const double view_a = double(p.modeled.matmul().m) * double(p.modeled.matmul().k);
     p.dram_share = {std::min(1.0, double(c.n * c.h * c.w * c.c) / std::max(view_a, 1.0)), 1.0};
     if (run.mode == Mode::kGather) {
-      // The producer's 128 threads fill 16-byte vectors of 2-byte loads, a step's worth each
-      // time, on all four schedulers: about a vector per cp.async's issue cost.
+      // The producer's 128 threads fill 16-byte vectors of 2-byte loads: each thread a column of
+      // 8 k of every 128 / (block_k / 8)-th row of A and B, loads issued in batches of 4 rows
+      // (kBatch in GatherLoads: 8 spills under the 120 registers a gathering producer keeps).
+      const int64_t bk = s.get(knob::kBlockK), row_step = 128 / (bk / 8);
+      const int64_t rows_a = (s.get(knob::kBlockM) + row_step - 1) / row_step;
+      const int64_t rows_b = (s.get(knob::kBlockN) + row_step - 1) / row_step;
+      p.gather_elements = 8 * (rows_a + rows_b);
+      p.gather_round_trips = (rows_a + 3) / 4 + (rows_b + 3) / 4;
       p.load_bytes = 16;
-      p.loads_in_flight = std::max<int64_t>(1, (s.get(knob::kBlockM) + s.get(knob::kBlockN)) * s.get(knob::kBlockK) / 8 / 128);
     }
     return p;
   }

@@ -125,6 +125,11 @@ struct TilePlan {
   int64_t load_bytes = 4;           ///< bytes per global load instruction per thread
   int64_t loads_in_flight = 1;      ///< independent global loads a thread issues before using them
   double input_passes = 1;          ///< times a block reads its inputs (a two-pass row kernel: 2)
+  /// A producer whose threads gather a step's tiles with ordinary loads (0: TMA copies): the
+  /// elements each thread loads per pipeline step, and the round trips to L2 they take (loads
+  /// issued together share one). No pipeline stage hides this: the producer does it in turn.
+  int64_t gather_elements = 0;
+  int64_t gather_round_trips = 0;
   /// Per tensor of `modeled` (empty: all 1): the share of its modelled footprint that is distinct
   /// data in DRAM, where the view repeats a tensor (an implicit GEMM's A repeats each input
   /// pixel once per filter tap that reads it).

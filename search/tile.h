@@ -9,8 +9,9 @@
 // memory or registers run out, or the grid would no longer fill the SMs (scale-out). Every
 // tile on that path is completed with the family's other knobs; pipeline stages, warps,
 // vector width, rasterisation and split-K are chosen by the model within the limits. The
-// top k holds the best schedule of each distinct block shape first (tile and warp layout),
-// then the next best: the measurements then decide where the model is least sure.
+// top k holds each family's best first, then the best schedule of each distinct block shape
+// (tile and warp layout), then the next best: the measurements then decide where the model is
+// least sure.
 // Families without tile knobs have small spaces: every valid schedule is ranked.
 #pragma once
 

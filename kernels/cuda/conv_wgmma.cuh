@@ -148,29 +148,52 @@ struct GatherLoads {
       off[e] = (dh[e] * W + dw[e]) * C + c;
     }
     const int channel0 = (n0 / KG) * CG;
-#pragma unroll 2
-    for (int row = t / kVectors; row < BM; row += 128 / kVectors) {
-      const int m = m0 + row;
-      int n, h0, w0;
-      conv::pixel<P, Q, SH, SW, PH, PW>(m, n, h0, w0);
-      const In* px = x + ((long long)(n * H + h0) * W + w0) * C + channel0;
-      Pack<In, 8> pack;
+    // Rows in batches of kBatch: every load of a batch is issued before its stores, so a step
+    // costs a round trip or two to L2 rather than one per row.
+    constexpr int kRowStep = 128 / kVectors, kBatch = 4;
+    constexpr int kRowsA = (BM + kRowStep - 1) / kRowStep, kRowsB = (BN + kRowStep - 1) / kRowStep;
+    const int first = t / kVectors;  // this thread's first row; then every kRowStep-th
 #pragma unroll
-      for (int e = 0; e < 8; ++e) {
-        const bool ok = m < M && in_k[e] && static_cast<unsigned>(h0 + dh[e]) < static_cast<unsigned>(H) &&
-                        static_cast<unsigned>(w0 + dw[e]) < static_cast<unsigned>(W);
-        pack.v[e] = ok ? px[off[e]] : from_float<In>(0.0f);
+    for (int i0 = 0; i0 < kRowsA; i0 += kBatch) {
+      Pack<In, 8> packs[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        if (i0 + i >= kRowsA) break;
+        const int row = first + (i0 + i) * kRowStep, m = m0 + row;
+        int n, h0, w0;
+        conv::pixel<P, Q, SH, SW, PH, PW>(m, n, h0, w0);
+        const In* px = x + ((long long)(n * H + h0) * W + w0) * C + channel0;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          const bool ok = m < M && in_k[e] && static_cast<unsigned>(h0 + dh[e]) < static_cast<unsigned>(H) &&
+                          static_cast<unsigned>(w0 + dw[e]) < static_cast<unsigned>(W);
+          packs[i].v[e] = ok ? px[off[e]] : from_float<In>(0.0f);
+        }
       }
-      *reinterpret_cast<Pack<In, 8>*>(sa + slot_offset(row, v)) = pack;
-    }
-#pragma unroll 2
-    for (int row = t / kVectors; row < BN; row += 128 / kVectors) {
-      const int j = n0 + row;
-      const In* fj = f + (long long)j * KRS;
-      Pack<In, 8> pack;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) pack.v[e] = j < K && in_k[e] ? fj[k0 + e] : from_float<In>(0.0f);
-      *reinterpret_cast<Pack<In, 8>*>(sb + slot_offset(row, v)) = pack;
+      for (int i = 0; i < kBatch; ++i) {
+        const int row = first + (i0 + i) * kRowStep;
+        if (i0 + i >= kRowsA || row >= BM) break;
+        *reinterpret_cast<Pack<In, 8>*>(sa + slot_offset(row, v)) = packs[i];
+      }
+    }
+#pragma unroll
+    for (int i0 = 0; i0 < kRowsB; i0 += kBatch) {
+      Pack<In, 8> packs[kBatch];
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        if (i0 + i >= kRowsB) break;
+        const int j = n0 + first + (i0 + i) * kRowStep;
+        const In* fj = f + (long long)j * KRS;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) packs[i].v[e] = j < K && in_k[e] ? fj[k0 + e] : from_float<In>(0.0f);
+      }
+#pragma unroll
+      for (int i = 0; i < kBatch; ++i) {
+        const int row = first + (i0 + i) * kRowStep;
+        if (i0 + i >= kRowsB || row >= BN) break;
+        *reinterpret_cast<Pack<In, 8>*>(sb + slot_offset(row, v)) = packs[i];
+      }
     }
   }
   __device__ static unsigned long long desc_b(const In* bt, int kk) { return wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK); }

@@ -252,7 +252,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   constexpr int kUnits = kTilesMC * kTilesN * BATCH * SPLIT_K;
   constexpr int kTilesK = Loads::kSteps, kSliceK = (kTilesK + SPLIT_K - 1) / SPLIT_K;
   static_assert(!PINGPONG || SPLIT_K == 1, "ping-pong assumes every tile takes kTilesK steps");
-  if constexpr (CONSUMERS > 1) wgmma::grow_registers<Loads::kGather ? 192 : 232>();
+  if constexpr (CONSUMERS > 1) wgmma::grow_registers<Loads::kGather ? 192 : 232>();  // see the producer's share
   const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;
   const int warp = t / 32, lane = t % 32;
   // A slot goes back once every block it was multicast into has read it: a warp's lane 0
@@ -471,9 +471,10 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   }
 
   if (wg == 0) {
-    // The producer keeps 40 registers (128 when its threads gather) and gives the rest to the
-    // consumers.
-    if constexpr (CONSUMERS > 1) wgmma::shrink_registers<Loads::kGather ? 128 : 40>();
+    // The producer keeps 40 registers (120 when its threads gather) and gives the rest to the
+    // consumers (232 or 192 each): the 384 threads' 168 registers at launch, 64512 in all, are
+    // what setmaxnreg moves; asking for more than that waits forever.
+    if constexpr (CONSUMERS > 1) wgmma::shrink_registers<Loads::kGather ? 120 : 40>();
     if (Loads::kGather || t == 0) {
       int stage = 0;
       unsigned phase = 0;
