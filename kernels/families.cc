@@ -120,6 +120,19 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
   return code;
 }
 
+Workload conv_gemm_view(const Workload& conv, int64_t reduction) {
+  const Conv2dShape& c = conv.conv2d();
+  Workload g = conv;
+  g.kind = OpKind::kMatmul;
+  MatmulShape m;
+  m.m = c.n * c.out_h() * c.out_w();
+  m.n = c.k;
+  m.k = reduction;
+  m.trans_b = true;
+  g.shape = m;
+  return g;
+}
+
 TilePlan whole_plan(const Workload& modeled) {
   TilePlan p;
   p.modeled = modeled;

@@ -105,6 +105,10 @@ TilePlan whole_plan(const Workload& modeled);
 /// the expression lacks is ignored. A step of 0 means "as the block". The block may exceed
 /// the axis (a padded edge tile still does its full work).
 void set_tile(TilePlan& plan, std::string_view axis, int64_t block, int64_t step = 0);
+/// The GEMM an implicit-GEMM convolution runs: [N*P*Q pixels, reduction] x [K filters,
+/// reduction]^T (B K-major), with the convolution's dtypes and epilogue; `reduction` is the
+/// k extent the kernel walks (R*S*C, or more with padding).
+Workload conv_gemm_view(const Workload& conv, int64_t reduction);
 /// The plan of a warp-tiled tensor-core GEMM (gemm_tc, gemm_tf32, conv_tc) on `gemm`, a
 /// matmul or batch_matmul.
 TilePlan tensor_core_gemm_plan(const Workload& gemm, const Schedule& s, InstrKind instr, int64_t element_bytes);

@@ -58,19 +58,8 @@ ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk) {
   return run;
 }
 
-// The GEMM the kernel runs: [N*P*Q, reduction] x [K, reduction]^T, same dtypes and epilogue.
-Workload gemm_view(const Workload& w, const ConvRun& run) {
-  const Conv2dShape& c = w.conv2d();
-  Workload g = w;
-  g.kind = OpKind::kMatmul;
-  MatmulShape m;
-  m.m = c.n * c.out_h() * c.out_w();
-  m.n = c.k;
-  m.k = run.k_steps * run.k_per_step;
-  m.trans_b = true;
-  g.shape = m;
-  return g;
-}
+// The GEMM the kernel runs: its reduction is the k steps it walks, padding included.
+Workload gemm_view(const Workload& w, const ConvRun& run) { return conv_gemm_view(w, run.k_steps * run.k_per_step); }
 
 std::string list(std::initializer_list<int64_t> values) {
   std::string out;

@@ -204,15 +204,7 @@ class ConvTcFamily : public KernelFamily {
   // The GEMM this convolution is: [N*P*Q, R*S*C] x [K, R*S*C]^T, same dtypes and epilogue.
   static Workload gemm_view(const Workload& w) {
     const Conv2dShape& c = w.conv2d();
-    Workload g = w;
-    g.kind = OpKind::kMatmul;
-    MatmulShape m;
-    m.m = c.n * c.out_h() * c.out_w();
-    m.n = c.k;
-    m.k = c.r * c.s * c.c;
-    m.trans_b = true;
-    g.shape = m;
-    return g;
+    return conv_gemm_view(w, c.r * c.s * c.c);
   }
 };
 

@@ -33,6 +33,8 @@ import json, math, sys
 entries = json.load(open(sys.argv[1]))["workloads"]
 rows = json.load(open(sys.argv[2]))  # in the set's order
 ratios = []
+if rows:
+    print(f"target: {rows[0]['target']}")
 print(f"{'workload':<34} {'best us':>9} {'cuDNN us':>9} {'ratio':>7}  schedule")
 for i, r in enumerate(rows):
     key = r["workload"]

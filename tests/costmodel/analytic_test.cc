@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 #include "costmodel/roofline.h"
 #include "kernels/families.h"
+#include "tests/data/dataset.h"
 #include "tests/kernels/families_fixture.h"
 
 namespace tessera::costmodel {
@@ -25,6 +27,46 @@ class Analytic : public tessera::testing::BuiltinFamiliesTest {
     return AnalyticModel(families_, h100_).explain({Workload::parse(spec), s, std::nullopt});
   }
 };
+
+// The Hopper convolutions as measured on the lent H100 (tests/data/h100-conv.tar.xz: 567
+// conv_wgmma records of 74 workloads: ResNet-50, Inception-v3 and ResNeXt-50 layers at batch 1
+// and 32, construction's top 10 each): the model is unbiased within 25 %, off by a typical
+// 1.21x (exp of the log RMSE; 1.35x allowed), and its first pick among each workload's
+// records is within 10 % of the fastest on the whole (TenSet's top-1 score 0.91; 0.85 allowed).
+// Its im2col A counts at the input's distinct bytes in DRAM, and the gathering producer (the RGB
+// stems) as a serial cost per step.
+TEST_F(Analytic, FollowsTheMeasuredHopperConvolutions) {
+  const std::vector<Record> records = tessera::testing::load_records(TESSERA_CONV_DATASET);
+  AnalyticModel model(families_, h100_);
+  double sum = 0, squares = 0;
+  int n = 0;
+  std::map<std::string, std::pair<double, double>> pick;  // workload -> (best predicted, its measured time)
+  std::map<std::string, double> best;
+  for (const Record& r : records) {
+    if (r.measurement.status != Status::kOk || r.schedule.family != "conv_wgmma") continue;
+    const double predicted = model.explain({r.workload, r.schedule, std::nullopt}).us, measured = r.measurement.median_us;
+    const double d = std::log(measured / predicted);
+    sum += d;
+    squares += d * d;
+    ++n;
+    const std::string key = r.workload.key();
+    auto it = pick.find(key);
+    if (it == pick.end() || predicted < it->second.first) pick[key] = {predicted, measured};
+    best[key] = best.count(key) ? std::min(best[key], measured) : measured;
+  }
+  ASSERT_GE(n, 500);
+  ASSERT_GE(best.size(), 70u);
+  const double bias = std::exp(sum / n), typical = std::exp(std::sqrt(squares / n));
+  EXPECT_GT(bias, 0.8);
+  EXPECT_LT(bias, 1.25);
+  EXPECT_LT(typical, 1.35);
+  double fastest = 0, picked = 0;
+  for (const auto& [key, p] : pick) {
+    fastest += best[key];
+    picked += p.second;
+  }
+  EXPECT_GT(fastest / picked, 0.85) << "bias " << bias << ", typical error " << typical;
+}
 
 TEST_F(Analytic, NeverBelowTheRooflineFloor) {
   HardwareSpec h100 = find_spec("h100_sxm");

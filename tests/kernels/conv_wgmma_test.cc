@@ -4,15 +4,9 @@
 // (or in $CUDA_HOME/bin), the SASS shows HGMMA and no local-memory traffic.
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-
-#include <unistd.h>
-
 #include "kernels/builder.h"
 #include "kernels/families.h"
+#include "tests/kernels/hopper_checks.h"
 
 namespace tessera::kernels {
 namespace {
@@ -213,34 +207,18 @@ TEST(ConvWgmma, SchedulesCompileForHopperWithoutLocalMemory) {
 #endif
   auto sample = compiled_sample();
   ASSERT_GE(sample.size(), 14u);
-  for (const auto& [src, k] : sample) {
-    ASSERT_EQ(k.status, Status::kOk) << k.error << "\n" << src.source;
-    EXPECT_EQ(k.usage.stack_bytes, 0) << src.source.substr(0, 200);
-    EXPECT_EQ(k.usage.spill_store_bytes, 0) << src.source.substr(0, 200);
-    EXPECT_EQ(k.log.find("setmaxnreg"), std::string::npos) << k.log;  // ptxas says so (C7508) when it ignores it
-  }
+  testing::expect_compiled_without_local_memory(sample);
 }
 
 TEST(ConvWgmma, SassShowsHgmmaAndNoLocalMemory) {
 #if !TESSERA_HAVE_CUDA
   GTEST_SKIP() << "built without CUDA: no NVRTC";
 #endif
-  const char* cuda = std::getenv("CUDA_HOME");
-  std::string tool = std::string(cuda ? cuda : "/usr/local/cuda") + "/bin/cuobjdump";
-  if (!std::filesystem::exists(tool)) GTEST_SKIP() << "no " << tool << " here (the toolkit's binary utilities)";
-  auto sample = compiled_sample();
-  auto dir = std::filesystem::temp_directory_path() / ("tessera-conv-wgmma-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  for (const auto& [src, k] : sample) {
+  const std::string tool = testing::cuobjdump();
+  if (tool.empty()) GTEST_SKIP() << "no cuobjdump here (the toolkit's binary utilities)";
+  for (const auto& [src, k] : compiled_sample()) {
     ASSERT_EQ(k.status, Status::kOk);
-    auto cubin = dir / "k.cubin";
-    std::ofstream(cubin, std::ios::binary) << k.cubin;
-    std::string sass;
-    FILE* p = ::popen((tool + " -sass " + cubin.string() + " 2>&1").c_str(), "r");
-    ASSERT_NE(p, nullptr);
-    char buf[4096];
-    while (size_t n = std::fread(buf, 1, sizeof buf, p)) sass.append(buf, n);
-    ::pclose(p);
+    const std::string sass = testing::sass_of(k, tool);
     SCOPED_TRACE(src.source.substr(0, 160));
     EXPECT_NE(sass.find("HGMMA"), std::string::npos) << sass.substr(0, 2000);
     EXPECT_EQ(sass.find("LDL"), std::string::npos);
@@ -249,7 +227,6 @@ TEST(ConvWgmma, SassShowsHgmmaAndNoLocalMemory) {
     const bool maps_inputs = !src.tensor_maps.empty() && src.tensor_maps[0].tensor == 0;
     EXPECT_EQ(sass.find("UTMALDG") != std::string::npos, maps_inputs);
   }
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
