@@ -56,6 +56,17 @@ if "$build/cli/tessera" devices 2>/dev/null | grep -q 'sm_90'; then
   done
   echo
 fi
+# The Hopper convolutions (conv_wgmma) against cuDNN as the default job finds them: ResNet-50's
+# layers (scripts/bench-conv.sh; the other sets are batch1-conv.json and batch32-conv.json).
+conv_summary=()
+if "$build/cli/tessera" devices 2>/dev/null | grep -q 'sm_90'; then
+  echo "Hopper convolutions against cuDNN, construction's top 10 (scripts/bench-conv.sh):"
+  TESSERA_TUNE_ARGS="--min-time-ms 20" scripts/bench-conv.sh "$build" configs/workloads/resnet50-conv.json \
+    >"$build.conv-bench.log" 2>&1 || bench_rc=1
+  grep -v '^Convolutions vs' "$build.conv-bench.log" | tail -n 32
+  mapfile -t conv_summary < <(grep '^SUMMARY' "$build.conv-bench.log" | sed 's/^SUMMARY //')
+  echo
+fi
 echo "tessera bench (CUPTI in a worker process, beside cuBLASLt in the same worker):"
 gemm_schedule='{"family":"gemm_tc","knobs":{"block_m":256,"block_n":128,"block_k":64,"warps_m":4,"warps_n":2,"stages":3,"vec":8,"group_m":8,"split_k":1}}'
 split_schedule='{"family":"gemm_tc","knobs":{"block_m":64,"block_n":128,"block_k":32,"warps_m":1,"warps_n":4,"stages":4,"vec":8,"group_m":8,"split_k":8}}'
@@ -80,6 +91,7 @@ if [ ${#hopper_ratios[@]} -gt 0 ]; then
     printf '%-66s %s\n' "$(sed 's/^gemm=\([^ ]*\).*/\1/' <<<"$line")" "$(grep -o 'ratio=[^ ]*' <<<"$line" | cut -d= -f2)"
   done
 fi
+for line in "${conv_summary[@]}"; do echo "conv_wgmma: $line"; done
 printf '%-12s %-55s %s\n' "suite" "result" "skipped"
 printf '%-12s %-55s %s\n' "cpu tests" "$(summary "$build.cpu-tests.log")" "$(skipped "$build.cpu-tests.log")"
 printf '%-12s %-55s %s\n' "gpu tests" "$(summary "$build.gpu-tests.log")" "$(skipped "$build.gpu-tests.log")"
