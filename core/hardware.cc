@@ -155,6 +155,12 @@ HardwareSpec HardwareSpec::from_json(const Json& j, std::string_view what) {
     if (!s.peak(k))
       throw UserError(std::string(what) + ": peak_tflops needs \"" + std::string(instr_kind_name(k)) + "\"");
   if (j.contains("async_mma_terms")) s.async_mma = AsyncMmaTerms::from_json(j["async_mma_terms"], what);
+  if (j.contains("mma_sync_efficiency")) {
+    s.mma_sync_efficiency = json_positive_number(j, "mma_sync_efficiency", what);
+    if (s.mma_sync_efficiency > 1)
+      throw UserError(std::string(what) + ": \"mma_sync_efficiency\" is a share of the peak, at most 1 (got " +
+                      std::to_string(s.mma_sync_efficiency) + ")");
+  }
   if (j.contains("source")) s.source = json_string(j, "source", what);
   if (j.contains("refined_from")) s.refined_from = json_string(j, "refined_from", what);
   return s;
@@ -184,6 +190,7 @@ Json HardwareSpec::to_json() const {
   for (const auto& [k, v] : peak_tflops) peaks[std::string(instr_kind_name(k))] = v;
   j["peak_tflops"] = peaks;
   j["async_mma_terms"] = async_mma.to_json();
+  j["mma_sync_efficiency"] = mma_sync_efficiency;
   j["source"] = source;
   if (!refined_from.empty()) j["refined_from"] = refined_from;
   return j;

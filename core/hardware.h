@@ -67,6 +67,9 @@ struct HardwareSpec {
   int warp_size = 32;
   std::map<InstrKind, double> peak_tflops;  ///< dense peak per instruction kind [TFLOP/s]
   AsyncMmaTerms async_mma;               ///< fitted terms of the analytic model (wgmma plans)
+  /// Share of the tensor peak Tessera's mma.sync kernels (gemm_tc, conv_tc, gemm_tf32) sustain:
+  /// the analytic model's compute term for them (a kernel figure, not the datasheet's).
+  double mma_sync_efficiency = 0.65;
   std::string source;                    ///< where the figures come from
   std::string refined_from;              ///< set when refined by a device: what was changed
 

@@ -33,7 +33,7 @@ struct Estimate {
   double l2_us = 0;        ///< L2 -> SM traffic [us]
   double dram_us = 0;      ///< DRAM traffic after L2 reuse [us]
   double dram_bytes = 0;   ///< modelled DRAM traffic [bytes]
-  double epilogue_us = 0;  ///< async-MMA plans: epilogue time not hidden behind MMAs [us]
+  double epilogue_us = 0;  ///< tensor-core GEMM plans: epilogue time not hidden behind MMAs [us]
   double blocks = 0;       ///< blocks in the grid
   double blocks_per_sm = 0;///< resident blocks per SM (occupancy)
   double waves = 0;        ///< ceil(blocks / (SMs x blocks_per_sm))
