@@ -67,6 +67,22 @@ TEST(HardwareSpec, LoadsFromFileAndRejectsBadFiles) {
     EXPECT_EQ(std::string(e.what()), path + ": field \"sm_count\" must be an integer (got \"many\")");
   }
   j["sm_count"] = 60;
+  // The mma.sync kernels' share of the tensor peak: a share, defaulting to 0.65.
+  EXPECT_DOUBLE_EQ(find_spec("a100_sxm").mma_sync_efficiency, 0.65);
+  EXPECT_DOUBLE_EQ(find_spec("h100_sxm").mma_sync_efficiency, 0.55);
+  j["mma_sync_efficiency"] = 0.5;
+  std::ofstream(path) << j.dump();
+  EXPECT_DOUBLE_EQ(find_spec(path).mma_sync_efficiency, 0.5);
+  j["mma_sync_efficiency"] = 1.5;
+  std::ofstream(path) << j.dump();
+  try {
+    find_spec(path);
+    FAIL() << "accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"mma_sync_efficiency\" is a share of the peak, at most 1"), std::string::npos)
+        << e.what();
+  }
+  j["mma_sync_efficiency"] = 0.5;
   j["peak_tflops"]["tensor_f4"] = 1.0;
   std::ofstream(path) << j.dump();
   EXPECT_THROW(find_spec(path), UserError);
