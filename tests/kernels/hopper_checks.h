@@ -55,4 +55,13 @@ inline std::string sass_of(const CompiledKernel& k, const std::string& tool) {
   return sass;
 }
 
+/// The SASS of a Hopper kernel: wgmma instructions (HGMMA), no local memory (LDL/STL), and TMA
+/// loads (UTMALDG) exactly when `tma_loads`.
+inline void expect_hopper_sass(const std::string& sass, bool tma_loads) {
+  EXPECT_NE(sass.find("HGMMA"), std::string::npos) << sass.substr(0, 2000);
+  EXPECT_EQ(sass.find("LDL"), std::string::npos);
+  EXPECT_EQ(sass.find("STL"), std::string::npos);
+  EXPECT_EQ(sass.find("UTMALDG") != std::string::npos, tma_loads) << "TMA loads";
+}
+
 }  // namespace tessera::kernels::testing
