@@ -8,6 +8,7 @@
 #include "cli/format.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/version.h"
 #include "db/database.h"
 #include "db/export.h"
@@ -259,28 +260,6 @@ int db_check(const ParsedArgs& args) {
   return problems.empty() ? 0 : 1;
 }
 
-// Writes through a temporary file and a rename, so a failed export never leaves half a file.
-void write_file(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << text;
-    out.close();
-    if (!out) {
-      std::filesystem::remove(tmp);
-      throw UserError(path + ": cannot write the file");
-    }
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot open file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 int db_export(const ParsedArgs& args) {
   auto format_name = args.value("format");
@@ -304,11 +283,34 @@ int db_export(const ParsedArgs& args) {
     result = db::export_database(db, format, options);
   }
   auto output = args.value("output");
-  if (output) write_file(*output, result.text);
+  if (output) write_file_atomic(*output, result.text, "the export");
   else std::cout << result.text;
   std::cerr << "exported " << result.items << " item(s) as " << *format_name << (output ? " to " + *output : "") << "\n";
   for (const std::string& s : result.skipped) std::cerr << "  skipped: " << s << "\n";
   return 0;
+}
+
+// Refuses records of kernel families this tessera does not know, or with knobs their family
+// lacks: exported code is generated from these names.
+db::RecordCheck known_schedules() {
+  auto families = std::make_shared<kernels::FamilyRegistry>();
+  kernels::register_builtin_families(*families);
+  return [families](const Record& r, const std::string& where) {
+    const kernels::KernelFamily* f = families->find(r.schedule.family);
+    if (!f) {
+      std::string known;
+      for (const std::string& n : families->names()) known += (known.empty() ? "" : ", ") + n;
+      throw UserError(where + ": unknown kernel family \"" + r.schedule.family + "\" (known: " + known + ")");
+    }
+    std::vector<kernels::KnobDomain> space = f->space(r.workload, find_spec("h100_sxm"));
+    for (const auto& [name, value] : r.schedule.knobs)
+      if (std::none_of(space.begin(), space.end(), [&](const kernels::KnobDomain& d) { return d.name == name; })) {
+        std::string knobs;
+        for (const kernels::KnobDomain& d : space) knobs += (knobs.empty() ? "" : ", ") + d.name;
+        throw UserError(where + ": family " + r.schedule.family + " has no knob \"" + name + "\" (its knobs: " + knobs +
+                        ")");
+      }
+  };
 }
 
 int db_import(const ParsedArgs& args) {
@@ -317,7 +319,7 @@ int db_import(const ParsedArgs& args) {
   std::string text = read_file(path);
   std::vector<Record> records;
   if (format == "jsonl") {
-    records = db::import_jsonl(text, path);
+    records = db::import_jsonl(text, path, known_schedules());
   } else if (format == "kerneltuner") {
     auto spec = args.value("workload");
     auto family = args.value("family");
@@ -328,7 +330,7 @@ int db_import(const ParsedArgs& args) {
     db::KernelTunerImport info{Workload::parse(*spec), *family, measure::resolve_target(*target_name).target};
     // The cache says which GPU (its device_name) but not which driver or CUDA versions.
     info.target.driver_version = info.target.runtime_version = info.target.toolkit_version = "unknown";
-    records = db::import_kernel_tuner(text, info, path);
+    records = db::import_kernel_tuner(text, info, path, known_schedules());
   } else {
     throw UserError("unknown import format '" + format + "' (valid: jsonl, kerneltuner)");
   }
@@ -353,9 +355,7 @@ int db_graphs(const ParsedArgs& args) {
     if (!id) throw UserError("--output writes one stored graph: give --id ID too");
     auto it = std::find_if(graphs.begin(), graphs.end(), [&](const db::StoredGraph& g) { return std::to_string(g.id) == *id; });
     if (it == graphs.end()) throw UserError("no stored graph with id " + *id + " in " + db.path());
-    std::ofstream file(*out, std::ios::binary);
-    file << it->graph;
-    if (!file) throw UserError(*out + ": cannot write the stored graph");
+    write_file_atomic(*out, it->graph, "the stored graph");
     std::cout << "wrote graph " << *id << " (" << it->model_key << ") to " << *out << "\n";
     return 0;
   }

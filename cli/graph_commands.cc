@@ -11,6 +11,7 @@
 #include "cli/format.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/hash.h"
 #include "core/version.h"
 #include "db/database.h"
@@ -117,11 +118,7 @@ int run_optimize(const ParsedArgs& args) {
     }
     verified = true;
   }
-  {
-    std::ofstream out(*out_path, std::ios::binary);
-    out << bytes;
-    if (!out) throw UserError(*out_path + ": cannot write the optimised model");
-  }
+  write_file_atomic(*out_path, bytes, "the optimised model");
 
   Json rewrites = Json::object();
   for (const auto& [rule, count] : result.counts()) rewrites[rule] = count;

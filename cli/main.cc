@@ -29,16 +29,17 @@ int main(int argc, char** argv) {
     cli::register_graph_commands(registry);
     return registry.dispatch(argc, argv);
   } catch (const UserError& e) {
-    std::cerr << "tessera: error: " << e.what() << "\n";
+    // Messages carry users' inputs: one line, however long or broken the input was.
+    std::cerr << "tessera: error: " << one_line(e.what()) << "\n";
     return cli::kExitUsage;
   } catch (const ApiError& e) {
-    std::cerr << "tessera: " << e.what() << "\n";
+    std::cerr << "tessera: " << one_line(e.what()) << "\n";
     return 1;
   } catch (const InternalError& e) {
-    std::cerr << "tessera: " << e.what() << " (please report this bug)\n";
+    std::cerr << "tessera: " << one_line(e.what(), 2000) << " (please report this bug)\n";
     return 70;
   } catch (const std::exception& e) {
-    std::cerr << "tessera: error: " << e.what() << "\n";
+    std::cerr << "tessera: error: " << one_line(e.what()) << "\n";
     return 1;
   }
 }

@@ -13,6 +13,7 @@
 #include "cli/format.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/version.h"
 #include "costmodel/analytic.h"
 #include "costmodel/calibrate.h"
@@ -239,9 +240,7 @@ int model_calibrate(const ParsedArgs& args) {
     held = costmodel::cross_validate_async_mma(mine, families, hw, folds, &held_rmse);
   if (args.has("output")) {
     const std::string out = *args.value("output");
-    std::ofstream f(out);
-    f << fitted.to_json().dump(2) << "\n";
-    if (!f) throw UserError(out + ": cannot write the fitted spec");
+    write_file_atomic(out, fitted.to_json().dump(2) + "\n", "the fitted spec");
   }
   if (args.has("json")) {
     Json j = {{"target", sel.target->fingerprint()},

@@ -37,6 +37,11 @@ class ApiError : public std::runtime_error {
   std::string api_, call_, message_;
 };
 
+/// `message` as one line of at most about `max_bytes`: control characters (newlines, tabs, ...)
+/// written as escapes (\n, \x01), and the middle of a longer text cut to " ... ". For error
+/// messages that carry a user's input, which may be long or hold line breaks.
+std::string one_line(std::string_view message, size_t max_bytes = 600);
+
 namespace detail {
 [[noreturn]] void throw_check_failure(const char* condition, const char* file, int line,
                                       std::string_view message);

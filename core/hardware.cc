@@ -122,11 +122,15 @@ HardwareSpec HardwareSpec::from_json(const Json& j, std::string_view what) {
     }
   }
   std::string cc = json_string(j, "compute_capability", what);
-  if (cc.size() < 3 || cc[1] != '.' || !isdigit(static_cast<unsigned char>(cc[0])) ||
+  // One digit, a dot, one or two digits (the minor numbers CUDA uses); longer ones are refused
+  // before any conversion could overflow.
+  if (cc.size() < 3 || cc.size() > 4 || cc[1] != '.' || !isdigit(static_cast<unsigned char>(cc[0])) ||
       !std::all_of(cc.begin() + 2, cc.end(), [](char c) { return isdigit(static_cast<unsigned char>(c)); }))
-    throw UserError(std::string(what) + ": field \"compute_capability\" must look like \"9.0\" (got \"" + cc + "\")");
+    throw UserError(std::string(what) + ": field \"compute_capability\" must look like \"9.0\" (got \"" +
+                    one_line(cc, 40) + "\")");
   s.cc_major = cc[0] - '0';
-  s.cc_minor = std::stoi(cc.substr(2));
+  s.cc_minor = cc[2] - '0';
+  if (cc.size() == 4) s.cc_minor = s.cc_minor * 10 + (cc[3] - '0');
   s.sm_count = json_int32(j, "sm_count", what);
   s.sm_clock_mhz = json_positive_number(j, "sm_clock_mhz", what);
   s.dram_bandwidth_gbps = json_positive_number(j, "dram_bandwidth_gbps", what);
@@ -280,9 +284,9 @@ Target Target::from_json(const Json& j, std::string_view what) {
   Target t;
   t.gpu_name = json_string(j, "gpu_name", what);
   t.spec_name = json_string(j, "spec_name", what);
-  t.cc_major = static_cast<int>(json_int(j, "cc_major", what));
-  t.cc_minor = static_cast<int>(json_int(j, "cc_minor", what));
-  t.sm_count = static_cast<int>(json_int(j, "sm_count", what));
+  t.cc_major = static_cast<int>(json_int_in(j, "cc_major", what, 0, 99));
+  t.cc_minor = static_cast<int>(json_int_in(j, "cc_minor", what, 0, 99));
+  t.sm_count = static_cast<int>(json_int_in(j, "sm_count", what, 0, 1 << 20));
   t.driver_version = json_string(j, "driver_version", what);
   t.runtime_version = json_string(j, "runtime_version", what);
   t.toolkit_version = json_string(j, "toolkit_version", what);

@@ -11,7 +11,11 @@ namespace tessera {
 
 using Json = nlohmann::ordered_json;
 
-/// Parses `text`; a syntax error becomes a UserError naming `what` (a file name or "--schedule").
+/// Deepest nesting of arrays and objects parse_json accepts (Tessera's own files use a few).
+inline constexpr size_t kMaxJsonDepth = 64;
+
+/// Parses `text`; a syntax error, or nesting deeper than kMaxJsonDepth, becomes a UserError
+/// naming `what` (a file name or "--schedule").
 Json parse_json(std::string_view text, std::string_view what);
 
 /// Reads and parses a JSON file; a missing file or bad JSON is a UserError naming `path`.
@@ -19,6 +23,8 @@ Json read_json_file(const std::string& path);
 
 /// `obj[key]` as the requested type, or a UserError naming `what`, the key and the expected type.
 int64_t json_int(const Json& obj, std::string_view key, std::string_view what);
+/// json_int, and a UserError unless it lies in [lo, hi].
+int64_t json_int_in(const Json& obj, std::string_view key, std::string_view what, int64_t lo, int64_t hi);
 double json_number(const Json& obj, std::string_view key, std::string_view what);
 std::string json_string(const Json& obj, std::string_view key, std::string_view what);
 

@@ -75,7 +75,7 @@ Measurement Measurement::from_json(const Json& j, std::string_view what) {
   m.min_us = json_number(j, "min_us", what);
   m.max_us = json_number(j, "max_us", what);
   m.spread = json_number(j, "spread", what);
-  m.registers = static_cast<int>(json_int(j, "registers", what));
+  m.registers = static_cast<int>(json_int_in(j, "registers", what, 0, 65536));
   m.smem_bytes = json_int(j, "smem_bytes", what);
   m.spill_bytes = json_int(j, "spill_bytes", what);
   m.vendor_us = optional_number(j, "vendor_us", what);
@@ -119,10 +119,91 @@ Record Record::from_json(const Json& j, std::string_view what) {
   r.schedule = Schedule::from_json(j["schedule"], what);
   r.measurement = Measurement::from_json(j["measurement"], what);
   r.predicted_us = optional_number(j, "predicted_us", what);
-  r.feature_version = static_cast<int>(json_int(j, "feature_version", what));
+  r.feature_version = static_cast<int>(json_int_in(j, "feature_version", what, 0, 1 << 20));
   r.tool_version = json_string(j, "tool_version", what);
   r.timestamp_s = json_int(j, "timestamp_s", what);
+  r.validate(what);
   return r;
+}
+
+bool is_identifier(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  auto alpha = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; };
+  if (!alpha(name[0])) return false;
+  for (char c : name)
+    if (!alpha(c) && !(c >= '0' && c <= '9')) return false;
+  return true;
+}
+
+namespace {
+
+[[noreturn]] void out_of_range(std::string_view what, std::string_view field, const std::string& value,
+                               std::string_view valid) {
+  throw UserError(std::string(what) + ": " + std::string(field) + " " + value + " is out of range (" +
+                  std::string(valid) + ")");
+}
+
+void check_count(std::string_view what, std::string_view field, int64_t v, int64_t hi) {
+  if (v < 0 || v > hi) out_of_range(what, field, std::to_string(v), "0 to " + std::to_string(hi));
+}
+
+void check_time(std::string_view what, std::string_view field, double v, bool positive) {
+  if (!std::isfinite(v) || v < 0 || (positive && v == 0))
+    out_of_range(what, field, std::isnan(v) ? "nan" : std::to_string(v),
+                 positive ? "a finite positive number of microseconds" : "a finite number of microseconds, >= 0");
+}
+
+// Printable text (no control characters), at most `max` bytes: these strings reach exported
+// files' comments and headers.
+void check_text(std::string_view what, std::string_view field, const std::string& v, size_t max) {
+  if (v.size() > max)
+    throw UserError(std::string(what) + ": " + std::string(field) + " is " + std::to_string(v.size()) +
+                    " bytes long (at most " + std::to_string(max) + ")");
+  for (unsigned char c : v)
+    if (c < 0x20 || c == 0x7f)
+      throw UserError(std::string(what) + ": " + std::string(field) + " holds a control character (printable text only)");
+}
+
+}  // namespace
+
+void Record::validate(std::string_view what) const {
+  if (!is_identifier(schedule.family))
+    throw UserError(std::string(what) + ": kernel family \"" + one_line(schedule.family, 80) +
+                    "\" is not a name (letters, digits and '_', at most 64)");
+  for (size_t i = 0; i < schedule.knobs.size(); ++i) {
+    const std::string& name = schedule.knobs[i].first;
+    if (!is_identifier(name))
+      throw UserError(std::string(what) + ": knob \"" + one_line(name, 80) +
+                      "\" is not a name (letters, digits and '_', at most 64)");
+    for (size_t k = 0; k < i; ++k)
+      if (schedule.knobs[k].first == name) throw UserError(std::string(what) + ": knob \"" + name + "\" appears twice");
+  }
+  const Measurement& m = measurement;
+  const bool ok = m.status == Status::kOk;
+  for (double t : m.times_us) check_time(what, "a sample of times_us", t, true);
+  check_time(what, "median_us", m.median_us, ok);
+  check_time(what, "min_us", m.min_us, false);
+  check_time(what, "max_us", m.max_us, false);
+  if (!std::isfinite(m.spread) || m.spread < 0)
+    out_of_range(what, "spread", std::to_string(m.spread), "a finite share, >= 0");
+  if (m.vendor_us) check_time(what, "vendor_us", *m.vendor_us, true);
+  if (predicted_us) check_time(what, "predicted_us", *predicted_us, false);
+  check_count(what, "registers", m.registers, 65536);
+  check_count(what, "smem_bytes", m.smem_bytes, int64_t{1} << 32);
+  check_count(what, "spill_bytes", m.spill_bytes, int64_t{1} << 40);
+  check_text(what, "error", m.error, 1 << 16);
+  check_count(what, "target cc_major", target.cc_major, 99);
+  check_count(what, "target cc_minor", target.cc_minor, 99);
+  check_count(what, "target sm_count", target.sm_count, 1 << 20);
+  if (target.gpu_name.empty()) throw UserError(std::string(what) + ": target gpu_name is empty");
+  check_text(what, "target gpu_name", target.gpu_name, 256);
+  check_text(what, "target spec_name", target.spec_name, 256);
+  check_text(what, "target driver_version", target.driver_version, 64);
+  check_text(what, "target runtime_version", target.runtime_version, 64);
+  check_text(what, "target toolkit_version", target.toolkit_version, 64);
+  check_text(what, "tool_version", tool_version, 256);
+  check_count(what, "feature_version", feature_version, 1 << 20);
+  check_count(what, "timestamp_s", timestamp_s, int64_t{1} << 40);
 }
 
 Json Record::to_json() const {

@@ -67,9 +67,20 @@ struct Record {
   std::string tool_version;            ///< tessera version that produced the record
   int64_t timestamp_s = 0;             ///< seconds since the Unix epoch (UTC)
 
+  /// A UserError naming `what` unless every field lies in its range: the schedule's family and
+  /// knob names are identifiers (they end up in exported code), times are finite and positive
+  /// where measured, counts and the target's compute capability in range, text fields printable
+  /// and short. Every import checks its records with it (from_json does).
+  void validate(std::string_view what) const;
+
+  /// Parses and validates a record.
   static Record from_json(const Json& j, std::string_view what);
   Json to_json() const;
   bool operator==(const Record&) const = default;
 };
+
+/// Whether `name` is an identifier as kernel families and knobs are named: a letter or '_',
+/// then letters, digits and '_', at most 64 characters.
+bool is_identifier(std::string_view name);
 
 }  // namespace tessera

@@ -1,7 +1,9 @@
 #include "db/database.h"
 
 #include <sqlite3.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -223,10 +225,32 @@ TuningDatabase TuningDatabase::open(const std::string& path, const OpenOptions& 
   bool exists = fs::exists(path, ec);
   if (exists && fs::is_directory(path, ec)) throw DatabaseError(path + ": is a directory, not a database file");
   if (!exists && options.read_only) throw DatabaseError(path + ": no such database");
+  // A reader of a WAL database needs its shared-memory file, which SQLite creates beside it:
+  // where the directory is not writable and none exists, the file is read as immutable (a
+  // snapshot of the main file: a WAL left there by a writer that crashed is not read).
+  std::string name = path;
+  int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  if (options.read_only) {
+    fs::path dir = fs::path(path).parent_path();
+    if (dir.empty()) dir = ".";
+    if (::access(dir.c_str(), W_OK) != 0 && !fs::exists(path + "-shm", ec)) {
+      std::string uri = "file:";
+      for (unsigned char c : fs::absolute(path, ec).string()) {
+        if (std::isalnum(c) || c == '/' || c == '.' || c == '-' || c == '_') {
+          uri += static_cast<char>(c);
+        } else {
+          char buf[4];
+          std::snprintf(buf, sizeof buf, "%%%02X", c);
+          uri += buf;
+        }
+      }
+      name = uri + "?immutable=1";
+      flags |= SQLITE_OPEN_URI;
+    }
+  }
   return guarded(path, [&] {
-    int flags = options.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     sqlite3* raw = nullptr;
-    int rc = sqlite3_open_v2(path.c_str(), &raw, flags, options.vfs.empty() ? nullptr : options.vfs.c_str());
+    int rc = sqlite3_open_v2(name.c_str(), &raw, flags, options.vfs.empty() ? nullptr : options.vfs.c_str());
     TuningDatabase db(path, raw, options.read_only);  // closes `raw` if anything below throws
     if (rc != SQLITE_OK) detail::throw_sqlite_error(raw, rc, "sqlite3_open_v2(path)", __FILE__, __LINE__);
     sqlite3_extended_result_codes(raw, 1);
@@ -266,11 +290,32 @@ TuningDatabase TuningDatabase::open(const std::string& path, const OpenOptions& 
       Transaction txn(raw);
       // Another process may have created or migrated the file while we waited for the lock.
       version = pragma_int(raw, "user_version");
-      for (const Migration& m : kMigrations)
-        if (m.from_version >= version) exec(raw, m.sql);
+      try {
+        for (const Migration& m : kMigrations)
+          if (m.from_version >= version) exec(raw, m.sql);
+      } catch (const SqliteError& e) {
+        if (e.primary_code() != SQLITE_ERROR) throw;
+        // Its tables do not match its schema version (e.g. a user_version set by hand).
+        throw DatabaseError(path + ": schema version " + std::to_string(version) + " cannot be migrated to " +
+                            std::to_string(kSchemaVersion) + " (" + one_line(e.message(), 200) +
+                            "): the file is damaged or not Tessera's; nothing was changed");
+      }
       exec(raw, "PRAGMA application_id = " + std::to_string(kApplicationId) +
                     "; PRAGMA user_version = " + std::to_string(kSchemaVersion));
       txn.commit();
+    }
+    {
+      // A current schema has every table; one dropped by hand would otherwise surface as an
+      // SQL error deep inside a query.
+      std::string missing;
+      for (const char* table : {"targets", "workloads", "records", "models", "graphs"}) {
+        Statement t(raw, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1");
+        t.bind(1, std::string(table));
+        if (t.step() && t.int64(0) == 0) missing += (missing.empty() ? "" : ", ") + std::string(table);
+      }
+      if (!missing.empty())
+        throw DatabaseError(path + ": a damaged Tessera database (schema version " + std::to_string(kSchemaVersion) +
+                            " without the tables " + missing + "); nothing was changed");
     }
     if (!db.read_only_) {
       // Switching to WAL needs an exclusive lock, and SQLite reports a busy file at once here
@@ -303,8 +348,17 @@ TuningDatabase TuningDatabase::open(const std::string& path, const OpenOptions& 
   });
 }
 
-void TuningDatabase::require_writable() const {
+void TuningDatabase::require_writable() {
   if (read_only_) throw DatabaseError(path_ + ": opened read-only (or the file is write-protected); nothing was written");
+  if (checked_for_writes_) return;
+  // A damaged file takes no new writes (they could land in corrupt pages or be lost with
+  // them); quick_check reads every page once, linear in the file.
+  Statement check(db_, "PRAGMA quick_check(1)");
+  std::string verdict = check.step() ? check.text(0) : "no answer";
+  if (verdict != "ok")
+    throw DatabaseError(path_ + ": the file is damaged (" + one_line(verdict, 200) +
+                        "); nothing was written ('tessera db check' lists the problems)");
+  checked_for_writes_ = true;
 }
 
 int64_t TuningDatabase::target_id(const Target& t, const std::string& fp) {
@@ -632,7 +686,10 @@ CommitResult TuningDatabase::merge(const std::string& other_path) {
     after = batch.back().id;
     std::vector<Record> records;
     records.reserve(batch.size());
-    for (StoredRecord& s : batch) records.push_back(std::move(s.record));
+    for (StoredRecord& s : batch) {
+      s.record.validate(other_path + ": record " + std::to_string(s.id));
+      records.push_back(std::move(s.record));
+    }
     CommitResult r = commit(records);
     total.inserted += r.inserted;
     total.duplicates += r.duplicates;

@@ -187,7 +187,10 @@ class TuningDatabase {
   /// Row id of a target / workload (inserted if new); `fp` / `key` are its fingerprint / key.
   int64_t target_id(const Target& t, const std::string& fp);
   int64_t workload_id(const Workload& w, const std::string& key);
-  void require_writable() const;
+  /// Throws unless the database may be written: opened read-write, and (checked once per
+  /// handle, before the first write) not damaged: a file `PRAGMA quick_check` finds fault
+  /// with is refused for writing, unchanged.
+  void require_writable();
   void close();
 
   /// A prepared statement kept for this connection (reset by the caller after use).
@@ -198,6 +201,7 @@ class TuningDatabase {
   std::string path_;
   sqlite3* db_ = nullptr;
   bool read_only_ = false;
+  bool checked_for_writes_ = false;  // quick_check passed on this handle
   std::map<std::string, int64_t> target_ids_;    ///< fingerprint -> id (this connection's cache)
   std::map<std::string, int64_t> workload_ids_;  ///< key -> id
   std::map<std::string, std::unique_ptr<Statement>> statements_;  ///< SQL -> prepared statement

@@ -20,6 +20,46 @@ std::string num(double v, const char* fmt = "%.6g") {
   return buf;
 }
 
+// Text from records (a family, a GPU name, a path) written into an exported file's comments:
+// one line (control characters escaped), and unable to close a C comment.
+std::string comment_text(std::string_view text) {
+  std::string out = one_line(text, 400);
+  for (size_t pos = 0; (pos = out.find("*/", pos)) != std::string::npos;) out.replace(pos, 2, "* /");
+  return out;
+}
+
+// A C string literal of `text`: quotes and backslashes escaped, anything but printable ASCII
+// as an octal escape.
+std::string c_string(std::string_view text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\%03o", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// A Python string literal of `text` (JSON's escapes are Python's).
+std::string python_string(std::string_view text) { return Json(std::string(text)).dump(); }
+
+// One CSV field (RFC 4180): on one line (control characters escaped), and quoted, quotes
+// doubled, when it holds a comma or a quote.
+std::string csv_field(std::string_view text) {
+  const std::string flat = one_line(text, 1000);
+  if (flat.find_first_of(",\"") == std::string::npos) return flat;
+  std::string out = "\"";
+  for (char c : flat) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 Target choose_target(TuningDatabase& db, const ExportOptions& o) {
   std::vector<Target> targets = db.targets();
   std::string known;
@@ -61,8 +101,8 @@ std::vector<WorkloadBest> best_per_workload(TuningDatabase& db, const Target& ta
 }
 
 std::string header_comment(const char* prefix, TuningDatabase& db, const Target& target, const ExportOptions& o) {
-  return std::string(prefix) + " Exported by tessera " + o.tool_version + " from " + db.path() + ".\n" + prefix +
-         " Target: " + target.fingerprint() + "\n";
+  return std::string(prefix) + " Exported by tessera " + comment_text(o.tool_version) + " from " + comment_text(db.path()) +
+         ".\n" + prefix + " Target: " + comment_text(target.fingerprint()) + "\n";
 }
 
 // ---- jsonl ----
@@ -117,10 +157,10 @@ ExportResult export_triton(TuningDatabase& db, const ExportOptions& o) {
       if (auto w = sc.find(knob::kWarps)) extra += ", num_warps=" + std::to_string(*w);
       if (auto st = sc.find(knob::kStages)) extra += ", num_stages=" + std::to_string(*st);
       configs += "        triton.Config({" + kwargs + "}" + extra + "),  # " +
-                 num(s.record.measurement.median_us, "%.2f") + " us, " + sc.family + "\n";
+                 num(s.record.measurement.median_us, "%.2f") + " us, " + comment_text(sc.family) + "\n";
       ++result.items;
     }
-    if (!configs.empty()) body += "    \"" + wb.workload.key() + "\": [\n" + configs + "    ],\n";
+    if (!configs.empty()) body += "    " + python_string(wb.workload.key()) + ": [\n" + configs + "    ],\n";
   }
   result.text = header_comment("#", db, target, o) +
                 "# Triton autotuning configs: for each workload key (see `tessera workload show`), the fastest\n"
@@ -273,7 +313,7 @@ std::string cutlass_status(Status s) {
 std::string operation_name(const Schedule& s) {
   std::string name = "tessera_" + s.family;
   for (const auto& [k, v] : s.knobs) name += "_" + k + std::to_string(v);
-  return name;
+  return csv_field(name);
 }
 
 std::string optional_knob(const Schedule& s, std::string_view name) {
@@ -363,16 +403,16 @@ ExportResult export_c_header(TuningDatabase& db, const ExportOptions& o) {
     const Record& r = wb.records.front().record;
     std::string id = "TESSERA_" + c_identifier(wb.workload.key());
     if (!used.insert(id).second) id += "_" + hex64(wb.workload.hash()).substr(0, 8);
-    body += "\n/* " + wb.workload.key() + ": " + num(r.measurement.median_us, "%.2f") + " us" +
+    body += "\n/* " + comment_text(wb.workload.key()) + ": " + num(r.measurement.median_us, "%.2f") + " us" +
             (r.measurement.vendor_us ? " (vendor library " + num(*r.measurement.vendor_us, "%.2f") + " us)" : "") +
             " */\n";
-    body += "#define " + id + "_FAMILY \"" + r.schedule.family + "\"\n";
+    body += "#define " + id + "_FAMILY " + c_string(r.schedule.family) + "\n";
     for (const auto& [k, v] : r.schedule.knobs) body += "#define " + id + "_" + c_identifier(k) + " " + std::to_string(v) + "\n";
     body += "#define " + id + "_TIME_US " + num(r.measurement.median_us, "%.4f") + "\n";
     ++result.items;
   }
-  result.text = "/* Exported by tessera " + o.tool_version + " from " + db.path() + "; do not edit.\n   Target: " +
-                target.fingerprint() +
+  result.text = "/* Exported by tessera " + comment_text(o.tool_version) + " from " + comment_text(db.path()) +
+                "; do not edit.\n   Target: " + comment_text(target.fingerprint()) +
                 "\n   For each workload, the fastest correct schedule: its kernel family, knobs and median time. */\n"
                 "#ifndef TESSERA_SCHEDULES_H_\n#define TESSERA_SCHEDULES_H_\n" +
                 body + "\n#endif /* TESSERA_SCHEDULES_H_ */\n";
@@ -424,7 +464,7 @@ ExportResult export_database(TuningDatabase& db, ExportFormat format, const Expo
   TESSERA_UNREACHABLE("unknown ExportFormat");
 }
 
-std::vector<Record> import_jsonl(std::string_view text, std::string_view what) {
+std::vector<Record> import_jsonl(std::string_view text, std::string_view what, const RecordCheck& check) {
   std::vector<Record> out;
   size_t start = 0;
   for (int line = 1; start < text.size(); ++line) {
@@ -440,6 +480,7 @@ std::vector<Record> import_jsonl(std::string_view text, std::string_view what) {
       throw UserError(where + ": record format " + j["format"].dump() + " is not " + std::string(kRecordFormat));
     try {
       out.push_back(Record::from_json(j, where));
+      if (check) check(out.back(), where);
     } catch (const UserError& e) {
       std::string msg = e.what();
       throw UserError(msg.rfind(where, 0) == 0 ? msg : where + ": " + msg);
@@ -448,7 +489,8 @@ std::vector<Record> import_jsonl(std::string_view text, std::string_view what) {
   return out;
 }
 
-std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTunerImport& info, std::string_view what) {
+std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTunerImport& info, std::string_view what,
+                                        const RecordCheck& check) {
   std::string where(what);
   // Kernel Tuner appends entries while it runs and closes the braces at the end; a cache
   // left open ends in "," with the "}\n}" missing.
@@ -513,6 +555,8 @@ std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTuner
                         ? parse_utc(e["timestamp"].get<std::string>(), entry)
                         : 0;
     r.tool_version = "kernel_tuner import";
+    r.validate(entry);
+    if (check) check(r, entry);
     out.push_back(std::move(r));
   }
   return out;

@@ -9,6 +9,7 @@
 //   header          a C header with the best schedule's knobs per workload (#defines)
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,9 +48,13 @@ ExportResult export_database(TuningDatabase& db, ExportFormat format, const Expo
 /// Version tag on every JSON line Tessera writes ("format" field).
 inline constexpr std::string_view kRecordFormat = "tessera-record-1";
 
-/// Parses JSON lines written by the jsonl export; blank lines are skipped. A bad line is a
-/// UserError "what:LINE: reason".
-std::vector<Record> import_jsonl(std::string_view text, std::string_view what);
+/// A further check of each imported record (e.g. that its kernel family and knobs are ones
+/// this tessera knows); throws a UserError naming `where` to refuse it.
+using RecordCheck = std::function<void(const Record& record, const std::string& where)>;
+
+/// Parses JSON lines written by the jsonl export; blank lines are skipped. Every record is
+/// validated (Record::validate, then `check`). A bad line is a UserError "what:LINE: reason".
+std::vector<Record> import_jsonl(std::string_view text, std::string_view what, const RecordCheck& check = {});
 
 /// Who a Kernel Tuner cache's measurements belong to (a cache names only the device).
 struct KernelTunerImport {
@@ -59,8 +64,9 @@ struct KernelTunerImport {
 };
 
 /// Parses a Kernel Tuner cache file (also one still open, without its closing braces).
-/// Times (ms) become microseconds; error strings become statuses. Bad input is a UserError
-/// naming `what` and the entry.
-std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTunerImport& info, std::string_view what);
+/// Times (ms) become microseconds; error strings become statuses. Every record is validated
+/// (Record::validate, then `check`). Bad input is a UserError naming `what` and the entry.
+std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTunerImport& info, std::string_view what,
+                                        const RecordCheck& check = {});
 
 }  // namespace tessera::db

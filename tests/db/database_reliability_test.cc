@@ -789,6 +789,92 @@ TEST(DatabaseBadFile, NewerSchemaIsRefusedUnchanged) {
   sqlite3_close(raw);
 }
 
+TEST(DatabaseBadFile, DamagedFileTakesNoWritesAndStaysUnchanged) {
+  // `db import` into a file `db check` called damaged once reported new records and exit 0.
+  TempDb tmp("damaged_write");
+  create_db(tmp.path, 3000);
+  std::string bytes = read_bytes(tmp.path);
+  const size_t page = 4096, victim = bytes.size() / page / 2 * page;
+  ASSERT_GT(victim, 4 * page);
+  for (size_t i = victim; i < victim + page; ++i) bytes[i] = static_cast<char>(0xA5 ^ (i * 131));
+  write_bytes(tmp.path, bytes);
+  bool refused = false;
+  try {
+    TuningDatabase db = TuningDatabase::open(tmp.path);
+    db.commit(make_records("more", 0, 10));
+  } catch (const DatabaseError& e) {
+    refused = true;
+    EXPECT_TRUE(starts_with(e.what(), tmp.path)) << e.what();
+    EXPECT_TRUE(contains(e.what(), "damaged")) << e.what();
+    EXPECT_FALSE(contains(e.what(), "\n")) << e.what();
+  }
+  EXPECT_TRUE(refused) << "a commit into a damaged file succeeded";
+  EXPECT_EQ(read_bytes(tmp.path), bytes) << "the damaged file was changed";
+}
+
+TEST(DatabaseBadFile, DroppedTablesAreOneLineNotAnSqlError) {
+  TempDb tmp("dropped");
+  create_db(tmp.path, 10);
+  sqlite3* raw = raw_open(tmp.path);
+  raw_exec(raw, "DROP TABLE graphs; DROP TABLE models");
+  sqlite3_close(raw);
+  expect_refused_unchanged(tmp.path, "without the tables models, graphs");
+}
+
+TEST(DatabaseBadFile, SchemaVersionThatDisagreesWithTheTablesIsRefusedUnchanged) {
+  // A user_version set back by hand once printed the failing migration's SQL, 25 lines of it.
+  TempDb tmp("wrong_version");
+  create_db(tmp.path, 10);
+  sqlite3* raw = raw_open(tmp.path);
+  raw_exec(raw, "PRAGMA user_version = 1");
+  sqlite3_close(raw);
+  const std::string before = read_bytes(tmp.path);
+  const std::string err = open_error(tmp.path);
+  EXPECT_TRUE(starts_with(err, tmp.path + ": schema version 1 cannot be migrated")) << err;
+  EXPECT_FALSE(contains(err, "CREATE")) << err;
+  EXPECT_EQ(read_bytes(tmp.path), before);
+}
+
+TEST(DatabaseBadFile, ReadOnlyDirectoryCanStillBeRead) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root is not held back by a directory's permissions";
+  const std::string dir = ::testing::TempDir() + "tessera_ro_dir_" + std::to_string(getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string path = dir + "/t.db";
+  create_db(path, 20);
+  ASSERT_FALSE(fs::exists(path + "-shm"));
+  fs::permissions(dir, fs::perms::owner_read | fs::perms::owner_exec);
+  OpenOptions ro;
+  ro.read_only = true;
+  int64_t records = -1;
+  std::string err;
+  try {
+    records = TuningDatabase::open(path, ro).stats().records;
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  fs::permissions(dir, fs::perms::owner_all);
+  fs::remove_all(dir);
+  EXPECT_EQ(records, 20) << err;
+}
+
+TEST(DatabaseBadFile, MergeRefusesRecordsOutOfRange) {
+  TempDb into("merge_into"), other("merge_other");
+  create_db(into.path, 10);
+  create_db(other.path, 10, "other");
+  sqlite3* raw = raw_open(other.path);
+  raw_exec(raw, "UPDATE records SET median_us = -5 WHERE id = 3");  // once the "best" record
+  sqlite3_close(raw);
+  TuningDatabase db = TuningDatabase::open(into.path);
+  try {
+    db.merge(other.path);
+    FAIL() << "merged a negative time";
+  } catch (const UserError& e) {
+    EXPECT_TRUE(starts_with(e.what(), other.path + ": record 3: median_us -5")) << e.what();
+  }
+  EXPECT_EQ(db.stats().records, 10);
+}
+
 TEST(DatabaseBadFile, ForeignSqliteIsRefusedUnchanged) {
   TempDb tmp("foreign");
   sqlite3* raw = raw_open(tmp.path);

@@ -216,6 +216,48 @@ TEST(Export, TargetChoiceIsExplicitWhenAmbiguous) {
   EXPECT_THROW(parse_export_format("xml"), UserError);
 }
 
+// Text from records never becomes code in an export: a database is shared between people and
+// machines, and records reach it from other databases (merge) and older tools. (Imports refuse
+// such records outright; these were committed directly.)
+TEST(Export, RecordTextNeverBecomesCode) {
+  TempDb tmp("injection");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  Target evil = test_target();
+  evil.gpu_name = "GPU */ #include \"/etc/passwd\"\nimport os";
+  Record r = gemm_record(kGemm, 64, 450, 1, Status::kOk, evil);
+  r.schedule.family = "gemm_tc\nimport os; os.system('echo owned')\n#";
+  r.schedule.knobs.emplace_back("x,y\n1", 3);
+  db.commit(std::vector<Record>{r});
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1)
+      out.push_back(text.substr(start, end - start));
+    return out;
+  };
+  for (const std::string& line : lines(run_export(db, "triton").text)) {
+    EXPECT_NE(line.rfind("import os", 0), 0u) << line;  // only "import triton" starts a line
+    const size_t code = line.find("os.system");
+    if (code != std::string::npos) {
+      EXPECT_LT(line.find('#'), code) << "outside a comment: " << line;
+    }
+  }
+  ExportResult header = run_export(db, "header");
+  for (const std::string& line : lines(header.text)) {
+    EXPECT_NE(line.rfind("#include", 0), 0u) << line;
+    EXPECT_NE(line.rfind("import os", 0), 0u) << line;
+  }
+  EXPECT_NE(header.text.find("_FAMILY \"gemm_tc\\012import os; os.system('echo owned')\\012#\""), std::string::npos)
+      << header.text;
+  // The comment holding the GPU name cannot be closed early.
+  EXPECT_EQ(header.text.find("GPU */"), std::string::npos);
+  ExportResult csv = run_export(db, "cutlass");
+  std::vector<std::string> rows = lines(csv.text);
+  ASSERT_EQ(rows.size(), 2u) << csv.text;  // the header and one row: nothing split it
+  // The family's line breaks stay data: escaped, inside the one quoted operation field.
+  EXPECT_NE(rows[1].find(",\"tessera_gemm_tc\\nimport os; os.system('echo owned')\\n#_"), std::string::npos) << rows[1];
+}
+
 TEST(Import, BadJsonLinesNameTheLine) {
   std::string good = Json::parse(Json(gemm_record(kGemm, 64, 450, 1).to_json()).dump()).dump();
   auto error = [](const std::string& text) {
@@ -252,6 +294,20 @@ TEST(Import, BadKernelTunerCachesAreClearErrors) {
   EXPECT_NE(error(head + R"({"64": {"block_m": 0.5, "time": 1}}})").find("is not an integer"), std::string::npos);
   EXPECT_NE(error(head + R"({"64": {"block_m": 64, "time": "Exploded"}}})").find("unknown error value"), std::string::npos);
   EXPECT_NE(error(head + R"({"64": {"block_m": 64, "time": -1}}})").find("positive number"), std::string::npos);
+  // 1e308 ms is infinite in microseconds: once stored, exported as null and refused back.
+  EXPECT_NE(error(head + R"({"64": {"block_m": 64, "time": 1e308}}})").find("inf is out of range"), std::string::npos);
+  // Keys end up as names in exported code.
+  EXPECT_NE(error(R"({"device_name": "GPU", "tune_params_keys": ["block m"], "cache": {"1": {"block m": 1, "time": 1}}})")
+                .find("knob \"block m\" is not a name"),
+            std::string::npos);
+  // And a further check (the CLI's: known families and knobs) sees every record.
+  int checked = 0;
+  import_kernel_tuner(head + R"({"64": {"block_m": 64, "time": 1}, "128": {"block_m": 128, "time": 2}}})", info, "kt.json",
+                      [&](const Record&, const std::string& where) {
+                        EXPECT_EQ(where.rfind("kt.json: cache entry", 0), 0u);
+                        ++checked;
+                      });
+  EXPECT_EQ(checked, 2);
   EXPECT_NE(error(head + R"({"64": {"block_m": 64, "time": 1, "timestamp": "yesterday"}}})").find("timestamp"),
             std::string::npos);
 }
