@@ -186,5 +186,43 @@ TEST_F(DbCli, BadInputIsOneClearLine) {
   EXPECT_EQ(Json::parse(db({"stats", "--json"}).out)["records"], 5);
 }
 
+// Hostile files (issue 23): each is one line and exit 2, and nothing is written.
+TEST_F(DbCli, HostileFilesAreOneLineAndChangeNothing) {
+  import();
+  // A negative time, a family that would inject code into exports, an unknown family.
+  Json neg = record("matmul:m=64,n=64,k=64:f16", 64, 10, 90);
+  neg["measurement"]["median_us"] = -5.0;
+  Json inject = record("matmul:m=64,n=64,k=64:f16", 64, 10, 91);
+  inject["schedule"]["family"] = "gemm_tc\nimport os";
+  Json unknown = record("matmul:m=64,n=64,k=64:f16", 64, 10, 92);
+  unknown["schedule"]["family"] = "made_up";
+  Json knob = record("matmul:m=64,n=64,k=64:f16", 64, 10, 93);
+  knob["schedule"]["knobs"]["warps"] = 4;
+  for (const auto& [j, text] : std::vector<std::pair<Json, std::string>>{
+           {neg, "hostile.jsonl:1: median_us -5"}, {inject, "hostile.jsonl:1: kernel family \"gemm_tc\\nimport os\""},
+           {unknown, "hostile.jsonl:1: unknown kernel family \"made_up\""},
+           {knob, "hostile.jsonl:1: family gemm_tc has no knob \"warps\""}}) {
+    std::ofstream(dir_ + "/hostile.jsonl") << j.dump() << "\n";
+    expect_one_line_error({"db", "import", dir_ + "/hostile.jsonl", "--db", db_}, text);
+  }
+  // JSON nested 100,000 deep (a workload set; it once overflowed the stack).
+  std::ofstream(dir_ + "/deep.json") << std::string(100000, '[');
+  expect_one_line_error({"tune", "--workloads", dir_ + "/deep.json", "--measure", "none", "--db", db_},
+                        "nested deeper than 64 levels");
+  // A spec with a line break, and a 1 MB one: one line, shortened.
+  expect_one_line_error({"workload", "show", "matmul:m=64,\nn=64,k=64:f16"}, "matmul:m=64,\\nn=64");
+  Result huge = run({"workload", "show", "matmul:m=" + std::string(100000, '6') + ",n=1,k=1:f16"});
+  EXPECT_EQ(huge.exit_code, 2);
+  EXPECT_LT(huge.err.size(), 1000u);
+  // An export never writes over a directory or a device, and leaves no temporary behind.
+  expect_one_line_error({"db", "export", "--format", "jsonl", "--output", dir_, "--db", db_}, "is not a regular file");
+  expect_one_line_error({"db", "export", "--format", "jsonl", "--output", "/dev/null", "--db", db_},
+                        "is not a regular file");
+  EXPECT_TRUE(std::filesystem::is_directory(dir_));
+  for (const auto& e : std::filesystem::directory_iterator(dir_))
+    EXPECT_EQ(e.path().filename().string().find(".tessera-"), std::string::npos) << "left behind: " << e.path();
+  EXPECT_EQ(Json::parse(db({"stats", "--json"}).out)["records"], 5);
+}
+
 }  // namespace
 }  // namespace tessera
