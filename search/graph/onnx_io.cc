@@ -1,12 +1,14 @@
 // ONNX import and export (contracts in onnx_io.h).
 //
-// Import is one pass of Importer over a parsed ModelProto: check the opsets, run ONNX's
-// shape inference (Opaque nodes take their shapes from it), turn graph inputs and
-// initializers into values, order the NodeProtos topologically (a file need not list them in
-// order) and add one node each. Constant nodes become constants; an operator of ops.h becomes
-// its OpType when Tessera's inference accepts it and agrees with ONNX's; anything else
-// becomes an Opaque node. Small integer shape arithmetic over constants is evaluated into
-// constants on the way (Importer::fold_constant).
+// Import is one pass of Importer over a parsed ModelProto: check the opsets, check every node
+// with ONNX's checker (at the model's opset and at the one export writes), run ONNX's shape
+// inference (Opaque nodes take their shapes from it) behind the checks of shape_problem()
+// (libonnx divides by and indexes with whatever a file holds; see "Checks before shape
+// inference"), turn graph inputs and initializers into values, order the NodeProtos
+// topologically (a file need not list them in order) and add one node each. Constant nodes
+// become constants; an operator of ops.h becomes its OpType when Tessera's inference accepts
+// it and agrees with ONNX's; anything else becomes an Opaque node. Small integer shape
+// arithmetic over constants is evaluated into constants on the way (Importer::fold_constant).
 //
 // Export is one pass of Exporter over a graph's live nodes in topological order. Fused
 // operators and Gelu are written as their opset-17 decomposition (Chain builds those). The
@@ -42,6 +44,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <numbers>
 #include <numeric>
 #include <optional>
@@ -52,6 +55,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/file_io.h"
 #include "core/hash.h"
 #include "core/version.h"
 #include "kernels/reference.h"
@@ -354,6 +358,580 @@ std::optional<OpType> onnx_op(std::string_view op_type) {
   }
 }
 
+// ---------------------------------------------------------------------------------------
+// Checks before shape inference
+//
+// libonnx trusts the model it is given: its shape inference divides by a Conv's strides,
+// indexes a list by a weight's rank, and reads an attribute of the wrong type as 0. So a
+// model's nodes go through ONNX's checker first (known operators, numbers of inputs and
+// outputs, kinds of attributes), and shape inference goes through GuardedSchemas, which runs
+// shape_problem() on a node just before ONNX's inference of it and makes ONNX skip a node it
+// refuses. After inference shape_problem() runs over the graph's nodes again, with every
+// shape ONNX found, to name the node in the error.
+
+// An ONNX checker or inference message on one line (a subgraph's error carries its context
+// after a blank line).
+std::string flat_message(std::string message) {
+  for (std::string_view context : {"\n\n==> Context: ", "\n"}) {
+    for (size_t at = message.find(context); at != std::string::npos; at = message.find(context, at + 1))
+      message.replace(at, context.size(), context.size() > 1 ? "; " : " ");
+  }
+  return message;
+}
+
+std::string attribute_type_name(int type) {
+  if (onnx::AttributeProto::AttributeType_IsValid(type))
+    return onnx::AttributeProto::AttributeType_Name(static_cast<onnx::AttributeProto::AttributeType>(type));
+  return "type " + std::to_string(type);
+}
+
+std::string count_text(int count, const char* what) {
+  return std::to_string(count) + " " + what + (count == 1 ? "" : "s");
+}
+
+// "2", "2 to 3", "at least 1": how many inputs or outputs a schema takes.
+std::string range_text(int lo, int hi) {
+  if (lo == hi) return std::to_string(lo);
+  if (hi == INT_MAX) return "at least " + std::to_string(lo);
+  return std::to_string(lo) + " to " + std::to_string(hi);
+}
+
+std::vector<int64_t> dims_of(const onnx::TensorProto& t) {
+  std::vector<int64_t> dims;
+  for (int64_t d : t.dims()) dims.push_back(d);
+  return dims;
+}
+
+// The values of an integer tensor, or nothing when they are not at hand (another type,
+// external data, a size that does not fit its shape).
+std::optional<std::vector<int64_t>> int_values(const onnx::TensorProto& t) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
+  std::optional<int64_t> n = checked_elements(dims_of(t));
+  if (!n) return std::nullopt;
+  std::vector<int64_t> v;
+  if (t.data_type() == onnx::TensorProto::INT64 || t.data_type() == onnx::TensorProto::INT32) {
+    int64_t bytes = t.data_type() == onnx::TensorProto::INT64 ? 8 : 4;
+    if (t.has_raw_data()) {
+      if (t.raw_data().size() % static_cast<size_t>(bytes) != 0 ||
+          static_cast<int64_t>(t.raw_data().size() / static_cast<size_t>(bytes)) != *n)
+        return std::nullopt;
+      for (int64_t k = 0; k < *n; ++k) {
+        uint64_t b = load_le(t.raw_data().data() + k * bytes, bytes);
+        v.push_back(bytes == 8 ? static_cast<int64_t>(b) : static_cast<int32_t>(static_cast<uint32_t>(b)));
+      }
+    } else if (bytes == 8) {
+      v.assign(t.int64_data().begin(), t.int64_data().end());
+    } else {
+      v.assign(t.int32_data().begin(), t.int32_data().end());
+    }
+  } else {
+    return std::nullopt;
+  }
+  if (static_cast<int64_t>(v.size()) != *n) return std::nullopt;
+  return v;
+}
+
+// The values of a float32 / float64 tensor, or nothing when they are not at hand.
+std::optional<std::vector<double>> float_values(const onnx::TensorProto& t) {
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) return std::nullopt;
+  std::optional<int64_t> n = checked_elements(dims_of(t));
+  if (!n) return std::nullopt;
+  std::vector<double> v;
+  if (t.data_type() == onnx::TensorProto::FLOAT || t.data_type() == onnx::TensorProto::DOUBLE) {
+    bool f64 = t.data_type() == onnx::TensorProto::DOUBLE;
+    int64_t bytes = f64 ? 8 : 4;
+    if (t.has_raw_data()) {
+      if (t.raw_data().size() % static_cast<size_t>(bytes) != 0 ||
+          static_cast<int64_t>(t.raw_data().size() / static_cast<size_t>(bytes)) != *n)
+        return std::nullopt;
+      for (int64_t k = 0; k < *n; ++k) {
+        uint64_t b = load_le(t.raw_data().data() + k * bytes, bytes);
+        v.push_back(f64 ? std::bit_cast<double>(b) : std::bit_cast<float>(static_cast<uint32_t>(b)));
+      }
+    } else if (f64) {
+      v.assign(t.double_data().begin(), t.double_data().end());
+    } else {
+      v.assign(t.float_data().begin(), t.float_data().end());
+    }
+  } else {
+    return std::nullopt;
+  }
+  if (static_cast<int64_t>(v.size()) != *n) return std::nullopt;
+  return v;
+}
+
+// The dimensions a type states (-1 for an extent it leaves open), or nothing without a rank.
+std::optional<std::vector<int64_t>> stated_dims(const onnx::TypeProto* type) {
+  if (!type || !type->has_tensor_type() || !type->tensor_type().has_shape()) return std::nullopt;
+  std::vector<int64_t> dims;
+  for (const auto& d : type->tensor_type().shape().dim())
+    dims.push_back(d.has_dim_value() && d.dim_value() >= 0 ? d.dim_value() : -1);
+  return dims;
+}
+
+// What the shape checks know of one node: its attributes, and of each input its dimensions
+// (-1 for an unknown extent; nothing when its rank is unknown) and its value when constant.
+struct NodeFacts {
+  std::string op;
+  std::function<const onnx::AttributeProto*(const std::string&)> attribute;
+  std::vector<std::optional<std::vector<int64_t>>> dims;
+  std::vector<const onnx::TensorProto*> values;
+  int num_outputs = 0;
+
+  std::optional<std::vector<int64_t>> input_dims(size_t k) const {
+    return k < dims.size() ? dims[k] : std::nullopt;
+  }
+  std::optional<int64_t> extent(size_t input, size_t d) const {
+    auto x = input_dims(input);
+    if (!x || d >= x->size() || (*x)[d] < 0) return std::nullopt;
+    return (*x)[d];
+  }
+  std::optional<std::vector<int64_t>> input_ints(size_t k) const {
+    return k < values.size() && values[k] ? int_values(*values[k]) : std::nullopt;
+  }
+  std::optional<std::vector<double>> input_floats(size_t k) const {
+    return k < values.size() && values[k] ? float_values(*values[k]) : std::nullopt;
+  }
+  // An attribute of the kind the checks read (the checker has refused other kinds already).
+  const onnx::AttributeProto* attr(const std::string& name, onnx::AttributeProto::AttributeType type) const {
+    const onnx::AttributeProto* a = attribute(name);
+    return a && a->type() == type ? a : nullptr;
+  }
+  std::optional<int64_t> int_attr(const std::string& name) const {
+    const auto* a = attr(name, onnx::AttributeProto::INT);
+    return a ? std::optional<int64_t>(a->i()) : std::nullopt;
+  }
+  std::optional<std::vector<int64_t>> ints_attr(const std::string& name) const {
+    const auto* a = attr(name, onnx::AttributeProto::INTS);
+    return a ? std::optional<std::vector<int64_t>>(std::in_place, a->ints().begin(), a->ints().end())
+             : std::nullopt;
+  }
+  std::optional<std::string> string_attr(const std::string& name) const {
+    const auto* a = attr(name, onnx::AttributeProto::STRING);
+    return a ? std::optional<std::string>(a->s()) : std::nullopt;
+  }
+};
+
+// Conv, ConvInteger, QLinearConv, ConvTranspose and the windowed pools: ONNX's inference
+// divides by strides, sizes its lists by the input's rank and indexes them by the weight's.
+std::string window_problem(const NodeFacts& n) {
+  bool transpose = n.op == "ConvTranspose";
+  bool conv = transpose || n.op == "Conv" || n.op == "ConvInteger" || n.op == "QLinearConv";
+  size_t w_input = n.op == "QLinearConv" ? 3 : 1;
+  std::optional<std::vector<int64_t>> x = n.input_dims(0), w;
+  if (conv) w = n.input_dims(w_input);
+  std::string w_layout = transpose ? "[C, M/group, k1, ...]" : "[M, C/group, k1, ...]";
+  if (x && x->size() < 3)
+    return "X " + shape_text(*x) + " must be [N, C, D1, ...] with at least one spatial dimension";
+  if (w && w->size() < 3) return "W " + shape_text(*w) + " must be " + w_layout;
+  if (x && w && x->size() != w->size())
+    return "W " + shape_text(*w) + " must have the rank of X " + shape_text(*x) + " (W is " + w_layout + ")";
+
+  // The number of spatial dimensions, and what says so: X, else W, else the first list.
+  std::optional<size_t> spatial;
+  std::string source;
+  if (x) {
+    spatial = x->size() - 2;
+    source = "X " + shape_text(*x);
+  } else if (w) {
+    spatial = w->size() - 2;
+    source = "W " + shape_text(*w);
+  }
+  struct ListRule {
+    const char* name;
+    int64_t min;
+    size_t per_dimension;
+  };
+  for (ListRule rule :
+       {ListRule{"kernel_shape", 1, 1}, ListRule{"strides", 1, 1}, ListRule{"dilations", 1, 1},
+        ListRule{"pads", 0, 2}, ListRule{"output_padding", 0, 1}, ListRule{"output_shape", 1, 1}}) {
+    std::optional<std::vector<int64_t>> v = n.ints_attr(rule.name);
+    if (!v) continue;
+    std::string text = std::string(rule.name) + " " + shape_text(*v);
+    for (int64_t e : *v) {
+      if (e < rule.min) return text + " must be " + (rule.min > 0 ? "positive" : "non-negative");
+    }
+    if (!spatial && v->size() % rule.per_dimension == 0) {
+      spatial = v->size() / rule.per_dimension;
+      source = text;
+    } else if (!spatial || v->size() != *spatial * rule.per_dimension) {
+      std::string per = rule.per_dimension == 2 ? "a begin and an end" : "one";
+      return text + " must have " +
+             (spatial ? std::to_string(*spatial * rule.per_dimension) + " values, " : "") + per +
+             " per spatial dimension" + (spatial ? " of " + source : "");
+    }
+  }
+  std::optional<std::vector<int64_t>> kernel = n.ints_attr("kernel_shape");
+  if (kernel && w) {
+    for (size_t d = 0; d < kernel->size(); ++d) {
+      int64_t k = (*w)[d + 2];
+      if (k >= 0 && k != (*kernel)[d])
+        return "kernel_shape " + shape_text(*kernel) + " must be the spatial dimensions of W " +
+               shape_text(*w);
+    }
+  }
+  std::string auto_pad = n.string_attr("auto_pad").value_or("NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER" && auto_pad != "VALID")
+    return "auto_pad " + in_quotes(auto_pad) + " must be NOTSET, SAME_UPPER, SAME_LOWER or VALID";
+  // Without SAME padding a sliding window must fit the padded input: else there is no output,
+  // and ONNX's arithmetic overflows on the way (a dilation near 2^63 wraps the window to -1).
+  // ConvTranspose and MaxUnpool grow their input instead.
+  bool slides = !transpose && n.op != "MaxUnpool";
+  if (slides && x && spatial && (auto_pad == "NOTSET" || auto_pad == "VALID")) {
+    std::vector<int64_t> window = kernel.value_or(std::vector<int64_t>{});
+    if (!kernel && w) window.assign(w->begin() + 2, w->end());
+    std::vector<int64_t> dilations = n.ints_attr("dilations").value_or(std::vector<int64_t>(*spatial, 1));
+    std::vector<int64_t> pads = n.ints_attr("pads").value_or(std::vector<int64_t>(2 * *spatial, 0));
+    if (auto_pad == "VALID") pads.assign(2 * *spatial, 0);
+    for (size_t d = 0; d < window.size() && d < *spatial; ++d) {
+      int64_t in = (*x)[d + 2], k = window[d];
+      if (in < 0 || k < 1) continue;
+      int64_t extent = 0, padded = 0;
+      bool too_wide =
+          __builtin_mul_overflow(k - 1, dilations[d], &extent) || __builtin_add_overflow(extent, 1, &extent);
+      bool too_padded = __builtin_add_overflow(in, pads[d], &padded) ||
+                        __builtin_add_overflow(padded, pads[d + *spatial], &padded);
+      if (too_padded) return "pads " + shape_text(pads) + " overflow the extents of X " + shape_text(*x);
+      if (too_wide || extent > padded) {
+        return "a window of kernel " + shape_text(window) + " with dilations " + shape_text(dilations) +
+               " does not fit X " + shape_text(*x) + " with pads " + shape_text(pads);
+      }
+    }
+  }
+  if (!conv) return {};
+
+  int64_t group = n.int_attr("group").value_or(1);
+  std::string group_text = "group " + std::to_string(group);
+  if (group < 1) return group_text + " must be positive";
+  std::optional<int64_t> channels = n.extent(0, 1);
+  if (channels && *channels % group != 0)
+    return group_text + " must divide the " + std::to_string(*channels) + " channels of X " + shape_text(*x);
+  std::optional<int64_t> w0 = n.extent(w_input, 0), w1 = n.extent(w_input, 1);
+  if (transpose) {
+    if (channels && w0 && *w0 != *channels)
+      return "W " + shape_text(*w) + " must have X's " + std::to_string(*channels) +
+             " channels as its first dimension";
+    return {};
+  }
+  if (w0 && *w0 % group != 0)
+    return group_text + " must divide the " + std::to_string(*w0) + " output channels of W " + shape_text(*w);
+  if (channels && w1 && *channels / group != *w1) {
+    return "W " + shape_text(*w) + " takes " + std::to_string(*w1) + " channels per group, X " +
+           shape_text(*x) + " gives " + std::to_string(*channels / group) + " (" + group_text + ")";
+  }
+  return {};
+}
+
+// DepthToSpace / SpaceToDepth: ONNX's inference divides by blocksize.
+std::string block_problem(const NodeFacts& n) {
+  std::optional<int64_t> block = n.int_attr("blocksize");
+  if (!block) return {};
+  std::string text = "blocksize " + std::to_string(*block);
+  if (*block < 1) return text + " must be positive";
+  std::optional<std::vector<int64_t>> x = n.input_dims(0);
+  if (!x) return {};
+  if (x->size() != 4) return "input " + shape_text(*x) + " must be [N, C, H, W]";
+  if (n.op == "DepthToSpace") {
+    int64_t c = (*x)[1];
+    if (c >= 0 && (c % *block != 0 || (c / *block) % *block != 0))
+      return text + " squared must divide the " + std::to_string(c) + " channels of input " + shape_text(*x);
+    return {};
+  }
+  for (size_t d : {size_t{2}, size_t{3}}) {
+    if ((*x)[d] >= 0 && (*x)[d] % *block != 0)
+      return text + " must divide the height and width of input " + shape_text(*x);
+  }
+  return {};
+}
+
+// An `axis` attribute that indexes input 0's dimensions.
+std::string axis_problem(const NodeFacts& n) {
+  std::optional<int64_t> axis = n.int_attr("axis");
+  std::optional<std::vector<int64_t>> x = n.input_dims(0);
+  if (!axis || !x || x->empty()) return {};
+  auto rank = static_cast<int64_t>(x->size());
+  // Flatten's and LayerNormalization's axis may be the rank itself (everything before it).
+  int64_t last = n.op == "Flatten" || n.op == "LayerNormalization" ? rank : rank - 1;
+  if (*axis < -rank || *axis > last) {
+    return "axis " + std::to_string(*axis) + " is out of range for input " + shape_text(*x) +
+           " (valid: " + std::to_string(-rank) + " to " + std::to_string(last) + ")";
+  }
+  return {};
+}
+
+std::string reshape_problem(const NodeFacts& n) {
+  std::optional<std::vector<int64_t>> shape = n.input_ints(1);
+  if (!shape) return {};
+  std::string text = "shape " + shape_text(*shape);
+  bool allow_zero = n.int_attr("allowzero").value_or(0) != 0;
+  std::optional<std::vector<int64_t>> x = n.input_dims(0);
+  int inferred = 0;
+  bool zero = false, known = true;
+  int64_t elements = 1;  // of the target without its -1, while every extent is known
+  for (size_t d = 0; d < shape->size(); ++d) {
+    int64_t e = (*shape)[d];
+    if (e < -1) return text + " may hold -1 (inferred) and 0 (copied), no other negative value";
+    if (e == -1) {
+      ++inferred;
+      continue;
+    }
+    if (e == 0) zero = true;
+    if (e == 0 && !allow_zero) {
+      if (x && d >= x->size())
+        return text + " copies dimension " + std::to_string(d) + " (a 0), which input " + shape_text(*x) +
+               " lacks";
+      e = x ? (*x)[d] : -1;
+    }
+    if (e < 0) {
+      known = false;
+    } else if (e == 0 || elements <= INT64_MAX / e) {
+      elements *= e;
+    } else {
+      known = false;
+    }
+  }
+  if (inferred > 1) return text + " may hold one -1 at most";
+  if (inferred == 1 && allow_zero && zero) return text + " cannot hold both 0 and -1 with allowzero=1";
+  if (inferred == 1 && known && elements == 0)
+    return text + " leaves its -1 undefined: the other dimensions hold no elements";
+  return {};
+}
+
+std::string split_problem(const NodeFacts& n) {
+  int64_t axis = n.int_attr("axis").value_or(0);
+  std::optional<std::vector<int64_t>> x = n.input_dims(0);
+  std::optional<int64_t> extent;
+  if (x) {
+    auto rank = static_cast<int64_t>(x->size());
+    if (axis >= -rank && axis < rank)
+      extent = n.extent(0, static_cast<size_t>(axis < 0 ? axis + rank : axis));
+  }
+  std::string axis_text = extent ? "axis " + std::to_string(axis) + " of input " + shape_text(*x) : "";
+  std::optional<std::vector<int64_t>> split = n.input_ints(1);
+  if (!split) {
+    if (extent && n.num_outputs > 0 && *extent % n.num_outputs != 0)
+      return axis_text + " does not split into " + std::to_string(n.num_outputs) +
+             " equal parts; give the sizes";
+    return {};
+  }
+  std::string text = "split " + shape_text(*split);
+  if (static_cast<int>(split->size()) != n.num_outputs)
+    return text + " must hold one size per output (" + count_text(n.num_outputs, "output") + ")";
+  int64_t sum = 0;
+  for (int64_t e : *split) {
+    if (e < 0 || e > INT64_MAX - sum) return text + " must hold non-negative sizes";
+    sum += e;
+  }
+  if (extent && sum != *extent)
+    return text + " must add up to the extent " + std::to_string(*extent) + " of " + axis_text;
+  return {};
+}
+
+// Tile's repeats and Expand's shape: ONNX's inference multiplies by them.
+std::string repeat_problem(const NodeFacts& n) {
+  std::optional<std::vector<int64_t>> v = n.input_ints(1);
+  if (!v) return {};
+  std::string text = (n.op == "Tile" ? "repeats " : "shape ") + shape_text(*v);
+  for (int64_t e : *v) {
+    if (e < 0) return text + " must be non-negative";
+  }
+  std::optional<std::vector<int64_t>> x = n.input_dims(0);
+  if (n.op == "Tile" && x && x->size() != v->size())
+    return text + " must have one value per dimension of input " + shape_text(*x);
+  return {};
+}
+
+std::string resize_problem(const NodeFacts& n) {
+  std::optional<std::vector<int64_t>> x = n.input_dims(0);
+  std::string per_dimension = x ? " one value per dimension of X " + shape_text(*x) : "";
+  if (std::optional<std::vector<double>> scales = n.input_floats(2); scales && !scales->empty()) {
+    for (double s : *scales) {
+      if (!(s > 0) || !std::isfinite(s)) return "scales must be positive and finite";
+    }
+    if (x && scales->size() != x->size()) return "scales must have" + per_dimension;
+  }
+  if (std::optional<std::vector<int64_t>> sizes = n.input_ints(3); sizes && !sizes->empty()) {
+    for (int64_t s : *sizes) {
+      if (s < 0) return "sizes " + shape_text(*sizes) + " must be non-negative";
+    }
+    if (x && sizes->size() != x->size()) return "sizes " + shape_text(*sizes) + " must have" + per_dimension;
+  }
+  return {};
+}
+
+std::string slice_problem(const NodeFacts& n) {
+  std::optional<std::vector<int64_t>> starts = n.input_ints(1), ends = n.input_ints(2),
+                                      axes = n.input_ints(3), steps = n.input_ints(4);
+  std::vector<size_t> lengths;
+  for (const auto* list : {&starts, &ends, &axes, &steps}) {
+    if (*list) lengths.push_back((*list)->size());
+  }
+  if (std::adjacent_find(lengths.begin(), lengths.end(), std::not_equal_to<>()) != lengths.end())
+    return "starts, ends, axes and steps must be as long as each other";
+  if (steps) {
+    for (int64_t s : *steps) {
+      if (s == 0) return "steps " + shape_text(*steps) + " must be non-zero";
+    }
+  }
+  std::optional<std::vector<int64_t>> x = n.input_dims(0);
+  if (axes && x) {
+    auto rank = static_cast<int64_t>(x->size());
+    std::set<int64_t> seen;
+    for (int64_t a : *axes) {
+      if (a < -rank || a >= rank || !seen.insert(a < 0 ? a + rank : a).second)
+        return "axes " + shape_text(*axes) + " must be distinct dimensions of input " + shape_text(*x);
+    }
+  }
+  return {};
+}
+
+std::string range_problem(const NodeFacts& n) {
+  std::optional<std::vector<int64_t>> delta = n.input_ints(2);
+  std::optional<std::vector<double>> delta_f = n.input_floats(2);
+  if ((delta && delta->size() == 1 && (*delta)[0] == 0) ||
+      (delta_f && delta_f->size() == 1 && (*delta_f)[0] == 0))
+    return "delta 0 makes an endless range";
+  return {};
+}
+
+std::string constant_of_shape_problem(const NodeFacts& n) {
+  std::optional<std::vector<int64_t>> shape = n.input_ints(0);
+  for (int64_t e : shape.value_or(std::vector<int64_t>{})) {
+    if (e < 0) return "shape " + shape_text(*shape) + " must be non-negative";
+  }
+  return {};
+}
+
+// The operators whose shape-related attributes and constant inputs import checks, each with
+// its check: what is wrong ("" when nothing is).
+const std::map<std::string, std::string (*)(const NodeFacts&), std::less<>>& shape_checks() {
+  static const std::map<std::string, std::string (*)(const NodeFacts&), std::less<>> checks = [] {
+    std::map<std::string, std::string (*)(const NodeFacts&), std::less<>> m;
+    for (const char* op : {"Conv", "ConvInteger", "QLinearConv", "ConvTranspose", "MaxPool", "AveragePool",
+                           "LpPool", "MaxUnpool"})
+      m[op] = window_problem;
+    for (const char* op : {"Gather", "GatherElements", "Concat", "Softmax", "LogSoftmax", "Hardmax",
+                           "Flatten", "ArgMax", "ArgMin", "TopK", "LayerNormalization"})
+      m[op] = axis_problem;
+    m["DepthToSpace"] = m["SpaceToDepth"] = block_problem;
+    m["Reshape"] = reshape_problem;
+    m["Split"] = [](const NodeFacts& n) {
+      std::string why = axis_problem(n);
+      return why.empty() ? split_problem(n) : why;
+    };
+    m["Tile"] = m["Expand"] = repeat_problem;
+    m["Resize"] = resize_problem;
+    m["Slice"] = slice_problem;
+    m["Range"] = range_problem;
+    m["ConstantOfShape"] = constant_of_shape_problem;
+    return m;
+  }();
+  return checks;
+}
+
+// What is wrong with a default-domain node's shape-related attributes and constant inputs,
+// "" when nothing is (or when import does not check its operator).
+std::string shape_problem(const NodeFacts& n) {
+  auto it = shape_checks().find(n.op);
+  return it == shape_checks().end() ? std::string() : it->second(n);
+}
+
+// ONNX's schemas, where the inference of an operator that shape_problem() checks runs those
+// checks first: a node they refuse is reported to ONNX as an inference error, so ONNX skips
+// it, and remembered, instead of reaching an inference that divides by zero or reads past a
+// list.
+class GuardedSchemas final : public onnx::ISchemaRegistry {
+ public:
+  const onnx::OpSchema* GetSchema(const std::string& op, const int version,
+                                  const std::string& domain) const override {
+    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Instance()->GetSchema(op, version, domain);
+    if (!schema || !domain.empty() || !schema->has_type_and_shape_inference_function() ||
+        !shape_checks().count(op))
+      return schema;
+    std::unique_ptr<onnx::OpSchema>& guarded = guarded_[schema];
+    if (!guarded) {
+      guarded = std::make_unique<onnx::OpSchema>(*schema);
+      guarded->TypeAndShapeInferenceFunction(
+          [this, op, infer = schema->GetTypeAndShapeInferenceFunction()](onnx::InferenceContext& ctx) {
+            NodeFacts facts;
+            facts.op = op;
+            facts.attribute = [&ctx](const std::string& name) { return ctx.getAttribute(name); };
+            for (size_t k = 0; k < ctx.getNumInputs(); ++k) {
+              facts.dims.push_back(stated_dims(ctx.getInputType(k)));
+              facts.values.push_back(ctx.getInputData(k));
+            }
+            facts.num_outputs = static_cast<int>(ctx.getNumOutputs());
+            std::string why = shape_problem(facts);
+            if (!why.empty()) {
+              refused_.emplace_back(op, why);
+              fail_shape_inference(why);
+            }
+            infer(ctx);
+          });
+    }
+    return guarded.get();
+  }
+
+  /// (operator, why) for each node refused so far.
+  const std::vector<std::pair<std::string, std::string>>& refused() const { return refused_; }
+
+ private:
+  mutable std::map<const onnx::OpSchema*, std::unique_ptr<onnx::OpSchema>> guarded_;
+  mutable std::vector<std::pair<std::string, std::string>> refused_;
+};
+
+// Attributes that a later opset added to an operator. Exporters sometimes write them under an
+// older declared opset (PyTorch writes Split's num_outputs under opset 17); import drops one
+// whose value says what the declared opset does anyway and refuses any other.
+struct NewerAttribute {
+  std::string_view op, name;
+  int64_t opset;  // where ONNX added it
+  std::function<bool(const onnx::NodeProto&, const onnx::AttributeProto&)> implied;
+};
+
+const std::vector<NewerAttribute>& newer_attributes() {
+  auto int_is = [](int64_t v) {
+    return [v](const onnx::NodeProto&, const onnx::AttributeProto& a) {
+      return a.type() == onnx::AttributeProto::INT && a.i() == v;
+    };
+  };
+  auto all_ones = [](const onnx::NodeProto&, const onnx::AttributeProto& a) {
+    return a.type() == onnx::AttributeProto::INTS &&
+           std::all_of(a.ints().begin(), a.ints().end(), [](int64_t v) { return v == 1; });
+  };
+  // Split-18's num_outputs equal to the number of outputs, without sizes, is Split-13's equal split.
+  auto equal_split = [](const onnx::NodeProto& n, const onnx::AttributeProto& a) {
+    return a.type() == onnx::AttributeProto::INT && a.i() == n.output_size() &&
+           (n.input_size() < 2 || n.input(1).empty());
+  };
+  static const std::vector<NewerAttribute> table = [&] {
+    std::vector<NewerAttribute> t = {
+        {"Split", "num_outputs", 18, equal_split},
+        {"Resize", "antialias", 18, int_is(0)},
+        {"Resize", "keep_aspect_ratio_policy", 18,
+         [](const onnx::NodeProto&, const onnx::AttributeProto& a) {
+           return a.type() == onnx::AttributeProto::STRING && a.s() == "stretch";
+         }},
+        {"LpPool", "ceil_mode", 18, int_is(0)},
+        {"LpPool", "dilations", 18, all_ones},
+        {"AveragePool", "dilations", 19, all_ones},
+        {"Cast", "saturate", 19, int_is(1)},
+    };
+    for (std::string_view op : {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+                                "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
+      t.push_back({op, "noop_with_empty_axes", 18, int_is(0)});
+    return t;
+  }();
+  return table;
+}
+
+const NewerAttribute* find_newer_attribute(std::string_view op, std::string_view name) {
+  for (const NewerAttribute& a : newer_attributes()) {
+    if (a.op == op && a.name == name) return &a;
+  }
+  return nullptr;
+}
+
 struct ReadTensor {
   Tensor tensor;
   bool synthetic = false;
@@ -367,7 +945,9 @@ class Importer {
   Graph run() {
     parse();
     read_opsets();
+    check_nodes();
     infer_shapes();
+    check_shapes();
     g_.model_name = what_;
     add_inputs_and_initializers();
     for (int index : node_order()) add_node(index);
@@ -423,6 +1003,228 @@ class Importer {
     if (opset < 0) fail("the model imports no opset of the default ONNX domain; " + kOpsetAdvice);
     if (opset < kMinOpset || opset > kMaxOpset)
       fail("the model uses opset " + std::to_string(opset) + "; " + kOpsetAdvice);
+    opset_ = opset;
+  }
+
+  // ONNX's checker on every node of the main graph (and through it their subgraphs), at the
+  // model's opsets and, for the default domain, at the opset export writes, so that a node
+  // export could not write is refused now rather than after a search.
+  void check_nodes() {
+    onnx::checker::CheckerContext declared = checker_context(opset_), written = checker_context(kExportOpset);
+    // Subgraphs may read any tensor of the main graph, whose nodes need not be in order.
+    onnx::checker::LexicalScopeContext scope;
+    for (const auto& v : graph().input()) scope.add(v.name());
+    for (const auto& t : graph().initializer()) scope.add(t.name());
+    for (const auto& n : graph().node()) {
+      for (const auto& out : n.output()) {
+        if (!out.empty()) scope.add(out);
+      }
+    }
+    for (int i = 0; i < graph().node_size(); ++i) check_onnx_node(i, declared, written, scope);
+    drop_newer_attributes();
+  }
+
+  onnx::checker::CheckerContext checker_context(int64_t default_opset) const {
+    onnx::checker::CheckerContext ctx;
+    ctx.set_ir_version(static_cast<int>(std::clamp<int64_t>(model_.ir_version(), 0, INT_MAX)));
+    std::unordered_map<std::string, int> opsets;
+    for (const auto& [domain, version] : domain_versions_)
+      opsets[domain] = static_cast<int>(std::clamp<int64_t>(version, 0, INT_MAX));
+    opsets[""] = opsets["ai.onnx"] = static_cast<int>(default_opset);
+    ctx.set_opset_imports(std::move(opsets));
+    ctx.set_model_dir(base_dir_);
+    return ctx;
+  }
+
+  void check_onnx_node(int index, const onnx::checker::CheckerContext& declared,
+                       const onnx::checker::CheckerContext& written,
+                       const onnx::checker::LexicalScopeContext& scope) {
+    const onnx::NodeProto& n = graph().node(index);
+    // The checker only warns about ONNX's experimental operators, on stderr.
+    if (onnx::checker::check_is_experimental_op(n.op_type())) return;
+    std::string label = node_label(index);
+    bool default_domain = is_default_domain(n.domain());
+    std::string domain = default_domain ? "" : n.domain();
+    auto version = domain_versions_.find(domain);
+    if (!default_domain && version == domain_versions_.end())
+      fail(label + ": the model imports no opset of domain " + in_quotes(domain) +
+           "; add one to its opset_import");
+    int64_t opset = default_domain ? opset_ : version->second;
+    const onnx::OpSchema* schema = onnx::OpSchemaRegistry::Instance()->GetSchema(
+        n.op_type(), static_cast<int>(std::clamp<int64_t>(opset, 0, INT_MAX)), domain);
+    // ONNX's own domains: the checker requires a schema there; other domains are custom.
+    if (!schema && (default_domain || domain == "ai.onnx.ml" || domain == "ai.onnx.training")) {
+      fail(label + ": " + in_quotes(n.op_type()) + " is not an operator of ONNX opset " +
+           std::to_string(opset) + (default_domain ? "" : " of domain " + in_quotes(domain)) +
+           "; a custom operator needs a domain of its own and an opset_import for it");
+    }
+    onnx::NodeProto checked = n;
+    checked.set_domain(domain);
+    if (schema) {
+      std::string why = schema_problem(index, checked, *schema, opset);
+      if (!why.empty()) fail(label + ": " + why);
+    }
+    for (auto& a : *checked.mutable_attribute()) {
+      if (a.has_t()) stand_in_for_stripped(*a.mutable_t());
+      for (auto& t : *a.mutable_tensors()) stand_in_for_stripped(t);
+    }
+    try {
+      onnx::checker::check_node(checked, declared, scope);
+    } catch (const std::exception& e) {
+      std::string why = flat_message(e.what());
+      if (schema && why.find("Unrecognized attribute") != std::string::npos)
+        why = unknown_attribute(checked, *schema, opset);
+      fail(label + ": " + why);
+    }
+    if (!default_domain || opset_ >= kExportOpset) return;
+    const onnx::OpSchema* later =
+        onnx::OpSchemaRegistry::Instance()->GetSchema(n.op_type(), kExportOpset, "");
+    if (later == schema) return;
+    std::string why = "ONNX has no such operator there";
+    if (later) {
+      why.clear();
+      try {
+        onnx::checker::check_node(checked, written, scope);
+      } catch (const std::exception& e) {
+        why = flat_message(e.what());
+      }
+    }
+    if (!why.empty()) {
+      fail(label + " is valid at opset " + std::to_string(opset_) + " but not at opset " +
+           std::to_string(kExportOpset) + ", which Tessera writes (" + why + "); " + kOpsetAdvice);
+    }
+  }
+
+  // What the checker refuses about a node's inputs, outputs and attributes, said with what
+  // would be valid ("" when none of it applies). Drops from `node` the attributes of a later
+  // opset that their values imply (and records them for drop_newer_attributes()).
+  std::string schema_problem(int index, onnx::NodeProto& node, const onnx::OpSchema& schema, int64_t opset) {
+    std::string op = node.op_type() + " (opset " + std::to_string(opset) + ")";
+    if (schema.Deprecated()) {
+      return "ONNX deprecated " + node.op_type() + " in opset " + std::to_string(schema.since_version()) +
+             ", before the model's opset " + std::to_string(opset);
+    }
+    if (node.input_size() < schema.min_input() || node.input_size() > schema.max_input()) {
+      return "has " + count_text(node.input_size(), "input") + "; " + op + " takes " +
+             range_text(schema.min_input(), schema.max_input());
+    }
+    if (node.output_size() < schema.min_output() || node.output_size() > schema.max_output()) {
+      return "has " + count_text(node.output_size(), "output") + "; " + op + " has " +
+             range_text(schema.min_output(), schema.max_output());
+    }
+    google::protobuf::RepeatedPtrField<onnx::AttributeProto> kept;
+    for (const auto& a : node.attribute()) {
+      auto it = schema.attributes().find(a.name());
+      if (it == schema.attributes().end()) {
+        if (const NewerAttribute* newer = find_newer_attribute(node.op_type(), a.name())) {
+          if (!newer->implied(node, a)) {
+            return "attribute " + in_quotes(a.name()) + " came with opset " + std::to_string(newer->opset) +
+                   ", after the model's opset " + std::to_string(opset) + "; " + kOpsetAdvice;
+          }
+          drops_.emplace_back(index, a.name());
+          continue;
+        }
+      } else if (a.type() != it->second.type) {
+        return "attribute " + in_quotes(a.name()) + " is " + attribute_type_name(a.type()) + "; " + op +
+               " takes " + attribute_type_name(it->second.type);
+      }
+      *kept.Add() = a;
+    }
+    node.mutable_attribute()->Swap(&kept);
+    for (const auto& [name, attribute] : schema.attributes()) {
+      bool given = std::any_of(node.attribute().begin(), node.attribute().end(),
+                               [&](const onnx::AttributeProto& a) { return a.name() == name; });
+      if (attribute.required && !given)
+        return "lacks attribute " + in_quotes(name) + ", which " + op + " requires";
+    }
+    return {};
+  }
+
+  static std::string unknown_attribute(const onnx::NodeProto& node, const onnx::OpSchema& schema,
+                                       int64_t opset) {
+    std::string known;
+    for (const auto& [name, attribute] : schema.attributes()) known += (known.empty() ? "" : ", ") + name;
+    for (const auto& a : node.attribute()) {
+      if (!schema.attributes().count(a.name())) {
+        return "attribute " + in_quotes(a.name()) + " is not one of " + node.op_type() + "'s at opset " +
+               std::to_string(opset) + " (" + (known.empty() ? "it has none" : known) + ")";
+      }
+    }
+    return "an attribute is not one of " + node.op_type() + "'s";
+  }
+
+  // onnx's checker (1.12) requires an EXTERNAL tensor's file to exist, and a stripped weight
+  // has none; it never compares data size with shape, so one byte stands in for the data.
+  static void stand_in_for_stripped(onnx::TensorProto& t) {
+    bool stripped = std::any_of(t.external_data().begin(), t.external_data().end(), [](const auto& e) {
+      return e.key() == "location" && e.value() == kStrippedLocation;
+    });
+    if (!stripped) return;
+    t.clear_external_data();
+    t.clear_data_location();
+    std::optional<int64_t> n = checked_elements(dims_of(t));
+    if (n && *n > 0) t.set_raw_data(std::string(1, '\0'));
+  }
+
+  // Removes the attributes check_nodes() found implied by the declared opset, so that shape
+  // inference and export see the node as that opset has it.
+  void drop_newer_attributes() {
+    for (const auto& [index, name] : drops_) {
+      auto* attributes = model_.mutable_graph()->mutable_node(index)->mutable_attribute();
+      for (int k = 0; k < attributes->size(); ++k) {
+        if (attributes->Get(k).name() == name) {
+          attributes->DeleteSubrange(k, 1);
+          break;
+        }
+      }
+    }
+  }
+
+  // shape_problem() over the main graph's nodes with the shapes ONNX inferred, to name the
+  // node (GuardedSchemas knows only its operator), and for the nodes ONNX could not infer.
+  void check_shapes() {
+    std::unordered_map<std::string, const onnx::TensorProto*> constants;
+    for (const auto& t : graph().initializer()) constants[t.name()] = &t;
+    for (const auto& n : graph().node()) {
+      if (!is_default_domain(n.domain()) || n.op_type() != "Constant" || n.output_size() != 1) continue;
+      for (const auto& a : n.attribute()) {
+        if (a.name() == "value" && a.type() == onnx::AttributeProto::TENSOR) constants[n.output(0)] = &a.t();
+      }
+    }
+    for (int i = 0; i < graph().node_size(); ++i) {
+      const onnx::NodeProto& n = graph().node(i);
+      if (!is_default_domain(n.domain())) continue;
+      NodeFacts facts;
+      facts.op = n.op_type();
+      facts.attribute = [&n](const std::string& name) -> const onnx::AttributeProto* {
+        for (const auto& a : n.attribute()) {
+          if (a.name() == name) return &a;
+        }
+        return nullptr;
+      };
+      for (const auto& name : n.input()) {
+        auto c = constants.find(name);
+        const onnx::TensorProto* value = c != constants.end() ? c->second : nullptr;
+        auto t = types_.find(name);
+        std::optional<std::vector<int64_t>> dims;
+        if (t != types_.end()) {
+          dims = stated_dims(t->second);
+        } else if (value) {
+          dims = dims_of(*value);
+        }
+        facts.dims.push_back(std::move(dims));
+        facts.values.push_back(value);
+      }
+      facts.num_outputs = n.output_size();
+      std::string why = shape_problem(facts);
+      if (!why.empty()) fail(node_label(i) + ": " + why);
+    }
+    if (!guard_.refused().empty()) fail(refused_text());
+  }
+
+  std::string refused_text() const {
+    const auto& [op, why] = guard_.refused().front();
+    return "a " + op + " node in a subgraph or function body: " + why;
   }
 
   // Strict inference first, so that a broken model is reported with ONNX's own words; a
@@ -440,7 +1242,7 @@ class Importer {
     for (Attempt attempt : {Attempt{1, true}, Attempt{0, true}, Attempt{0, false}}) {
       try {
         onnx::shape_inference::InferShapes(
-            model_, onnx::OpSchemaRegistry::Instance(),
+            model_, &guard_,
             onnx::ShapeInferenceOptions(false, attempt.error_mode, attempt.data_propagation));
         error.clear();
         break;
@@ -448,8 +1250,10 @@ class Importer {
         error = e.what();
         if (strict_error_.empty()) strict_error_ = error;
         TESSERA_CHECK(parse_bytes(), "the model parsed once but not twice");
+        drop_newer_attributes();
       }
     }
+    if (!error.empty() && !guard_.refused().empty()) fail(refused_text());
     if (!error.empty()) fail("ONNX shape inference failed: " + error);
     for (const auto& v : graph().input()) types_[v.name()] = &v.type();
     for (const auto& v : graph().value_info()) types_[v.name()] = &v.type();
@@ -950,7 +1754,10 @@ class Importer {
   std::string what_;
   std::string base_dir_;
   onnx::ModelProto model_;
+  int64_t opset_ = 0;                               // the default domain's opset
   std::map<std::string, int64_t> domain_versions_;  // non-default opset imports
+  std::vector<std::pair<int, std::string>> drops_;  // (node, attribute) of a later opset, implied
+  GuardedSchemas guard_;                            // the schemas shape inference uses
   std::string strict_error_;                        // strict shape inference's error, if it failed
   std::unordered_map<std::string, const onnx::TypeProto*> types_;  // ONNX's types by tensor name
   std::vector<std::vector<std::string>> captures_;                 // per NodeProto: names its subgraphs read
@@ -1545,12 +2352,7 @@ std::string export_onnx(const Graph& g, const ExportOptions& options) {
 }
 
 void write_onnx(const Graph& g, const std::string& path, const ExportOptions& options) {
-  std::string bytes = export_onnx(g, options);
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw UserError(path + ": cannot write the ONNX model (" + std::strerror(errno) + ")");
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) throw UserError(path + ": writing the ONNX model failed");
+  write_file_atomic(path, export_onnx(g, options), "the ONNX model");
 }
 
 }  // namespace tessera::graph

@@ -29,7 +29,13 @@ inline constexpr std::string_view kStrippedLocation = "tessera-stripped-weights"
 
 /// Reads an ONNX model file. A UserError naming the file for anything that is not a
 /// readable model: truncated or not protobuf, unsupported opset, cyclic graph, a tensor
-/// without a static shape, a missing external data file.
+/// without a static shape, a missing external data file; and naming the node for one that
+/// ONNX's checker refuses (an operator ONNX does not know, a wrong number of inputs or
+/// outputs, an attribute of the wrong kind, one valid at the model's opset but not at the
+/// opset export writes) or whose shape attributes or constant shape inputs cannot be (strides
+/// 0, a weight of another rank than its input, a Reshape with two -1, ...). An attribute of a
+/// later opset is dropped where its value is what the model's opset does anyway (Split's
+/// num_outputs equal to its output count), else refused.
 Graph import_onnx(const std::string& path);
 /// The same from the serialized bytes; `what` names them in errors, `base_dir` is where
 /// external data files are looked for ("" for none).
