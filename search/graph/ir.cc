@@ -223,6 +223,19 @@ int64_t elem_bytes(ElemType t) {
   TESSERA_UNREACHABLE("ElemType");
 }
 
+std::optional<int64_t> bounded_elements(std::span<const int64_t> shape, int64_t limit) {
+  if (std::any_of(shape.begin(), shape.end(), [](int64_t d) { return d < 0; })) return std::nullopt;
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end())
+    return limit >= 0 ? std::optional<int64_t>(0) : std::nullopt;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (n > limit / d) return std::nullopt;
+    n *= d;
+  }
+  if (n > limit) return std::nullopt;
+  return n;
+}
+
 int64_t Tensor::elements() const {
   return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
 }

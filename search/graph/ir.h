@@ -37,6 +37,10 @@ std::optional<ElemType> elem_type_from_onnx(int64_t code);
 bool is_float(ElemType t);
 /// Bytes per element in memory (bool: 1).
 int64_t elem_bytes(ElemType t);
+/// product(shape) when every dimension is >= 0 and the product is at most `limit`, checked
+/// before each multiplication so that no product overflows; nullopt otherwise. For sizes
+/// that come from input files, before anything of that size is allocated.
+std::optional<int64_t> bounded_elements(std::span<const int64_t> shape, int64_t limit = INT64_MAX);
 
 /// A host tensor, row-major. Floating types hold product(shape) values in `f` (computed in
 /// f32 whatever the storage type), integer and bool types hold them in `i` (bool as 0/1).

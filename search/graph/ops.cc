@@ -719,10 +719,12 @@ std::vector<int64_t> transpose_perm(const Infer& c) {
   std::vector<int64_t> perm = c.attr_ints("perm", reversed);
   std::vector<int64_t> sorted = perm;
   std::sort(sorted.begin(), sorted.end());
-  for (int64_t d = 0; d < r; ++d)
-    if (static_cast<int64_t>(sorted.size()) != r || sorted[static_cast<size_t>(d)] != d)
-      c.fail("perm " + shape_text(perm) + " is not a permutation of the " + std::to_string(r) +
-             " dimensions of " + shape_text(c.shape(0)));
+  // The size first: a rank-0 input with a non-empty perm would pass a loop over its rank.
+  bool ok = static_cast<int64_t>(sorted.size()) == r;
+  for (int64_t d = 0; ok && d < r; ++d) ok = sorted[static_cast<size_t>(d)] == d;
+  if (!ok)
+    c.fail("perm " + shape_text(perm) + " is not a permutation of the " + std::to_string(r) + " dimensions of " +
+           shape_text(c.shape(0)));
   return perm;
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -24,6 +25,25 @@ namespace tessera::graph {
 namespace {
 
 constexpr int64_t kMaxFoldElements = int64_t{1} << 24;
+// Folding is an optimisation: one call spends at most about a second of the CPU reference
+// on it (multiply-adds or element visits, see node_cost) and no fold allocates past
+// kMaxFoldElements; what does not fit stays a node, computed by the kernels. Every rule's
+// verification folds its replacement too, so this also bounds what a rule file can cost.
+constexpr int64_t kMaxFoldWork = int64_t{1} << 30;
+
+// What verifying one case may cost. Every rule is verified whenever rules load (each `graph
+// optimize` too): both graphs, on 3 seeds, with the CPU reference. The shipped cases hold at
+// most 256 elements; these bounds leave room for far larger ones while keeping a hostile
+// file to seconds and a few hundred MB.
+constexpr size_t kMaxCaseRank = 8;
+constexpr int64_t kMaxCaseTensorElements = int64_t{1} << 20;  // any one tensor (or buffer) of a case
+constexpr int64_t kMaxCaseElements = int64_t{1} << 22;        // all the tensors of a case together
+constexpr int64_t kMaxCaseWork = int64_t{1} << 26;            // multiply-adds (or element visits) of a case
+constexpr size_t kMaxCases = 8;
+// Matching a pattern tries both operand orders of every commutative node, so its cost can
+// double with each node; the shipped patterns have at most 5.
+constexpr size_t kMaxPatternNodes = 16;
+constexpr size_t kMaxReplacementNodes = 64;
 
 bool commutative(OpType op) {
   return op == OpType::kAdd || op == OpType::kMul || op == OpType::kEqual;
@@ -101,17 +121,203 @@ struct Binding {
   throw UserError("rule " + what + ": " + msg);
 }
 
+std::string dims_text(std::span<const int64_t> s) {
+  std::string out = "[";
+  for (size_t d = 0; d < s.size(); ++d) out += (d ? ", " : "") + std::to_string(s[d]);
+  return out + "]";
+}
+
+// A JSON value for a message, cut short.
+std::string json_text(const Json& x) {
+  std::string t = x.dump();
+  return t.size() > 40 ? t.substr(0, 37) + "..." : t;
+}
+
+// JSON integers past int64 (nlohmann keeps them as uint64) would wrap on the way in.
+bool fits_int64(const Json& x) {
+  return x.is_number_integer() &&
+         (!x.is_number_unsigned() ||
+          x.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
+}
+
+// `x` as an integer; a UserError naming `field` when it is not one (a float would be
+// truncated silently by nlohmann).
+int64_t json_int(const Json& x, const std::string& what, const std::string& field) {
+  if (!fits_int64(x)) bad(what, field + " must be an integer from -2^63 to 2^63-1, not " + json_text(x));
+  return x.get<int64_t>();
+}
+
+std::vector<int64_t> json_ints(const Json& x, const std::string& what, const std::string& field) {
+  if (!x.is_array()) bad(what, field + " must be a list of integers, not " + std::string(x.type_name()));
+  std::vector<int64_t> out;
+  out.reserve(x.size());
+  for (const Json& e : x) out.push_back(json_int(e, what, field));
+  return out;
+}
+
+double json_finite(const Json& x, const std::string& what, const std::string& field) {
+  if (!x.is_number() || !std::isfinite(x.get<double>())) bad(what, field + " must be a finite number");
+  return x.get<double>();
+}
+
 AttrValue attr_from_json(const Json& j, const std::string& what) {
-  if (j.is_number_integer()) return j.get<int64_t>();
+  if (j.is_number_integer()) return json_int(j, what, "an integer attribute");
   if (j.is_number()) return j.get<double>();
   if (j.is_string()) return j.get<std::string>();
   if (j.is_array()) {
     bool all_int = std::all_of(j.begin(), j.end(), [](const Json& x) { return x.is_number_integer(); });
-    if (all_int) return j.get<std::vector<int64_t>>();
+    if (all_int) return json_ints(j, what, "an integer list attribute");
     bool all_num = std::all_of(j.begin(), j.end(), [](const Json& x) { return x.is_number(); });
     if (all_num) return j.get<std::vector<double>>();
   }
   bad(what, "an attribute value must be a number, a string or a list of numbers, not " + std::string(j.type_name()));
+}
+
+// Sizes only need to compare as "too large" once they pass int64.
+int64_t sat_add(int64_t a, int64_t b) {
+  return a > std::numeric_limits<int64_t>::max() - b ? std::numeric_limits<int64_t>::max() : a + b;
+}
+int64_t sat_mul(int64_t a, int64_t b) {
+  if (a == 0 || b == 0) return 0;
+  return a > std::numeric_limits<int64_t>::max() / b ? std::numeric_limits<int64_t>::max() : a * b;
+}
+int64_t sat_elements(std::span<const int64_t> shape) {
+  return bounded_elements(shape).value_or(std::numeric_limits<int64_t>::max());
+}
+
+// What evaluating a node costs the CPU reference (ops.cc): `work` in multiply-adds or
+// element visits, `scratch` the elements of a buffer it allocates besides its outputs.
+struct NodeCost {
+  int64_t work = 0;
+  int64_t scratch = 0;
+};
+
+NodeCost node_cost(const Graph& g, const Node& node) {
+  NodeCost cost;
+  if (node.op == OpType::kOpaque) return cost;
+  auto shape = [&](size_t k) -> std::span<const int64_t> {
+    if (k >= node.inputs.size() || node.inputs[k] == kNone) return {};
+    return g.value(node.inputs[k]).shape;
+  };
+  int64_t out = 0;
+  for (ValueId v : node.outputs) out = sat_add(out, sat_elements(g.value(v).shape));
+  int64_t linear = out;
+  for (ValueId v : node.inputs)
+    if (v != kNone) linear = sat_add(linear, sat_elements(g.value(v).shape));
+  cost.work = linear;
+  switch (node.op) {
+    case OpType::kShape:
+    case OpType::kSlice:
+    case OpType::kGather:
+      // They read only what they output (Shape: nothing of its input's values).
+      cost.work = out;
+      break;
+    case OpType::kConv:
+    case OpType::kFusedConv: {
+      // im2col: a row per (input channel of a group, kernel position), a column per output pixel.
+      std::span<const int64_t> w = shape(1);
+      if (w.empty() || node.outputs.empty()) break;
+      const auto& y = g.value(node.outputs[0]).shape;
+      int64_t per_output = sat_elements(w.subspan(1));
+      cost.work = std::max(cost.work, sat_mul(out, per_output));
+      if (y.size() > 2)
+        cost.scratch = sat_mul(per_output, sat_elements(std::span<const int64_t>(y).subspan(2)));
+      break;
+    }
+    case OpType::kMaxPool:
+    case OpType::kAveragePool: {
+      auto it = node.attrs.find("kernel_shape");
+      if (it == node.attrs.end()) break;
+      if (const auto* k = std::get_if<std::vector<int64_t>>(&it->second))
+        cost.work = std::max(cost.work, sat_mul(out, sat_elements(*k)));
+      break;
+    }
+    case OpType::kMatMul:
+    case OpType::kFusedMatMul:
+    case OpType::kGemm: {
+      // The reduced extent is one of A's last two dimensions, whichever a transpose picks.
+      std::span<const int64_t> a = shape(0);
+      int64_t k = a.empty() ? 1 : a.back();
+      if (a.size() >= 2) k = std::max(k, a[a.size() - 2]);
+      cost.work = std::max(cost.work, sat_mul(out, k));
+      break;
+    }
+    case OpType::kEltwiseChain: {
+      auto it = node.attrs.find("ops");
+      if (it == node.attrs.end()) break;
+      if (const auto* ops = std::get_if<std::string>(&it->second)) {
+        int64_t steps = 1 + static_cast<int64_t>(std::count(ops->begin(), ops->end(), '+'));
+        cost.work = std::max(cost.work, sat_mul(out, steps));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return cost;
+}
+
+// What shape inference (ops.cc) lets through and then reads out of bounds on: a Transpose
+// of a rank-0 input with a non-empty perm (its permutation check loops over the rank). Rule
+// files reach it, so rules check it before adding a node; nullopt when the node is fine.
+std::optional<std::string> unchecked_by_inference(const Graph& g, OpType op, const Attrs& attrs,
+                                                  const std::vector<ValueId>& inputs) {
+  if (op != OpType::kTranspose || inputs.empty() || inputs[0] == kNone || !g.value(inputs[0]).shape.empty()) {
+    return std::nullopt;
+  }
+  auto it = attrs.find("perm");
+  if (it == attrs.end()) return std::nullopt;
+  const auto* perm = std::get_if<std::vector<int64_t>>(&it->second);
+  if (!perm || perm->empty()) return std::nullopt;
+  return "Transpose: perm " + dims_text(*perm) + " is not a permutation of the 0 dimensions of []";
+}
+
+// The value's place in messages: a graph input's or constant's name, else its producer.
+std::string value_label(const Graph& g, const Value& v) {
+  if (v.producer == kNone) return "'" + v.name + "'";
+  const Node& n = g.node(v.producer);
+  return "the output of node '" + n.name + "' (" + std::string(op_type_name(n.op)) + ")";
+}
+
+// Why `g` is too large to verify rules on (shape inference has run, nothing is evaluated
+// yet), or nullopt.
+std::optional<std::string> oversized(const Graph& g) {
+  int64_t total = 0;
+  for (const Value& v : g.values()) {
+    if (v.shape.size() > kMaxCaseRank) {
+      return value_label(g, v) + " has rank " + std::to_string(v.shape.size()) +
+             "; verification allows at most " + std::to_string(kMaxCaseRank);
+    }
+    std::optional<int64_t> n = bounded_elements(v.shape, kMaxCaseTensorElements);
+    if (!n) {
+      return value_label(g, v) + " has shape " + dims_text(v.shape) +
+             (std::any_of(v.shape.begin(), v.shape.end(), [](int64_t d) { return d < 0; })
+                  ? ", with a negative dimension"
+                  : ", more than the " + std::to_string(kMaxCaseTensorElements) +
+                        " elements verification allows a tensor");
+    }
+    total += *n;
+  }
+  if (total > kMaxCaseElements) {
+    return "its tensors hold " + std::to_string(total) + " elements together; verification allows at most " +
+           std::to_string(kMaxCaseElements);
+  }
+  int64_t work = 0;
+  for (const Node& node : g.nodes()) {
+    if (node.removed) continue;
+    NodeCost c = node_cost(g, node);
+    if (c.scratch > kMaxCaseTensorElements) {
+      return "node '" + node.name + "' (" + std::string(op_type_name(node.op)) + ") needs a buffer of " +
+             std::to_string(c.scratch) + " elements; verification allows at most " +
+             std::to_string(kMaxCaseTensorElements);
+    }
+    work = sat_add(work, c.work);
+  }
+  if (work > kMaxCaseWork) {
+    return "its operators take about " + std::to_string(work) +
+           " multiply-adds; verification allows at most " + std::to_string(kMaxCaseWork);
+  }
+  return std::nullopt;
 }
 
 // An INT or FLOAT attribute as a number.
@@ -217,6 +423,7 @@ class DataRule : public Rule {
         }
         std::vector<ValueId> inputs;
         for (const std::string& in : r.inputs) inputs.push_back(resolve(in));
+        if (unchecked_by_inference(out, r.op, attrs, inputs)) return std::nullopt;
         auto outs = out.add_node(r.op, std::move(inputs), std::move(attrs), out.fresh_name(name_),
                                  static_cast<int>(r.outputs.size()));
         for (size_t k = 0; k < r.outputs.size(); ++k) made[r.outputs[k]] = outs[k];
@@ -239,56 +446,68 @@ class DataRule : public Rule {
 
   std::vector<Graph> verification_cases() const override {
     std::vector<Graph> graphs;
-    for (size_t c = 0; c < cases_.size(); ++c) {
-      Graph g;
-      g.model_name = name_ + " case " + std::to_string(c);
-      std::map<std::string, ValueId> ids;
-      std::mt19937_64 rng(stable_hash(name_) + c);
-      for (const std::string& in : inputs_) {
-        const CaseValue& cv = cases_[c].at(in);
-        if (!cv.constant) {
-          ids[in] = g.add_input(in, cv.type, cv.shape);
-          continue;
-        }
-        int64_t n = 1;
-        for (int64_t d : cv.shape) n *= d;
-        if (!is_float(cv.type)) {
-          ids[in] = g.add_constant(in, Tensor::ints(cv.shape, cv.ints, cv.type));
-          continue;
-        }
-        std::vector<float> values(static_cast<size_t>(n));
-        for (float& v : values) {
-          double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
-          v = static_cast<float>(cv.fill ? *cv.fill : cv.min + (cv.max - cv.min) * u);
-        }
-        ids[in] = g.add_constant(in, Tensor::floats(cv.shape, std::move(values), cv.type));
-      }
-      for (const PatternNode& p : pattern_) {
-        Attrs attrs;
-        for (const auto& [key, a] : p.attrs) {
-          if (a.kind == AttrPattern::Kind::kBind) {
-            if (auto it = case_attrs_[c].find(a.var); it != case_attrs_[c].end()) {
-              attrs[key] = it->second;
-            } else if (!a.absent) {
-              bad(name_, "verification case " + std::to_string(c) + " needs a value for attribute variable '$" +
-                             a.var + "' (give it as \"$" + a.var + "\" in the case, or a default in the pattern)");
-            }
-            continue;
-          }
-          attrs[key] = a.value;
-        }
-        std::vector<ValueId> inputs;
-        for (const std::string& in : p.inputs) inputs.push_back(in.empty() ? kNone : ids.at(in));
-        auto outs = g.add_node(p.op, std::move(inputs), std::move(attrs), p.id, static_cast<int>(p.outputs.size()));
-        for (size_t k = 0; k < p.outputs.size(); ++k) ids[p.outputs[k]] = outs[k];
-      }
-      for (const std::string& o : outputs_) g.add_output(ids.at(o));
-      graphs.push_back(std::move(g));
-    }
+    for (size_t c = 0; c < cases_.size(); ++c) graphs.push_back(build_case(c));
     return graphs;
   }
 
  private:
+  // Case `c` as a graph: the pattern over the case's inputs, constants filled with seeded
+  // values. Its input sizes were bounded at parse, so only those are allocated here; a shape
+  // that does not infer is a UserError naming the case and the pattern node.
+  Graph build_case(size_t c) const {
+    Graph g;
+    g.model_name = name_ + " case " + std::to_string(c);
+    const std::string where = "verification case " + std::to_string(c);
+    std::map<std::string, ValueId> ids;
+    std::mt19937_64 rng(stable_hash(name_) + c);
+    for (const std::string& in : inputs_) {
+      const CaseValue& cv = cases_[c].at(in);
+      if (!cv.constant) {
+        ids[in] = g.add_input(in, cv.type, cv.shape);
+        continue;
+      }
+      if (!is_float(cv.type)) {
+        ids[in] = g.add_constant(in, Tensor::ints(cv.shape, cv.ints, cv.type));
+        continue;
+      }
+      std::vector<float> values(static_cast<size_t>(*bounded_elements(cv.shape)));
+      for (float& v : values) {
+        double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+        v = static_cast<float>(cv.fill ? *cv.fill : cv.min + (cv.max - cv.min) * u);
+      }
+      ids[in] = g.add_constant(in, Tensor::floats(cv.shape, std::move(values), cv.type));
+    }
+    for (const PatternNode& p : pattern_) {
+      Attrs attrs;
+      for (const auto& [key, a] : p.attrs) {
+        if (a.kind == AttrPattern::Kind::kBind) {
+          if (auto it = case_attrs_[c].find(a.var); it != case_attrs_[c].end()) {
+            attrs[key] = it->second;
+          } else if (!a.absent) {
+            bad(what_, where + " needs a value for attribute variable '$" + a.var + "' (give it as \"$" +
+                           a.var + "\" in the case, or a default in the pattern)");
+          }
+          continue;
+        }
+        attrs[key] = a.value;
+      }
+      std::vector<ValueId> inputs;
+      for (const std::string& in : p.inputs) inputs.push_back(in.empty() ? kNone : ids.at(in));
+      if (auto why = unchecked_by_inference(g, p.op, attrs, inputs))
+        bad(what_, where + ", pattern node '" + p.id + "': " + *why);
+      std::vector<ValueId> outs;
+      try {
+        outs =
+            g.add_node(p.op, std::move(inputs), std::move(attrs), p.id, static_cast<int>(p.outputs.size()));
+      } catch (const UserError& e) {
+        bad(what_, where + ", pattern node '" + p.id + "': " + e.what());
+      }
+      for (size_t k = 0; k < p.outputs.size(); ++k) ids[p.outputs[k]] = outs[k];
+    }
+    for (const std::string& o : outputs_) g.add_output(ids.at(o));
+    return g;
+  }
+
   size_t pattern_index(const std::string& id) const {
     for (size_t k = 0; k < pattern_.size(); ++k) {
       if (pattern_[k].id == id) return k;
@@ -396,6 +615,13 @@ class DataRule : public Rule {
       }
       if (std::find(g.outputs().begin(), g.outputs().end(), v) != g.outputs().end()) return false;
     }
+    // A pattern input bound to a value the matched nodes compute would be read by the
+    // replacement after those nodes are gone.
+    for (const std::string& in : inputs_) {
+      NodeId producer = g.value(b.values.at(in)).producer;
+      if (producer != kNone && std::find(b.nodes.begin(), b.nodes.end(), producer) != b.nodes.end())
+        return false;
+    }
     // Unnamed extra outputs of matched nodes must be unused too.
     for (size_t p = 0; p < pattern_.size(); ++p) {
       const Node& n = g.node(b.nodes[p]);
@@ -451,12 +677,64 @@ class DataRule : public Rule {
     return true;
   }
 
+  // One input of a verification case: a shape list, or an object (format in
+  // configs/rules/README.md). Its size is checked before anything of that size exists.
+  CaseValue parse_case_value(const Json& spec, const std::string& input, bool constant) const {
+    const std::string& what = what_;
+    CaseValue cv;
+    cv.constant = constant;
+    if (spec.is_array()) {
+      cv.shape = json_ints(spec, what, input + ": the shape");
+    } else if (spec.is_object()) {
+      if (spec.contains("shape")) cv.shape = json_ints(spec["shape"], what, input + ": \"shape\"");
+      bool typed_f32 = false;
+      if (spec.contains("type")) {
+        std::string t = spec["type"].get<std::string>();
+        if (t == "i64")
+          cv.type = ElemType::kI64;
+        else if (t == "f32")
+          typed_f32 = true;
+        else
+          bad(what, input + ": \"type\" must be f32 or i64, not '" + t + "'");
+      }
+      if (spec.contains("ints")) {
+        if (typed_f32) bad(what, input + ": \"ints\" gives an i64 constant, not f32");
+        cv.ints = json_ints(spec["ints"], what, input + ": \"ints\"");
+        cv.type = ElemType::kI64;
+        cv.constant = true;
+        if (!spec.contains("shape")) cv.shape = {static_cast<int64_t>(cv.ints.size())};
+      }
+      if (spec.contains("fill")) cv.fill = json_finite(spec["fill"], what, input + ": \"fill\"");
+      if (spec.contains("min")) cv.min = json_finite(spec["min"], what, input + ": \"min\"");
+      if (spec.contains("max")) cv.max = json_finite(spec["max"], what, input + ": \"max\"");
+      if (cv.min > cv.max) bad(what, input + ": \"min\" is above \"max\"");
+      cv.constant = cv.constant || spec.value("constant", false);
+    } else {
+      bad(what, input + " must be a shape list or an object");
+    }
+    if (cv.shape.size() > kMaxCaseRank) {
+      bad(what, input + " has rank " + std::to_string(cv.shape.size()) + "; verification allows at most " +
+                    std::to_string(kMaxCaseRank));
+    }
+    // A zero extent would verify on no values at all.
+    for (int64_t d : cv.shape) {
+      if (d < 1)
+        bad(what, input + " has shape " + dims_text(cv.shape) + "; every dimension must be at least 1");
+    }
+    if (!bounded_elements(cv.shape, kMaxCaseTensorElements)) {
+      bad(what, input + " has shape " + dims_text(cv.shape) + ", more than the " +
+                    std::to_string(kMaxCaseTensorElements) + " elements verification allows a tensor");
+    }
+    return cv;
+  }
+
   void parse(const Json& j, const std::string& file) {
     if (!j.is_object() || !j.contains("name") || !j["name"].is_string()) {
       bad(file, "each rule is an object with a \"name\"");
     }
     name_ = j["name"].get<std::string>();
-    const std::string what = "'" + name_ + "' (" + file + ")";
+    what_ = "'" + name_ + "' (" + file + ")";
+    const std::string& what = what_;
     for (const char* field : {"pattern", "replacement", "cases"}) {
       if (!j.contains(field)) bad(what, std::string("missing \"") + field + "\"");
     }
@@ -466,7 +744,15 @@ class DataRule : public Rule {
     if (!pat.contains("nodes") || !pat["nodes"].is_array() || pat["nodes"].empty()) {
       bad(what, "the pattern needs a non-empty \"nodes\" list");
     }
-    std::set<std::string> known(inputs_.begin(), inputs_.end());
+    if (pat["nodes"].size() > kMaxPatternNodes) {
+      bad(what, "the pattern has " + std::to_string(pat["nodes"].size()) + " nodes; at most " +
+                    std::to_string(kMaxPatternNodes) + " are allowed");
+    }
+    std::set<std::string> known;
+    for (const std::string& in : inputs_) {
+      if (in.empty()) bad(what, "a pattern input needs a name");
+      if (!known.insert(in).second) bad(what, "pattern input '" + in + "' is listed twice");
+    }
     for (const Json& jn : pat["nodes"]) {
       PatternNode p;
       p.op = parse_op(jn.value("op", Json()), what);
@@ -474,6 +760,9 @@ class DataRule : public Rule {
       p.inputs = strings(jn, what, "inputs");
       p.outputs = strings(jn, what, "outputs");
       if (p.outputs.empty()) bad(what, "pattern node '" + p.id + "' has no outputs");
+      for (const std::string& o : p.outputs) {
+        if (o.empty()) bad(what, "an output of pattern node '" + p.id + "' needs a name");
+      }
       for (const std::string& in : p.inputs) {
         if (!in.empty() && !known.count(in)) {
           bad(what, "pattern node '" + p.id + "' reads '" + in + "', which is neither a pattern input nor an "
@@ -510,6 +799,13 @@ class DataRule : public Rule {
       if (!producers_.count(o)) bad(what, "pattern output '" + o + "' is not computed by a pattern node");
     }
     if (outputs_.empty()) bad(what, "the pattern needs \"outputs\"");
+    // find() reports a value for every pattern input, so each must be bound by a match.
+    for (const std::string& in : inputs_) {
+      bool read = std::any_of(pattern_.begin(), pattern_.end(), [&](const PatternNode& p) {
+        return std::find(p.inputs.begin(), p.inputs.end(), in) != p.inputs.end();
+      });
+      if (!read) bad(what, "pattern input '" + in + "' is read by no pattern node");
+    }
     // Every pattern node must feed the last one, which find() matches first.
     std::set<size_t> reached{pattern_.size() - 1};
     for (size_t p = pattern_.size(); p-- > 0;) {
@@ -534,9 +830,9 @@ class DataRule : public Rule {
         if (c.name.empty()) bad(what, "a replacement constant needs a \"name\"");
         if (jc.contains("ints")) {
           c.is_ints = true;
-          c.ints = jc["ints"].get<std::vector<int64_t>>();
+          c.ints = json_ints(jc["ints"], what, "replacement constant '" + c.name + "': \"ints\"");
         } else if (jc.contains("scalar") && jc["scalar"].is_number()) {
-          c.scalar = jc["scalar"].get<double>();
+          c.scalar = json_finite(jc["scalar"], what, "replacement constant '" + c.name + "': \"scalar\"");
         } else if (jc.contains("scalar") && jc["scalar"].is_string() && jc["scalar"].get<std::string>().starts_with("$")) {
           c.var = jc["scalar"].get<std::string>().substr(1);
           if (!attr_vars.count(c.var)) bad(what, "constant '" + c.name + "' uses unbound variable '$" + c.var + "'");
@@ -548,6 +844,11 @@ class DataRule : public Rule {
       }
     }
     if (rep.contains("nodes")) {
+      if (!rep["nodes"].is_array()) bad(what, "the replacement's \"nodes\" must be a list");
+      if (rep["nodes"].size() > kMaxReplacementNodes) {
+        bad(what, "the replacement has " + std::to_string(rep["nodes"].size()) + " nodes; at most " +
+                      std::to_string(kMaxReplacementNodes) + " are allowed");
+      }
       for (const Json& jn : rep["nodes"]) {
         ReplacementNode r;
         r.op = parse_op(jn.value("op", Json()), what);
@@ -576,7 +877,7 @@ class DataRule : public Rule {
             } else if (ja.is_object() && ja.contains("dim")) {
               t.kind = AttrTemplate::Kind::kDim;
               t.name = ja["dim"].at(0).get<std::string>();
-              t.axis = ja["dim"].at(1).get<int64_t>();
+              t.axis = json_int(ja["dim"].at(1), what, "attribute '" + key + "': the axis of \"dim\"");
               if (!known.count(t.name)) bad(what, "attribute '" + key + "' reads the shape of unknown '" + t.name + "'");
             } else {
               t.value = attr_from_json(ja, what);
@@ -588,7 +889,12 @@ class DataRule : public Rule {
       }
     }
     if (rep.contains("outputs")) {
-      for (const auto& [key, jv] : rep["outputs"].items()) output_map_[key] = jv.get<std::string>();
+      for (const auto& [key, jv] : rep["outputs"].items()) {
+        if (std::find(outputs_.begin(), outputs_.end(), key) == outputs_.end()) {
+          bad(what, "the replacement's \"outputs\" maps '" + key + "', which is no pattern output");
+        }
+        output_map_[key] = jv.get<std::string>();
+      }
     }
     for (const std::string& o : outputs_) {
       std::string target = output_map_.count(o) ? output_map_.at(o) : o;
@@ -615,7 +921,10 @@ class DataRule : public Rule {
         } else if (key == "rank") {
           c.kind = Condition::Kind::kRank;
           c.names = {name_of(arg.at(0))};
-          c.axes = {arg.at(1).get<int64_t>()};
+          c.axes = {json_int(arg.at(1), what, "condition 'rank': the rank")};
+          if (c.axes[0] < 0)
+            bad(what,
+                "condition 'rank' asks for rank " + std::to_string(c.axes[0]) + "; a rank is 0 or more");
         } else if (key == "same_shape") {
           c.kind = Condition::Kind::kSameShape;
           c.names = {name_of(arg.at(0)), name_of(arg.at(1))};
@@ -623,13 +932,15 @@ class DataRule : public Rule {
           c.kind = Condition::Kind::kDimEq;
           for (int k = 0; k < 2; ++k) {
             c.names.push_back(name_of(arg.at(k).at(0)));
-            c.axes.push_back(arg.at(k).at(1).get<int64_t>());
+            c.axes.push_back(json_int(arg.at(k).at(1), what, "condition 'dim_eq': an axis"));
           }
         } else if (key == "scalar_value") {
           c.kind = Condition::Kind::kScalarValue;
           c.names = {name_of(arg.at(0))};
-          c.value = arg.at(1).get<double>();
-          c.tolerance = arg.size() > 2 ? arg.at(2).get<double>() : 1e-6;
+          c.value = json_finite(arg.at(1), what, "condition 'scalar_value': the value");
+          c.tolerance =
+              arg.size() > 2 ? json_finite(arg.at(2), what, "condition 'scalar_value': the tolerance") : 1e-6;
+          if (c.tolerance < 0) bad(what, "condition 'scalar_value': the tolerance must be 0 or more");
         } else {
           bad(what, "unknown condition '" + key + "' (valid: constant, float, scalar, rank, same_shape, dim_eq, scalar_value)");
         }
@@ -645,52 +956,67 @@ class DataRule : public Rule {
     }
 
     if (!j["cases"].is_array() || j["cases"].empty()) bad(what, "\"cases\" must be a non-empty list");
+    if (j["cases"].size() > kMaxCases) {
+      bad(what, "it has " + std::to_string(j["cases"].size()) + " verification cases; at most " +
+                    std::to_string(kMaxCases) + " are allowed");
+    }
     for (const Json& jcase : j["cases"]) {
+      const std::string where = "verification case " + std::to_string(cases_.size());
+      if (!jcase.is_object()) bad(what, where + " must be an object of input shapes");
       std::map<std::string, AttrValue> attrs;
       for (const auto& [key, jv] : jcase.items()) {
-        if (key.starts_with("$")) attrs[key.substr(1)] = attr_from_json(jv, what);
+        if (key.starts_with("$")) {
+          if (!attr_vars.count(key.substr(1)))
+            bad(what, where + " sets '" + key + "', which no pattern attribute binds");
+          attrs[key.substr(1)] = attr_from_json(jv, what);
+        } else if (std::find(inputs_.begin(), inputs_.end(), key) == inputs_.end()) {
+          bad(what, where + " gives '" + key + "', which is no pattern input");
+        }
       }
       case_attrs_.push_back(std::move(attrs));
       std::map<std::string, CaseValue> values;
+      int64_t case_elements = 0;
       for (const std::string& in : inputs_) {
-        if (!jcase.contains(in)) bad(what, "a verification case gives no shape for input '" + in + "'");
-        const Json& spec = jcase[in];
-        CaseValue cv;
-        cv.constant = constant_inputs.count(in) > 0;
-        if (spec.is_array()) {
-          cv.shape = spec.get<std::vector<int64_t>>();
-        } else if (spec.is_object()) {
-          cv.shape = spec.value("shape", std::vector<int64_t>{});
-          if (spec.contains("type")) {
-            std::string t = spec["type"].get<std::string>();
-            if (t == "i64") cv.type = ElemType::kI64;
-            else if (t != "f32") bad(what, "case type must be f32 or i64, not '" + t + "'");
-          }
-          if (spec.contains("ints")) {
-            cv.ints = spec["ints"].get<std::vector<int64_t>>();
-            cv.type = ElemType::kI64;
-            cv.constant = true;
-            if (!spec.contains("shape")) cv.shape = {static_cast<int64_t>(cv.ints.size())};
-          }
-          if (spec.contains("fill")) cv.fill = spec["fill"].get<double>();
-          cv.min = spec.value("min", -1.0);
-          cv.max = spec.value("max", 1.0);
-          cv.constant = cv.constant || spec.value("constant", false);
-        } else {
-          bad(what, "case value '" + in + "' must be a shape list or an object");
-        }
+        if (!jcase.contains(in)) bad(what, where + " gives no shape for input '" + in + "'");
+        const std::string input = where + ", input '" + in + "'";
+        values[in] = parse_case_value(jcase[in], input, constant_inputs.count(in) > 0);
+        CaseValue& cv = values[in];
         for (const Condition& c : conditions_) {
           if (c.kind == Condition::Kind::kScalarValue && c.names[0] == in && !cv.fill) cv.fill = c.value;
         }
-        values[in] = std::move(cv);
+        const int64_t n = *bounded_elements(cv.shape);
+        if (cv.constant && !is_float(cv.type) && cv.ints.empty()) {
+          if (!cv.fill || *cv.fill != std::trunc(*cv.fill) || std::abs(*cv.fill) >= 0x1p63) {
+            bad(what, input + ": an integer constant needs its values as \"ints\"");
+          }
+          cv.ints.assign(static_cast<size_t>(n), static_cast<int64_t>(*cv.fill));
+        }
+        if (!cv.ints.empty() && static_cast<int64_t>(cv.ints.size()) != n) {
+          bad(what, input + ": \"ints\" has " + std::to_string(cv.ints.size()) + " values for shape " +
+                        dims_text(cv.shape) + " (" + std::to_string(n) +
+                        " elements); give one value per element");
+        }
+        case_elements += n;
+        if (case_elements > kMaxCaseElements) {
+          bad(what, where + ": its inputs hold more than " + std::to_string(kMaxCaseElements) +
+                        " elements together, the most verification allows");
+        }
       }
       cases_.push_back(std::move(values));
+    }
+    // Building each case runs shape inference over the pattern with the case's shapes and
+    // attributes: an axis, permutation or split that does not fit, or an intermediate too
+    // large to evaluate, is the file's error, reported now rather than found in verification.
+    for (size_t c = 0; c < cases_.size(); ++c) {
+      Graph g = build_case(c);
+      if (auto why = oversized(g)) bad(what, "verification case " + std::to_string(c) + ": " + *why);
     }
     for (const auto& [name, where] : producers_) value_order_.push_back(name);
     value_order_.insert(value_order_.end(), inputs_.begin(), inputs_.end());
   }
 
   std::string name_;
+  std::string what_;  // "'name' (file)", for messages
   std::vector<std::string> inputs_, outputs_;
   std::vector<PatternNode> pattern_;
   std::map<std::string, std::pair<size_t, size_t>> producers_;  // value -> (pattern node, output)
@@ -716,6 +1042,7 @@ int fold_constants(Graph& g) {
     return 0;
   }
   int folded = 0;
+  int64_t work_left = kMaxFoldWork;
   for (NodeId n : g.topological_order()) {
     const Node& node = g.node(n);
     if (!foldable(node)) continue;
@@ -726,8 +1053,10 @@ int fold_constants(Graph& g) {
       synthetic = synthetic || (v != kNone && g.value(v).synthetic);
     }
     int64_t elements = 0;
-    for (ValueId v : node.outputs) elements += g.value(v).elements();
-    if (elements > kMaxFoldElements) continue;
+    for (ValueId v : node.outputs) elements = sat_add(elements, sat_elements(g.value(v).shape));
+    NodeCost cost = node_cost(g, node);
+    if (sat_add(elements, cost.scratch) > kMaxFoldElements || cost.work > work_left) continue;
+    work_left -= cost.work;
     std::vector<Tensor> results;
     if (node.op == OpType::kShape) {
       const Value& in = g.value(node.inputs[0]);
@@ -771,8 +1100,11 @@ std::optional<std::string> verify_rule(const Rule& rule, int seeds) {
   if (cases.empty()) return std::string("it has no verification case");
   for (size_t c = 0; c < cases.size(); ++c) {
     const Graph& g = cases[c];
+    const std::string where = "verification case " + std::to_string(c);
+    // Evaluation allocates every tensor and runs every operator: bound both first.
+    if (auto why = oversized(g)) return where + ": " + *why;
     auto matches = rule.find(g, g.consumers());
-    if (matches.empty()) return "it does not match its own verification case " + std::to_string(c);
+    if (matches.empty()) return "it does not match its own " + where;
     for (const Match& m : matches) {
       std::optional<Graph> rewritten;
       try {
@@ -780,11 +1112,21 @@ std::optional<std::string> verify_rule(const Rule& rule, int seeds) {
       } catch (const UserError& e) {
         return "its replacement fails on case " + std::to_string(c) + ": " + e.what();
       }
-      if (!rewritten) return "its replacement does not fit verification case " + std::to_string(c);
+      if (!rewritten) return "its replacement does not fit " + where;
+      if (auto why = oversized(*rewritten)) return "its replacement on " + where + ": " + *why;
       for (int s = 0; s < seeds; ++s) {
         auto inputs = random_graph_inputs(g, static_cast<uint64_t>(1000 * c + s));
-        auto expected = run_graph(g, inputs);
-        auto actual = run_graph(*rewritten, inputs);
+        std::vector<Tensor> expected, actual;
+        try {
+          expected = run_graph(g, inputs);
+        } catch (const UserError& e) {
+          return where + " does not evaluate: " + e.what();
+        }
+        try {
+          actual = run_graph(*rewritten, inputs);
+        } catch (const UserError& e) {
+          return "its replacement does not evaluate on " + where + ": " + e.what();
+        }
         double err = max_scaled_error(actual, expected);
         if (!(err <= 1)) {
           std::ostringstream msg;
@@ -822,14 +1164,27 @@ RuleSet verify_rules(std::vector<std::unique_ptr<Rule>> rules) {
 
 RuleSet load_rules(const std::string& dir) {
   std::vector<std::unique_ptr<Rule>> rules = builtin_rules();
+  // Where each rule came from, so that a clash of names can say which files clash.
+  std::map<std::string, std::string> origin;
+  for (const auto& r : rules) origin.emplace(r->name(), "search/graph/builtin_rules.cc");
+  auto add = [&](const Json& j, const std::string& file) {
+    std::unique_ptr<Rule> r = parse_rule(j, file);
+    if (auto [it, fresh] = origin.emplace(r->name(), file); !fresh) {
+      throw UserError("rule '" + r->name() + "' (" + file + "): " + it->second +
+                      " already has a rule of that name; give this one another");
+    }
+    rules.push_back(std::move(r));
+  };
+  auto add_file = [&](const Json& j, const std::string& file) {
+    if (j.is_array()) {
+      for (const Json& r : j) add(r, file);
+    } else {
+      add(j, file);
+    }
+  };
   for (const EmbeddedFile& f : embedded_rules()) {
     std::string what = "configs/rules/" + std::string(f.name);
-    Json j = parse_json(f.text, what);
-    if (j.is_array()) {
-      for (const Json& r : j) rules.push_back(parse_rule(r, what));
-    } else {
-      rules.push_back(parse_rule(j, what));
-    }
+    add_file(parse_json(f.text, what), what);
   }
   if (!dir.empty()) {
     if (!std::filesystem::is_directory(dir)) throw UserError("rules directory '" + dir + "' does not exist");
@@ -838,14 +1193,7 @@ RuleSet load_rules(const std::string& dir) {
       if (e.path().extension() == ".json") files.push_back(e.path());
     }
     std::sort(files.begin(), files.end());
-    for (const auto& path : files) {
-      Json j = read_json_file(path.string());
-      if (j.is_array()) {
-        for (const Json& r : j) rules.push_back(parse_rule(r, path.string()));
-      } else {
-        rules.push_back(parse_rule(j, path.string()));
-      }
-    }
+    for (const auto& path : files) add_file(read_json_file(path.string()), path.string());
   }
   return verify_rules(std::move(rules));
 }

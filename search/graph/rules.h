@@ -50,6 +50,10 @@ class Rule {
 std::optional<std::string> verify_rule(const Rule& rule, int seeds = 3);
 
 /// A data rule parsed from JSON; a malformed one is a UserError naming `what` and the field.
+/// Its verification cases are built (shapes inferred, nothing evaluated) and bounded here,
+/// so a case that does not fit its pattern's attributes, a dimension below 1, or a case too
+/// large to verify (over 2^20 elements a tensor, 2^22 a case, 2^26 multiply-adds, rank 8)
+/// is a UserError too, naming the case.
 std::unique_ptr<Rule> parse_rule(const Json& j, const std::string& what);
 
 /// The built-in rule families.
@@ -63,14 +67,16 @@ struct RuleSet {
 
 /// The rules Tessera ships: the built-in families and configs/rules/*.json (compiled into
 /// the binary), plus every rule of the *.json files in `extra_dir` if given (each file holds
-/// one rule object or an array of them), each verified. A file that does not parse is a
-/// UserError; a rule that fails verification goes to `rejected`.
+/// one rule object or an array of them), each verified. A file that does not parse (see
+/// parse_rule), or a rule named like one loaded before, is a UserError; a rule that fails
+/// verification goes to `rejected`.
 RuleSet load_rules(const std::string& extra_dir = {});
 /// verify_rule over `rules`, splitting them into accepted and rejected.
 RuleSet verify_rules(std::vector<std::unique_ptr<Rule>> rules);
 
-/// Folds every node whose inputs are all constants (Opaque nodes and results over 2^24
-/// elements excepted) into a constant, and compacts `g`. Returns the number folded.
+/// Folds every node whose inputs are all constants (Opaque nodes, results over 2^24
+/// elements, and nodes past a budget of about 2^30 multiply-adds or element visits a call
+/// excepted) into a constant, and compacts `g`. Returns the number folded.
 int fold_constants(Graph& g);
 
 }  // namespace tessera::graph
