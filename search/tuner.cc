@@ -35,7 +35,8 @@ Tuner::Tuner(const kernels::FamilyRegistry& families, HardwareSpec spec, Target 
 struct Tuner::Task {
   WorkloadOutcome o;
   TuneProgress progress;
-  int limit = 0;                    ///< measurements at most
+  int cap = 0;                      ///< the workload's budget, held records included
+  int limit = 0;                    ///< measurements at most in this run (cap less what is held)
   std::vector<Candidate> todo;      ///< list strategies: what is left to measure, in order
   size_t cursor = 0;
   std::unique_ptr<Evolution> evolution;
@@ -96,13 +97,20 @@ void Tuner::prepare(Task& task) {
       task.evolution->restrict_to(schedules);
       o.ranked = static_cast<int>(schedules.size());
     }
+    // Evolution has no fixed candidate list to resume along: what it proposes depends on
+    // everything measured, so every schedule the database holds for the workload and target
+    // is a trial spent. A rerun of a finished job then measures nothing, a killed one only
+    // the remainder.
+    std::set<std::string> held;
     for (const db::StoredRecord& r : known) {
       if (runner_ && r.record.measurement.status == Status::kUnmeasured) continue;
       task.evolution->observe(r.record.schedule, r.record.measurement);
-      ++o.already;
+      held.insert(r.record.schedule.key());
     }
+    o.already = static_cast<int>(held.size());
     // Without a cap of its own, a workload may take the whole job budget if the scheduler says so.
-    task.limit = options_.trials > 0 ? options_.trials : options_.total_trials > 0 ? options_.total_trials : 64;
+    task.cap = options_.trials > 0 ? options_.trials : options_.total_trials > 0 ? options_.total_trials : 64;
+    task.limit = std::max(0, task.cap - o.already);
     o.construct_s = seconds_since(t0);
     return;
   }
@@ -147,11 +155,13 @@ void Tuner::prepare(Task& task) {
     // A prediction does not stand in for a measurement; a measurement ends the schedule.
     if (!runner_ || !unmeasured) done_keys.insert(r.record.schedule.key());
   }
-  int limit = options_.trials > 0 ? options_.trials
-              : options_.strategy == Strategy::kConstruct ? options_.top_k
-                                                          : static_cast<int>(ranked.size());
+  task.cap = options_.trials > 0                         ? options_.trials
+             : options_.strategy == Strategy::kConstruct ? options_.top_k
+                                                         : static_cast<int>(ranked.size());
+  // The held candidates count against the cap: with --trials below construction's top-k, a
+  // rerun would otherwise go on down the list and measure `trials` more each time.
   for (Candidate& c : ranked) {
-    if (static_cast<int>(task.todo.size()) >= limit) break;
+    if (static_cast<int>(task.todo.size()) + o.already >= task.cap) break;
     if (done_keys.count(c.schedule.key())) {
       ++o.already;
       continue;
@@ -269,7 +279,11 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
       scheduler.prime(i, tasks[i].o.already, tasks[i].best_us);
       if (tasks[i].limit <= 0) scheduler.finish(i);
     }
-    int spent = 0;
+    // The records the job's workloads hold count as spent, each workload's up to its own
+    // cap: a rerun of a finished job measures nothing, a resumed one only the remainder.
+    int64_t held = 0;
+    for (const Task& task : tasks) held += std::min(task.o.already, task.cap);
+    int spent = static_cast<int>(std::min<int64_t>(held, options_.total_trials));
     while (spent < options_.total_trials && !out_of_time()) {
       std::optional<size_t> pick = scheduler.next();
       if (!pick) break;

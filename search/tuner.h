@@ -5,8 +5,10 @@
 // Per workload: construct (or rank the whole space), drop the schedules the database
 // already holds for this target (so a job resumes where it stopped), measure the rest in
 // batches and commit each batch, failures too (an interrupted job loses at most the batch
-// in flight). Without a runner ("--measure none") the model's ranking is recorded as
-// `unmeasured` predictions.
+// in flight). What the database holds counts against the budgets: a candidate of the list
+// it already measured, and for evolve every schedule held for the workload, so a rerun of a
+// finished job measures nothing. Without a runner ("--measure none") the model's ranking is
+// recorded as `unmeasured` predictions.
 //
 // Workloads go one after another, each to its own budget; or, with a job budget
 // (`total_trials`), the task scheduler (search/scheduler) hands each batch to the workload
@@ -42,15 +44,19 @@ enum class Strategy { kConstruct, kExhaustive, kRandom, kEvolve };
 
 struct TuneOptions {
   int top_k = 10;             ///< candidates construction keeps per workload
-  int trials = 0;             ///< measurements per workload at most (0: top_k; exhaustive: the whole space;
-                              ///< evolve: 64, or total_trials when there is one)
+  int trials = 0;             ///< measurements per workload at most, those the database holds included
+                              ///< (evolve: every schedule held for the workload and target; the list
+                              ///< strategies: their candidates held) (0: top_k; exhaustive: the whole
+                              ///< space; evolve: 64, or total_trials when there is one)
   double time_limit_s = 0;    ///< stop starting new batches after this long (0: no limit)
   int batch = 10;             ///< candidates per measured, committed batch
   Strategy strategy = Strategy::kConstruct;
   uint64_t seed = 1;          ///< random, evolve: the seed (mixed with the workload's key)
   double epsilon = 0.1;       ///< evolve: share of each batch chosen at random (exploration)
   int retrain_every = 64;     ///< evolve: retrain the learned model after this many new ok records
-  int total_trials = 0;       ///< job budget shared by the workloads through the scheduler (0: none)
+  int total_trials = 0;       ///< job budget shared by the workloads through the scheduler, what the
+                              ///< database holds counted as for `trials`, each workload's up to its cap
+                              ///< (0: none)
   SchedulerOptions scheduler; ///< with total_trials: how batches are allotted
   std::string tool_version;
 };
@@ -60,7 +66,8 @@ struct WorkloadOutcome {
   Workload workload;
   double weight = 1;
   int ranked = 0;                ///< valid schedules the model ranked
-  int already = 0;               ///< candidates the database already held (skipped)
+  int already = 0;               ///< candidates the database already held (skipped; evolve: distinct
+                                 ///< schedules held for the workload), counted against the budget
   int measured = 0;              ///< candidates measured (or recorded unmeasured) now
   int failed = 0;                ///< of those, not ok (compile error, incorrect, crashed, ...)
   double construct_s = 0;        ///< construction (or ranking) time

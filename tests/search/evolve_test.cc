@@ -66,6 +66,28 @@ TEST_F(EvolveTest, ProposesValidDistinctSchedulesWithoutMeasuring) {
   EXPECT_EQ(*evo.best_us(), 97.0);
 }
 
+// `tune --replay --strategy evolve --trials 8` twice: the second run finds the budget spent.
+TEST_F(EvolveTest, ReplayedEvolutionResumesWithoutSpendingItsTrialsAgain) {
+  measure::ReplayRunner replay(tessera::testing::h100_dataset(), "h100-dataset.jsonl");
+  Workload w = Workload::parse("softmax:rows=4096,cols=1024:f16");
+  db::testing::TempDb tmp("evolve_replay_resume");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  TuneOptions o;
+  o.strategy = Strategy::kEvolve;
+  o.trials = 8;
+  o.batch = 4;
+  for (int run = 0; run < 2; ++run) {
+    Tuner tuner(families_, h100_, replay.target(), database, &replay, o);
+    tuner.allowed = [&](const Workload& x) { return replay.schedules(x); };
+    std::vector<WorkloadOutcome> out = tuner.run({{w, 1.0}});
+    EXPECT_EQ(out[0].measured, run == 0 ? 8 : 0);
+    EXPECT_EQ(out[0].already, run == 0 ? 0 : 8);
+    ASSERT_TRUE(out[0].best.has_value());
+  }
+  EXPECT_EQ(replay.answered() + replay.unmeasured(), 8);
+  EXPECT_EQ(database.query({}).size(), 8u);
+}
+
 // For each held-out workload: a combined model trained on the other 38 workloads' records is
 // stored in a fresh database; `tune --strategy evolve --trials 64` then replays the dataset.
 TEST_F(EvolveTest, FindsTheRecordedBestWithin2PercentIn64TrialsOnHeldOutWorkloads) {

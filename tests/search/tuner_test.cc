@@ -196,21 +196,94 @@ TEST_F(TunerTest, AJobBudgetIsSharedByTheWorkloadsAndResumes) {
   ASSERT_EQ(seen.size(), 10u);  // one report per batch, with the job's progress
   EXPECT_EQ(seen.back().job_done, 40);
   EXPECT_EQ(seen.back().job_planned, 40);
-  // A second job of the same budget measures 40 new schedules: nothing twice.
+  // The same job again: the database holds its whole budget, so it measures nothing.
   std::vector<WorkloadOutcome> again = tuner.run(three);
   total = 0;
-  for (const WorkloadOutcome& o2 : again) total += o2.measured;
-  EXPECT_EQ(total, 40);
+  for (size_t i = 0; i < again.size(); ++i) {
+    EXPECT_EQ(again[i].already, out[i].measured);
+    total += again[i].measured;
+  }
+  EXPECT_EQ(total, 0);
+  EXPECT_EQ(runner.calls, 40);
+  // A larger budget measures only the difference, nothing twice.
+  TuneOptions more = o;
+  more.total_trials = 52;
+  total = 0;
+  for (const WorkloadOutcome& o2 : Tuner(families_, h100_, target_, database, &runner, more).run(three))
+    total += o2.measured;
+  EXPECT_EQ(total, 12);
   std::set<std::string> keys;
   for (const db::StoredRecord& r : database.query({})) keys.insert(r.record.workload.key() + r.record.schedule.key());
-  EXPECT_EQ(keys.size(), 80u);
-  // Without --trials, evolve's cap of 64 per workload does not cut a larger job budget short.
+  EXPECT_EQ(keys.size(), 52u);
+  // Without --trials, evolve's cap of 64 per workload does not cut a larger job budget short:
+  // the workload's records and this run make 100.
+  db::RecordFilter f;
+  f.workload_key = workloads_[0].first.key();
+  const int held = static_cast<int>(database.query(f).size());
   TuneOptions uncapped = o;
   uncapped.trials = 0;
   uncapped.total_trials = 100;
   uncapped.batch = 25;
   std::vector<WorkloadOutcome> one = Tuner(families_, h100_, target_, database, &runner, uncapped).run({workloads_[0]});
-  EXPECT_EQ(one[0].measured, 100);
+  EXPECT_EQ(one[0].already, held);
+  EXPECT_EQ(one[0].measured, 100 - held);
+}
+
+// --trials is the workload's budget across runs: a second run of a finished evolve job measures
+// nothing, and one stopped half way (as by a kill after a committed batch) only finishes it.
+TEST_F(TunerTest, EvolveCountsWhatTheDatabaseHoldsAgainstItsTrials) {
+  db::testing::TempDb tmp("tuner_evolve_resume");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  ScriptedRunner runner;
+  TuneOptions o;
+  o.strategy = Strategy::kEvolve;
+  o.trials = 16;
+  o.batch = 4;
+  std::vector<std::pair<Workload, double>> one = {workloads_[0]};
+  std::vector<WorkloadOutcome> first = Tuner(families_, h100_, target_, database, &runner, o).run(one);
+  EXPECT_EQ(first[0].measured, 16);
+  EXPECT_EQ(runner.calls, 16);
+  std::vector<WorkloadOutcome> again = Tuner(families_, h100_, target_, database, &runner, o).run(one);
+  EXPECT_EQ(again[0].already, 16);
+  EXPECT_EQ(again[0].measured, 0);
+  EXPECT_EQ(runner.calls, 16);
+  EXPECT_EQ(database.query({}).size(), 16u);
+  // Predictions from a model-only run are no measurements: they do not use up the budget.
+  Tuner(families_, h100_, target_, database, nullptr, o).run({workloads_[1]});
+  Tuner interrupted(families_, h100_, target_, database, &runner, o);
+  int batches = 0;
+  interrupted.on_progress = [&](const TuneProgress& p) { batches += p.done > 0; };
+  interrupted.should_stop = [&] { return batches >= 2; };
+  std::vector<WorkloadOutcome> half = interrupted.run({workloads_[1]});
+  EXPECT_EQ(half[0].already, 0);
+  EXPECT_EQ(half[0].measured, 8);
+  std::vector<WorkloadOutcome> resumed =
+      Tuner(families_, h100_, target_, database, &runner, o).run({workloads_[1]});
+  EXPECT_EQ(resumed[0].already, 8);
+  EXPECT_EQ(resumed[0].measured, 8);
+  EXPECT_EQ(runner.calls, 32);
+  db::RecordFilter f;
+  f.workload_key = workloads_[1].first.key();
+  f.status = Status::kUnmeasured;
+  const size_t predictions = database.query(f).size();
+  EXPECT_EQ(predictions, 16u);
+  std::set<std::string> measured;
+  f.status.reset();
+  for (const db::StoredRecord& r : database.query(f))
+    if (r.record.measurement.status != Status::kUnmeasured) measured.insert(r.record.schedule.key());
+  EXPECT_EQ(measured.size(), 16u);
+  // The list strategies count their held candidates too: with --trials below construction's
+  // top-k, a rerun does not go on down the list.
+  TuneOptions few;
+  few.trials = 4;
+  few.batch = 2;
+  const std::vector<std::pair<Workload, double>> layernorm = {
+      {Workload::parse("layernorm:rows=4096,cols=768:f16"), 1}};
+  EXPECT_EQ(Tuner(families_, h100_, target_, database, &runner, few).run(layernorm)[0].measured, 4);
+  std::vector<WorkloadOutcome> rerun =
+      Tuner(families_, h100_, target_, database, &runner, few).run(layernorm);
+  EXPECT_EQ(rerun[0].already, 4);
+  EXPECT_EQ(rerun[0].measured, 0);
 }
 
 }  // namespace
