@@ -309,8 +309,8 @@ void register_tune_commands(CommandRegistry& registry) {
         {"model-dtype", "T", "with --model: the precision its operators run in (default f16)"},
         {"db", "FILE", "tuning database (default ./tessera.db; created if missing)"},
         {"topk", "K", "candidates construction keeps per workload (default 10)"},
-        {"trials", "N", "measurements per workload at most (default: top-k; exhaustive: all; evolve: 64, or no cap "
-                        "below --total-trials)"},
+        {"trials", "N", "measurements per workload at most, those the database already holds for it included "
+                        "(default: top-k; exhaustive: all; evolve: 64, or no cap below --total-trials)"},
         {"time-limit", "S", "start no new batch after S seconds"},
         {"measure", "MODE", "gpu or none (default: gpu when one is present)"},
         {"target", "NAME", "GPU spec to tune for (default: the GPU present, else h100_sxm)"},
