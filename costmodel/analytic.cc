@@ -298,6 +298,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
       if (e.tensors[t].role == TensorRole::kOutput) outputs += double(e.footprint_elements(t));
     est.us += outputs * (4.0 * double(p.split) + dtype_bytes(p.modeled.out_dtype)) / dram_bw * 1e6 + kLaunchUs;
   }
+  if (p.prepass_bytes > 0) est.us += double(p.prepass_bytes) / dram_bw * 1e6 + kLaunchUs;  // the kernel before
   if (est.us < 2 * kLaunchUs + 1e-9) est.bound = "launch";
   return est;
 }

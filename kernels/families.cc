@@ -76,7 +76,10 @@ void add_splitk_reduce(KernelSource& out, const Workload& w, int64_t split) {
 EpilogueCode matmul_epilogue_code(const Workload& w) {
   EpilogueCode code;
   // body: operator()'s steps; pair_body: apply()'s, with the bias from the Cols loaded once.
-  std::string members, body, pair_body, cols = "  struct Cols {};\n  __device__ Cols cols(int) const { return {}; }\n";
+  // staged_body: apply_staged()'s, with the residual's value read by the caller (from the
+  // staging tile a TMA copy filled).
+  std::string members, body, pair_body, staged_body, cols = "  struct Cols {};\n  __device__ Cols cols(int) const { return {}; }\n";
+  bool residual = false;
   for (EpilogueOp op : w.epilogue) {
     switch (op) {
       case EpilogueOp::kBias:
@@ -85,6 +88,7 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
         code.init += "bias, ";
         body += "    v += to_float(bias[col]);\n";
         pair_body += "    v += c.bias[i];\n";
+        staged_body += "    v += c.bias[i];\n";
         cols = "  struct Cols { float bias[2]; };\n"
                "  __device__ Cols cols(int col) const {\n"
                "    return {{col < kN ? to_float(bias[col]) : 0.0f, col + 1 < kN ? to_float(bias[col + 1]) : 0.0f}};\n"
@@ -96,14 +100,18 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
         code.init += "residual, ";
         body += "    v += to_float(residual[(b * kM + row) * kN + col]);\n";
         pair_body += "    v += to_float(residual[(b * kM + row) * kN + col]);\n";
+        staged_body += "    v += res;\n";
+        residual = true;
         break;
       case EpilogueOp::kRelu:
         body += "    v = fmaxf(v, 0.0f);\n";
         pair_body += "    v = fmaxf(v, 0.0f);\n";
+        staged_body += "    v = fmaxf(v, 0.0f);\n";
         break;
       case EpilogueOp::kGelu:
         body += "    v = gelu(v);\n";
         pair_body += "    v = gelu(v);\n";
+        staged_body += "    v = gelu(v);\n";
         break;
     }
   }
@@ -111,12 +119,16 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
   code.init.resize(code.init.size() - 2);
   const MatmulShape& m = w.matmul();
   code.type = "constexpr long long kM = " + std::to_string(m.m) + ", kN = " + std::to_string(m.n) + ";\n"
-              "struct Epilogue {\n" + members + cols +
+              "struct Epilogue {\n"
+              "  static constexpr bool kResidual = " + (residual ? "true" : "false") + ";\n" + members + cols +
               "  __device__ float operator()(float v, long long b, int row, int col) const {\n" + body +
               "    (void)b; (void)row; (void)col;\n    return v;\n  }\n"
               "  // Column col + i of a pair whose per-column values cols(col) loaded once for all its rows.\n"
               "  __device__ float apply(float v, const Cols& c, int i, long long b, int row, int col) const {\n" +
-              pair_body + "    (void)c; (void)i; (void)b; (void)row; (void)col;\n    return v;\n  }\n};\n";
+              pair_body + "    (void)c; (void)i; (void)b; (void)row; (void)col;\n    return v;\n  }\n"
+              "  // As apply(), with the residual's value `res` given.\n"
+              "  __device__ float apply_staged(float v, const Cols& c, int i, float res) const {\n" +
+              staged_body + "    (void)c; (void)i; (void)res;\n    return v;\n  }\n};\n";
   return code;
 }
 

@@ -40,12 +40,15 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
                                        bool k_major_b);
 /// Source and launch plan of gemm_wgmma (kernels/cuda/gemm_wgmma.cuh, included through
 /// `header`) on the GEMM `gemm` with the operand loads `loads` (a type from the header or
-/// `prelude`), as `entry(A, B, <epilogue params>, C[, W], map_a, map_b[, map_c])` with `maps` the
-/// tensor maps of A and B (none: both are gathered, and the kernel takes no map_a, map_b). The
-/// output's TMA-store map and split-K's reduction follow from the schedule.
+/// `prelude`), as `entry(A, B, <epilogue params>, C[, W], map_a, map_b[, map_c[, map_r]])` with
+/// `maps` the tensor maps of A and B (none: both are gathered, and the kernel takes no map_a,
+/// map_b; one: B's, A is gathered). The output's TMA-store map (and the residual's), split-K's
+/// reduction and its workspace W follow from the schedule; `workspace`: the kernel takes W
+/// anyway (the caller sizes it, e.g. for operands a kernel before it prepares there);
+/// `a_pointer`: the expression the loads get as A (the kernel's parameter A by default).
 KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::string& entry, const std::string& header,
                         const std::string& comment, const std::string& prelude, const std::string& loads,
-                        std::vector<TensorMapSpec> maps);
+                        std::vector<TensorMapSpec> maps, bool workspace = false, const std::string& a_pointer = "A");
 /// The analytic model's plan of a wgmma schedule over `gemm` (its k axis: the reduction as the
 /// kernel runs it, padding included).
 TilePlan wgmma_plan(const Workload& gemm, const Schedule& s);
@@ -71,7 +74,9 @@ std::unique_ptr<KernelFamily> make_conv_direct_family();
 /// applies the steps; `init` initialises it from those parameters. For stores of column
 /// pairs the struct also has `Cols cols(col)` (the per-column values of columns col and
 /// col + 1, the bias, loaded once per thread and tile rather than per row) and
-/// `apply(v, cols, i, batch, row, col + i)`.
+/// `apply(v, cols, i, batch, row, col + i)`; `kResidual` says whether a residual is added, and
+/// `apply_staged(v, cols, i, res)` is apply() with the residual's value read by the caller
+/// (gemm_wgmma's TMA-store epilogue copies the residual tile into its staging tile).
 struct EpilogueCode {
   std::string params;  ///< e.g. "const Out* __restrict__ bias, "
   std::string type;    ///< the struct definition

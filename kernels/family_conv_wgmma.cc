@@ -7,7 +7,10 @@
 //   whole tiles of output channels;
 // - block-diagonal: grouped convolutions whose tiles hold several whole groups (ResNeXt's);
 // - gather: the producer's threads gather both operands where TMA cannot address them (input
-//   channels not a multiple of 8, as in an RGB stem, or windows beyond the im2col box's range).
+//   channels not a multiple of 8, as in an RGB stem, or windows beyond the im2col box's range);
+// - padded taps (knob pad_channels, fewer than 8 input channels): a kernel before the GEMM pads
+//   the input and filters to 8 channels in the workspace, and a k step takes block_k / 8 taps
+//   (A gathered as 16-byte pixels by the producer's threads, B by TMA).
 #include <algorithm>
 
 #include "core/error.h"
@@ -16,7 +19,10 @@
 namespace tessera::kernels {
 namespace {
 
-enum class Mode { kIm2col, kBlockDiag, kGather };
+enum class Mode { kIm2col, kBlockDiag, kGather, kPaddedTaps };
+
+constexpr std::string_view kPadChannels = "pad_channels";
+constexpr int64_t kPadThreads = 256;
 
 // How the family runs a convolution with a given tile width: which loads, and the reduction
 // they walk.
@@ -37,12 +43,20 @@ bool im2col_expressible(const Conv2dShape& c) {
          (c.r - 1) * c.dilation_h <= 127 && (c.s - 1) * c.dilation_w <= 127;
 }
 
-ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk) {
+// Fewer than 8 input channels, one group: the padded-taps loads can run it (pad_channels = 1).
+bool paddable(const Conv2dShape& c) { return c.groups == 1 && c.c < 8 && im2col_expressible(c); }
+
+ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk, bool pad) {
   ConvRun run;
   run.cg = c.c / c.groups;
   run.kg = c.k / c.groups;
   bk = std::max<int64_t>(bk, 1);
-  if (c.groups == 1 && (c.c % 8 != 0 || !im2col_expressible(c))) {
+  if (pad && paddable(c)) {
+    run.mode = Mode::kPaddedTaps;
+    const int64_t taps_per_step = std::max<int64_t>(bk / 8, 1);
+    run.k_steps = (c.r * c.s + taps_per_step - 1) / taps_per_step;
+    run.k_per_step = bk;
+  } else if (c.groups == 1 && (c.c % 8 != 0 || !im2col_expressible(c))) {
     run.mode = Mode::kGather;
     run.k_steps = (c.r * c.s * c.c + bk - 1) / bk;
     run.k_per_step = bk;
@@ -60,6 +74,25 @@ ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk) {
 
 // The GEMM the kernel runs: its reduction is the k steps it walks, padding included.
 Workload gemm_view(const Workload& w, const ConvRun& run) { return conv_gemm_view(w, run.k_steps * run.k_per_step); }
+
+bool pads(const Schedule& s) { return s.find(kPadChannels).value_or(0) != 0; }
+ConvRun conv_run(const Conv2dShape& c, const Schedule& s) {
+  return conv_run(c, s.get(knob::kBlockN), s.get(knob::kBlockK), pads(s));
+}
+
+// The padded operands in the workspace: the input as [pixels][8], then the filters as
+// [K][taps][8] (taps: the k steps' taps, past R * S zeros), 1 KB aligned.
+struct PaddedOperands {
+  int64_t pixels = 0, taps = 0, filters_offset = 0, bytes = 0;
+};
+PaddedOperands padded_operands(const Conv2dShape& c, const ConvRun& run) {
+  PaddedOperands p;
+  p.pixels = c.n * c.h * c.w;
+  p.taps = run.k_steps * run.k_per_step / 8;
+  p.filters_offset = (p.pixels * 16 + 1023) / 1024 * 1024;
+  p.bytes = p.filters_offset + c.k * p.taps * 16;
+  return p;
+}
 
 std::string list(std::initializer_list<int64_t> values) {
   std::string out;
@@ -79,7 +112,12 @@ class ConvWgmmaFamily : public KernelFamily {
     return c.layout == Layout::kNHWC && (c.groups == 1 || ((c.c / c.groups) % 8 == 0 && (c.k / c.groups) % 8 == 0));
   }
 
-  std::vector<KnobDomain> space(const Workload&, const HardwareSpec&) const override { return wgmma_space(); }
+  // Fewer than 8 input channels: gathered (pad_channels 0) or padded to 8 by a kernel before.
+  std::vector<KnobDomain> space(const Workload& w, const HardwareSpec&) const override {
+    std::vector<KnobDomain> d = wgmma_space();
+    if (supports(w) && paddable(w.conv2d())) d.push_back({std::string(kPadChannels), {0, 1}});
+    return d;
+  }
 
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
     if (s.family != name()) return "schedule is for family " + s.family;
@@ -88,7 +126,13 @@ class ConvWgmmaFamily : public KernelFamily {
     const Conv2dShape& c = w.conv2d();
     const int64_t bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     if (bn < 8 || bn % 8 != 0) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
-    const ConvRun run = conv_run(c, bn, bk);
+    const int64_t pad = s.find(kPadChannels).value_or(0);
+    if (pad != 0 && pad != 1) return "pad_channels must be 0 or 1";
+    if (pad && !paddable(c))
+      return "pad_channels needs one group, fewer than 8 input channels and windows an im2col tensor map can walk";
+    const ConvRun run = conv_run(c, bn, bk, pad != 0);
+    if (run.mode == Mode::kPaddedTaps && (s.get("cluster_m") != 1 || s.get(knob::kSplitK) != 1))
+      return "padded taps take the workspace for their operands: cluster_m and split_k must be 1";
     if (c.groups > 1) {
       if (!im2col_expressible(c)) return "grouped convolutions need windows an im2col tensor map can walk (pads, strides)";
       if (run.mode == Mode::kBlockDiag) {
@@ -98,7 +142,7 @@ class ConvWgmmaFamily : public KernelFamily {
         if (s.get("cluster_m") != 1) return "block-diagonal tiles load B per group: cluster_m must be 1";
       }
     }
-    if (run.mode == Mode::kGather) {
+    if (run.mode == Mode::kGather || run.mode == Mode::kPaddedTaps) {
       if (s.get("cluster_m") != 1) return "gathered operands are not multicast: cluster_m must be 1";
       const int64_t consumers = s.get("consumers"), bm = s.get(knob::kBlockM);
       const int64_t rows = s.get("pingpong") ? bm : bm / std::max<int64_t>(consumers, 1);
@@ -115,7 +159,7 @@ class ConvWgmmaFamily : public KernelFamily {
     const Conv2dShape& c = w.conv2d();
     const int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     const int64_t cluster = s.get("cluster_m");
-    const ConvRun run = conv_run(c, bn, bk);
+    const ConvRun run = conv_run(c, s);
     const Workload view = gemm_view(w, run);
     const int64_t p = c.out_h(), q = c.out_w();
     const std::string geometry = list({p, q, c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w, c.dilation_h,
@@ -124,6 +168,8 @@ class ConvWgmmaFamily : public KernelFamily {
     std::vector<TensorMapSpec> maps;
     if (run.mode == Mode::kGather) {
       loads = "GatherLoads<In, " + list({c.h, c.w, c.c, c.k}) + ", " + geometry + ", " + std::to_string(view.matmul().m) + ">";
+    } else if (run.mode == Mode::kPaddedTaps) {
+      return emit_padded(w, s, run);
     } else {
       loads = run.mode == Mode::kIm2col ? "ConvLoads<In, " + geometry + ", " + std::to_string(cluster) + ">"
                                         : "BlockDiagLoads<In, " + geometry + ">";
@@ -148,7 +194,7 @@ class ConvWgmmaFamily : public KernelFamily {
 
   // Modelled as the GEMM the kernel runs (the k axis is its padded reduction, k_per_step a step).
   TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
-    const ConvRun run = conv_run(w.conv2d(), s.get(knob::kBlockN), s.get(knob::kBlockK));
+    const ConvRun run = conv_run(w.conv2d(), s);
     TilePlan p = wgmma_plan(gemm_view(w, run), s);
     const int64_t split = s.get(knob::kSplitK);
     set_tile(p, "k", (run.k_steps + split - 1) / split * run.k_per_step, run.k_per_step);
@@ -156,6 +202,19 @@ class ConvWgmmaFamily : public KernelFamily {
     const Conv2dShape& c = w.conv2d();
     const double view_a = double(p.modeled.matmul().m) * double(p.modeled.matmul().k);
     p.dram_share = {std::min(1.0, double(c.n * c.h * c.w * c.c) / std::max(view_a, 1.0)), 1.0};
+    if (run.mode == Mode::kPaddedTaps) {
+      // The GEMM reads the padded input (8 channels a pixel); the kernel before reads the input
+      // and the filters and writes both padded.
+      const PaddedOperands po = padded_operands(c, run);
+      p.dram_share[0] = std::min(1.0, double(po.pixels * 8) / std::max(view_a, 1.0));
+      p.prepass_bytes = po.pixels * (c.c + 8) * 2 + c.k * (c.r * c.s * c.c * 2 + po.taps * 16);
+      // The producer's threads load one 16-byte pixel per row and tap (counted as one element
+      // each: one instruction), 16 in flight (TapLoads::kBatch).
+      const int64_t loads = s.get(knob::kBlockM) / 32 * (s.get(knob::kBlockK) / 8 / 4);
+      p.gather_elements = loads;
+      p.gather_round_trips = (loads + 15) / 16;
+      p.load_bytes = 16;
+    }
     if (run.mode == Mode::kGather) {
       // The producer's 128 threads fill 16-byte vectors of 2-byte loads: each thread a column of
       // 8 k of every 128 / (block_k / 8)-th row of A and B, loads issued in batches of 4 rows
@@ -168,6 +227,39 @@ class ConvWgmmaFamily : public KernelFamily {
       p.load_bytes = 16;
     }
     return p;
+  }
+
+ private:
+  // Padded taps: tessera_conv_wgmma_pad (conv::pad_channels) writes the padded operands to the
+  // workspace; then the GEMM's producer threads gather A from there and TMA copies B.
+  KernelSource emit_padded(const Workload& w, const Schedule& s, const ConvRun& run) const {
+    const Conv2dShape& c = w.conv2d();
+    const int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
+    const Workload view = gemm_view(w, run);
+    const PaddedOperands po = padded_operands(c, run);
+    const int workspace = static_cast<int>(w.expr().tensors.size());  // the argument after the tensors
+    const EpilogueCode epi = matmul_epilogue_code(view);
+    const std::string prelude =
+        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kPadThreads) +
+        ") tessera_conv_wgmma_pad(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
+        "Out* __restrict__ C, float* __restrict__ W) {\n  (void)C;\n  conv::pad_channels<In, " +
+        list({c.c, po.pixels, c.k, c.r * c.s, po.taps}) + ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(" +
+        "reinterpret_cast<char*>(W) + " + std::to_string(po.filters_offset) + "));\n}\n";
+    const std::string loads = "TapLoads<In, " + list({c.h, c.w, c.out_h(), c.out_w(), c.r, c.s, c.stride_h, c.stride_w,
+                                                      c.pad_h, c.pad_w, c.dilation_h, c.dilation_w, bm, bn, bk,
+                                                      view.matmul().m}) + ">";
+    // B by TMA from the padded filters; A gathered from the padded input at the workspace's start.
+    TensorMapSpec b{workspace, w.dtype, {po.taps * 8, c.k, 1}, {po.taps * 16, c.k * po.taps * 16}, {bk, bn, 1}, int(bk * 2)};
+    b.offset_bytes = po.filters_offset;
+    KernelSource out = emit_wgmma(view, s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), prelude, loads, {b}, true,
+                                  "reinterpret_cast<const In*>(W)");
+    KernelLaunch pad{"tessera_conv_wgmma_pad", {}};
+    const int64_t vectors = po.pixels + c.k * po.taps;
+    pad.geometry.grid[0] = std::min<int64_t>((vectors + kPadThreads - 1) / kPadThreads, 65536);
+    pad.geometry.block[0] = kPadThreads;
+    out.before.push_back(pad);
+    out.workspace_bytes = po.bytes;
+    return out;
   }
 };
 

@@ -23,7 +23,7 @@ int64_t consumer_rows(int64_t bm, int64_t consumers, bool pingpong) { return pin
 
 int64_t smem_bytes(int64_t bm, int64_t bn, int64_t bk, int64_t stages, int64_t consumers, bool tma_store, bool pingpong) {
   return stages * (bm + bn) * bk * 2 + (tma_store ? consumers * consumer_rows(bm, consumers, pingpong) * bn * 2 : 0) +
-         kAlignSlack + (2 * stages + 2) * 8;
+         kAlignSlack + (2 * stages + 4) * 8;
 }
 
 int64_t smem_bytes(const Schedule& s) {
@@ -160,30 +160,40 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
 
 KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::string& entry, const std::string& header,
                         const std::string& comment, const std::string& prelude, const std::string& loads,
-                        std::vector<TensorMapSpec> maps) {
+                        std::vector<TensorMapSpec> maps, bool workspace, const std::string& a_pointer) {
   const MatmulShape& m = gemm.matmul();
   int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN);
   int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
   const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
   const int64_t cluster = s.get(kClusterM), split = s.get(knob::kSplitK);
   EpilogueCode epi = matmul_epilogue_code(gemm);
+  // With TMA stores, a residual is copied by TMA into the staging tile (map_r, over the
+  // residual as map_c is over C) while the tile computes.
+  const bool staged_residual =
+      tma_store && std::find(gemm.epilogue.begin(), gemm.epilogue.end(), EpilogueOp::kResidual) != gemm.epilogue.end();
   int64_t threads = 128 * (consumers + 1);
   std::string src =
       source_head(comment + " | " + s.key(), header, gemm) + epi.type + mma_struct(bn, gemm.dtype, !m.trans_b) + prelude +
       "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
       (cluster > 1 ? "__cluster_dims__(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
       "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C" +
-      (split > 1 ? ", float* __restrict__ W" : "") +
-      (maps.empty() ? "" : ", const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b") +
-      (tma_store ? ", const __grid_constant__ TensorMap map_c" : "") + ") {\n" +
-      (maps.empty() ? "  const TensorMap map_a{}, map_b{};  // unused: the producer's threads gather both operands\n" : "") +
+      (split > 1 || workspace ? ", float* __restrict__ W" : "") +
+      (maps.empty()       ? ""
+       : maps.size() == 1 ? ", const __grid_constant__ TensorMap map_b"
+                          : ", const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b") +
+      (tma_store ? ", const __grid_constant__ TensorMap map_c" : "") +
+      (staged_residual ? ", const __grid_constant__ TensorMap map_r" : "") + ") {\n" +
+      (maps.empty()       ? "  const TensorMap map_a{}, map_b{};  // unused: the producer's threads gather both operands\n"
+       : maps.size() == 1 ? "  const TensorMap map_a{};  // unused: the producer's threads gather A\n"
+                          : "") +
       "  const Epilogue epilogue{" + epi.init + "};\n"
       "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.batch) + ", " +
       std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(s.get(knob::kBlockK)) + ", " +
       std::to_string(stages) + ", " + std::to_string(consumers) + ", " + std::to_string(group) + ", " +
       (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " + std::to_string(cluster) + ", " +
-      std::to_string(split) + ", " + loads + ", Epilogue, Mma>(A, B, C, " + (split > 1 ? "W" : "nullptr") +
-      ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ");\n}\n";
+      std::to_string(split) + ", " + loads + ", Epilogue, Mma>(" + a_pointer + ", B, C, " + (split > 1 ? "W" : "nullptr") +
+      ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ", " + (staged_residual ? "&map_r" : "nullptr") +
+      ");\n}\n";
   if (split > 1) src += splitk_reduce_source(entry, gemm, split);  // sums the slices and applies the epilogue
   LaunchGeometry g;
   // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
@@ -198,8 +208,17 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   if (split > 1) add_splitk_reduce(out, gemm, split);
   if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
     int out_index = static_cast<int>(gemm.expr().tensors.size()) - 1;
-    out.tensor_maps.push_back(TensorMapSpec{out_index, gemm.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
-                                            {64, consumer_rows(bm, consumers, pingpong), 1}, 128});
+    TensorMapSpec c{out_index, gemm.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
+                    {64, consumer_rows(bm, consumers, pingpong), 1}, 128};
+    out.tensor_maps.push_back(c);
+    if (staged_residual) {  // the tensor after A, B and the epilogue's inputs before it
+      c.tensor = 2;
+      for (EpilogueOp op : gemm.epilogue) {
+        if (op == EpilogueOp::kResidual) break;
+        if (op == EpilogueOp::kBias) ++c.tensor;
+      }
+      out.tensor_maps.push_back(c);
+    }
   }
   return out;
 }

@@ -5,7 +5,8 @@
 namespace tessera::kernels {
 
 std::vector<KernelLaunch> KernelSource::plan() const {
-  std::vector<KernelLaunch> out{{entry, launch}};
+  std::vector<KernelLaunch> out = before;
+  out.push_back({entry, launch});
   out.insert(out.end(), then.begin(), then.end());
   return out;
 }

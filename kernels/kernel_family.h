@@ -50,7 +50,10 @@ struct TensorMapSpec {
       : tensor(tensor_index), dtype(type), dims(std::move(extents)), strides_bytes(std::move(strides)),
         box(std::move(box_extents)), swizzle_bytes(swizzle) {}
 
-  int tensor = 0;                      ///< which tensor argument (inputs, then the output)
+  /// Which argument the map is over: a tensor (inputs, then the output), or the number of
+  /// tensors for the plan's workspace, which follows them.
+  int tensor = 0;
+  int64_t offset_bytes = 0;            ///< where the map's base lies in that argument (multiple of 16)
   DType dtype = DType::kF16;           ///< element type (f16, bf16 or f32)
   std::vector<int64_t> dims;           ///< extent per dimension, innermost first (rank 1..5)
   std::vector<int64_t> strides_bytes;  ///< byte stride of dimensions 1..rank-1 (multiples of 16)
@@ -73,9 +76,10 @@ struct KernelLaunch {
   LaunchGeometry geometry;
 };
 
-/// Deterministic CUDA source for one (workload, schedule) and how to launch it: the main
-/// kernel `entry`, then the kernels in `then` (same source, same stream, in order), e.g. the
-/// reduction of a split-K GEMM. Every kernel of the plan takes the same arguments: the
+/// Deterministic CUDA source for one (workload, schedule) and how to launch it: the kernels
+/// in `before`, the main kernel `entry`, then the kernels in `then` (same source, same stream,
+/// in order), e.g. a convolution's operands padded into the workspace before it, or the
+/// reduction of a split-K GEMM after it. Every kernel of the plan takes the same arguments: the
 /// workload's tensors (inputs, then the output) and, when workspace_bytes > 0, a pointer to
 /// that much scratch global memory whose contents are undefined at the start, then the
 /// tensor maps of `tensor_maps`, if any.
@@ -87,11 +91,12 @@ struct KernelSource {
   std::string entry;    ///< name of the main __global__ function (its resources are reported)
   std::string source;   ///< complete CUDA C++ translation unit
   LaunchGeometry launch;            ///< geometry of `entry`
+  std::vector<KernelLaunch> before; ///< kernels launched before `entry`, in order
   std::vector<KernelLaunch> then;   ///< kernels launched after `entry`, in order
   int64_t workspace_bytes = 0;      ///< scratch memory passed after the tensors when > 0
   std::vector<TensorMapSpec> tensor_maps;  ///< passed after the tensors and the workspace
 
-  /// The whole plan: `entry` first, then `then`.
+  /// The whole plan: `before`, `entry`, then `then`.
   std::vector<KernelLaunch> plan() const;
 };
 
@@ -134,6 +139,9 @@ struct TilePlan {
   /// data in DRAM, where the view repeats a tensor (an implicit GEMM's A repeats each input
   /// pixel once per filter tap that reads it).
   std::vector<double> dram_share;
+  /// Bytes a kernel of the plan before the main one moves through DRAM (0: none), e.g. a
+  /// convolution's operands padded into the workspace.
+  int64_t prepass_bytes = 0;
   InstrKind instr = InstrKind::kFmaF32;
 };
 

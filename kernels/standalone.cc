@@ -100,6 +100,9 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
         return t;
       };
       std::string n = std::to_string(i), steps;
+      // Over a tensor, or (the index after them) the workspace, from offset_bytes on.
+      std::string base = m.tensor < tensors ? "tensors[" + std::to_string(m.tensor) + "]" : std::string("workspace");
+      if (m.offset_bytes != 0) base = "static_cast<char*>(" + base + ") + " + std::to_string(m.offset_bytes);
       for (size_t d = 0; d < m.dims.size(); ++d)
         steps += (d ? ", " : "") + std::to_string(m.element_strides.empty() ? 1 : m.element_strides[d]);
       const char* type = m.dtype == DType::kBF16  ? "CU_TENSOR_MAP_DATA_TYPE_BFLOAT16"
@@ -116,13 +119,13 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
       if (m.im2col()) {
         out += "    const int lower[] = {" + list(m.lower_corner) + "}, upper[] = {" + list(m.upper_corner) + "};\n"
                "    if (reinterpret_cast<EncodeIm2col>(encode_im2col)(&map" + n + ", " + type + ", " +
-               std::to_string(m.dims.size()) + ", tensors[" + std::to_string(m.tensor) + "], dims, strides, lower, upper, " +
+               std::to_string(m.dims.size()) + ", " + base + ", dims, strides, lower, upper, " +
                std::to_string(m.box[0]) + ", " + std::to_string(m.box[1]) + ", steps, CU_TENSOR_MAP_INTERLEAVE_NONE, " +
                tail + " != CUDA_SUCCESS)\n";
       } else {
         out += "    const cuuint32_t box[] = {" + list(m.box) + "};\n"
                "    if (reinterpret_cast<Encode>(encode)(&map" + n + ", " + type + ", " + std::to_string(m.dims.size()) +
-               ", tensors[" + std::to_string(m.tensor) + "], dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE, " +
+               ", " + base + ", dims, strides, box, steps, CU_TENSOR_MAP_INTERLEAVE_NONE, " +
                tail + " != CUDA_SUCCESS)\n";
       }
       out += "      return cudaErrorInvalidValue;\n  }\n  args[" + std::to_string(fixed + i) + "] = &map" + n + ";\n";

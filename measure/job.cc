@@ -34,6 +34,7 @@ Json tensor_map_json(const kernels::TensorMapSpec& m) {
     j["upper_corner"] = m.upper_corner;
   }
   if (!m.element_strides.empty()) j["element_strides"] = m.element_strides;
+  if (m.offset_bytes != 0) j["offset_bytes"] = m.offset_bytes;
   return j;
 }
 
@@ -48,6 +49,8 @@ kernels::TensorMapSpec tensor_map_from(const Json& j) {
   m.lower_corner = j.value("lower_corner", std::vector<int64_t>{});
   m.upper_corner = j.value("upper_corner", std::vector<int64_t>{});
   m.element_strides = j.value("element_strides", std::vector<int64_t>{});
+  m.offset_bytes = j.value("offset_bytes", int64_t{0});
+  if (m.offset_bytes < 0 || m.offset_bytes % 16 != 0) throw UserError("tensor map offset_bytes must be a multiple of 16");
   return m;
 }
 
@@ -87,6 +90,7 @@ Json job_header(const Job& job, const MeasureOptions& options, int64_t id) {
               {"workload", job.workload.to_json()},
               {"schedule", job.schedule.to_json()},
               {"plan", plan},
+              {"main", job.plan.before.size()},
               {"workspace_bytes", job.plan.workspace_bytes},
               {"tensor_maps", maps},
               {"options", options.to_json()}};
@@ -99,10 +103,14 @@ Job job_from_header(const Json& h, std::string cubin) {
     job.schedule = Schedule::from_json(h.at("schedule"), "measure request");
     const Json& plan = h.at("plan");
     if (!plan.is_array() || plan.empty()) throw UserError("measure request: empty launch plan");
-    job.plan.entry = plan[0].at("entry").get<std::string>();
-    job.plan.launch = geometry_from(plan[0].at("geometry"));
-    for (size_t i = 1; i < plan.size(); ++i)
-      job.plan.then.push_back({plan[i].at("entry").get<std::string>(), geometry_from(plan[i].at("geometry"))});
+    const size_t main = h.value("main", size_t{0});  // the plan's entry; kernels before it run first
+    if (main >= plan.size()) throw UserError("measure request: the launch plan has no kernel " + std::to_string(main));
+    for (size_t i = 0; i < plan.size(); ++i) {
+      kernels::KernelLaunch step{plan[i].at("entry").get<std::string>(), geometry_from(plan[i].at("geometry"))};
+      if (i < main) job.plan.before.push_back(std::move(step));
+      else if (i > main) job.plan.then.push_back(std::move(step));
+      else job.plan.entry = std::move(step.entry), job.plan.launch = step.geometry;
+    }
     job.plan.workspace_bytes = h.at("workspace_bytes").get<int64_t>();
     for (const Json& m : h.value("tensor_maps", Json::array())) job.plan.tensor_maps.push_back(tensor_map_from(m));
     job.cubin = std::move(cubin);

@@ -168,7 +168,7 @@ std::string LoadedPlan::enqueue(std::span<void* const> args, void* stream) const
       const kernels::TensorMapSpec& spec = map_specs_[i];
       if (spec.tensor < 0 || static_cast<size_t>(spec.tensor) >= args.size())
         return "tensor map of tensor " + std::to_string(spec.tensor) + ": no such argument";
-      void* base = *static_cast<void* const*>(args[static_cast<size_t>(spec.tensor)]);
+      void* base = static_cast<char*>(*static_cast<void* const*>(args[static_cast<size_t>(spec.tensor)])) + spec.offset_bytes;
       if (base != maps_for_[i]) {
         if (std::string err = encode_tensor_map(spec, base, maps_[i].bytes); !err.empty()) return err;
         maps_for_[i] = base;

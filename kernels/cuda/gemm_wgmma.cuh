@@ -147,6 +147,14 @@ __device__ __forceinline__ unsigned long long desc(const void* p, unsigned lbo, 
          static_cast<unsigned long long>((sbo & 0x3FFFF) >> 4) << 32 | layout << 62;
 }
 
+/// A K-major tile of rows of BK 2-byte k (BK * 2 bytes, swizzled over that span): the matrix
+/// descriptor of its 64 rows from `row`, k16 step kk (32 bytes into each row; 8-row groups
+/// 16 * BK bytes apart).
+template <int BK, class In>
+__device__ __forceinline__ unsigned long long desc_kmajor(const In* tile, int row, int kk) {
+  return desc<BK * 2>(tile + row * BK + kk * 16, 16, 16 * BK);
+}
+
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N>
@@ -191,11 +199,12 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 ///
 /// A Loads policy has: kSteps (k steps per tile); kMmaSteps (k16 MMAs per step that can meet
 /// non-zero B, at most BK / 16); kGather (the producer warpgroup's 128 threads write part of
-/// each slot with ordinary stores, else one thread issues TMA copies); kTmaBytes (bytes of TMA
-/// copies per slot); prepare(sB, slots, t) (once, by the producer's threads, before the ring
-/// starts); tma(...) and gather(...) (one k step's loads into the slot's A and B tiles for the
-/// tile at rows m0, columns n0 of batch b); desc_b(bt, kk) (B's matrix descriptor for the k16
-/// step kk of the slot at bt).
+/// each slot with ordinary stores, else one thread issues TMA copies); tma_bytes(kt) (bytes of
+/// TMA copies into the slot of k step kt); prepare(sB, slots, t) (once, by the producer's
+/// threads, before the ring starts); tma(...) and gather(...) (one k step's loads into the
+/// slot's A and B tiles for the tile at rows m0, columns n0 of batch b); desc_a(at, row, kk)
+/// and desc_b(bt, kk) (the matrix descriptors of A's 64 rows from `row` and of B, for the k16
+/// step kk of the slots at at and bt).
 template <class In, int K, bool TRANS_B, int BM, int BN, int BK, int CLUSTER>
 struct GemmLoads {
   static constexpr int kSteps = (K + BK - 1) / BK;
@@ -205,6 +214,7 @@ struct GemmLoads {
   static_assert(TRANS_B || BN % 64 == 0, "tile shape");
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
 
+  __device__ static constexpr unsigned tma_bytes(int) { return kTmaBytes; }
   __device__ static void prepare(In*, int, int) {}
   __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
   __device__ static void tma(In* sa, In* sb, const TensorMap& map_a, const TensorMap& map_b, unsigned long long* bar, int kt,
@@ -231,6 +241,7 @@ struct GemmLoads {
   // bytes into each, 8-row groups 16 * BK bytes apart. [K, N] B: 16 k rows of 64 columns per
   // step (128-byte swizzle); 64-column blocks 128 * BK bytes apart (leading), 8-row groups 1 KB
   // apart.
+  __device__ static unsigned long long desc_a(const In* at, int row, int kk) { return wgmma::desc_kmajor<BK>(at, row, kk); }
   __device__ static unsigned long long desc_b(const In* bt, int kk) {
     return TRANS_B ? wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK) : wgmma::desc<128>(bt + kk * 16 * 64, 64 * BK * 2, 1024);
   }
@@ -241,8 +252,9 @@ struct GemmLoads {
 template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
           bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue, const In* sA, const In* sB,
-                                        Out* sC, const TensorMap* map_c, unsigned long long* full,
-                                        unsigned long long* empty, unsigned long long* turn, int c, int t) {
+                                        Out* sC, const TensorMap* map_c, const TensorMap* map_r,
+                                        unsigned long long* full, unsigned long long* empty, unsigned long long* turn,
+                                        unsigned long long* staged, int c, int t) {
   // Rows and m64 MMAs per consumer: a share of every tile, or (ping-pong) whole tiles in turn.
   constexpr int WM = PINGPONG ? BM : BM / CONSUMERS, MI = WM / 64;
   const int row0 = PINGPONG ? 0 : c * WM;
@@ -252,6 +264,9 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   constexpr int kUnits = kTilesMC * kTilesN * BATCH * SPLIT_K;
   constexpr int kTilesK = Loads::kSteps, kSliceK = (kTilesK + SPLIT_K - 1) / SPLIT_K;
   static_assert(!PINGPONG || SPLIT_K == 1, "ping-pong assumes every tile takes kTilesK steps");
+  // With TMA stores, a residual comes into the staging tile by TMA while the tile computes.
+  constexpr bool kStagedResidual = TMA_STORE && Epilogue::kResidual;
+  unsigned staged_phase = 0;
   if constexpr (CONSUMERS > 1) wgmma::grow_registers<Loads::kGather ? 192 : 232>();  // see the producer's share
   const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;
   const int warp = t / 32, lane = t % 32;
@@ -289,22 +304,31 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
     const int k_begin = slice * kSliceK, k_end = k_begin + kSliceK < kTilesK ? k_begin + kSliceK : kTilesK;
     wgmma::tile_coords<kTilesMC, kTilesN, GROUP_M>(unit / SPLIT_K, b, bm, bn);
     bm = bm * CLUSTER + rank;  // the blocks of a cluster take adjacent tile-rows of one tile-column
+    if constexpr (kStagedResidual) {
+      // Once the previous tile's stores have read the staging tile, the residual's boxes (the
+      // output's, zero-filled outside the tensor) land in it during this tile's MMAs.
+      if (t == 0) {
+        asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+        wgmma::bar_expect(staged, WM * BN * 2);
+#pragma unroll
+        for (int jb = 0; jb < BN / 64; ++jb) wgmma::load(sC + jb * WM * 64, map_r, staged, bn * BN + jb * 64, bm * BM + row0, b);
+      }
+    }
     int previous = -1;  // the slot whose MMAs may still be in flight
     for (int kt = k_begin; kt < k_end; ++kt) {
       wgmma::bar_wait(&full[stage], phase);
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi) wgmma::pin(acc[mi]);
       wgmma::fence();
-      const In* a = sA + stage * kTileA + row0 * BK;
+      const In* a = sA + stage * kTileA;
       const In* bt = sB + stage * kTileB;
 #pragma unroll
       for (int kk = 0; kk < Loads::kMmaSteps; ++kk) {
-        // A is K-major: rows of BK k (BK * 2 bytes, swizzled over that span), the k16 step 32
-        // bytes into each, 8-row groups 16 * BK bytes apart. B's layout is the policy's.
+        // The operands' layouts are the policy's (for A mostly wgmma::desc_kmajor's).
         const unsigned long long db = Loads::desc_b(bt, kk);
 #pragma unroll
         for (int mi = 0; mi < MI; ++mi)
-          Mma::run(acc[mi], wgmma::desc<BK * 2>(a + mi * 64 * BK + kk * 16, 16, 16 * BK), db, kt > k_begin || kk > 0);
+          Mma::run(acc[mi], Loads::desc_a(a, row0 + mi * 64, kk), db, kt > k_begin || kk > 0);
       }
       wgmma::commit();
       // This step's MMAs stay in flight; the previous step's are done: its slot goes back.
@@ -353,8 +377,13 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
       // Through this warpgroup's staging tile ([BN / 64][WM][64], 128-byte swizzled, so the
       // pair writes are free of bank conflicts) and bulk tensor stores that run on while the
       // next tile computes. The previous tile's stores must have read the staging tile first.
-      if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
-      wgmma::sync_warpgroup(1 + c);
+      if constexpr (kStagedResidual) {
+        wgmma::bar_wait(staged, staged_phase);
+        staged_phase ^= 1;
+      } else {
+        if (t == 0) asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+        wgmma::sync_warpgroup(1 + c);
+      }
       // Column pairs outer, so the epilogue's per-column values (the bias) load once per tile.
       // The tensor store drops what lies outside C; the checks only keep the epilogue's own
       // reads (bias, residual) in bounds, and vanish where the tiles divide M and N.
@@ -370,10 +399,16 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
             const int r = mi * 64 + warp * 16 + lane / 4 + half * 8;
             const int row = bm * BM + row0 + r;
             const bool in_row = M % (BM * CLUSTER) == 0 || row < M;
-            Pack<Out, 2> p;
-            p.v[0] = from_float<Out>(in_row && in0 ? epilogue.apply(acc[mi][j * 4 + half * 2], cols, 0, b, row, col) : 0.0f);
-            p.v[1] = from_float<Out>(in_row && in1 ? epilogue.apply(acc[mi][j * 4 + half * 2 + 1], cols, 1, b, row, col + 1) : 0.0f);
             Out* dst = sC + (cl / 64) * WM * 64 + r * 64 + ((((cl % 64) / 8) ^ (r % 8)) * 8) + cl % 8;
+            Pack<Out, 2> p;
+            if constexpr (kStagedResidual) {
+              const Pack<Out, 2> res = *reinterpret_cast<const Pack<Out, 2>*>(dst);
+              p.v[0] = from_float<Out>(epilogue.apply_staged(acc[mi][j * 4 + half * 2], cols, 0, to_float(res.v[0])));
+              p.v[1] = from_float<Out>(epilogue.apply_staged(acc[mi][j * 4 + half * 2 + 1], cols, 1, to_float(res.v[1])));
+            } else {
+              p.v[0] = from_float<Out>(in_row && in0 ? epilogue.apply(acc[mi][j * 4 + half * 2], cols, 0, b, row, col) : 0.0f);
+              p.v[1] = from_float<Out>(in_row && in1 ? epilogue.apply(acc[mi][j * 4 + half * 2 + 1], cols, 1, b, row, col + 1) : 0.0f);
+            }
             *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
           }
       }
@@ -425,7 +460,7 @@ template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, 
           bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
 __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
                                            float* __restrict__ W, const Epilogue& epilogue, const TensorMap& map_a,
-                                           const TensorMap& map_b, const TensorMap* map_c) {
+                                           const TensorMap& map_b, const TensorMap* map_c, const TensorMap* map_r) {
   static_assert(BK == 64 || BK == 32, "a k step is one 128- or 64-byte swizzle row of 2-byte elements");
   constexpr int kTileA = BM * BK, kTileB = BN * BK;  // elements per slot
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
@@ -443,6 +478,7 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   unsigned long long* full = reinterpret_cast<unsigned long long*>(sC + (TMA_STORE ? CONSUMERS * WM * BN : 0));
   unsigned long long* empty = full + STAGES;
   unsigned long long* turn = empty + STAGES;  // ping-pong: whose turn to start a tile's MMAs
+  unsigned long long* staged = turn + 2;       // per consumer: its staging tile holds the residual
 
   const int wg = threadIdx.x / 128, t = threadIdx.x % 128;
   if (wg == 0) {
@@ -460,6 +496,9 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
     if constexpr (PINGPONG) {
       wgmma::bar_init(&turn[0], 4);
       wgmma::bar_init(&turn[1], 4);
+    }
+    if constexpr (TMA_STORE && Epilogue::kResidual) {
+      for (int c = 0; c < CONSUMERS; ++c) wgmma::bar_init(&staged[c], 1);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -490,15 +529,15 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
           In* sa = sA + stage * kTileA;
           In* sb = sB + stage * kTileB;
           if constexpr (Loads::kGather) {
-            if (Loads::kTmaBytes > 0 && t == 0) {
-              wgmma::bar_expect_only(&full[stage], Loads::kTmaBytes);
+            if (Loads::tma_bytes(kt) > 0 && t == 0) {
+              wgmma::bar_expect_only(&full[stage], Loads::tma_bytes(kt));
               Loads::tma(sa, sb, map_a, map_b, &full[stage], kt, bm * BM, bn * BN, b, rank);
             }
             Loads::gather(sa, sb, A, B, kt, bm * BM, bn * BN, b, t);
             asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the tensor cores
             wgmma::bar_arrive(&full[stage]);
           } else {
-            wgmma::bar_expect(&full[stage], Loads::kTmaBytes);
+            wgmma::bar_expect(&full[stage], Loads::tma_bytes(kt));
             Loads::tma(sa, sb, map_a, map_b, &full[stage], kt, bm * BM, bn * BN, b, rank);
           }
           if (++stage == STAGES) {
@@ -510,7 +549,8 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
     }
   } else {
     consume<In, Out, M, N, BATCH, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K, Loads,
-            Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, full, empty, turn, wg - 1, t);
+            Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, map_r, full, empty, turn,
+                                              staged + (wg - 1), wg - 1, t);
   }
   // No block may exit while the other may still multicast into its slots or arrive on its
   // barriers.

@@ -125,9 +125,15 @@ TEST(ConvWgmma, Im2colPlanWalksOutputPixelsWithTheConvolutionsStrides) {
   // TMA stores of the output ([M][K]) and split-K's partial sums.
   Workload wide = Workload::parse("conv2d:n=2,h=14,w=14,c=256,k=128,r=1,s=1:f16:epilogue=bias+residual");
   KernelSource st = f->emit(wide, conv(128, 128, 64, 4, 2, 1));
-  ASSERT_EQ(st.tensor_maps.size(), 3u);
+  ASSERT_EQ(st.tensor_maps.size(), 4u);
   EXPECT_EQ(st.tensor_maps[2].tensor, 4);  // X, W, bias, residual, Y
   EXPECT_EQ(st.tensor_maps[2].dims, (std::vector<int64_t>{128, 2 * 14 * 14, 1}));
+  // The residual comes into the staging tile by TMA, through a map over it shaped as C's.
+  EXPECT_EQ(st.tensor_maps[3].tensor, 3);
+  EXPECT_EQ(st.tensor_maps[3].dims, st.tensor_maps[2].dims);
+  EXPECT_EQ(st.tensor_maps[3].box, st.tensor_maps[2].box);
+  EXPECT_NE(st.source.find("TensorMap map_r"), std::string::npos);
+  EXPECT_NE(st.source.find("kResidual = true"), std::string::npos);
   KernelSource sk = f->emit(wide, conv(64, 128, 64, 4, 1, 0, 0, 1, 4));
   EXPECT_EQ(sk.workspace_bytes, 4 * 2 * 14 * 14 * 128 * 4);
   ASSERT_EQ(sk.then.size(), 1u);
@@ -174,6 +180,63 @@ TEST(ConvWgmma, TheStemIsGatheredWithoutTensorMaps) {
   EXPECT_TRUE(wide_pad.tensor_maps.empty());
 }
 
+Schedule padded(Schedule s) {
+  s.knobs.emplace_back("pad_channels", 1);
+  return s;
+}
+
+TEST(ConvWgmma, FewChannelsCanBePaddedToTapsInTheWorkspaceFirst) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto f = make_conv_wgmma_family();
+  const Workload stem = Workload::parse(kStem);
+  // The knob is in the space of convolutions of fewer than 8 channels only.
+  auto has_knob = [&](const Workload& w) {
+    for (const KnobDomain& d : f->space(w, h100))
+      if (d.name == "pad_channels") return true;
+    return false;
+  };
+  EXPECT_TRUE(has_knob(stem));
+  EXPECT_FALSE(has_knob(Workload::parse(kDense)));
+  EXPECT_FALSE(has_knob(Workload::parse("conv2d:n=1,h=9,w=9,c=12,k=40,r=3,s=3,pad=1:f16")));
+  EXPECT_FALSE(f->validate(padded(conv(128, 64)), stem, h100).has_value());
+  EXPECT_EQ(f->validate(padded(conv(128, 64)), Workload::parse(kDense), h100).value_or(""),
+            "pad_channels needs one group, fewer than 8 input channels and windows an im2col tensor map can walk");
+  EXPECT_EQ(f->validate(padded(conv(128, 64, 64, 4, 1, 0, 0, 1, 2)), stem, h100).value_or(""),
+            "padded taps take the workspace for their operands: cluster_m and split_k must be 1");
+  EXPECT_EQ(f->validate(padded(conv(128, 64, 64, 4, 1, 0, 0, 2)), stem, h100).value_or(""),
+            "padded taps take the workspace for their operands: cluster_m and split_k must be 1");
+
+  // 49 taps, 8 a step (64 = 8 taps x 8 channels): 7 steps, 56 padded taps.
+  KernelSource src = f->emit(stem, padded(conv(128, 64)));
+  ASSERT_EQ(src.before.size(), 1u);
+  EXPECT_EQ(src.before[0].entry, "tessera_conv_wgmma_pad");
+  EXPECT_EQ(src.plan().size(), 2u);
+  EXPECT_EQ(src.plan()[1].entry, "tessera_conv_wgmma");
+  EXPECT_NE(src.source.find("conv::pad_channels<In, 3, 1605632, 64, 49, 56>"), std::string::npos);
+  EXPECT_NE(src.source.find("TapLoads<In, 224, 224, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 128, 64, 64, 401408>"),
+            std::string::npos);
+  // A gathered from the padded input at the workspace's start; B from a tiled map after it.
+  EXPECT_NE(src.source.find("float* __restrict__ W, const __grid_constant__ TensorMap map_b"), std::string::npos);
+  EXPECT_NE(src.source.find("Epilogue, Mma>(reinterpret_cast<const In*>(W), B, C, "), std::string::npos);
+  const int64_t pixels = 32 * 224 * 224, filters_offset = pixels * 16;  // already 1 KB aligned
+  EXPECT_EQ(src.workspace_bytes, filters_offset + 64 * 56 * 16);
+  ASSERT_EQ(src.tensor_maps.size(), 1u);
+  const TensorMapSpec& b = src.tensor_maps[0];  // the padded filters in the workspace (argument 3)
+  EXPECT_EQ(b.tensor, 3);
+  EXPECT_EQ(b.offset_bytes, filters_offset);
+  EXPECT_EQ(b.dims, (std::vector<int64_t>{56 * 8, 64, 1}));
+  EXPECT_EQ(b.box, (std::vector<int64_t>{64, 64, 1}));
+  EXPECT_EQ(b.swizzle_bytes, 128);
+  // The model runs the GEMM of 7 steps of 64 and counts the kernel before.
+  TilePlan plan = f->tile_plan(stem, padded(conv(128, 64)));
+  EXPECT_EQ(plan.modeled.matmul().k, 7 * 64);
+  EXPECT_EQ(plan.prepass_bytes, pixels * (3 + 8) * 2 + 64 * (49 * 3 * 2 + 56 * 16));
+  EXPECT_EQ(f->tile_plan(stem, conv(128, 64)).prepass_bytes, 0);
+  // 32-wide steps: 4 taps each, 13 steps (the last one tap).
+  EXPECT_NE(f->emit(stem, padded(conv(128, 64, 32))).source.find("conv::pad_channels<In, 3, 1605632, 64, 49, 52>"),
+            std::string::npos);
+}
+
 // Schedules of every kind of load, compiled for sm_90a.
 std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   auto f = make_conv_wgmma_family();
@@ -193,6 +256,11 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(Workload::parse("conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1:f16:epilogue=bias"),
                             conv(64, 128, 64, 4, 1, 0, 0, 1, 4)));
   sources.push_back(f->emit(grouped, conv(64, 32, 32, 8, 1)));
+  // Padded taps: 8 (and 4) taps a step, shared and ping-pong tiles, a residual staged by TMA.
+  Workload stem_residual = Workload::parse("conv2d:n=2,h=33,w=31,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+residual");
+  sources.push_back(f->emit(stem, padded(conv(128, 64, 64, 4, 2, 1))));
+  sources.push_back(f->emit(stem, padded(conv(256, 64, 32, 6, 2, 1, 1))));
+  sources.push_back(f->emit(stem_residual, padded(conv(64, 64, 64, 4, 1, 1))));
   BuildOptions hopper;
   hopper.headers = device_headers();
   std::vector<CompiledKernel> built = Builder(hopper).build(sources);
@@ -206,7 +274,7 @@ TEST(ConvWgmma, SchedulesCompileForHopperWithoutLocalMemory) {
   GTEST_SKIP() << "built without CUDA: no NVRTC";
 #endif
   auto sample = compiled_sample();
-  ASSERT_GE(sample.size(), 14u);
+  ASSERT_GE(sample.size(), 17u);
   testing::expect_compiled_without_local_memory(sample);
 }
 
@@ -219,8 +287,9 @@ TEST(ConvWgmma, SassShowsHgmmaAndNoLocalMemory) {
   for (const auto& [src, k] : compiled_sample()) {
     ASSERT_EQ(k.status, Status::kOk);
     SCOPED_TRACE(src.source.substr(0, 160));
-    // TMA loads in every policy but the gathering one, which has no maps of its inputs.
-    const bool maps_inputs = !src.tensor_maps.empty() && src.tensor_maps[0].tensor == 0;
+    // TMA loads in every policy but the gathering one, which has no maps of its inputs (the
+    // padded taps' filters are mapped in the workspace, after the tensors).
+    const bool maps_inputs = !src.tensor_maps.empty() && (src.tensor_maps[0].tensor == 0 || src.tensor_maps[0].offset_bytes > 0);
     testing::expect_hopper_sass(testing::sass_of(k, tool), maps_inputs);
   }
 }

@@ -284,6 +284,14 @@ TEST_F(FamiliesGpu, HopperConvMatchesReference) {
     EXPECT_GE(t, 8);
     EXPECT_EQ(p, t);
   }
+  // Fewer than 8 channels padded to 8 by a kernel before the GEMM, block_k / 8 taps a step (the
+  // last step's spare taps zeroed): strides, dilation, 1 to 4 channels, epilogues.
+  const std::vector<std::string> few = {
+      gathered[0], gathered[1], "conv2d:n=2,h=20,w=20,c=4,k=72,r=5,s=5,pad=2:bf16:epilogue=bias+residual+relu",
+      "conv2d:n=3,h=16,w=15,c=1,k=16,r=3,s=3,pad=2,dilation=2:f16:out=f32"};
+  auto [t, p] = check_family(*family, few, 6, [](const Schedule& s) { return s.find("pad_channels").value_or(0) == 1; });
+  EXPECT_GE(t, 20);
+  EXPECT_EQ(p, t);
 }
 
 TEST_F(FamiliesGpu, SplitKGemmMatchesReference) {

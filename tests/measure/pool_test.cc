@@ -122,6 +122,24 @@ TEST(Protocol, JobsRoundTripThroughTheirHeader) {
   EXPECT_EQ(b.dtype, DType::kBF16);
   EXPECT_EQ(b.box, tiled.box);
   EXPECT_TRUE(b.element_strides.empty());
+  EXPECT_EQ(b.offset_bytes, 0);
+  // Kernels before the main one keep their place; a map over the workspace keeps its offset.
+  j.plan.before.push_back({"pad", {}});
+  j.plan.tensor_maps[1].tensor = 3;
+  j.plan.tensor_maps[1].offset_bytes = 4096;
+  Job first = job_from_header(job_header(j, o, 44), j.cubin);
+  ASSERT_EQ(first.plan.before.size(), 1u);
+  EXPECT_EQ(first.plan.before[0].entry, "pad");
+  EXPECT_EQ(first.plan.entry, "main_kernel");
+  ASSERT_EQ(first.plan.then.size(), 1u);
+  EXPECT_EQ(first.plan.tensor_maps[1].tensor, 3);
+  EXPECT_EQ(first.plan.tensor_maps[1].offset_bytes, 4096);
+  Json bad = job_header(j, o, 45);
+  bad["main"] = 3;  // past the plan's three kernels
+  EXPECT_THROW(job_from_header(bad, ""), UserError);
+  bad = job_header(j, o, 46);
+  bad["tensor_maps"][1]["offset_bytes"] = 4100;
+  EXPECT_THROW(job_from_header(bad, ""), UserError);
   h.erase("plan");
   EXPECT_THROW(job_from_header(h, ""), UserError);
 }

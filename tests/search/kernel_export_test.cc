@@ -99,6 +99,11 @@ TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
   database.commit(std::vector<Record>{
       with_schedule("conv2d:n=2,h=28,w=28,c=64,k=64,r=3,s=3,stride=2,pad=1:f16:epilogue=bias+relu", conv, 20, 1),
       with_schedule("conv2d:n=2,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16", conv, 30, 2)});
+  // A stem on padded taps: a kernel before the GEMM, a map over the workspace past its start.
+  Schedule padded = conv;
+  padded.knobs.emplace_back("pad_channels", 1);
+  database.commit(std::vector<Record>{
+      with_schedule("conv2d:n=4,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+relu", padded, 25, 3)});
   kernels::FamilyRegistry families;
   families.add(kernels::make_conv_wgmma_family());
   db::ExportOptions o;
@@ -110,6 +115,8 @@ TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
   EXPECT_NE(h.find("const int lower[] = {-1, -1}, upper[] = {-2, -2};"), std::string::npos);
   EXPECT_NE(h.find("const cuuint32_t steps[] = {1, 2, 2, 1};"), std::string::npos);
   EXPECT_NE(h.find("GatherLoads<"), std::string::npos);
+  EXPECT_NE(h.find("TapLoads<"), std::string::npos);
+  EXPECT_NE(h.find("static_cast<char*>(workspace) + 65536, dims, strides, box"), std::string::npos);
   const char* nvcc = "/usr/local/cuda/bin/nvcc";
   if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
   std::string path = ::testing::TempDir() + "tessera_conv_wgmma_" + std::to_string(getpid()) + ".cu";
