@@ -17,8 +17,8 @@
 #include "db/database.h"
 #include "kernels/families.h"
 #include "kernels/nvrtc.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/optimize.h"
+#include "graph/onnx_io.h"
+#include "graph/optimize.h"
 
 namespace tessera::cli {
 namespace {

@@ -24,8 +24,8 @@
 #include "measure/gpu_runner.h"
 #include "measure/launch.h"
 #include "measure/replay.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/optimize.h"
+#include "graph/onnx_io.h"
+#include "graph/optimize.h"
 #include "search/tuner.h"
 #include "search/workload_set.h"
 

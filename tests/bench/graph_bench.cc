@@ -22,8 +22,8 @@
 #include "core/error.h"
 #include "db/database.h"
 #include "kernels/families.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/optimize.h"
+#include "graph/onnx_io.h"
+#include "graph/optimize.h"
 
 using namespace tessera;
 using namespace tessera::graph;

@@ -34,8 +34,8 @@
 #include "core/schedule.h"
 #include "core/workload.h"
 #include "db/export.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/rules.h"
+#include "graph/onnx_io.h"
+#include "graph/rules.h"
 #include "search/workload_set.h"
 
 namespace fs = std::filesystem;

@@ -1,4 +1,4 @@
-// Operator semantics (search/graph/ops.h): inference and evaluation against the ONNX backend
+// Operator semantics (graph/ops.h): inference and evaluation against the ONNX backend
 // node tests of Debian's libonnx-testdata, the fused operators against their decompositions,
 // error messages, run_graph on a hand-built graph, and the random inputs and comparison.
 #include <gtest/gtest.h>
@@ -16,8 +16,8 @@
 #include <string>
 
 #include "core/error.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/ops.h"
+#include "graph/onnx_io.h"
+#include "graph/ops.h"
 
 namespace tessera::graph {
 namespace {

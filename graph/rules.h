@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "core/json.h"
-#include "search/graph/ir.h"
+#include "graph/ir.h"
 
 namespace tessera::graph {
 

@@ -27,7 +27,7 @@
 //   not the default one; export writes it back as an opset_import (the largest one wins when
 //   nodes disagree). Default-domain Opaque nodes are written at opset 17 as they were read,
 //   which assumes the operator did not change between the model's opset and 17.
-#include "search/graph/onnx_io.h"
+#include "graph/onnx_io.h"
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
@@ -59,7 +59,7 @@
 #include "core/hash.h"
 #include "core/version.h"
 #include "kernels/reference.h"
-#include "search/graph/ops.h"
+#include "graph/ops.h"
 
 namespace tessera::graph {
 namespace {

@@ -1,4 +1,4 @@
-#include "search/graph/oracle.h"
+#include "graph/oracle.h"
 
 #include <algorithm>
 #include <bit>

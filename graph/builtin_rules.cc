@@ -7,8 +7,8 @@
 #include <span>
 
 #include "core/error.h"
-#include "search/graph/ops.h"
-#include "search/graph/rules.h"
+#include "graph/ops.h"
+#include "graph/rules.h"
 
 namespace tessera::graph {
 namespace {

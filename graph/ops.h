@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "search/graph/ir.h"
+#include "graph/ir.h"
 
 namespace tessera::graph {
 

@@ -1,4 +1,4 @@
-#include "search/graph/ir.h"
+#include "graph/ir.h"
 
 #include <algorithm>
 #include <array>
@@ -9,7 +9,7 @@
 #include <unordered_set>
 
 #include "core/error.h"
-#include "search/graph/ops.h"
+#include "graph/ops.h"
 
 namespace tessera::graph {
 namespace {

@@ -1,4 +1,4 @@
-#include "search/graph/optimize.h"
+#include "graph/optimize.h"
 
 #include <chrono>
 #include <cmath>
@@ -9,8 +9,8 @@
 #include <unordered_set>
 
 #include "core/error.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/ops.h"
+#include "graph/onnx_io.h"
+#include "graph/ops.h"
 
 namespace tessera::graph {
 namespace {

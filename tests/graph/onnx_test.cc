@@ -1,4 +1,4 @@
-// ONNX import and export (search/graph/onnx_io.h): small models built with the protobuf API
+// ONNX import and export (graph/onnx_io.h): small models built with the protobuf API
 // and imported; export -> import round trips (structure and computed values); errors that
 // name their input; Opaque operators, stripped and external weights, half-precision
 // initializers, fused operators written as their decomposition; and the ONNX backend node
@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "core/error.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/ops.h"
+#include "graph/onnx_io.h"
+#include "graph/ops.h"
 
 namespace tessera::graph {
 namespace {

@@ -21,7 +21,7 @@
 #include "costmodel/analytic.h"
 #include "db/database.h"
 #include "kernels/kernel_family.h"
-#include "search/graph/ir.h"
+#include "graph/ir.h"
 #include "search/workload_set.h"
 
 namespace tessera::graph {

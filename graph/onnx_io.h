@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "search/graph/ir.h"
+#include "graph/ir.h"
 
 namespace tessera::graph {
 

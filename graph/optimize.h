@@ -30,9 +30,9 @@
 #include <string>
 #include <vector>
 
-#include "search/graph/ir.h"
-#include "search/graph/oracle.h"
-#include "search/graph/rules.h"
+#include "graph/ir.h"
+#include "graph/oracle.h"
+#include "graph/rules.h"
 
 namespace tessera::graph {
 

@@ -10,8 +10,8 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "search/graph/ops.h"
-#include "search/graph/rules.h"
+#include "graph/ops.h"
+#include "graph/rules.h"
 
 namespace tessera::graph {
 namespace {

@@ -12,9 +12,9 @@
 
 #include "core/error.h"
 #include "kernels/families.h"
-#include "search/graph/onnx_io.h"
-#include "search/graph/ops.h"
-#include "search/graph/optimize.h"
+#include "graph/onnx_io.h"
+#include "graph/ops.h"
+#include "graph/optimize.h"
 #include "tests/db/test_util.h"
 
 namespace tessera::graph {

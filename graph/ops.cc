@@ -10,7 +10,7 @@
 // live in inference and the kernels may assume consistent shapes. Kernels compute floats in
 // f32 (reductions accumulate in double) and integers in int64; evaluate_node then rounds
 // floats to f16/bf16 storage and wraps integers to their width, in one place.
-#include "search/graph/ops.h"
+#include "graph/ops.h"
 
 #include <Eigen/Core>
 #include <algorithm>
