@@ -58,11 +58,15 @@ int64_t normalised_axis(const Graph& g, const Node& n);
 
 class BuiltinRule : public Rule {
  public:
-  explicit BuiltinRule(std::string name) : name_(std::move(name)) {}
+  explicit BuiltinRule(std::string name, bool canonical = false, bool fusion = false)
+      : name_(std::move(name)), canonical_(canonical), fusion_(fusion) {}
   const std::string& name() const override { return name_; }
+  bool canonical() const override { return canonical_; }
+  bool fusion() const override { return fusion_; }
 
  private:
   std::string name_;
+  bool canonical_, fusion_;
 };
 
 // The families (graph/rules/<family>.cc).

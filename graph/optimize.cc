@@ -22,7 +22,7 @@ struct Action {
   Match match;
 };
 
-// The search's rules: the actions it chooses among, and the canonical ones (is_canonical_rule)
+// The search's rules: the actions it chooses among, and the canonical ones (Rule::canonical)
 // applied to a fixed point after every action instead.
 struct Rules {
   std::vector<const Rule*> actions;
@@ -289,7 +289,7 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   result.cost_before_us = oracle.graph_cost(input);
 
   Rules split;
-  for (const Rule* r : rules) (is_canonical_rule(r->name()) ? split.canonical : split.actions).push_back(r);
+  for (const Rule* r : rules) (r->canonical() ? split.canonical : split.actions).push_back(r);
 
   // Weights are prepared before inference: fold what is constant first.
   State start;
@@ -314,24 +314,10 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   return result;
 }
 
-bool is_canonical_rule(const std::string& rule) {
-  static const std::set<std::string> kCanonical = {"gemm_to_fused_matmul", "identity_elim", "reshape_reshape",
-                                                   "reshape_noop", "transpose_unit_dims",
-                                                   "reshape_elementwise", "split_split", "layout_chain"};
-  return kCanonical.count(rule) != 0;
-}
-
-bool is_fusion_rule(const std::string& rule) {
-  static const std::set<std::string> kFusions = {
-      "fuse_epilogue",        "eltwise_chain", "gelu_from_erf",  "gelu_from_erf_half_first", "gelu_from_erf_half_inner",
-      "gemm_to_fused_matmul", "identity_elim", "reshape_reshape", "reshape_noop", "transpose_unit_dims"};
-  return kFusions.count(rule) != 0;
-}
-
 SearchResult fuse_only(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle) {
   std::vector<const Rule*> fusions;
   for (const Rule* r : rules) {
-    if (is_fusion_rule(r->name())) fusions.push_back(r);
+    if (r->fusion()) fusions.push_back(r);
   }
   SearchOptions greedy;
   greedy.alpha = 1.0;

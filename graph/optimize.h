@@ -19,8 +19,8 @@
 // rewrite while one lowers the cost), so a budget that runs out on the way still ends in a
 // local optimum, and return that graph and the rewrites that lead to it.
 //
-// Neither chooses among the canonical rules (is_canonical_rule): those are applied to a
-// fixed point to the input and after every rewrite, and listed among the rewrites.
+// Neither chooses among the canonical rules (Rule::canonical): those are applied to a fixed
+// point to the input and after every rewrite, and listed among the rewrites.
 #pragma once
 
 #include <cstdint>
@@ -68,26 +68,8 @@ struct SearchResult {
   int folded_up_front = 0;             ///< nodes folded before the search
 };
 
-/// Whether `rule` is canonical: it never makes a graph costlier. It drops an operator that
-/// moves no data (an Identity, a Reshape of a Reshape or to the same shape, a Transpose of
-/// unit axes), renames one (a Gemm as the FusedMatMul it is costed as), makes nested Splits
-/// one (split_split) or a chain of reshapes and transposes one Transpose (layout_chain), or
-/// moves an elementwise operator from after a contraction's Reshape to before it
-/// (reshape_elementwise). The searches apply the canonical rules to a fixed point after every
-/// rewrite instead of choosing them, so a projection's Gemm, Reshape, unit-axis Transpose
-/// and residual Add are one fuse_epilogue away from fused, not five rewrites that each gain
-/// nothing.
-bool is_canonical_rule(const std::string& rule);
-
-/// Whether `rule` is one of the fusions every inference framework does on its own (epilogue,
-/// elementwise-chain and GELU fusion, Gemm to a fused matmul, identity and reshape folding,
-/// transposes of unit axes as reshapes):
-/// the graph made with these alone is the baseline a search's gain is measured from, as
-/// TASO's and Tensat's were (against TensorRT and TensorFlow XLA).
-bool is_fusion_rule(const std::string& rule);
-
 /// `g` after the fusions alone: a greedy descent (no alpha relaxation, no budget) over the
-/// rules of `rules` that is_fusion_rule names, to a fixed point.
+/// rules of `rules` that are fusions (Rule::fusion), to a fixed point.
 SearchResult fuse_only(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle);
 
 /// The workloads a tuning job for `g` should cover: those of `g`, of its fused graph

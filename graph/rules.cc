@@ -358,6 +358,8 @@ class DataRule : public Rule {
   DataRule(const Json& j, const std::string& file) { parse(j, file); }
 
   const std::string& name() const override { return name_; }
+  bool canonical() const override { return canonical_; }
+  bool fusion() const override { return fusion_; }
 
   std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
     std::vector<Match> out;
@@ -735,6 +737,11 @@ class DataRule : public Rule {
     name_ = j["name"].get<std::string>();
     what_ = "'" + name_ + "' (" + file + ")";
     const std::string& what = what_;
+    for (const char* field : {"canonical", "fusion"}) {
+      if (j.contains(field) && !j[field].is_boolean()) bad(what, std::string("\"") + field + "\" must be true or false");
+    }
+    canonical_ = j.value("canonical", false);
+    fusion_ = j.value("fusion", false);
     for (const char* field : {"pattern", "replacement", "cases"}) {
       if (!j.contains(field)) bad(what, std::string("missing \"") + field + "\"");
     }
@@ -1016,6 +1023,7 @@ class DataRule : public Rule {
   }
 
   std::string name_;
+  bool canonical_ = false, fusion_ = false;
   std::string what_;  // "'name' (file)", for messages
   std::vector<std::string> inputs_, outputs_;
   std::vector<PatternNode> pattern_;

@@ -43,6 +43,18 @@ class Rule {
   virtual std::optional<Graph> apply(const Graph& g, const Match& m) const = 0;
   /// Small graphs that contain the pattern, for verification.
   virtual std::vector<Graph> verification_cases() const = 0;
+  /// A canonical rule moves a graph toward one normal form and never makes it slower (folding
+  /// reshapes and identities, Gemm to a fused matmul, unit-axis transposes as reshapes, an
+  /// elementwise operator moved before a contraction's Reshape): the searches apply the
+  /// canonical rules to a fixed point after every rewrite instead of choosing them, so a
+  /// projection's Gemm, Reshape, unit-axis Transpose and residual Add are one fuse_epilogue
+  /// away from fused, not five rewrites that each gain nothing.
+  virtual bool canonical() const { return false; }
+  /// A fusion is one that every inference framework does on its own (epilogue, elementwise
+  /// chain and GELU fusion, Gemm to a fused matmul, identity and reshape folding, transposes of
+  /// unit axes as reshapes): the graph made with these alone is the baseline a search's gain is
+  /// measured from, as TASO's and Tensat's were (against TensorRT and TensorFlow XLA).
+  virtual bool fusion() const { return false; }
 };
 
 /// Why `rule` is wrong (its first verification case where pattern and replacement differ,

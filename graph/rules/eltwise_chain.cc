@@ -19,7 +19,7 @@ bool chainable(const Node& n) { return n.op == OpType::kEltwiseChain || chain_st
 
 class EltwiseChainRule : public BuiltinRule {
  public:
-  EltwiseChainRule() : BuiltinRule("eltwise_chain") {}
+  EltwiseChainRule() : BuiltinRule("eltwise_chain", /*canonical=*/false, /*fusion=*/true) {}
 
   std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
     std::vector<Match> out;

@@ -18,7 +18,7 @@ namespace {
 
 class FuseEpilogue : public BuiltinRule {
  public:
-  FuseEpilogue() : BuiltinRule("fuse_epilogue") {}
+  FuseEpilogue() : BuiltinRule("fuse_epilogue", /*canonical=*/false, /*fusion=*/true) {}
 
   std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
     std::vector<Match> out;

@@ -25,7 +25,7 @@ bool is_reshape_op(OpType op) {
 
 class LayoutChain : public BuiltinRule {
  public:
-  LayoutChain() : BuiltinRule("layout_chain") {}
+  LayoutChain() : BuiltinRule("layout_chain", /*canonical=*/true) {}
 
   std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
     std::vector<Match> out;

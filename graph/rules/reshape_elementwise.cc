@@ -21,7 +21,7 @@ namespace {
 
 class ReshapeElementwise : public BuiltinRule {
  public:
-  ReshapeElementwise() : BuiltinRule("reshape_elementwise") {}
+  ReshapeElementwise() : BuiltinRule("reshape_elementwise", /*canonical=*/true) {}
 
   std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
     std::vector<Match> out;

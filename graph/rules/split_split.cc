@@ -18,7 +18,7 @@ namespace {
 
 class SplitSplit : public BuiltinRule {
  public:
-  SplitSplit() : BuiltinRule("split_split") {}
+  SplitSplit() : BuiltinRule("split_split", /*canonical=*/true) {}
 
   std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) const override {
     std::vector<Match> out;

@@ -18,7 +18,7 @@ namespace {
 
 class TransposeUnitDims : public BuiltinRule {
  public:
-  TransposeUnitDims() : BuiltinRule("transpose_unit_dims") {}
+  TransposeUnitDims() : BuiltinRule("transpose_unit_dims", /*canonical=*/true, /*fusion=*/true) {}
 
   std::vector<Match> find(const Graph& g, const std::vector<std::vector<NodeId>>&) const override {
     std::vector<Match> out;

@@ -151,6 +151,22 @@ TEST(GraphRules, MalformedRulesAreUserErrorsNamingTheRule) {
                "does not define pattern output 'y'");
   expect_error(R"({"name": "r", "pattern": {"inputs": ["x"], "nodes": [{"op": "Relu", "inputs": ["x"],
     "outputs": ["y"]}], "outputs": ["y"]}, "replacement": {"outputs": {"y": "x"}}, "cases": []})", "cases");
+  expect_error(R"({"name": "r", "canonical": 1, "pattern": {"inputs": ["x"], "nodes": [{"op": "Relu", "inputs": ["x"],
+    "outputs": ["y"]}], "outputs": ["y"]}, "replacement": {"outputs": {"y": "y"}}, "cases": [{"x": [2]}]})",
+               "\"canonical\" must be true or false");
+}
+
+// A data rule is canonical or a fusion when its file says so; neither by default.
+TEST(GraphRules, DataRulesSayWhetherTheyAreCanonicalOrFusions) {
+  const std::string body = R"("pattern": {"inputs": ["x"], "nodes": [{"op": "Identity", "inputs": ["x"], "outputs": ["y"]}],
+    "outputs": ["y"]}, "replacement": {"outputs": {"y": "x"}}, "cases": [{"x": [2, 3]}]})";
+  auto plain = parse_rule(parse_json(R"({"name": "p", )" + body, "test"), "test");
+  EXPECT_FALSE(plain->canonical());
+  EXPECT_FALSE(plain->fusion());
+  auto both = parse_rule(parse_json(R"({"name": "b", "canonical": true, "fusion": true, )" + body, "test"), "test");
+  EXPECT_TRUE(both->canonical());
+  EXPECT_TRUE(both->fusion());
+  EXPECT_FALSE(verify_rule(*both).has_value());
 }
 
 TEST(GraphRules, InternalValueUsedOutsideThePatternBlocksTheMatch) {

@@ -46,11 +46,35 @@ class GraphSearch : public ::testing::Test {
     return optimize_graph(g, rules_, costs, o);
   }
 
+  // The shipped rule named `name` (a test failure, and the first rule, if there is none).
+  const Rule& rule(const std::string& name) const {
+    for (const Rule* r : rules_)
+      if (r->name() == name) return *r;
+    ADD_FAILURE() << "no shipped rule named " << name;
+    return *rules_.front();
+  }
+
   kernels::FamilyRegistry families_;
   HardwareSpec hw_;
   RuleSet rule_set_;
   std::vector<const Rule*> rules_;
 };
+
+// Which shipped rules the searches apply to a fixed point (canonical) and which make the
+// fused baseline (fusion): properties of the rules, set by the built-in families and by the
+// data rules' "canonical" and "fusion" fields.
+TEST_F(GraphSearch, CanonicalAndFusionRulesAreTheirOwnProperties) {
+  std::set<std::string> canonical, fusion;
+  for (const Rule* r : rules_) {
+    if (r->canonical()) canonical.insert(r->name());
+    if (r->fusion()) fusion.insert(r->name());
+  }
+  EXPECT_EQ(canonical, (std::set<std::string>{"gemm_to_fused_matmul", "identity_elim", "reshape_reshape", "reshape_noop",
+                                               "transpose_unit_dims", "reshape_elementwise", "split_split", "layout_chain"}));
+  EXPECT_EQ(fusion, (std::set<std::string>{"fuse_epilogue", "eltwise_chain", "gelu_from_erf", "gelu_from_erf_half_first",
+                                            "gelu_from_erf_half_inner", "gemm_to_fused_matmul", "identity_elim",
+                                            "reshape_reshape", "reshape_noop", "transpose_unit_dims"}));
+}
 
 // With a database, unmeasured operators are costed on the measured scale: by the ratio of a
 // measured form with fewer epilogue steps, else by the kind's measured / estimated ratio.
@@ -159,8 +183,8 @@ TEST_F(GraphSearch, TuningWorkloadsCoverTheFusedBaseline) {
     ValueId b = g.add_constant("b" + std::to_string(k), Tensor::floats({k}, std::vector<float>(k, 0.1f)));
     g.add_output(g.add_node(OpType::kRelu, {g.add_node(OpType::kConv, {x, w, b})[0]})[0]);
   }
-  EXPECT_TRUE(is_fusion_rule("fuse_epilogue"));
-  EXPECT_FALSE(is_fusion_rule("merge_conv"));
+  EXPECT_TRUE(rule("fuse_epilogue").fusion());
+  EXPECT_FALSE(rule("merge_conv").fusion());
   CostOracle costs = oracle();
   SearchResult fused = fuse_only(g, rules_, costs);
   std::map<std::string, int> counts = fused.counts();
@@ -255,7 +279,7 @@ TEST_F(GraphSearch, BudgetZeroOnlyFoldsConstantsAndDescends) {
   CostOracle costs = oracle();
   SearchResult none = optimize_graph(g, rules_, costs, o);
   // Only the canonical rules (applied to the input, not chosen) may have rewritten it.
-  for (const std::string& r : none.rewrites) EXPECT_TRUE(is_canonical_rule(r)) << r;
+  for (const std::string& r : none.rewrites) EXPECT_TRUE(rule(r).canonical()) << r;
   EXPECT_LE(none.cost_after_us, none.cost_before_us);
   // The descent alone reaches a local optimum: no single rewrite of its result is cheaper.
   o.descend = true;
@@ -299,7 +323,7 @@ TEST_F(GraphSearch, CanonicalRewritesAreAppliedAndListed) {
   EXPECT_EQ(counts["gemm_to_fused_matmul"], 1);
   EXPECT_EQ(counts["transpose_unit_dims"], 1);
   EXPECT_EQ(counts["reshape_elementwise"], 1);
-  for (const std::string& r : none.rewrites) EXPECT_TRUE(is_canonical_rule(r)) << r;
+  for (const std::string& r : none.rewrites) EXPECT_TRUE(rule(r).canonical()) << r;
   for (const Node& n : none.best.nodes()) EXPECT_FALSE(!n.removed && n.op == OpType::kTranspose);
 
   SearchResult fused = search(g, "backtrack", 50);
