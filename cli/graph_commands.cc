@@ -18,6 +18,7 @@
 #include "kernels/families.h"
 #include "kernels/nvrtc.h"
 #include "graph/onnx_io.h"
+#include "graph/equivalence.h"
 #include "graph/optimize.h"
 
 namespace tessera::cli {

@@ -26,6 +26,7 @@
 #include "measure/replay.h"
 #include "graph/onnx_io.h"
 #include "graph/optimize.h"
+#include "graph/tuning_plan.h"
 #include "search/tuner.h"
 #include "search/workload_set.h"
 

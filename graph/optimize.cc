@@ -9,7 +9,6 @@
 #include <unordered_set>
 
 #include "core/error.h"
-#include "graph/onnx_io.h"
 #include "graph/ops.h"
 
 namespace tessera::graph {
@@ -323,60 +322,6 @@ SearchResult fuse_only(const Graph& g, const std::vector<const Rule*>& rules, Co
   greedy.alpha = 1.0;
   greedy.budget = 0;
   return optimize_graph(g, fusions, oracle, greedy);
-}
-
-std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
-                                                    const HardwareSpec& hw, DType dtype, db::TuningDatabase* db,
-                                                    const Target& target) {
-  RuleSet set = load_rules();
-  std::vector<const Rule*> rules;
-  for (const auto& r : set.rules) rules.push_back(r.get());
-  std::vector<search::WorkloadEntry> entries = graph_workloads(g, dtype);
-  std::map<std::string, size_t> index;
-  for (size_t k = 0; k < entries.size(); ++k) index[entries[k].workload.key()] = k;
-  auto add = [&](const Graph& optimised) {
-    for (search::WorkloadEntry& e : graph_workloads(optimised, dtype)) {
-      auto it = index.find(e.workload.key());
-      if (it == index.end()) {
-        index[e.workload.key()] = entries.size();
-        entries.push_back(std::move(e));
-      } else {
-        entries[it->second].weight = std::max(entries[it->second].weight, e.weight);
-      }
-    }
-  };
-  CostOracle model_only(families, hw, Target::for_spec(hw, "none"), nullptr, dtype);
-  add(fuse_only(g, rules, model_only).best);
-  add(optimize_graph(g, rules, model_only, SearchOptions{}).best);
-  if (db) {
-    CostOracle measured(families, hw, target, db, dtype);
-    add(fuse_only(g, rules, measured).best);
-    add(optimize_graph(g, rules, measured, SearchOptions{}).best);
-  }
-  return entries;
-}
-
-std::optional<std::string> check_equivalent(const Graph& original, const Graph& optimised, int seeds) {
-  ExportOptions options;
-  options.write_synthetic = true;
-  Graph reread = import_onnx_bytes(export_onnx(optimised, options), "the optimised model");
-  for (int s = 0; s < seeds; ++s) {
-    auto inputs = random_graph_inputs(original, static_cast<uint64_t>(s + 1));
-    std::vector<Tensor> expected, actual;
-    try {
-      expected = run_graph(original, inputs);
-      actual = run_graph(reread, inputs);
-    } catch (const UserError& e) {
-      return std::string("cannot evaluate: ") + e.what();
-    }
-    double err = max_scaled_error(actual, expected, 2e-3, 1e-4);
-    if (!(err <= 1)) {
-      std::ostringstream msg;
-      msg << "outputs differ on random inputs (seed " << s + 1 << "): scaled error " << err;
-      return msg.str();
-    }
-  }
-  return std::nullopt;
 }
 
 }  // namespace tessera::graph

@@ -72,22 +72,6 @@ struct SearchResult {
 /// rules of `rules` that are fusions (Rule::fusion), to a fixed point.
 SearchResult fuse_only(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle);
 
-/// The workloads a tuning job for `g` should cover: those of `g`, of its fused graph
-/// (fuse_only) and of the graphs a backtracking search with the shipped rules finds, with model-only costs for `hw` and, when
-/// `db` is given, with the costs it measured for `target` (what `graph optimize --db` would
-/// pick, so a second job measures the rewrites the first one's measurements made attractive);
-/// so that both sides of the rewrites (and the fused baseline) get measured costs. Weighted by occurrences (the largest
-/// of the graphs' counts), floating tensors in `dtype`.
-std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernels::FamilyRegistry& families,
-                                                    const HardwareSpec& hw, DType dtype,
-                                                    db::TuningDatabase* db = nullptr, const Target& target = {});
-
-/// Why `optimised` does not compute what `original` does, or nullopt when it does: the
-/// optimised graph is written as ONNX (made-up weights included) and read back, then both run
-/// with the CPU reference on `seeds` random inputs and must agree within rtol 2e-3. A graph
-/// that cannot be evaluated (an Opaque node) is a reason too.
-std::optional<std::string> check_equivalent(const Graph& original, const Graph& optimised, int seeds = 2);
-
 /// Searches for a cheaper graph equivalent to `g` with `rules`, costed by `oracle`.
 /// An unknown strategy is a UserError.
 SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rules, CostOracle& oracle,

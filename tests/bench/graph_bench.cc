@@ -23,6 +23,7 @@
 #include "db/database.h"
 #include "kernels/families.h"
 #include "graph/onnx_io.h"
+#include "graph/equivalence.h"
 #include "graph/optimize.h"
 
 using namespace tessera;

@@ -15,6 +15,7 @@
 #include "graph/onnx_io.h"
 #include "graph/ops.h"
 #include "graph/optimize.h"
+#include "graph/tuning_plan.h"
 #include "tests/db/test_util.h"
 
 namespace tessera::graph {
