@@ -85,7 +85,7 @@ enum class OpType {
   /// reads the next input as its right operand (v = v - x_k). Inputs broadcast as in ONNX.
   kEltwiseChain,
   /// An operator Tessera does not model: attribute "onnx_node" (string) holds its serialised
-  /// onnx::NodeProto without names (details in onnx_io.cc); output types and shapes come
+  /// onnx::NodeProto without names (details in onnx_import.cc); output types and shapes come
   /// from the model.
   kOpaque,
 };

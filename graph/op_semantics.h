@@ -18,6 +18,7 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/workload.h"
 #include "graph/ops.h"
 
 namespace tessera::graph::op_detail {
@@ -383,5 +384,9 @@ std::vector<int64_t> split_sizes(const Infer& c, int64_t* axis_out);
 std::vector<SliceDim> slice_dims(const Infer& c);
 std::pair<int64_t, int64_t> shape_range(const Infer& c);
 std::vector<bool> reduced_dims(const Infer& c);
+
+// Evaluation (evaluation.cc): floats rounded to their f16/bf16 storage, integers wrapped to
+// their width.
+void to_storage(Tensor& t);
 
 }  // namespace tessera::graph::op_detail
