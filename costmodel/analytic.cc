@@ -59,76 +59,9 @@ std::vector<AxisRange> ranges(const std::vector<int64_t>& extents) {
   return r;
 }
 
-}  // namespace
-
-Json Estimate::to_json() const {
-  return Json{{"us", us},           {"bound", bound},       {"compute_us", compute_us},
-              {"smem_us", smem_us}, {"l2_us", l2_us},       {"dram_us", dram_us},
-              {"dram_bytes", dram_bytes}, {"blocks", blocks}, {"blocks_per_sm", blocks_per_sm},
-              {"waves", waves},     {"overlap", overlap},   {"epilogue_us", epilogue_us}, {"feasible", feasible}};
-}
-
-Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
-  Estimate est;
-  const TensorExpr e = p.modeled.expr();
-  TESSERA_CHECK(p.block.size() == e.axes.size() && p.step.size() == e.axes.size(), "tile plan does not match the expression");
-  const double clock_hz = hw.sm_clock_mhz * 1e6;
-  const double sms = hw.sm_count;
-
-  // Grid: spatial axes are tiled; reduction axes are split into `split` slices.
-  double blocks = spatial_blocks(p) * static_cast<double>(p.split);
-  est.blocks = blocks;
-
-  // Occupancy.
-  int64_t regs = (std::max<int64_t>(p.registers, 16) + 7) / 8 * 8;
-  double by_threads = std::floor(double(hw.max_threads_per_sm) / double(p.threads));
-  double by_regs = std::floor(double(hw.registers_per_sm) / double(regs * p.threads));
-  double by_smem = p.smem_bytes > 0 ? std::floor(double(hw.smem_per_sm_bytes) / double(p.smem_bytes + 1024)) : 1e9;
-  double per_sm = std::min({by_threads, by_regs, by_smem, double(hw.max_blocks_per_sm)});
-  if (per_sm < 1) {
-    est.feasible = false;
-    est.us = std::numeric_limits<double>::infinity();
-    est.bound = "infeasible";
-    return est;
-  }
-  est.blocks_per_sm = per_sm;
-  double slots = sms * per_sm;
-  est.waves = std::ceil(blocks / slots);
-  // Blocks one SM runs concurrently in a full wave (fewer when the grid is small).
-  double concurrent = std::min(per_sm, std::ceil(blocks / sms));
-
-  // One block's work.
-  std::vector<AxisRange> block_ranges = ranges(p.block);
-  double points = 1;
-  for (int64_t b : p.block) points *= double(b);
-  double flops_block = points * e.flops_per_point;
-  const int m_axis = axis_named(e, "m"), n_axis = axis_named(e, "n");
-  auto uses = [&](size_t t, int axis) {
-    for (const AffineExpr& ix : e.tensors[t].index)
-      for (const AffineTerm& term : ix.terms)
-        if (term.axis == axis) return true;
-    return false;
-  };
-  // l2_in_bytes: what L2 delivers per block (inputs shared by multicast come once per cluster).
-  double in_bytes = 0, out_bytes = 0, l2_in_bytes = 0;
-  for (size_t t = 0; t < e.tensors.size(); ++t) {
-    double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
-    if (e.tensors[t].role == TensorRole::kInput) {
-      in_bytes += bytes * p.input_passes;
-      // Multicast would cut these to 1 / multicast; the fitted share of that saving shows.
-      const bool shared = p.multicast > 1 && m_axis >= 0 && !uses(t, m_axis);
-      const double saving = shared ? hw.async_mma.multicast_saving * (1.0 - 1.0 / double(p.multicast)) : 0.0;
-      l2_in_bytes += bytes * p.input_passes * (1.0 - saving);
-    } else {
-      out_bytes += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
-    }
-  }
-
-  // Compute at the instruction's achievable peak, shared by the SM's resident blocks.
-  InstrKind instr = p.instr;
-  std::optional<double> peak = hw.peak(instr);
-  if (!peak) peak = hw.peak(InstrKind::kFmaF32);
-  bool tensor = instr == InstrKind::kTensorF16 || instr == InstrKind::kTensorTF32 || instr == InstrKind::kTensorF8;
+// The share of the instruction's peak a plan reaches, `concurrent` blocks resident per SM.
+double compute_efficiency(const kernels::TilePlan& p, const HardwareSpec& hw, bool tensor, double concurrent, int m_axis,
+                          int n_axis) {
   double warps_per_sm = concurrent * double(p.threads) / 32;
   // The tensor pipe needs a few warps per scheduler to stay busy.
   double issue = p.async_mma ? 1.0 : std::min(1.0, 0.6 + 0.4 * warps_per_sm / 16);
@@ -146,65 +79,62 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
       eff *= mma / (mma + loads + kFragmentOverhead) / kReferenceIssueFactor;
     }
   }
-  double per_sm_flops = *peak * 1e12 / sms * eff;
-  double steps_per_block = 1;
-  for (size_t a = 0; a < e.axes.size(); ++a) steps_per_block *= std::ceil(double(p.block[a]) / double(p.step[a]));
-  // Barriers between pipeline steps stall the block (other resident blocks fill in part).
-  double sync_wave = p.stages > 1 ? steps_per_block * kCyclesPerStep / clock_hz * 1e6 : 0;
-  double compute_wave = concurrent * flops_block / per_sm_flops * 1e6;
+  return eff;
+}
 
-  // Shared memory -> registers: each warp reads its rows of the A-like tiles and its columns
-  // of the B-like tiles; without warp tiling, each thread reads the staged tile once.
-  double smem_block = 0;
-  if (p.warps_m > 0 && p.smem_bytes > 0) {
-    // Inputs indexed by the m axis but not n are read by every warp column, and vice versa.
-    for (size_t t = 0; t < e.tensors.size() && t < 2; ++t) {
-      const bool uses_m = uses(t, m_axis), uses_n = uses(t, n_axis);
-      double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
-      smem_block += bytes * (uses_m && !uses_n ? double(p.warps_n) : uses_n && !uses_m ? double(p.warps_m) : 1.0);
-    }
-  } else if (p.smem_staged) {
-    smem_block = in_bytes;
-  }
-  double smem_wave = concurrent * smem_block / (kSmemBytesPerClock * clock_hz) * 1e6;
-
-  // L2 -> SM: every block loads its input footprint, one warp-wide load instruction per
-  // 32 x load_bytes (narrow loads cost as many issue cycles as wide ones).
-  double l2_per_sm = hw.dram_bandwidth_gbps * 1e9 * kL2BandwidthVsDram / sms;
-  double warp_loads = in_bytes / (32.0 * double(std::max<int64_t>(p.load_bytes, 1)));
-  double l2_wave = concurrent * std::max((l2_in_bytes + out_bytes) / l2_per_sm * 1e6,
-                                         warp_loads * kCyclesPerWarpLoad / clock_hz * 1e6);
-
-  // DRAM: the footprint of the tiles a wave covers together. Blocks are rastered over the
-  // two innermost spatial axes (m, n for GEMMs), `group_m` block-rows at a time.
-  double wave_blocks = std::min(blocks, slots);
+// The extent of the tiles a wave of `wave_blocks` blocks covers together: blocks are rastered
+// over the two innermost spatial axes (m, n for GEMMs), `group_m` block-rows at a time.
+std::vector<int64_t> wave_footprint(const kernels::TilePlan& p, const TensorExpr& e, double wave_blocks) {
   std::vector<int64_t> wave_extent = p.block;
-  {
-    std::vector<size_t> spatial;
-    for (size_t a = 0; a < e.axes.size(); ++a)
-      if (e.axes[a].kind == AxisKind::kSpatial && std::ceil(double(e.axes[a].extent) / double(p.block[a])) > 1)
-        spatial.push_back(a);
-    double per_slice = wave_blocks / double(p.split);
-    if (spatial.size() >= 2) {
-      size_t am = spatial[spatial.size() - 2], an = spatial.back();
-      double grid_m = std::ceil(double(e.axes[am].extent) / double(p.block[am]));
-      double grid_n = std::ceil(double(e.axes[an].extent) / double(p.block[an]));
-      double rows = p.group_m > 1 ? std::min(double(p.group_m), grid_m) : std::ceil(per_slice / grid_n);
-      rows = std::clamp(rows, 1.0, grid_m);
-      double cols = std::clamp(std::ceil(per_slice / rows), 1.0, grid_n);
-      // Further spatial axes (batch) are covered one block at a time.
-      double outer = std::max(1.0, per_slice / (rows * cols));
-      wave_extent[am] = std::min<int64_t>(e.axes[am].extent, static_cast<int64_t>(rows) * p.block[am]);
-      wave_extent[an] = std::min<int64_t>(e.axes[an].extent, static_cast<int64_t>(cols) * p.block[an]);
-      if (spatial.size() >= 3) {
-        size_t ab = spatial[spatial.size() - 3];
-        wave_extent[ab] = std::min<int64_t>(e.axes[ab].extent, static_cast<int64_t>(std::ceil(outer)) * p.block[ab]);
-      }
-    } else if (spatial.size() == 1) {
-      size_t a = spatial[0];
-      wave_extent[a] = std::min<int64_t>(e.axes[a].extent, static_cast<int64_t>(std::ceil(per_slice)) * p.block[a]);
+  std::vector<size_t> spatial;
+  for (size_t a = 0; a < e.axes.size(); ++a)
+    if (e.axes[a].kind == AxisKind::kSpatial && std::ceil(double(e.axes[a].extent) / double(p.block[a])) > 1)
+      spatial.push_back(a);
+  double per_slice = wave_blocks / double(p.split);
+  if (spatial.size() >= 2) {
+    size_t am = spatial[spatial.size() - 2], an = spatial.back();
+    double grid_m = std::ceil(double(e.axes[am].extent) / double(p.block[am]));
+    double grid_n = std::ceil(double(e.axes[an].extent) / double(p.block[an]));
+    double rows = p.group_m > 1 ? std::min(double(p.group_m), grid_m) : std::ceil(per_slice / grid_n);
+    rows = std::clamp(rows, 1.0, grid_m);
+    double cols = std::clamp(std::ceil(per_slice / rows), 1.0, grid_n);
+    // Further spatial axes (batch) are covered one block at a time.
+    double outer = std::max(1.0, per_slice / (rows * cols));
+    wave_extent[am] = std::min<int64_t>(e.axes[am].extent, static_cast<int64_t>(rows) * p.block[am]);
+    wave_extent[an] = std::min<int64_t>(e.axes[an].extent, static_cast<int64_t>(cols) * p.block[an]);
+    if (spatial.size() >= 3) {
+      size_t ab = spatial[spatial.size() - 3];
+      wave_extent[ab] = std::min<int64_t>(e.axes[ab].extent, static_cast<int64_t>(std::ceil(outer)) * p.block[ab]);
     }
-  }
+  } else if (spatial.size() == 1) {
+    size_t a = spatial[0];
+    wave_extent[a] = std::min<int64_t>(e.axes[a].extent, static_cast<int64_t>(std::ceil(per_slice)) * p.block[a]);
+  }  return wave_extent;
+}
+
+// A tensor-core GEMM plan's epilogue per wave [us]: its tile's outputs stored (from registers,
+// or staged for TMA stores) and its steps applied, at the spec's fitted cycles.
+double epilogue_wave_us(const kernels::TilePlan& p, const HardwareSpec& hw, const TensorExpr& e,
+                        const std::vector<AxisRange>& block_ranges, double concurrent) {
+  const AsyncMmaTerms& t = hw.async_mma;
+  double out_elements = 0;
+  for (size_t i = 0; i < e.tensors.size(); ++i)
+    if (e.tensors[i].role == TensorRole::kOutput) out_elements += double(e.footprint_elements(i, block_ranges));
+  const double steps = p.split > 1 ? 0.0 : double(p.modeled.epilogue.size());
+  const double cycles = out_elements * (t.store_cycles * (p.async_store ? t.tma_store_share : 1.0) + t.op_cycles * steps);
+  return concurrent * cycles / (hw.sm_clock_mhz * 1e6) * 1e6 * (p.epilogue_turns ? 1.0 - t.turn_hidden : 1.0);
+}
+
+// What a wave moves through DRAM, and how much of the bandwidth its loads in flight can use.
+struct DramWave {
+  double bytes = 0;           // per wave
+  double latency_factor = 1;  // share of the bandwidth the bytes in flight cover (Little's law)
+};
+
+DramWave dram_wave_of(const kernels::TilePlan& p, const HardwareSpec& hw, const TensorExpr& e,
+                      const std::vector<AxisRange>& block_ranges, const std::vector<int64_t>& wave_extent,
+                      double wave_blocks, double concurrent) {
+  const double sms = hw.sm_count;
   // DRAM holds an input once even where the modelled view repeats it (an implicit GEMM's A):
   // its footprints count at the plan's dram_share.
   auto dram_share = [&](size_t t) { return t < p.dram_share.size() ? p.dram_share[t] : 1.0; };
@@ -229,6 +159,134 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   double in_flight = concurrent * double(p.threads) * double(p.load_bytes) * double(p.loads_in_flight);
   double needed = dram_bw * kMemoryLatencyUs * 1e-6 / sms;
   double latency_factor = std::clamp(in_flight / needed, 0.15, 1.0);
+  return {dram_wave_bytes, latency_factor};
+}
+
+// Blocks of the plan an SM holds at once (threads, registers, shared memory, the block limit).
+double resident_blocks(const kernels::TilePlan& p, const HardwareSpec& hw) {
+  int64_t regs = (std::max<int64_t>(p.registers, 16) + 7) / 8 * 8;
+  double by_threads = std::floor(double(hw.max_threads_per_sm) / double(p.threads));
+  double by_regs = std::floor(double(hw.registers_per_sm) / double(regs * p.threads));
+  double by_smem = p.smem_bytes > 0 ? std::floor(double(hw.smem_per_sm_bytes) / double(p.smem_bytes + 1024)) : 1e9;
+  double per_sm = std::min({by_threads, by_regs, by_smem, double(hw.max_blocks_per_sm)});
+  return per_sm;
+}
+
+// Whether tensor t of `e` is indexed by `axis`.
+bool indexes(const TensorExpr& e, size_t t, int axis) {
+  for (const AffineExpr& ix : e.tensors[t].index)
+    for (const AffineTerm& term : ix.terms)
+      if (term.axis == axis) return true;
+  return false;
+}
+
+// Bytes a block reads from shared memory into registers: each warp its rows of the A-like
+// tiles and its columns of the B-like tiles (inputs indexed by the m axis but not n are read by
+// every warp column, and vice versa); without warp tiling, the staged inputs once.
+double smem_bytes_read(const kernels::TilePlan& p, const TensorExpr& e, const std::vector<AxisRange>& block_ranges,
+                       double in_bytes, int m_axis, int n_axis) {
+  double smem_block = 0;
+  if (p.warps_m > 0 && p.smem_bytes > 0) {
+    for (size_t t = 0; t < e.tensors.size() && t < 2; ++t) {
+      const bool uses_m = indexes(e, t, m_axis), uses_n = indexes(e, t, n_axis);
+      double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
+      smem_block += bytes * (uses_m && !uses_n ? double(p.warps_n) : uses_n && !uses_m ? double(p.warps_m) : 1.0);
+    }
+  } else if (p.smem_staged) {
+    smem_block = in_bytes;
+  }
+  return smem_block;
+}
+
+}  // namespace
+
+Json Estimate::to_json() const {
+  return Json{{"us", us},           {"bound", bound},       {"compute_us", compute_us},
+              {"smem_us", smem_us}, {"l2_us", l2_us},       {"dram_us", dram_us},
+              {"dram_bytes", dram_bytes}, {"blocks", blocks}, {"blocks_per_sm", blocks_per_sm},
+              {"waves", waves},     {"overlap", overlap},   {"epilogue_us", epilogue_us}, {"feasible", feasible}};
+}
+
+Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
+  Estimate est;
+  const TensorExpr e = p.modeled.expr();
+  TESSERA_CHECK(p.block.size() == e.axes.size() && p.step.size() == e.axes.size(), "tile plan does not match the expression");
+  const double clock_hz = hw.sm_clock_mhz * 1e6;
+  const double sms = hw.sm_count;
+
+  // Grid: spatial axes are tiled; reduction axes are split into `split` slices.
+  double blocks = spatial_blocks(p) * static_cast<double>(p.split);
+  est.blocks = blocks;
+
+  // Occupancy.
+  double per_sm = resident_blocks(p, hw);
+  if (per_sm < 1) {
+    est.feasible = false;
+    est.us = std::numeric_limits<double>::infinity();
+    est.bound = "infeasible";
+    return est;
+  }
+  est.blocks_per_sm = per_sm;
+  double slots = sms * per_sm;
+  est.waves = std::ceil(blocks / slots);
+  // Blocks one SM runs concurrently in a full wave (fewer when the grid is small).
+  double concurrent = std::min(per_sm, std::ceil(blocks / sms));
+
+  // One block's work.
+  std::vector<AxisRange> block_ranges = ranges(p.block);
+  double points = 1;
+  for (int64_t b : p.block) points *= double(b);
+  double flops_block = points * e.flops_per_point;
+  const int m_axis = axis_named(e, "m"), n_axis = axis_named(e, "n");
+  auto uses = [&](size_t t, int axis) { return indexes(e, t, axis); };
+  // l2_in_bytes: what L2 delivers per block (inputs shared by multicast come once per cluster).
+  double in_bytes = 0, out_bytes = 0, l2_in_bytes = 0;
+  for (size_t t = 0; t < e.tensors.size(); ++t) {
+    double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
+    if (e.tensors[t].role == TensorRole::kInput) {
+      in_bytes += bytes * p.input_passes;
+      // Multicast would cut these to 1 / multicast; the fitted share of that saving shows.
+      const bool shared = p.multicast > 1 && m_axis >= 0 && !uses(t, m_axis);
+      const double saving = shared ? hw.async_mma.multicast_saving * (1.0 - 1.0 / double(p.multicast)) : 0.0;
+      l2_in_bytes += bytes * p.input_passes * (1.0 - saving);
+    } else {
+      out_bytes += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
+    }
+  }
+
+  // Compute at the instruction's achievable peak, shared by the SM's resident blocks.
+  InstrKind instr = p.instr;
+  std::optional<double> peak = hw.peak(instr);
+  if (!peak) peak = hw.peak(InstrKind::kFmaF32);
+  bool tensor = instr == InstrKind::kTensorF16 || instr == InstrKind::kTensorTF32 || instr == InstrKind::kTensorF8;
+  double eff = compute_efficiency(p, hw, tensor, concurrent, m_axis, n_axis);
+  double per_sm_flops = *peak * 1e12 / sms * eff;
+  double steps_per_block = 1;
+  for (size_t a = 0; a < e.axes.size(); ++a) steps_per_block *= std::ceil(double(p.block[a]) / double(p.step[a]));
+  // Barriers between pipeline steps stall the block (other resident blocks fill in part).
+  double sync_wave = p.stages > 1 ? steps_per_block * kCyclesPerStep / clock_hz * 1e6 : 0;
+  double compute_wave = concurrent * flops_block / per_sm_flops * 1e6;
+
+  // Shared memory -> registers: each warp reads its rows of the A-like tiles and its columns
+  // of the B-like tiles; without warp tiling, each thread reads the staged tile once.
+  double smem_block = smem_bytes_read(p, e, block_ranges, in_bytes, m_axis, n_axis);
+  double smem_wave = concurrent * smem_block / (kSmemBytesPerClock * clock_hz) * 1e6;
+
+  // L2 -> SM: every block loads its input footprint, one warp-wide load instruction per
+  // 32 x load_bytes (narrow loads cost as many issue cycles as wide ones).
+  double l2_per_sm = hw.dram_bandwidth_gbps * 1e9 * kL2BandwidthVsDram / sms;
+  double warp_loads = in_bytes / (32.0 * double(std::max<int64_t>(p.load_bytes, 1)));
+  double l2_wave = concurrent * std::max((l2_in_bytes + out_bytes) / l2_per_sm * 1e6,
+                                         warp_loads * kCyclesPerWarpLoad / clock_hz * 1e6);
+
+  // DRAM: the footprint of the tiles a wave covers together. Blocks are rastered over the
+  // two innermost spatial axes (m, n for GEMMs), `group_m` block-rows at a time.
+  double wave_blocks = std::min(blocks, slots);
+  std::vector<int64_t> wave_extent = wave_footprint(p, e, wave_blocks);
+
+  const DramWave dram = dram_wave_of(p, hw, e, block_ranges, wave_extent, wave_blocks, concurrent);
+  const double dram_wave_bytes = dram.bytes, latency_factor = dram.latency_factor;
+  const double dram_bw = hw.dram_bandwidth_gbps * 1e9;
   double dram_wave = dram_wave_bytes / (dram_bw * latency_factor) * 1e6;
 
   // Overlap: a pipeline of S stages hides up to (S-1)/S of the other terms; register double
@@ -270,13 +328,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   // H200 GEMMs of tests/data).
   double epilogue_wave = 0;
   if (p.async_mma || (tensor && p.warps_m > 0)) {
-    const AsyncMmaTerms& t = hw.async_mma;
-    double out_elements = 0;
-    for (size_t i = 0; i < e.tensors.size(); ++i)
-      if (e.tensors[i].role == TensorRole::kOutput) out_elements += double(e.footprint_elements(i, block_ranges));
-    const double steps = p.split > 1 ? 0.0 : double(p.modeled.epilogue.size());
-    const double cycles = out_elements * (t.store_cycles * (p.async_store ? t.tma_store_share : 1.0) + t.op_cycles * steps);
-    epilogue_wave = concurrent * cycles / clock_hz * 1e6 * (p.epilogue_turns ? 1.0 - t.turn_hidden : 1.0);
+    epilogue_wave = epilogue_wave_us(p, hw, e, block_ranges, concurrent);
     wave_us += epilogue_wave;
   }
   // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped.

@@ -36,7 +36,7 @@ Measurement failure(Status status, std::string error) {
 }  // namespace
 
 struct WorkerPool::Slot {
-  enum class State { kDown, kStarting, kIdle, kBusy, kGivenUp };
+  using State = SlotState;
   int index = 0;
   std::vector<std::string> argv;
   State state = State::kDown;
@@ -175,6 +175,157 @@ std::vector<WorkerInfo> WorkerPool::start() {
   return infos();
 }
 
+void WorkerPool::lose(Slot& s, SlotState was, Status status, const std::string& why, const Finish& finish) {
+  if (was == Slot::State::kBusy) {
+    finish(s.job, failure(status, why + " (while measuring: " + s.phase + ")"));
+    s.failed_starts = 0;
+  } else if (was == Slot::State::kStarting) {
+    ++s.failed_starts;
+    s.last_error = why;
+  }
+  if (s.pid > 0 || s.to_fd >= 0) kill_slot(s);
+  s.state = Slot::State::kDown;
+}
+
+void WorkerPool::handle_message(Slot& s, const Json& header, const Finish& finish) {
+  const std::string type = header["type"].get<std::string>();
+  if (type == "hello") {
+    if (s.state != Slot::State::kStarting) throw protocol::ProtocolError("unexpected hello");
+    if (header.contains("error")) {
+      // The worker runs but cannot measure (no GPU, no driver): restarting will not help.
+      s.last_error = header["error"].get<std::string>();
+      kill_slot(s);
+      s.state = Slot::State::kGivenUp;
+      return;
+    }
+    s.info.pid = s.pid;
+    s.info.description = header.value("device", "");
+    if (header.contains("target")) s.info.target = Target::from_json(header["target"], "worker hello");
+    s.state = Slot::State::kIdle;
+    s.failed_starts = 0;
+  } else if (type == "progress") {
+    if (s.state != Slot::State::kBusy || header.value("id", int64_t{-1}) != s.request_id)
+      throw protocol::ProtocolError("progress for no request");
+    s.phase = header.value("phase", "");
+    s.deadline = monotonic_s() + (s.phase == "reference" ? options_.reference_timeout_s : options_.kernel_timeout_s);
+  } else if (type == "result") {
+    if (s.state != Slot::State::kBusy || header.value("id", int64_t{-1}) != s.request_id)
+      throw protocol::ProtocolError("result for no request");
+    Measurement m;
+    try {
+      m = Measurement::from_json(header.at("measurement"), "worker result");
+    } catch (const std::exception& e) {
+      throw protocol::ProtocolError(std::string("malformed result: ") + e.what());
+    }
+    s.state = Slot::State::kIdle;
+    finish(s.job, std::move(m));
+    // A worker that cannot go on (a sticky CUDA error poisons its context) says so with
+    // its last result: it gets no more work and is restarted.
+    if (header.value("exiting", false)) {
+      reap(s);
+      s.state = Slot::State::kDown;
+    }
+  } else {
+    throw protocol::ProtocolError("unknown message type '" + type + "'");
+  }
+}
+
+void WorkerPool::restart_down_slots() {
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (s.state == Slot::State::kDown) {
+      if (s.failed_starts >= options_.max_start_failures) {
+        s.state = Slot::State::kGivenUp;
+        continue;
+      }
+      spawn(s);
+    }
+  }
+}
+
+void WorkerPool::hand_out(std::span<const Job> jobs, std::deque<size_t>& pending, int64_t& next_id) {
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (s.state != Slot::State::kIdle || pending.empty()) continue;
+    size_t job = pending.front();
+    pending.pop_front();
+    s.request_id = next_id++;
+    const Job& j = jobs[job];
+    protocol::Frame f;
+    f.header = job_header(j, options_.measure, s.request_id);
+    f.blob.assign(j.cubin.begin(), j.cubin.end());
+    try {
+      protocol::write_frame(s.to_fd, f);
+    } catch (const protocol::ProtocolError&) {
+      pending.push_front(job);  // never reached the worker: try it elsewhere
+      reap(s);
+      ++s.failed_starts;
+      s.last_error = "worker died before taking a request";
+      continue;
+    }
+    s.state = Slot::State::kBusy;
+    s.job = job;
+    s.phase = "kernel";
+    s.deadline = monotonic_s() + options_.kernel_timeout_s;
+  }
+}
+
+// Waits for messages or the nearest deadline (`nearest` at the latest) and handles them.
+void WorkerPool::read_messages(double nearest, const Finish& finish) {
+  std::vector<pollfd> fds;
+  std::vector<Slot*> polled;
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if (s.state != Slot::State::kStarting && s.state != Slot::State::kIdle && s.state != Slot::State::kBusy) continue;
+    fds.push_back({s.from_fd, POLLIN, 0});
+    polled.push_back(&s);
+    if (s.state != Slot::State::kIdle) nearest = std::min(nearest, s.deadline);
+  }
+  int wait_ms = std::max(0, static_cast<int>((nearest - monotonic_s()) * 1000) + 1);
+  int n = ::poll(fds.data(), fds.size(), wait_ms);
+  if (n < 0 && errno != EINTR) throw ApiError("POSIX", "poll", std::strerror(errno), __FILE__, __LINE__);
+  for (size_t i = 0; n > 0 && i < fds.size(); ++i) {
+    if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    Slot& s = *polled[i];
+    uint8_t chunk[1 << 16];
+    ssize_t got = ::read(s.from_fd, chunk, sizeof chunk);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (got <= 0) {
+      // The worker is gone. An idle one may have exited on purpose (after a sticky CUDA
+      // error it cannot measure again); either way the slot restarts.
+      Slot::State was = s.state;
+      std::string how = reap(s);
+      lose(s, was, Status::kCrashed, how, finish);
+      continue;
+    }
+    s.reader.feed(chunk, static_cast<size_t>(got));
+    try {
+      while (s.state == Slot::State::kStarting || s.state == Slot::State::kIdle || s.state == Slot::State::kBusy) {
+        std::optional<protocol::Frame> f = s.reader.next();
+        if (!f) break;
+        handle_message(s, f->header, finish);
+      }
+    } catch (const std::runtime_error& e) {  // a malformed frame (ProtocolError) or message (UserError)
+      lose(s, s.state, Status::kCrashed, std::string("worker broke the protocol: ") + e.what(), finish);
+    }
+  }
+}
+
+void WorkerPool::enforce_deadlines(const Finish& finish) {
+  double now = monotonic_s();
+  for (auto& sp : slots_) {
+    Slot& s = *sp;
+    if ((s.state == Slot::State::kBusy || s.state == Slot::State::kStarting) && now > s.deadline) {
+      double limit = s.state == Slot::State::kStarting ? options_.start_timeout_s
+                     : s.phase == "reference"          ? options_.reference_timeout_s
+                                                       : options_.kernel_timeout_s;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1f", limit);
+      lose(s, s.state, Status::kTimeout, std::string("no answer within ") + buf + " s; worker killed", finish);
+    }
+  }
+}
+
 std::vector<Measurement> WorkerPool::run(std::span<const Job> jobs,
                                          const std::function<void(size_t, const Measurement&)>& on_result) {
   std::vector<std::optional<Measurement>> results(jobs.size());
@@ -182,82 +333,16 @@ std::vector<Measurement> WorkerPool::run(std::span<const Job> jobs,
   for (size_t i = 0; i < jobs.size(); ++i) pending.push_back(i);
   size_t done = 0;
   int64_t next_id = 1;
-  auto finish = [&](size_t job, Measurement m) {
+  const Finish finish = [&](size_t job, Measurement m) {
     if (m.status == Status::kCrashed) ++stats_.crashes;
     if (m.status == Status::kTimeout) ++stats_.timeouts;
     results[job] = std::move(m);
     ++done;
     if (on_result) on_result(job, *results[job]);
   };
-  // The worker in `s` is gone (exited, killed, or broke the protocol) while in state `was`:
-  // its job, if it had one, is recorded with `status`; the slot will be restarted.
-  auto lost = [&](Slot& s, Slot::State was, Status status, const std::string& why) {
-    if (was == Slot::State::kBusy) {
-      finish(s.job, failure(status, why + " (while measuring: " + s.phase + ")"));
-      s.failed_starts = 0;
-    } else if (was == Slot::State::kStarting) {
-      ++s.failed_starts;
-      s.last_error = why;
-    }
-    if (s.pid > 0 || s.to_fd >= 0) kill_slot(s);
-    s.state = Slot::State::kDown;
-  };
-  auto handle = [&](Slot& s, protocol::Frame& f) {
-    const std::string type = f.header["type"].get<std::string>();
-    if (type == "hello") {
-      if (s.state != Slot::State::kStarting) throw protocol::ProtocolError("unexpected hello");
-      if (f.header.contains("error")) {
-        // The worker runs but cannot measure (no GPU, no driver): restarting will not help.
-        s.last_error = f.header["error"].get<std::string>();
-        kill_slot(s);
-        s.state = Slot::State::kGivenUp;
-        return;
-      }
-      s.info.pid = s.pid;
-      s.info.description = f.header.value("device", "");
-      if (f.header.contains("target")) s.info.target = Target::from_json(f.header["target"], "worker hello");
-      s.state = Slot::State::kIdle;
-      s.failed_starts = 0;
-    } else if (type == "progress") {
-      if (s.state != Slot::State::kBusy || f.header.value("id", int64_t{-1}) != s.request_id)
-        throw protocol::ProtocolError("progress for no request");
-      s.phase = f.header.value("phase", "");
-      s.deadline = monotonic_s() + (s.phase == "reference" ? options_.reference_timeout_s : options_.kernel_timeout_s);
-    } else if (type == "result") {
-      if (s.state != Slot::State::kBusy || f.header.value("id", int64_t{-1}) != s.request_id)
-        throw protocol::ProtocolError("result for no request");
-      Measurement m;
-      try {
-        m = Measurement::from_json(f.header.at("measurement"), "worker result");
-      } catch (const std::exception& e) {
-        throw protocol::ProtocolError(std::string("malformed result: ") + e.what());
-      }
-      s.state = Slot::State::kIdle;
-      finish(s.job, std::move(m));
-      // A worker that cannot go on (a sticky CUDA error poisons its context) says so with
-      // its last result: it gets no more work and is restarted.
-      if (f.header.value("exiting", false)) {
-        reap(s);
-        s.state = Slot::State::kDown;
-      }
-    } else {
-      throw protocol::ProtocolError("unknown message type '" + type + "'");
-    }
-  };
-
   while (true) {
     if (!jobs.empty() && done == jobs.size()) break;
-    // (Re)start slots that are down.
-    for (auto& sp : slots_) {
-      Slot& s = *sp;
-      if (s.state == Slot::State::kDown) {
-        if (s.failed_starts >= options_.max_start_failures) {
-          s.state = Slot::State::kGivenUp;
-          continue;
-        }
-        spawn(s);
-      }
-    }
+    restart_down_slots();
     bool any_alive = false, any_starting = false;
     for (auto& s : slots_) {
       any_alive |= s->state != Slot::State::kGivenUp;
@@ -269,83 +354,9 @@ std::vector<Measurement> WorkerPool::run(std::span<const Job> jobs,
       throw UserError("no measurement worker could run: " + why);
     }
     if (jobs.empty() && !any_starting) break;  // start(): every worker has said hello (or was given up)
-    // Hand out work.
-    for (auto& sp : slots_) {
-      Slot& s = *sp;
-      if (s.state != Slot::State::kIdle || pending.empty()) continue;
-      size_t job = pending.front();
-      pending.pop_front();
-      s.request_id = next_id++;
-      const Job& j = jobs[job];
-      protocol::Frame f;
-      f.header = job_header(j, options_.measure, s.request_id);
-      f.blob.assign(j.cubin.begin(), j.cubin.end());
-      try {
-        protocol::write_frame(s.to_fd, f);
-      } catch (const protocol::ProtocolError&) {
-        pending.push_front(job);  // never reached the worker: try it elsewhere
-        reap(s);
-        ++s.failed_starts;
-        s.last_error = "worker died before taking a request";
-        continue;
-      }
-      s.state = Slot::State::kBusy;
-      s.job = job;
-      s.phase = "kernel";
-      s.deadline = monotonic_s() + options_.kernel_timeout_s;
-    }
-    // Wait for messages or the nearest deadline.
-    std::vector<pollfd> fds;
-    std::vector<Slot*> polled;
-    double nearest = monotonic_s() + 1.0;
-    for (auto& sp : slots_) {
-      Slot& s = *sp;
-      if (s.state != Slot::State::kStarting && s.state != Slot::State::kIdle && s.state != Slot::State::kBusy) continue;
-      fds.push_back({s.from_fd, POLLIN, 0});
-      polled.push_back(&s);
-      if (s.state != Slot::State::kIdle) nearest = std::min(nearest, s.deadline);
-    }
-    int wait_ms = std::max(0, static_cast<int>((nearest - monotonic_s()) * 1000) + 1);
-    int n = ::poll(fds.data(), fds.size(), wait_ms);
-    if (n < 0 && errno != EINTR) throw ApiError("POSIX", "poll", std::strerror(errno), __FILE__, __LINE__);
-    for (size_t i = 0; n > 0 && i < fds.size(); ++i) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      Slot& s = *polled[i];
-      uint8_t chunk[1 << 16];
-      ssize_t got = ::read(s.from_fd, chunk, sizeof chunk);
-      if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-      if (got <= 0) {
-        // The worker is gone. An idle one may have exited on purpose (after a sticky CUDA
-        // error it cannot measure again); either way the slot restarts.
-        Slot::State was = s.state;
-        std::string how = reap(s);
-        lost(s, was, Status::kCrashed, how);
-        continue;
-      }
-      s.reader.feed(chunk, static_cast<size_t>(got));
-      try {
-        while (s.state == Slot::State::kStarting || s.state == Slot::State::kIdle || s.state == Slot::State::kBusy) {
-          std::optional<protocol::Frame> f = s.reader.next();
-          if (!f) break;
-          handle(s, *f);
-        }
-      } catch (const std::runtime_error& e) {  // a malformed frame (ProtocolError) or message (UserError)
-        lost(s, s.state, Status::kCrashed, std::string("worker broke the protocol: ") + e.what());
-      }
-    }
-    // Watchdogs.
-    double now = monotonic_s();
-    for (auto& sp : slots_) {
-      Slot& s = *sp;
-      if ((s.state == Slot::State::kBusy || s.state == Slot::State::kStarting) && now > s.deadline) {
-        double limit = s.state == Slot::State::kStarting ? options_.start_timeout_s
-                       : s.phase == "reference"          ? options_.reference_timeout_s
-                                                         : options_.kernel_timeout_s;
-        char buf[64];
-        std::snprintf(buf, sizeof buf, "%.1f", limit);
-        lost(s, s.state, Status::kTimeout, std::string("no answer within ") + buf + " s; worker killed");
-      }
-    }
+    hand_out(jobs, pending, next_id);
+    read_messages(monotonic_s() + 1.0, finish);
+    enforce_deadlines(finish);
   }
   std::vector<Measurement> out;
   out.reserve(results.size());

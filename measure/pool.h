@@ -8,6 +8,7 @@
 // same content whatever the number of workers.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "core/hardware.h"
+#include "core/json.h"
 #include "core/measurement.h"
 #include "measure/job.h"
 
@@ -67,10 +69,22 @@ class WorkerPool {
   static std::vector<std::string> self_worker_argv(int device);
 
  private:
+  enum class SlotState { kDown, kStarting, kIdle, kBusy, kGivenUp };
   struct Slot;
+  /// Records a finished job's measurement (run()'s bookkeeping).
+  using Finish = std::function<void(size_t job, Measurement m)>;
   void spawn(Slot& slot);
   void kill_slot(Slot& slot);
   std::string reap(Slot& slot);
+  // run()'s steps: restart the slots that are down; the worker in `s` is gone while in state
+  // `was` (its job, if it had one, finishes with `status`); a message from a worker; the
+  // pending jobs handed to idle workers; workers past their deadlines.
+  void restart_down_slots();
+  void lose(Slot& s, SlotState was, Status status, const std::string& why, const Finish& finish);
+  void handle_message(Slot& s, const Json& header, const Finish& finish);
+  void hand_out(std::span<const Job> jobs, std::deque<size_t>& pending, int64_t& next_id);
+  void read_messages(double nearest, const Finish& finish);
+  void enforce_deadlines(const Finish& finish);
   std::vector<WorkerInfo> infos() const;
 
   PoolOptions options_;
