@@ -16,14 +16,11 @@ const char* kTargetHelp =
     "GPU spec to compute the roofline for: a name from `tessera targets` or a spec .json "
     "(default: the GPU present, else h100_sxm)";
 
-// The target to report on: --target, else the GPU present, else h100_sxm (said so).
-measure::ResolvedTarget target_for_report(const ParsedArgs& args, std::string* note) {
-  if (auto name = args.value("target")) return measure::resolve_target(*name);
-  measure::DeviceScan scan = measure::scan_devices();
-  if (!scan.devices.empty() && scan.devices.front().spec) return measure::resolve_target("");
-  *note = scan.devices.empty() ? "no GPU found; pass --target to choose"
-                               : "GPU '" + scan.devices.front().properties.name + "' has no known spec";
-  return measure::resolve_target("h100_sxm");
+// The target to report on: --target, else the GPU present, else the default spec (said so).
+measure::TargetChoice target_for_report(const ParsedArgs& args, std::string* note) {
+  measure::TargetChoice choice = measure::choose_target(args.value("target"), measure::scan_devices());
+  *note = choice.note;
+  return choice;
 }
 
 Json roofline_json(const costmodel::RooflineFloor& r, const HardwareSpec& spec) {
@@ -46,7 +43,7 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 int workload_show(const ParsedArgs& args) {
   Workload w = Workload::parse(args.positional[0]);
   std::string note;
-  measure::ResolvedTarget target = target_for_report(args, &note);
+  measure::TargetChoice target = target_for_report(args, &note);
   TensorExpr e = w.expr();
   costmodel::RooflineFloor r = costmodel::roofline_floor(w, target.spec);
 
@@ -108,7 +105,7 @@ int workload_list(const ParsedArgs& args) {
   std::string path = args.value_or("workloads", "configs/workloads/default.json");
   search::WorkloadSet set = search::load_workload_set(path);
   std::string note;
-  measure::ResolvedTarget target = target_for_report(args, &note);
+  measure::TargetChoice target = target_for_report(args, &note);
   Json rows = Json::array();
   Table table({"#", "workload", "weight", "FLOPs", "min bytes", "floor", "bound"});
   double total_us = 0;

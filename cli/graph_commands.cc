@@ -19,28 +19,26 @@
 #include "kernels/nvrtc.h"
 #include "graph/onnx_io.h"
 #include "graph/equivalence.h"
+#include "measure/devices.h"
 #include "graph/optimize.h"
 
 namespace tessera::cli {
 namespace {
 
-// The target whose costs the search uses: --target, else the database's only target, else
-// h100_sxm (model only).
+// The target whose costs the search uses: --target (with a database, one it holds or a spec),
+// else the database's target, else as every command chooses (measure::choose_target).
 std::pair<HardwareSpec, Target> graph_target(db::TuningDatabase* database, const ParsedArgs& args) {
+  std::optional<Target> stored;
   if (database != nullptr && (args.has("target") || database->stats().targets > 0)) {
     try {
-      Target t = resolve_db_target(*database, args, true);
-      return {find_spec(t.spec_name), t};
+      stored = resolve_db_target(*database, args, true);
     } catch (const UserError&) {
-      if (!args.has("target")) {
-        HardwareSpec spec = find_spec("h100_sxm");
-        return {spec, Target::for_spec(spec, kernels::nvrtc_version())};
-      }
-      throw;
+      if (args.has("target")) throw;
     }
   }
-  HardwareSpec spec = find_spec(args.value_or("target", "h100_sxm"));
-  return {spec, Target::for_spec(spec, kernels::nvrtc_version())};
+  measure::TargetChoice choice = measure::choose_target(stored ? std::nullopt : args.value("target"),
+                                                        measure::scan_devices(), stored);
+  return {choice.spec, choice.target};
 }
 
 DType cost_dtype(const ParsedArgs& args) { return parse_dtype(args.value_or("dtype", "f16"), "--dtype"); }

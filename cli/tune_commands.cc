@@ -27,6 +27,7 @@
 #include "graph/onnx_io.h"
 #include "graph/optimize.h"
 #include "graph/tuning_plan.h"
+#include "search/job.h"
 #include "search/tuner.h"
 #include "search/workload_set.h"
 
@@ -40,29 +41,33 @@ extern "C" void on_interrupt(int) {
   ::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the job at once
 }
 
-int tune(const ParsedArgs& args) {
-  // Workloads.
-  std::vector<std::pair<Workload, double>> workloads;
-  std::vector<std::string> labels;
+// tune's flags as a job request and the tuner's options (bad values are one-line errors).
+search::JobRequest job_request(const ParsedArgs& args, std::vector<std::string>& labels) {
+  search::JobRequest request;
   if (auto file = args.value("workloads")) {
     search::WorkloadSet set = search::load_workload_set(*file);
-    for (const search::WorkloadEntry& e : set.entries) {
-      workloads.emplace_back(e.workload, e.weight);
-      labels.push_back(e.label);
-    }
+    for (search::WorkloadEntry& e : set.entries) request.workloads.push_back(std::move(e));
   }
-  for (const std::string& spec : args.values("workload")) {
-    workloads.emplace_back(Workload::parse(spec), 1.0);
-    labels.push_back("");
-  }
-  if (workloads.empty() && !args.has("model"))
+  for (const std::string& spec : args.values("workload")) request.workloads.push_back({Workload::parse(spec), 1.0, ""});
+  if (request.workloads.empty() && !args.has("model"))
     throw UserError("nothing to tune: give --workload SPEC, --workloads FILE or --model FILE.onnx");
+  for (const search::WorkloadEntry& e : request.workloads) labels.push_back(e.label);
+  request.min_time_ms = static_cast<int>(args.integer("min-time-ms", 50, 1, 600000));
+  std::string measure_mode = args.value_or("measure", "auto");
+  if (measure_mode == "gpu") request.measure = search::MeasureMode::kGpu;
+  else if (measure_mode == "none") request.measure = search::MeasureMode::kNone;
+  else if (measure_mode != "auto") throw UserError("--measure must be gpu or none (got '" + measure_mode + "')");
+  request.target = args.value("target");
+  request.replay = args.value("replay");
+  return request;
+}
+
+search::TuneOptions tune_options(const ParsedArgs& args) {
   search::TuneOptions options;
   options.top_k = args.integer("topk", 10, 1, 1000);
   options.trials = args.integer("trials", 0, 0, 1000000);
   options.time_limit_s = args.integer("time-limit", 0, 0, 100000000);
   options.tool_version = kVersion;
-  const int min_time_ms = args.integer("min-time-ms", 50, 1, 600000);
   std::string strategy = args.value_or("strategy", "construct");
   if (strategy == "construct") options.strategy = search::Strategy::kConstruct;
   else if (strategy == "exhaustive") options.strategy = search::Strategy::kExhaustive;
@@ -81,109 +86,12 @@ int tune(const ParsedArgs& args) {
   if (args.has("scheduler") && options.total_trials == 0)
     throw UserError("--scheduler allots a job budget: give --total-trials N too");
   options.batch = args.integer("batch", 10, 1, 1000);
-  std::string measure_mode = args.value_or("measure", "auto");
-  if (measure_mode != "auto" && measure_mode != "gpu" && measure_mode != "none")
-    throw UserError("--measure must be gpu or none (got '" + measure_mode + "')");
-  // A replay answers from measurements recorded on a GPU (a jsonl export), for that GPU.
-  std::unique_ptr<measure::ReplayRunner> replay;
-  if (auto file = args.value("replay")) {
-    if (args.has("measure") || args.has("target"))
-      throw UserError("--replay answers for the GPU its records were measured on: drop --measure and --target");
-    std::ifstream in(*file, std::ios::binary);
-    if (!in) throw UserError(*file + ": cannot read the replay records");
-    std::stringstream text;
-    text << in.rdbuf();
-    std::vector<Record> recorded = db::import_jsonl(text.str(), *file);
-    replay = std::make_unique<measure::ReplayRunner>(recorded, *file);
-  }
-  std::optional<std::string> target_name = args.value("target");
-  std::optional<HardwareSpec> named;
-  if (target_name) named = find_spec(*target_name);  // bad names are bad input, GPU or not
-  db::TuningDatabase database = db::TuningDatabase::open(args.value_or("db", "tessera.db"));
+  return options;
+}
 
-  // Where to measure, and for which target.
-  measure::DeviceScan scan = measure::scan_devices();
-  const measure::Device* dev = scan.devices.empty() || !scan.devices.front().spec ? nullptr : &scan.devices.front();
-  bool gpu = false;
-  std::string notice;
-  if (measure_mode == "gpu") {
-    if (!dev) {
-      std::cerr << "tessera: --measure gpu needs a GPU and "
-                << (scan.devices.empty() ? "none was found: " + scan.reason : "its spec is unknown") << "\n";
-      return kExitNoGpu;
-    }
-    if (named && named->name != dev->spec->name)
-      throw UserError("cannot measure for " + named->name + " on " + dev->properties.name + " (" + dev->spec->name +
-                      "); use --measure none to rank for it");
-    gpu = true;
-  } else if (measure_mode == "auto") {
-    gpu = dev && (!named || named->name == dev->spec->name);
-    if (!gpu)
-      notice = dev ? "target " + named->name + " is not the GPU present (" + dev->spec->name + "): "
-                   : "no GPU found (" + (scan.devices.empty() ? scan.reason : std::string("unknown spec")) + "): ";
-  }
-  HardwareSpec spec;
-  Target target;
-  if (replay) {
-    gpu = false;
-    spec = find_spec(replay->target().spec_name);
-    target = replay->target();
-  } else if (gpu) {
-    spec = *dev->spec;
-    target = dev->target;
-  } else {
-    spec = named ? *named : dev ? *dev->spec : find_spec("h100_sxm");
-    target = Target::for_spec(spec, kernels::nvrtc_version());
-    if (!named && !dev) notice += "ranking for h100_sxm (pass --target to choose); ";
-  }
-  if (replay) {
-    std::cerr << "tessera: REPLAY: answers come from the records in " << *args.value("replay") << ", measured on "
-              << target.fingerprint() << "; a schedule they do not hold is `unmeasured`\n";
-  } else if (!gpu) {
-    std::cerr << "tessera: MODEL ONLY: " << notice << "nothing is measured; records are `unmeasured` predictions for "
-              << target.fingerprint() << "\n";
-  }
-
-  kernels::FamilyRegistry families;
-  kernels::register_builtin_families(families);
-  if (auto model = args.value("model")) {
-    // The model's operators and those of its fused and optimised graphs: with model-only costs, and with
-    // the costs this database holds for the job's target (a second job then measures the
-    // rewrites the first one's measurements favour).
-    graph::Graph g = graph::import_onnx(*model);
-    auto entries = graph::tuning_workloads(g, families, spec,
-                                           parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype"),
-                                           &database, target);
-    std::cerr << "tessera: " << *model << ": " << entries.size() << " distinct workloads (the model's and its "
-              << "fused and optimised graphs'), weighted by occurrences\n";
-    std::string name = std::filesystem::path(*model).filename().string();
-    for (search::WorkloadEntry& e : entries) {
-      workloads.emplace_back(e.workload, e.weight);
-      labels.push_back(name + ":" + e.label);
-    }
-  }
-  std::unique_ptr<measure::GpuRunner> runner;
-  if (gpu) {
-    kernels::BuildOptions build;
-    build.arch = measure::nvrtc_arch(dev->properties.cc_major, dev->properties.cc_minor);
-    build.headers = kernels::device_headers();
-    build.cache_dir = kernels::Builder::default_cache_dir();
-    measure::PoolOptions pool;
-    pool.measure.min_total_ms = min_time_ms;
-    for (const measure::Device& d : scan.devices)
-      if (d.spec && d.spec->name == spec.name && d.properties.name == dev->properties.name)
-        pool.workers.push_back(measure::WorkerPool::self_worker_argv(d.index));
-    runner = std::make_unique<measure::GpuRunner>(families, spec, build, pool);
-  }
-  measure::Runner* measurer = replay ? static_cast<measure::Runner*>(replay.get()) : runner.get();
-  search::Tuner tuner(families, spec, target, database, measurer, options);
-  if (replay) tuner.allowed = [&](const Workload& w) { return replay->schedules(w); };
-  const bool measured = gpu || replay;
-  g_stop = false;
-  ::signal(SIGINT, on_interrupt);
-  tuner.should_stop = [] { return g_stop.load(); };
-  const bool tty = ::isatty(2);
-  tuner.on_progress = [&](const search::TuneProgress& p) {
+// One progress line per update: on a terminal rewritten in place, else one per finished batch.
+std::function<void(const search::TuneProgress&)> progress_printer(bool measured, bool tty) {
+  return [measured, tty](const search::TuneProgress& p) {
     // ETA from the share of the job done: workloads finished, or trials of the job budget.
     double share = p.job_planned > 0 ? double(p.job_done) / double(p.job_planned) : double(p.workload) / double(p.workloads);
     double eta = share > 0 ? p.elapsed_s / share * (1 - share) : 0;
@@ -199,30 +107,29 @@ int tune(const ParsedArgs& args) {
       std::cerr << "tessera tune: " << line << "\n";
     }
   };
-  std::vector<search::WorkloadOutcome> outcomes = tuner.run(workloads);
-  ::signal(SIGINT, SIG_DFL);
-  if (tty) std::cerr << "\r\033[K";
-  if (g_stop) std::cerr << "tessera: interrupted; every finished batch is in the database (run again to resume)\n";
+}
 
-  // Results.
-  if (args.has("json")) {
-    Json out = Json::array();
-    for (const search::WorkloadOutcome& o : outcomes) {
-      Json j{{"workload", o.workload.key()}, {"weight", o.weight}, {"measured_on_gpu", gpu}, {"replayed", replay != nullptr},
-             {"target", target.fingerprint()},
-             {"ranked", o.ranked}, {"skipped_already_in_db", o.already}, {"measured", o.measured}, {"failed", o.failed},
-             {"construct_s", o.construct_s}, {"measure_s", o.measure_s}};
-      if (o.predicted_best)
-        j["predicted_best"] = {{"schedule", o.predicted_best->schedule.to_json()}, {"predicted_us", *o.predicted_best->predicted_us}};
-      if (o.best) j["best"] = o.best->to_json();
-      out.push_back(j);
-    }
-    std::cout << out.dump(2) << "\n";
-    return g_stop ? 130 : 0;
+void print_json(const search::Job& job, const std::vector<search::WorkloadOutcome>& outcomes) {
+  Json out = Json::array();
+  for (const search::WorkloadOutcome& o : outcomes) {
+    Json j{{"workload", o.workload.key()}, {"weight", o.weight}, {"measured_on_gpu", job.gpu},
+           {"replayed", job.replay != nullptr}, {"target", job.target.fingerprint()},
+           {"ranked", o.ranked}, {"skipped_already_in_db", o.already}, {"measured", o.measured}, {"failed", o.failed},
+           {"construct_s", o.construct_s}, {"measure_s", o.measure_s}};
+    if (o.predicted_best)
+      j["predicted_best"] = {{"schedule", o.predicted_best->schedule.to_json()}, {"predicted_us", *o.predicted_best->predicted_us}};
+    if (o.best) j["best"] = o.best->to_json();
+    out.push_back(j);
   }
-  std::cout << (replay ? "REPLAYED from " + *args.value("replay") + " (measured earlier on " + target.fingerprint() + ")"
-                 : gpu ? "tuned on " + target.fingerprint()
-                       : "MODEL ONLY (nothing measured) for " + target.fingerprint())
+  std::cout << out.dump(2) << "\n";
+}
+
+void print_table(const search::Job& job, const std::vector<search::WorkloadOutcome>& outcomes,
+                 const std::vector<std::string>& labels, const std::string& replay_file) {
+  const bool measured = job.measured();
+  std::cout << (job.replay ? "REPLAYED from " + replay_file + " (measured earlier on " + job.target.fingerprint() + ")"
+                : job.gpu  ? "tuned on " + job.target.fingerprint()
+                           : "MODEL ONLY (nothing measured) for " + job.target.fingerprint())
             << "\n";
   Table table(measured ? std::vector<std::string>{"workload", "best us", "vendor us", "vs vendor", "rate", "of floor",
                                              "measured", "failed", "schedule"}
@@ -230,7 +137,7 @@ int tune(const ParsedArgs& args) {
   for (size_t i = 0; i < outcomes.size(); ++i) {
     const search::WorkloadOutcome& o = outcomes[i];
     std::string name = labels[i].empty() ? o.workload.key() : labels[i];
-    costmodel::RooflineFloor floor = costmodel::roofline_floor(o.workload, spec);
+    costmodel::RooflineFloor floor = costmodel::roofline_floor(o.workload, job.spec);
     auto rate = [&](double us) {
       return floor.memory_bound() ? fixed(floor.min_bytes / us / 1e3, 0) + " GB/s"
                                   : fixed(floor.flops / us / 1e6, 1) + " TFLOP/s";
@@ -270,9 +177,65 @@ int tune(const ParsedArgs& args) {
               << "\n";
   }
   if (!measured) std::cout << "(predictions of the analytic model; run on a GPU to measure)\n";
-  if (replay)
-    std::cout << "(replay: " << replay->answered() << " answers from the records, " << replay->unmeasured()
+  if (job.replay)
+    std::cout << "(replay: " << job.replay->answered() << " answers from the records, " << job.replay->unmeasured()
               << " unmeasured)\n";
+}
+
+int tune(const ParsedArgs& args) {
+  std::vector<std::string> labels;
+  search::JobRequest request = job_request(args, labels);
+  search::TuneOptions options = tune_options(args);
+  // Opened once the request is known to be good (a bad --target leaves no database behind).
+  std::optional<db::TuningDatabase> opened;
+  auto database = [&]() -> db::TuningDatabase& {
+    if (!opened) opened.emplace(db::TuningDatabase::open(args.value_or("db", "tessera.db")));
+    return *opened;
+  };
+  if (auto model = args.value("model")) {
+    // The model's operators and those of its fused and optimised graphs: with model-only costs, and with
+    // the costs this database holds for the job's target (a second job then measures the
+    // rewrites the first one's measurements favour).
+    DType dtype = parse_dtype(args.value_or("model-dtype", "f16"), "--model-dtype");
+    std::string name = std::filesystem::path(*model).filename().string();
+    request.more_workloads = [&, model = *model, dtype, name](const HardwareSpec& spec, const Target& target) {
+      graph::Graph g = graph::import_onnx(model);
+      kernels::FamilyRegistry families;
+      kernels::register_builtin_families(families);
+      auto entries = graph::tuning_workloads(g, families, spec, dtype, &database(), target);
+      std::cerr << "tessera: " << model << ": " << entries.size() << " distinct workloads (the model's and its "
+                << "fused and optimised graphs'), weighted by occurrences\n";
+      for (search::WorkloadEntry& e : entries) labels.push_back(name + ":" + e.label);
+      return entries;
+    };
+  }
+  std::unique_ptr<search::Job> job;
+  try {
+    job = search::plan_job(request);
+  } catch (const search::NoGpuError& e) {
+    std::cerr << "tessera: " << e.what() << "\n";
+    return kExitNoGpu;
+  }
+  if (!job->notice.empty()) std::cerr << "tessera: " << job->notice << "\n";
+
+  search::Tuner tuner(job->families, job->spec, job->target, database(), job->measurer(), options);
+  if (job->replay) tuner.allowed = [&](const Workload& w) { return job->replay->schedules(w); };
+  g_stop = false;
+  ::signal(SIGINT, on_interrupt);
+  tuner.should_stop = [] { return g_stop.load(); };
+  const bool tty = ::isatty(2);
+  tuner.on_progress = progress_printer(job->measured(), tty);
+  std::vector<std::pair<Workload, double>> workloads;
+  for (const search::WorkloadEntry& e : job->workloads) workloads.emplace_back(e.workload, e.weight);
+  std::vector<search::WorkloadOutcome> outcomes = tuner.run(workloads);
+  ::signal(SIGINT, SIG_DFL);
+  if (tty) std::cerr << "\r\033[K";
+  if (g_stop) std::cerr << "tessera: interrupted; every finished batch is in the database (run again to resume)\n";
+  if (args.has("json")) {
+    print_json(*job, outcomes);
+  } else {
+    print_table(*job, outcomes, labels, args.value_or("replay", ""));
+  }
   return g_stop ? 130 : 0;
 }
 

@@ -126,4 +126,20 @@ ResolvedTarget resolve_target(const std::string& name_or_path) {
   return {*d.spec, d.target, true};
 }
 
+TargetChoice choose_target(const std::optional<std::string>& requested, const DeviceScan& scan,
+                           const std::optional<Target>& fallback) {
+  if (requested) {
+    HardwareSpec spec = find_spec(*requested);
+    return {spec, Target::for_spec(spec, kernels::nvrtc_version()), false, ""};
+  }
+  if (fallback) return {find_spec(fallback->spec_name), *fallback, false, ""};
+  if (!scan.devices.empty() && scan.devices.front().spec)
+    return {*scan.devices.front().spec, scan.devices.front().target, true, ""};
+  HardwareSpec spec = find_spec(kDefaultSpec);
+  std::string why = scan.devices.empty() ? "no GPU found (" + scan.reason + ")"
+                                         : "GPU '" + scan.devices.front().properties.name + "' has no known spec";
+  return {spec, Target::for_spec(spec, kernels::nvrtc_version()), false,
+          why + ": ranking for " + kDefaultSpec + " (pass --target to choose)"};
+}
+
 }  // namespace tessera::measure

@@ -44,4 +44,20 @@ struct ResolvedTarget {
 };
 ResolvedTarget resolve_target(const std::string& name_or_path);
 
+/// The spec a command uses when it is given no target and finds no GPU with a known spec.
+inline constexpr const char* kDefaultSpec = "h100_sxm";
+
+/// The target a command reports, ranks or costs for, in the order every command uses:
+/// `requested` (a spec name or .json; a bad one is a UserError) if given; else `fallback` (a
+/// stored target, e.g. the database's only one) if given; else the first GPU of `scan` with a
+/// known spec; else kDefaultSpec, with `note` saying why.
+struct TargetChoice {
+  HardwareSpec spec;
+  Target target;
+  bool from_device = false;  ///< true when taken from a present GPU
+  std::string note;          ///< why the default spec was taken ("" otherwise)
+};
+TargetChoice choose_target(const std::optional<std::string>& requested, const DeviceScan& scan,
+                           const std::optional<Target>& fallback = std::nullopt);
+
 }  // namespace tessera::measure

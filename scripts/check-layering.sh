@@ -5,9 +5,10 @@
 #
 #   scripts/check-layering.sh [ROOT]     (default: the repository this script is in)
 #
-# Units: a folder is a module, except search/tuner.* (the tuning job, which measures: the unit
-# `tuner`, library tessera_tuner), so that search's construction, evolution and workload sets
-# stay usable by graph/ without the measurement runtime. Device headers ("tessera/...", the
+# Units: a folder is a module, except search/tuner.* and search/job.* (the tuning job and its
+# planning, which measure: the unit `tuner`, library tessera_tuner), so that search's
+# construction, evolution and workload sets stay usable by graph/ without the measurement
+# runtime. Device headers ("tessera/...", the
 # kernels' embedded CUDA headers) belong to kernels.
 set -euo pipefail
 root="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
@@ -30,7 +31,7 @@ modules=(core kernels costmodel measure db search graph cli)
 # "kernels/cuda/x.cuh") belongs to.
 unit_of() {
   case "$1" in
-    search/tuner.*) unit=tuner ;;
+    search/tuner.* | search/job.*) unit=tuner ;;
     tessera/*) unit=kernels ;;
     *) unit="${1%%/*}" ;;
   esac
