@@ -79,6 +79,40 @@ extern "C" __global__ void epilogue(const F16* __restrict__ c, const F16* __rest
 }
 )";
 }
+
+// The schedules timed: gemm_tc's vec 8 and group_m 8 (split-K only on split-K shapes), spread
+// to 60; or with TESSERA_BENCH_FAMILY=gemm_wgmma the Hopper family's group_m 8 with the
+// TMA-store epilogue (or split-K on split-K shapes), whole; TESSERA_BENCH_ONLY=<key>: that one.
+std::vector<Schedule> bench_schedules(const kernels::KernelFamily& f, const Workload& w, const HardwareSpec& spec,
+                                      bool hopper) {
+  const MatmulShape& s = w.matmul();
+  const kernels::KernelFamily* family = &f;
+  // Split-K only pays when K dwarfs M and N (too few output tiles to fill the GPU).
+  const bool split_k_shape = s.k >= 8 * std::max(s.m, s.n);
+  std::vector<Schedule> schedules;
+  for (const Schedule& sc : kernels::enumerate_space(*family, w, spec)) {
+    bool keep = hopper ? sc.get("group_m") == 8 && (sc.get("split_k") > 1 ? split_k_shape : sc.get("tma_store") == 1)
+                       : sc.get("vec") == 8 && sc.get("group_m") == 8 && (sc.get("split_k") == 1 || split_k_shape);
+    if (keep && !family->validate(sc, w, spec)) schedules.push_back(sc);
+  }
+  // TESSERA_BENCH_ONLY=<schedule key> times just that schedule (e.g. to profile it with ncu).
+  if (const char* only = std::getenv("TESSERA_BENCH_ONLY")) {
+    std::erase_if(schedules, [&](const Schedule& sc) { return sc.key() != only; });
+    if (schedules.empty()) {
+      std::fprintf(stderr, "TESSERA_BENCH_ONLY: %s is not a valid schedule of the benchmarked sub-space\n", only);
+      std::exit(2);
+    }
+  }
+  // gemm_wgmma's sub-space is timed whole (about 400 schedules on the H100's large GEMMs): its
+  // best tile often hinges on how the tiles fill the last wave, which a spread misses.
+  if (!hopper && schedules.size() > 60) {
+    std::vector<Schedule> spread;
+    for (size_t i = 0; i < 60; ++i) spread.push_back(schedules[i * schedules.size() / 60]);
+    schedules = std::move(spread);
+  }
+  return schedules;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,34 +135,11 @@ int main(int argc, char** argv) {
   const MatmulShape& s = w.matmul();
   double flops = 2.0 * s.m * s.n * s.k;
 
-  // Split-K only pays when K dwarfs M and N (too few output tiles to fill the GPU).
-  const bool split_k_shape = s.k >= 8 * std::max(s.m, s.n);
-  // TESSERA_BENCH_FAMILY=gemm_wgmma times the Hopper family instead (its valid space with
-  // group_m 8 and the TMA-store epilogue, or split-K on split-K shapes).
+  // TESSERA_BENCH_FAMILY=gemm_wgmma times the Hopper family instead.
   const char* family_env = std::getenv("TESSERA_BENCH_FAMILY");
   const bool hopper = family_env && std::string(family_env) == "gemm_wgmma";
   auto family = hopper ? kernels::make_gemm_wgmma_family() : kernels::make_gemm_tc_family();
-  std::vector<Schedule> schedules;
-  for (const Schedule& sc : kernels::enumerate_space(*family, w, *dev.spec)) {
-    bool keep = hopper ? sc.get("group_m") == 8 && (sc.get("split_k") > 1 ? split_k_shape : sc.get("tma_store") == 1)
-                       : sc.get("vec") == 8 && sc.get("group_m") == 8 && (sc.get("split_k") == 1 || split_k_shape);
-    if (keep && !family->validate(sc, w, *dev.spec)) schedules.push_back(sc);
-  }
-  // TESSERA_BENCH_ONLY=<schedule key> times just that schedule (e.g. to profile it with ncu).
-  if (const char* only = std::getenv("TESSERA_BENCH_ONLY")) {
-    std::erase_if(schedules, [&](const Schedule& sc) { return sc.key() != only; });
-    if (schedules.empty()) {
-      std::fprintf(stderr, "TESSERA_BENCH_ONLY: %s is not a valid schedule of the benchmarked sub-space\n", only);
-      return 2;
-    }
-  }
-  // gemm_wgmma's sub-space is timed whole (about 400 schedules on the H100's large GEMMs): its
-  // best tile often hinges on how the tiles fill the last wave, which a spread misses.
-  if (!hopper && schedules.size() > 60) {
-    std::vector<Schedule> spread;
-    for (size_t i = 0; i < 60; ++i) spread.push_back(schedules[i * schedules.size() / 60]);
-    schedules = std::move(spread);
-  }
+  std::vector<Schedule> schedules = bench_schedules(*family, w, *dev.spec, hopper);
   std::vector<kernels::KernelSource> sources;
   for (const Schedule& sc : schedules) sources.push_back(family->emit(w, sc));
   kernels::KernelSource epilogue_kernel("epilogue", epilogue_kernel_source(w.epilogue));
