@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "costmodel/analytic.h"
 #include "core/error.h"
 #include "kernels/families.h"
 
@@ -165,8 +166,9 @@ std::vector<Schedule> roller(const kernels::KernelFamily& f, const Workload& w, 
   return out;
 }
 
-std::vector<Candidate> rank(std::vector<Candidate> cs, const costmodel::AnalyticModel& model) {
-  for (Candidate& c : cs) c.predicted_us = model.explain(c).us;
+std::vector<Candidate> rank(std::vector<Candidate> cs, costmodel::CostModel& model) {
+  const std::vector<double> us = model.predict(cs);
+  for (size_t i = 0; i < cs.size(); ++i) cs[i].predicted_us = us[i];
   std::stable_sort(cs.begin(), cs.end(),
                    [](const Candidate& a, const Candidate& b) { return *a.predicted_us < *b.predicted_us; });
   return cs;
@@ -175,7 +177,7 @@ std::vector<Candidate> rank(std::vector<Candidate> cs, const costmodel::Analytic
 }  // namespace
 
 Construction construct(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
-                       const costmodel::AnalyticModel& model, const ConstructOptions& options) {
+                       costmodel::CostModel& model, const ConstructOptions& options) {
   auto start = std::chrono::steady_clock::now();
   std::vector<const kernels::KernelFamily*> fs = families.for_workload(w);
   if (fs.empty()) throw UserError("no kernel family runs " + w.key());
@@ -223,13 +225,14 @@ Construction construct(const Workload& w, const kernels::FamilyRegistry& familie
 }
 
 std::vector<Candidate> rank_all(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
-                                const costmodel::AnalyticModel& model, bool sorted) {
+                                costmodel::CostModel& model, bool sorted) {
   std::vector<Candidate> all;
   for (const kernels::KernelFamily* f : families.for_workload(w))
     for (Schedule& s : kernels::enumerate_space(*f, w, hw))
       if (!f->validate(s, w, hw)) all.push_back({w, std::move(s), std::nullopt});
   if (sorted) return rank(std::move(all), model);
-  for (Candidate& c : all) c.predicted_us = model.explain(c).us;
+  const std::vector<double> us = model.predict(all);
+  for (size_t i = 0; i < all.size(); ++i) all[i].predicted_us = us[i];
   return all;
 }
 

@@ -20,7 +20,7 @@
 
 #include "core/hardware.h"
 #include "core/schedule.h"
-#include "costmodel/analytic.h"
+#include "costmodel/cost_model.h"
 #include "kernels/kernel_family.h"
 
 namespace tessera::search {
@@ -36,15 +36,16 @@ struct Construction {
   double seconds = 0;                 ///< time taken
 };
 
-/// Candidates for `w` over every registered family that supports it. A workload no family
-/// supports is a UserError.
+/// Candidates for `w` over every registered family that supports it, ranked by `model` (one
+/// batched predict; the analytic model in a tuning job). A workload no family supports is a
+/// UserError.
 Construction construct(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
-                       const costmodel::AnalyticModel& model, const ConstructOptions& options = {});
+                       costmodel::CostModel& model, const ConstructOptions& options = {});
 
 /// Every valid schedule of every family supporting `w` with the model's prediction, best
 /// first (or, with `sorted` false, in the families' enumeration order). For benchmarks that
 /// compare construction with the whole space.
 std::vector<Candidate> rank_all(const Workload& w, const kernels::FamilyRegistry& families, const HardwareSpec& hw,
-                                const costmodel::AnalyticModel& model, bool sorted = true);
+                                costmodel::CostModel& model, bool sorted = true);
 
 }  // namespace tessera::search

@@ -30,16 +30,13 @@ Tuner::Tuner(const kernels::FamilyRegistry& families, HardwareSpec spec, Target 
       options_(std::move(options)),
       model_(families, std::move(spec)) {}
 
-// One workload's search: its candidate list (construct, exhaustive, random) or its
-// evolution, what it has measured, and where its progress display stands.
+// One workload's search (its SearchStrategy), what it has measured, and where its progress
+// display stands.
 struct Tuner::Task {
   WorkloadOutcome o;
   TuneProgress progress;
-  int cap = 0;                      ///< the workload's budget, held records included
-  int limit = 0;                    ///< measurements at most in this run (cap less what is held)
-  std::vector<Candidate> todo;      ///< list strategies: what is left to measure, in order
-  size_t cursor = 0;
-  std::unique_ptr<Evolution> evolution;
+  int limit = 0;                    ///< measurements at most in this run (its budget less what is held)
+  std::unique_ptr<SearchStrategy> strategy;
   std::optional<double> best_us;    ///< best correct time, from the database and this job
   bool exhausted = false;
 };
@@ -72,7 +69,7 @@ costmodel::LearnedModel& Tuner::guide() {
   return *learned_;
 }
 
-// Candidates, best predicted first, less what this target already has for the workload.
+// The workload's search strategy, from what this target already has for the workload.
 void Tuner::prepare(Task& task) {
   const Workload& w = task.o.workload;
   WorkloadOutcome& o = task.o;
@@ -87,88 +84,22 @@ void Tuner::prepare(Task& task) {
       task.best_us = r.record.measurement.median_us;
   task.progress.best_us = task.best_us;
 
-  if (options_.strategy == Strategy::kEvolve) {
-    EvolveOptions eo;
-    eo.seed = options_.seed;
-    eo.epsilon = options_.epsilon;
-    task.evolution = std::make_unique<Evolution>(w, families_, spec_, guide(), eo);
-    if (allowed) {
-      std::vector<Schedule> schedules = allowed(w);
-      task.evolution->restrict_to(schedules);
-      o.ranked = static_cast<int>(schedules.size());
-    }
-    // Evolution has no fixed candidate list to resume along: what it proposes depends on
-    // everything measured, so every schedule the database holds for the workload and target
-    // is a trial spent. A rerun of a finished job then measures nothing, a killed one only
-    // the remainder.
-    std::set<std::string> held;
-    for (const db::StoredRecord& r : known) {
-      if (runner_ && r.record.measurement.status == Status::kUnmeasured) continue;
-      task.evolution->observe(r.record.schedule, r.record.measurement);
-      held.insert(r.record.schedule.key());
-    }
-    o.already = static_cast<int>(held.size());
-    // Without a cap of its own, a workload may take the whole job budget if the scheduler says so.
-    task.cap = options_.trials > 0 ? options_.trials : options_.total_trials > 0 ? options_.total_trials : 64;
-    task.limit = std::max(0, task.cap - o.already);
-    o.construct_s = seconds_since(t0);
-    return;
-  }
-
-  std::vector<Candidate> ranked;
-  if (options_.strategy == Strategy::kConstruct) {
-    ConstructOptions co;
-    co.top_k = options_.top_k;
-    Construction c = construct(w, families_, spec_, model_, co);
-    o.ranked = static_cast<int>(c.ranked);
-    ranked = std::move(c.candidates);
-  } else {
-    // The whole valid space; with a trial budget below its size, an evenly spaced sample
-    // of it in enumeration order (not the model's favourites: this is the yardstick).
-    ranked = rank_all(w, families_, spec_, model_, /*sorted=*/false);
-    o.ranked = static_cast<int>(ranked.size());
-    if (options_.trials > 0 && ranked.size() > static_cast<size_t>(options_.trials)) {
-      std::vector<Candidate> sample;
-      if (options_.strategy == Strategy::kRandom) {
-        // Partial Fisher-Yates: the first `trials` of a seeded shuffle.
-        std::mt19937_64 rng(options_.seed ^ stable_hash(w.key()));
-        for (size_t i = 0; i < static_cast<size_t>(options_.trials); ++i) {
-          size_t j = i + static_cast<size_t>(rng() % (ranked.size() - i));
-          std::swap(ranked[i], ranked[j]);
-          sample.push_back(ranked[i]);
-        }
-      } else {
-        for (int i = 0; i < options_.trials; ++i)
-          sample.push_back(ranked[static_cast<size_t>(double(i) * double(ranked.size()) / double(options_.trials))]);
-      }
-      ranked = std::move(sample);
-    }
-    std::stable_sort(ranked.begin(), ranked.end(),
-                     [](const Candidate& a, const Candidate& b) { return *a.predicted_us < *b.predicted_us; });
-  }
+  StrategyContext context(families_, spec_, model_);
+  context.strategy = options_.strategy;
+  context.top_k = options_.top_k;
+  context.trials = options_.trials;
+  context.total_trials = options_.total_trials;
+  context.seed = options_.seed;
+  context.epsilon = options_.epsilon;
+  context.measuring = runner_ != nullptr;
+  context.guide = [this]() -> costmodel::LearnedModel& { return guide(); };
+  context.allowed = allowed;
+  task.strategy = make_strategy(context, w, known);
+  o.ranked = task.strategy->ranked();
+  o.already = task.strategy->already();
+  o.predicted_best = task.strategy->predicted_best();
+  task.limit = task.strategy->limit();
   o.construct_s = seconds_since(t0);
-  if (!ranked.empty()) o.predicted_best = ranked.front();
-
-  std::set<std::string> done_keys;
-  for (const db::StoredRecord& r : known) {
-    bool unmeasured = r.record.measurement.status == Status::kUnmeasured;
-    // A prediction does not stand in for a measurement; a measurement ends the schedule.
-    if (!runner_ || !unmeasured) done_keys.insert(r.record.schedule.key());
-  }
-  task.cap = options_.trials > 0                         ? options_.trials
-             : options_.strategy == Strategy::kConstruct ? options_.top_k
-                                                         : static_cast<int>(ranked.size());
-  // The held candidates count against the cap: with --trials below construction's top-k, a
-  // rerun would otherwise go on down the list and measure `trials` more each time.
-  for (Candidate& c : ranked) {
-    if (static_cast<int>(task.todo.size()) + o.already >= task.cap) break;
-    if (done_keys.count(c.schedule.key())) {
-      ++o.already;
-      continue;
-    }
-    task.todo.push_back(std::move(c));
-  }
-  task.limit = static_cast<int>(task.todo.size());
 }
 
 // Measures (or records the predictions of) up to `n` more candidates of the task as one
@@ -177,15 +108,8 @@ int Tuner::step(Task& task, int n) {
   WorkloadOutcome& o = task.o;
   n = std::min(n, task.limit - o.measured);
   std::vector<Candidate> batch;
-  if (n > 0 && task.evolution) {
-    batch = task.evolution->propose(n);
-    if (!o.predicted_best && !batch.empty()) o.predicted_best = batch.front();
-  } else if (n > 0) {
-    size_t end = std::min(task.todo.size(), task.cursor + static_cast<size_t>(n));
-    auto first = task.todo.begin();
-    batch.assign(first + static_cast<std::ptrdiff_t>(task.cursor), first + static_cast<std::ptrdiff_t>(end));
-    task.cursor = end;
-  }
+  if (n > 0) batch = task.strategy->propose(n);
+  if (!o.predicted_best && !batch.empty()) o.predicted_best = batch.front();
   if (batch.empty()) {
     task.exhausted = true;
     return 0;
@@ -219,10 +143,11 @@ int Tuner::step(Task& task, int n) {
   }
   db_.commit(records);
   o.measured += static_cast<int>(batch.size());
-  if (task.evolution) {
-    for (const Record& r : records) task.evolution->observe(r.schedule, r.measurement);
-    if (runner_ && learned_->learn(records)) ++retrained_;
-  }
+  std::vector<Measurement> measured;
+  for (const Record& r : records) measured.push_back(r.measurement);
+  task.strategy->observe(batch, measured);
+  // Evolution's guide keeps learning from what the job measures.
+  if (options_.strategy == Strategy::kEvolve && runner_ && learned_->learn(records)) ++retrained_;
   if (o.measured >= task.limit) task.exhausted = true;
   o.measure_s += seconds_since(t0);
   task.progress.done = o.measured;
@@ -282,7 +207,7 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
     // The records the job's workloads hold count as spent, each workload's up to its own
     // cap: a rerun of a finished job measures nothing, a resumed one only the remainder.
     int64_t held = 0;
-    for (const Task& task : tasks) held += std::min(task.o.already, task.cap);
+    for (const Task& task : tasks) held += std::min(task.o.already, task.strategy->cap());
     int spent = static_cast<int>(std::min<int64_t>(held, options_.total_trials));
     while (spent < options_.total_trials && !out_of_time()) {
       std::optional<size_t> pick = scheduler.next();

@@ -30,17 +30,9 @@
 #include "kernels/kernel_family.h"
 #include "measure/runner.h"
 #include "search/scheduler.h"
+#include "search/search_strategy.h"
 
 namespace tessera::search {
-
-/// construct: Roller construction's top-k; exhaustive: the whole valid space (or an evenly
-/// spaced sample of `trials` schedules from it); random: a uniform sample of `trials`
-/// schedules of the valid space drawn with `seed` (the same seed draws the same sample, so
-/// a job resumes), for datasets.
-/// evolve: model-guided evolutionary search (search/evolve) for `trials` measurements
-/// (default 64), guided by the combined learned model, which retrains every
-/// `retrain_every` new measurements and is stored in the database after the job.
-enum class Strategy { kConstruct, kExhaustive, kRandom, kEvolve };
 
 struct TuneOptions {
   int top_k = 10;             ///< candidates construction keeps per workload
@@ -50,7 +42,7 @@ struct TuneOptions {
                               ///< space; evolve: 64, or total_trials when there is one)
   double time_limit_s = 0;    ///< stop starting new batches after this long (0: no limit)
   int batch = 10;             ///< candidates per measured, committed batch
-  Strategy strategy = Strategy::kConstruct;
+  Strategy strategy = Strategy::kConstruct;  ///< search/search_strategy.h
   uint64_t seed = 1;          ///< random, evolve: the seed (mixed with the workload's key)
   double epsilon = 0.1;       ///< evolve: share of each batch chosen at random (exploration)
   int retrain_every = 64;     ///< evolve: retrain the learned model after this many new ok records

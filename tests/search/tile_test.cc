@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "costmodel/analytic.h"
 #include "kernels/families.h"
 #include "search/workload_set.h"
 #include "tests/kernels/families_fixture.h"
