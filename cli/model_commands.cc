@@ -21,6 +21,7 @@
 #include "costmodel/learned.h"
 #include "db/database.h"
 #include "kernels/families.h"
+#include "search/learned_models.h"
 
 namespace tessera::cli {
 namespace {
@@ -192,18 +193,10 @@ int model_train(const ParsedArgs& args) {
                            {"top1", r.top1},       {"top5", r.top5}};
     held_out = r.summary_line();
   }
-  db::StoredModel stored;
-  stored.kind = options.kind();
-  stored.target = *sel.target;
-  stored.feature_version = costmodel::kFeatureVersion;
-  stored.tool_version = kVersion;
-  stored.created_s = now_s();
-  stored.metrics_json = metrics.dump();
-  stored.blob = model.serialize();
-  int64_t id = database.save_model(stored);
-  std::cout << "trained " << stored.kind << " on " << model.trained_records() << " correct records of " << workloads
+  int64_t id = search::store_learned_model(database, model, *sel.target, metrics, kVersion);
+  std::cout << "trained " << options.kind() << " on " << model.trained_records() << " correct records of " << workloads
             << " workloads for " << sel.target->fingerprint() << " in " << fixed(train_s, 1) << " s; stored as model "
-            << id << " in " << path << " (" << stored.blob.size() << " bytes, feature layout "
+            << id << " in " << path << " (" << model.serialize().size() << " bytes, feature layout "
             << costmodel::kFeatureVersion << ")\n";
   if (!held_out.empty()) std::cout << "held-out (" << folds << " folds by workload): " << held_out << "\n";
   return 0;

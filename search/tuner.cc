@@ -9,6 +9,7 @@
 #include "core/hash.h"
 #include "costmodel/roofline.h"
 #include "search/evolve.h"
+#include "search/learned_models.h"
 #include "search/tile.h"
 
 namespace tessera::search {
@@ -57,9 +58,8 @@ costmodel::LearnedModel& Tuner::guide() {
   f.status = Status::kOk;
   std::vector<Record> known;
   for (db::StoredRecord& r : db_.query(f)) known.push_back(std::move(r.record));
-  if (auto stored = db_.latest_model(lo.kind(), target_.fingerprint(), costmodel::kFeatureVersion)) {
-    learned_ = std::make_unique<costmodel::LearnedModel>(
-        costmodel::LearnedModel::deserialize(families_, spec_, stored->kind, stored->blob));
+  if (auto stored = load_learned_model(db_, families_, spec_, lo.kind(), target_)) {
+    learned_ = std::make_unique<costmodel::LearnedModel>(std::move(*stored));
     learned_->remember(known);
   } else {
     learned_ = std::make_unique<costmodel::LearnedModel>(families_, spec_, lo);
@@ -232,15 +232,8 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
     out.push_back(std::move(task.o));
   }
   if (learned_ && retrained_ > 0 && learned_->trained()) {
-    db::StoredModel m;
-    m.kind = learned_->options().kind();
-    m.target = target_;
-    m.feature_version = costmodel::kFeatureVersion;
-    m.tool_version = options_.tool_version;
-    m.created_s = now_s();
-    m.metrics_json = Json{{"records", learned_->trained_records()}, {"online", true}}.dump();
-    m.blob = learned_->serialize();
-    db_.save_model(m);
+    store_learned_model(db_, *learned_, target_, Json{{"records", learned_->trained_records()}, {"online", true}},
+                        options_.tool_version);
   }
   return out;
 }
