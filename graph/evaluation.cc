@@ -431,17 +431,7 @@ void eval_softmax(const OpContext& c, const Tensor& x, Tensor& y) {
           inner = product(x.shape, axis + 1, x.shape.size());
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
-      const float* src = x.f.data() + o * n * inner + i;
-      float* dst = y.f.data() + o * n * inner + i;
-      float top = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n; ++j) top = std::max(top, src[j * inner]);
-      double sum = 0;
-      for (int64_t j = 0; j < n; ++j) {
-        dst[j * inner] = std::exp(src[j * inner] - top);
-        sum += dst[j * inner];
-      }
-      float scale = static_cast<float>(1.0 / sum);
-      for (int64_t j = 0; j < n; ++j) dst[j * inner] *= scale;
+      kernels::host::softmax(x.f.data() + o * n * inner + i, y.f.data() + o * n * inner + i, n, inner);
     }
 }
 
@@ -459,12 +449,8 @@ void eval_layer_norm(const OpContext& c, const Tensor* const* in, size_t n_in, s
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = x.f.data() + r * d;
     float* dst = y.f.data() + r * d;
-    double mean = 0, var = 0;
-    for (int64_t j = 0; j < d; ++j) mean += src[j];
-    mean /= static_cast<double>(d);
-    for (int64_t j = 0; j < d; ++j) var += (src[j] - mean) * (src[j] - mean);
-    var /= static_cast<double>(d);
-    double inv = 1.0 / std::sqrt(var + epsilon);
+    const kernels::host::RowStats st = kernels::host::layernorm_stats(src, d, epsilon);
+    const double mean = st.mean, inv = st.inv;
     for (size_t j = 0; j < static_cast<size_t>(d); ++j) {
       float v = static_cast<float>((src[j] - mean) * inv) * scale[j];
       dst[j] = bias ? v + (*bias)[j] : v;

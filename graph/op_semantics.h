@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/workload.h"
 #include "graph/ops.h"
+#include "kernels/host_math.h"
 
 namespace tessera::graph::op_detail {
 
@@ -201,9 +202,7 @@ inline int64_t float_to_int(double v) {
   return static_cast<int64_t>(v);
 }
 
-inline float gelu_erf(float x) {
-  return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
-}
+inline float gelu_erf(float x) { return static_cast<float>(kernels::host::gelu(x)); }
 inline float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x)));
 }

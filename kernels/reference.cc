@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "kernels/host_math.h"
 
 namespace tessera::kernels {
 namespace {
@@ -17,9 +18,7 @@ namespace {
 using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using MatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// x Phi(x) through erfc: 1 + erf(x / sqrt 2) cancels to nothing for x below about -8 even in
-// double, while erfc keeps every digit.
-double gelu(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
+using host::gelu;
 
 // Runs body(i) for i in [0, count) on the machine's cores (the references of large
 // convolutions take seconds on one); each i must write its own outputs.
@@ -139,13 +138,7 @@ HostTensor conv2d(const Workload& w, std::span<const HostTensor> in) {
 
 HostTensor softmax(const HostTensor& x, int64_t rows, int64_t cols) {
   HostTensor out = make({rows, cols});
-  for (int64_t i = 0; i < rows; ++i) {
-    const float* row = x.data.data() + i * cols;
-    double mx = *std::max_element(row, row + cols), sum = 0;
-    for (int64_t j = 0; j < cols; ++j) sum += std::exp(row[j] - mx);
-    for (int64_t j = 0; j < cols; ++j)
-      out.data[static_cast<size_t>(i * cols + j)] = static_cast<float>(std::exp(row[j] - mx) / sum);
-  }
+  for (int64_t i = 0; i < rows; ++i) host::softmax(x.data.data() + i * cols, out.data.data() + i * cols, cols, 1);
   return out;
 }
 
@@ -344,15 +337,10 @@ HostTensor layernorm_reference(const HostTensor& x, const HostTensor& gamma, con
   HostTensor out{x.shape, std::vector<float>(x.data.size())};
   for (int64_t i = 0; i < rows; ++i) {
     const float* row = x.data.data() + i * cols;
-    double mean = 0, var = 0;
-    for (int64_t j = 0; j < cols; ++j) mean += row[j];
-    mean /= static_cast<double>(cols);
-    for (int64_t j = 0; j < cols; ++j) var += (row[j] - mean) * (row[j] - mean);
-    var /= static_cast<double>(cols);
-    double inv = 1.0 / std::sqrt(var + epsilon);
+    const host::RowStats st = host::layernorm_stats(row, cols, epsilon);
     for (int64_t j = 0; j < cols; ++j)
-      out.data[static_cast<size_t>(i * cols + j)] =
-          static_cast<float>((row[j] - mean) * inv * gamma.data[static_cast<size_t>(j)] + beta.data[static_cast<size_t>(j)]);
+      out.data[static_cast<size_t>(i * cols + j)] = static_cast<float>(
+          (row[j] - st.mean) * st.inv * gamma.data[static_cast<size_t>(j)] + beta.data[static_cast<size_t>(j)]);
   }
   return out;
 }
