@@ -217,17 +217,6 @@ void eval_cast(const Tensor& x, Tensor& y) {
 
 // C (m x n, row-major) = op(A) op(B); A is m x k (or k x m stored when transposed), B k x n
 // (or n x k).
-void gemm(const float* a, const float* b, float* y, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
-  Eigen::Map<RowMajor> ym(y, m, n);
-  if (!ta && !tb)
-    ym.noalias() = Eigen::Map<const RowMajor>(a, m, k) * Eigen::Map<const RowMajor>(b, k, n);
-  else if (ta && !tb)
-    ym.noalias() = Eigen::Map<const ColMajor>(a, m, k) * Eigen::Map<const RowMajor>(b, k, n);
-  else if (!ta && tb)
-    ym.noalias() = Eigen::Map<const RowMajor>(a, m, k) * Eigen::Map<const ColMajor>(b, k, n);
-  else
-    ym.noalias() = Eigen::Map<const ColMajor>(a, m, k) * Eigen::Map<const ColMajor>(b, k, n);
-}
 
 void eval_matmul(const Tensor& a, const Tensor& b, bool ta, bool tb, Tensor& y) {
   Shape as = a.shape, bs = b.shape;
@@ -253,7 +242,7 @@ void eval_matmul(const Tensor& a, const Tensor& b, bool ta, bool tb, Tensor& y) 
       ai += idx * a_strides[d];
       bi += idx * b_strides[d];
     }
-    gemm(a.f.data() + ai * m * k, b.f.data() + bi * k * n, y.f.data() + t * m * n, m, n, k, ta, tb);
+    kernels::host::gemm<float>(a.f.data() + ai * m * k, b.f.data() + bi * k * n, y.f.data() + t * m * n, m, n, k, ta, tb);
   }
 }
 
@@ -261,7 +250,7 @@ void eval_gemm(const OpContext& c, const Tensor* const* in, size_t n_in, Tensor&
   bool ta = c.attr_int("transA", 0) != 0, tb = c.attr_int("transB", 0) != 0;
   const Tensor &a = *in[0], &b = *in[1];
   int64_t m = y.shape[0], n = y.shape[1], k = a.shape[ta ? 0 : 1];
-  gemm(a.f.data(), b.f.data(), y.f.data(), m, n, k, ta, tb);
+  kernels::host::gemm<float>(a.f.data(), b.f.data(), y.f.data(), m, n, k, ta, tb);
   float alpha = static_cast<float>(c.attr_float("alpha", 1.0)),
         beta = static_cast<float>(c.attr_float("beta", 1.0));
   if (alpha != 1.0f)

@@ -1,14 +1,34 @@
 // Host math that the CPU reference of workloads (kernels/reference.cc) and the evaluation of
-// graph nodes (graph/evaluation.cc) share, so an operator means the same in both: GELU, the
-// softmax of a row, and a layer normalisation's row statistics.
+// graph nodes (graph/evaluation.cc) share, so an operator means the same in both: the matrix
+// product (accumulated in double for the reference, which checks kernels, in f32 for graph
+// nodes, which run whole models), GELU, the softmax of a row, and a layer normalisation's row
+// statistics.
 #pragma once
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
 namespace tessera::kernels::host {
+
+/// C = op(A) op(B) for row-major f32 operands, accumulated and stored in T (float or double):
+/// A is [M, K] (ta: stored [K, M]), B is [K, N] (tb: stored [N, K]), C is [M, N].
+template <class T>
+void gemm(const float* a, const float* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
+  using Row = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Col = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
+  Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> cm(c, m, n);
+  // A stored [K, M] row-major is [M, K] column-major; likewise B.
+  auto product = [&](const auto& am, const auto& bm) {
+    cm.noalias() = am.template cast<T>() * bm.template cast<T>();
+  };
+  if (!ta && !tb) product(Eigen::Map<const Row>(a, m, k), Eigen::Map<const Row>(b, k, n));
+  else if (ta && !tb) product(Eigen::Map<const Col>(a, m, k), Eigen::Map<const Row>(b, k, n));
+  else if (!ta && tb) product(Eigen::Map<const Row>(a, m, k), Eigen::Map<const Col>(b, k, n));
+  else product(Eigen::Map<const Col>(a, m, k), Eigen::Map<const Col>(b, k, n));
+}
 
 /// GELU, the exact form x Phi(x), through erfc: 1 + erf(x / sqrt 2) cancels to nothing for x
 /// below about -8 even in double, while erfc keeps every digit.

@@ -77,19 +77,15 @@ HostTensor matmul(const Workload& w, std::span<const HostTensor> in) {
   bool batched = w.kind == OpKind::kBatchMatmul;
   HostTensor out = batched ? make({s.batch, s.m, s.n}) : make({s.m, s.n});
   std::span<const HostTensor> extra = in.subspan(2);
+  std::vector<double> c(static_cast<size_t>(s.m * s.n));
   for (int64_t b = 0; b < s.batch; ++b) {
-    auto a_rows = s.trans_a ? s.k : s.m, a_cols = s.trans_a ? s.m : s.k;
-    auto b_rows = s.trans_b ? s.n : s.k, b_cols = s.trans_b ? s.k : s.n;
-    Eigen::Map<const RowMajor> A(in[0].data.data() + b * s.m * s.k, a_rows, a_cols);
-    Eigen::Map<const RowMajor> B(in[1].data.data() + b * s.k * s.n, b_rows, b_cols);
-    MatrixD a = A.cast<double>(), bm = B.cast<double>();
-    if (s.trans_a) a.transposeInPlace();
-    if (s.trans_b) bm.transposeInPlace();
-    MatrixD c = a * bm;
+    host::gemm<double>(in[0].data.data() + b * s.m * s.k, in[1].data.data() + b * s.k * s.n, c.data(), s.m, s.n, s.k,
+                       s.trans_a, s.trans_b);
     for (int64_t i = 0; i < s.m; ++i)
       for (int64_t j = 0; j < s.n; ++j) {
         int64_t index = (b * s.m + i) * s.n + j;
-        out.data[static_cast<size_t>(index)] = static_cast<float>(epilogue(w, extra, c(i, j), j, index));
+        out.data[static_cast<size_t>(index)] =
+            static_cast<float>(epilogue(w, extra, c[static_cast<size_t>(i * s.n + j)], j, index));
       }
   }
   return out;
