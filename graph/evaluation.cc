@@ -294,49 +294,8 @@ void apply_epilogue(const std::vector<EpilogueStep>& steps, const Tensor* const*
   }
 }
 
-// col[(c, kd, kh, kw), (od, oh, ow)] = x[c, od*s - p + kd*d, ...] (0 in the padding).
-void im2col(const float* x, int64_t channels, const Window& w, float* col) {
-  const auto &in = w.in, &out = w.out;
-  int64_t out_size = w.out_size();
-  float* dst = col;
-  for (int64_t ch = 0; ch < channels; ++ch)
-    for (int64_t kd = 0; kd < w.kernel[0]; ++kd)
-      for (int64_t kh = 0; kh < w.kernel[1]; ++kh)
-        for (int64_t kw = 0; kw < w.kernel[2]; ++kw, dst += out_size)
-          for (int64_t od = 0; od < out[0]; ++od) {
-            int64_t zd = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
-            for (int64_t oh = 0; oh < out[1]; ++oh) {
-              float* line = dst + (od * out[1] + oh) * out[2];
-              int64_t zh = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
-              if (zd < 0 || zd >= in[0] || zh < 0 || zh >= in[1]) {
-                std::fill(line, line + out[2], 0.0f);
-                continue;
-              }
-              const float* src = x + ((ch * in[0] + zd) * in[1] + zh) * in[2];
-              int64_t zw = kw * w.dilation[2] - w.pad_begin[2];
-              for (int64_t ow = 0; ow < out[2]; ++ow, zw += w.stride[2])
-                line[ow] = zw >= 0 && zw < in[2] ? src[zw] : 0.0f;
-            }
-          }
-}
-
 void eval_conv(const Tensor& x, const Tensor& w, const Window& win, int64_t group, Tensor& y) {
-  int64_t batch = x.shape[0], channels = x.shape[1], m = w.shape[0];
-  int64_t cg = channels / group, mg = m / group;
-  int64_t in_size = win.in_size(), out_size = win.out_size(), rows = cg * win.kernel_size();
-  bool pointwise = win.kernel_size() == 1;
-  for (size_t d = 0; d < 3; ++d)
-    pointwise = pointwise && win.stride[d] == 1 && win.pad_begin[d] == 0 && win.pad_end[d] == 0;
-  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(rows * out_size));
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t g = 0; g < group; ++g) {
-      const float* xg = x.f.data() + (b * channels + g * cg) * in_size;
-      if (!pointwise) im2col(xg, cg, win, col.data());
-      Eigen::Map<const RowMajor> wm(w.f.data() + g * mg * rows, mg, rows);
-      Eigen::Map<const RowMajor> cm(pointwise ? xg : col.data(), rows, out_size);
-      Eigen::Map<RowMajor> ym(y.f.data() + (b * m + g * mg) * out_size, mg, out_size);
-      ym.noalias() = wm * cm;
-    }
+  kernels::host::conv<float>(x.f.data(), w.f.data(), y.f.data(), x.shape[0], x.shape[1], w.shape[0], group, win);
 }
 
 template <class T>

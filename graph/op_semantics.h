@@ -346,16 +346,10 @@ class Infer : public OpContext {
   }
 };
 
-// Geometry of a sliding window (Conv and the pools) over 1 to 3 spatial dimensions, stored
-// as 3 with leading unit dimensions so one kernel covers them all.
-struct Window {
+// Geometry of a sliding window (Conv and the pools) over 1 to 3 spatial dimensions
+// (kernels::host::ConvWindow, shared with the workload reference), and how many are real.
+struct Window : kernels::host::ConvWindow {
   int spatial = 0;
-  std::array<int64_t, 3> in{1, 1, 1}, kernel{1, 1, 1}, stride{1, 1, 1}, dilation{1, 1, 1};
-  std::array<int64_t, 3> pad_begin{0, 0, 0}, pad_end{0, 0, 0}, out{1, 1, 1};
-
-  int64_t in_size() const { return in[0] * in[1] * in[2]; }
-  int64_t out_size() const { return out[0] * out[1] * out[2]; }
-  int64_t kernel_size() const { return kernel[0] * kernel[1] * kernel[2]; }
   Shape out_shape(int64_t n, int64_t c) const {
     Shape s = {n, c};
     for (int d = 3 - spatial; d < 3; ++d) s.push_back(out[static_cast<size_t>(d)]);

@@ -1,15 +1,17 @@
 // Host math that the CPU reference of workloads (kernels/reference.cc) and the evaluation of
 // graph nodes (graph/evaluation.cc) share, so an operator means the same in both: the matrix
-// product (accumulated in double for the reference, which checks kernels, in f32 for graph
-// nodes, which run whole models), GELU, the softmax of a row, and a layer normalisation's row
-// statistics.
+// product and the convolution (accumulated in double for the reference, which checks kernels,
+// in f32 for graph nodes, which run whole models), GELU, the softmax of a row, and a layer
+// normalisation's row statistics.
 #pragma once
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 namespace tessera::kernels::host {
 
@@ -28,6 +30,66 @@ void gemm(const float* a, const float* b, T* c, int64_t m, int64_t n, int64_t k,
   else if (ta && !tb) product(Eigen::Map<const Col>(a, m, k), Eigen::Map<const Row>(b, k, n));
   else if (!ta && tb) product(Eigen::Map<const Row>(a, m, k), Eigen::Map<const Col>(b, k, n));
   else product(Eigen::Map<const Col>(a, m, k), Eigen::Map<const Col>(b, k, n));
+}
+
+/// A sliding window (convolutions, pools) over 1 to 3 spatial dimensions, stored as 3 with
+/// leading unit dimensions so one loop nest covers them all.
+struct ConvWindow {
+  std::array<int64_t, 3> in{1, 1, 1}, kernel{1, 1, 1}, stride{1, 1, 1}, dilation{1, 1, 1};
+  std::array<int64_t, 3> pad_begin{0, 0, 0}, pad_end{0, 0, 0}, out{1, 1, 1};
+
+  int64_t in_size() const { return in[0] * in[1] * in[2]; }
+  int64_t out_size() const { return out[0] * out[1] * out[2]; }
+  int64_t kernel_size() const { return kernel[0] * kernel[1] * kernel[2]; }
+};
+
+/// The windows of `channels` planes of `x` (each in_size() values) as columns: row (channel,
+/// tap) of `col` holds, for every output position, the input value that tap reads (0 in the
+/// padding).
+inline void im2col(const float* x, int64_t channels, const ConvWindow& w, float* col) {
+  const auto &in = w.in, &out = w.out;
+  int64_t out_size = w.out_size();
+  float* dst = col;
+  for (int64_t ch = 0; ch < channels; ++ch)
+    for (int64_t kd = 0; kd < w.kernel[0]; ++kd)
+      for (int64_t kh = 0; kh < w.kernel[1]; ++kh)
+        for (int64_t kw = 0; kw < w.kernel[2]; ++kw, dst += out_size)
+          for (int64_t od = 0; od < out[0]; ++od) {
+            int64_t zd = od * w.stride[0] - w.pad_begin[0] + kd * w.dilation[0];
+            for (int64_t oh = 0; oh < out[1]; ++oh) {
+              float* line = dst + (od * out[1] + oh) * out[2];
+              int64_t zh = oh * w.stride[1] - w.pad_begin[1] + kh * w.dilation[1];
+              if (zd < 0 || zd >= in[0] || zh < 0 || zh >= in[1]) {
+                std::fill(line, line + out[2], 0.0f);
+                continue;
+              }
+              const float* src = x + ((ch * in[0] + zd) * in[1] + zh) * in[2];
+              int64_t zw = kw * w.dilation[2] - w.pad_begin[2];
+              for (int64_t ow = 0; ow < out[2]; ++ow, zw += w.stride[2])
+                line[ow] = zw >= 0 && zw < in[2] ? src[zw] : 0.0f;
+            }
+          }
+}
+
+/// A grouped convolution, accumulated and stored in T: x is [batch][channels][in] (NC + 1 to 3
+/// spatial dimensions), w is [m][channels / group][taps], y is [batch][m][out]. Each group's
+/// filters times its im2col columns (a pointwise window reads x as they are).
+template <class T>
+void conv(const float* x, const float* w, T* y, int64_t batch, int64_t channels, int64_t m, int64_t group,
+          const ConvWindow& win) {
+  const int64_t cg = channels / group, mg = m / group;
+  const int64_t in_size = win.in_size(), out_size = win.out_size(), rows = cg * win.kernel_size();
+  bool pointwise = win.kernel_size() == 1;
+  for (size_t d = 0; d < 3; ++d)
+    pointwise = pointwise && win.stride[d] == 1 && win.pad_begin[d] == 0 && win.pad_end[d] == 0;
+  std::vector<float> col(pointwise ? 0 : static_cast<size_t>(rows * out_size));
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t g = 0; g < group; ++g) {
+      const float* xg = x + (b * channels + g * cg) * in_size;
+      if (!pointwise) im2col(xg, cg, win, col.data());
+      gemm<T>(w + g * mg * rows, pointwise ? xg : col.data(), y + (b * m + g * mg) * out_size, mg, out_size, rows, false,
+              false);
+    }
 }
 
 /// GELU, the exact form x Phi(x), through erfc: 1 + erf(x / sqrt 2) cancels to nothing for x

@@ -93,42 +93,52 @@ HostTensor matmul(const Workload& w, std::span<const HostTensor> in) {
 
 HostTensor conv2d(const Workload& w, std::span<const HostTensor> in) {
   const Conv2dShape& s = w.conv2d();
-  int64_t P = s.out_h(), Q = s.out_w(), cg = s.c / s.groups, kg = s.k / s.groups;
+  int64_t P = s.out_h(), Q = s.out_w(), cg = s.c / s.groups;
   bool nhwc = s.layout == Layout::kNHWC;
   HostTensor out = nhwc ? make({s.n, P, Q, s.k}) : make({s.n, s.k, P, Q});
-  const std::vector<float>& x = in[0].data;
-  const std::vector<float>& wt = in[1].data;
-  auto x_at = [&](int64_t n, int64_t h, int64_t ww, int64_t c) {
-    return nhwc ? x[static_cast<size_t>(((n * s.h + h) * s.w + ww) * s.c + c)]
-                : x[static_cast<size_t>(((n * s.c + c) * s.h + h) * s.w + ww)];
-  };
-  auto w_at = [&](int64_t k, int64_t r, int64_t t, int64_t c) {  // c within the group
-    return nhwc ? wt[static_cast<size_t>(((k * s.r + r) * s.s + t) * cg + c)]
-                : wt[static_cast<size_t>(((k * cg + c) * s.r + r) * s.s + t)];
-  };
-  std::span<const HostTensor> extra = in.subspan(2);
+  // The shared host convolution (host::conv, accumulating in double) reads NCHW inputs and
+  // [K][Cg][R][S] filters: NHWC operands (KRSC filters) are transposed to those first.
+  const float* x = in[0].data.data();
+  const float* filters = in[1].data.data();
+  std::vector<float> x_nchw, w_kcrs;
+  if (nhwc) {
+    x_nchw.resize(in[0].data.size());
+    for (int64_t n = 0; n < s.n; ++n)
+      for (int64_t h = 0; h < s.h; ++h)
+        for (int64_t ww = 0; ww < s.w; ++ww)
+          for (int64_t c = 0; c < s.c; ++c)
+            x_nchw[static_cast<size_t>(((n * s.c + c) * s.h + h) * s.w + ww)] = x[((n * s.h + h) * s.w + ww) * s.c + c];
+    w_kcrs.resize(in[1].data.size());
+    for (int64_t k = 0; k < s.k; ++k)
+      for (int64_t r = 0; r < s.r; ++r)
+        for (int64_t t = 0; t < s.s; ++t)
+          for (int64_t c = 0; c < cg; ++c)
+            w_kcrs[static_cast<size_t>(((k * cg + c) * s.r + r) * s.s + t)] = filters[((k * s.r + r) * s.s + t) * cg + c];
+    x = x_nchw.data();
+    filters = w_kcrs.data();
+  }
+  host::ConvWindow win;
+  win.in = {1, s.h, s.w};
+  win.kernel = {1, s.r, s.s};
+  win.stride = {1, s.stride_h, s.stride_w};
+  win.dilation = {1, s.dilation_h, s.dilation_w};
+  win.pad_begin = {0, s.pad_h, s.pad_w};
+  win.pad_end = {0, s.pad_h, s.pad_w};
+  win.out = {1, P, Q};
+  std::vector<double> acc(static_cast<size_t>(s.n * s.k * P * Q));
   // One image per task: images write disjoint outputs.
   parallel_for(s.n, [&](int64_t n) {
-    for (int64_t k = 0; k < s.k; ++k) {
-      int64_t g = k / kg;
+    host::conv<double>(x + n * s.c * s.h * s.w, filters, acc.data() + n * s.k * P * Q, 1, s.c, s.k, s.groups, win);
+  });
+  std::span<const HostTensor> extra = in.subspan(2);
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t k = 0; k < s.k; ++k)
       for (int64_t p = 0; p < P; ++p)
         for (int64_t q = 0; q < Q; ++q) {
-          double acc = 0;
-          for (int64_t r = 0; r < s.r; ++r) {
-            int64_t h = p * s.stride_h + r * s.dilation_h - s.pad_h;
-            if (h < 0 || h >= s.h) continue;
-            for (int64_t t = 0; t < s.s; ++t) {
-              int64_t ww = q * s.stride_w + t * s.dilation_w - s.pad_w;
-              if (ww < 0 || ww >= s.w) continue;
-              for (int64_t c = 0; c < cg; ++c)
-                acc += static_cast<double>(x_at(n, h, ww, g * cg + c)) * static_cast<double>(w_at(k, r, t, c));
-            }
-          }
           int64_t index = nhwc ? ((n * P + p) * Q + q) * s.k + k : ((n * s.k + k) * P + p) * Q + q;
-          out.data[static_cast<size_t>(index)] = static_cast<float>(epilogue(w, extra, acc, k, index));
+          double v = acc[static_cast<size_t>(((n * s.k + k) * P + p) * Q + q)];
+          out.data[static_cast<size_t>(index)] = static_cast<float>(epilogue(w, extra, v, k, index));
         }
-    }
-  });
   return out;
 }
 
