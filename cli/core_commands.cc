@@ -16,11 +16,9 @@ const char* kTargetHelp =
     "GPU spec to compute the roofline for: a name from `tessera targets` or a spec .json "
     "(default: the GPU present, else h100_sxm)";
 
-// The target to report on: --target, else the GPU present, else the default spec (said so).
-measure::TargetChoice target_for_report(const ParsedArgs& args, std::string* note) {
-  measure::TargetChoice choice = measure::choose_target(args.value("target"), measure::scan_devices());
-  *note = choice.note;
-  return choice;
+// The target to report on: --target, else the GPU present, else the default spec (its note says so).
+measure::TargetChoice target_for_report(const ParsedArgs& args) {
+  return measure::choose_target(args.value("target"), measure::scan_devices());
 }
 
 Json roofline_json(const costmodel::RooflineFloor& r, const HardwareSpec& spec) {
@@ -42,8 +40,8 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 int workload_show(const ParsedArgs& args) {
   Workload w = Workload::parse(args.positional[0]);
-  std::string note;
-  measure::TargetChoice target = target_for_report(args, &note);
+  measure::TargetChoice target = target_for_report(args);
+  const std::string& note = target.note;
   TensorExpr e = w.expr();
   costmodel::RooflineFloor r = costmodel::roofline_floor(w, target.spec);
 
@@ -104,8 +102,8 @@ int workload_show(const ParsedArgs& args) {
 int workload_list(const ParsedArgs& args) {
   std::string path = args.value_or("workloads", "configs/workloads/default.json");
   search::WorkloadSet set = search::load_workload_set(path);
-  std::string note;
-  measure::TargetChoice target = target_for_report(args, &note);
+  measure::TargetChoice target = target_for_report(args);
+  const std::string& note = target.note;
   Json rows = Json::array();
   Table table({"#", "workload", "weight", "FLOPs", "min bytes", "floor", "bound"});
   double total_us = 0;

@@ -193,10 +193,10 @@ int model_train(const ParsedArgs& args) {
                            {"top1", r.top1},       {"top5", r.top5}};
     held_out = r.summary_line();
   }
-  int64_t id = search::store_learned_model(database, model, *sel.target, metrics, kVersion);
-  std::cout << "trained " << options.kind() << " on " << model.trained_records() << " correct records of " << workloads
+  const db::StoredModel stored = search::store_learned_model(database, model, *sel.target, metrics, kVersion);
+  std::cout << "trained " << stored.kind << " on " << model.trained_records() << " correct records of " << workloads
             << " workloads for " << sel.target->fingerprint() << " in " << fixed(train_s, 1) << " s; stored as model "
-            << id << " in " << path << " (" << model.serialize().size() << " bytes, feature layout "
+            << stored.id << " in " << path << " (" << stored.blob.size() << " bytes, feature layout "
             << costmodel::kFeatureVersion << ")\n";
   if (!held_out.empty()) std::cout << "held-out (" << folds << " folds by workload): " << held_out << "\n";
   return 0;

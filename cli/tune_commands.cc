@@ -7,26 +7,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <iostream>
 
 #include "cli/command.h"
 #include "cli/format.h"
 #include "core/error.h"
 #include "core/version.h"
-#include "db/export.h"
 #include "costmodel/roofline.h"
-#include "kernels/builder.h"
-#include "kernels/families.h"
-#include "kernels/nvrtc.h"
-#include "measure/devices.h"
-#include "measure/gpu_runner.h"
-#include "measure/launch.h"
-#include "measure/replay.h"
 #include "graph/onnx_io.h"
-#include "graph/optimize.h"
 #include "graph/tuning_plan.h"
+#include "kernels/families.h"
 #include "search/job.h"
 #include "search/tuner.h"
 #include "search/workload_set.h"

@@ -1,12 +1,11 @@
-// Host evaluation of the graph operators: the kernels (elementwise with broadcasting, Eigen
-// contractions, im2col convolution, pools, normalisations, data movement) and evaluate_node;
+// Host evaluation of the graph operators: the kernels (elementwise with broadcasting, the
+// contractions and convolutions of kernels/host_math.h, pools, normalisations, data movement) and evaluate_node;
 // whole graphs run in run_graph.cc.
 //
 // evaluate_node runs inference first (shape_inference.cc), with every input marked constant, so
 // all input checks live in inference and the kernels may assume consistent shapes. Kernels
 // compute floats in f32 (reductions accumulate in double) and integers in int64; evaluate_node
 // then rounds floats to f16/bf16 storage and wraps integers to their width, in one place.
-#include <Eigen/Core>
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -28,8 +27,6 @@ namespace tessera::graph {
 namespace {
 
 using namespace op_detail;
-using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ColMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
 
 // ---------------------------------------------------------------------------------------
 // Evaluation kernels. Outputs arrive allocated with their inferred type and shape.

@@ -4,7 +4,6 @@
 // window and slice geometry, and the inference functions evaluation reuses.
 #pragma once
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <array>
 #include <cmath>

@@ -12,7 +12,7 @@ std::optional<costmodel::LearnedModel> load_learned_model(db::TuningDatabase& db
   return costmodel::LearnedModel::deserialize(families, spec, stored->kind, stored->blob);
 }
 
-int64_t store_learned_model(db::TuningDatabase& db, const costmodel::LearnedModel& model, const Target& target,
+db::StoredModel store_learned_model(db::TuningDatabase& db, const costmodel::LearnedModel& model, const Target& target,
                             const Json& metrics, const std::string& tool_version) {
   db::StoredModel m;
   m.kind = model.options().kind();
@@ -22,7 +22,8 @@ int64_t store_learned_model(db::TuningDatabase& db, const costmodel::LearnedMode
   m.created_s = now_s();
   m.metrics_json = metrics.dump();
   m.blob = model.serialize();
-  return db.save_model(m);
+  m.id = db.save_model(m);
+  return m;
 }
 
 }  // namespace tessera::search

@@ -19,8 +19,9 @@ std::optional<costmodel::LearnedModel> load_learned_model(db::TuningDatabase& db
                                                           const HardwareSpec& spec, const std::string& kind,
                                                           const Target& target);
 
-/// Stores `model`, trained on `target`'s records, with its evaluation figures; returns its id.
-int64_t store_learned_model(db::TuningDatabase& db, const costmodel::LearnedModel& model, const Target& target,
+/// Stores `model`, trained on `target`'s records, with its evaluation figures; returns what
+/// was stored (its id set).
+db::StoredModel store_learned_model(db::TuningDatabase& db, const costmodel::LearnedModel& model, const Target& target,
                             const Json& metrics, const std::string& tool_version);
 
 }  // namespace tessera::search
