@@ -14,6 +14,7 @@ void register_builtin_families(FamilyRegistry& registry) {
   registry.add(make_elementwise_family());
   registry.add(make_rows_family());
   registry.add(make_gemm_wgmma_family());
+  registry.add(make_gemm_skinny_family());
   registry.add(make_gemm_tc_family());
   registry.add(make_gemm_tf32_family());
   registry.add(make_gemm_simt_family());

@@ -23,6 +23,9 @@ std::unique_ptr<KernelFamily> make_gemm_tc_family();
 /// Hopper GEMM (sm_90a: wgmma, TMA ring, warp-specialised persistent blocks) for the same
 /// workloads (registered ahead of gemm_tc; validate() refuses GPUs other than sm_90).
 std::unique_ptr<KernelFamily> make_gemm_wgmma_family();
+/// Skinny GEMM (M <= 64, f16/bf16): warps stream B from global memory into mma.sync fragments,
+/// split-K across a cluster's blocks (sm_90) reduced in distributed shared memory.
+std::unique_ptr<KernelFamily> make_gemm_skinny_family();
 
 /// Hopper implicit-GEMM convolution (sm_90a: gemm_wgmma's kernel with im2col TMA loads,
 /// block-diagonal tiles for grouped convolutions, a gathering producer where TMA cannot address

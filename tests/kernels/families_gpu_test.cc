@@ -305,14 +305,38 @@ TEST_F(FamiliesGpu, SplitKGemmMatchesReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, SkinnyGemmMatchesReference) {
+  if (scan_.devices.front().properties.cc_major < 8) GTEST_SKIP() << "mma.sync m16n8k16 needs sm_80";
+  // Both B layouts, m16 tiles with rows past M, k slices across clusters, odd n with a K-major B,
+  // batches and every epilogue.
+  auto [tried, passed] = check_family(*make_gemm_skinny_family(),
+                                      {"matmul:m=1,n=4096,k=4096:f16", "matmul:m=16,n=200,k=520,tb=1:bf16:epilogue=bias+gelu",
+                                       "batch_matmul:b=3,m=33,n=72,k=264:f16:out=f32:epilogue=residual",
+                                       "matmul:m=64,n=136,k=1000:f16:epilogue=bias+residual+relu",
+                                       "matmul:m=5,n=77,k=96,tb=1:f16"},
+                                      8);
+  EXPECT_GE(tried, 30);
+  EXPECT_EQ(passed, tried);
+}
+
 TEST_F(FamiliesGpu, SimtGemmMatchesReference) {
-  auto [tried, passed] = check_family(*make_gemm_simt_family(),
-                                      {"matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
-                                       "batch_matmul:b=4,m=33,n=65,k=17,tb=1:f32:epilogue=residual+gelu",
-                                       "matmul:m=257,n=130,k=300,ta=1,tb=1:f32:out=f16", "matmul:m=64,n=64,k=64:f32"},
-                                      6);
+  // Global loads in float4s of A only (its rows of 1000), of neither (k = 17), of B only (its
+  // rows of 300), of both (whole tiles; and B transposed into shared memory, with edges in m),
+  // plus batches, epilogues and f16 outputs.
+  const std::vector<std::string> shapes = {"matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
+                                           "batch_matmul:b=4,m=33,n=65,k=17,tb=1:f32:epilogue=residual+gelu",
+                                           "matmul:m=257,n=130,k=300,ta=1,tb=1:f32:out=f16",
+                                           "matmul:m=64,n=64,k=64:f32",
+                                           "matmul:m=256,n=256,k=256:f32",
+                                           "batch_matmul:b=2,m=200,n=136,k=52,tb=1:f32:epilogue=bias"};
+  auto [tried, passed] = check_family(*make_gemm_simt_family(), shapes, 6);
   EXPECT_GE(tried, 20);
   EXPECT_EQ(passed, tried);
+  // The schedules the large GEMMs run: 8x8 thread tiles.
+  auto [t, p] = check_family(*make_gemm_simt_family(), shapes, 3,
+                             [](const Schedule& s) { return s.get("thread_m") == 8 && s.get("thread_n") == 8; });
+  EXPECT_GE(t, 12);
+  EXPECT_EQ(p, t);
 }
 
 TEST_F(FamiliesGpu, Tf32GemmMatchesReference) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "kernels/builder.h"
@@ -24,9 +25,12 @@ const std::vector<std::string> kGemm = {
     "matmul:m=4096,n=3072,k=768:bf16:out=f32:epilogue=bias+gelu", "matmul:m=128,n=200,k=64,tb=1:f16:epilogue=residual+relu",
     "batch_matmul:b=384,m=128,n=128,k=64:f16", "matmul:m=256,n=200,k=8192:f16:epilogue=bias+relu"};
 
+// float4 loads of both operands (and the transposing path of B), float4 loads of A with scalar
+// ones of B, scalar loads of both with edges everywhere, and f16 outputs.
 const std::vector<std::string> kGemmSimt = {
     "matmul:m=4096,n=4096,k=4096:f32", "matmul:m=1000,n=999,k=127,ta=1:f32:epilogue=bias+relu",
-    "batch_matmul:b=4,m=33,n=65,k=17,tb=1:f32:tf32=1:epilogue=residual+gelu"};
+    "batch_matmul:b=4,m=33,n=65,k=17,tb=1:f32:tf32=1:epilogue=residual+gelu",
+    "matmul:m=256,n=200,k=64,ta=1,tb=1:f32:out=f16:epilogue=bias"};
 
 const std::vector<std::string> kConv = {
     "conv2d:n=32,h=56,w=56,c=144,k=144,r=3,s=3,pad=1,groups=144:f16",
@@ -64,9 +68,9 @@ std::vector<FamilyCase> cases() {
 TEST(Families, RegistryHoldsTheBuiltins) {
   FamilyRegistry r;
   register_builtin_families(r);
-  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_wgmma", "gemm_tc", "gemm_tf32", "gemm_simt", "conv_wgmma", "conv_tc", "conv_direct"}));
+  EXPECT_EQ(r.names(), (std::vector<std::string>{"elementwise", "rows", "gemm_wgmma", "gemm_skinny", "gemm_tc", "gemm_tf32", "gemm_simt", "conv_wgmma", "conv_tc", "conv_direct"}));
   EXPECT_EQ(r.for_workload(Workload::parse("softmax:rows=8,cols=8:f16")).size(), 1u);
-  EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 2u);  // wgmma and mma.sync
+  EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f16")).size(), 3u);  // wgmma, skinny, mma.sync
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32")).front()->name(), "gemm_simt");
   EXPECT_EQ(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8:f32:tf32=1")).size(), 2u);  // tf32 and SIMT
   EXPECT_TRUE(r.for_workload(Workload::parse("matmul:m=8,n=8,k=8,ta=1:f16")).empty());
@@ -208,6 +212,116 @@ TEST(Families, SampledSchedulesCompileForHopperAndAmpere) {
                                               << sources[i].source;
     std::vector<KernelSource> few(sources.begin(), sources.begin() + 6);
     for (const CompiledKernel& k : Builder(ampere).build(few)) EXPECT_EQ(k.status, Status::kOk) << k.error;
+  }
+}
+
+// The classic SGEMM schedule for large f32 GEMMs: 128x128 blocks of 256 threads with 8x8
+// thread tiles in 64x32 warp tiles, k tiles of 8.
+Schedule simt_schedule(int64_t bm = 128, int64_t bn = 128, int64_t bk = 8, int64_t tm = 8, int64_t tn = 8,
+                       int64_t warps_m = 2) {
+  return {"gemm_simt", {{"block_m", bm}, {"block_n", bn}, {"block_k", bk}, {"thread_m", tm}, {"thread_n", tn},
+                        {"warps_m", warps_m}}};
+}
+
+TEST(GemmSimt, SpaceHoldsLargeAndSmallSchedules) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto simt = make_gemm_simt_family();
+  Workload big = Workload::parse("matmul:m=4096,n=4096,k=4096:f32");
+  std::vector<Schedule> all = enumerate_space(*simt, big, h100);
+  EXPECT_NE(std::find(all.begin(), all.end(), simt_schedule()), all.end());
+  EXPECT_FALSE(simt->validate(simt_schedule(), big, h100).has_value());
+  EXPECT_FALSE(simt->validate(simt_schedule(256, 128, 8, 8, 8, 4), big, h100).has_value());  // 512 threads
+  // A 32x32 block of 4x4 thread tiles: 64 threads, for shapes smaller than a 128x128 tile.
+  Workload tiny = Workload::parse("batch_matmul:b=4,m=5,n=7,k=3,ta=1:f32");
+  EXPECT_FALSE(simt->validate(simt_schedule(32, 32, 8, 4, 4, 1), tiny, h100).has_value());
+}
+
+TEST(GemmSimt, ValidateNamesEachRule) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto simt = make_gemm_simt_family();
+  Workload w = Workload::parse("matmul:m=1000,n=999,k=127,ta=1:f32");
+  EXPECT_EQ(*simt->validate(simt_schedule(128, 128, 6), w, h100),
+            "block_k must be a positive multiple of 4 (float4 k chunks)");
+  EXPECT_EQ(*simt->validate(simt_schedule(128, 128, 8, 2, 8), w, h100),
+            "thread_m and thread_n must be multiples of 4 (float4 reads of shared memory)");
+  EXPECT_EQ(*simt->validate(simt_schedule(100, 128, 8, 8, 8), w, h100), "the thread tile must divide the block tile");
+  EXPECT_EQ(*simt->validate(simt_schedule(256, 256, 8, 4, 4, 4), w, h100),
+            "threads per block must be a multiple of 32 up to 1024, not 4096");
+  EXPECT_EQ(*simt->validate(simt_schedule(32, 32, 8, 8, 8, 1), w, h100),
+            "threads per block must be a multiple of 32 up to 1024, not 16");
+  EXPECT_EQ(*simt->validate(simt_schedule(128, 128, 8, 8, 8, 3), w, h100), "warps_m must divide the block's 8 warps");
+  // 8 warps side by side along n need 8 x 8 columns of 8-wide thread tiles.
+  EXPECT_EQ(*simt->validate(simt_schedule(256, 32, 8, 4, 8, 1), w, h100),
+            "a 1x8 warp grid does not split the 256x32 block into whole thread tiles");
+  // 512 threads of 8x8 tiles fit 128 registers a thread with 8-deep k tiles, not 16-deep ones
+  // (their loads take 12 registers).
+  EXPECT_FALSE(simt->validate(simt_schedule(256, 128, 8, 8, 8, 4), w, h100).has_value());
+  EXPECT_EQ(*simt->validate(simt_schedule(256, 128, 16, 8, 8, 4), w, h100),
+            "needs about 132 registers a thread, more than the 128 of 512 threads");
+  // 256x256 blocks of 8x8 tiles: 1024 threads, too many registers (and shared memory at k 16).
+  EXPECT_NE(simt->validate(simt_schedule(256, 256, 8, 8, 8, 4), w, h100)->find("registers"), std::string::npos);
+  HardwareSpec roomy = h100;
+  roomy.registers_per_block = 1 << 20;
+  EXPECT_EQ(*simt->validate(simt_schedule(256, 256, 16, 8, 8, 4), w, roomy),
+            "shared memory 65536 B exceeds the 49152 B of static shared memory");
+  Workload tall = Workload::parse("batch_matmul:b=70000,m=8,n=8,k=8:f32");
+  EXPECT_EQ(*simt->validate(simt_schedule(32, 32, 8, 4, 4, 1), tall, h100), "grid too large");
+}
+
+TEST(GemmSimt, PlanFollowsTheKernel) {
+  auto simt = make_gemm_simt_family();
+  // Both operands in float4 loads: one of A and one of B per thread and k tile; A transposed
+  // into [8][128 + 4] floats, B as [8][128], two stages.
+  TilePlan p = simt->tile_plan(Workload::parse("matmul:m=4096,n=4096,k=4096:f32"), simt_schedule());
+  EXPECT_EQ(p.threads, 256);
+  EXPECT_EQ(p.warps_m, 2);
+  EXPECT_EQ(p.warps_n, 4);
+  EXPECT_EQ(p.stages, 2);
+  EXPECT_EQ(p.smem_bytes, 2 * 8 * (132 + 128) * 4);
+  EXPECT_EQ(p.load_bytes, 16);
+  EXPECT_EQ(p.loads_in_flight, 2);
+  EXPECT_EQ(p.registers, 128);
+  EXPECT_EQ(p.instr, InstrKind::kFmaF32);
+  // k = 127 and n = 999: scalar loads of both, 4 of each per thread.
+  TilePlan odd = simt->tile_plan(Workload::parse("matmul:m=1000,n=999,k=127:f32"), simt_schedule());
+  EXPECT_EQ(odd.load_bytes, 4);
+  EXPECT_EQ(odd.loads_in_flight, 8);
+  // Transposed A is stored as it is (no padding), transposed B is padded.
+  TilePlan tt = simt->tile_plan(Workload::parse("matmul:m=256,n=256,k=256,ta=1,tb=1:f32"), simt_schedule());
+  EXPECT_EQ(tt.smem_bytes, 2 * 8 * (128 + 132) * 4);
+  // A schedule recorded before the warp-tiled kernel (databases, tests/data) no longer runs,
+  // and is planned as the kernel its times were measured with: one stage, no warp tiles.
+  Schedule old{"gemm_simt", {{"block_m", 64}, {"block_n", 128}, {"block_k", 32}, {"thread_m", 4}, {"thread_n", 2}}};
+  Workload big = Workload::parse("matmul:m=4096,n=4096,k=4096:f32");
+  EXPECT_EQ(*simt->validate(old, big, find_spec("h100_sxm")),
+            "schedule has no warps_m (recorded before the warp-tiled kernel)");
+  TilePlan legacy = simt->tile_plan(big, old);
+  EXPECT_EQ(legacy.threads, 16 * 64);
+  EXPECT_EQ(legacy.stages, 1);
+  EXPECT_EQ(legacy.warps_m, 0);
+  EXPECT_EQ(legacy.smem_bytes, 32 * (64 + 1 + 128 + 1) * 4);
+}
+
+// The 128x128 schedule fits two blocks of 256 threads per multiprocessor (at most 128
+// registers a thread) without spilling, on both architectures the targets use.
+TEST(GemmSimt, LargeScheduleFitsTwoBlocksPerMultiprocessor) {
+#if !TESSERA_HAVE_CUDA
+  GTEST_SKIP() << "built without CUDA: no NVRTC";
+#endif
+  auto simt = make_gemm_simt_family();
+  std::vector<KernelSource> sources = {
+      simt->emit(Workload::parse("matmul:m=4096,n=4096,k=4096:f32"), simt_schedule()),
+      simt->emit(Workload::parse("matmul:m=4096,n=4096,k=4096,ta=1,tb=1:f32:epilogue=bias+gelu"), simt_schedule())};
+  for (const char* arch : {"sm_90a", "sm_80"}) {
+    BuildOptions options;
+    options.arch = arch;
+    options.headers = device_headers();
+    for (const CompiledKernel& k : Builder(options).build(sources)) {
+      SCOPED_TRACE(arch);
+      ASSERT_EQ(k.status, Status::kOk) << k.error;
+      EXPECT_LE(k.usage.registers, 128);
+      EXPECT_EQ(k.usage.stack_bytes, 0);
+    }
   }
 }
 
