@@ -97,7 +97,7 @@ TEST(GemmSkinny, EveryValidScheduleCompilesWithoutLocalMemory) {
       if (s.get("split_k") == 1 && ampere_sources.size() < 6) ampere_sources.push_back(sources.back());
     }
   }
-  ASSERT_GE(sources.size(), 100u);
+  ASSERT_GE(sources.size(), 40u);
   BuildOptions hopper;
   hopper.headers = device_headers();
   std::vector<CompiledKernel> built = Builder(hopper).build(sources);
