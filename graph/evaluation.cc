@@ -146,6 +146,14 @@ void eval_unary(const OpContext& c, const Tensor& x, Tensor& y) {
       return map_floats(x, y, [](float v) { return std::tanh(v); });
     case OpType::kErf:
       return map_floats(x, y, [](float v) { return std::erf(v); });
+    case OpType::kReciprocal:
+      return map_floats(x, y, [](float v) { return 1.0f / v; });
+    case OpType::kLog:
+      return map_floats(x, y, [](float v) { return std::log(v); });
+    case OpType::kFloor:
+      return map_floats(x, y, [](float v) { return std::floor(v); });
+    case OpType::kCeil:
+      return map_floats(x, y, [](float v) { return std::ceil(v); });
     case OpType::kGelu:
       if (c.attr_string("approximate", "none") == "tanh") return map_floats(x, y, gelu_tanh);
       return map_floats(x, y, gelu_erf);
@@ -517,9 +525,15 @@ void eval_gather_elements(const OpContext& c, const Tensor& x, const Tensor& ind
   }
 }
 
-void eval_reduce_mean(const std::vector<bool>& reduced, const Tensor& x, Tensor& y) {
+// The Reduce operators over the dimensions `reduced` (none: an identity): sums and means in
+// double for floats, integers wrapped; an empty reduction gives the operator's
+// identity (0, 1, the lowest or highest value).
+template <class T>
+void eval_reduce(OpType op, const std::vector<bool>& reduced, const Tensor& x, Tensor& y) {
+  const auto& in = vals<T>(x);
+  auto& out = vals<T>(y);
   if (x.shape.empty()) {
-    y.f = x.f;
+    out = in;
     return;
   }
   Shape kept = x.shape;
@@ -528,14 +542,44 @@ void eval_reduce_mean(const std::vector<bool>& reduced, const Tensor& x, Tensor&
   Shape strides = strides_of(kept);
   for (size_t d = 0; d < kept.size(); ++d)
     if (reduced[d]) strides[d] = 0;
-  std::vector<double> sum(y.f.size(), 0.0);
+  using Acc = std::conditional_t<std::is_same_v<T, float>, double, int64_t>;
+  const Acc first = op == OpType::kReduceProd  ? Acc{1}
+                    : op == OpType::kReduceMax ? std::numeric_limits<Acc>::lowest()
+                    : op == OpType::kReduceMin ? std::numeric_limits<Acc>::max()
+                                               : Acc{0};
+  std::vector<Acc> acc(out.size(), first);
+  auto add = [&](Acc& a, T v) {
+    switch (op) {
+      case OpType::kReduceProd:
+        if constexpr (std::is_same_v<T, float>)
+          a *= v;
+        else
+          a = wrap_mul(a, v);
+        break;
+      case OpType::kReduceMax: a = std::max<Acc>(a, v); break;
+      case OpType::kReduceMin: a = std::min<Acc>(a, v); break;
+      default:
+        if constexpr (std::is_same_v<T, float>)
+          a += v;
+        else
+          a = wrap_add(a, v);
+    }
+  };
   int64_t n = x.shape.back(), step = strides.back();
   for_each_row(x.shape, strides, 0, [&](int64_t row, int64_t offset) {
-    const float* src = x.f.data() + row * n;
-    for (int64_t j = 0; j < n; ++j) sum[static_cast<size_t>(offset + j * step)] += src[j];
+    for (int64_t j = 0; j < n; ++j) add(acc[static_cast<size_t>(offset + j * step)], in[static_cast<size_t>(row * n + j)]);
   });
-  double count = static_cast<double>(product(x.shape)) / static_cast<double>(std::max<size_t>(y.f.size(), 1));
-  for (size_t k = 0; k < y.f.size(); ++k) y.f[k] = static_cast<float>(sum[k] / count);
+  if (op == OpType::kReduceMean) {
+    const double count = static_cast<double>(product(x.shape)) / static_cast<double>(std::max<size_t>(out.size(), 1));
+    for (size_t k = 0; k < out.size(); ++k) out[k] = static_cast<T>(static_cast<double>(acc[k]) / count);
+    return;
+  }
+  for (size_t k = 0; k < out.size(); ++k) {
+    if constexpr (std::is_same_v<T, float>)
+      out[k] = static_cast<float>(acc[k]);
+    else
+      out[k] = acc[k];
+  }
 }
 
 template <class T>
@@ -656,6 +700,16 @@ void copy_values(const Tensor& x, Tensor& y) {
   y.i = x.i;
 }
 
+void eval_pool(const Infer& c, const Tensor& x, Tensor& y) {
+  if (c.op() == OpType::kGlobalAveragePool) return eval_global_average_pool(x, y);
+  Window win;
+  infer_pool(c, &win);
+  const int64_t planes = y.shape[0] * y.shape[1];
+  if (c.op() == OpType::kAveragePool)
+    return average_pool(x.f, y.f, planes, win, c.attr_int("count_include_pad", 0) != 0);
+  return by_storage(y.type, [&]<class T>() { max_pool(vals<T>(x), vals<T>(y), planes, win); });
+}
+
 void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out) {
   size_t n_in = c.in.size();
   Tensor& y = out[0];
@@ -706,6 +760,10 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
     case OpType::kErf:
     case OpType::kGelu:
     case OpType::kIdentity:
+    case OpType::kReciprocal:
+    case OpType::kLog:
+    case OpType::kFloor:
+    case OpType::kCeil:
       return eval_unary(c, *in[0], y);
     case OpType::kClip:
       return eval_clip(in, n_in, y);
@@ -768,22 +826,30 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
       }
       return;
     }
-    case OpType::kMaxPool: {
-      Window win;
-      infer_pool(c, &win);
-      int64_t planes = y.shape[0] * y.shape[1];
-      return by_storage(y.type, [&]<class T>() { max_pool(vals<T>(*in[0]), vals<T>(y), planes, win); });
-    }
-    case OpType::kAveragePool: {
-      Window win;
-      infer_pool(c, &win);
-      return average_pool(in[0]->f, y.f, y.shape[0] * y.shape[1], win,
-                          c.attr_int("count_include_pad", 0) != 0);
-    }
+    case OpType::kMaxPool:
+    case OpType::kAveragePool:
     case OpType::kGlobalAveragePool:
-      return eval_global_average_pool(*in[0], y);
+      return eval_pool(c, *in[0], y);
     case OpType::kReduceMean:
-      return eval_reduce_mean(reduced_dims(c), *in[0], y);
+    case OpType::kReduceSum:
+    case OpType::kReduceMax:
+    case OpType::kReduceMin:
+    case OpType::kReduceProd:
+      return by_storage(y.type, [&]<class T>() { eval_reduce<T>(c.op(), reduced_dims(c), *in[0], y); });
+    case OpType::kLess:
+    case OpType::kGreater:
+    case OpType::kLessOrEqual:
+    case OpType::kGreaterOrEqual:
+    case OpType::kAnd:
+    case OpType::kOr:
+    case OpType::kXor:
+    case OpType::kNot:
+    case OpType::kIsNaN:
+    case OpType::kIsInf:
+    case OpType::kRange:
+    case OpType::kTrilu:
+    case OpType::kCumSum:
+      return eval_mask_op(c, in, y);
     case OpType::kEltwiseChain: {
       std::vector<ChainStep> steps = chain_steps(c);
       return by_storage(y.type, [&]<class T>() { eval_chain<T>(c, steps, in, y); });

@@ -88,6 +88,13 @@ enum class OpType {
   /// onnx::NodeProto without names (details in onnx_import.cc); output types and shapes come
   /// from the model.
   kOpaque,
+  // ONNX operators of attention masks, index arithmetic and reductions in current exports,
+  // added after the rest (structural hashes use the enumerators' values): comparisons and
+  // logic to bool, IsNaN / IsInf, elementwise Reciprocal, Log, Floor, Ceil; Range, Trilu,
+  // CumSum; ReduceSum / ReduceMax / ReduceMin / ReduceProd.
+  kLess, kGreater, kLessOrEqual, kGreaterOrEqual, kAnd, kOr, kXor, kNot, kIsNaN, kIsInf,
+  kReciprocal, kLog, kFloor, kCeil, kRange, kTrilu, kCumSum, kReduceSum, kReduceMax, kReduceMin,
+  kReduceProd,
 };
 
 /// ONNX spelling ("Conv", "LayerNormalization", ...) or Tessera's ("FusedMatMul", "Opaque").

@@ -377,6 +377,12 @@ std::vector<SliceDim> slice_dims(const Infer& c);
 std::pair<int64_t, int64_t> shape_range(const Infer& c);
 std::vector<bool> reduced_dims(const Infer& c);
 
+// The operators of attention masks and index arithmetic (ops_masks.cc): comparisons, logic,
+// IsNaN / IsInf, Range, Trilu, CumSum.
+bool is_mask_op(OpType op);
+std::vector<OutputSpec> infer_mask_op(const Infer& c);
+void eval_mask_op(const Infer& c, const Tensor* const* in, Tensor& y);
+
 // Evaluation (evaluation.cc): floats rounded to their f16/bf16 storage, integers wrapped to
 // their width.
 void to_storage(Tensor& t);

@@ -685,7 +685,7 @@ std::vector<OutputSpec> infer_constant(const Infer& c) {
   return {{ElemType::kI64, {static_cast<int64_t>(c.attr_ints("value_ints").size())}}};
 }
 
-// Which dimensions ReduceMean reduces (empty when it is an identity).
+// Which dimensions a Reduce operator reduces (none when it is an identity).
 std::vector<bool> reduced_dims(const Infer& c) {
   size_t r = c.shape(0).size();
   auto axes = axes_of(c);
@@ -702,10 +702,12 @@ std::vector<bool> reduced_dims(const Infer& c) {
   return reduced;
 }
 
-std::vector<OutputSpec> infer_reduce_mean(const Infer& c) {
+// ReduceMean (floating data), ReduceSum, ReduceMax, ReduceMin, ReduceProd (numeric).
+std::vector<OutputSpec> infer_reduce(const Infer& c) {
   c.expect_inputs(1, 2);
   c.expect_outputs(1, 1);
-  c.expect_float(0, "data");
+  if (c.op() == OpType::kReduceMean) c.expect_float(0, "data");
+  if (c.type(0) == ElemType::kBool) c.fail("data must be numeric, not bool");
   std::vector<bool> reduced = reduced_dims(c);
   bool keep = c.attr_int("keepdims", 1) != 0;
   Shape y;
@@ -804,6 +806,10 @@ std::vector<OutputSpec> infer(const Infer& c) {
     case OpType::kSigmoid:
     case OpType::kTanh:
     case OpType::kErf:
+    case OpType::kReciprocal:
+    case OpType::kLog:
+    case OpType::kFloor:
+    case OpType::kCeil:
       return infer_unary(c, true);
     case OpType::kGelu: {
       std::string approximate = c.attr_string("approximate", "none");
@@ -859,7 +865,25 @@ std::vector<OutputSpec> infer(const Infer& c) {
     case OpType::kGlobalAveragePool:
       return infer_pool(c, nullptr);
     case OpType::kReduceMean:
-      return infer_reduce_mean(c);
+    case OpType::kReduceSum:
+    case OpType::kReduceMax:
+    case OpType::kReduceMin:
+    case OpType::kReduceProd:
+      return infer_reduce(c);
+    case OpType::kLess:
+    case OpType::kGreater:
+    case OpType::kLessOrEqual:
+    case OpType::kGreaterOrEqual:
+    case OpType::kAnd:
+    case OpType::kOr:
+    case OpType::kXor:
+    case OpType::kNot:
+    case OpType::kIsNaN:
+    case OpType::kIsInf:
+    case OpType::kRange:
+    case OpType::kTrilu:
+    case OpType::kCumSum:
+      return infer_mask_op(c);
     case OpType::kEltwiseChain:
       return infer_chain(c);
     case OpType::kOpaque:

@@ -263,7 +263,16 @@ INSTANTIATE_TEST_SUITE_P(
         "test_reduce_mean_default_axes_keepdims_example", "test_reduce_mean_default_axes_keepdims_random",
         "test_reduce_mean_do_not_keepdims_example", "test_reduce_mean_do_not_keepdims_random",
         "test_reduce_mean_keepdims_example", "test_reduce_mean_keepdims_random",
-        "test_reduce_mean_negative_axes_keepdims_example", "test_reduce_mean_negative_axes_keepdims_random"),
+        "test_reduce_mean_negative_axes_keepdims_example", "test_reduce_mean_negative_axes_keepdims_random",
+        "test_and2d", "test_and_bcast4v4d", "test_or_bcast4v3d", "test_xor_bcast4v2d", "test_not_3d",
+        "test_less_bcast", "test_greater", "test_less_equal_bcast", "test_greater_equal", "test_isnan", "test_isinf",
+        "test_isinf_negative", "test_isinf_positive", "test_reciprocal", "test_log", "test_floor", "test_ceil",
+        "test_range_float_type_positive_delta", "test_range_int32_type_negative_delta",
+        "test_cumsum_1d_reverse_exclusive", "test_cumsum_2d_negative_axis", "test_tril_neg", "test_tril_out_pos",
+        "test_triu_one_row", "test_triu_out_neg_out", "test_triu_square_neg",
+        "test_reduce_sum_empty_axes_input_noop_random", "test_reduce_sum_negative_axes_keepdims_random",
+        "test_reduce_max_do_not_keepdims_random", "test_reduce_min_keepdims_random",
+        "test_reduce_prod_default_axes_keepdims_random"),
     [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ---------------------------------------------------------------------------------------

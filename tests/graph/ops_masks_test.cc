@@ -1,0 +1,128 @@
+// The operators of attention masks and index arithmetic (graph/ops_masks.cc) and the Reduce
+// family at their edges: what the ONNX backend node tests do not reach (diagonals far outside
+// the matrix, 2-D exclusive reverse sums, int64 wrap-around, empty reductions) and the errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "graph/ops.h"
+
+namespace tessera::graph {
+namespace {
+
+Tensor eval1(OpType op, std::vector<const Tensor*> inputs, const Attrs& attrs = {}) {
+  std::vector<Tensor> out = evaluate_node(op, attrs, inputs, 1);
+  EXPECT_EQ(out.size(), 1u);
+  return out.at(0);
+}
+
+std::string error_of(OpType op, std::vector<const Tensor*> inputs, const Attrs& attrs = {}) {
+  try {
+    evaluate_node(op, attrs, inputs, 1);
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(MaskOps, ComparisonsAndLogicGiveBools) {
+  Tensor a = Tensor::ints({3}, {1, 5, 9}), b = Tensor::ints({}, {5});
+  EXPECT_EQ(eval1(OpType::kLess, {&a, &b}).i, (std::vector<int64_t>{1, 0, 0}));
+  EXPECT_EQ(eval1(OpType::kLessOrEqual, {&a, &b}).i, (std::vector<int64_t>{1, 1, 0}));
+  EXPECT_EQ(eval1(OpType::kGreater, {&a, &b}).i, (std::vector<int64_t>{0, 0, 1}));
+  Tensor x = Tensor::floats({2, 1}, {0.5f, NAN}), y = Tensor::floats({2}, {0.5f, 1.0f});
+  Tensor ge = eval1(OpType::kGreaterOrEqual, {&x, &y});
+  EXPECT_EQ(ge.type, ElemType::kBool);
+  EXPECT_EQ(ge.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(ge.i, (std::vector<int64_t>{1, 0, 0, 0}));  // NaN compares false
+  Tensor p = Tensor::ints({4}, {0, 0, 1, 1}, ElemType::kBool), q = Tensor::ints({4}, {0, 1, 0, 1}, ElemType::kBool);
+  EXPECT_EQ(eval1(OpType::kAnd, {&p, &q}).i, (std::vector<int64_t>{0, 0, 0, 1}));
+  EXPECT_EQ(eval1(OpType::kOr, {&p, &q}).i, (std::vector<int64_t>{0, 1, 1, 1}));
+  EXPECT_EQ(eval1(OpType::kXor, {&p, &q}).i, (std::vector<int64_t>{0, 1, 1, 0}));
+  EXPECT_EQ(eval1(OpType::kNot, {&p}).i, (std::vector<int64_t>{1, 1, 0, 0}));
+  EXPECT_NE(error_of(OpType::kAnd, {&a, &a}).find("must be bool"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kLess, {&p, &q}).find("numeric"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kLess, {&a, &x}).find("same type"), std::string::npos);
+}
+
+TEST(MaskOps, IsNanAndIsInfWithTheirFlags) {
+  const float inf = std::numeric_limits<float>::infinity();
+  Tensor x = Tensor::floats({4}, {NAN, inf, -inf, 1.0f});
+  EXPECT_EQ(eval1(OpType::kIsNaN, {&x}).i, (std::vector<int64_t>{1, 0, 0, 0}));
+  EXPECT_EQ(eval1(OpType::kIsInf, {&x}).i, (std::vector<int64_t>{0, 1, 1, 0}));
+  EXPECT_EQ(eval1(OpType::kIsInf, {&x}, {{"detect_negative", int64_t{0}}}).i, (std::vector<int64_t>{0, 1, 0, 0}));
+  EXPECT_EQ(eval1(OpType::kIsInf, {&x}, {{"detect_positive", int64_t{0}}}).i, (std::vector<int64_t>{0, 0, 1, 0}));
+  Tensor i = Tensor::ints({1}, {3});
+  EXPECT_NE(error_of(OpType::kIsNaN, {&i}).find("floating"), std::string::npos);
+}
+
+TEST(MaskOps, RangeNeedsConstantScalarsAndBoundsItsLength) {
+  Tensor start = Tensor::ints({}, {10}), limit = Tensor::ints({}, {1}), delta = Tensor::ints({}, {-3});
+  EXPECT_EQ(eval1(OpType::kRange, {&start, &limit, &delta}).i, (std::vector<int64_t>{10, 7, 4}));
+  Tensor fs = Tensor::floats({}, {0.0f}), fl = Tensor::floats({}, {1.0f}), fd = Tensor::floats({}, {0.25f});
+  EXPECT_EQ(eval1(OpType::kRange, {&fs, &fl, &fd}).f, (std::vector<float>{0.0f, 0.25f, 0.5f, 0.75f}));
+  Tensor empty_delta = Tensor::ints({}, {1});
+  EXPECT_TRUE(eval1(OpType::kRange, {&start, &limit, &empty_delta}).i.empty());  // limit below start
+  Tensor zero = Tensor::ints({}, {0});
+  EXPECT_NE(error_of(OpType::kRange, {&start, &limit, &zero}).find("delta is 0"), std::string::npos);
+  Tensor huge = Tensor::ints({}, {std::numeric_limits<int64_t>::max()}), low = Tensor::ints({}, {0}), one = Tensor::ints({}, {1});
+  EXPECT_NE(error_of(OpType::kRange, {&low, &huge, &one}).find("2^40"), std::string::npos);
+  Tensor vec = Tensor::ints({1}, {1});
+  EXPECT_NE(error_of(OpType::kRange, {&vec, &limit, &delta}).find("scalar"), std::string::npos);
+}
+
+TEST(MaskOps, TriluKeepsDiagonalsEvenFarOutside) {
+  Tensor x = Tensor::ints({2, 2, 3}, {1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6});
+  Tensor k1 = Tensor::ints({}, {1});
+  EXPECT_EQ(eval1(OpType::kTrilu, {&x, &k1}).i, (std::vector<int64_t>{0, 2, 3, 0, 0, 6, 0, 2, 3, 0, 0, 6}));
+  EXPECT_EQ(eval1(OpType::kTrilu, {&x}, {{"upper", int64_t{0}}}).i,
+            (std::vector<int64_t>{1, 0, 0, 4, 5, 0, 1, 0, 0, 4, 5, 0}));
+  Tensor far = Tensor::ints({}, {std::numeric_limits<int64_t>::min()});
+  EXPECT_EQ(eval1(OpType::kTrilu, {&x, &far}).i, x.i);                                   // upper: everything
+  EXPECT_EQ(eval1(OpType::kTrilu, {&x, &far}, {{"upper", int64_t{0}}}).i, std::vector<int64_t>(12, 0));
+  Tensor v = Tensor::ints({3}, {1, 2, 3});
+  EXPECT_NE(error_of(OpType::kTrilu, {&v}).find("rank >= 2"), std::string::npos);
+}
+
+TEST(MaskOps, CumSumAlongAnyAxisExclusiveAndReversed) {
+  Tensor x = Tensor::floats({2, 3}, {1, 2, 3, 4, 5, 6});
+  Tensor axis0 = Tensor::ints({}, {0}), axis1 = Tensor::ints({1}, {-1}, ElemType::kI32);
+  EXPECT_EQ(eval1(OpType::kCumSum, {&x, &axis0}).f, (std::vector<float>{1, 2, 3, 5, 7, 9}));
+  EXPECT_EQ(eval1(OpType::kCumSum, {&x, &axis1}, {{"exclusive", int64_t{1}}, {"reverse", int64_t{1}}}).f,
+            (std::vector<float>{5, 3, 0, 11, 6, 0}));
+  Tensor i = Tensor::ints({2}, {std::numeric_limits<int64_t>::max(), 1});
+  EXPECT_EQ(eval1(OpType::kCumSum, {&i, &axis0}).i,
+            (std::vector<int64_t>{std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min()}));
+  Tensor bad = Tensor::ints({}, {2});
+  EXPECT_NE(error_of(OpType::kCumSum, {&x, &bad}).find("axis"), std::string::npos);
+}
+
+TEST(ReduceOps, SumMaxMinProdOverAxesAndEmptyReductions) {
+  Tensor x = Tensor::floats({2, 3}, {1, -2, 3, 4, 5, -6});
+  Attrs rows = {{"axes", std::vector<int64_t>{1}}, {"keepdims", int64_t{0}}};
+  EXPECT_EQ(eval1(OpType::kReduceMax, {&x}, rows).f, (std::vector<float>{3, 5}));
+  EXPECT_EQ(eval1(OpType::kReduceMin, {&x}, rows).f, (std::vector<float>{-2, -6}));
+  EXPECT_EQ(eval1(OpType::kReduceProd, {&x}, rows).f, (std::vector<float>{-6, -120}));
+  Tensor axes = Tensor::ints({1}, {0});
+  Tensor sum = eval1(OpType::kReduceSum, {&x, &axes});
+  EXPECT_EQ(sum.shape, (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(sum.f, (std::vector<float>{5, 3, -3}));
+  Tensor all = eval1(OpType::kReduceSum, {&x});
+  EXPECT_EQ(all.f, (std::vector<float>{5}));
+  Tensor i = Tensor::ints({2}, {std::numeric_limits<int64_t>::max(), 2});
+  EXPECT_EQ(eval1(OpType::kReduceProd, {&i}).i, (std::vector<int64_t>{-2}));  // wraps
+  Tensor empty = Tensor::floats({0, 2}, {});
+  Attrs first = {{"axes", std::vector<int64_t>{0}}};
+  EXPECT_EQ(eval1(OpType::kReduceSum, {&empty, &axes}).f, (std::vector<float>{0, 0}));
+  EXPECT_EQ(eval1(OpType::kReduceProd, {&empty}, first).f, (std::vector<float>{1, 1}));
+  EXPECT_EQ(eval1(OpType::kReduceMax, {&empty}, first).f[0], -std::numeric_limits<float>::infinity());
+  Tensor flags = Tensor::ints({1}, {1}, ElemType::kBool);
+  EXPECT_NE(error_of(OpType::kReduceSum, {&flags}).find("numeric"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tessera::graph
