@@ -700,6 +700,26 @@ void copy_values(const Tensor& x, Tensor& y) {
   y.i = x.i;
 }
 
+// Expand, Shape and ConstantOfShape: outputs made from their input's shape.
+void eval_shapes(const Infer& c, const Tensor& x, Tensor& y) {
+  if (c.op() == OpType::kExpand) {
+    return by_storage(y.type, [&]<class T>() {
+      if (product(y.shape) > 0)
+        strided_copy(vals<T>(x).data(), 0, y.shape, broadcast_strides(x.shape, y.shape), vals<T>(y).data());
+    });
+  }
+  if (c.op() == OpType::kShape) {
+    auto [start, end] = shape_range(c);
+    y.i.assign(x.shape.begin() + start, x.shape.begin() + end);
+    return;
+  }
+  const double value = c.attr_float("value", 0.0);
+  if (is_float(y.type))
+    std::fill(y.f.begin(), y.f.end(), static_cast<float>(value));
+  else
+    std::fill(y.i.begin(), y.i.end(), float_to_int(value));
+}
+
 void eval_pool(const Infer& c, const Tensor& x, Tensor& y) {
   if (c.op() == OpType::kGlobalAveragePool) return eval_global_average_pool(x, y);
   Window win;
@@ -798,24 +818,9 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
     case OpType::kGatherElements:
       return by_storage(y.type, [&]<class T>() { eval_gather_elements<T>(c, *in[0], *in[1], y); });
     case OpType::kExpand:
-      return by_storage(y.type, [&]<class T>() {
-        if (product(y.shape) > 0)
-          strided_copy(vals<T>(*in[0]).data(), 0, y.shape, broadcast_strides(in[0]->shape, y.shape),
-                       vals<T>(y).data());
-      });
-    case OpType::kShape: {
-      auto [start, end] = shape_range(c);
-      y.i.assign(in[0]->shape.begin() + start, in[0]->shape.begin() + end);
-      return;
-    }
-    case OpType::kConstantOfShape: {
-      double value = c.attr_float("value", 0.0);
-      if (is_float(y.type))
-        std::fill(y.f.begin(), y.f.end(), static_cast<float>(value));
-      else
-        std::fill(y.i.begin(), y.i.end(), float_to_int(value));
-      return;
-    }
+    case OpType::kShape:
+    case OpType::kConstantOfShape:
+      return eval_shapes(c, *in[0], y);
     case OpType::kConstant: {
       if (c.has("value_float")) y.f = {static_cast<float>(c.attr_float("value_float", 0))};
       if (c.has("value_int")) y.i = {c.attr_int("value_int", 0)};
@@ -850,6 +855,11 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
     case OpType::kTrilu:
     case OpType::kCumSum:
       return eval_mask_op(c, in, y);
+    case OpType::kPad:
+    case OpType::kTile:
+    case OpType::kGatherND:
+    case OpType::kScatterND:
+      return eval_indexing_op(c, in, y);
     case OpType::kEltwiseChain: {
       std::vector<ChainStep> steps = chain_steps(c);
       return by_storage(y.type, [&]<class T>() { eval_chain<T>(c, steps, in, y); });

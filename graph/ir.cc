@@ -94,6 +94,10 @@ constexpr std::array kOpNames = {
     OpName{OpType::kReduceMax, "ReduceMax"},
     OpName{OpType::kReduceMin, "ReduceMin"},
     OpName{OpType::kReduceProd, "ReduceProd"},
+    OpName{OpType::kPad, "Pad"},
+    OpName{OpType::kTile, "Tile"},
+    OpName{OpType::kGatherND, "GatherND"},
+    OpName{OpType::kScatterND, "ScatterND"},
 };
 
 // FNV-1a over raw bytes, continued from `h`.

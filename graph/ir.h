@@ -95,6 +95,8 @@ enum class OpType {
   kLess, kGreater, kLessOrEqual, kGreaterOrEqual, kAnd, kOr, kXor, kNot, kIsNaN, kIsInf,
   kReciprocal, kLog, kFloor, kCeil, kRange, kTrilu, kCumSum, kReduceSum, kReduceMax, kReduceMin,
   kReduceProd,
+  // ONNX padding, tiling and N-dimensional indexing (appended for the same reason).
+  kPad, kTile, kGatherND, kScatterND,
 };
 
 /// ONNX spelling ("Conv", "LayerNormalization", ...) or Tessera's ("FusedMatMul", "Opaque").

@@ -382,6 +382,10 @@ std::vector<bool> reduced_dims(const Infer& c);
 bool is_mask_op(OpType op);
 std::vector<OutputSpec> infer_mask_op(const Infer& c);
 void eval_mask_op(const Infer& c, const Tensor* const* in, Tensor& y);
+// Padding, tiling and N-dimensional indexing (ops_indexing.cc): Pad, Tile, GatherND, ScatterND.
+bool is_indexing_op(OpType op);
+std::vector<OutputSpec> infer_indexing_op(const Infer& c);
+void eval_indexing_op(const Infer& c, const Tensor* const* in, Tensor& y);
 
 // Evaluation (evaluation.cc): floats rounded to their f16/bf16 storage, integers wrapped to
 // their width.

@@ -884,6 +884,11 @@ std::vector<OutputSpec> infer(const Infer& c) {
     case OpType::kTrilu:
     case OpType::kCumSum:
       return infer_mask_op(c);
+    case OpType::kPad:
+    case OpType::kTile:
+    case OpType::kGatherND:
+    case OpType::kScatterND:
+      return infer_indexing_op(c);
     case OpType::kEltwiseChain:
       return infer_chain(c);
     case OpType::kOpaque:

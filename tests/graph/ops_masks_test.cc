@@ -1,6 +1,8 @@
-// The operators of attention masks and index arithmetic (graph/ops_masks.cc) and the Reduce
-// family at their edges: what the ONNX backend node tests do not reach (diagonals far outside
-// the matrix, 2-D exclusive reverse sums, int64 wrap-around, empty reductions) and the errors.
+// The operators of attention masks and index arithmetic (graph/ops_masks.cc), padding, tiling
+// and N-dimensional indexing (graph/ops_indexing.cc) and the Reduce family at their edges: what
+// the ONNX backend node tests do not reach (diagonals far outside the matrix, 2-D exclusive
+// reverse sums, int64 wrap-around, empty reductions, cropping pads, reflections longer than
+// the data, batch dimensions, duplicate scatter indices) and the errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -122,6 +124,57 @@ TEST(ReduceOps, SumMaxMinProdOverAxesAndEmptyReductions) {
   EXPECT_EQ(eval1(OpType::kReduceMax, {&empty}, first).f[0], -std::numeric_limits<float>::infinity());
   Tensor flags = Tensor::ints({1}, {1}, ElemType::kBool);
   EXPECT_NE(error_of(OpType::kReduceSum, {&flags}).find("numeric"), std::string::npos);
+}
+
+TEST(IndexingOps, PadCropsReflectsAndRepeatsEdges) {
+  Tensor x = Tensor::ints({1, 3}, {1, 2, 3});
+  Tensor pads = Tensor::ints({4}, {0, 2, 0, -1});  // 2 before, crop 1 after, along the columns
+  EXPECT_EQ(eval1(OpType::kPad, {&x, &pads}).i, (std::vector<int64_t>{0, 0, 1, 2}));
+  Tensor value = Tensor::ints({}, {9});
+  EXPECT_EQ(eval1(OpType::kPad, {&x, &pads, &value}).i, (std::vector<int64_t>{9, 9, 1, 2}));
+  Tensor wide = Tensor::ints({4}, {0, 4, 0, 4});
+  EXPECT_EQ(eval1(OpType::kPad, {&x, &wide}, {{"mode", std::string("reflect")}}).i,
+            (std::vector<int64_t>{1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3}));
+  EXPECT_EQ(eval1(OpType::kPad, {&x, &wide}, {{"mode", std::string("edge")}}).i,
+            (std::vector<int64_t>{1, 1, 1, 1, 1, 2, 3, 3, 3, 3, 3}));
+  EXPECT_NE(error_of(OpType::kPad, {&x, &wide}, {{"mode", std::string("wrap")}}).find("mode"), std::string::npos);
+  Tensor short_pads = Tensor::ints({2}, {1, 1});
+  EXPECT_NE(error_of(OpType::kPad, {&x, &short_pads}).find("needs 4"), std::string::npos);
+  Tensor over_crop = Tensor::ints({4}, {0, -4, 0, 0});
+  EXPECT_NE(error_of(OpType::kPad, {&x, &over_crop}).find("do not fit"), std::string::npos);
+}
+
+TEST(IndexingOps, TileRepeatsEachDimension) {
+  Tensor x = Tensor::floats({2, 1}, {1, 2});
+  Tensor reps = Tensor::ints({2}, {2, 3});
+  Tensor y = eval1(OpType::kTile, {&x, &reps});
+  EXPECT_EQ(y.shape, (std::vector<int64_t>{4, 3}));
+  EXPECT_EQ(y.f, (std::vector<float>{1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2}));
+  Tensor none = Tensor::ints({2}, {0, 3});
+  EXPECT_TRUE(eval1(OpType::kTile, {&x, &none}).f.empty());
+  Tensor negative = Tensor::ints({2}, {-1, 3});
+  EXPECT_NE(error_of(OpType::kTile, {&x, &negative}).find(">= 0"), std::string::npos);
+}
+
+TEST(IndexingOps, GatherAndScatterNdWithBatchesAndReductions) {
+  Tensor data = Tensor::floats({2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7});
+  Tensor idx = Tensor::ints({2, 1}, {1, 0});  // batch 0 takes row 1, batch 1 row 0
+  Tensor y = eval1(OpType::kGatherND, {&data, &idx}, {{"batch_dims", int64_t{1}}});
+  EXPECT_EQ(y.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(y.f, (std::vector<float>{2, 3, 4, 5}));
+  Tensor negative = Tensor::ints({1, 2}, {-1, -2});
+  EXPECT_EQ(eval1(OpType::kGatherND, {&data, &negative}).f, (std::vector<float>{4, 5}));
+  Tensor out_of_range = Tensor::ints({1, 1}, {2});
+  EXPECT_NE(error_of(OpType::kGatherND, {&data, &out_of_range}).find("out of range"), std::string::npos);
+  Tensor v = Tensor::ints({4}, {1, 1, 1, 1}), at = Tensor::ints({3, 1}, {1, 1, 3}), up = Tensor::ints({3}, {5, 6, 7});
+  EXPECT_EQ(eval1(OpType::kScatterND, {&v, &at, &up}, {{"reduction", std::string("add")}}).i,
+            (std::vector<int64_t>{1, 12, 1, 8}));
+  EXPECT_EQ(eval1(OpType::kScatterND, {&v, &at, &up}, {{"reduction", std::string("mul")}}).i,
+            (std::vector<int64_t>{1, 30, 1, 7}));
+  Tensor wrong = Tensor::ints({2}, {5, 6});
+  EXPECT_NE(error_of(OpType::kScatterND, {&v, &at, &wrong}).find("must have shape"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kScatterND, {&v, &at, &up}, {{"reduction", std::string("max")}}).find("reduction"),
+            std::string::npos);
 }
 
 }  // namespace

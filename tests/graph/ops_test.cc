@@ -272,7 +272,9 @@ INSTANTIATE_TEST_SUITE_P(
         "test_triu_one_row", "test_triu_out_neg_out", "test_triu_square_neg",
         "test_reduce_sum_empty_axes_input_noop_random", "test_reduce_sum_negative_axes_keepdims_random",
         "test_reduce_max_do_not_keepdims_random", "test_reduce_min_keepdims_random",
-        "test_reduce_prod_default_axes_keepdims_random"),
+        "test_reduce_prod_default_axes_keepdims_random",
+                    "test_constant_pad", "test_edge_pad", "test_reflect_pad", "test_tile", "test_tile_precomputed", "test_gathernd_example_float32",
+                    "test_gathernd_example_int32", "test_gathernd_example_int32_batch_dim1", "test_scatternd", "test_scatternd_add", "test_scatternd_multiply"),
     [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 // ---------------------------------------------------------------------------------------
