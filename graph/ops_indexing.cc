@@ -9,6 +9,14 @@
 namespace tessera::graph::op_detail {
 namespace {
 
+// Advances the row-major position `pos` within `shape` by one element.
+void next_position(Shape& pos, const Shape& shape) {
+  for (size_t d = pos.size(); d-- > 0;) {
+    if (++pos[d] < shape[d]) return;
+    pos[d] = 0;
+  }
+}
+
 // Pad's pads (constant, 2 x rank: all begins, then all ends).
 std::vector<int64_t> pads_of(const Infer& c) {
   std::vector<int64_t> pads = c.constant_ints(1, "pads");
@@ -101,10 +109,7 @@ void eval_pad(const Infer& c, const Tensor& x, const Tensor* value, Tensor& y) {
       offset += i * in_strides[d];
     }
     out[e] = inside ? in[static_cast<size_t>(offset)] : fill;
-    for (size_t d = r; d-- > 0;) {
-      if (++pos[d] < y.shape[d]) break;
-      pos[d] = 0;
-    }
+    next_position(pos, y.shape);
   }
 }
 
@@ -119,10 +124,7 @@ void eval_tile(const Tensor& x, Tensor& y) {
     int64_t offset = 0;
     for (size_t d = 0; d < r; ++d) offset += pos[d] % x.shape[d] * in_strides[d];
     out[e] = in[static_cast<size_t>(offset)];
-    for (size_t d = r; d-- > 0;) {
-      if (++pos[d] < y.shape[d]) break;
-      pos[d] = 0;
-    }
+    next_position(pos, y.shape);
   }
 }
 
