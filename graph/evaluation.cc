@@ -154,6 +154,12 @@ void eval_unary(const OpContext& c, const Tensor& x, Tensor& y) {
       return map_floats(x, y, [](float v) { return std::floor(v); });
     case OpType::kCeil:
       return map_floats(x, y, [](float v) { return std::ceil(v); });
+    case OpType::kHardSigmoid: {
+      const float alpha = static_cast<float>(c.attr_float("alpha", 0.2)), beta = static_cast<float>(c.attr_float("beta", 0.5));
+      return map_floats(x, y, [&](float v) { return std::max(0.0f, std::min(1.0f, alpha * v + beta)); });
+    }
+    case OpType::kHardSwish:
+      return map_floats(x, y, [](float v) { return v * std::max(0.0f, std::min(1.0f, v / 6.0f + 0.5f)); });
     case OpType::kGelu:
       if (c.attr_string("approximate", "none") == "tanh") return map_floats(x, y, gelu_tanh);
       return map_floats(x, y, gelu_erf);
@@ -784,7 +790,13 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
     case OpType::kLog:
     case OpType::kFloor:
     case OpType::kCeil:
+    case OpType::kHardSigmoid:
+    case OpType::kHardSwish:
       return eval_unary(c, *in[0], y);
+    case OpType::kDropout:
+      copy_values(*in[0], y);
+      if (out.size() > 1) std::fill(out[1].i.begin(), out[1].i.end(), 1);
+      return;
     case OpType::kClip:
       return eval_clip(in, n_in, y);
     case OpType::kWhere:

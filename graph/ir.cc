@@ -98,6 +98,9 @@ constexpr std::array kOpNames = {
     OpName{OpType::kTile, "Tile"},
     OpName{OpType::kGatherND, "GatherND"},
     OpName{OpType::kScatterND, "ScatterND"},
+    OpName{OpType::kHardSigmoid, "HardSigmoid"},
+    OpName{OpType::kHardSwish, "HardSwish"},
+    OpName{OpType::kDropout, "Dropout"},
 };
 
 // FNV-1a over raw bytes, continued from `h`.

@@ -97,6 +97,8 @@ enum class OpType {
   kReduceProd,
   // ONNX padding, tiling and N-dimensional indexing (appended for the same reason).
   kPad, kTile, kGatherND, kScatterND,
+  // MobileNetV3's activations, and Dropout (an identity outside training).
+  kHardSigmoid, kHardSwish, kDropout,
 };
 
 /// ONNX spelling ("Conv", "LayerNormalization", ...) or Tessera's ("FusedMatMul", "Opaque").

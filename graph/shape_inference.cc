@@ -81,6 +81,26 @@ std::vector<OutputSpec> infer_unary(const Infer& c, bool float_only) {
   return {{c.type(0), c.shape(0)}};
 }
 
+// Dropout outside training, or with ratio 0 (an exporter may write training_mode true with a
+// ratio of 0, torchvision's Swin does): the data unchanged, and a mask of all true when asked.
+std::vector<OutputSpec> infer_dropout(const Infer& c) {
+  c.expect_inputs(1, 3);
+  c.expect_outputs(1, 2);
+  c.expect_float(0, "data");
+  if (c.present(2)) {
+    const InputInfo& mode = c.in[2];
+    if (!mode.constant || mode.constant->i.size() != 1)
+      c.fail("training_mode must be a constant (only inference, training_mode false, is modelled)");
+    const InputInfo* ratio = c.present(1) ? &c.in[1] : nullptr;
+    const bool zero_ratio = ratio && ratio->constant && ratio->constant->f.size() == 1 && ratio->constant->f[0] == 0.0f;
+    if (mode.constant->i[0] != 0 && !zero_ratio)
+      c.fail("training_mode is true with a ratio that is not a constant 0: only inference is modelled");
+  }
+  std::vector<OutputSpec> out = {{c.type(0), c.shape(0)}};
+  if (c.outputs == 2) out.push_back({ElemType::kBool, c.shape(0)});
+  return out;
+}
+
 std::vector<OutputSpec> infer_binary(const Infer& c) {
   c.expect_inputs(2, 2);
   c.expect_outputs(1, 1);
@@ -810,7 +830,11 @@ std::vector<OutputSpec> infer(const Infer& c) {
     case OpType::kLog:
     case OpType::kFloor:
     case OpType::kCeil:
+    case OpType::kHardSigmoid:
+    case OpType::kHardSwish:
       return infer_unary(c, true);
+    case OpType::kDropout:
+      return infer_dropout(c);
     case OpType::kGelu: {
       std::string approximate = c.attr_string("approximate", "none");
       if (approximate != "none" && approximate != "tanh")

@@ -5,6 +5,7 @@ Run where PyTorch, torchvision, transformers, onnx and onnxruntime are installed
 GPU machine has them; nothing is downloaded: every model is built with random weights):
 
     python3 scripts/export-models.py OUT_DIR
+    python3 scripts/export-models.py --zoo OUT_DIR    # the model zoo (zoo_*.onnx) only
 
 Writes, all at opset 17 with static shapes (batch 1), into OUT_DIR (flat):
   {resnet50,resnext50,inception_v3,bert_base,vit_b16}.onnx
@@ -169,7 +170,66 @@ def conformance_models(out):
               f"ops {sorted({n.op_type for n in m.graph.node})}")
 
 
+def zoo_models(out):
+    """The model zoo: torchvision's families at small inputs (64x64, 10 classes), weights
+    stripped, and, where transformers is installed, its encoders at small configurations."""
+    import torchvision
+
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 64, 64)
+    tv = torchvision.models
+    models = {
+        "zoo_resnet18": tv.resnet18(num_classes=10),
+        "zoo_mobilenet_v3_small": tv.mobilenet_v3_small(num_classes=10),
+        "zoo_mobilenet_v2": tv.mobilenet_v2(num_classes=10),
+        "zoo_efficientnet_b0": tv.efficientnet_b0(num_classes=10),
+        "zoo_convnext_tiny": tv.convnext_tiny(num_classes=10),
+        "zoo_regnet_y_400mf": tv.regnet_y_400mf(num_classes=10),
+        "zoo_densenet121": tv.densenet121(num_classes=10),
+        "zoo_shufflenet_v2": tv.shufflenet_v2_x0_5(num_classes=10),
+        "zoo_squeezenet": tv.squeezenet1_1(num_classes=10),
+        "zoo_googlenet": tv.googlenet(num_classes=10, aux_logits=False, init_weights=False),
+        "zoo_mnasnet": tv.mnasnet0_5(num_classes=10),
+        "zoo_swin_t": tv.swin_t(num_classes=10) if hasattr(tv, "swin_t") else None,
+        "zoo_vit_b32": tv.vit_b_32(num_classes=10, image_size=64) if hasattr(tv, "vit_b_32") else None,
+    }
+    args = {"zoo_vit_b32": (image,)}
+    try:
+        import transformers
+        small = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=128, max_position_embeddings=64)
+        ids, mask = torch.randint(0, 100, (1, 16)), torch.ones(1, 16, dtype=torch.long)
+        models["zoo_bert_masked"] = transformers.BertModel(transformers.BertConfig(**small))
+        args["zoo_bert_masked"] = (ids, mask)
+        models["zoo_gpt2"] = transformers.GPT2Model(transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2,
+                                                                             n_head=4, n_positions=64))
+        args["zoo_gpt2"] = (ids,)
+    except ImportError:
+        print("transformers is not installed: torchvision models only")
+    for name, model in models.items():
+        if model is None:
+            continue
+        path = os.path.join(out, name + ".onnx")
+        a = args.get(name, (image,))
+        try:  # with grad: no fused attention fast path (aten::_native_multi_head_attention)
+            m = export(model, a, path, [f"input_{k}" for k in range(len(a))])
+        except Exception as e:  # an exporter that cannot write the model is reported, not fatal
+            print(f"{name}: export failed: {type(e).__name__}: {str(e)[:200]}")
+            continue
+        count = strip(m)
+        onnx.save(m, path)
+        if os.path.exists(path + ".data"):
+            os.remove(path + ".data")
+        print(f"{name}: {len(m.graph.node)} nodes, {count} initializers stripped, "
+              f"{os.path.getsize(path) / 1e3:.1f} kB, ops {sorted({n.op_type for n in m.graph.node})}")
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--zoo":
+        print(f"torch {torch.__version__}, onnx {onnx.__version__}")
+        zoo_models(sys.argv[2])
+        sys.exit(0)
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     print(f"torch {torch.__version__}, onnx {onnx.__version__}")

@@ -104,7 +104,9 @@ INSTANTIATE_TEST_SUITE_P(
                     "test_reduce_min_do_not_keepdims_example", "test_reduce_prod_keepdims_random",
                     "test_reduce_prod_do_not_keepdims_random",
                     "test_constant_pad", "test_edge_pad", "test_reflect_pad", "test_tile", "test_tile_precomputed", "test_gathernd_example_float32",
-                    "test_gathernd_example_int32", "test_gathernd_example_int32_batch_dim1", "test_scatternd", "test_scatternd_add", "test_scatternd_multiply"),
+                    "test_gathernd_example_int32", "test_gathernd_example_int32_batch_dim1", "test_scatternd", "test_scatternd_add", "test_scatternd_multiply",
+                    "test_hardsigmoid", "test_hardsigmoid_default", "test_hardsigmoid_example", "test_hardswish",
+                    "test_dropout_default", "test_dropout_default_mask", "test_dropout_default_ratio"),
     [](const testing::TestParamInfo<std::string>& param) { return param.param.substr(5); });
 
 // Every backend node test of opset 13-17 either imports or is refused with a UserError;
