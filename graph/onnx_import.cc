@@ -1,6 +1,7 @@
 // ONNX import (contracts in onnx_io.h).
 //
-// Import is one pass of Importer over a parsed ModelProto: check the opsets, check every node
+// Import is one pass of Importer over a parsed ModelProto: check the opsets, put the nodes in
+// topological order (refusing tensors nothing provides and cycles), check every node
 // with ONNX's checker (at the model's opset and at the one export writes), run ONNX's shape
 // inference (Opaque nodes take their shapes from it) behind the checks of shape_problem()
 // (libonnx divides by and indexes with whatever a file holds; see onnx_checks.h), turn graph inputs and initializers into values, order the NodeProtos
@@ -130,6 +131,7 @@ class Importer {
   Graph run() {
     parse();
     read_opsets();
+    sort_nodes();
     check_nodes();
     infer_shapes();
     check_shapes();
@@ -174,6 +176,22 @@ class Importer {
     if (!parse_bytes())
       fail("not a readable ONNX model (the bytes do not parse as an onnx.ModelProto: truncated?)");
     if (!model_.has_graph()) fail("not a readable ONNX model (it has no graph)");
+  }
+
+  // The main graph's nodes in topological order (a file need not list them in order), so that
+  // ONNX's shape inference, which takes the nodes as listed, meets every input's type before
+  // the node that reads it: libonnx dereferences a missing input type (a Shape node reading a
+  // tensor nothing writes crashed it). node_order() refuses a tensor nothing provides, one
+  // written twice, and cycles.
+  void sort_nodes() {
+    std::vector<int> order = node_order();
+    bool in_order = true;
+    for (size_t i = 0; i < order.size(); ++i) in_order = in_order && order[i] == static_cast<int>(i);
+    if (in_order) return;
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> sorted;
+    for (int i : order) *sorted.Add() = graph().node(i);
+    model_.mutable_graph()->mutable_node()->Swap(&sorted);
+    node_order();  // the captures of the nodes at their new places
   }
 
   void read_opsets() {
@@ -435,6 +453,7 @@ class Importer {
         error = e.what();
         if (strict_error_.empty()) strict_error_ = error;
         TESSERA_CHECK(parse_bytes(), "the model parsed once but not twice");
+        sort_nodes();
         drop_newer_attributes();
       }
     }

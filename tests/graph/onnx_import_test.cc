@@ -259,6 +259,26 @@ TEST(OnnxImport, CyclesAndDanglingTensorsAreRejected) {
   dangling.output("Y");
   expect_error([&] { import_onnx_bytes(dangling.bytes(), "dangling.onnx"); },
                {"dangling.onnx", "'add'", "'nowhere'", "no node, input or initializer"});
+
+  // A Shape node reading a tensor nothing writes (a fuzzed zoo model): libonnx's inference of
+  // Shape dereferences the missing type, so this is refused before it runs.
+  ModelBuilder shape_of_nothing;
+  shape_of_nothing.input("X", {2, 3});
+  shape_of_nothing.node("Relu", {"X"}, {"R"}, "relu");
+  shape_of_nothing.node("Shape", {"R_typo"}, {"S"}, "shape");
+  shape_of_nothing.output("S", TensorProto::INT64);
+  expect_error([&] { import_onnx_bytes(shape_of_nothing.bytes(), "typo.onnx"); },
+               {"typo.onnx", "'shape' (Shape)", "'R_typo'", "no node, input or initializer"});
+
+  // The same Shape listed before the node that writes its input: sorted before ONNX's
+  // inference, so it imports.
+  ModelBuilder unsorted;
+  unsorted.input("X", {2, 3});
+  unsorted.node("Shape", {"R"}, {"S"}, "shape");
+  unsorted.node("Relu", {"X"}, {"R"}, "relu");
+  unsorted.output("S", TensorProto::INT64);
+  Graph g = import_onnx_bytes(unsorted.bytes(), "unsorted.onnx");
+  EXPECT_EQ(g.value(g.outputs()[0]).shape, (std::vector<int64_t>{2}));
 }
 
 TEST(OnnxImport, SymbolicInputDimensionsAreRejected) {
