@@ -178,11 +178,9 @@ class Importer {
     if (!model_.has_graph()) fail("not a readable ONNX model (it has no graph)");
   }
 
-  // The main graph's nodes in topological order (a file need not list them in order), so that
-  // ONNX's shape inference, which takes the nodes as listed, meets every input's type before
-  // the node that reads it: libonnx dereferences a missing input type (a Shape node reading a
-  // tensor nothing writes crashed it). node_order() refuses a tensor nothing provides, one
-  // written twice, and cycles.
+  // The nodes in topological order (files need not list them so) before ONNX's inference, which
+  // dereferences an input type it has not met (a Shape of a tensor nothing writes crashed it);
+  // node_order() refuses tensors nothing provides or two nodes write, and cycles.
   void sort_nodes() {
     std::vector<int> order = node_order();
     bool in_order = true;
