@@ -10,6 +10,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <optional>
 #include <random>
 #include <string>
@@ -920,7 +921,11 @@ std::vector<Tensor> evaluate_node(OpType op, const Attrs& attrs, std::span<const
   }
   Infer ctx(op, attrs, infos, num_outputs);
   std::vector<Tensor> out;
-  for (auto& [type, shape] : infer(ctx)) out.push_back(allocate(type, shape));
+  try {
+    for (auto& [type, shape] : infer_bounded(ctx)) out.push_back(allocate(type, shape));
+  } catch (const std::bad_alloc&) {
+    c.fail("its outputs need more memory than this machine can allocate");
+  }
   evaluate(ctx, inputs.data(), out);
   for (Tensor& t : out) to_storage(t);
   return out;

@@ -364,8 +364,11 @@ enum class EpilogueStep { kBias, kRelu, kGelu, kResidual };
 // Chain steps are the elementwise workload's ops (core/workload.h), with the same names.
 using ChainStep = EltwiseOp;
 
-// Inference (shape_inference.cc) that evaluation also needs.
+// Inference (shape_inference.cc) that evaluation also needs. infer_bounded() is infer() with
+// every output's element count at most kMaxOutputElements (what evaluation allocates).
+inline constexpr int64_t kMaxOutputElements = int64_t{1} << 40;
 std::vector<OutputSpec> infer(const Infer& c);
+std::vector<OutputSpec> infer_bounded(const Infer& c);
 std::vector<OutputSpec> infer_conv(const Infer& c, Window* window);
 std::vector<OutputSpec> infer_pool(const Infer& c, Window* window);
 std::vector<EpilogueStep> epilogue_steps(const OpContext& c);

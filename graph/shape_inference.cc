@@ -922,6 +922,18 @@ std::vector<OutputSpec> infer(const Infer& c) {
 }
 
 
+// infer(), with every output's element count within kMaxOutputElements, for evaluation: a
+// shape a file's numbers blow up (Tile, Expand, Pad, ConstantOfShape of 2^40 per dimension) is
+// one error, not an int64 overflow or an allocation that fails. (Inference alone leaves the
+// bound to its callers: rule verification states its own.)
+std::vector<OutputSpec> infer_bounded(const Infer& c) {
+  std::vector<OutputSpec> out = infer(c);
+  for (const OutputSpec& o : out)
+    if (!bounded_elements(o.second, kMaxOutputElements))
+      c.fail("output shape " + shape_text(o.second) + " has more than 2^40 elements");
+  return out;
+}
+
 }  // namespace op_detail
 
 

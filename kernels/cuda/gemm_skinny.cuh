@@ -50,13 +50,9 @@ struct Chunk {
         w[0] = w[1] = w[2] = w[3] = 0;
       }
     } else {
-      static_assert(TN == 4, "chunks of 8 or 4 elements");
+      static_assert(TN == 4 && STREAM, "chunks of 8 elements, or streamed chunks of 4 (B's, 32-column warps)");
       if (valid) {
-        if constexpr (STREAM) {
-          asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];\n" : "=r"(w[0]), "=r"(w[1]) : "l"(p));
-        } else {
-          asm("ld.global.nc.v2.u32 {%0, %1}, [%2];\n" : "=r"(w[0]), "=r"(w[1]) : "l"(p));
-        }
+        asm("ld.global.nc.L1::no_allocate.v2.u32 {%0, %1}, [%2];\n" : "=r"(w[0]), "=r"(w[1]) : "l"(p));
       } else {
         w[0] = w[1] = 0;
       }
@@ -110,12 +106,7 @@ __device__ __forceinline__ void gemm_skinny(const In* __restrict__ A, const In* 
   const In* b_mat = B + b * (long long)K * N;
 
   float acc[MT][NT][4];
-#pragma unroll
-  for (int i = 0; i < MT; ++i)
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+  gemm::zero(acc);
 
   const int first = slice * kSlice, last = first + kSlice < kSteps ? first + kSlice : kSteps;
   for (int step = first; step < last; step += UNROLL) {

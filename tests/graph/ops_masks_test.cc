@@ -152,6 +152,13 @@ TEST(IndexingOps, TileRepeatsEachDimension) {
   EXPECT_EQ(y.f, (std::vector<float>{1, 1, 1, 2, 2, 2, 1, 1, 1, 2, 2, 2}));
   Tensor none = Tensor::ints({2}, {0, 3});
   EXPECT_TRUE(eval1(OpType::kTile, {&x, &none}).f.empty());
+  // Outputs past 2^40 elements, or past int64, are refused before anything is allocated.
+  Tensor over = Tensor::ints({2}, {int64_t{1} << 21, int64_t{1} << 20});
+  EXPECT_NE(error_of(OpType::kTile, {&x, &over}).find("more than 2^40 elements"), std::string::npos);
+  Tensor wrap = Tensor::ints({2}, {int64_t{1} << 40, int64_t{1} << 40});
+  EXPECT_NE(error_of(OpType::kTile, {&x, &wrap}).find("more than 2^40 elements"), std::string::npos);
+  Tensor one = Tensor::floats({1}, {1}), shape = Tensor::ints({2}, {int64_t{1} << 40, int64_t{1} << 40});
+  EXPECT_NE(error_of(OpType::kExpand, {&one, &shape}).find("more than 2^40 elements"), std::string::npos);
   Tensor negative = Tensor::ints({2}, {-1, 3});
   EXPECT_NE(error_of(OpType::kTile, {&x, &negative}).find(">= 0"), std::string::npos);
 }
