@@ -217,7 +217,7 @@ void register_graph_commands(CommandRegistry& registry) {
        "Find a cheaper equivalent graph of an ONNX model with verified rewrites",
        "MODEL.onnx -o OUT.onnx [--db FILE] [--target NAME] [--alpha A] [--budget N] [--strategy backtrack|mcts] "
        "[--time-limit S] [--seed N] [--rules DIR] [--dtype f16|f32] [--no-verify] [--json]",
-       "Imports the model (ONNX opset 13-17, static shapes), folds its constants, then searches for a cheaper "
+       "Imports the model (ONNX opset 13-21, static shapes), folds its constants, then searches for a cheaper "
        "equivalent graph with the verified rewrite rules (the built-in families and configs/rules, plus --rules "
        "DIR): --strategy backtrack is TASO's cost-based backtracking (a priority queue on total cost, a visited "
        "set, graphs up to --alpha x the best kept), --strategy mcts a Monte Carlo tree search over (rule, "

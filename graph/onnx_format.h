@@ -16,10 +16,10 @@
 namespace tessera::graph::onnx_detail {
 
 inline constexpr int64_t kMinOpset = 13;
-inline constexpr int64_t kMaxOpset = 17;
+inline constexpr int64_t kMaxOpset = 17;  // read as it is; 18-21 through onnx_opset.h
 inline constexpr int64_t kExportOpset = 17;
 inline constexpr int64_t kExportIrVersion = 8;
-inline const std::string kOpsetAdvice = "Tessera reads opset 13-17; re-export with opset_version=17";
+inline const std::string kOpsetAdvice = "Tessera reads opset 13-21; re-export with opset_version=17";
 inline const std::string kStaticAdvice = "export with static shapes (a fixed batch size and sequence length)";
 inline const std::string kTypesRead =
     "Tessera reads float, float16, bfloat16, double, int64, int32, int8, uint8 and bool";

@@ -1,11 +1,11 @@
 // ONNX import (contracts in onnx_io.h).
 //
-// Import is one pass of Importer over a parsed ModelProto: check the opsets, put the nodes in
-// topological order (refusing tensors nothing provides and cycles), check every node
-// with ONNX's checker (at the model's opset and at the one export writes), run ONNX's shape
-// inference (Opaque nodes take their shapes from it) behind the checks of shape_problem()
-// (libonnx divides by and indexes with whatever a file holds; see onnx_checks.h), turn graph inputs and initializers into values, order the NodeProtos
-// topologically (a file need not list them in order) and add one node each. Constant nodes
+// Import is one pass of Importer over a parsed ModelProto: check the opsets (rewriting 18-21
+// to 17), put the nodes in topological order (refusing tensors nothing provides, cycles),
+// check every node with ONNX's checker (at the model's opset and at the one export writes),
+// run ONNX's shape inference (Opaque nodes take their shapes from it) behind the checks of
+// shape_problem() (libonnx divides by and indexes with whatever a file holds; onnx_checks.h),
+// turn graph inputs and initializers into values and add one node each. Constant nodes
 // become constants; an operator of ops.h becomes its OpType when Tessera's inference accepts
 // it and agrees with ONNX's; anything else becomes an Opaque node. Small integer shape
 // arithmetic over constants is evaluated into constants on the way (Importer::fold_constant).
@@ -56,6 +56,7 @@
 #include "kernels/reference.h"
 #include "graph/onnx_checks.h"
 #include "graph/onnx_format.h"
+#include "graph/onnx_opset.h"
 #include "graph/ops.h"
 
 namespace tessera::graph {
@@ -116,7 +117,6 @@ std::optional<OpType> onnx_op(std::string_view op_type) {
       return op;
   }
 }
-
 
 struct ReadTensor {
   Tensor tensor;
@@ -202,9 +202,10 @@ class Importer {
       }
     }
     if (opset < 0) fail("the model imports no opset of the default ONNX domain; " + kOpsetAdvice);
-    if (opset < kMinOpset || opset > kMaxOpset)
+    if (opset < kMinOpset || opset > kMaxLoweredOpset)
       fail("the model uses opset " + std::to_string(opset) + "; " + kOpsetAdvice);
-    opset_ = opset;
+    if (opset > kMaxOpset) lower_to_opset17(model_, opset, what_);  // onnx_opset.h
+    opset_ = std::min(opset, kMaxOpset);
   }
 
   // ONNX's checker on every node of the main graph (and through it their subgraphs), at the
@@ -966,7 +967,6 @@ class Importer {
   std::unordered_map<std::string, ValueId> values_;                // graph values by ONNX name
   Graph g_;
 };
-
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 // ONNX import and export of graphs (through Debian's libonnx / protobuf).
 //
-// Import reads opset 13-17 of the default domain, runs ONNX's shape inference and requires
+// Import reads opset 13-21 of the default domain (18-21 rewritten to their opset-17 form,
+// onnx_opset.h; export writes opset 17), runs ONNX's shape inference and requires
 // every tensor's shape to be static. Operators of ops.h become their OpType; any other
 // (or any other domain's) becomes an Opaque node with the model's shapes. Initializers and
 // Constant nodes become constants; external data is read from next to the model.

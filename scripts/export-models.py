@@ -5,7 +5,8 @@ Run where PyTorch, torchvision, transformers, onnx and onnxruntime are installed
 GPU machine has them; nothing is downloaded: every model is built with random weights):
 
     python3 scripts/export-models.py OUT_DIR
-    python3 scripts/export-models.py --zoo OUT_DIR    # the model zoo (zoo_*.onnx) only
+    python3 scripts/export-models.py --zoo OUT_DIR [--exporter torchscript|dynamo]
+                                     [--opset N|default] [--only NAME,...]   # the model zoo
 
 Writes, all at opset 17 with static shapes (batch 1), into OUT_DIR (flat):
   {resnet50,resnext50,inception_v3,bert_base,vit_b16}.onnx
@@ -29,14 +30,21 @@ KEEP_ELEMENTS = 4096
 OPSET = 17
 
 
-def export(model, args, path, input_names, output_names=("output",)):
+def export(model, args, path, input_names, output_names=("output",), opset=OPSET, dynamo=False):
     model.eval()
-    kwargs = dict(opset_version=OPSET, input_names=list(input_names), output_names=list(output_names),
-                  do_constant_folding=True)
-    try:
-        torch.onnx.export(model, args, path, dynamo=False, **kwargs)
-    except TypeError:  # older torch without the dynamo argument
-        torch.onnx.export(model, args, path, **kwargs)
+    kwargs = dict(opset_version=opset, input_names=list(input_names))
+    if output_names:
+        kwargs["output_names"] = list(output_names)
+    if dynamo:  # torch 2.x's exporter (torch.export and onnxscript); its own default opset when opset is None
+        if opset is None:
+            del kwargs["opset_version"]
+        torch.onnx.export(model, args, path, dynamo=True, external_data=False, **kwargs)
+    else:
+        kwargs["do_constant_folding"] = True
+        try:
+            torch.onnx.export(model, args, path, dynamo=False, **kwargs)
+        except TypeError:  # older torch without the dynamo argument
+            torch.onnx.export(model, args, path, **kwargs)
     m = onnx.load(path)
     m = onnx.shape_inference.infer_shapes(m)
     onnx.checker.check_model(m)
@@ -170,9 +178,12 @@ def conformance_models(out):
               f"ops {sorted({n.op_type for n in m.graph.node})}")
 
 
-def zoo_models(out):
+def zoo_models(out, exporter="torchscript", opset=OPSET, only=None):
     """The model zoo: torchvision's families at small inputs (64x64, 10 classes), weights
-    stripped, and, where transformers is installed, its encoders at small configurations."""
+    stripped, and, where transformers is installed, its encoders and decoders at small
+    configurations. exporter "dynamo" uses torch 2.x's exporter (opset None: its default);
+    names other than the TorchScript exporter at opset 17 say how the file was written
+    (zoo_NAME_dynamo_opsetN, zoo_NAME_opsetN). `only`: a set of NAMEs to export."""
     import torchvision
 
     os.makedirs(out, exist_ok=True)
@@ -180,55 +191,95 @@ def zoo_models(out):
     image = torch.randn(1, 3, 64, 64)
     tv = torchvision.models
     models = {
-        "zoo_resnet18": tv.resnet18(num_classes=10),
-        "zoo_mobilenet_v3_small": tv.mobilenet_v3_small(num_classes=10),
-        "zoo_mobilenet_v2": tv.mobilenet_v2(num_classes=10),
-        "zoo_efficientnet_b0": tv.efficientnet_b0(num_classes=10),
-        "zoo_convnext_tiny": tv.convnext_tiny(num_classes=10),
-        "zoo_regnet_y_400mf": tv.regnet_y_400mf(num_classes=10),
-        "zoo_densenet121": tv.densenet121(num_classes=10),
-        "zoo_shufflenet_v2": tv.shufflenet_v2_x0_5(num_classes=10),
-        "zoo_squeezenet": tv.squeezenet1_1(num_classes=10),
-        "zoo_googlenet": tv.googlenet(num_classes=10, aux_logits=False, init_weights=False),
-        "zoo_mnasnet": tv.mnasnet0_5(num_classes=10),
-        "zoo_swin_t": tv.swin_t(num_classes=10) if hasattr(tv, "swin_t") else None,
-        "zoo_vit_b32": tv.vit_b_32(num_classes=10, image_size=64) if hasattr(tv, "vit_b_32") else None,
+        "resnet18": lambda: tv.resnet18(num_classes=10),
+        "mobilenet_v3_small": lambda: tv.mobilenet_v3_small(num_classes=10),
+        "mobilenet_v2": lambda: tv.mobilenet_v2(num_classes=10),
+        "efficientnet_b0": lambda: tv.efficientnet_b0(num_classes=10),
+        "convnext_tiny": lambda: tv.convnext_tiny(num_classes=10),
+        "regnet_y_400mf": lambda: tv.regnet_y_400mf(num_classes=10),
+        "densenet121": lambda: tv.densenet121(num_classes=10),
+        "shufflenet_v2": lambda: tv.shufflenet_v2_x0_5(num_classes=10),
+        "squeezenet": lambda: tv.squeezenet1_1(num_classes=10),
+        "googlenet": lambda: tv.googlenet(num_classes=10, aux_logits=False, init_weights=False),
+        "mnasnet": lambda: tv.mnasnet0_5(num_classes=10),
+        "swin_t": (lambda: tv.swin_t(num_classes=10)) if hasattr(tv, "swin_t") else None,
+        "vit_b32": (lambda: tv.vit_b_32(num_classes=10, image_size=64)) if hasattr(tv, "vit_b_32") else None,
     }
-    args = {"zoo_vit_b32": (image,)}
+    args = {}
     try:
-        import transformers
+        import transformers as tf
         small = dict(vocab_size=100, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=128, max_position_embeddings=64)
         ids, mask = torch.randint(0, 100, (1, 16)), torch.ones(1, 16, dtype=torch.long)
-        models["zoo_bert_masked"] = transformers.BertModel(transformers.BertConfig(**small))
-        args["zoo_bert_masked"] = (ids, mask)
-        models["zoo_gpt2"] = transformers.GPT2Model(transformers.GPT2Config(vocab_size=100, n_embd=64, n_layer=2,
-                                                                             n_head=4, n_positions=64))
-        args["zoo_gpt2"] = (ids,)
+        mask[0, 12:] = 0  # padded tokens: the mask's arithmetic is not constant
+        pixels = torch.randn(1, 3, 32, 32)
+        text = {
+            "bert_masked": lambda: tf.BertModel(tf.BertConfig(**small)),
+            "roberta": lambda: tf.RobertaModel(tf.RobertaConfig(**{**small, "max_position_embeddings": 80})),
+            "distilbert": lambda: tf.DistilBertModel(tf.DistilBertConfig(vocab_size=100, dim=64, n_layers=2, n_heads=4,
+                                                                         hidden_dim=128, max_position_embeddings=64)),
+            "albert": lambda: tf.AlbertModel(tf.AlbertConfig(**small, embedding_size=32)),
+            "electra": lambda: tf.ElectraModel(tf.ElectraConfig(**small, embedding_size=32)),
+        }
+        for name, make in text.items():
+            models[name] = make
+            args[name] = (ids, mask)
+        models["gpt2"] = lambda: tf.GPT2Model(tf.GPT2Config(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=64,
+                                                            use_cache=False, bos_token_id=0, eos_token_id=0))
+        args["gpt2"] = (ids,)
+        models["llama"] = lambda: tf.LlamaModel(tf.LlamaConfig(vocab_size=100, hidden_size=64, intermediate_size=128,
+                                                               num_hidden_layers=2, num_attention_heads=4,
+                                                               num_key_value_heads=2, max_position_embeddings=64,
+                                                               use_cache=False))
+        args["llama"] = (ids, mask)
+        models["t5_encoder"] = lambda: tf.T5EncoderModel(tf.T5Config(vocab_size=100, d_model=64, d_kv=16, d_ff=128,
+                                                                     num_layers=2, num_heads=4))
+        args["t5_encoder"] = (ids, mask)
+        models["vit_hf"] = lambda: tf.ViTModel(tf.ViTConfig(image_size=32, patch_size=8, hidden_size=64,
+                                                             num_hidden_layers=2, num_attention_heads=4,
+                                                             intermediate_size=128))
+        args["vit_hf"] = (pixels,)
     except ImportError:
         print("transformers is not installed: torchvision models only")
-    for name, model in models.items():
-        if model is None:
+    dynamo = exporter == "dynamo"
+    for name, make in models.items():
+        if make is None or (only and name not in only):
             continue
-        path = os.path.join(out, name + ".onnx")
+        path = os.path.join(out, f"zoo_{name}.export.onnx")
         a = args.get(name, (image,))
         try:  # with grad: no fused attention fast path (aten::_native_multi_head_attention)
-            m = export(model, a, path, [f"input_{k}" for k in range(len(a))])
+            model = make()
+            m = export(model, a, path, [f"input_{k}" for k in range(len(a))], opset=opset, dynamo=dynamo,
+                       output_names=() if dynamo else ("output",))
         except Exception as e:  # an exporter that cannot write the model is reported, not fatal
-            print(f"{name}: export failed: {type(e).__name__}: {str(e)[:200]}")
+            print(f"{name}: export failed: {type(e).__name__}: {str(e)[:300]}")
             continue
+        finally:
+            for p in (path, path + ".data"):
+                if os.path.exists(p):
+                    os.remove(p)
+        # The name says how the file was written, unless TorchScript's exporter wrote opset 17.
+        written = max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
+        suffix = ("_dynamo" if dynamo else "") + ("" if written == OPSET and not dynamo else f"_opset{written}")
+        path = os.path.join(out, f"zoo_{name}{suffix}.onnx")
         count = strip(m)
         onnx.save(m, path)
-        if os.path.exists(path + ".data"):
-            os.remove(path + ".data")
-        print(f"{name}: {len(m.graph.node)} nodes, {count} initializers stripped, "
+        print(f"{os.path.basename(path)}: opset {written}, "
+              f"IR {m.ir_version}, {len(m.graph.node)} nodes, {count} initializers stripped, "
               f"{os.path.getsize(path) / 1e3:.1f} kB, ops {sorted({n.op_type for n in m.graph.node})}")
 
-
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--zoo":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--zoo":
+        import argparse
+        p = argparse.ArgumentParser(description="the model zoo")
+        p.add_argument("--zoo", required=True, metavar="OUT_DIR")
+        p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+        p.add_argument("--opset", default=str(OPSET), help="an opset, or 'default' (the exporter's own)")
+        p.add_argument("--only", default="", help="comma-separated model names")
+        o = p.parse_args()
         print(f"torch {torch.__version__}, onnx {onnx.__version__}")
-        zoo_models(sys.argv[2])
+        zoo_models(o.zoo, o.exporter, None if o.opset == "default" else int(o.opset),
+                   set(filter(None, o.only.split(","))))
         sys.exit(0)
     if len(sys.argv) != 2:
         sys.exit(__doc__)

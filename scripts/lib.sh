@@ -45,7 +45,10 @@ tessera_gpu_build() {
   local build="$1"
   # The tests that read Debian's ONNX test data (libonnx-testdata) are CPU-only (CI runs
   # them); that machine does not have it.
-  local prefix_args=(-DTESSERA_ONNX_TESTS=OFF)
+  # Warnings are errors on the project's compiler (Debian's GCC 12, as on CI); that machine's
+  # GCC 13 warns where it does not (a false -Wfree-nonheap-object in graph/ops_indexing.cc), so
+  # there they stay warnings.
+  local prefix_args=(-DTESSERA_ONNX_TESTS=OFF -DTESSERA_WERROR=OFF)
   if [ ! -f /usr/include/nlohmann/json.hpp ] || [ ! -f /usr/include/xgboost/c_api.h ] || [ ! -d /usr/include/eigen3 ] ||
      [ ! -f /usr/include/onnx/onnx_pb.h ] || [ ! -d /usr/include/boost/graph ]; then
     if ! ls "$TESSERA_ROOT"/.gpu-deps/*.deb >/dev/null 2>&1; then
