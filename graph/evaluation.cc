@@ -794,6 +794,8 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
     case OpType::kHardSigmoid:
     case OpType::kHardSwish:
       return eval_unary(c, *in[0], y);
+    case OpType::kEinsum:
+      return eval_einsum(c, in, y);
     case OpType::kDropout:
       copy_values(*in[0], y);
       if (out.size() > 1) std::fill(out[1].i.begin(), out[1].i.end(), 1);

@@ -101,6 +101,7 @@ constexpr std::array kOpNames = {
     OpName{OpType::kHardSigmoid, "HardSigmoid"},
     OpName{OpType::kHardSwish, "HardSwish"},
     OpName{OpType::kDropout, "Dropout"},
+    OpName{OpType::kEinsum, "Einsum"},
 };
 
 // FNV-1a over raw bytes, continued from `h`.

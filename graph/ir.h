@@ -99,6 +99,8 @@ enum class OpType {
   kPad, kTile, kGatherND, kScatterND,
   // MobileNetV3's activations, and Dropout (an identity outside training).
   kHardSigmoid, kHardSwish, kDropout,
+  // Einsum (ops_einsum.cc), appended likewise.
+  kEinsum,
 };
 
 /// ONNX spelling ("Conv", "LayerNormalization", ...) or Tessera's ("FusedMatMul", "Opaque").

@@ -390,6 +390,10 @@ bool is_indexing_op(OpType op);
 std::vector<OutputSpec> infer_indexing_op(const Infer& c);
 void eval_indexing_op(const Infer& c, const Tensor* const* in, Tensor& y);
 
+// Einsum (ops_einsum.cc).
+std::vector<OutputSpec> infer_einsum(const Infer& c);
+void eval_einsum(const Infer& c, const Tensor* const* in, Tensor& y);
+
 // Evaluation (evaluation.cc): floats rounded to their f16/bf16 storage, integers wrapped to
 // their width.
 void to_storage(Tensor& t);

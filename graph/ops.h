@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -35,10 +36,15 @@ std::vector<std::pair<ElemType, std::vector<int64_t>>> infer_node(OpType op, con
 std::vector<Tensor> evaluate_node(OpType op, const Attrs& attrs, std::span<const Tensor* const> inputs,
                                   int num_outputs);
 
+/// What stands in for an Opaque node's outputs (which cannot be evaluated): called with the
+/// node and its input tensors, it returns one tensor per output, of the recorded types and
+/// shapes (equivalence.h runs graphs around operators Tessera does not model with one).
+using OpaqueStandIn = std::function<std::vector<Tensor>(const Node&, std::span<const Tensor* const>)>;
+
 /// Runs the whole graph: one tensor per graph input (graph.inputs() order) -> one tensor per
 /// graph output (graph.outputs() order). A UserError naming the node if one cannot be
-/// evaluated (an Opaque node).
-std::vector<Tensor> run_graph(const Graph& g, std::span<const Tensor> inputs);
+/// evaluated (an Opaque node, unless `stand_in` gives its outputs).
+std::vector<Tensor> run_graph(const Graph& g, std::span<const Tensor> inputs, const OpaqueStandIn& stand_in = {});
 
 /// Seeded random values for `g`'s inputs: floats uniform in [-1, 1], integers in {0, 1}
 /// (valid as indices of any non-empty axis, as masks and as token types).

@@ -835,6 +835,8 @@ std::vector<OutputSpec> infer(const Infer& c) {
       return infer_unary(c, true);
     case OpType::kDropout:
       return infer_dropout(c);
+    case OpType::kEinsum:
+      return infer_einsum(c);
     case OpType::kGelu: {
       std::string approximate = c.attr_string("approximate", "none");
       if (approximate != "none" && approximate != "tanh")

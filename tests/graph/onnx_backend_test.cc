@@ -106,7 +106,9 @@ INSTANTIATE_TEST_SUITE_P(
                     "test_constant_pad", "test_edge_pad", "test_reflect_pad", "test_tile", "test_tile_precomputed", "test_gathernd_example_float32",
                     "test_gathernd_example_int32", "test_gathernd_example_int32_batch_dim1", "test_scatternd", "test_scatternd_add", "test_scatternd_multiply",
                     "test_hardsigmoid", "test_hardsigmoid_default", "test_hardsigmoid_example", "test_hardswish",
-                    "test_dropout_default", "test_dropout_default_mask", "test_dropout_default_ratio"),
+                    "test_dropout_default", "test_dropout_default_mask", "test_dropout_default_ratio",
+                    "test_einsum_batch_diagonal", "test_einsum_batch_matmul", "test_einsum_inner_prod",
+                    "test_einsum_sum", "test_einsum_transpose"),
     [](const testing::TestParamInfo<std::string>& param) { return param.param.substr(5); });
 
 // Every backend node test of opset 13-17 either imports or is refused with a UserError;

@@ -184,5 +184,38 @@ TEST(IndexingOps, GatherAndScatterNdWithBatchesAndReductions) {
             std::string::npos);
 }
 
+// Einsum (graph/ops_einsum.cc) beyond ONNX's five node tests: the implicit output's order,
+// broadcast ellipses, traces, integers and the equation's errors.
+TEST(Einsum, ImplicitOutputsEllipsesTracesAndErrors) {
+  auto eq = [](const std::string& e) { return Attrs{{"equation", e}}; };
+  Tensor a = Tensor::floats({2, 3}, {1, 2, 3, 4, 5, 6}), b = Tensor::floats({3, 2}, {1, 0, 0, 1, 1, 1});
+  Tensor mm = eval1(OpType::kEinsum, {&a, &b}, eq("ij,jk"));  // implicit: "ik"
+  EXPECT_EQ(mm.shape, (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(mm.f, (std::vector<float>{4, 5, 10, 11}));
+  // Implicit order is alphabetical with capitals first: "Ba" -> "Ba", "aB" -> "Ba".
+  EXPECT_EQ(eval1(OpType::kEinsum, {&a}, eq("aB")).shape, (std::vector<int64_t>{3, 2}));
+  EXPECT_EQ(eval1(OpType::kEinsum, {&a}, eq("ba")).f, (std::vector<float>{1, 4, 2, 5, 3, 6}));
+  // Ellipses broadcast 1 against n: [2, 1, 2, 3] x [4, 3, 2] -> [2, 4, 2, 2].
+  Tensor x = Tensor::floats({2, 1, 2, 3}, std::vector<float>(12, 1.0f)), y = Tensor::floats({4, 3, 2}, std::vector<float>(24, 0.5f));
+  Tensor bm = eval1(OpType::kEinsum, {&x, &y}, eq("...ij, ...jk -> ...ik"));
+  EXPECT_EQ(bm.shape, (std::vector<int64_t>{2, 4, 2, 2}));
+  EXPECT_EQ(bm.f, std::vector<float>(32, 1.5f));
+  // A trace (repeated label, implicit output: nothing), and integers.
+  Tensor sq = Tensor::ints({2, 2}, {1, 2, 3, 4});
+  Tensor tr = eval1(OpType::kEinsum, {&sq}, eq("ii"));
+  EXPECT_TRUE(tr.shape.empty());
+  EXPECT_EQ(tr.i, (std::vector<int64_t>{5}));
+  EXPECT_EQ(eval1(OpType::kEinsum, {&sq}, eq("ii->i")).i, (std::vector<int64_t>{1, 4}));
+  EXPECT_EQ(eval1(OpType::kEinsum, {&sq, &sq}, eq("ij,ij->")).i, (std::vector<int64_t>{30}));
+
+  EXPECT_NE(error_of(OpType::kEinsum, {&a, &a}, eq("ij,jk->ik")).find("label 'j' has sizes 3 and 2"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kEinsum, {&a}, eq("ij,jk")).find("2 input terms for 1 inputs"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kEinsum, {&a}, eq("ij->iz")).find("label no input has"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kEinsum, {&a}, eq("i1")).find("character '1'"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kEinsum, {&a}, eq("ijk")).find("rank 2"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kEinsum, {&a}, eq("i.j")).find("stray '.'"), std::string::npos);
+  EXPECT_NE(error_of(OpType::kEinsum, {&a}, {}).find("'equation'"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace tessera::graph
