@@ -178,12 +178,14 @@ def conformance_models(out):
               f"ops {sorted({n.op_type for n in m.graph.node})}")
 
 
-def zoo_models(out, exporter="torchscript", opset=OPSET, only=None):
+def zoo_models(out, exporter="torchscript", opset=OPSET, only=None, whole=()):
     """The model zoo: torchvision's families at small inputs (64x64, 10 classes), weights
     stripped, and, where transformers is installed, its encoders and decoders at small
     configurations. exporter "dynamo" uses torch 2.x's exporter (opset None: its default);
     names other than the TorchScript exporter at opset 17 say how the file was written
-    (zoo_NAME_dynamo_opsetN, zoo_NAME_opsetN). `only`: a set of NAMEs to export."""
+    (zoo_NAME_dynamo_opsetN, zoo_NAME_opsetN). `only`: a set of NAMEs to export. Models in
+    `whole` keep their weights, and onnxruntime's outputs on the export's inputs are written
+    beside them (FILE.input_K.pb, FILE.output_K.pb)."""
     import torchvision
 
     os.makedirs(out, exist_ok=True)
@@ -262,8 +264,18 @@ def zoo_models(out, exporter="torchscript", opset=OPSET, only=None):
         written = max(o.version for o in m.opset_import if o.domain in ("", "ai.onnx"))
         suffix = ("_dynamo" if dynamo else "") + ("" if written == OPSET and not dynamo else f"_opset{written}")
         path = os.path.join(out, f"zoo_{name}{suffix}.onnx")
-        count = strip(m)
+        count = strip(m) if name not in whole else 0
         onnx.save(m, path)
+        if name in whole:
+            import onnxruntime
+            session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+            feeds = {i.name: t.numpy() for i, t in zip(session.get_inputs(), a)}
+            for k, (n, v) in enumerate(feeds.items()):
+                with open(path[:-5] + f".input_{k}.pb", "wb") as f:
+                    f.write(numpy_helper.from_array(v, n).SerializeToString())
+            for k, v in enumerate(session.run(None, feeds)):
+                with open(path[:-5] + f".output_{k}.pb", "wb") as f:
+                    f.write(numpy_helper.from_array(v, f"output_{k}").SerializeToString())
         print(f"{os.path.basename(path)}: opset {written}, "
               f"IR {m.ir_version}, {len(m.graph.node)} nodes, {count} initializers stripped, "
               f"{os.path.getsize(path) / 1e3:.1f} kB, ops {sorted({n.op_type for n in m.graph.node})}")
@@ -276,10 +288,11 @@ if __name__ == "__main__":
         p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
         p.add_argument("--opset", default=str(OPSET), help="an opset, or 'default' (the exporter's own)")
         p.add_argument("--only", default="", help="comma-separated model names")
+        p.add_argument("--whole", default="", help="models to keep whole, with onnxruntime's outputs")
         o = p.parse_args()
         print(f"torch {torch.__version__}, onnx {onnx.__version__}")
         zoo_models(o.zoo, o.exporter, None if o.opset == "default" else int(o.opset),
-                   set(filter(None, o.only.split(","))))
+                   set(filter(None, o.only.split(","))), set(filter(None, o.whole.split(","))))
         sys.exit(0)
     if len(sys.argv) != 2:
         sys.exit(__doc__)

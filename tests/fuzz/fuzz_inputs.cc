@@ -115,8 +115,10 @@ std::map<std::string, FuzzTarget> targets() {
   std::vector<std::string> models;
   for (const char* name : {"tiny_resblock.onnx", "tiny_inception.onnx", "tiny_bert.onnx"})
     models.push_back(read_file((fs::path(TESSERA_GRAPHS) / name).string()));
-  // Exported zoo models with shape arithmetic (Shape, Gather, Reshape) and weights stripped.
-  for (const char* name : {"zoo_squeezenet.onnx", "zoo_shufflenet_v2.onnx"})
+  // Exported zoo models with shape arithmetic (Shape, Gather, Reshape) and weights stripped;
+  // two of opsets 20 and 21, which import rewrites to opset 17 (Reduce axes inputs in T5).
+  for (const char* name : {"zoo_squeezenet.onnx", "zoo_shufflenet_v2.onnx", "zoo_resnet18_opset20.onnx",
+                           "zoo_t5_encoder_opset21.onnx"})
     models.push_back(read_file((fs::path(TESSERA_ZOO) / name).string()));
   t["onnx"] = {models, [](const std::string& s) { graph::import_onnx_bytes(s, "fuzz.onnx"); }, false};
   return t;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -218,6 +219,29 @@ TEST_F(GraphSearch, OptimisedModelsStillMatchOnnxruntime) {
     EXPECT_FALSE(r.rewrites.empty()) << name;
     expect_matches_onnxruntime(r.best, name);
   }
+}
+
+// The zoo's models kept whole (tests/data/README.md): Tessera's evaluation of the model as
+// imported, and of its optimised graph exported and read back, gives onnxruntime's outputs.
+TEST_F(GraphSearch, ZooModelsKeptWholeMatchOnnxruntime) {
+  int models = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(TESSERA_ZOO)) {
+    const std::string path = entry.path().string(), suffix = ".output_0.pb";
+    if (path.size() <= suffix.size() || path.compare(path.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+    const std::string base = path.substr(0, path.size() - suffix.size());
+    SCOPED_TRACE(base);
+    ++models;
+    Graph g = import_onnx(base + ".onnx");
+    std::vector<Tensor> inputs, expected;
+    for (size_t k = 0; k < g.inputs().size(); ++k) inputs.push_back(read_pb(base + ".input_" + std::to_string(k) + ".pb"));
+    for (size_t k = 0; k < g.outputs().size(); ++k) expected.push_back(read_pb(base + ".output_" + std::to_string(k) + ".pb"));
+    EXPECT_LE(max_scaled_error(run_graph(g, inputs), expected, 1e-3, 1e-4), 1.0) << "as imported";
+    SearchResult r = search(g, "backtrack", 50);
+    EXPECT_LT(r.cost_after_us, r.cost_before_us);
+    Graph reread = import_onnx_bytes(export_onnx(r.best), base + " (optimised)");
+    EXPECT_LE(max_scaled_error(run_graph(reread, inputs), expected, 1e-3, 1e-4), 1.0) << "optimised";
+  }
+  EXPECT_GE(models, 4) << "the zoo's whole models (with onnxruntime's outputs) are missing from " << TESSERA_ZOO;
 }
 
 TEST_F(GraphSearch, BertBlockGetsItsFusionsAndMergedProjections) {
