@@ -274,10 +274,24 @@ int db_export(const ParsedArgs& args) {
   if (args.has("top")) options.top_k = args.integer("top", 1, 1, 1000000);
   if (args.has("with-kernels") && format != db::ExportFormat::kCHeader)
     throw UserError("--with-kernels goes with --format header");
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  // Triton's num_warps: the warps that compute the product, from the family's tile plan.
+  options.mma_warps = [&families](const Record& r) -> std::optional<int64_t> {
+    const kernels::KernelFamily* f = families.find(r.schedule.family);
+    kernels::TilePlan p;
+    try {
+      if (!f || f->validate(r.schedule, r.workload, find_spec(r.target.spec_name))) return std::nullopt;
+      p = f->tile_plan(r.workload, r.schedule);
+    } catch (const UserError&) {  // a target spec this tessera does not have
+      return std::nullopt;
+    }
+    if (p.async_mma) return 4 * p.warps_m;  // consumer warpgroups
+    if (p.warps_m > 0 && p.warps_n > 0) return p.warps_m * p.warps_n;
+    return p.threads / 32;
+  };
   db::ExportResult result;
   if (args.has("with-kernels")) {
-    kernels::FamilyRegistry families;
-    kernels::register_builtin_families(families);
     result = search::export_header_with_kernels(db, options, families);
   } else {
     result = db::export_database(db, format, options);

@@ -10,11 +10,12 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "db/export_common.h"
 
 namespace tessera::db {
-namespace {
+namespace export_detail {
 
-std::string num(double v, const char* fmt = "%.6g") {
+std::string num(double v, const char* fmt) {
   char buf[64];
   std::snprintf(buf, sizeof buf, fmt, v);
   return buf;
@@ -77,14 +78,9 @@ Target choose_target(TuningDatabase& db, const ExportOptions& o) {
   return targets.front();
 }
 
-struct WorkloadBest {
-  Workload workload;
-  std::vector<StoredRecord> records;  // fastest first
-};
-
 // The top-k ok records of every workload (or the chosen one) on `target`.
 std::vector<WorkloadBest> best_per_workload(TuningDatabase& db, const Target& target, const ExportOptions& o,
-                                            ExportResult& result) {
+                                            ExportResult& result, int per_workload) {
   std::vector<WorkloadBest> out;
   for (const WorkloadSummary& s : db.summaries(target.fingerprint())) {
     if (o.workload_key && s.workload_key != *o.workload_key) continue;
@@ -93,7 +89,7 @@ std::vector<WorkloadBest> best_per_workload(TuningDatabase& db, const Target& ta
       continue;
     }
     Workload w = Workload::parse(s.workload_key);
-    out.push_back({w, db.best(w, target, std::max(1, o.top_k)).records});
+    out.push_back({w, db.best(w, target, std::max(1, per_workload > 0 ? per_workload : o.top_k)).records});
   }
   if (o.workload_key && out.empty() && result.skipped.empty())
     throw UserError(db.path() + ": no records of " + *o.workload_key + " on " + target.fingerprint());
@@ -104,6 +100,12 @@ std::string header_comment(const char* prefix, TuningDatabase& db, const Target&
   return std::string(prefix) + " Exported by tessera " + comment_text(o.tool_version) + " from " + comment_text(db.path()) +
          ".\n" + prefix + " Target: " + comment_text(target.fingerprint()) + "\n";
 }
+
+}  // namespace export_detail
+
+namespace {
+
+using namespace export_detail;
 
 // ---- jsonl ----
 
@@ -127,49 +129,6 @@ ExportResult export_jsonl(TuningDatabase& db, const ExportOptions& o) {
       ++result.items;
     }
   }
-  return result;
-}
-
-// ---- triton ----
-
-ExportResult export_triton(TuningDatabase& db, const ExportOptions& o) {
-  ExportResult result;
-  Target target = choose_target(db, o);
-  std::string body;
-  for (const WorkloadBest& wb : best_per_workload(db, target, o, result)) {
-    if (wb.workload.kind != OpKind::kMatmul && wb.workload.kind != OpKind::kBatchMatmul) {
-      result.skipped.push_back(wb.workload.key() + ": Triton configs are exported for matmul workloads only");
-      continue;
-    }
-    std::string configs;
-    for (const StoredRecord& s : wb.records) {
-      const Schedule& sc = s.record.schedule;
-      auto bm = sc.find(knob::kBlockM), bn = sc.find(knob::kBlockN), bk = sc.find(knob::kBlockK);
-      if (!bm || !bn || !bk) {
-        result.skipped.push_back(wb.workload.key() + ": schedule " + sc.key() + " has no block_m/block_n/block_k");
-        continue;
-      }
-      std::string kwargs = "\"BLOCK_M\": " + std::to_string(*bm) + ", \"BLOCK_N\": " + std::to_string(*bn) +
-                           ", \"BLOCK_K\": " + std::to_string(*bk);
-      if (auto g = sc.find(knob::kGroupM)) kwargs += ", \"GROUP_M\": " + std::to_string(*g);
-      if (auto sk = sc.find(knob::kSplitK)) kwargs += ", \"SPLIT_K\": " + std::to_string(*sk);
-      std::string extra;
-      if (auto w = sc.find(knob::kWarps)) extra += ", num_warps=" + std::to_string(*w);
-      if (auto st = sc.find(knob::kStages)) extra += ", num_stages=" + std::to_string(*st);
-      configs += "        triton.Config({" + kwargs + "}" + extra + "),  # " +
-                 num(s.record.measurement.median_us, "%.2f") + " us, " + comment_text(sc.family) + "\n";
-      ++result.items;
-    }
-    if (!configs.empty()) body += "    " + python_string(wb.workload.key()) + ": [\n" + configs + "    ],\n";
-  }
-  result.text = header_comment("#", db, target, o) +
-                "# Triton autotuning configs: for each workload key (see `tessera workload show`), the fastest\n"
-                "# measured schedules, fastest first, with their median kernel time.\n"
-                "import triton\n\nCONFIGS = {\n" +
-                body +
-                "}\n\n\ndef configs_for(key):\n"
-                "    \"\"\"The exported configs for a Tessera workload key, or an empty list.\"\"\"\n"
-                "    return CONFIGS.get(key, [])\n";
   return result;
 }
 

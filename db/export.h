@@ -32,6 +32,11 @@ struct ExportOptions {
   std::optional<std::string> workload_key;        ///< one workload (required for kerneltuner)
   int top_k = 1;                                  ///< best schedules per workload (triton, cutlass)
   std::string tool_version;                       ///< written into headers
+  /// The warps of a record's schedule that compute the product, as Triton's num_warps counts
+  /// them (a Hopper kernel's consumer warpgroups, not its producer), from the kernel family's
+  /// tile plan (db/ cannot see kernels/; the CLI fills this in). Unset or nullopt: the
+  /// schedule's own "warps" knob, else the config leaves num_warps to Triton.
+  std::function<std::optional<int64_t>(const Record&)> mma_warps;
 };
 
 /// The exported text and what was left out.

@@ -50,27 +50,75 @@ TEST(Export, JsonLinesRoundTripIsLossless) {
   EXPECT_EQ(other.commit(back).inserted, 0);                // importing twice adds nothing
 }
 
-TEST(Export, TritonConfigsPerMatmulKey) {
+// Triton's terms (Triton 3.x, its matmul tutorial's names and triton.Config's fields): a
+// config per distinct (BLOCK_SIZE_M/N/K, GROUP_SIZE_M, num_warps, num_stages, num_ctas,
+// INPUT_PRECISION); num_warps the warps that compute the product (here as the CLI derives it
+// from the family: gemm_wgmma's consumer warpgroups x 4, gemm_tc's warps_m x warps_n); an f32
+// key carries the precision it was measured in.
+TEST(Export, TritonConfigsInTritonsTerms) {
   TempDb tmp("triton");
   TuningDatabase db = TuningDatabase::open(tmp.path());
-  db.commit(sample_records());
+  auto wgmma = [](const char* spec, int64_t bm, int64_t consumers, int64_t tma_store, double us, int64_t seq) {
+    Record r = gemm_record(spec, bm, us, seq);
+    r.schedule = {"gemm_wgmma", {{"block_m", bm}, {"block_n", 256}, {"block_k", 64}, {"stages", 3}, {"consumers", consumers},
+                                 {"group_m", 8}, {"tma_store", tma_store}, {"pingpong", 0}, {"cluster_m", 1}, {"split_k", 1}}};
+    return r;
+  };
+  auto tc = [](const char* spec, double us, int64_t seq) {
+    Record r = gemm_record(spec, 64, us, seq);
+    r.schedule = {"gemm_tc", {{"block_m", 64}, {"block_n", 128}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                              {"stages", 3}, {"vec", 8}, {"group_m", 1}, {"split_k", 1}}};
+    return r;
+  };
+  Record simt = gemm_record("matmul:m=1024,n=1024,k=1024:f32", 128, 900, 9);
+  simt.schedule = {"gemm_simt", {{"block_m", 128}, {"block_n", 128}, {"block_k", 8}, {"thread_m", 8}, {"thread_n", 8},
+                                 {"warps_m", 4}}};
+  std::vector<Record> records = {wgmma(kGemm, 128, 2, 1, 180, 1), wgmma(kGemm, 128, 2, 0, 185, 2),  // same in Triton
+                                 wgmma(kGemm, 256, 2, 1, 190, 3), tc(kGemm, 450, 4), tc(kBert, 21.5, 5), simt};
+  records.push_back(gemm_record(kConv, 128, 80, 6));
+  db.commit(records);
   ExportOptions o;
   o.top_k = 4;
+  o.mma_warps = [](const Record& r) -> std::optional<int64_t> {
+    if (r.schedule.family == "gemm_wgmma") return 4 * r.schedule.get("consumers");
+    if (r.schedule.family == "gemm_tc") return r.schedule.get("warps_m") * r.schedule.get("warps_n");
+    if (r.schedule.family == "gemm_simt") return 8;  // 128x128 block of 8x8 threads
+    return std::nullopt;
+  };
   ExportResult out = run_export(db, "triton", o);
-  EXPECT_EQ(out.items, 3);  // two correct schedules of kGemm, one of kBert
   const std::string& t = out.text;
-  EXPECT_NE(t.find("import triton"), std::string::npos);
-  std::string gemm = "    \"matmul:m=4096,n=4096,k=4096:f16\": [\n        triton.Config({\"BLOCK_M\": 64, \"BLOCK_N\": 128, "
-                     "\"BLOCK_K\": 32}, num_warps=4, num_stages=3),  # 450.00 us, gemm_tc\n";
-  EXPECT_NE(t.find(gemm), std::string::npos) << t;
-  size_t section = t.find("\"matmul:m=4096,n=4096,k=4096:f16\": [");
-  EXPECT_LT(t.find("\"BLOCK_M\": 64", section), t.find("\"BLOCK_M\": 128", section));  // fastest first
+  EXPECT_EQ(out.items, 5);  // kGemm: 3 distinct of 4 schedules; kBert: 1; f32: 1
+  std::string best = "    \"matmul:m=4096,n=4096,k=4096:f16\": [\n        triton.Config({\"BLOCK_SIZE_M\": 128, "
+                     "\"BLOCK_SIZE_N\": 256, \"BLOCK_SIZE_K\": 64, \"GROUP_SIZE_M\": 8, \"INPUT_PRECISION\": \"default\"}, "
+                     "num_warps=8, num_stages=3),  # 180.00 us, gemm_wgmma (consumers=2, tma_store=1, pingpong=0, split_k=1)\n"
+                     "        triton.Config({\"BLOCK_SIZE_M\": 256,";
+  EXPECT_NE(t.find(best), std::string::npos) << t;  // the 185 us twin (tma_store 0) is not a second config
+  EXPECT_NE(t.find("\"BLOCK_SIZE_M\": 64, \"BLOCK_SIZE_N\": 128, \"BLOCK_SIZE_K\": 32, \"GROUP_SIZE_M\": 1, "
+                   "\"INPUT_PRECISION\": \"default\"}, num_warps=4, num_stages=3),  # 450.00 us, gemm_tc"),
+            std::string::npos);
+  EXPECT_NE(t.find("# f32: measured in the precision INPUT_PRECISION names\n    \"matmul:m=1024,n=1024,k=1024:f32\": [\n"
+                   "        triton.Config({\"BLOCK_SIZE_M\": 128, \"BLOCK_SIZE_N\": 128, \"BLOCK_SIZE_K\": 8, \"GROUP_SIZE_M\": 1, "
+                   "\"INPUT_PRECISION\": \"ieee\"}, num_warps=8, num_stages=2)"),
+            std::string::npos)
+      << t;
+  EXPECT_EQ(t.find("185.00 us"), std::string::npos);
   EXPECT_NE(t.find("\"" + Workload::parse(kBert).key() + "\": ["), std::string::npos);
   EXPECT_EQ(t.find("conv2d"), std::string::npos);
-  EXPECT_NE(t.find("def configs_for(key):"), std::string::npos);
+  // The kernel the configs are for, and a launcher, are in the file: its names are the configs'.
+  for (const char* part : {"import triton.language as tl", "def configs_for(key):", "@triton.jit\ndef matmul_kernel(",
+                           "BLOCK_SIZE_M: tl.constexpr", "GROUP_SIZE_M: tl.constexpr", "INPUT_PRECISION: tl.constexpr",
+                           "def matmul(a, b, bias=None, residual=None, epilogue=\"\", trans_b=False, key=None, config=None):"})
+    EXPECT_NE(t.find(part), std::string::npos) << part;
   bool conv_skipped = std::any_of(out.skipped.begin(), out.skipped.end(),
                                   [](const std::string& s) { return s.find("conv2d") != std::string::npos; });
   EXPECT_TRUE(conv_skipped);
+
+  // Nothing measured to export is an error, not an empty file.
+  TempDb empty("triton_empty");
+  TuningDatabase none = TuningDatabase::open(empty.path());
+  std::vector<Record> conv_only = {gemm_record(kConv, 128, 80, 1)};
+  none.commit(conv_only);
+  EXPECT_THROW(run_export(none, "triton"), UserError);
 }
 
 TEST(Export, KernelTunerCacheAndImportBack) {
