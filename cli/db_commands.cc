@@ -281,7 +281,10 @@ int db_export(const ParsedArgs& args) {
     const kernels::KernelFamily* f = families.find(r.schedule.family);
     kernels::TilePlan p;
     try {
-      if (!f || f->validate(r.schedule, r.workload, find_spec(r.target.spec_name))) return std::nullopt;
+      if (!f) return std::nullopt;
+      const HardwareSpec hw = find_spec(r.target.spec_name);
+      if (!kernels::has_every_knob(*f, r.schedule, r.workload, hw) || f->validate(r.schedule, r.workload, hw))
+        return std::nullopt;
       p = f->tile_plan(r.workload, r.schedule);
     } catch (const UserError&) {  // a target spec this tessera does not have
       return std::nullopt;

@@ -24,6 +24,12 @@ const KernelFamily* FamilyRegistry::find(std::string_view name) const {
   return nullptr;
 }
 
+bool has_every_knob(const KernelFamily& f, const Schedule& s, const Workload& w, const HardwareSpec& hw) {
+  for (const KnobDomain& d : f.space(w, hw))
+    if (!s.find(d.name)) return false;
+  return true;
+}
+
 std::vector<const KernelFamily*> FamilyRegistry::for_workload(const Workload& w) const {
   std::vector<const KernelFamily*> out;
   for (const auto& f : families_)

@@ -164,6 +164,10 @@ class KernelFamily {
   virtual TilePlan tile_plan(const Workload& w, const Schedule& s) const = 0;
 };
 
+/// Whether `s` has every knob of `f`'s space for `w` (a stored record of an older kernel may
+/// lack one; validate(), emit() and tile_plan() assume them all).
+bool has_every_knob(const KernelFamily& f, const Schedule& s, const Workload& w, const HardwareSpec& hw);
+
 /// The families known to a process, by name.
 class FamilyRegistry {
  public:

@@ -50,7 +50,7 @@ bool Evolution::admissible(const Schedule& s) const {
   if (done_.count(s.key())) return false;
   if (allowed_ && !allowed_->count(s.key())) return false;
   const kernels::KernelFamily* f = families_.find(s.family);
-  return f && !f->validate(s, workload_, hw_);
+  return f && kernels::has_every_knob(*f, s, workload_, hw_) && !f->validate(s, workload_, hw_);
 }
 
 // Parents by rank: the i-th fastest measured with weight 1/(i+1), so the best breed most

@@ -46,6 +46,16 @@ db::ExportResult export_header_with_kernels(db::TuningDatabase& db, const db::Ex
       result.skipped.push_back(s.workload_key + ": no kernel family '" + schedule.family + "' in this tessera");
       continue;
     }
+    // A record of a kernel this tessera no longer builds (knobs it lacks, or ones validate()
+    // refuses now) is not emitted as another kernel's code.
+    const HardwareSpec hw = find_spec(target.spec_name);
+    std::optional<std::string> why;
+    if (!kernels::has_every_knob(*family, schedule, w, hw)) why = "lacks knobs of " + schedule.family + " as built now";
+    if (!why) why = family->validate(schedule, w, hw);
+    if (why) {
+      result.skipped.push_back(s.workload_key + ": best schedule " + schedule.key() + " cannot be built: " + *why);
+      continue;
+    }
     int tensors = static_cast<int>(w.expr().tensors.size());
     kernels_text += "/* " + s.workload_key + " | " + schedule.key() + " */\n" +
                     kernels::standalone_kernel(family->emit(w, schedule), identifier(s.workload_key), tensors) + "\n";
