@@ -96,9 +96,12 @@ TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
   db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
   Schedule conv{"conv_wgmma", {{"block_m", 128}, {"block_n", 64}, {"block_k", 64}, {"stages", 4}, {"consumers", 2},
                                {"group_m", 8}, {"tma_store", 0}, {"pingpong", 0}, {"cluster_m", 1}, {"split_k", 1}}};
+  // The stem's space has pad_channels (fewer than 8 channels): 0 gathers, 1 pads the taps.
+  Schedule gathered = conv;
+  gathered.knobs.emplace_back("pad_channels", 0);
   database.commit(std::vector<Record>{
       with_schedule("conv2d:n=2,h=28,w=28,c=64,k=64,r=3,s=3,stride=2,pad=1:f16:epilogue=bias+relu", conv, 20, 1),
-      with_schedule("conv2d:n=2,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16", conv, 30, 2)});
+      with_schedule("conv2d:n=2,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16", gathered, 30, 2)});
   // A stem on padded taps: a kernel before the GEMM, a map over the workspace past its start.
   Schedule padded = conv;
   padded.knobs.emplace_back("pad_channels", 1);
