@@ -137,10 +137,12 @@ ExportResult export_jsonl(TuningDatabase& db, const ExportOptions& o) {
 std::vector<int64_t> problem_size(const Workload& w) {
   switch (w.kind) {
     case OpKind::kMatmul: return {w.matmul().m, w.matmul().n, w.matmul().k};
-    case OpKind::kBatchMatmul: return {w.matmul().batch, w.matmul().m, w.matmul().n, w.matmul().k};
+    // Kernel Tuner takes at most three dimensions (x, y, z of the grid it divides): a batch is z,
+    // a convolution is its implicit GEMM [N*P*Q pixels, K filters, C/groups*R*S].
+    case OpKind::kBatchMatmul: return {w.matmul().m, w.matmul().n, w.matmul().batch};
     case OpKind::kConv2d: {
       const Conv2dShape& c = w.conv2d();
-      return {c.n, c.h, c.w, c.c, c.k, c.r, c.s};
+      return {c.n * c.out_h() * c.out_w(), c.k, c.c / c.groups * c.r * c.s};
     }
     case OpKind::kSoftmax:
     case OpKind::kLayernorm: return {w.rows().rows, w.rows().cols};
@@ -193,12 +195,17 @@ ExportResult export_kernel_tuner(TuningDatabase& db, const ExportOptions& o) {
     }
     if (r.measurement.status == Status::kUnmeasured) continue;
     std::string key;
-    for (size_t i = 0; i < keys.size(); ++i) {
+    bool complete = true;
+    for (size_t i = 0; i < keys.size() && complete; ++i) {
       auto v = r.schedule.find(keys[i]);
-      TESSERA_CHECK(v.has_value(), "schedule of family " + family + " lacks knob " + keys[i]);
-      key += (i ? "," : "") + std::to_string(*v);
-      values[keys[i]].insert(*v);
+      complete = v.has_value();
+      if (complete) key += (i ? "," : "") + std::to_string(*v);
     }
+    if (!complete || r.schedule.knobs.size() != keys.size()) {  // an older kernel's knobs
+      result.skipped.push_back("record " + std::to_string(s.id) + ": knobs " + r.schedule.key() + " are not the cache's");
+      continue;
+    }
+    for (const std::string& k : keys) values[k].insert(r.schedule.get(k));
     auto [it, fresh] = chosen.emplace(key, &r);
     const Measurement& old = it->second->measurement;
     bool better = r.measurement.status == Status::kOk &&
@@ -219,7 +226,7 @@ ExportResult export_kernel_tuner(TuningDatabase& db, const ExportOptions& o) {
         times.push_back(t / 1000.0);
         total_ms += t / 1000.0;
       }
-      e["time"] = m.median_us / 1000.0;
+      e["time"] = total_ms / static_cast<double>(std::max<size_t>(m.times_us.size(), 1));  // Kernel Tuner's: the mean
       e["times"] = times;
       e["benchmark_time"] = total_ms;
     } else {
@@ -235,6 +242,40 @@ ExportResult export_kernel_tuner(TuningDatabase& db, const ExportOptions& o) {
     cache[key] = e;
     ++result.items;
   }
+  // Kernel Tuner's simulation mode (1.4.0, runners/simulation.py) needs every configuration of
+  // the product of tune_params in the cache, or outside the restrictions the caller passes; the
+  // points of that product Tessera did not measure are entered as InvalidConfig, which is what
+  // Kernel Tuner makes of a configuration its restrictions exclude.
+  int64_t points = 1;
+  for (const std::string& k : keys) points = std::min<int64_t>(points * static_cast<int64_t>(values[k].size()), 1 << 20);
+  int64_t unmeasured = 0;
+  if (points < (1 << 20)) {
+    std::vector<std::vector<int64_t>> axes;
+    for (const std::string& k : keys) axes.emplace_back(values[k].begin(), values[k].end());
+    std::vector<size_t> at(keys.size(), 0);
+    for (int64_t p = 0; p < points; ++p) {
+      std::string key;
+      Json e = Json::object();
+      for (size_t i = 0; i < keys.size(); ++i) {
+        key += (i ? "," : "") + std::to_string(axes[i][at[i]]);
+        e[keys[i]] = axes[i][at[i]];
+      }
+      if (!cache.contains(key)) {
+        e["time"] = "InvalidConfig";
+        for (const char* t : {"compile_time", "verification_time", "benchmark_time", "strategy_time", "framework_time"}) e[t] = 0;
+        e["timestamp"] = utc_timestamp(0);
+        cache[key] = e;
+        ++unmeasured;
+      }
+      for (size_t i = keys.size(); i-- > 0;) {
+        if (++at[i] < axes[i].size()) break;
+        at[i] = 0;
+      }
+    }
+  } else {
+    result.skipped.push_back("the product of tune_params has over 2^20 configurations: unmeasured ones are not "
+                             "entered; pass Kernel Tuner the measured ones as restrictions (or use tune_cache)");
+  }
   Json out;
   out["schema_version"] = "1.0.0";
   out["device_name"] = target.gpu_name;
@@ -244,6 +285,10 @@ ExportResult export_kernel_tuner(TuningDatabase& db, const ExportOptions& o) {
   out["tune_params"] = tune_params;
   out["objective"] = "time";
   out["cache"] = cache;
+  out["tessera_note"] = std::to_string(result.items) + " configurations measured by Tessera; " +
+                        std::to_string(unmeasured) +
+                        " configurations of tune_params' product it did not measure are entered as InvalidConfig "
+                        "(timestamp 1970-01-01), as Kernel Tuner's simulation mode requires every configuration";
   result.text = out.dump(1) + "\n";
   return result;
 }
@@ -487,6 +532,8 @@ std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTuner
     }
     if (!e.contains("time")) throw UserError(entry + ": missing \"time\"");
     const Json& time = e["time"];
+    // A configuration Tessera's export entered without measuring it (InvalidConfig at the epoch).
+    if (time == "InvalidConfig" && e.value("timestamp", Json()) == utc_timestamp(0)) continue;
     if (time.is_string()) {
       std::string err = time.get<std::string>();
       if (err == "CompilationFailedConfig") r.measurement = failed(Status::kCompileError, err);
@@ -502,11 +549,11 @@ std::vector<Record> import_kernel_tuner(std::string_view text, const KernelTuner
           samples.push_back(t.get<double>() * 1000.0);
         }
       }
-      if (samples.empty()) samples.push_back(time.get<double>() * 1000.0);
+      const bool only_time = samples.empty();
+      if (only_time) samples.push_back(time.get<double>() * 1000.0);
       r.measurement.status = Status::kOk;
-      r.measurement.set_times(samples);
-      // Kernel Tuner's "time" is its own average; keep it as the median it reported.
-      r.measurement.median_us = time.get<double>() * 1000.0;
+      r.measurement.set_times(samples);  // the median of "times" where given (Kernel Tuner's "time" is their mean)
+      if (only_time) r.measurement.median_us = time.get<double>() * 1000.0;
     } else {
       throw UserError(entry + ": \"time\" must be a positive number of milliseconds or an error string");
     }

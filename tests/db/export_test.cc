@@ -139,7 +139,7 @@ TEST(Export, KernelTunerCacheAndImportBack) {
   EXPECT_EQ(j["objective"], "time");
   ASSERT_EQ(j["cache"].size(), 4u);
   const Json& best = j["cache"]["64,128,32,4,3"];
-  EXPECT_DOUBLE_EQ(best["time"].get<double>(), 0.45);  // milliseconds
+  EXPECT_NEAR(best["time"].get<double>(), 0.4515, 1e-12);  // milliseconds, the mean of "times" as Kernel Tuner's
   EXPECT_EQ(best["times"].size(), 3u);
   EXPECT_EQ(best["timestamp"], "2026-11-18 11:06:42+00:00");  // 1795000002 s after the epoch
   EXPECT_EQ(j["cache"]["256,128,32,4,3"]["time"], "CompilationFailedConfig");
@@ -163,6 +163,63 @@ TEST(Export, KernelTunerCacheAndImportBack) {
   other.commit(back);
   EXPECT_NEAR(other.best(Workload::parse(kGemm), back[0].target, 1).records.at(0).record.measurement.median_us, 450,
               1e-9);
+}
+
+// Kernel Tuner 1.4.0's simulation mode (runners/simulation.py) walks the product of
+// tune_params in tune_params_keys order and looks each configuration up by its values joined
+// with ","; one missing from the cache that the caller's restrictions do not exclude is a
+// ValueError. Its problem_size is at most three dimensions (util.py, the grid's x, y, z).
+TEST(Export, KernelTunerSimulationModeFindsEveryConfiguration) {
+  TempDb tmp("kt_sim");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  auto tc = [](int64_t bm, int64_t stages, double us, int64_t seq) {
+    Record r = gemm_record(kGemm, bm, us, seq);
+    r.schedule = {"gemm_tc", {{"block_m", bm}, {"stages", stages}}};
+    return r;
+  };
+  std::vector<Record> three = {tc(64, 3, 500, 1), tc(64, 4, 480, 2), tc(128, 3, 450, 3)};  // not 128 x 4
+  db.commit(three);
+  ExportOptions o;
+  o.workload_key = Workload::parse(kGemm).key();
+  ExportResult out = run_export(db, "kerneltuner", o);
+  Json j = Json::parse(out.text);
+  std::vector<std::string> keys = j["tune_params_keys"];
+  ASSERT_EQ(keys, (std::vector<std::string>{"block_m", "stages"}));
+  int found = 0;
+  for (int64_t bm : j["tune_params"]["block_m"].get<std::vector<int64_t>>())
+    for (int64_t st : j["tune_params"]["stages"].get<std::vector<int64_t>>()) {
+      std::string key = std::to_string(bm) + "," + std::to_string(st);
+      ASSERT_TRUE(j["cache"].contains(key)) << key;
+      ++found;
+    }
+  EXPECT_EQ(found, 4);
+  EXPECT_EQ(j["cache"]["128,4"]["time"], "InvalidConfig");  // what Kernel Tuner makes of a restricted point
+  EXPECT_EQ(j["cache"]["128,4"]["timestamp"], "1970-01-01 00:00:00+00:00");
+  EXPECT_NE(j["tessera_note"].get<std::string>().find("1 configurations of tune_params' product it did not measure"),
+            std::string::npos);
+  // Reading it back leaves the unmeasured configuration out.
+  KernelTunerImport info{Workload::parse(kGemm), "gemm_tc", test_target()};
+  EXPECT_EQ(import_kernel_tuner(out.text, info, "cache.json").size(), 3u);
+
+  // Every kind's problem_size fits Kernel Tuner's three dimensions.
+  for (const char* spec : {kConv, "batch_matmul:b=12,m=128,n=128,k=64:f16", "softmax:rows=16384,cols=4096:f16"}) {
+    TempDb one(std::string("kt_ps_") + std::to_string(std::hash<std::string>{}(spec) % 1000));
+    TuningDatabase d = TuningDatabase::open(one.path());
+    std::vector<Record> r = {gemm_record(spec, 64, 10, 1)};
+    d.commit(r);
+    ExportOptions po;
+    po.workload_key = Workload::parse(spec).key();
+    Json ps = Json::parse(run_export(d, "kerneltuner", po).text)["problem_size"];
+    EXPECT_LE(ps.size(), 3u) << spec;
+  }
+  // conv2d n=32 56x56 (pad 1, 3x3: 56x56 out), k=64, c=64: the implicit GEMM's [N*P*Q, K, C*R*S].
+  TempDb conv_db("kt_conv");
+  TuningDatabase cd = TuningDatabase::open(conv_db.path());
+  std::vector<Record> cr = {gemm_record(kConv, 64, 10, 1)};
+  cd.commit(cr);
+  ExportOptions co;
+  co.workload_key = Workload::parse(kConv).key();
+  EXPECT_EQ(Json::parse(run_export(cd, "kerneltuner", co).text)["problem_size"], Json({32 * 56 * 56, 64, 64 * 9}));
 }
 
 TEST(Export, KernelTunerImportReadsAnOpenCache) {
