@@ -320,6 +320,14 @@ std::string operation_name(const Schedule& s) {
   return csv_field(name);
 }
 
+// The CUTLASS profiler's GEMM columns (4.x), in its order.
+constexpr const char* kCutlassGemmHeader =
+    "Problem,Provider,OperationKind,Operation,Disposition,Status,gemm_kind,m,n,k,A,B,C,D,alpha,beta,split_k_mode,"
+    "split_k_slices,batch_count,raster_order,runtime_input_datatype_a,runtime_input_datatype_b,use_pdl,"
+    "enable_sm90_mixed_dtype_shuffle_test,swizzle_size,op_class,accum,cta_m,cta_n,cta_k,cluster_m,cluster_n,cluster_k,"
+    "cluster_m_fallback,cluster_n_fallback,cluster_k_fallback,stages,warps_m,warps_n,warps_k,inst_m,inst_n,inst_k,"
+    "min_cc,max_cc,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs";
+
 std::string optional_knob(const Schedule& s, std::string_view name) {
   auto v = s.find(name);
   return v ? std::to_string(*v) : "";
@@ -332,6 +340,50 @@ std::string throughput_columns(const Workload& w, const Measurement& m) {
   return num(bytes, "%.0f") + "," + num(flops, "%.0f") + "," + num(flops / bytes, "%.4g") + "," +
          num(m.median_us / 1000.0, "%.6g") + "," + num(bytes / seconds / (1024.0 * 1024 * 1024), "%.6g") + "," +
          num(flops / seconds / 1e9, "%.6g");
+}
+
+// One GEMM row as the CUTLASS profiler (4.x, tools/profiler: gemm_operation_profiler.cu and
+// operation_profiler.cu) writes it after the six leading columns: its 39 argument columns,
+// then Bytes and Flops counted as it counts them (A, B and C written, C read where beta is not
+// 0; 2 * (m*n*k + m*n) per batch, whatever the epilogue), Flops/Byte, Runtime [ms], GB/s
+// (GiB/s), GFLOPs. Tessera's residual is C with beta 1; split-K reduced by a second kernel is
+// the profiler's parallel mode; Tessera's group_m rasterisation walks M first (along_m) in
+// groups of group_m (swizzle_size).
+std::string cutlass_gemm_columns(const Record& r, const ExportOptions& o) {
+  const Workload& w = r.workload;
+  const MatmulShape& m = w.matmul();
+  const Schedule& sc = r.schedule;
+  const std::string in(dtype_name(w.dtype)), out(dtype_name(w.out_dtype));
+  const bool beta = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
+  const int64_t split = sc.find(knob::kSplitK).value_or(1), group = sc.find(knob::kGroupM).value_or(1);
+  const bool wgmma = sc.family == "gemm_wgmma", simt = sc.family == "gemm_simt";
+  // Warps that compute the product, as m x n (x k = 1).
+  std::optional<int64_t> total = o.mma_warps ? o.mma_warps(r) : std::nullopt;
+  std::optional<int64_t> wm = sc.find("warps_m"), wn = sc.find("warps_n");
+  if (wgmma && total) wm = *total, wn = 1;  // a warpgroup's 4 warps per 64 rows
+  if (wm && !wn && total && *wm > 0 && *total % *wm == 0) wn = *total / *wm;
+  auto opt = [](std::optional<int64_t> v) { return v ? std::to_string(*v) : std::string(); };
+  std::string inst = wgmma ? "64," + optional_knob(sc, knob::kBlockN) + ",16"
+                     : simt ? "1,1,1"
+                     : w.dtype == DType::kF32 ? "16,8,8" : "16,8,16";
+  const std::string cc = std::to_string(r.target.cc_major * 10 + r.target.cc_minor);
+  std::string row = "universal," + std::to_string(m.m) + "," + std::to_string(m.n) + "," + std::to_string(m.k) + "," +
+                    in + (m.trans_a ? ":column," : ":row,") + in + (m.trans_b ? ":column," : ":row,") + out + ":row," +
+                    out + ":row,1," + (beta ? "1," : "0,") + (split > 1 ? "parallel," : "serial,") +
+                    std::to_string(split) + "," + std::to_string(m.batch) + "," + (group > 1 ? "along_m," : "heuristic,") +
+                    "invalid,invalid,false,false," + std::to_string(group) + "," + (simt ? "simt," : "tensorop,") + "f32," +
+                    optional_knob(sc, knob::kBlockM) + "," + optional_knob(sc, knob::kBlockN) + "," +
+                    optional_knob(sc, knob::kBlockK) + "," + std::to_string(sc.find("cluster_m").value_or(1)) +
+                    ",1,1,0,0,0," + optional_knob(sc, knob::kStages) + "," + opt(wm) + "," + opt(wn) + ",1," + inst + "," +
+                    cc + "," + cc + ",";
+  const double es = static_cast<double>(dtype_bytes(w.dtype)), eo = static_cast<double>(dtype_bytes(w.out_dtype));
+  const double mm = static_cast<double>(m.m), nn = static_cast<double>(m.n), kk = static_cast<double>(m.k);
+  const double bytes = (es * (mm * kk + kk * nn) + eo * mm * nn * (beta ? 2 : 1)) * static_cast<double>(m.batch);
+  const double flops = 2 * (mm * nn * kk + mm * nn) * static_cast<double>(m.batch);
+  const double seconds = r.measurement.median_us * 1e-6;
+  return row + num(bytes, "%.0f") + "," + num(flops, "%.0f") + "," + num(flops / bytes, "%.4g") + "," +
+         num(r.measurement.median_us / 1000.0, "%.6g") + "," + num(bytes / seconds / (1024.0 * 1024 * 1024), "%.6g") +
+         "," + num(flops / seconds / 1e9, "%.6g");
 }
 
 ExportResult export_cutlass(TuningDatabase& db, const ExportOptions& o, bool conv) {
@@ -348,24 +400,20 @@ ExportResult export_cutlass(TuningDatabase& db, const ExportOptions& o, bool con
       const Schedule& sc = r.schedule;
       std::string row = std::to_string(problem) + ",tessera," + (conv ? "conv2d," : "gemm,") + operation_name(sc) +
                         "," + disposition(r.measurement.status) + "," + cutlass_status(r.measurement.status) + ",";
+      if (!conv) {
+        rows += row + cutlass_gemm_columns(r, o) + "\n";
+        ++result.items;
+        continue;
+      }
       std::string in = std::string(dtype_name(w.dtype)), out = std::string(dtype_name(w.out_dtype));
       bool residual = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
-      if (conv) {
-        const Conv2dShape& c = w.conv2d();
-        std::string layout = c.layout == Layout::kNHWC ? "nhwc" : "nchw";
-        row += "fprop,";
-        for (int64_t v : {c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.out_h(), c.out_w(), c.groups, c.pad_h, c.pad_w,
-                          c.stride_h, c.stride_w, c.dilation_h, c.dilation_w})
-          row += std::to_string(v) + ",";
-        row += in + ":" + layout + "," + in + ":" + layout + "," + out + ":" + layout + ",1," + (residual ? "1," : "0,");
-      } else {
-        const MatmulShape& m = w.matmul();
-        row += std::string(w.kind == OpKind::kBatchMatmul ? "batched" : "universal") + "," + std::to_string(m.m) +
-               "," + std::to_string(m.n) + "," + std::to_string(m.k) + "," + in + (m.trans_a ? ":column," : ":row,") +
-               in + (m.trans_b ? ":column," : ":row,") + out + ":row," + out + ":row,1," + (residual ? "1," : "0,") +
-               (sc.find(knob::kSplitK) ? optional_knob(sc, knob::kSplitK) : "1") + "," + std::to_string(m.batch) +
-               ",";
-      }
+      const Conv2dShape& c = w.conv2d();
+      std::string layout = c.layout == Layout::kNHWC ? "nhwc" : "nchw";
+      row += "fprop,";
+      for (int64_t v : {c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.out_h(), c.out_w(), c.groups, c.pad_h, c.pad_w,
+                        c.stride_h, c.stride_w, c.dilation_h, c.dilation_w})
+        row += std::to_string(v) + ",";
+      row += in + ":" + layout + "," + in + ":" + layout + "," + out + ":" + layout + ",1," + (residual ? "1," : "0,");
       row += optional_knob(sc, knob::kBlockM) + "," + optional_knob(sc, knob::kBlockN) + "," +
              optional_knob(sc, knob::kBlockK) + "," + optional_knob(sc, knob::kStages) + "," +
              optional_knob(sc, knob::kWarps) + "," + throughput_columns(w, r.measurement) + "\n";
@@ -374,12 +422,14 @@ ExportResult export_cutlass(TuningDatabase& db, const ExportOptions& o, bool con
     }
     ++problem;
   }
-  std::string header = conv ? "Problem,Provider,OperationKind,Operation,Disposition,Status,conv_kind,n,h,w,c,k,r,s,p,"
-                              "q,g,pad_h,pad_w,stride_h,stride_w,dilation_h,dilation_w,Activation,Filter,Output,"
-                              "alpha,beta,"
-                            : "Problem,Provider,OperationKind,Operation,Disposition,Status,gemm_kind,m,n,k,A,B,C,D,"
-                              "alpha,beta,split_k_slices,batch_count,";
-  result.text = header + "cta_m,cta_n,cta_k,stages,warps,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs\n" + rows;
+  if (conv) {
+    result.text = "Problem,Provider,OperationKind,Operation,Disposition,Status,conv_kind,n,h,w,c,k,r,s,p,"
+                  "q,g,pad_h,pad_w,stride_h,stride_w,dilation_h,dilation_w,Activation,Filter,Output,"
+                  "alpha,beta,cta_m,cta_n,cta_k,stages,warps,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs\n" +
+                  rows;
+  } else {
+    result.text = std::string(kCutlassGemmHeader) + "\n" + rows;
+  }
   return result;
 }
 

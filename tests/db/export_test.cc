@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 #include "tests/db/test_util.h"
@@ -244,40 +245,79 @@ TEST(Export, KernelTunerImportReadsAnOpenCache) {
   EXPECT_EQ(rs[1].measurement.status, Status::kCrashed);
 }
 
+// The CUTLASS profiler's GEMM CSV (CUTLASS 4.x, tools/profiler: gemm_operation_profiler.cu's
+// arguments after operation_profiler.cu's six leading columns, then its tile description, then
+// Bytes, Flops, Flops/Byte, Runtime, GB/s, GFLOPs): 51 columns; gemm_kind universal with a
+// batch_count; Flops = 2 * (m*n*k + m*n) per batch; Bytes = A + B + C, plus C again where beta
+// is not 0.
 TEST(Export, CutlassCsv) {
   TempDb tmp("cutlass");
   TuningDatabase db = TuningDatabase::open(tmp.path());
   db.commit(sample_records());
-  ExportResult gemm = run_export(db, "cutlass");
+  Record tc = gemm_record(kGemm, 64, 440, 11);
+  tc.schedule = {"gemm_tc", {{"block_m", 64}, {"block_n", 128}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                             {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 1}}};
+  Record bmm = gemm_record("batch_matmul:b=12,m=128,n=128,k=64:f16:epilogue=residual", 64, 5, 12);
+  bmm.schedule = {"gemm_wgmma", {{"block_m", 64}, {"block_n", 128}, {"block_k", 64}, {"stages", 4}, {"consumers", 1},
+                                 {"group_m", 1}, {"tma_store", 1}, {"pingpong", 0}, {"cluster_m", 2}, {"split_k", 1}}};
+  std::vector<Record> more = {tc, bmm};
+  db.commit(more);
+  ExportOptions o;
+  o.mma_warps = [](const Record& r) -> std::optional<int64_t> {
+    if (r.schedule.family == "gemm_wgmma") return 4 * r.schedule.get("consumers");
+    return std::nullopt;
+  };
+  ExportResult gemm = run_export(db, "cutlass", o);
   std::istringstream lines(gemm.text);
   std::string header, row;
   std::getline(lines, header);
   EXPECT_EQ(header,
-            "Problem,Provider,OperationKind,Operation,Disposition,Status,gemm_kind,m,n,k,A,B,C,D,alpha,beta,"
-            "split_k_slices,batch_count,cta_m,cta_n,cta_k,stages,warps,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs");
-  std::vector<std::string> rows;
-  while (std::getline(lines, row)) rows.push_back(row);
-  ASSERT_EQ(rows.size(), 2u);  // top-1 of each GEMM workload
+            "Problem,Provider,OperationKind,Operation,Disposition,Status,gemm_kind,m,n,k,A,B,C,D,alpha,beta,split_k_mode,"
+            "split_k_slices,batch_count,raster_order,runtime_input_datatype_a,runtime_input_datatype_b,use_pdl,"
+            "enable_sm90_mixed_dtype_shuffle_test,swizzle_size,op_class,accum,cta_m,cta_n,cta_k,cluster_m,cluster_n,"
+            "cluster_k,cluster_m_fallback,cluster_n_fallback,cluster_k_fallback,stages,warps_m,warps_n,warps_k,inst_m,"
+            "inst_n,inst_k,min_cc,max_cc,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs");
   auto cells = [](const std::string& r) {
     std::vector<std::string> out;
     std::stringstream ss(r);
     for (std::string c; std::getline(ss, c, ',');) out.push_back(c);
+    if (!r.empty() && r.back() == ',') out.emplace_back();
     return out;
   };
-  std::vector<std::string> c = cells(rows[1]);  // kGemm sorts after kBert ("...n=3072" < "...n=4096")
-  ASSERT_EQ(c.size(), 29u);
+  std::vector<std::vector<std::string>> rows;
+  while (std::getline(lines, row)) rows.push_back(cells(row));
+  ASSERT_EQ(rows.size(), 3u);  // top-1 of each GEMM workload
+  for (const auto& c : rows) ASSERT_EQ(c.size(), 51u) << c[3];
+  const std::vector<std::string>* g = nullptr;
+  const std::vector<std::string>* b = nullptr;
+  for (const auto& c : rows) {
+    if (c[3].find("gemm_tc_block_m64_block_n128_block_k32_warps_m2") != std::string::npos) g = &c;
+    if (c[3].find("gemm_wgmma") != std::string::npos) b = &c;
+  }
+  ASSERT_TRUE(g && b);
+  const std::vector<std::string>& c = *g;
   EXPECT_EQ(c[1], "tessera");
   EXPECT_EQ(c[2], "gemm");
-  EXPECT_EQ(c[3], "tessera_gemm_tc_block_m64_block_n128_block_k32_warps4_stages3");
   EXPECT_EQ(c[4], "passed");
   EXPECT_EQ(c[5], "success");
+  EXPECT_EQ(c[6], "universal");
   EXPECT_EQ(c[7] + "," + c[8] + "," + c[9], "4096,4096,4096");
   EXPECT_EQ(c[10], "f16:row");
-  EXPECT_EQ(c[18], "64");
-  EXPECT_EQ(c[23], "100663296");    // minimum bytes
-  EXPECT_EQ(c[24], "137438953472");  // FLOPs
-  EXPECT_EQ(c[26], "0.45");          // ms
-  EXPECT_NEAR(std::stod(c[28]), 137438953472.0 / 450e-6 / 1e9, 1);
+  EXPECT_EQ(c[14] + "," + c[15] + "," + c[16] + "," + c[17] + "," + c[18], "1,0,serial,1,1");
+  EXPECT_EQ(c[19] + "," + c[24], "along_m,8");  // group_m 8: M first, in groups of 8
+  EXPECT_EQ(c[25] + "," + c[26], "tensorop,f32");
+  EXPECT_EQ(c[27] + "," + c[28] + "," + c[29] + "," + c[36], "64,128,32,3");
+  EXPECT_EQ(c[37] + "," + c[38] + "," + c[39], "2,2,1");
+  EXPECT_EQ(c[40] + "," + c[41] + "," + c[42], "16,8,16");
+  EXPECT_EQ(c[45], "100663296");     // A + B + C
+  EXPECT_EQ(c[46], "137472507904");  // 2 * (m n k + m n), as the profiler counts
+  EXPECT_EQ(c[48], "0.44");          // ms
+  EXPECT_NEAR(std::stod(c[50]), 137472507904.0 / 440e-6 / 1e9, 1);
+  // The batched one: universal with batch_count 12, beta 1 for the residual (C read), a
+  // cluster of 2 along m, one consumer warpgroup (4 warps) of m64 x n128 x k16 wgmma.
+  EXPECT_EQ((*b)[6] + "," + (*b)[15] + "," + (*b)[18] + "," + (*b)[30], "universal,1,12,2");
+  EXPECT_EQ((*b)[37] + "," + (*b)[38] + "," + (*b)[40] + "," + (*b)[41] + "," + (*b)[42], "4,1,64,128,16");
+  EXPECT_EQ((*b)[45], std::to_string((128 * 64 * 2 * 2 + 128 * 128 * 2 * 2) * 12));
   ExportResult conv = run_export(db, "cutlass-conv2d");
   EXPECT_NE(conv.text.find(",conv2d,tessera_conv_implicit_gemm_"), std::string::npos) << conv.text;
   EXPECT_NE(conv.text.find(",fprop,32,56,56,64,64,3,3,56,56,1,1,1,1,1,1,1,f16:nhwc,f16:nhwc,f16:nhwc,1,0,"),
