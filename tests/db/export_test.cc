@@ -91,7 +91,7 @@ TEST(Export, TritonConfigsInTritonsTerms) {
   EXPECT_EQ(out.items, 5);  // kGemm: 3 distinct of 4 schedules; kBert: 1; f32: 1
   std::string best = "    \"matmul:m=4096,n=4096,k=4096:f16\": [\n        triton.Config({\"BLOCK_SIZE_M\": 128, "
                      "\"BLOCK_SIZE_N\": 256, \"BLOCK_SIZE_K\": 64, \"GROUP_SIZE_M\": 8, \"INPUT_PRECISION\": \"default\"}, "
-                     "num_warps=8, num_stages=3),  # 180.00 us, gemm_wgmma (consumers=2, tma_store=1, pingpong=0, split_k=1)\n"
+                     "num_warps=8, num_stages=3),  # 180.00 us, gemm_wgmma (consumers=2, tma_store=1, pingpong=0, cluster_m=1, split_k=1)\n"
                      "        triton.Config({\"BLOCK_SIZE_M\": 256,";
   EXPECT_NE(t.find(best), std::string::npos) << t;  // the 185 us twin (tma_store 0) is not a second config
   EXPECT_NE(t.find("\"BLOCK_SIZE_M\": 64, \"BLOCK_SIZE_N\": 128, \"BLOCK_SIZE_K\": 32, \"GROUP_SIZE_M\": 1, "
