@@ -328,19 +328,20 @@ constexpr const char* kCutlassGemmHeader =
     "cluster_m_fallback,cluster_n_fallback,cluster_k_fallback,stages,warps_m,warps_n,warps_k,inst_m,inst_n,inst_k,"
     "min_cc,max_cc,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs";
 
+// The profiler's conv2d columns (conv2d_operation_profiler.cu's arguments, then the tile
+// description of 4.x and the counts).
+constexpr const char* kCutlassConvHeader =
+    "Problem,Provider,OperationKind,Operation,Disposition,Status,conv_kind,n,h,w,c,k,r,s,p,q,pad_h,pad_w,stride_h,"
+    "stride_w,dilation_h,dilation_w,Activation,Filter,Output,conv_mode,iterator_algorithm,alpha,beta,split_k_mode,"
+    "split_k_slices,eq_gemm_provider,op_class,accum,cta_m,cta_n,cta_k,cluster_m,cluster_n,cluster_k,"
+    "cluster_m_fallback,cluster_n_fallback,cluster_k_fallback,stages,warps_m,warps_n,warps_k,inst_m,inst_n,inst_k,"
+    "min_cc,max_cc,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs";
+
 std::string optional_knob(const Schedule& s, std::string_view name) {
   auto v = s.find(name);
   return v ? std::to_string(*v) : "";
 }
 
-// Bytes, Flops, Flops/Byte, Runtime [ms], GB/s (GiB/s, as the CUTLASS profiler), GFLOPs.
-std::string throughput_columns(const Workload& w, const Measurement& m) {
-  TensorExpr e = w.expr();
-  double bytes = e.min_bytes(), flops = e.flop_count(), seconds = m.median_us * 1e-6;
-  return num(bytes, "%.0f") + "," + num(flops, "%.0f") + "," + num(flops / bytes, "%.4g") + "," +
-         num(m.median_us / 1000.0, "%.6g") + "," + num(bytes / seconds / (1024.0 * 1024 * 1024), "%.6g") + "," +
-         num(flops / seconds / 1e9, "%.6g");
-}
 
 // One GEMM row as the CUTLASS profiler (4.x, tools/profiler: gemm_operation_profiler.cu and
 // operation_profiler.cu) writes it after the six leading columns: its 39 argument columns,
@@ -349,14 +350,12 @@ std::string throughput_columns(const Workload& w, const Measurement& m) {
 // (GiB/s), GFLOPs. Tessera's residual is C with beta 1; split-K reduced by a second kernel is
 // the profiler's parallel mode; Tessera's group_m rasterisation walks M first (along_m) in
 // groups of group_m (swizzle_size).
-std::string cutlass_gemm_columns(const Record& r, const ExportOptions& o) {
-  const Workload& w = r.workload;
-  const MatmulShape& m = w.matmul();
+// The profiler's tile description columns (operation_profiler.cu): op_class ... max_cc.
+std::string cutlass_tile_columns(const Record& r, const ExportOptions& o) {
   const Schedule& sc = r.schedule;
-  const std::string in(dtype_name(w.dtype)), out(dtype_name(w.out_dtype));
-  const bool beta = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
-  const int64_t split = sc.find(knob::kSplitK).value_or(1), group = sc.find(knob::kGroupM).value_or(1);
-  const bool wgmma = sc.family == "gemm_wgmma", simt = sc.family == "gemm_simt";
+  const bool wgmma = sc.family == "gemm_wgmma" || sc.family == "conv_wgmma";
+  const bool tensor = wgmma || sc.family == "gemm_tc" || sc.family == "gemm_tf32" || sc.family == "gemm_skinny" ||
+                      sc.family == "conv_tc";
   // Warps that compute the product, as m x n (x k = 1).
   std::optional<int64_t> total = o.mma_warps ? o.mma_warps(r) : std::nullopt;
   std::optional<int64_t> wm = sc.find("warps_m"), wn = sc.find("warps_n");
@@ -364,26 +363,42 @@ std::string cutlass_gemm_columns(const Record& r, const ExportOptions& o) {
   if (wm && !wn && total && *wm > 0 && *total % *wm == 0) wn = *total / *wm;
   auto opt = [](std::optional<int64_t> v) { return v ? std::to_string(*v) : std::string(); };
   std::string inst = wgmma ? "64," + optional_knob(sc, knob::kBlockN) + ",16"
-                     : simt ? "1,1,1"
-                     : w.dtype == DType::kF32 ? "16,8,8" : "16,8,16";
+                     : !tensor ? "1,1,1"
+                     : r.workload.dtype == DType::kF32 ? "16,8,8" : "16,8,16";
   const std::string cc = std::to_string(r.target.cc_major * 10 + r.target.cc_minor);
+  return std::string(tensor ? "tensorop," : "simt,") + "f32," + optional_knob(sc, knob::kBlockM) + "," +
+         optional_knob(sc, knob::kBlockN) + "," + optional_knob(sc, knob::kBlockK) + "," +
+         std::to_string(sc.find("cluster_m").value_or(1)) + ",1,1,0,0,0," + optional_knob(sc, knob::kStages) + "," +
+         opt(wm) + "," + opt(wn) + ",1," + inst + "," + cc + "," + cc + ",";
+}
+
+// Bytes and Flops of the equivalent GEMM as the profiler counts them, then Flops/Byte, Runtime
+// [ms], GB/s (GiB/s), GFLOPs.
+std::string cutlass_counts(double m, double n, double k, double batch, double in_bytes, double out_bytes, bool beta,
+                           double median_us) {
+  const double bytes = (in_bytes * (m * k + k * n) + out_bytes * m * n * (beta ? 2 : 1)) * batch;
+  const double flops = 2 * (m * n * k + m * n) * batch;
+  const double seconds = median_us * 1e-6;
+  return num(bytes, "%.0f") + "," + num(flops, "%.0f") + "," + num(flops / bytes, "%.4g") + "," +
+         num(median_us / 1000.0, "%.6g") + "," + num(bytes / seconds / (1024.0 * 1024 * 1024), "%.6g") + "," +
+         num(flops / seconds / 1e9, "%.6g");
+}
+
+std::string cutlass_gemm_columns(const Record& r, const ExportOptions& o) {
+  const Workload& w = r.workload;
+  const MatmulShape& m = w.matmul();
+  const Schedule& sc = r.schedule;
+  const std::string in(dtype_name(w.dtype)), out(dtype_name(w.out_dtype));
+  const bool beta = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
+  const int64_t split = sc.find(knob::kSplitK).value_or(1), group = sc.find(knob::kGroupM).value_or(1);
   std::string row = "universal," + std::to_string(m.m) + "," + std::to_string(m.n) + "," + std::to_string(m.k) + "," +
                     in + (m.trans_a ? ":column," : ":row,") + in + (m.trans_b ? ":column," : ":row,") + out + ":row," +
                     out + ":row,1," + (beta ? "1," : "0,") + (split > 1 ? "parallel," : "serial,") +
                     std::to_string(split) + "," + std::to_string(m.batch) + "," + (group > 1 ? "along_m," : "heuristic,") +
-                    "invalid,invalid,false,false," + std::to_string(group) + "," + (simt ? "simt," : "tensorop,") + "f32," +
-                    optional_knob(sc, knob::kBlockM) + "," + optional_knob(sc, knob::kBlockN) + "," +
-                    optional_knob(sc, knob::kBlockK) + "," + std::to_string(sc.find("cluster_m").value_or(1)) +
-                    ",1,1,0,0,0," + optional_knob(sc, knob::kStages) + "," + opt(wm) + "," + opt(wn) + ",1," + inst + "," +
-                    cc + "," + cc + ",";
-  const double es = static_cast<double>(dtype_bytes(w.dtype)), eo = static_cast<double>(dtype_bytes(w.out_dtype));
-  const double mm = static_cast<double>(m.m), nn = static_cast<double>(m.n), kk = static_cast<double>(m.k);
-  const double bytes = (es * (mm * kk + kk * nn) + eo * mm * nn * (beta ? 2 : 1)) * static_cast<double>(m.batch);
-  const double flops = 2 * (mm * nn * kk + mm * nn) * static_cast<double>(m.batch);
-  const double seconds = r.measurement.median_us * 1e-6;
-  return row + num(bytes, "%.0f") + "," + num(flops, "%.0f") + "," + num(flops / bytes, "%.4g") + "," +
-         num(r.measurement.median_us / 1000.0, "%.6g") + "," + num(bytes / seconds / (1024.0 * 1024 * 1024), "%.6g") +
-         "," + num(flops / seconds / 1e9, "%.6g");
+                    "invalid,invalid,false,false," + std::to_string(group) + "," + cutlass_tile_columns(r, o);
+  return row + cutlass_counts(static_cast<double>(m.m), static_cast<double>(m.n), static_cast<double>(m.k),
+                             static_cast<double>(m.batch), static_cast<double>(dtype_bytes(w.dtype)),
+                             static_cast<double>(dtype_bytes(w.out_dtype)), beta, r.measurement.median_us);
 }
 
 ExportResult export_cutlass(TuningDatabase& db, const ExportOptions& o, bool conv) {
@@ -405,28 +420,32 @@ ExportResult export_cutlass(TuningDatabase& db, const ExportOptions& o, bool con
         ++result.items;
         continue;
       }
-      std::string in = std::string(dtype_name(w.dtype)), out = std::string(dtype_name(w.out_dtype));
-      bool residual = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
       const Conv2dShape& c = w.conv2d();
-      std::string layout = c.layout == Layout::kNHWC ? "nhwc" : "nchw";
+      if (c.groups != 1) {  // the profiler's conv2d has no groups
+        result.skipped.push_back(w.key() + ": the CUTLASS profiler's conv2d has no groups (" + std::to_string(c.groups) + ")");
+        continue;
+      }
+      const std::string in(dtype_name(w.dtype)), out(dtype_name(w.out_dtype));
+      const std::string layout = c.layout == Layout::kNHWC ? "nhwc" : "nchw";
+      const bool beta = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
+      const int64_t split = sc.find(knob::kSplitK).value_or(1);
       row += "fprop,";
-      for (int64_t v : {c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.out_h(), c.out_w(), c.groups, c.pad_h, c.pad_w,
-                        c.stride_h, c.stride_w, c.dilation_h, c.dilation_w})
+      for (int64_t v : {c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.out_h(), c.out_w(), c.pad_h, c.pad_w, c.stride_h, c.stride_w,
+                        c.dilation_h, c.dilation_w})
         row += std::to_string(v) + ",";
-      row += in + ":" + layout + "," + in + ":" + layout + "," + out + ":" + layout + ",1," + (residual ? "1," : "0,");
-      row += optional_knob(sc, knob::kBlockM) + "," + optional_knob(sc, knob::kBlockN) + "," +
-             optional_knob(sc, knob::kBlockK) + "," + optional_knob(sc, knob::kStages) + "," +
-             optional_knob(sc, knob::kWarps) + "," + throughput_columns(w, r.measurement) + "\n";
+      row += in + ":" + layout + "," + in + ":" + layout + "," + out + ":" + layout + ",cross,none,1," + (beta ? "1," : "0,") +
+             (split > 1 ? "parallel," : "serial,") + std::to_string(split) + ",none," + cutlass_tile_columns(r, o) +
+             cutlass_counts(static_cast<double>(c.n * c.out_h() * c.out_w()), static_cast<double>(c.k),
+                            static_cast<double>(c.c * c.r * c.s), 1, static_cast<double>(dtype_bytes(w.dtype)),
+                            static_cast<double>(dtype_bytes(w.out_dtype)), beta, r.measurement.median_us) +
+             "\n";
       rows += row;
       ++result.items;
     }
     ++problem;
   }
   if (conv) {
-    result.text = "Problem,Provider,OperationKind,Operation,Disposition,Status,conv_kind,n,h,w,c,k,r,s,p,"
-                  "q,g,pad_h,pad_w,stride_h,stride_w,dilation_h,dilation_w,Activation,Filter,Output,"
-                  "alpha,beta,cta_m,cta_n,cta_k,stages,warps,Bytes,Flops,Flops/Byte,Runtime,GB/s,GFLOPs\n" +
-                  rows;
+    result.text = std::string(kCutlassConvHeader) + "\n" + rows;
   } else {
     result.text = std::string(kCutlassGemmHeader) + "\n" + rows;
   }

@@ -320,9 +320,27 @@ TEST(Export, CutlassCsv) {
   EXPECT_EQ((*b)[45], std::to_string((128 * 64 * 2 * 2 + 128 * 128 * 2 * 2) * 12));
   ExportResult conv = run_export(db, "cutlass-conv2d");
   EXPECT_NE(conv.text.find(",conv2d,tessera_conv_implicit_gemm_"), std::string::npos) << conv.text;
-  EXPECT_NE(conv.text.find(",fprop,32,56,56,64,64,3,3,56,56,1,1,1,1,1,1,1,f16:nhwc,f16:nhwc,f16:nhwc,1,0,"),
+  // The profiler's conv2d columns (conv2d_operation_profiler.cu, then the tile description and
+  // counts): 58; the equivalent GEMM's Bytes and Flops (M = N*P*Q, N = K, K = C*R*S).
+  std::string conv_header = conv.text.substr(0, conv.text.find('\n'));
+  EXPECT_EQ(cells(conv_header).size(), 58u);
+  EXPECT_EQ(conv_header.rfind("Problem,Provider,OperationKind,Operation,Disposition,Status,conv_kind,n,h,w,c,k,r,s,p,q,"
+                              "pad_h,pad_w,stride_h,stride_w,dilation_h,dilation_w,Activation,Filter,Output,conv_mode,"
+                              "iterator_algorithm,alpha,beta,split_k_mode,split_k_slices,eq_gemm_provider,op_class,",
+                              0),
+            0u);
+  EXPECT_NE(conv.text.find(",fprop,32,56,56,64,64,3,3,56,56,1,1,1,1,1,1,f16:nhwc,f16:nhwc,f16:nhwc,cross,none,1,0,serial,1,"
+                           "none,"),
             std::string::npos)
       << conv.text;
+  EXPECT_NE(conv.text.find(",128524288,7411597312,"), std::string::npos) << conv.text;
+  // Grouped convolutions have no row: the profiler's conv2d has no groups.
+  std::vector<Record> grouped = {gemm_record("conv2d:n=1,h=14,w=14,c=64,k=64,r=3,s=3,pad=1,groups=32:f16", 64, 9, 13)};
+  db.commit(grouped);
+  ExportResult conv2 = run_export(db, "cutlass-conv2d");
+  EXPECT_EQ(conv2.text.find("groups"), std::string::npos);
+  EXPECT_TRUE(std::any_of(conv2.skipped.begin(), conv2.skipped.end(),
+                          [](const std::string& s) { return s.find("has no groups") != std::string::npos; }));
 }
 
 TEST(Export, CHeader) {
