@@ -299,6 +299,12 @@ int db_export(const ParsedArgs& args) {
   } else {
     result = db::export_database(db, format, options);
   }
+  // Nothing to export is said, and no file is written (an empty export would pass for one).
+  if (result.items == 0) {
+    std::string why = result.skipped.empty() ? "" : " (" + result.skipped.front() +
+                                                        (result.skipped.size() > 1 ? ", ..." : "") + ")";
+    throw UserError(db.path() + ": nothing to export as " + *format_name + why);
+  }
   auto output = args.value("output");
   if (output) write_file_atomic(*output, result.text, "the export");
   else std::cout << result.text;

@@ -143,6 +143,12 @@ TEST_F(DbCli, ExportsEveryFormat) {
   EXPECT_EQ(cutlass.out.rfind("Problem,Provider,OperationKind,Operation,Disposition,Status,", 0), 0u);
   Result conv = db({"export", "--format", "cutlass-conv2d"});
   EXPECT_NE(conv.out.find(",conv2d,"), std::string::npos);
+  // Nothing to export (a matmul asked of the convolution CSV): one line, exit 2, no file.
+  Result none = db({"export", "--format", "cutlass-conv2d", "--workload", "matmul:m=4096,n=4096,k=4096:f16",
+                    "--output", dir_ + "/none.csv"});
+  EXPECT_EQ(none.exit_code, 2) << none.err;
+  EXPECT_NE(none.err.find("nothing to export as cutlass-conv2d"), std::string::npos) << none.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/none.csv"));
   Result header = db({"export", "--format", "header", "--output", dir_ + "/s.h"});
   ASSERT_EQ(header.exit_code, 0) << header.err;
   EXPECT_NE(testing::slurp(dir_ + "/s.h").find("#define TESSERA_MATMUL_M_4096_N_4096_K_4096_F16_BLOCK_M 64"),
