@@ -308,7 +308,9 @@ int db_export(const ParsedArgs& args) {
   auto output = args.value("output");
   if (output) write_file_atomic(*output, result.text, "the export");
   else std::cout << result.text;
-  std::cerr << "exported " << result.items << " item(s) as " << *format_name << (output ? " to " + *output : "") << "\n";
+  std::cerr << "exported " << result.items << " item(s) as " << *format_name
+            << (args.has("with-kernels") ? " (" + std::to_string(result.kernels) + " with their kernels)" : "")
+            << (output ? " to " + *output : "") << "\n";
   for (const std::string& s : result.skipped) std::cerr << "  skipped: " << s << "\n";
   return 0;
 }

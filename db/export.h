@@ -43,6 +43,7 @@ struct ExportOptions {
 struct ExportResult {
   std::string text;
   int64_t items = 0;                  ///< records, configs, rows or #define groups written
+  int64_t kernels = 0;                ///< of those, with their kernel's code (header --with-kernels)
   std::vector<std::string> skipped;   ///< one line per workload or record not expressible
 };
 

@@ -65,7 +65,7 @@ db::ExportResult export_header_with_kernels(db::TuningDatabase& db, const db::Ex
   size_t pos = result.text.rfind(endif);
   TESSERA_CHECK(pos != std::string::npos, "header export without its #endif");
   result.text.insert(pos, kernels_text);
-  result.items += emitted;
+  result.kernels = emitted;  // the same workloads' #define groups are the items
   return result;
 }
 
