@@ -22,9 +22,9 @@ namespace tessera::db::export_detail {
 namespace {
 
 struct TritonConfig {
-  int64_t bm = 0, bn = 0, bk = 0, group = 1, warps = 0, stages = 2, ctas = 1;
+  int64_t bm = 0, bn = 0, bk = 0, group = 1, warps = 0, stages = 2;
   std::string precision = "default";
-  auto tie() const { return std::tie(bm, bn, bk, group, warps, stages, ctas, precision); }
+  auto tie() const { return std::tie(bm, bn, bk, group, warps, stages, precision); }
   bool operator<(const TritonConfig& o) const { return tie() < o.tie(); }
 };
 
@@ -185,8 +185,7 @@ ExportResult export_triton(TuningDatabase& db, const ExportOptions& o) {
                            ", \"BLOCK_SIZE_K\": " + std::to_string(c.bk) + ", \"GROUP_SIZE_M\": " +
                            std::to_string(c.group) + ", \"INPUT_PRECISION\": " + python_string(c.precision);
       std::string extra = (c.warps > 0 ? ", num_warps=" + std::to_string(c.warps) : std::string()) +
-                          ", num_stages=" + std::to_string(c.stages) +
-                          (c.ctas > 1 ? ", num_ctas=" + std::to_string(c.ctas) : std::string());
+                          ", num_stages=" + std::to_string(c.stages);
       std::string note = tessera_only(sc);
       configs += "        triton.Config({" + kwargs + "}" + extra + "),  # " +
                  num(s.record.measurement.median_us, "%.2f") + " us, " + comment_text(sc.family) +

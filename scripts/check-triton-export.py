@@ -3,7 +3,7 @@
 # (the lent machine): every config of every matmul key through the file's matmul() against PyTorch
 # in f32, and the fastest config's time beside torch.matmul (triton.testing.do_bench, which
 # includes the Python launch).   python3 scripts/check-triton-export.py EXPORT.py
-import importlib.util, re, sys, time
+import importlib.util, sys
 import torch, triton
 spec = importlib.util.spec_from_file_location("tri", sys.argv[1]); tri = importlib.util.module_from_spec(spec); spec.loader.exec_module(tri)
 dt = {"f16": torch.float16, "bf16": torch.bfloat16, "f32": torch.float32}
