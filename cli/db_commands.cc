@@ -293,9 +293,20 @@ int db_export(const ParsedArgs& args) {
     if (p.warps_m > 0 && p.warps_n > 0) return p.warps_m * p.warps_n;
     return p.threads / 32;
   };
+  auto output = args.value("output");
+  // --with-kernels writes two files: NAME.h (declarations) and NAME.cu (the kernels).
+  std::string cuda, cuda_path;
+  if (args.has("with-kernels")) {
+    if (!output || output->size() < 3 || output->substr(output->size() - 2) != ".h")
+      throw UserError("--with-kernels writes NAME.h and NAME.cu: give -o NAME.h");
+    cuda_path = output->substr(0, output->size() - 2) + ".cu";
+  }
   db::ExportResult result;
   if (args.has("with-kernels")) {
-    result = search::export_header_with_kernels(db, options, families);
+    search::KernelExport k = search::export_header_with_kernels(
+        db, options, families, std::filesystem::path(*output).filename().string());
+    result = std::move(k.header);
+    cuda = std::move(k.cuda);
   } else {
     result = db::export_database(db, format, options);
   }
@@ -305,11 +316,12 @@ int db_export(const ParsedArgs& args) {
                                                         (result.skipped.size() > 1 ? ", ..." : "") + ")";
     throw UserError(db.path() + ": nothing to export as " + *format_name + why);
   }
-  auto output = args.value("output");
+  if (!cuda_path.empty()) write_file_atomic(cuda_path, cuda, "the kernels' export");
   if (output) write_file_atomic(*output, result.text, "the export");
   else std::cout << result.text;
   std::cerr << "exported " << result.items << " item(s) as " << *format_name
-            << (args.has("with-kernels") ? " (" + std::to_string(result.kernels) + " with their kernels)" : "")
+            << (args.has("with-kernels") ? " (" + std::to_string(result.kernels) + " with their kernels in " + cuda_path + ")"
+                                         : "")
             << (output ? " to " + *output : "") << "\n";
   for (const std::string& s : result.skipped) std::cerr << "  skipped: " << s << "\n";
   return 0;
@@ -439,7 +451,7 @@ void register_db_commands(CommandRegistry& registry) {
   registry.add({"db check", "Check the database's integrity (exit status 1 if it finds problems)",
                 "[--db FILE] [--json]", "", {dbopt, json}, 0, 0, db_check});
   registry.add({"db export", "Export records or best schedules for other compilers and tools",
-                "--format FORMAT [--output FILE] [--db FILE] [--target NAME] [--workload SPEC] [--top K]",
+                "--format FORMAT [--output FILE] [--db FILE] [--target NAME] [--workload SPEC] [--top K] [--with-kernels]",
                 "Formats:\n"
                 "  jsonl           every record (or those of --workload/--target), one JSON object per line;\n"
                 "                  lossless: `tessera db import` reads it back\n"
@@ -447,8 +459,9 @@ void register_db_commands(CommandRegistry& registry) {
                 "  kerneltuner     Kernel Tuner cache file of one workload (--workload) and family\n"
                 "  cutlass         CUTLASS-profiler-style CSV of GEMM results (--top per workload)\n"
                 "  cutlass-conv2d  the same for conv2d results\n"
-                "  header          C header with the best schedule's knobs per workload (--with-kernels: and its\n"
-                "                  kernel as self-contained CUDA source with a host launch function)\n"
+                "  header          C header with the best schedule's knobs per workload; --with-kernels -o NAME.h\n"
+                "                  also writes NAME.cu, each best kernel as self-contained CUDA with a launch\n"
+                "                  function (nvcc -arch=sm_90a -c NAME.cu), declared in NAME.h for C and C++\n"
                 "Without --output the export goes to standard output; a summary goes to standard error.",
                 {{"format", "FORMAT", "jsonl, triton, kerneltuner, cutlass, cutlass-conv2d or header"},
                  {"output", "FILE", "write here instead of standard output"},
@@ -456,7 +469,8 @@ void register_db_commands(CommandRegistry& registry) {
                  target,
                  {"workload", "SPEC", "only this workload"},
                  {"top", "K", "best schedules per workload (default 1)"},
-                 {"with-kernels", "", "header: add each best kernel as self-contained CUDA with a host launch function"}},
+                 {"with-kernels", "", "header: also write each best kernel as self-contained CUDA to NAME.cu beside -o NAME.h, "
+                                     "with a launch function the header declares for C and C++"}},
                 0, 0, db_export});
   registry.add({"db import", "Import records from a jsonl export or a Kernel Tuner cache",
                 "FILE [--format jsonl|kerneltuner] [--db FILE] [--workload SPEC --family NAME --target NAME]",

@@ -119,7 +119,7 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
   if (members.empty()) members = "  int unused;\n", code.init = "0, ";
   code.init.resize(code.init.size() - 2);
   const MatmulShape& m = w.matmul();
-  code.type = "constexpr long long kM = " + std::to_string(m.m) + ", kN = " + std::to_string(m.n) + ";\n"
+  code.type = "[[maybe_unused]] constexpr long long kM = " + std::to_string(m.m) + ", kN = " + std::to_string(m.n) + ";\n"
               "struct Epilogue {\n"
               "  static constexpr bool kResidual = " + (residual ? "true" : "false") + ";\n" + members + cols +
               "  __device__ float operator()(float v, long long b, int row, int col) const {\n" + body +

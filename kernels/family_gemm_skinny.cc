@@ -88,7 +88,7 @@ class GemmSkinnyFamily : public KernelFamily {
     std::string src =
         source_head(w.key() + " | " + s.key(), "gemm_skinny.cuh", w) + epi.type +
         "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
-        (split > 1 ? "__cluster_dims__(" + std::to_string(split) + ", 1, 1) " : std::string()) +
+        (split > 1 ? "TESSERA_CLUSTER_DIMS(" + std::to_string(split) + ", 1, 1) " : std::string()) +
         "tessera_gemm_skinny(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
         "Out* __restrict__ C) {\n"
         "  const Epilogue epilogue{" + epi.init + "};\n"

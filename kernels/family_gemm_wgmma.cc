@@ -175,7 +175,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   std::string src =
       source_head(comment + " | " + s.key(), header, gemm) + epi.type + mma_struct(bn, gemm.dtype, !m.trans_b) + prelude +
       "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
-      (cluster > 1 ? "__cluster_dims__(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
+      (cluster > 1 ? "TESSERA_CLUSTER_DIMS(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
       "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C" +
       (split > 1 || workspace ? ", float* __restrict__ W" : "") +
       (maps.empty()       ? ""
@@ -205,6 +205,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   g.cluster = cluster;
   KernelSource out(entry, src, g);
   out.tensor_maps = std::move(maps);
+  out.sm90a = true;
   if (split > 1) add_splitk_reduce(out, gemm, split);
   if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
     int out_index = static_cast<int>(gemm.expr().tensors.size()) - 1;

@@ -95,6 +95,9 @@ struct KernelSource {
   std::vector<KernelLaunch> then;   ///< kernels launched after `entry`, in order
   int64_t workspace_bytes = 0;      ///< scratch memory passed after the tensors when > 0
   std::vector<TensorMapSpec> tensor_maps;  ///< passed after the tensors and the workspace
+  /// Uses sm_90a's arch-specific instructions (wgmma, setmaxnreg): it runs on compute
+  /// capability 9.0 only, from code compiled for sm_90a (an export's launcher checks the GPU).
+  bool sm90a = false;
 
   /// The whole plan: `before`, `entry`, then `then`.
   std::vector<KernelLaunch> plan() const;

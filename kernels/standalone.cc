@@ -1,5 +1,6 @@
 #include "kernels/standalone.h"
 
+#include <cctype>
 #include <set>
 #include <sstream>
 
@@ -58,12 +59,7 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
   }
   std::string ns = "tessera_" + id;
   std::string out = "namespace " + ns + " {\n" + body + "}  // namespace " + ns + "\n\n";
-  out += "/// Bytes of device scratch memory tessera_launch_" + id + " needs as `workspace` (0: none).\n";
-  out += "inline constexpr unsigned long long tessera_workspace_bytes_" + id + " = " +
-         std::to_string(source.workspace_bytes) + "ULL;\n";
-  out += "/// Launches " + ns + " on `stream`; `tensors` are device pointers to the workload's inputs, then its\n"
-         "/// output; `workspace` points to tessera_workspace_bytes_" + id + " bytes of device memory (or is null when 0).\n";
-  out += "inline cudaError_t tessera_launch_" + id + "(void* const* tensors, void* workspace, cudaStream_t stream) {\n";
+  out += "extern \"C\" int tessera_launch_" + id + "(void* const* tensors, void* workspace, cudaStream_t stream) {\n";
   const size_t fixed = static_cast<size_t>(tensors) + (source.workspace_bytes > 0 ? 1 : 0);
   const size_t count = fixed + source.tensor_maps.size();
   out += "  void* args[" + std::to_string(count) + "];\n  for (int i = 0; i < " + std::to_string(tensors) +
@@ -71,6 +67,23 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
   if (source.workspace_bytes > 0) out += "  args[" + std::to_string(tensors) + "] = &workspace;\n";
   else out += "  (void)workspace;\n";
   out += "  cudaError_t rc = cudaSuccess;\n";
+  // The GPU must have what the code uses: sm_90a's instructions need exactly 9.0 (elsewhere
+  // they were compiled to a trap), clusters 9.0 or later.
+  bool clusters = false, persistent = false;
+  for (const KernelLaunch& k : plan) {
+    clusters = clusters || k.geometry.cluster > 1;
+    persistent = persistent || k.geometry.persistent;
+  }
+  if (source.sm90a || clusters || persistent)
+    out += "  int device = 0;\n  if ((rc = cudaGetDevice(&device)) != cudaSuccess) return rc;\n";
+  if (source.sm90a || clusters) {
+    out += "  {\n    int major = 0, minor = 0;\n"
+           "    if ((rc = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device)) != cudaSuccess) return rc;\n"
+           "    if ((rc = cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device)) != cudaSuccess) return rc;\n";
+    out += source.sm90a ? "    if (major != 9 || minor != 0) return cudaErrorNoKernelImageForDevice;  // sm_90a code\n"
+                        : "    if (major < 9) return cudaErrorNoKernelImageForDevice;  // thread-block clusters\n";
+    out += "  }\n";
+  }
   if (!source.tensor_maps.empty()) {
     // TMA tensor maps over the tensors, through the runtime's driver entry points.
     bool tiled = false, im2col = false;
@@ -138,8 +151,9 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
       out += "  rc = cudaFuncSetAttribute(" + kernel + ", cudaFuncAttributeMaxDynamicSharedMemorySize, " +
              std::to_string(g.dynamic_smem_bytes) + ");\n  if (rc != cudaSuccess) return rc;\n";
     std::string grid_x = std::to_string(g.grid[0]);
+    out += "  {\n";
     if (g.persistent) {  // one block per multiprocessor at most; the blocks loop over the tiles
-      out += "  int device = 0, sms = 0;\n  if ((rc = cudaGetDevice(&device)) != cudaSuccess) return rc;\n"
+      out += "  int sms = 0;\n"
              "  if ((rc = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return rc;\n";
       if (g.cluster > 1) {  // whole clusters, as many as the device holds at once
         const std::string c = std::to_string(g.cluster);
@@ -155,10 +169,17 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
     out += "  rc = cudaLaunchKernel(" + kernel + ", dim3(" + grid_x + ", " + std::to_string(g.grid[1]) + ", " +
            std::to_string(g.grid[2]) + "), dim3(" + std::to_string(g.block[0]) + ", " + std::to_string(g.block[1]) +
            ", " + std::to_string(g.block[2]) + "), args, " + std::to_string(g.dynamic_smem_bytes) +
-           ", stream);\n  if (rc != cudaSuccess) return rc;\n";
+           ", stream);\n  if (rc != cudaSuccess) return rc;\n  }\n";
   }
   out += "  return rc;\n}\n";
   return out;
+}
+
+std::string standalone_declaration(const KernelSource& source, const std::string& id) {
+  std::string upper;
+  for (char c : id) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return "#define TESSERA_WORKSPACE_BYTES_" + upper + " " + std::to_string(source.workspace_bytes) + "ULL\n" +
+         "int tessera_launch_" + id + "(void* const* tensors, void* workspace, struct CUstream_st* stream);\n";
 }
 
 }  // namespace tessera::kernels

@@ -3,6 +3,25 @@
 // vector packs and group reductions.
 #pragma once
 
+// sm_90a's arch-specific instructions (wgmma, setmaxnreg) exist only in code compiled for
+// sm_90a. Tessera's builder always compiles Hopper kernels so; an exported .cu may also be
+// built for other GPUs (nvcc -arch=sm_90a adds compute_90 PTX, -gencode may add sm_80), where
+// those kernels keep their signatures and trap (their launch functions refuse such GPUs first).
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define TESSERA_SM90A 1
+#else
+#define TESSERA_SM90A 0
+#endif
+// Thread-block clusters exist from sm_90 on; elsewhere the kernel is declared without them and
+// its cluster instructions trap.
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+#define TESSERA_SM90 1
+#define TESSERA_CLUSTER_DIMS(x, y, z) __cluster_dims__(x, y, z)
+#else
+#define TESSERA_SM90 0
+#define TESSERA_CLUSTER_DIMS(x, y, z)
+#endif
+
 namespace tessera {
 
 /// f16 / bf16 storage (the raw 16 bits); arithmetic happens in float.

@@ -68,18 +68,27 @@ __device__ __forceinline__ unsigned smem_addr(const void* p) { return static_cas
 
 /// Two floats at `p`'s offset in the shared memory of cluster block `rank`.
 __device__ __forceinline__ float2 load_cluster(const float* p, unsigned rank) {
-  float2 v;
+  float2 v{0.0f, 0.0f};
+#if TESSERA_SM90
   asm volatile(
       "{\n .reg .b32 remote;\n mapa.shared::cluster.u32 remote, %2, %3;\n"
       " ld.shared::cluster.v2.f32 {%0, %1}, [remote];\n}\n"
       : "=f"(v.x), "=f"(v.y)
       : "r"(smem_addr(p)), "r"(rank)
       : "memory");
+#else
+  (void)p, (void)rank;
+  __trap();  // no clusters before sm_90 (an export built for older GPUs too)
+#endif
   return v;
 }
 
 __device__ __forceinline__ void sync_cluster() {
+#if TESSERA_SM90
   asm volatile("barrier.cluster.arrive.release;\n barrier.cluster.wait.acquire;\n" ::: "memory");
+#else
+  __trap();
+#endif
 }
 
 }  // namespace skinny

@@ -461,6 +461,9 @@ template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, 
 __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
                                            float* __restrict__ W, const Epilogue& epilogue, const TensorMap& map_a,
                                            const TensorMap& map_b, const TensorMap* map_c, const TensorMap* map_r) {
+#if !TESSERA_SM90A
+  __trap();  // built for a GPU without wgmma (an export's other targets); never launched there
+#else
   static_assert(BK == 64 || BK == 32, "a k step is one 128- or 64-byte swizzle row of 2-byte elements");
   constexpr int kTileA = BM * BK, kTileB = BN * BK;  // elements per slot
   constexpr int kTilesM = (M + BM - 1) / BM, kTilesN = (N + BN - 1) / BN;
@@ -470,8 +473,8 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   constexpr int WM = PINGPONG ? BM : BM / CONSUMERS;  // output rows per consumer and tile
   static_assert(WM % 64 == 0, "tile shape");
 
-  extern __shared__ __align__(1024) unsigned char smem_raw[];
-  unsigned char* base = smem_raw + ((1024 - (wgmma::smem(smem_raw) & 1023)) & 1023);  // swizzle atoms
+  extern __shared__ __align__(1024) unsigned char smem_wgmma[];
+  unsigned char* base = smem_wgmma + ((1024 - (wgmma::smem(smem_wgmma) & 1023)) & 1023);  // swizzle atoms
   In* sA = reinterpret_cast<In*>(base);
   In* sB = sA + STAGES * kTileA;
   Out* sC = reinterpret_cast<Out*>(sB + STAGES * kTileB);  // staging tiles of the TMA stores (WM x BN each)
@@ -555,6 +558,7 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   // No block may exit while the other may still multicast into its slots or arrive on its
   // barriers.
   if constexpr (CLUSTER > 1) wgmma::sync_cluster();
+#endif
 }
 
 }  // namespace tessera

@@ -153,6 +153,15 @@ TEST_F(DbCli, ExportsEveryFormat) {
   ASSERT_EQ(header.exit_code, 0) << header.err;
   EXPECT_NE(testing::slurp(dir_ + "/s.h").find("#define TESSERA_MATMUL_M_4096_N_4096_K_4096_F16_BLOCK_M 64"),
             std::string::npos);
+  // --with-kernels writes NAME.h and NAME.cu, so it needs -o NAME.h.
+  Result to_stdout = db({"export", "--format", "header", "--with-kernels"});
+  EXPECT_EQ(to_stdout.exit_code, 2) << to_stdout.err;
+  EXPECT_NE(to_stdout.err.find("give -o NAME.h"), std::string::npos) << to_stdout.err;
+  Result with = db({"export", "--format", "header", "--with-kernels", "-o", dir_ + "/k.h"});
+  ASSERT_EQ(with.exit_code, 0) << with.err;
+  EXPECT_NE(with.err.find("with their kernels in " + dir_ + "/k.cu)"), std::string::npos) << with.err;
+  EXPECT_NE(testing::slurp(dir_ + "/k.cu").find("#include \"k.h\""), std::string::npos);
+  EXPECT_NE(testing::slurp(dir_ + "/k.h").find("extern \"C\" {"), std::string::npos);
 
   // Kernel Tuner cache into a fresh database, attributed to a named target.
   std::ofstream(dir_ + "/cache.json") << kt.out;

@@ -70,12 +70,12 @@ TEST(GemmSkinny, PlanIsOneClusterOfSlicesPerColumnTile) {
   EXPECT_EQ(src.launch.dynamic_smem_bytes, 33 * 256 * 4);
   EXPECT_TRUE(src.then.empty());  // the slices meet in shared memory: no second kernel
   EXPECT_EQ(src.workspace_bytes, 0);
-  EXPECT_NE(src.source.find("__cluster_dims__(8, 1, 1)"), std::string::npos);
+  EXPECT_NE(src.source.find("TESSERA_CLUSTER_DIMS(8, 1, 1)"), std::string::npos);
   KernelSource one = f->emit(w, skinny(8, 32, 1, 1));
   EXPECT_EQ(one.launch.cluster, 1);
   EXPECT_EQ(one.launch.block[0], 256);
   EXPECT_EQ(one.launch.dynamic_smem_bytes, 33 * 256 * 4);
-  EXPECT_EQ(one.source.find("__cluster_dims__"), std::string::npos);
+  EXPECT_EQ(one.source.find("CLUSTER_DIMS"), std::string::npos);
   TilePlan p = f->tile_plan(w, skinny(4, 64, 2, 8));
   EXPECT_EQ(p.threads, 128);
   EXPECT_EQ(p.split, 8);

@@ -134,7 +134,7 @@ TEST(GemmWgmma, PlanIsPersistentWithTensorMapsOverAAndB) {
   EXPECT_NE(t.source.find("wgmma.mma_async.sync.aligned.m64n96k16.f32.bf16.bf16"), std::string::npos);
   EXPECT_NE(src.source.find("m64n128k16.f32.f16.f16"), std::string::npos);
   EXPECT_EQ(src.launch.cluster, 1);
-  EXPECT_EQ(src.source.find("__cluster_dims__"), std::string::npos);
+  EXPECT_EQ(src.source.find("CLUSTER_DIMS"), std::string::npos);
 }
 
 TEST(GemmWgmma, ClusterPlanPairsTileRowsAndHalvesBsBoxes) {
@@ -144,7 +144,7 @@ TEST(GemmWgmma, ClusterPlanPairsTileRowsAndHalvesBsBoxes) {
   KernelSource kn = f->emit(Workload::parse("batch_matmul:b=3,m=1000,n=520,k=136:f16"), wgmma(128, 128, 4, 2, 8, 0, 0, 2));
   EXPECT_EQ(kn.launch.cluster, 2);
   EXPECT_EQ(kn.launch.grid[0], 4 * 5 * 3 * 2);
-  EXPECT_NE(kn.source.find("__cluster_dims__(2, 1, 1)"), std::string::npos);
+  EXPECT_NE(kn.source.find("TESSERA_CLUSTER_DIMS(2, 1, 1)"), std::string::npos);
   EXPECT_EQ(kn.tensor_maps[0].box, (std::vector<int64_t>{64, 128, 1}));  // A: each block its own
   EXPECT_EQ(kn.tensor_maps[1].box, (std::vector<int64_t>{64, 32, 1}));   // [K, N] B: half the k rows of a box
   KernelSource nk = f->emit(Workload::parse("matmul:m=333,n=192,k=64,tb=1:f16"), wgmma(128, 192, 3, 2, 8, 1, 0, 2));

@@ -1,5 +1,6 @@
-// The header export with self-contained kernels: every kernel inlined, uniquely named, with
-// a launch function, and the file compiles with nvcc (as a user of the export would).
+// The C/CUDA export: a header of declarations that C and C++ include, and a .cu with every
+// kernel inlined, uniquely named, with a launch function; nvcc builds it for sm_90a alone and
+// with other targets, and it links with the C and C++ objects (as a user of the export would).
 #include "search/kernel_export.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +22,36 @@ Record with_schedule(const std::string& spec, Schedule s, double us, int seq) {
   return r;
 }
 
+const char* const kNvcc = "/usr/local/cuda/bin/nvcc";
+
+int run(const std::string& cmd) { return std::system((cmd + " > /dev/null 2>&1").c_str()); }
+
+// Writes the export as NAME.h and NAME.cu, as `db export --with-kernels -o NAME.h` does, and
+// checks what a user does with them: a C file and a C++ file include the header (no CUDA
+// header, no include path for CUDA) and call `launch`; the .cu is compiled by nvcc with
+// `-arch=sm_90a`, and with -gencode for sm_90a and sm_80 together; both link into one program.
+void compile_and_link(const KernelExport& e, const std::string& launch) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / ("tessera_kexport_" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "kernels.h") << e.header.text;
+  std::ofstream(dir / "kernels.cu") << e.cuda;
+  std::ofstream(dir / "a.c") << "#include \"kernels.h\"\nint call_c(void* const* t, void* w) { return " << launch
+                             << "(t, w, 0); }\n";
+  std::ofstream(dir / "b.cpp") << "#include \"kernels.h\"\nextern \"C\" int call_c(void* const*, void*);\n"
+                               << "int main(int argc, char**) {\n  void* t[8] = {};\n"
+                               << "  return argc > 8 ? " << launch << "(t, nullptr, nullptr) + call_c(t, nullptr) : 0;\n}\n";
+  const std::string d = dir.string() + "/";
+  EXPECT_EQ(run("cc -std=c99 -Wall -Wextra -Werror -c " + d + "a.c -o " + d + "a.o"), 0) << "the header in C";
+  EXPECT_EQ(run("c++ -std=c++17 -Wall -Wextra -Werror -c " + d + "b.cpp -o " + d + "b.o"), 0) << "the header in C++";
+  const std::string gencode = "-gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=sm_80";
+  for (const std::string& arch : {std::string("-arch=sm_90a"), gencode}) {
+    EXPECT_EQ(run(std::string(kNvcc) + " " + arch + " -c " + d + "kernels.cu -o " + d + "k.o"), 0) << arch;
+    EXPECT_EQ(run(std::string(kNvcc) + " " + d + "a.o " + d + "b.o " + d + "k.o -o " + d + "prog"), 0) << "link, " << arch;
+  }
+  fs::remove_all(dir);
+}
+
 TEST(KernelExport, HeaderCarriesSelfContainedKernelsThatNvccCompiles) {
   db::testing::TempDb tmp("kernel_export");
   db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
@@ -35,34 +66,35 @@ TEST(KernelExport, HeaderCarriesSelfContainedKernelsThatNvccCompiles) {
   kernels::register_builtin_families(families);
   db::ExportOptions o;
   o.tool_version = "test";
-  db::ExportResult out = export_header_with_kernels(database, o, families);
+  const KernelExport e = export_header_with_kernels(database, o, families, "kernels.h");
+  const db::ExportResult& out = e.header;
   const std::string& h = out.text;
+  const std::string& cu = e.cuda;
   EXPECT_EQ(out.items, 3);    // three workloads' #define groups (counted once each)
   EXPECT_EQ(out.kernels, 2);  // two of them with their kernels
   ASSERT_EQ(out.skipped.size(), 1u);
   EXPECT_NE(out.skipped[0].find("mystery_family"), std::string::npos);
-  EXPECT_EQ(h.find("#include \"tessera/"), std::string::npos);  // self-contained
-  EXPECT_NE(h.find("namespace tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu {"), std::string::npos);
-  EXPECT_NE(h.find("inline cudaError_t tessera_launch_softmax_rows_1024_cols_4096_f16(void* const* tensors, "
-                   "void* workspace, cudaStream_t stream)"),
-            std::string::npos);
-  // The split-K GEMM runs two kernels and needs 4 slices x 512 x 512 f32 of workspace.
-  EXPECT_NE(h.find("tessera_workspace_bytes_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu = 4194304ULL"),
-            std::string::npos);
-  EXPECT_NE(h.find("&tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu::"
-                   "tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu_kernel_1)"),
+  // The header: declarations only, C-compatible; the .cu: the kernels, self-contained.
+  EXPECT_EQ(h.find("__global__"), std::string::npos);
+  EXPECT_EQ(h.find("#include <cuda"), std::string::npos);
+  EXPECT_NE(h.find("int tessera_launch_softmax_rows_1024_cols_4096_f16(void* const* tensors, void* workspace, "
+                   "struct CUstream_st* stream);"),
             std::string::npos);
   EXPECT_LT(h.find("tessera_launch_"), h.rfind("#endif /* TESSERA_SCHEDULES_H_ */"));
-
-  const char* nvcc = "/usr/local/cuda/bin/nvcc";
-  if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
-  std::string path = ::testing::TempDir() + "tessera_kernels_" + std::to_string(getpid()) + ".cu";
-  std::ofstream(path) << h << "\nint main() { return 0; }\n";
-  for (const char* arch : {"sm_90a", "sm_80"}) {
-    std::string cmd = std::string(nvcc) + " -std=c++17 -arch=" + arch + " -c -o /dev/null " + path + " 2>&1";
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  }
-  std::filesystem::remove(path);
+  EXPECT_EQ(cu.find("#include \"tessera/"), std::string::npos);  // self-contained
+  EXPECT_NE(cu.find("#include \"kernels.h\""), std::string::npos);
+  EXPECT_NE(cu.find("namespace tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu {"), std::string::npos);
+  EXPECT_NE(cu.find("extern \"C\" int tessera_launch_softmax_rows_1024_cols_4096_f16(void* const* tensors, "
+                    "void* workspace, cudaStream_t stream)"),
+            std::string::npos);
+  // The split-K GEMM runs two kernels and needs 4 slices x 512 x 512 f32 of workspace.
+  EXPECT_NE(h.find("#define TESSERA_WORKSPACE_BYTES_MATMUL_M_512_N_512_K_512_F16_EPILOGUE_BIAS_GELU 4194304ULL"),
+            std::string::npos);
+  EXPECT_NE(cu.find("&tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu::"
+                    "tessera_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu_kernel_1)"),
+            std::string::npos);
+  if (!std::filesystem::exists(kNvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
+  compile_and_link(e, "tessera_launch_matmul_m_512_n_512_k_512_f16_epilogue_bias_gelu");
 }
 
 TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
@@ -75,21 +107,21 @@ TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
   families.add(kernels::make_gemm_wgmma_family());
   db::ExportOptions o;
   o.tool_version = "test";
-  const std::string h = export_header_with_kernels(database, o, families).text;
+  const KernelExport e = export_header_with_kernels(database, o, families, "kernels.h");
+  const std::string& h = e.cuda;
+  EXPECT_NE(e.header.text.find("sm_90a code: runs on compute capability 9.0 GPUs only"), std::string::npos);
+  // The launcher refuses other GPUs: elsewhere the sm_90a code is a trap.
+  EXPECT_NE(h.find("if (major != 9 || minor != 0) return cudaErrorNoKernelImageForDevice;"), std::string::npos);
+  EXPECT_NE(h.find("nvcc -arch=sm_90a -c kernels.cu"), std::string::npos);
   EXPECT_NE(h.find("cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeTiled\""), std::string::npos);
   EXPECT_NE(h.find("const cuuint64_t dims[] = {4096, 4096, 1}"), std::string::npos);
   EXPECT_NE(h.find("args[5] = &map2;"), std::string::npos);  // A, B, C, then the maps of A, B and C
   EXPECT_NE(h.find("cudaDevAttrMultiProcessorCount"), std::string::npos);
   // Clusters of two: the kernel declares them and the launcher starts whole clusters only.
-  EXPECT_NE(h.find("__cluster_dims__(2, 1, 1)"), std::string::npos);
+  EXPECT_NE(h.find("TESSERA_CLUSTER_DIMS(2, 1, 1)"), std::string::npos);
   EXPECT_NE(h.find("cudaOccupancyMaxActiveClusters"), std::string::npos);
-  const char* nvcc = "/usr/local/cuda/bin/nvcc";
-  if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
-  std::string path = ::testing::TempDir() + "tessera_wgmma_" + std::to_string(getpid()) + ".cu";
-  std::ofstream(path) << h << "\nint main() { return 0; }\n";
-  std::string cmd = std::string(nvcc) + " -std=c++17 -gencode=arch=compute_90a,code=sm_90a -c -o /dev/null " + path + " 2>&1";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::filesystem::remove(path);
+  if (!std::filesystem::exists(kNvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
+  compile_and_link(e, "tessera_launch_matmul_m_4096_n_4096_k_4096_f16");
 }
 
 TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
@@ -112,7 +144,8 @@ TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
   families.add(kernels::make_conv_wgmma_family());
   db::ExportOptions o;
   o.tool_version = "test";
-  const std::string h = export_header_with_kernels(database, o, families).text;
+  const KernelExport e = export_header_with_kernels(database, o, families, "kernels.h");
+  const std::string& h = e.cuda;
   // The 3x3/2 convolution: an im2col map over the input (corners and strides) and a tiled one
   // over the filters; the stem gathers its operands and has no maps.
   EXPECT_NE(h.find("cudaGetDriverEntryPointByVersion(\"cuTensorMapEncodeIm2col\""), std::string::npos);
@@ -121,13 +154,8 @@ TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
   EXPECT_NE(h.find("GatherLoads<"), std::string::npos);
   EXPECT_NE(h.find("TapLoads<"), std::string::npos);
   EXPECT_NE(h.find("static_cast<char*>(workspace) + 65536, dims, strides, box"), std::string::npos);
-  const char* nvcc = "/usr/local/cuda/bin/nvcc";
-  if (!std::filesystem::exists(nvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
-  std::string path = ::testing::TempDir() + "tessera_conv_wgmma_" + std::to_string(getpid()) + ".cu";
-  std::ofstream(path) << h << "\nint main() { return 0; }\n";
-  std::string cmd = std::string(nvcc) + " -std=c++17 -gencode=arch=compute_90a,code=sm_90a -c -o /dev/null " + path + " 2>&1";
-  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  std::filesystem::remove(path);
+  if (!std::filesystem::exists(kNvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
+  compile_and_link(e, "tessera_launch_conv2d_n_2_h_28_w_28_c_64_k_64_r_3_s_3_stride_2_pad_1_f16_epilogue_bias_relu");
 }
 
 }  // namespace
