@@ -15,6 +15,7 @@
 #include "kernels/families.h"
 #include "measure/devices.h"
 #include "search/kernel_export.h"
+#include "search/report.h"
 
 namespace tessera::cli {
 namespace {
@@ -327,6 +328,43 @@ int db_export(const ParsedArgs& args) {
   return 0;
 }
 
+int report(const ParsedArgs& args) {
+  auto output = args.value("output");
+  if (!output) throw UserError("tessera report: -o FILE.html is required");
+  db::TuningDatabase db = open_db(args, true);
+  std::vector<Target> stored = db.targets();
+  if (stored.empty()) throw UserError(db.path() + ": no records to report");
+  // --target, else the only target, else the GPU present's, else that of the newest record
+  // (the job just run).
+  std::optional<Target> target;
+  if (args.has("target") || stored.size() == 1) target = resolve_db_target(db, args, false);
+  if (!target) {
+    measure::DeviceScan scan = measure::scan_devices();
+    for (const Target& t : stored)
+      if (!scan.devices.empty() && t == scan.devices.front().target) target = t;
+  }
+  if (!target) {
+    db::RecordFilter newest;
+    newest.newest_first = true;
+    newest.limit = 1;
+    target = db.query(newest).front().record.target;
+  }
+  search::ReportOptions options;
+  options.source = db.path();
+  options.tool_version = kVersion;
+  options.generated_s = now_s();
+  search::Report r = search::tuning_report(db, *target, options);
+  write_file_atomic(*output, r.html, "the report");
+  if (args.has("json")) {
+    std::cout << Json{{"output", *output}, {"target", target->fingerprint()}, {"workloads", r.workloads},
+                      {"records", r.records}, {"charts", r.charts}}.dump(2) << "\n";
+  } else {
+    std::cout << "wrote " << *output << ": " << r.workloads << " workload(s), " << r.records << " record(s), "
+              << r.charts << " chart(s) for " << target->fingerprint() << "\n";
+  }
+  return 0;
+}
+
 // Refuses records of kernel families this tessera does not know, or with knobs their family
 // lacks: exported code is generated from these names.
 db::RecordCheck known_schedules() {
@@ -450,6 +488,15 @@ void register_db_commands(CommandRegistry& registry) {
                 "OTHER.db [--db FILE] [--json]", "", {dbopt, json}, 1, 1, db_merge});
   registry.add({"db check", "Check the database's integrity (exit status 1 if it finds problems)",
                 "[--db FILE] [--json]", "", {dbopt, json}, 0, 0, db_check});
+  registry.add({"report", "Write a self-contained HTML page about a target's tuning results",
+                "-o FILE.html [--db FILE] [--target NAME] [--json]",
+                "One page, no network needed (inline CSS and SVG): per workload the tuning curve (best so far\n"
+                "against measurements, the vendor library's time beside it), a roofline chart of every\n"
+                "workload's best and vendor time on the target's GPU, the cost model's predicted against\n"
+                "measured times with its pairwise accuracy, the failures by status, and the stored\n"
+                "graph-search results. The target: --target, else the database's only one, else the GPU\n"
+                "present's, else that of the newest record.",
+                {{"output", "FILE.html", "where to write the page (also -o)"}, dbopt, target, json}, 0, 0, report});
   registry.add({"db export", "Export records or best schedules for other compilers and tools",
                 "--format FORMAT [--output FILE] [--db FILE] [--target NAME] [--workload SPEC] [--top K] [--with-kernels]",
                 "Formats:\n"

@@ -572,7 +572,7 @@ std::vector<StoredRecord> TuningDatabase::query(const RecordFilter& f) {
     if (f.target_fingerprint) sql += " AND t.fingerprint = ?4";
     if (f.family) sql += " AND r.family = ?5";
     if (f.status) sql += " AND r.status = ?6";
-    sql += " ORDER BY r.id";
+    sql += f.newest_first ? " ORDER BY r.id DESC" : " ORDER BY r.id";
     if (f.limit > 0) sql += " LIMIT ?7";
     Statement s(db_, sql);
     s.bind(1, f.after_id);

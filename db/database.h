@@ -56,6 +56,7 @@ struct RecordFilter {
   std::optional<Status> status;
   int64_t after_id = 0;                           ///< only ids greater than this
   int64_t limit = 0;                              ///< at most this many; 0 = all
+  bool newest_first = false;                      ///< descending ids (else ascending)
 };
 
 /// A record with its row id (ids grow with insertion order).

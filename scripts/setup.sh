@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libonnx-testdata                # ONNX node conformance cases for the CPU reference
+  chromium-headless-shell         # Debian's headless Chromium: renders `tessera report` in a test
 )
 
 missing=()

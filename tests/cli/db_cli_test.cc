@@ -172,6 +172,25 @@ TEST_F(DbCli, ExportsEveryFormat) {
   EXPECT_NE(imp.out.find("4 new records"), std::string::npos) << imp.out;
 }
 
+TEST_F(DbCli, ReportWritesOnePage) {
+  import();
+  Result r = run({"report", "--db", db_, "-o", dir_ + "/r.html", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Json::parse(r.out)["workloads"].get<int>(), 2) << r.out;
+  EXPECT_EQ(Json::parse(r.out)["records"].get<int>(), 5) << r.out;
+  const std::string page = testing::slurp(dir_ + "/r.html");
+  EXPECT_EQ(page.rfind("<!DOCTYPE html>", 0), 0u);
+  EXPECT_NE(page.find("matmul:m=4096,n=4096,k=4096:f16"), std::string::npos);
+  EXPECT_NE(page.find("too many registers"), std::string::npos);  // the failure, with its error
+  // Usage errors: no -o; a database without records.
+  Result no_output = run({"report", "--db", db_});
+  EXPECT_EQ(no_output.exit_code, 2);
+  EXPECT_NE(no_output.err.find("-o FILE.html is required"), std::string::npos) << no_output.err;
+  Result empty = run({"report", "--db", dir_ + "/empty.db", "-o", dir_ + "/e.html"});
+  EXPECT_EQ(empty.exit_code, 2) << empty.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/e.html"));
+}
+
 TEST_F(DbCli, MergeIsRepeatSafe) {
   import();
   ASSERT_EQ(run({"db", "import", dir_ + "/in.jsonl", "--db", dir_ + "/other.db"}).exit_code, 0);
