@@ -92,14 +92,15 @@ int db_list(const ParsedArgs& args) {
   std::map<std::string, std::string> short_names;
   for (const Target& t : db.targets()) short_names[t.fingerprint()] = short_target(t);
   Json rows = Json::array();
-  Table table({"workload", "target", "records", "ok", "best", "vendor", "vs vendor"});
+  Table table({"workload", "target", "records", "ok", "best", "baseline", "vs baseline"});
   for (const db::WorkloadSummary& s : db.summaries(fp)) {
     if (kind && s.kind != *kind) continue;
     rows.push_back({{"workload", s.workload_key}, {"target", s.target_fingerprint}, {"records", s.records}, {"ok", s.ok},
                     {"best_us", s.best_us ? Json(*s.best_us) : Json(nullptr)},
                     {"vendor_us", s.vendor_us ? Json(*s.vendor_us) : Json(nullptr)}});
     table.add({s.workload_key, short_names[s.target_fingerprint], std::to_string(s.records), std::to_string(s.ok),
-               s.best_us ? time_us(*s.best_us) : "-", s.vendor_us ? time_us(*s.vendor_us) : "-",
+               s.best_us ? time_us(*s.best_us) : "-",
+               s.vendor_us ? time_us(*s.vendor_us) + " " + std::string(baseline_name(Workload::parse(s.workload_key).kind)) : "-",
                s.best_us ? ratio(s.vendor_us, *s.best_us) : "-"});
   }
   if (args.has("json")) {
@@ -110,7 +111,9 @@ int db_list(const ParsedArgs& args) {
     std::cout << db.path() << ": no records" << (kind || fp ? " match" : "") << "\n";
     return 0;
   }
-  std::cout << table.str() << "\n'vs vendor' is the vendor library's time over Tessera's best (above 1x: Tessera is faster).\n";
+  std::cout << table.str() << "\n'vs baseline' is the baseline's time over Tessera's best (above 1x: Tessera is faster); the "
+               "baseline is the vendor library (cuBLASLt, cuDNN) or, for memory-bound kinds, a device-to-device copy of "
+               "the workload's compulsory traffic.\n";
   return 0;
 }
 
@@ -136,7 +139,7 @@ int db_best(const ParsedArgs& args) {
   std::cout << "best of " << w.key() << " on " << target.fingerprint() << "\n";
   if (!best.exact_target)
     std::cout << "FALLBACK: none on this exact target; these are from other " << target.arch() << " targets\n";
-  Table table({"#", "id", "median", "spread", "vendor", "vs vendor", "target", "schedule"});
+  Table table({"#", "id", "median", "spread", std::string(baseline_name(w.kind)), "vs baseline", "target", "schedule"});
   int rank = 0;
   for (const db::StoredRecord& s : best.records) {
     const Measurement& m = s.record.measurement;

@@ -110,11 +110,17 @@ int bench(const ParsedArgs& args) {
     library.resize(std::max<size_t>(library.size(), 8), ' ');
     std::cout << "  " << library << "  " << fixed(*m.vendor_us, 2) << " us  "
               << rate(*m.vendor_us) << "  " << fixed(100.0 * floor.floor_us / *m.vendor_us, 1)
-              << "% of the roofline floor  (best of " << vendor.value("algorithms_tried", 0)
-              << " heuristic algorithms)\n";
-    std::cout << "  ratio     " << fixed(*m.vendor_us / m.median_us, 3) << "x the vendor library (>1: tessera faster)\n";
+              << "% of the roofline floor"
+              << (vendor.value("library", std::string()) == "copy"
+                      ? std::string("\n")
+                      : "  (best of " + std::to_string(vendor.value("algorithms_tried", 0)) + " heuristic algorithms)\n");
+    std::cout << "  ratio     " << fixed(*m.vendor_us / m.median_us, 3) << "x "
+              << (vendor.value("library", std::string()) == "copy" ? "the copy (1: at the copy's bandwidth)"
+                                                                    : "the vendor library")
+              << " (>1: tessera faster)\n";
+    if (vendor.contains("baseline")) std::cout << "  baseline  " << vendor["baseline"].get<std::string>() << "\n";
   } else {
-    std::cout << "  vendor    " << vendor.value("none", std::string("not measured")) << "\n";
+    std::cout << "  baseline  " << vendor.value("none", std::string("not measured")) << "\n";
   }
   if (m.conditions.contains("clocks")) std::cout << "  clocks    " << m.conditions["clocks"].dump() << "\n";
   return 0;

@@ -404,6 +404,15 @@ std::string join_ops(const auto& ops, auto name) {
 int64_t Conv2dShape::out_h() const { return (h + 2 * pad_h - dilation_h * (r - 1) - 1) / stride_h + 1; }
 int64_t Conv2dShape::out_w() const { return (w + 2 * pad_w - dilation_w * (s - 1) - 1) / stride_w + 1; }
 
+std::string_view baseline_name(OpKind k) {
+  switch (k) {
+    case OpKind::kMatmul:
+    case OpKind::kBatchMatmul: return "cuBLASLt";
+    case OpKind::kConv2d: return "cuDNN";
+    default: return "copy";
+  }
+}
+
 std::string_view op_kind_name(OpKind k) {
   switch (k) {
     case OpKind::kMatmul: return "matmul";

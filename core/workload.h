@@ -116,6 +116,10 @@ struct Workload {
 };
 
 std::string_view op_kind_name(OpKind k);
+/// What a measurement of kind `k` is timed beside (Measurement::vendor_us): "cuBLASLt" for
+/// matmul and batch_matmul, "cuDNN" for conv2d, "copy" for the memory-bound kinds (a
+/// device-to-device copy of the workload's compulsory DRAM traffic: its bandwidth limit).
+std::string_view baseline_name(OpKind k);
 std::string_view epilogue_op_name(EpilogueOp op);
 std::string_view reduce_op_name(ReduceOp op);
 std::string_view eltwise_op_name(EltwiseOp op);

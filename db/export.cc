@@ -477,7 +477,9 @@ ExportResult export_c_header(TuningDatabase& db, const ExportOptions& o) {
     std::string id = "TESSERA_" + c_identifier(wb.workload.key());
     if (!used.insert(id).second) id += "_" + hex64(wb.workload.hash()).substr(0, 8);
     body += "\n/* " + comment_text(wb.workload.key()) + ": " + num(r.measurement.median_us, "%.2f") + " us" +
-            (r.measurement.vendor_us ? " (vendor library " + num(*r.measurement.vendor_us, "%.2f") + " us)" : "") +
+            (r.measurement.vendor_us ? " (" + std::string(baseline_name(r.workload.kind)) + " " +
+                                           num(*r.measurement.vendor_us, "%.2f") + " us)"
+                                     : "") +
             " */\n";
     body += "#define " + id + "_FAMILY " + c_string(r.schedule.family) + "\n";
     for (const auto& [k, v] : r.schedule.knobs) body += "#define " + id + "_" + c_identifier(k) + " " + std::to_string(v) + "\n";

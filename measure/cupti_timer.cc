@@ -21,7 +21,7 @@ constexpr size_t kBufferBytes = size_t{8} << 20;
 struct Collected {
   std::mutex mu;
   std::unordered_map<uint32_t, uint64_t> external;  // CUPTI correlation id -> our run id
-  std::vector<std::pair<uint32_t, uint64_t>> kernels;  // (correlation id, duration ns)
+  std::vector<std::pair<uint32_t, uint64_t>> kernels;  // (correlation id, duration ns) of kernels and copies
 };
 Collected& collected() {
   static Collected c;
@@ -44,6 +44,11 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
       const uint32_t corr = k->correlationId;
       const uint64_t duration = k->end - k->start;
       c.kernels.emplace_back(corr, duration);
+    } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {  // a copy baseline's cudaMemcpyAsync
+      auto* m = reinterpret_cast<CUpti_ActivityMemcpy6*>(record);
+      const uint32_t corr = m->correlationId;
+      const uint64_t duration = m->end - m->start;
+      c.kernels.emplace_back(corr, duration);
     } else if (record->kind == CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) {
       auto* e = reinterpret_cast<CUpti_ActivityExternalCorrelation*>(record);
       const uint32_t corr = e->correlationId;
@@ -61,6 +66,7 @@ uint64_t next_run_id = 1;
 KernelTimer::KernelTimer() {
   TESSERA_CUPTI_CALL(cuptiActivityRegisterCallbacks(buffer_requested, buffer_completed));
   TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL));
+  TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY));
   TESSERA_CUPTI_CALL(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION));
   // External correlations are recorded only for API calls CUPTI is tracing: trace the
   // runtime and driver launch APIs (their own records are dropped).
@@ -71,6 +77,7 @@ KernelTimer::KernelTimer() {
 KernelTimer::~KernelTimer() {
   cuptiActivityFlushAll(1);
   cuptiActivityDisable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL);
+  cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMCPY);
   cuptiActivityDisable(CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION);
   cuptiActivityDisable(CUPTI_ACTIVITY_KIND_RUNTIME);
   cuptiActivityDisable(CUPTI_ACTIVITY_KIND_DRIVER);

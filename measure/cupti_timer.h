@@ -20,7 +20,7 @@ class KernelTimer {
   KernelTimer& operator=(const KernelTimer&) = delete;
 
   /// Runs `between()` then `run()` `repeats` times (both only enqueue work on the current
-  /// device's default stream), waits, and returns each run's summed kernel time [us].
+  /// device's default stream), waits, and returns each run's summed kernel (and memory copy) time [us].
   /// Throws ApiError on a CUDA or CUPTI failure, InternalError if a run recorded no kernel.
   std::vector<double> time(int repeats, const std::function<void()>& run, const std::function<void()>& between);
 };

@@ -253,6 +253,8 @@ class Worker {
     Json notes = Json::object();
     std::optional<LtMatmul> lt;
     std::optional<CudnnConv> dnn;
+    std::optional<DeviceBuffer> copy_src, copy_dst;
+    size_t copy_bytes = 0;
     if (is_matmul(w)) {
       lt = LtMatmul::make(w, /*reference=*/false, why);
       if (lt) {
@@ -271,7 +273,25 @@ class Worker {
         notes["epilogue"] = w.epilogue.empty() ? "none" : "not run: convolution only (less work than the workload)";
       }
     } else {
-      why = "no vendor baseline for " + std::string(op_kind_name(w.kind)) + " yet";
+      // Memory-bound kinds: a device-to-device copy that reads and writes the workload's
+      // compulsory DRAM traffic (its bandwidth limit on this GPU), timed as a candidate is.
+      copy_bytes = static_cast<size_t>(w.expr().min_bytes() / 2) / 16 * 16;
+      if (copy_bytes >= 16) {
+        copy_src.emplace(copy_bytes);
+        copy_dst.emplace(copy_bytes);
+        library = "copy";
+        algorithms = 1;
+        launch = [&](int, const std::vector<void*>&) {
+          const cudaError_t e =
+              cudaMemcpyAsync(copy_dst->data(), copy_src->data(), copy_bytes, cudaMemcpyDeviceToDevice, nullptr);
+          return e == cudaSuccess ? std::string() : std::string(cudaGetErrorString(e));
+        };
+        notes["baseline"] = "device-to-device copy of " + std::to_string(copy_bytes) +
+                            " bytes (read and written: the workload's compulsory DRAM traffic)";
+        notes["bytes_moved"] = 2 * static_cast<int64_t>(copy_bytes);
+      } else {
+        why = "too few bytes for a copy baseline";
+      }
     }
     if (algorithms == 0) {
       ws_.vendor = Json{{"none", why.empty() ? library + " offers no algorithm" : why}};

@@ -68,13 +68,13 @@ const char* const kRenderCheck = R"(<script>
 
 std::string workloads_section(const std::vector<Row>& rows) {
   std::string s = "<h2 id=\"workloads\">Workloads</h2>\n<table>\n<tr><th>workload</th><th>records</th><th>ok</th>"
-                  "<th>best family</th><th>best</th><th>vendor</th><th>vendor / best</th><th>roofline floor</th>"
+                  "<th>best family</th><th>best</th><th>baseline</th><th>baseline / best</th><th>roofline floor</th>"
                   "<th>floor / best</th><th>model's pick (predicted)</th></tr>\n";
   for (const Row& r : rows) {
     const auto& m = r.summary;
     s += "<tr><td>" + escape(m.workload_key) + "</td><td>" + std::to_string(m.records) + "</td><td>" +
          std::to_string(m.ok) + "</td><td>" + escape(r.best_family) + "</td><td>" + (m.best_us ? us(*m.best_us) : "-") +
-         "</td><td>" + (m.vendor_us ? us(*m.vendor_us) : "-") + "</td>";
+         "</td><td>" + (m.vendor_us ? us(*m.vendor_us) + " " + std::string(baseline_name(r.workload.kind)) : "-") + "</td>";
     if (m.best_us && m.vendor_us) {
       const double ratio = *m.vendor_us / *m.best_us;
       s += std::string("<td class=\"") + (ratio >= 1 ? "faster" : "slower") + "\">" + number(ratio, 3) + "x</td>";
@@ -90,8 +90,9 @@ std::string workloads_section(const std::vector<Row>& rows) {
       if (h.stored.record.predicted_us && (!pick || *h.stored.record.predicted_us < *pick)) pick = h.stored.record.predicted_us;
     s += "<td>" + (pick ? us(*pick) : std::string("-")) + "</td></tr>\n";
   }
-  return s + "</table>\n<p class=\"meta\">vendor / best above 1x: Tessera's best is faster than the vendor library "
-             "measured beside it. The roofline floor is the larger of the arithmetic at the GPU's peak and the "
+  return s + "</table>\n<p class=\"meta\">baseline / best above 1x: Tessera's best is faster than the baseline timed "
+             "beside it in the same worker: the vendor library (cuBLASLt, cuDNN) or, for memory-bound kinds, a "
+             "device-to-device copy of the workload's compulsory traffic (1x: at the copy's bandwidth). The roofline floor is the larger of the arithmetic at the GPU's peak and the "
              "compulsory DRAM traffic at its bandwidth. The model's pick is the smallest time the cost model predicted for a "
              "record of the workload.</p>\n";
 }
@@ -128,12 +129,14 @@ std::string roofline_section(const std::vector<Row>& rows, const std::optional<H
     if (r.summary.vendor_us) {
       const double v = r.floor->flops / *r.summary.vendor_us * 1e-6;
       plot.line({{i, best}, {i, v}}, "pair");
-      plot.point(i, v, "vendor", r.summary.workload_key + ": vendor " + us(*r.summary.vendor_us), 3.5);
+      plot.point(i, v, "vendor",
+                 r.summary.workload_key + ": " + std::string(baseline_name(r.workload.kind)) + " " + us(*r.summary.vendor_us),
+                 3.5);
     }
     plot.point(i, best, "best", r.summary.workload_key + ": best " + us(*r.summary.best_us), 3.5);
   }
   plot.legend("best", "Tessera's best");
-  plot.legend("vendor", "vendor library");
+  plot.legend("vendor", "baseline (vendor library, or a copy)");
   plot.legend("roof", "roofs: DRAM bandwidth, then each peak");
   ++charts;
   return s + plot.str() + "<p class=\"meta\">Hover a point for its workload. Roofs: " +
@@ -180,12 +183,14 @@ std::string curves_section(const std::vector<Row>& rows, size_t max_curves, int6
     }
     if (!best.empty()) best.emplace_back(static_cast<double>(r->history.size()), best.back().second);
     plot.line(best, "best", true, "best so far: " + us(*r->summary.best_us));
-    if (r->summary.vendor_us) plot.hline(*r->summary.vendor_us, "vendor", "vendor " + us(*r->summary.vendor_us));
+    if (r->summary.vendor_us)
+      plot.hline(*r->summary.vendor_us, "vendor", std::string(baseline_name(r->workload.kind)) + " " + us(*r->summary.vendor_us));
     ++charts;
     s += plot.str();
   }
   return s + "</div>\n<p class=\"meta\">Blue: the best correct time so far; grey: each correct measurement; red "
-             "dashes: the vendor library's time stored with the best record.</p>\n";
+             "dashes: the baseline's time stored with the best record (the vendor library, or a copy of the "
+             "workload's compulsory traffic).</p>\n";
 }
 
 // The predictions stored with the records (the model's estimate when each was chosen).

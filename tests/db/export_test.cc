@@ -351,7 +351,7 @@ TEST(Export, CHeader) {
   const std::string& h = out.text;
   EXPECT_EQ(out.items, 4);
   EXPECT_NE(h.find("#ifndef TESSERA_SCHEDULES_H_"), std::string::npos);
-  EXPECT_NE(h.find("/* matmul:m=4096,n=4096,k=4096:f16: 450.00 us (vendor library 100.00 us) */\n"
+  EXPECT_NE(h.find("/* matmul:m=4096,n=4096,k=4096:f16: 450.00 us (cuBLASLt 100.00 us) */\n"
                    "#define TESSERA_MATMUL_M_4096_N_4096_K_4096_F16_FAMILY \"gemm_tc\"\n"
                    "#define TESSERA_MATMUL_M_4096_N_4096_K_4096_F16_BLOCK_M 64\n"),
             std::string::npos)

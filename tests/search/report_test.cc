@@ -56,7 +56,7 @@ TEST(Report, PageHasEverySectionAndEscapesText) {
   EXPECT_NE(r.html.find("bert&lt;&amp;&gt;.onnx"), std::string::npos);
   EXPECT_EQ(r.html.find("bert<&>"), std::string::npos);
   // The best, the vendor and their ratio (vendor 100 us over best 80 us).
-  EXPECT_NE(r.html.find("<td>80 us</td><td>100 us</td><td class=\"faster\">1.25x</td>"), std::string::npos);
+  EXPECT_NE(r.html.find("<td>80 us</td><td>100 us cuBLASLt</td><td class=\"faster\">1.25x</td>"), std::string::npos);
   // The failure, by status and family, with its error.
   EXPECT_NE(r.html.find("1 of 5 records failed (did not build, run or match the reference)."), std::string::npos);
   EXPECT_NE(r.html.find("<td>incorrect</td><td>1</td>"), std::string::npos);
