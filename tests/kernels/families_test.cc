@@ -215,6 +215,39 @@ TEST(Families, SampledSchedulesCompileForHopperAndAmpere) {
   }
 }
 
+// single_pass 2 holds a thread's share of the row in registers: the input is read once, as
+// the plan tells the model, where the share fits (at most 16 packs); it compiles for uneven
+// rows too (the last pack of a thread past the row's end is neither loaded nor used).
+TEST(Families, RowsHeldInRegistersReadTheInputOnce) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto rows = make_rows_family();
+  auto sched = [](int64_t rt, int64_t vec, int64_t pass) {
+    return Schedule{"rows", {{"row_threads", rt}, {"rows_per_block", 1}, {"vec", vec}, {"single_pass", pass}}};
+  };
+  Workload big = Workload::parse("softmax:rows=16384,cols=4096:f16");
+  EXPECT_FALSE(rows->validate(sched(128, 8, 2), big, h100).has_value());  // 4 packs per thread
+  EXPECT_EQ(*rows->validate(sched(32, 2, 2), big, h100),
+            "single_pass 2 holds the row in registers: at most 16 packs per thread");  // 64
+  EXPECT_EQ(*rows->validate(sched(128, 8, 3), big, h100), "single_pass is 0, 1 or 2");
+  EXPECT_EQ(rows->tile_plan(big, sched(128, 8, 2)).input_passes, 1);
+  EXPECT_EQ(rows->tile_plan(big, sched(128, 8, 1)).input_passes, 2);
+  EXPECT_EQ(rows->tile_plan(big, sched(128, 8, 2)).loads_in_flight, 4);
+#if TESSERA_HAVE_CUDA
+  BuildOptions hopper;
+  hopper.headers = device_headers();
+  std::vector<KernelSource> sources;
+  for (const char* spec : {"softmax:rows=1000,cols=1000:f16", "layernorm:rows=333,cols=768:bf16",
+                           "layernorm:rows=1001,cols=1000:f16:out=f32", "softmax:rows=49152,cols=128:f16"})
+    for (int64_t rt : {32, 64, 128}) {
+      Workload w = Workload::parse(spec);
+      const int64_t vec = w.out_dtype == DType::kF32 ? 4 : 8;  // 16-byte accesses
+      if (!rows->validate(sched(rt, vec, 2), w, h100)) sources.push_back(rows->emit(w, sched(rt, vec, 2)));
+    }
+  ASSERT_EQ(sources.size(), 12u);
+  for (const CompiledKernel& k : Builder(hopper).build(sources)) EXPECT_EQ(k.status, Status::kOk) << k.error;
+#endif
+}
+
 // The classic SGEMM schedule for large f32 GEMMs: 128x128 blocks of 256 threads with 8x8
 // thread tiles in 64x32 warp tiles, k tiles of 8.
 Schedule simt_schedule(int64_t bm = 128, int64_t bn = 128, int64_t bk = 8, int64_t tm = 8, int64_t tn = 8,
