@@ -21,8 +21,7 @@ EvalReport evaluate(std::span<const Record> records, const Predictor& predict) {
   for (const Record& r : records)
     if (r.measurement.status == Status::kOk)
       groups[{r.workload.key(), r.target.fingerprint()}].push_back(r);
-  EvalReport out;
-  double sum_best = 0, sum_top1 = 0, sum_top5 = 0;
+  std::vector<GroupEval> scored;
   for (auto& [key, recs] : groups) {
     if (recs.size() < 2) continue;
     std::vector<double> predicted = predict(recs), measured;
@@ -37,14 +36,23 @@ EvalReport evaluate(std::span<const Record> records, const Predictor& predict) {
     g.top5 = top_k_score(predicted, measured, 5);
     g.best_us = *std::min_element(measured.begin(), measured.end());
     g.predicted_pick_us = g.best_us / g.top1;
+    scored.push_back(g);
+  }
+  return combine(std::move(scored));
+}
+
+EvalReport combine(std::vector<GroupEval> groups) {
+  EvalReport out;
+  double sum_best = 0, sum_top1 = 0, sum_top5 = 0;
+  for (const GroupEval& g : groups) {
     sum_best += g.best_us;
     sum_top1 += g.best_us / g.top1;
     sum_top5 += g.best_us / g.top5;
     out.spearman += g.spearman;
     out.pairwise += g.pairwise;
     out.records += g.records;
-    out.groups.push_back(g);
   }
+  out.groups = std::move(groups);
   if (!out.groups.empty()) {
     out.spearman /= double(out.groups.size());
     out.pairwise /= double(out.groups.size());

@@ -43,6 +43,10 @@ using Trainer = std::function<Predictor(std::span<const Record> training)>;
 /// returns one predicted time per record of a group.
 EvalReport evaluate(std::span<const Record> records, const Predictor& predict);
 
+/// The overall figures of groups scored separately (what evaluate() reports of them together):
+/// for callers that score one group at a time to bound memory.
+EvalReport combine(std::vector<GroupEval> groups);
+
 /// The fold (0..folds-1) of each workload key of `records`: the keys in the order of their
 /// stable hash, dealt round-robin, so the split does not depend on the records' order.
 std::map<std::string, int> assign_folds(std::span<const Record> records, int folds);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <tuple>
 
 #include "core/clock.h"
 #include "core/error.h"
@@ -18,14 +19,74 @@ namespace {
 using svg::escape;
 using svg::number;
 
-// One workload of the target: its records in insertion order and what the page says of it.
+// One workload of the target and what the page says of it. Its records are read once, one
+// workload at a time (memory is bounded by the largest workload, not the database); only the
+// workloads whose curve is drawn keep their points.
 struct Row {
   Workload workload;
   db::WorkloadSummary summary;
-  std::vector<db::HistoryEntry> history;
   std::string best_family;
   std::optional<costmodel::RooflineFloor> floor;
+  std::optional<double> pick;  ///< the smallest prediction: the record the model ranked first
+  bool drawn = false;          ///< its tuning curve is on the page
+  int64_t measurements = 0;    ///< its records, in insertion order
+  std::vector<std::tuple<double, double, std::string>> points;  ///< (index, median, schedule) of correct ones
+  std::vector<std::pair<double, double>> best;                  ///< (index, best so far) where it changes
 };
+
+// What the page says of all records: failures, and the model's accuracy group by group.
+struct Scan {
+  std::map<std::string, std::map<std::string, int64_t>> failures;  ///< status -> family -> records
+  std::map<std::string, std::string> example;                      ///< status -> its first error
+  int64_t total = 0, failed = 0, unmeasured = 0, predicted = 0;
+  std::vector<costmodel::GroupEval> groups;
+  std::vector<std::tuple<double, double, std::string>> scatter;  ///< (measured, predicted, label), sampled
+};
+
+// Reads `r`'s records on `target` once: its curve (if drawn), the model's pick and accuracy,
+// the failures, and every `stride`-th correct record with a prediction for the scatter.
+void scan_workload(db::TuningDatabase& db, const Target& target, Row& r, Scan& scan, size_t stride) {
+  db::RecordFilter f;
+  f.workload_key = r.summary.workload_key;
+  f.target_fingerprint = target.fingerprint();
+  std::vector<Record> scored;
+  std::optional<double> best;
+  for (db::StoredRecord& stored : db.query(f)) {
+    Record& rec = stored.record;
+    const Measurement& m = rec.measurement;
+    const double index = static_cast<double>(++r.measurements);
+    ++scan.total;
+    if (rec.predicted_us && (!r.pick || *rec.predicted_us < *r.pick)) r.pick = rec.predicted_us;
+    if (m.status == Status::kOk) {
+      if (r.drawn) r.points.emplace_back(index, m.median_us, rec.schedule.key());
+      if (!best || m.median_us < *best) {
+        best = m.median_us;
+        if (r.drawn) r.best.emplace_back(index, *best);
+      }
+      if (rec.predicted_us) {
+        if (scan.predicted++ % stride == 0)
+          scan.scatter.emplace_back(m.median_us, *rec.predicted_us, rec.workload.key() + " | " + rec.schedule.key());
+        rec.measurement.times_us.clear();  // only the median is scored
+        rec.measurement.conditions = Json();
+        scored.push_back(std::move(rec));
+      }
+    } else if (m.status == Status::kUnmeasured) {  // a model-only job's ranking, not a failure
+      ++scan.unmeasured;
+    } else {
+      ++scan.failed;
+      const std::string st(status_name(m.status));
+      ++scan.failures[st][rec.schedule.family];
+      if (!scan.example.count(st)) scan.example[st] = m.error.substr(0, 160);
+    }
+  }
+  if (r.drawn && !r.best.empty()) r.best.emplace_back(static_cast<double>(r.measurements), r.best.back().second);
+  costmodel::EvalReport eval = costmodel::evaluate(scored, [](std::span<const Record> group) {
+    std::vector<double> p;
+    for (const Record& x : group) p.push_back(*x.predicted_us);
+    return p;
+  });
+  for (costmodel::GroupEval& g : eval.groups) scan.groups.push_back(std::move(g));
+}
 
 std::string us(double v) { return number(v, v >= 100 ? 5 : 4) + " us"; }
 
@@ -85,10 +146,7 @@ std::string workloads_section(const std::vector<Row>& rows) {
       s += "<td>" + us(r.floor->floor_us) + "</td><td>" + number(100 * r.floor->floor_us / *m.best_us, 3) + " %</td>";
     else
       s += "<td>-</td><td>-</td>";
-    std::optional<double> pick;  // the smallest prediction: the record the model ranked first
-    for (const db::HistoryEntry& h : r.history)
-      if (h.stored.record.predicted_us && (!pick || *h.stored.record.predicted_us < *pick)) pick = h.stored.record.predicted_us;
-    s += "<td>" + (pick ? us(*pick) : std::string("-")) + "</td></tr>\n";
+    s += "<td>" + (r.pick ? us(*r.pick) : std::string("-")) + "</td></tr>\n";
   }
   return s + "</table>\n<p class=\"meta\">baseline / best above 1x: Tessera's best is faster than the baseline timed "
              "beside it in the same worker: the vendor library (cuBLASLt, cuDNN) or, for memory-bound kinds, a "
@@ -149,42 +207,27 @@ std::string roofline_section(const std::vector<Row>& rows, const std::optional<H
 }
 
 // Best so far against the measurement count, every correct measurement, and the vendor line.
-std::string curves_section(const std::vector<Row>& rows, size_t max_curves, int64_t& charts) {
+std::string curves_section(const std::vector<Row>& rows, int64_t& charts) {
   std::string s = "<h2 id=\"curves\">Tuning curves</h2>\n";
-  std::vector<const Row*> drawn;
-  for (const Row& r : rows)
-    if (r.summary.ok > 0) drawn.push_back(&r);
-  if (drawn.empty()) return s + "<p>No correct measurement yet.</p>\n";
-  if (drawn.size() > max_curves) {
-    std::stable_sort(drawn.begin(), drawn.end(), [](const Row* a, const Row* b) { return a->summary.records > b->summary.records; });
-    s += "<p class=\"meta\">The " + std::to_string(max_curves) + " workloads with the most records of " +
-         std::to_string(drawn.size()) + ".</p>\n";
-    drawn.resize(max_curves);
-  }
+  int64_t with_ok = 0, drawn = 0;
+  for (const Row& r : rows) with_ok += r.summary.ok > 0, drawn += r.drawn;
+  if (drawn == 0) return s + "<p>No correct measurement yet.</p>\n";
+  if (drawn < with_ok)
+    s += "<p class=\"meta\">The " + std::to_string(drawn) + " workloads with the most records of " +
+         std::to_string(with_ok) + ".</p>\n";
   s += "<div class=\"grid-charts\">\n";
-  for (const Row* r : drawn) {
+  for (const Row& r : rows) {
+    if (!r.drawn) continue;
     std::vector<double> ys;
-    std::vector<std::pair<double, double>> best;
-    for (size_t i = 0; i < r->history.size(); ++i) {
-      const Measurement& m = r->history[i].stored.record.measurement;
-      if (m.status == Status::kOk) ys.push_back(m.median_us);
-      const auto& b = r->history[i].best_so_far_us;  // a point where the best changes
-      if (b && (best.empty() || *b != best.back().second)) best.emplace_back(static_cast<double>(i + 1), *b);
-    }
-    if (r->summary.vendor_us) ys.push_back(*r->summary.vendor_us);
-    svg::Axis x = svg::fit({1.0, static_cast<double>(r->history.size())}, false, "measurements", 0.02);
-    svg::Plot plot("curve-" + std::to_string(charts), r->summary.workload_key, 440, 240, x,
+    for (const auto& p : r.points) ys.push_back(std::get<1>(p));
+    if (r.summary.vendor_us) ys.push_back(*r.summary.vendor_us);
+    svg::Axis x = svg::fit({1.0, static_cast<double>(r.measurements)}, false, "measurements", 0.02);
+    svg::Plot plot("curve-" + std::to_string(charts), r.summary.workload_key, 440, 240, x,
                    svg::fit(ys, true, "time [us]", 0.06));
-    for (size_t i = 0; i < r->history.size(); ++i) {
-      const Record& rec = r->history[i].stored.record;
-      if (rec.measurement.status == Status::kOk)
-        plot.point(static_cast<double>(i + 1), rec.measurement.median_us, "meas",
-                   rec.schedule.key() + ": " + us(rec.measurement.median_us), 1.8);
-    }
-    if (!best.empty()) best.emplace_back(static_cast<double>(r->history.size()), best.back().second);
-    plot.line(best, "best", true, "best so far: " + us(*r->summary.best_us));
-    if (r->summary.vendor_us)
-      plot.hline(*r->summary.vendor_us, "vendor", std::string(baseline_name(r->workload.kind)) + " " + us(*r->summary.vendor_us));
+    for (const auto& [i, median, schedule] : r.points) plot.point(i, median, "meas", schedule + ": " + us(median), 1.8);
+    if (r.summary.best_us) plot.line(r.best, "best", true, "best so far: " + us(*r.summary.best_us));
+    if (r.summary.vendor_us)
+      plot.hline(*r.summary.vendor_us, "vendor", std::string(baseline_name(r.workload.kind)) + " " + us(*r.summary.vendor_us));
     ++charts;
     s += plot.str();
   }
@@ -194,70 +237,44 @@ std::string curves_section(const std::vector<Row>& rows, size_t max_curves, int6
 }
 
 // The predictions stored with the records (the model's estimate when each was chosen).
-std::string model_section(const std::vector<Row>& rows, size_t max_points, int64_t& charts) {
+std::string model_section(const Scan& scan, int64_t& charts) {
   std::string s = "<h2 id=\"model\">Cost model</h2>\n";
-  std::vector<Record> scored;
-  for (const Row& r : rows)
-    for (const db::HistoryEntry& h : r.history)
-      if (h.stored.record.measurement.status == Status::kOk && h.stored.record.predicted_us)
-        scored.push_back(h.stored.record);
-  if (scored.empty()) return s + "<p>No correct record carries a prediction.</p>\n";
-  costmodel::EvalReport eval = costmodel::evaluate(scored, [](std::span<const Record> group) {
-    std::vector<double> p;
-    for (const Record& r : group) p.push_back(*r.predicted_us);
-    return p;
-  });
+  if (scan.scatter.empty()) return s + "<p>No correct record carries a prediction.</p>\n";
+  const costmodel::EvalReport eval = costmodel::combine(scan.groups);
   std::vector<double> xs, ys;
-  for (const Record& r : scored) xs.push_back(r.measurement.median_us), ys.push_back(*r.predicted_us);
+  for (const auto& [m, p, label] : scan.scatter) xs.push_back(m), ys.push_back(p);
   svg::Axis x = svg::fit(xs, true, "measured [us]", 0.05), y = svg::fit(ys, true, "predicted [us]", 0.05);
-  svg::Plot plot("model", "Predicted against measured (" + std::to_string(scored.size()) + " records)", 560, 460, x, y);
+  svg::Plot plot("model", "Predicted against measured (" + std::to_string(scan.predicted) + " records)", 560, 460, x, y);
   const double lo = std::max(x.lo, y.lo), hi = std::min(x.hi, y.hi);
   if (lo < hi) plot.line({{lo, lo}, {hi, hi}}, "ideal", false, "predicted = measured");
-  const size_t stride = std::max<size_t>(1, (scored.size() + max_points - 1) / max_points);
-  for (size_t i = 0; i < scored.size(); i += stride)
-    plot.point(scored[i].measurement.median_us, *scored[i].predicted_us, "pred",
-               scored[i].workload.key() + " | " + scored[i].schedule.key(), 1.8);
+  for (const auto& [m, p, label] : scan.scatter) plot.point(m, p, "pred", label, 1.8);
   ++charts;
   s += "<p>Pairwise accuracy <b>" + number(eval.pairwise, 3) + "</b> (the share of pairs of records of one workload "
        "that the predictions order as the measurements do; 0.5 is chance), Spearman " + number(eval.spearman, 3) +
        ", over " + std::to_string(eval.groups.size()) + " workloads and " + std::to_string(eval.records) +
        " records with two or more correct records; top-1 " + number(eval.top1, 3) + ", top-5 " + number(eval.top5, 3) +
        " (best time over that of the model's first pick, of its best of five).</p>\n" + plot.str() +
-       (stride > 1 ? "<p class=\"meta\">One record in " + std::to_string(stride) + " is drawn.</p>\n" : "");
+       (scan.scatter.size() < static_cast<size_t>(scan.predicted)
+            ? "<p class=\"meta\">" + std::to_string(scan.scatter.size()) + " of the records are drawn, evenly spaced.</p>\n"
+            : "");
   return s;
 }
 
-std::string failures_section(const std::vector<Row>& rows) {
-  std::map<std::string, std::map<std::string, int64_t>> by_status;  // status -> family -> count
-  std::map<std::string, std::string> example;
-  int64_t total = 0, failed = 0, unmeasured = 0;
-  for (const Row& r : rows)
-    for (const db::HistoryEntry& h : r.history) {
-      ++total;
-      const Record& rec = h.stored.record;
-      if (rec.measurement.status == Status::kOk) continue;
-      if (rec.measurement.status == Status::kUnmeasured) {  // a model-only job's ranking, not a failure
-        ++unmeasured;
-        continue;
-      }
-      ++failed;
-      const std::string st(status_name(rec.measurement.status));
-      ++by_status[st][rec.schedule.family];
-      if (!example.count(st)) example[st] = rec.measurement.error.substr(0, 160);
-    }
-  std::string s = "<h2 id=\"failures\">Failures</h2>\n<p>" + std::to_string(failed) + " of " + std::to_string(total) +
-                  " records failed (did not build, run or match the reference)" +
-                  (unmeasured ? "; " + std::to_string(unmeasured) + " are the model's predictions, not measured" : "") +
+std::string failures_section(const Scan& scan) {
+  std::string s = "<h2 id=\"failures\">Failures</h2>\n<p>" + std::to_string(scan.failed) + " of " +
+                  std::to_string(scan.total) + " records failed (did not build, run or match the reference)" +
+                  (scan.unmeasured ? "; " + std::to_string(scan.unmeasured) + " are the model's predictions, not measured"
+                                   : "") +
                   ".</p>\n";
-  if (by_status.empty()) return s;
+  if (scan.failures.empty()) return s;
   s += "<table>\n<tr><th>status</th><th>records</th><th></th><th>by family</th><th>first error</th></tr>\n";
-  for (const auto& [st, families] : by_status) {
+  for (const auto& [st, families] : scan.failures) {
     int64_t n = 0;
     std::string fam;
     for (const auto& [f, c] : families) n += c, fam += (fam.empty() ? "" : ", ") + escape(f) + " " + std::to_string(c);
     s += "<tr><td>" + escape(st) + "</td><td>" + std::to_string(n) + "</td><td style=\"text-align:left\"><span class=\"bar\" "
-         "style=\"width:" + std::to_string(static_cast<int>(std::ceil(200.0 * n / failed))) + "px\"></span></td><td>" +
-         fam + "</td><td style=\"text-align:left\">" + escape(example[st]) + "</td></tr>\n";
+         "style=\"width:" + std::to_string(static_cast<int>(std::ceil(200.0 * n / scan.failed))) + "px\"></span></td><td>" +
+         fam + "</td><td style=\"text-align:left\">" + escape(scan.example.at(st)) + "</td></tr>\n";
   }
   return s + "</table>\n";
 }
@@ -294,18 +311,31 @@ Report tuning_report(db::TuningDatabase& db, const Target& target, const ReportO
   } catch (const UserError&) {  // a spec this tessera does not have: no roofline
   }
   std::vector<Row> rows;
+  int64_t correct = 0;
   for (const db::WorkloadSummary& s : db.summaries(target.fingerprint())) {
-    Row r{Workload::parse(s.workload_key), s, {}, "", std::nullopt};
-    r.history = db.history(r.workload, target);
+    Row r;
+    r.workload = Workload::parse(s.workload_key);
+    r.summary = s;
     if (s.best_us) {
       db::BestResult best = db.best(r.workload, target, 1);
       if (!best.records.empty()) r.best_family = best.records.front().record.schedule.family;
     }
     if (hw) r.floor = costmodel::roofline_floor(r.workload, *hw);
-    out.records += static_cast<int64_t>(r.history.size());
+    out.records += s.records;
+    correct += s.ok;
     rows.push_back(std::move(r));
   }
   std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.summary.workload_key < b.summary.workload_key; });
+  {  // the curves drawn: those of the workloads with the most records
+    std::vector<Row*> order;
+    for (Row& r : rows)
+      if (r.summary.ok > 0) order.push_back(&r);
+    std::stable_sort(order.begin(), order.end(), [](const Row* a, const Row* b) { return a->summary.records > b->summary.records; });
+    for (size_t i = 0; i < order.size() && i < options.max_curves; ++i) order[i]->drawn = true;
+  }
+  Scan scan;
+  const size_t stride = std::max<size_t>(1, (static_cast<size_t>(correct) + options.max_points - 1) / std::max<size_t>(options.max_points, 1));
+  for (Row& r : rows) scan_workload(db, target, r, scan, stride);
   out.workloads = static_cast<int64_t>(rows.size());
   std::string body = "<h1>Tessera tuning report</h1>\n<p class=\"meta\">" + escape(target.fingerprint()) + "<br>" +
                      escape(options.source) + ": " + std::to_string(out.workloads) + " workloads, " +
@@ -317,9 +347,8 @@ Report tuning_report(db::TuningDatabase& db, const Target& target, const ReportO
   if (rows.empty()) {
     body += "<p>No records of this target.</p>\n";
   } else {
-    body += workloads_section(rows) + roofline_section(rows, hw, out.charts) +
-            curves_section(rows, options.max_curves, out.charts) + model_section(rows, options.max_points, out.charts) +
-            failures_section(rows);
+    body += workloads_section(rows) + roofline_section(rows, hw, out.charts) + curves_section(rows, out.charts) +
+            model_section(scan, out.charts) + failures_section(scan);
   }
   body += graphs_section(db, target);
   out.html = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Tessera tuning report: " +
