@@ -95,7 +95,8 @@ std::string utc(int64_t s) { return utc_text(s) + " UTC"; }
 const char* const kStyle = R"(<style>
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1b1f24; max-width: 1400px; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #d0d7de; }
-table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 8px; border-bottom: 1px solid #eaeef2; text-align: right; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 8px; border-bottom: 1px solid #eaeef2; text-align: right; white-space: nowrap; }
+td.text { white-space: normal; text-align: left; } .wide { overflow-x: auto; }
 td:first-child, th:first-child { text-align: left; font-family: ui-monospace, monospace; font-size: 12px; }
 th { background: #f6f8fa; } .meta { color: #57606a; } .faster { color: #1a7f37; } .slower { color: #cf222e; }
 .grid-charts { display: flex; flex-wrap: wrap; gap: 8px; }
@@ -128,7 +129,7 @@ const char* const kRenderCheck = R"(<script>
 )";
 
 std::string workloads_section(const std::vector<Row>& rows) {
-  std::string s = "<h2 id=\"workloads\">Workloads</h2>\n<table>\n<tr><th>workload</th><th>records</th><th>ok</th>"
+  std::string s = "<h2 id=\"workloads\">Workloads</h2>\n<div class=\"wide\"><table>\n<tr><th>workload</th><th>records</th><th>ok</th>"
                   "<th>best family</th><th>best</th><th>baseline</th><th>baseline / best</th><th>roofline floor</th>"
                   "<th>floor / best</th><th>model's pick (predicted)</th></tr>\n";
   for (const Row& r : rows) {
@@ -148,7 +149,7 @@ std::string workloads_section(const std::vector<Row>& rows) {
       s += "<td>-</td><td>-</td>";
     s += "<td>" + (r.pick ? us(*r.pick) : std::string("-")) + "</td></tr>\n";
   }
-  return s + "</table>\n<p class=\"meta\">baseline / best above 1x: Tessera's best is faster than the baseline timed "
+  return s + "</table></div>\n<p class=\"meta\">baseline / best above 1x: Tessera's best is faster than the baseline timed "
              "beside it in the same worker: the vendor library (cuBLASLt, cuDNN) or, for memory-bound kinds, a "
              "device-to-device copy of the workload's compulsory traffic (1x: at the copy's bandwidth). The roofline floor is the larger of the arithmetic at the GPU's peak and the "
              "compulsory DRAM traffic at its bandwidth. The model's pick is the smallest time the cost model predicted for a "
@@ -274,7 +275,7 @@ std::string failures_section(const Scan& scan) {
     for (const auto& [f, c] : families) n += c, fam += (fam.empty() ? "" : ", ") + escape(f) + " " + std::to_string(c);
     s += "<tr><td>" + escape(st) + "</td><td>" + std::to_string(n) + "</td><td style=\"text-align:left\"><span class=\"bar\" "
          "style=\"width:" + std::to_string(static_cast<int>(std::ceil(200.0 * n / scan.failed))) + "px\"></span></td><td>" +
-         fam + "</td><td style=\"text-align:left\">" + escape(scan.example.at(st)) + "</td></tr>\n";
+         fam + "</td><td class=\"text\">" + escape(scan.example.at(st)) + "</td></tr>\n";
   }
   return s + "</table>\n";
 }
