@@ -34,12 +34,14 @@ EOF
   fail "graph optimize failed"
 "$tessera" report --db "$work/t.db" -o "$work/report.html" --json > "$work/summary.json" || fail "report exited $?"
 
-# Headless Chromium, no network, no sandbox (CI runs as root), bounded in time.
+# Headless Chromium, no sandbox (CI runs as root), its profile in the scratch directory and
+# /dev/shm not relied on (small in containers), bounded in time.
 timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-extensions --no-first-run \
-  --dump-dom "file://$work/report.html" > "$work/dom.html" 2> "$work/browser.log" ||
+  --disable-dev-shm-usage --user-data-dir="$work/profile" --dump-dom "file://$work/report.html" > "$work/dom.html" 2> "$work/browser.log" ||
   fail "the browser failed: $(tail -n 2 "$work/browser.log")"
 if [ -n "${TESSERA_REPORT_SCREENSHOT:-}" ]; then
   timeout 120 "$browser" --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1300,2400 \
+    --disable-dev-shm-usage --user-data-dir="$work/profile" \
     --screenshot="$TESSERA_REPORT_SCREENSHOT" "file://$work/report.html" > /dev/null 2>&1 ||
     fail "the screenshot failed"
 fi
