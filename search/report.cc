@@ -143,10 +143,8 @@ std::string workloads_section(const std::vector<Row>& rows) {
     } else {
       s += "<td>-</td>";
     }
-    if (r.floor && m.best_us)
-      s += "<td>" + us(r.floor->floor_us) + "</td><td>" + number(100 * r.floor->floor_us / *m.best_us, 3) + " %</td>";
-    else
-      s += "<td>-</td><td>-</td>";
+    s += "<td>" + (r.floor ? us(r.floor->floor_us) : std::string("-")) + "</td><td>" +
+         (r.floor && m.best_us ? number(100 * r.floor->floor_us / *m.best_us, 3) + " %" : std::string("-")) + "</td>";
     s += "<td>" + (r.pick ? us(*r.pick) : std::string("-")) + "</td></tr>\n";
   }
   return s + "</table></div>\n<p class=\"meta\">baseline / best above 1x: Tessera's best is faster than the baseline timed "
@@ -160,16 +158,24 @@ std::string workloads_section(const std::vector<Row>& rows) {
 std::string roofline_section(const std::vector<Row>& rows, const std::optional<HardwareSpec>& hw, int64_t& charts) {
   std::string s = "<h2 id=\"roofline\">Roofline</h2>\n";
   if (!hw) return s + "<p>No roofline: this tessera has no spec of the target's GPU.</p>\n";
+  // A workload's measured best, else (nothing measured: a model-only job) the model's pick.
+  auto placed = [](const Row& r) -> std::optional<double> {
+    if (!r.floor || r.floor->flops <= 0 || r.floor->min_bytes <= 0) return std::nullopt;
+    return r.summary.best_us ? r.summary.best_us : r.pick;
+  };
   std::vector<double> xs, ys;
   std::map<InstrKind, double> roofs;
+  bool predicted = false;
   for (const Row& r : rows) {
-    if (!r.floor || !r.summary.best_us || r.floor->flops <= 0 || r.floor->min_bytes <= 0) continue;
+    const std::optional<double> t = placed(r);
+    if (!t) continue;
+    predicted = predicted || !r.summary.best_us;
     xs.push_back(r.floor->flops / r.floor->min_bytes);
-    ys.push_back(r.floor->flops / *r.summary.best_us * 1e-6);
+    ys.push_back(r.floor->flops / *t * 1e-6);
     if (r.summary.vendor_us) ys.push_back(r.floor->flops / *r.summary.vendor_us * 1e-6);
     if (auto p = hw->peak(r.floor->instr)) roofs[r.floor->instr] = *p;
   }
-  if (xs.empty()) return s + "<p>No measured workload with arithmetic to place.</p>\n";
+  if (xs.empty()) return s + "<p>No workload with arithmetic to place.</p>\n";
   for (const auto& [k, p] : roofs) ys.push_back(p);
   const double bw = hw->dram_bandwidth_gbps * 1e-3;  // TB/s: TFLOP/s per FLOP/byte
   svg::Axis x = svg::fit(xs, true, "arithmetic intensity [FLOP/byte of compulsory DRAM traffic]", 0.1);
@@ -183,8 +189,13 @@ std::string roofline_section(const std::vector<Row>& rows, const std::optional<H
               "roof", false, std::string(instr_kind_name(k)) + " peak " + number(peak, 4) + " TFLOP/s");
   }
   for (const Row& r : rows) {
-    if (!r.floor || !r.summary.best_us || r.floor->flops <= 0 || r.floor->min_bytes <= 0) continue;
-    const double i = r.floor->flops / r.floor->min_bytes, best = r.floor->flops / *r.summary.best_us * 1e-6;
+    const std::optional<double> t = placed(r);
+    if (!t) continue;
+    const double i = r.floor->flops / r.floor->min_bytes, best = r.floor->flops / *t * 1e-6;
+    if (!r.summary.best_us) {
+      plot.point(i, best, "pred", r.summary.workload_key + ": the model's pick, predicted " + us(*t), 3.5);
+      continue;
+    }
     if (r.summary.vendor_us) {
       const double v = r.floor->flops / *r.summary.vendor_us * 1e-6;
       plot.line({{i, best}, {i, v}}, "pair");
@@ -195,6 +206,7 @@ std::string roofline_section(const std::vector<Row>& rows, const std::optional<H
     plot.point(i, best, "best", r.summary.workload_key + ": best " + us(*r.summary.best_us), 3.5);
   }
   plot.legend("best", "Tessera's best");
+  if (predicted) plot.legend("pred", "the model's pick, predicted (not measured)");
   plot.legend("vendor", "baseline (vendor library, or a copy)");
   plot.legend("roof", "roofs: DRAM bandwidth, then each peak");
   ++charts;

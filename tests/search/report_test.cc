@@ -76,6 +76,32 @@ TEST(Report, PageHasEverySectionAndEscapesText) {
   EXPECT_EQ(r.html.find(" src="), std::string::npos);
 }
 
+// A model-only job's records (unmeasured, with predictions): no curve, but the roofline places
+// each workload's predicted pick, marked as predicted, and no failure is counted.
+TEST(Report, ModelOnlyRecordsArePlacedAsPredictions) {
+  db::testing::TempDb tmp("report_model_only");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  Target t = db::testing::test_target();
+  t.driver_version = "none";
+  std::vector<Record> records;
+  for (int i = 0; i < 3; ++i) {
+    Record r = db::testing::gemm_record("matmul:m=4096,n=4096,k=4096:f16", 64 << i, 0, i + 1, Status::kUnmeasured, t);
+    r.measurement.error.clear();
+    r.predicted_us = 200.0 + i;
+    records.push_back(r);
+  }
+  database.commit(records);
+  Report r = tuning_report(database, t, {});
+  EXPECT_EQ(r.charts, 1);  // the roofline
+  EXPECT_NE(r.html.find("model only: no GPU measured them"), std::string::npos);
+  EXPECT_NE(r.html.find("the model&#39;s pick, predicted (not measured)"), std::string::npos);
+  EXPECT_NE(r.html.find("<title>matmul:m=4096,n=4096,k=4096:f16: the model&#39;s pick, predicted 200 us</title>"),
+            std::string::npos);
+  EXPECT_NE(r.html.find("0 of 3 records failed (did not build, run or match the reference); 3 are the model's "
+                        "predictions, not measured."),
+            std::string::npos);
+}
+
 TEST(Report, TargetWithoutRecordsSaysSo) {
   db::testing::TempDb tmp("report_empty");
   db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
