@@ -335,22 +335,19 @@ int report(const ParsedArgs& args) {
   auto output = args.value("output");
   if (!output) throw UserError("tessera report: -o FILE.html is required");
   db::TuningDatabase db = open_db(args, true);
-  std::vector<Target> stored = db.targets();
-  if (stored.empty()) throw UserError(db.path() + ": no records to report");
-  // --target, else the only target, else the GPU present's, else that of the newest record
-  // (the job just run).
+  db::RecordFilter newest;
+  newest.newest_first = true;
+  newest.limit = 1;
+  const std::vector<db::StoredRecord> last = db.query(newest);
+  if (last.empty()) throw UserError(db.path() + ": no records to report");
+  // --target, else the only target, else the GPU present's (resolve_db_target), else that of
+  // the newest record (the job just run).
   std::optional<Target> target;
-  if (args.has("target") || stored.size() == 1) target = resolve_db_target(db, args, false);
-  if (!target) {
-    measure::DeviceScan scan = measure::scan_devices();
-    for (const Target& t : stored)
-      if (!scan.devices.empty() && t == scan.devices.front().target) target = t;
-  }
-  if (!target) {
-    db::RecordFilter newest;
-    newest.newest_first = true;
-    newest.limit = 1;
-    target = db.query(newest).front().record.target;
+  try {
+    target = resolve_db_target(db, args, false);
+  } catch (const UserError&) {
+    if (args.has("target")) throw;
+    target = last.front().record.target;
   }
   search::ReportOptions options;
   options.source = db.path();

@@ -105,18 +105,17 @@ int bench(const ParsedArgs& args) {
             << " us)  median of " << m.times_us.size() << ", spread " << fixed(100 * m.spread, 1) << "%"
             << (m.noisy ? "  NOISY" : "") << "\n";
   const Json& vendor = m.conditions.contains("vendor") ? m.conditions["vendor"] : Json::object();
+  const bool copy = vendor.value("library", std::string()) == "copy";
   if (m.vendor_us) {
     std::string library = vendor.value("library", std::string("vendor"));
     library.resize(std::max<size_t>(library.size(), 8), ' ');
     std::cout << "  " << library << "  " << fixed(*m.vendor_us, 2) << " us  "
               << rate(*m.vendor_us) << "  " << fixed(100.0 * floor.floor_us / *m.vendor_us, 1)
               << "% of the roofline floor"
-              << (vendor.value("library", std::string()) == "copy"
-                      ? std::string("\n")
+              << (copy ? std::string("\n")
                       : "  (best of " + std::to_string(vendor.value("algorithms_tried", 0)) + " heuristic algorithms)\n");
     std::cout << "  ratio     " << fixed(*m.vendor_us / m.median_us, 3) << "x "
-              << (vendor.value("library", std::string()) == "copy" ? "the copy (1: at the copy's bandwidth)"
-                                                                    : "the vendor library")
+              << (copy ? "the copy (1: at the copy's bandwidth)" : "the vendor library")
               << " (>1: tessera faster)\n";
     if (vendor.contains("baseline")) std::cout << "  baseline  " << vendor["baseline"].get<std::string>() << "\n";
   } else {

@@ -342,6 +342,10 @@ std::string optional_knob(const Schedule& s, std::string_view name) {
   return v ? std::to_string(*v) : "";
 }
 
+// Tessera's residual is C read with beta 1 in the profiler's terms.
+bool has_residual(const Workload& w) {
+  return std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
+}
 
 // One GEMM row as the CUTLASS profiler (4.x, tools/profiler: gemm_operation_profiler.cu and
 // operation_profiler.cu) writes it after the six leading columns: its 39 argument columns,
@@ -389,7 +393,7 @@ std::string cutlass_gemm_columns(const Record& r, const ExportOptions& o) {
   const MatmulShape& m = w.matmul();
   const Schedule& sc = r.schedule;
   const std::string in(dtype_name(w.dtype)), out(dtype_name(w.out_dtype));
-  const bool beta = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
+  const bool beta = has_residual(w);
   const int64_t split = sc.find(knob::kSplitK).value_or(1), group = sc.find(knob::kGroupM).value_or(1);
   std::string row = "universal," + std::to_string(m.m) + "," + std::to_string(m.n) + "," + std::to_string(m.k) + "," +
                     in + (m.trans_a ? ":column," : ":row,") + in + (m.trans_b ? ":column," : ":row,") + out + ":row," +
@@ -427,7 +431,7 @@ ExportResult export_cutlass(TuningDatabase& db, const ExportOptions& o, bool con
       }
       const std::string in(dtype_name(w.dtype)), out(dtype_name(w.out_dtype));
       const std::string layout = c.layout == Layout::kNHWC ? "nhwc" : "nchw";
-      const bool beta = std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end();
+      const bool beta = has_residual(w);
       const int64_t split = sc.find(knob::kSplitK).value_or(1);
       row += "fprop,";
       for (int64_t v : {c.n, c.h, c.w, c.c, c.k, c.r, c.s, c.out_h(), c.out_w(), c.pad_h, c.pad_w, c.stride_h, c.stride_w,

@@ -84,7 +84,7 @@ KernelExport export_header_with_kernels(db::TuningDatabase& db, const db::Export
                                       "\n   or with -gencode arch=compute_90a,code=sm_90a and any other targets (its "
                                       "sm_90a kernels\n   run on compute capability 9.0 only: elsewhere they are built "
                                       "as a trap their launch functions never reach)"
-                                : "nvcc -arch=" + find_spec(target.spec_name).arch() + " -c " + cu_name +
+                                : "nvcc -arch=" + target.arch() + " -c " + cu_name +
                                       " (or -gencode for several targets)";
   std::string cuda = "/* Exported by tessera " + options.tool_version + ": the kernels " + header_name +
                      " declares; do not edit.\n   Build (CUDA 12.5 or later): " + build +

@@ -25,7 +25,7 @@ using svg::number;
 struct Row {
   Workload workload;
   db::WorkloadSummary summary;
-  std::string best_family;
+  std::string best_family;     ///< of the fastest correct record (set by the scan)
   std::optional<costmodel::RooflineFloor> floor;
   std::optional<double> pick;  ///< the smallest prediction: the record the model ranked first
   bool drawn = false;          ///< its tuning curve is on the page
@@ -59,8 +59,9 @@ void scan_workload(db::TuningDatabase& db, const Target& target, Row& r, Scan& s
     if (rec.predicted_us && (!r.pick || *rec.predicted_us < *r.pick)) r.pick = rec.predicted_us;
     if (m.status == Status::kOk) {
       if (r.drawn) r.points.emplace_back(index, m.median_us, rec.schedule.key());
-      if (!best || m.median_us < *best) {
+      if (!best || m.median_us < *best) {  // the first fastest, as best() orders them
         best = m.median_us;
+        r.best_family = rec.schedule.family;
         if (r.drawn) r.best.emplace_back(index, *best);
       }
       if (rec.predicted_us) {
@@ -329,10 +330,6 @@ Report tuning_report(db::TuningDatabase& db, const Target& target, const ReportO
     Row r;
     r.workload = Workload::parse(s.workload_key);
     r.summary = s;
-    if (s.best_us) {
-      db::BestResult best = db.best(r.workload, target, 1);
-      if (!best.records.empty()) r.best_family = best.records.front().record.schedule.family;
-    }
     if (hw) r.floor = costmodel::roofline_floor(r.workload, *hw);
     out.records += s.records;
     correct += s.ok;
