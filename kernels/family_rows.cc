@@ -5,6 +5,8 @@
 // and 0; both read the row again for the output), or hold the row in registers (single_pass
 // 2, where each thread's share fits: at most kMaxPacks packs): every load is issued at once,
 // the input is read once and the two-pass statistics come from the registers.
+// Softmax's exponentials are __expf (one ex2.approx after a multiply; relative error of a few
+// ulp for the arguments x - max <= 0 it sees): a row held in registers computes each one twice.
 #include <algorithm>
 
 #include "core/error.h"
@@ -116,24 +118,24 @@ class RowsFamily : public KernelFamily {
                 for_packs("xr",
                           "#pragma unroll\n      for (int j = 0; j < kVec; ++j) {\n"
                           "        const float v = to_float(p.v[j]);\n"
-                          "        if (v > m) { s *= expf(m - v); m = v; }\n"
-                          "        s += expf(v - m);\n      }\n") +
+                          "        if (v > m) { s *= __expf(m - v); m = v; }\n"
+                          "        s += __expf(v - m);\n      }\n") +
                 "  }\n  float mx = m;\n" + reduce("mx", true) +
-                "  float sum = m == -inf() ? 0.0f : s * expf(m - mx);\n" + reduce("sum", false);
+                "  float sum = m == -inf() ? 0.0f : s * __expf(m - mx);\n" + reduce("sum", false);
       } else {
         if (regs) body += load_row();
         body += "  float mx = -inf();\n  if (active) {\n" +
                 for_packs("xr", "#pragma unroll\n      for (int j = 0; j < kVec; ++j) mx = fmaxf(mx, to_float(p.v[j]));\n",
                           regs) +
                 "  }\n" + reduce("mx", true) + "  float sum = 0.0f;\n  if (active) {\n" +
-                for_packs("xr", "#pragma unroll\n      for (int j = 0; j < kVec; ++j) sum += expf(to_float(p.v[j]) - mx);\n",
+                for_packs("xr", "#pragma unroll\n      for (int j = 0; j < kVec; ++j) sum += __expf(to_float(p.v[j]) - mx);\n",
                           regs) +
                 "  }\n" + reduce("sum", false);
       }
       body += "  const float inv = 1.0f / sum;\n  if (active) {\n    Out* yr = y + row * (long long)kCols;\n" +
               for_packs("xr",
                         "      Pack<Out, kVec> r;\n#pragma unroll\n      for (int j = 0; j < kVec; ++j) "
-                        "r.v[j] = from_float<Out>(expf(to_float(p.v[j]) - mx) * inv);\n"
+                        "r.v[j] = from_float<Out>(__expf(to_float(p.v[j]) - mx) * inv);\n"
                         "      *reinterpret_cast<Pack<Out, kVec>*>(yr + c) = r;\n",
                         regs) +
               "  }\n";
