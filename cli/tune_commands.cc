@@ -159,6 +159,18 @@ void print_table(const search::Job& job, const std::vector<search::WorkloadOutco
     std::cout << "'vs baseline': the baseline's time over the best, timed in the same worker (above 1x: Tessera is "
                  "faster); the baseline is the vendor library (cuBLASLt, cuDNN) or, for memory-bound kinds, a "
                  "device-to-device copy of the workload's compulsory traffic (1x: at the copy's bandwidth).\n";
+  // Row operators that cuDNN also has: its routine, timed beside the copy in the same worker.
+  for (size_t i = 0; measured && i < outcomes.size(); ++i) {
+    const search::WorkloadOutcome& o = outcomes[i];
+    if (!o.best) continue;
+    const Json& c = o.best->measurement.conditions;
+    if (!c.contains("vendor") || !c["vendor"].contains("cudnn") || !c["vendor"]["cudnn"].contains("us")) continue;
+    const Json& d = c["vendor"]["cudnn"];
+    const double us = d["us"].get<double>();
+    std::cout << "cuDNN beside the copy: " << (labels[i].empty() ? o.workload.key() : labels[i]) << ": "
+              << d.value("routine", std::string("cuDNN")) << " " << fixed(us, 2) << " us (its time over the best: "
+              << fixed(us / o.best->measurement.median_us, 2) << "x)\n";
+  }
   if (measured && outcomes.size() > 1) {
     // What the job buys end to end: each workload's best times its occurrences.
     double total = 0;

@@ -26,6 +26,7 @@
 
 #include "measure/cublaslt.h"
 #include "measure/cudnn_conv.h"
+#include "measure/cudnn_rows.h"
 #include "measure/cuda_call.h"
 #include "measure/cupti_timer.h"
 #include "measure/launch.h"
@@ -343,6 +344,37 @@ class Worker {
                       {"spread", m.spread},
                       {"clocks", nvml_.read()}};
     for (auto& [k, v] : notes.items()) ws_.vendor[k] = v;
+    if (w.kind == OpKind::kSoftmax || w.kind == OpKind::kReduce || w.kind == OpKind::kLayernorm) cudnn_rows(w, o);
+  }
+
+  // cuDNN's own routine for the row operators it has, checked against the reference and
+  // timed the same way, beside the copy (which stays the record's baseline):
+  // conditions.vendor.cudnn is {routine, us, spread}, or {none: why}.
+  void cudnn_rows(const Workload& w, const MeasureOptions& o) {
+    std::string why;
+    std::optional<CudnnRows> routine = CudnnRows::make(w, why);
+    if (!routine) {
+      ws_.vendor["cudnn"] = Json{{"none", why}};
+      return;
+    }
+    DeviceBuffer out(ws_.tensors.back().bytes());
+    const std::vector<void*> t = {ws_.pointers.front(), out.data()};
+    std::string err = routine->launch(t, nullptr);
+    if (err.empty() && cudaDeviceSynchronize() != cudaSuccess) err = "it failed on the GPU";
+    if (!err.empty()) {
+      ws_.vendor["cudnn"] = Json{{"none", routine->routine() + ": " + err}};
+      return;
+    }
+    kernels::HostTensor got = kernels::decode(out.download(), ws_.out_shape, w.out_dtype);
+    const Comparison c = compare(got.data, ws_.reference.data, tolerance_for(w.out_dtype));
+    if (!c.ok()) {
+      ws_.vendor["cudnn"] = Json{{"none", routine->routine() + " does not match the reference: " +
+                                              c.describe(got.data, ws_.reference.data)}};
+      return;
+    }
+    Measurement m;
+    timed([&] { (void)routine->launch(t, nullptr); }, o, m);
+    ws_.vendor["cudnn"] = Json{{"routine", routine->routine()}, {"us", m.median_us}, {"spread", m.spread}};
   }
 
   // A grid-stride copy of `vectors` 16-byte vectors, four loads in flight per thread, a full
