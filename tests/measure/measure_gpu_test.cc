@@ -180,6 +180,42 @@ TEST_F(MeasureGpu, ConvolutionsAreCheckedAndTimedBesideCudnn) {
   }
 }
 
+TEST_F(MeasureGpu, RowOperatorsAreTimedBesideTheCopyAndCudnn) {
+  // softmax and reduce: the copy is the baseline, cuDNN's routine is checked and timed beside it;
+  // layernorm: the copy only, and the record says why cuDNN is not there.
+  struct Case {
+    const char* spec;
+    Schedule schedule;
+    bool cudnn;
+  };
+  const Case cases[] = {
+      {"softmax:rows=4096,cols=1024:f16",
+       {"rows", {{"row_threads", 32}, {"rows_per_block", 4}, {"vec", 8}, {"single_pass", 2}}}, true},
+      {"reduce:op=max,rows=4096,cols=1000:f32", {"rows", {{"row_threads", 32}, {"rows_per_block", 4}, {"vec", 4}}}, true},
+      {"layernorm:rows=1024,cols=768:f16",
+       {"rows", {{"row_threads", 32}, {"rows_per_block", 4}, {"vec", 8}, {"single_pass", 2}}}, false}};
+  WorkerPool pool(pool_options());
+  for (const Case& c : cases) {
+    Job job = family_job(c.spec, c.schedule);
+    Measurement m = pool.run(std::span<const Job>(&job, 1)).front();
+    ASSERT_EQ(m.status, Status::kOk) << c.spec << ": " << m.error;
+    const Json& vendor = m.conditions["vendor"];
+    std::printf("[ measure  ] %s: %.2f us; vendor %s\n", c.spec, m.median_us, vendor.dump().c_str());
+    EXPECT_EQ(vendor["library"], "copy") << c.spec;
+    ASSERT_TRUE(m.vendor_us.has_value()) << c.spec;
+    ASSERT_TRUE(vendor.contains("cudnn")) << c.spec;
+    const Json& dnn = vendor["cudnn"];
+    if (!c.cudnn) {
+      EXPECT_NE(dnn.value("none", std::string()).find("graph API"), std::string::npos) << dnn.dump();
+    } else if (dnn.contains("none")) {
+      // Only acceptable when cuDNN is not installed on this machine.
+      EXPECT_NE(dnn["none"].get<std::string>().find("cuDNN 9 not found"), std::string::npos) << dnn.dump();
+    } else {
+      EXPECT_GT(dnn["us"].get<double>(), 0) << c.spec;
+    }
+  }
+}
+
 TEST_F(MeasureGpu, SeveralGpusGiveTheSameResultsAsOne) {
   if (scan_.devices.size() < 2) GTEST_SKIP() << "one GPU";
   std::vector<Job> jobs;
