@@ -10,6 +10,7 @@
 #include "db/sqlite.h"
 #include "kernels/nvrtc.h"
 #include "measure/devices.h"
+#include "measure/mpi.h"
 
 int main(int argc, char** argv) {
   using namespace tessera;
@@ -19,7 +20,8 @@ int main(int argc, char** argv) {
       std::string cuda = kCudaEnabled ? "CUDA toolkit " + kernels::nvrtc_version() + ", runtime " +
                                             measure::cuda_runtime_version() + " (static)"
                                       : std::string("built without CUDA support");
-      return cuda + "; SQLite " + db::sqlite_version() + "; XGBoost " + costmodel::xgboost_version();
+      return cuda + "; SQLite " + db::sqlite_version() + "; XGBoost " + costmodel::xgboost_version() + "; " +
+             measure::mpi_library_version();
     };
     cli::register_core_commands(registry);
     cli::register_db_commands(registry);

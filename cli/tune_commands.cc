@@ -17,6 +17,7 @@
 #include "graph/onnx_io.h"
 #include "graph/tuning_plan.h"
 #include "kernels/families.h"
+#include "search/cluster.h"
 #include "search/job.h"
 #include "search/tuner.h"
 #include "search/workload_set.h"
@@ -31,6 +32,20 @@ extern "C" void on_interrupt(int) {
   ::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the job at once
 }
 
+// Where tune's flags say to measure (all an MPI rank other than rank 0 needs).
+search::JobRequest measure_request(const ParsedArgs& args) {
+  search::JobRequest request;
+  request.min_time_ms = static_cast<int>(args.integer("min-time-ms", 50, 1, 600000));
+  std::string measure_mode = args.value_or("measure", "auto");
+  if (measure_mode == "gpu") request.measure = search::MeasureMode::kGpu;
+  else if (measure_mode == "none") request.measure = search::MeasureMode::kNone;
+  else if (measure_mode != "auto") throw UserError("--measure must be gpu or none (got '" + measure_mode + "')");
+  request.target = args.value("target");
+  request.replay = args.value("replay");
+  request.replay_pace = args.number("replay-pace", 0, 0, 1000);
+  return request;
+}
+
 // tune's flags as a job request and the tuner's options (bad values are one-line errors).
 search::JobRequest job_request(const ParsedArgs& args, std::vector<std::string>& labels) {
   search::JobRequest request;
@@ -42,14 +57,9 @@ search::JobRequest job_request(const ParsedArgs& args, std::vector<std::string>&
   if (request.workloads.empty() && !args.has("model"))
     throw UserError("nothing to tune: give --workload SPEC, --workloads FILE or --model FILE.onnx");
   for (const search::WorkloadEntry& e : request.workloads) labels.push_back(e.label);
-  request.min_time_ms = static_cast<int>(args.integer("min-time-ms", 50, 1, 600000));
-  std::string measure_mode = args.value_or("measure", "auto");
-  if (measure_mode == "gpu") request.measure = search::MeasureMode::kGpu;
-  else if (measure_mode == "none") request.measure = search::MeasureMode::kNone;
-  else if (measure_mode != "auto") throw UserError("--measure must be gpu or none (got '" + measure_mode + "')");
-  request.target = args.value("target");
-  request.replay = args.value("replay");
-  return request;
+  search::JobRequest measure = measure_request(args);
+  measure.workloads = std::move(request.workloads);
+  return measure;
 }
 
 search::TuneOptions tune_options(const ParsedArgs& args) {
@@ -191,6 +201,11 @@ void print_table(const search::Job& job, const std::vector<search::WorkloadOutco
 }
 
 int tune(const ParsedArgs& args) {
+  // Under mpirun with several ranks, every rank but rank 0 only measures (search/cluster.h).
+  measure::ClusterOptions cluster_options;
+  cluster_options.rank_timeout_s = args.number("rank-timeout", cluster_options.rank_timeout_s, 1, 86400);
+  std::unique_ptr<search::Cluster> cluster = search::Cluster::join(cluster_options);
+  if (cluster && !cluster->leader()) return cluster->serve([&] { return measure_request(args); });
   std::vector<std::string> labels;
   search::JobRequest request = job_request(args, labels);
   search::TuneOptions options = tune_options(args);
@@ -226,10 +241,12 @@ int tune(const ParsedArgs& args) {
   }
   if (!job->notice.empty()) std::cerr << "tessera: " << job->notice << "\n";
 
-  search::Tuner tuner(job->families, job->spec, job->target, database(), job->measurer(), options);
+  measure::Runner* runner = cluster ? cluster->lead(*job) : job->measurer();
+  search::Tuner tuner(job->families, job->spec, job->target, database(), runner, options);
   if (job->replay) tuner.allowed = [&](const Workload& w) { return job->replay->schedules(w); };
   g_stop = false;
   ::signal(SIGINT, on_interrupt);
+  if (cluster) ::signal(SIGTERM, on_interrupt);  // mpirun passes Ctrl-C on as SIGTERM
   tuner.should_stop = [] { return g_stop.load(); };
   const bool tty = ::isatty(2);
   tuner.on_progress = progress_printer(job->measured(), tty);
@@ -237,6 +254,7 @@ int tune(const ParsedArgs& args) {
   for (const search::WorkloadEntry& e : job->workloads) workloads.emplace_back(e.workload, e.weight);
   std::vector<search::WorkloadOutcome> outcomes = tuner.run(workloads);
   ::signal(SIGINT, SIG_DFL);
+  if (cluster) cluster->finish(g_stop ? "rank 0 was interrupted" : "the job is done");
   if (tty) std::cerr << "\r\033[K";
   if (g_stop) std::cerr << "tessera: interrupted; every finished batch is in the database (run again to resume)\n";
   if (args.has("json")) {
@@ -255,7 +273,7 @@ void register_tune_commands(CommandRegistry& registry) {
        "Construct, rank, measure and record the best schedules of workloads",
        "(--workload SPEC ... | --workloads FILE | --model FILE.onnx) [--db FILE] [--topk K] [--trials N] [--time-limit S] "
        "[--measure gpu|none] [--target NAME] [--strategy construct|evolve|exhaustive|random] [--total-trials N] "
-       "[--scheduler gradient|round-robin] [--seed N] [--epsilon E] [--replay FILE.jsonl] [--batch N] [--min-time-ms MS] [--json]",
+       "[--scheduler gradient|round-robin] [--seed N] [--epsilon E] [--replay FILE.jsonl [--replay-pace F]] [--batch N] [--min-time-ms MS] [--rank-timeout S] [--json]",
        "For each workload: Roller-style construction ranks candidate schedules with the analytic cost model "
        "(or --strategy exhaustive|random ranks the family's whole valid space or a sample of it), schedules the database already holds "
        "for this target are skipped (a job resumes where it stopped), the rest are built and measured on the "
@@ -274,6 +292,12 @@ void register_tune_commands(CommandRegistry& registry) {
        "scheduler gives every batch to the workload where it is expected to cut the most end-to-end time "
        "(sum of weight x best, weights from the workload set; Ansor's gradient-based allocation), or in turn "
        "with --scheduler round-robin. --trials still caps each workload.\n\n"
+       "Under `mpirun -n N` (a build with MPI), rank 0 runs the search, the scheduler and the database as one "
+       "process would, and every rank, rank 0 included, measures candidates on its own node's GPUs (or from "
+       "--replay); results and records are those of one process. A rank without a GPU, or whose GPU is not "
+       "rank 0's, serves nothing and says so; a rank that dies or hangs loses only its candidates in flight, which "
+       "other ranks measure (give mpirun --enable-recovery, or Open MPI ends the whole job when one rank dies). "
+       "mpirun passes Ctrl-C on as SIGTERM: rank 0 stops after the batch in flight.\n\n"
        "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
        {{"workload", "SPEC", "a workload to tune (repeatable)"},
         {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},
@@ -297,8 +321,12 @@ void register_tune_commands(CommandRegistry& registry) {
         {"seed", "N", "random, evolve: the seed (default 1; the same seed makes the same choices)"},
         {"epsilon", "E", "evolve: share of each batch picked at random instead of by the model (default 0.1)"},
         {"replay", "FILE", "answer from the measurements in FILE (a `db export --format jsonl`) instead of a GPU"},
+        {"replay-pace", "F", "with --replay: wait F x each answer's recorded kernel time x repeats, as the GPU "
+                             "did (1: real time; default 0: answer at once)"},
         {"batch", "N", "candidates built together and committed together (default 10)"},
         {"min-time-ms", "MS", "minimum total kernel time of each timed series (default 50)"},
+        {"rank-timeout", "S", "under mpirun: a rank silent this long is lost and its candidates go to other "
+                              "ranks (default 10)"},
         {"json", "", "print JSON"}},
        0,
        0,

@@ -6,6 +6,26 @@ GpuRunner::GpuRunner(const kernels::FamilyRegistry& families, HardwareSpec spec,
                      PoolOptions pool)
     : families_(families), spec_(std::move(spec)), builder_(std::move(build)), pool_(std::move(pool)) {}
 
+std::optional<std::string> GpuRunner::invalid(const Candidate& c) const {
+  const kernels::KernelFamily* family = families_.find(c.schedule.family);
+  if (!family) return "unknown kernel family '" + c.schedule.family + "'";
+  if (!family->supports(c.workload)) return "family " + c.schedule.family + " does not run " + c.workload.key();
+  std::string want, got;
+  for (const kernels::KnobDomain& d : family->space(c.workload, spec_)) want += d.name + ",";
+  for (const auto& knob : c.schedule.knobs) got += knob.first + ",";
+  if (want != got) return "knobs " + got + " are not the family's " + want;
+  return family->validate(c.schedule, c.workload, spec_);
+}
+
+std::optional<Measurement> GpuRunner::settle(const Candidate& candidate) {
+  std::optional<std::string> why = invalid(candidate);
+  if (!why) return std::nullopt;
+  Measurement m;
+  m.status = Status::kInvalid;
+  m.error = std::move(*why);
+  return m;
+}
+
 std::vector<Measurement> GpuRunner::run(std::span<const Candidate> candidates) {
   std::vector<Measurement> out(candidates.size());
   std::vector<size_t> emitted;  // candidate index of each source
@@ -17,28 +37,12 @@ std::vector<Measurement> GpuRunner::run(std::span<const Candidate> candidates) {
   };
   for (size_t i = 0; i < candidates.size(); ++i) {
     const Candidate& c = candidates[i];
-    const kernels::KernelFamily* family = families_.find(c.schedule.family);
-    if (!family) {
-      finish(i, Status::kInvalid, "unknown kernel family '" + c.schedule.family + "'");
-      continue;
-    }
-    if (!family->supports(c.workload)) {
-      finish(i, Status::kInvalid, "family " + c.schedule.family + " does not run " + c.workload.key());
-      continue;
-    }
-    std::string want, got;
-    for (const kernels::KnobDomain& d : family->space(c.workload, spec_)) want += d.name + ",";
-    for (const auto& knob : c.schedule.knobs) got += knob.first + ",";
-    if (want != got) {
-      finish(i, Status::kInvalid, "knobs " + got + " are not the family's " + want);
-      continue;
-    }
-    if (auto why = family->validate(c.schedule, c.workload, spec_)) {
-      finish(i, Status::kInvalid, *why);
+    if (std::optional<std::string> why = invalid(c)) {
+      finish(i, Status::kInvalid, std::move(*why));
       continue;
     }
     emitted.push_back(i);
-    sources.push_back(family->emit(c.workload, c.schedule));
+    sources.push_back(families_.find(c.schedule.family)->emit(c.workload, c.schedule));
   }
   std::vector<kernels::CompiledKernel> built = builder_.build(sources);
   std::vector<Job> jobs;

@@ -4,7 +4,8 @@
 // Measurement, and every Measurement carries the kernel's registers, shared memory and spills.
 #pragma once
 
-#include <functional>
+#include <optional>
+#include <string>
 
 #include "core/hardware.h"
 #include "kernels/builder.h"
@@ -22,13 +23,15 @@ class GpuRunner : public Runner {
             PoolOptions pool);
 
   std::vector<Measurement> run(std::span<const Candidate> candidates) override;
-
-  /// Called as each candidate's measurement is final (index into the last run's candidates).
-  std::function<void(size_t, const Measurement&)> on_result;
+  /// `invalid` for a schedule its family rejects (the checks run() makes before building).
+  std::optional<Measurement> settle(const Candidate& candidate) override;
 
   WorkerPool& pool() { return pool_; }
 
  private:
+  /// Why the family rejects `c` (unknown family or workload, other knobs, invalid), or nullopt.
+  std::optional<std::string> invalid(const Candidate& c) const;
+
   const kernels::FamilyRegistry& families_;
   HardwareSpec spec_;
   kernels::Builder builder_;

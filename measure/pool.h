@@ -64,6 +64,7 @@ class WorkerPool {
                                const std::function<void(size_t, const Measurement&)>& on_result = {});
 
   const PoolStats& stats() const { return stats_; }
+  const PoolOptions& options() const { return options_; }
 
   /// argv of a worker for GPU `device` run by this executable (`<self> worker --device N`).
   static std::vector<std::string> self_worker_argv(int device);

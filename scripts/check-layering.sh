@@ -5,8 +5,8 @@
 #
 #   scripts/check-layering.sh [ROOT]     (default: the repository this script is in)
 #
-# Units: a folder is a module, except search/tuner.* and search/job.* (the tuning job and its
-# planning, which measure: the unit `tuner`, library tessera_tuner), so that search's
+# Units: a folder is a module, except search/tuner.*, search/job.* and search/cluster.* (the tuning
+# job, its planning and its MPI ranks, which measure: the unit `tuner`, library tessera_tuner), so that search's
 # construction, evolution and workload sets stay usable by graph/ without the measurement
 # runtime. Device headers ("tessera/...", the
 # kernels' embedded CUDA headers) belong to kernels.
@@ -31,7 +31,7 @@ modules=(core kernels costmodel measure db search graph cli)
 # "kernels/cuda/x.cuh") belongs to.
 unit_of() {
   case "$1" in
-    search/tuner.* | search/job.*) unit=tuner ;;
+    search/tuner.* | search/job.* | search/cluster.*) unit=tuner ;;
     tessera/*) unit=kernels ;;
     *) unit="${1%%/*}" ;;
   esac

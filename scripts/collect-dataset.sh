@@ -11,6 +11,11 @@
 #     SAMPLE   random schedules per workload (default 130; smaller spaces are taken whole)
 #     SET      workload set (default configs/workloads/dataset.json)
 #     EVOLVE   evolved schedules per workload (default 0: none)
+#
+# On a cluster, TESSERA_LAUNCH is the MPI launcher each `tessera tune` runs under (README, "Tuning
+# on a cluster"), e.g. TESSERA_LAUNCH="mpirun --enable-recovery --hostfile hosts -n 4": rank 0
+# (the first host) runs the search and writes DB, every rank measures on its node's GPUs. Use a
+# --batch of a few times the GPUs (TESSERA_BATCH, default 32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -21,7 +26,10 @@ set_file="${4:-configs/workloads/dataset.json}"
 evolve="${5:-0}"
 start=$(date +%s)
 build="${TESSERA_BUILD_DIR:-build/gpu}"
-if ! tessera_gpu_present; then
+launch=()
+# shellcheck disable=SC2206
+[ -n "${TESSERA_LAUNCH:-}" ] && launch=(${TESSERA_LAUNCH})
+if [ ${#launch[@]} -eq 0 ] && ! tessera_gpu_present; then
   echo "collect-dataset: no GPU here (nvidia-smi finds none); run it on the lent GPU machine" >&2
   exit 1
 fi
@@ -31,14 +39,15 @@ left() {  # seconds of the budget left, at least 1
   local l=$(( seconds - ($(date +%s) - start) ))
   echo $(( l > 1 ? l : 1 ))
 }
-common=(--workloads "$set_file" --db "$db" --measure gpu --min-time-ms 10 --batch 32)
+common=(--workloads "$set_file" --db "$db" --measure gpu --min-time-ms 10 --batch "${TESSERA_BATCH:-32}")
 echo "collect-dataset: construction's top 10 ($(left) s left)"
-"$tessera" tune "${common[@]}" --topk 10 --time-limit "$(left)" >"$db.top10.txt"
+"${launch[@]}" "$tessera" tune "${common[@]}" --topk 10 --time-limit "$(left)" >"$db.top10.txt"
 echo "collect-dataset: random samples of $sample ($(left) s left)"
-"$tessera" tune "${common[@]}" --strategy random --trials "$sample" --seed 1 --time-limit "$(left)" >"$db.random.txt"
+"${launch[@]}" "$tessera" tune "${common[@]}" --strategy random --trials "$sample" --seed 1 --time-limit "$(left)" \
+  >"$db.random.txt"
 if [ "$evolve" -gt 0 ]; then
   echo "collect-dataset: evolution, $evolve per workload ($(left) s left)"
-  "$tessera" tune "${common[@]}" --strategy evolve --trials "$evolve" --batch 8 --seed 1 --time-limit "$(left)" \
+  "${launch[@]}" "$tessera" tune "${common[@]}" --strategy evolve --trials "$evolve" --batch 8 --seed 1 --time-limit "$(left)" \
     >"$db.evolve.txt"
 fi
 echo "collect-dataset: $(( $(date +%s) - start )) s"

@@ -36,6 +36,18 @@ tessera_build() {
   cmake --build "$dir" -j "${TESSERA_JOBS:-2}" "${targets[@]}"
 }
 
+# tessera_gpu_mpi: on the lent GPU machine, install Open MPI from .gpu-deps/mpi/ (dpkg -i, as
+# root) when mpirun is missing, so that the build finds MPI (TESSERA_ENABLE_MPI) and mpirun runs.
+tessera_gpu_mpi() {
+  command -v mpirun >/dev/null 2>&1 && return 0
+  if ! ls "$TESSERA_ROOT"/.gpu-deps/mpi/*.deb >/dev/null 2>&1; then
+    echo "mpirun missing and no .gpu-deps/mpi/ (run scripts/fetch-gpu-deps.sh here and carry .gpu-deps)" >&2
+    return 1
+  fi
+  dpkg -i --force-depends "$TESSERA_ROOT"/.gpu-deps/mpi/*.deb >/dev/null 2>&1 || true
+  command -v mpirun >/dev/null 2>&1 || { echo "Open MPI did not install from .gpu-deps/mpi/" >&2; return 1; }
+}
+
 # tessera_gpu_build BUILD_DIR: on the lent GPU machine (no package registry there), unpack
 # the Debian packages of .gpu-deps/ (scripts/fetch-gpu-deps.sh, carried along) into
 # /opt/tessera-deps when the build's dependencies are missing, then build a CUDA release into

@@ -13,6 +13,7 @@ packages=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libonnx-testdata                # ONNX node conformance cases for the CPU reference
   chromium-headless-shell         # Debian's headless Chromium: renders `tessera report` in a test
+  libopenmpi-dev openmpi-bin      # Open MPI: `mpirun -n N tessera tune` and its tests
 )
 
 missing=()

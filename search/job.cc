@@ -13,13 +13,16 @@
 namespace tessera::search {
 namespace {
 
-std::unique_ptr<measure::ReplayRunner> load_replay(const std::string& file) {
+// What building (NVRTC) a chunk of candidates may take, in a candidate's deadline [s].
+constexpr double kBuildAllowanceS = 60;
+
+std::unique_ptr<measure::ReplayRunner> load_replay(const std::string& file, double pace) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw UserError(file + ": cannot read the replay records");
   std::stringstream text;
   text << in.rdbuf();
   std::vector<Record> recorded = db::import_jsonl(text.str(), file);
-  return std::make_unique<measure::ReplayRunner>(recorded, file);
+  return std::make_unique<measure::ReplayRunner>(recorded, file, pace);
 }
 
 // Whether the job measures on the GPU present (the first one with a known spec), and if not,
@@ -67,10 +70,11 @@ std::unique_ptr<Job> plan_job(const JobRequest& request) {
   auto job = std::make_unique<Job>();
   kernels::register_builtin_families(job->families);
   // A replay answers from measurements recorded on a GPU (a jsonl export), for that GPU.
+  if (request.replay_pace > 0 && !request.replay) throw UserError("--replay-pace paces a --replay: give --replay FILE");
   if (request.replay) {
     if (request.measure != MeasureMode::kAuto || request.target)
       throw UserError("--replay answers for the GPU its records were measured on: drop --measure and --target");
-    job->replay = load_replay(*request.replay);
+    job->replay = load_replay(*request.replay, request.replay_pace);
   }
   std::optional<HardwareSpec> named;
   if (request.target) named = find_spec(*request.target);  // bad names are bad input, GPU or not
@@ -100,6 +104,16 @@ std::unique_ptr<Job> plan_job(const JobRequest& request) {
   if (request.more_workloads)
     for (WorkloadEntry& e : request.more_workloads(job->spec, job->target)) job->workloads.push_back(std::move(e));
   if (job->gpu) job->runner = gpu_runner(*job, *dev, scan, request.min_time_ms);
+  if (job->replay) {
+    job->devices = 1;
+    job->deadline_s = 1 + job->replay->max_wait_s();
+  } else if (job->runner) {
+    // A candidate's worst case within the pool's watchdogs: a worker start, the workload's
+    // reference, then a checked run, a timed series and the vendor baseline.
+    const measure::PoolOptions& pool = job->runner->pool().options();
+    job->devices = static_cast<int>(pool.workers.size());
+    job->deadline_s = kBuildAllowanceS + pool.start_timeout_s + pool.reference_timeout_s + 3 * pool.kernel_timeout_s;
+  }
   return job;
 }
 

@@ -30,6 +30,8 @@ struct JobRequest {
   std::optional<std::string> target;        ///< --target: a spec name or .json
   MeasureMode measure = MeasureMode::kAuto; ///< --measure
   std::optional<std::string> replay;        ///< --replay: a jsonl export measured on a GPU
+  double replay_pace = 0;                   ///< --replay-pace: each answer waits this x its recorded
+                                            ///< kernel time x repeats (0: at once)
   int min_time_ms = 50;                     ///< --min-time-ms: each timed series' minimum
   /// More workloads once the target is known (a model's operators: the caller's, since graph/
   /// is above search/); empty for none.
@@ -54,6 +56,9 @@ struct Job {
   bool gpu = false;                  ///< measured on the GPU present
   std::unique_ptr<measure::ReplayRunner> replay;  ///< answers from recorded measurements
   std::unique_ptr<measure::GpuRunner> runner;     ///< the GPU's workers
+  int devices = 0;                                ///< GPUs the runner measures on at once
+  double deadline_s = 0;                          ///< the longest one candidate may take to measure,
+                                                  ///< build included, within the runner's timeouts [s]
   std::vector<WorkloadEntry> workloads;           ///< the request's, then more_workloads'
   /// For the user before the job runs: "REPLAY: ..." or "MODEL ONLY: ..."; empty when the job
   /// measures on the GPU.

@@ -39,6 +39,7 @@ TEST(Cli, VersionNamesLibraries) {
   EXPECT_EQ(r.out.rfind("tessera 0.", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("SQLite 3."), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("XGBoost 1."), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(TESSERA_MPI_BUILT ? "Open MPI v" : "built without MPI"), std::string::npos) << r.out;
 }
 
 TEST(Cli, WorkloadShowPrintsExprAndRoofline) {
@@ -226,6 +227,22 @@ TEST(CliTune, BadInputIsOneClearLine) {
                         "--scheduler allots a job budget: give --total-trials N too");
   expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--total-trials", "8", "--scheduler", "fifo"},
                         "--scheduler must be gradient or round-robin (got 'fifo')");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--replay-pace", "1"},
+                        "--replay-pace paces a --replay: give --replay FILE");
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--rank-timeout", "0"},
+                        "--rank-timeout must be a number from 1 to 86400");
+}
+
+// A build without MPI run as one of several ranks (what mpirun's environment says) refuses
+// the job in one line; a build with MPI is tested under mpirun (mpi_cli_test).
+TEST(CliTune, UnderMpirunWithoutMpiSaysSo) {
+  if (TESSERA_MPI_BUILT) GTEST_SKIP() << "built with MPI: tests/cli/mpi_cli_test.cc runs it under mpirun";
+  ::setenv("OMPI_COMM_WORLD_SIZE", "4", 1);
+  ::setenv("OMPI_COMM_WORLD_RANK", "0", 1);
+  expect_one_line_error({"tune", "--workload", "matmul:m=8,n=8,k=8:f16", "--measure", "none", "--db", "/nonexistent/x.db"},
+                        "tessera was built without MPI, and this process is one of 4 ranks started by mpirun");
+  ::unsetenv("OMPI_COMM_WORLD_SIZE");
+  ::unsetenv("OMPI_COMM_WORLD_RANK");
 }
 
 TEST(CliModel, CalibrateFitsTheWgmmaTermsAndChecksThemHeldOut) {
