@@ -40,11 +40,13 @@ tessera_build() {
 # root) when mpirun is missing, so that the build finds MPI (TESSERA_ENABLE_MPI) and mpirun runs.
 tessera_gpu_mpi() {
   command -v mpirun >/dev/null 2>&1 && return 0
+  if command -v mpirun.openmpi >/dev/null 2>&1; then ln -sf "$(command -v mpirun.openmpi)" /usr/local/bin/mpirun; return 0; fi
   if ! ls "$TESSERA_ROOT"/.gpu-deps/mpi/*.deb >/dev/null 2>&1; then
     echo "mpirun missing and no .gpu-deps/mpi/ (run scripts/fetch-gpu-deps.sh here and carry .gpu-deps)" >&2
     return 1
   fi
   dpkg -i --force-depends "$TESSERA_ROOT"/.gpu-deps/mpi/*.deb >/dev/null 2>&1 || true
+  command -v mpirun >/dev/null 2>&1 || ln -sf /usr/bin/mpirun.openmpi /usr/local/bin/mpirun
   command -v mpirun >/dev/null 2>&1 || { echo "Open MPI did not install from .gpu-deps/mpi/" >&2; return 1; }
 }
 
