@@ -17,15 +17,12 @@
 #include <mutex>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/version.h"
 
 namespace tessera::measure {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::optional<int> env_int(const char* name) {
   const char* v = std::getenv(name);
@@ -190,7 +187,7 @@ ClusterRunner::ClusterRunner(Transport& transport, ClusterOptions options,
   State& s = *state_;
   s.slots.resize(static_cast<size_t>(transport.size()));
   for (size_t r = 0; r < s.slots.size(); ++r) s.slots[r].name = "rank " + std::to_string(r);
-  s.started_s = now_s();
+  s.started_s = monotonic_s();
   s.on_remote = &on_remote_result;
   s.hub = std::thread([&s] { s.hub_loop(); });
 }
@@ -317,7 +314,7 @@ ClusterStats ClusterRunner::stats() const {
 void ClusterRunner::State::hub_loop() {
   std::unique_lock lock(m);
   while (!quit) {
-    double now = now_s();
+    double now = monotonic_s();
     // Bounded, so that a flood of messages cannot starve the checks below.
     for (int i = 0; i < 1000; ++i) {
       auto msg = transport.receive();
@@ -522,7 +519,7 @@ void ClusterRunner::State::local_loop() {
     lock.unlock();
     local->on_result = [&](size_t i, const Measurement& meas) {
       std::lock_guard inner(m);
-      if (i < chunk.size()) deliver(0, chunk[i], meas, now_s());
+      if (i < chunk.size()) deliver(0, chunk[i], meas, monotonic_s());
     };
     std::optional<std::string> error;
     std::vector<Measurement> out;
@@ -537,7 +534,7 @@ void ClusterRunner::State::local_loop() {
       lose(0, std::string("its runner failed: ") + *error);
       return;
     }
-    for (size_t i = 0; i < out.size() && i < chunk.size(); ++i) deliver(0, chunk[i], out[i], now_s());
+    for (size_t i = 0; i < out.size() && i < chunk.size(); ++i) deliver(0, chunk[i], out[i], monotonic_s());
   }
 }
 
@@ -608,10 +605,10 @@ ServeOutcome serve(Transport& transport, const RankHello& hello, Runner* runner,
   std::thread worker;
   if (hello.serves) worker = std::thread([shared, runner] { shared->loop(*runner); });
   ServeOutcome outcome;
-  double heard_s = now_s(), beat_s = 0, active_s = 0;
+  double heard_s = monotonic_s(), beat_s = 0, active_s = 0;
   const double leader_timeout_s = 3 * options.rank_timeout_s;
   for (bool stop = false; !stop;) {
-    double now = now_s();
+    double now = monotonic_s();
     while (auto msg = transport.receive()) {
       if (msg->first != 0) continue;
       heard_s = now;

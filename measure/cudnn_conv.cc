@@ -2,90 +2,13 @@
 #if TESSERA_HAVE_CUDA
 #include "measure/cudnn_conv.h"
 
-#include <cudnn.h>
-#include <dlfcn.h>
-
 #include <utility>
 
 #include "core/error.h"
+#include "measure/cudnn_api.h"
 
 namespace tessera::measure {
 namespace {
-
-// The cuDNN entry points used, resolved from the library at run time.
-struct Api {
-  void* lib = nullptr;
-#define TESSERA_CUDNN_FN(name) decltype(&::name) name = nullptr;
-  TESSERA_CUDNN_FN(cudnnCreate)
-  TESSERA_CUDNN_FN(cudnnDestroy)
-  TESSERA_CUDNN_FN(cudnnSetStream)
-  TESSERA_CUDNN_FN(cudnnGetErrorString)
-  TESSERA_CUDNN_FN(cudnnCreateTensorDescriptor)
-  TESSERA_CUDNN_FN(cudnnDestroyTensorDescriptor)
-  TESSERA_CUDNN_FN(cudnnSetTensor4dDescriptor)
-  TESSERA_CUDNN_FN(cudnnCreateFilterDescriptor)
-  TESSERA_CUDNN_FN(cudnnDestroyFilterDescriptor)
-  TESSERA_CUDNN_FN(cudnnSetFilter4dDescriptor)
-  TESSERA_CUDNN_FN(cudnnCreateConvolutionDescriptor)
-  TESSERA_CUDNN_FN(cudnnDestroyConvolutionDescriptor)
-  TESSERA_CUDNN_FN(cudnnSetConvolution2dDescriptor)
-  TESSERA_CUDNN_FN(cudnnSetConvolutionGroupCount)
-  TESSERA_CUDNN_FN(cudnnSetConvolutionMathType)
-  TESSERA_CUDNN_FN(cudnnGetConvolutionForwardAlgorithm_v7)
-  TESSERA_CUDNN_FN(cudnnConvolutionForward)
-#undef TESSERA_CUDNN_FN
-};
-
-// Loads cuDNN once per process; nullptr with `why` if it is not there.
-const Api* api(std::string& why) {
-  static std::string error;
-  static const Api* loaded = [] {
-    static Api a;
-    a.lib = ::dlopen("libcudnn.so.9", RTLD_NOW | RTLD_LOCAL);
-    if (!a.lib) {
-      const char* e = ::dlerror();
-      error = std::string("cuDNN 9 not found (") + (e ? e : "libcudnn.so.9") + ")";
-      return static_cast<const Api*>(nullptr);
-    }
-    bool ok = true;
-#define TESSERA_CUDNN_LOAD(name) \
-  ok &= (a.name = reinterpret_cast<decltype(a.name)>(::dlsym(a.lib, #name))) != nullptr;
-    TESSERA_CUDNN_LOAD(cudnnCreate)
-    TESSERA_CUDNN_LOAD(cudnnDestroy)
-    TESSERA_CUDNN_LOAD(cudnnSetStream)
-    TESSERA_CUDNN_LOAD(cudnnGetErrorString)
-    TESSERA_CUDNN_LOAD(cudnnCreateTensorDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnDestroyTensorDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnSetTensor4dDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnCreateFilterDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnDestroyFilterDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnSetFilter4dDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnCreateConvolutionDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnDestroyConvolutionDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnSetConvolution2dDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnSetConvolutionGroupCount)
-    TESSERA_CUDNN_LOAD(cudnnSetConvolutionMathType)
-    TESSERA_CUDNN_LOAD(cudnnGetConvolutionForwardAlgorithm_v7)
-    TESSERA_CUDNN_LOAD(cudnnConvolutionForward)
-#undef TESSERA_CUDNN_LOAD
-    if (!ok) {
-      error = "libcudnn.so.9 lacks the convolution API";
-      return static_cast<const Api*>(nullptr);
-    }
-    return static_cast<const Api*>(&a);
-  }();
-  if (!loaded) why = error;
-  return loaded;
-}
-
-cudnnDataType_t cudnn_type(DType t) {
-  switch (t) {
-    case DType::kF16: return CUDNN_DATA_HALF;
-    case DType::kBF16: return CUDNN_DATA_BFLOAT16;
-    case DType::kF32: return CUDNN_DATA_FLOAT;
-  }
-  return CUDNN_DATA_FLOAT;
-}
 
 const char* algo_name(cudnnConvolutionFwdAlgo_t a) {
   switch (a) {
@@ -104,7 +27,7 @@ const char* algo_name(cudnnConvolutionFwdAlgo_t a) {
 }  // namespace
 
 struct CudnnConv::State {
-  const Api* a = nullptr;
+  const CudnnApi* a = nullptr;
   cudnnHandle_t handle = nullptr;
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
@@ -133,7 +56,7 @@ std::optional<CudnnConv> CudnnConv::make(const Workload& w, std::string& why) {
     why = "not a conv2d";
     return std::nullopt;
   }
-  const Api* a = api(why);
+  const CudnnApi* a = cudnn_api(why);
   if (!a) return std::nullopt;
   const Conv2dShape& c = w.conv2d();
   auto state = std::make_unique<State>();

@@ -2,86 +2,15 @@
 #if TESSERA_HAVE_CUDA
 #include "measure/cudnn_rows.h"
 
-#include <cudnn.h>
-#include <dlfcn.h>
-
 #include <memory>
 #include <utility>
 
+#include "measure/cudnn_api.h"
+
 namespace tessera::measure {
-namespace {
-
-// The cuDNN entry points used, resolved from the library at run time.
-struct Api {
-  void* lib = nullptr;
-#define TESSERA_CUDNN_FN(name) decltype(&::name) name = nullptr;
-  TESSERA_CUDNN_FN(cudnnCreate)
-  TESSERA_CUDNN_FN(cudnnDestroy)
-  TESSERA_CUDNN_FN(cudnnSetStream)
-  TESSERA_CUDNN_FN(cudnnGetErrorString)
-  TESSERA_CUDNN_FN(cudnnCreateTensorDescriptor)
-  TESSERA_CUDNN_FN(cudnnDestroyTensorDescriptor)
-  TESSERA_CUDNN_FN(cudnnSetTensor4dDescriptor)
-  TESSERA_CUDNN_FN(cudnnSoftmaxForward)
-  TESSERA_CUDNN_FN(cudnnCreateReduceTensorDescriptor)
-  TESSERA_CUDNN_FN(cudnnDestroyReduceTensorDescriptor)
-  TESSERA_CUDNN_FN(cudnnSetReduceTensorDescriptor)
-  TESSERA_CUDNN_FN(cudnnGetReductionWorkspaceSize)
-  TESSERA_CUDNN_FN(cudnnReduceTensor)
-#undef TESSERA_CUDNN_FN
-};
-
-// Loads cuDNN once per process; nullptr with `why` if it or one of the routines is missing.
-const Api* api(std::string& why) {
-  static std::string error;
-  static const Api* loaded = [] {
-    static Api a;
-    a.lib = ::dlopen("libcudnn.so.9", RTLD_NOW | RTLD_LOCAL);
-    if (!a.lib) {
-      const char* e = ::dlerror();
-      error = std::string("cuDNN 9 not found (") + (e ? e : "libcudnn.so.9") + ")";
-      return static_cast<const Api*>(nullptr);
-    }
-    bool ok = true;
-#define TESSERA_CUDNN_LOAD(name) \
-  ok &= (a.name = reinterpret_cast<decltype(a.name)>(::dlsym(a.lib, #name))) != nullptr;
-    TESSERA_CUDNN_LOAD(cudnnCreate)
-    TESSERA_CUDNN_LOAD(cudnnDestroy)
-    TESSERA_CUDNN_LOAD(cudnnSetStream)
-    TESSERA_CUDNN_LOAD(cudnnGetErrorString)
-    TESSERA_CUDNN_LOAD(cudnnCreateTensorDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnDestroyTensorDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnSetTensor4dDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnSoftmaxForward)
-    TESSERA_CUDNN_LOAD(cudnnCreateReduceTensorDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnDestroyReduceTensorDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnSetReduceTensorDescriptor)
-    TESSERA_CUDNN_LOAD(cudnnGetReductionWorkspaceSize)
-    TESSERA_CUDNN_LOAD(cudnnReduceTensor)
-#undef TESSERA_CUDNN_LOAD
-    if (!ok) {
-      error = "libcudnn.so.9 lacks cudnnSoftmaxForward or cudnnReduceTensor";
-      return static_cast<const Api*>(nullptr);
-    }
-    return static_cast<const Api*>(&a);
-  }();
-  if (!loaded) why = error;
-  return loaded;
-}
-
-cudnnDataType_t cudnn_type(DType t) {
-  switch (t) {
-    case DType::kF16: return CUDNN_DATA_HALF;
-    case DType::kBF16: return CUDNN_DATA_BFLOAT16;
-    case DType::kF32: return CUDNN_DATA_FLOAT;
-  }
-  return CUDNN_DATA_FLOAT;
-}
-
-}  // namespace
 
 struct CudnnRows::State {
-  const Api* a = nullptr;
+  const CudnnApi* a = nullptr;
   cudnnHandle_t handle = nullptr;
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnReduceTensorDescriptor_t reduce = nullptr;  // null for softmax
@@ -115,7 +44,7 @@ std::optional<CudnnRows> CudnnRows::make(const Workload& w, std::string& why) {
     why = "cuDNN's routine takes one type for input and output";
     return std::nullopt;
   }
-  const Api* a = api(why);
+  const CudnnApi* a = cudnn_api(why);
   if (!a) return std::nullopt;
   const bool softmax = w.kind == OpKind::kSoftmax;
   const int64_t rows = softmax ? w.rows().rows : w.reduce().rows, cols = softmax ? w.rows().cols : w.reduce().cols;
@@ -170,7 +99,7 @@ std::optional<CudnnRows> CudnnRows::make(const Workload& w, std::string& why) {
 }
 
 std::string CudnnRows::launch(const std::vector<void*>& tensors, cudaStream_t stream) const {
-  const Api* a = s_->a;
+  const CudnnApi* a = s_->a;
   if (tensors.size() != 2) return "cuDNN's row routines take one input and one output";
   cudnnStatus_t st = a->cudnnSetStream(s_->handle, stream);
   const float one = 1.0f, zero = 0.0f;

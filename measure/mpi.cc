@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 /// Runs an MPI call that must succeed; anything else throws ApiError with MPI's error text.
@@ -37,10 +38,6 @@ std::string mpi_error_text(int rc) {
 
 [[noreturn]] void throw_mpi_error(int rc, const char* call, const char* file, int line) {
   throw ApiError("MPI", call, mpi_error_text(rc), file, line);
-}
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 class OpenMpiTransport final : public MpiTransport {
@@ -133,8 +130,8 @@ class OpenMpiTransport final : public MpiTransport {
   }
 
   void flush(double timeout_s) override {
-    double until = now_s() + timeout_s;
-    for (progress(); !sends_.empty() && now_s() < until; progress())
+    double until = monotonic_s() + timeout_s;
+    for (progress(); !sends_.empty() && monotonic_s() < until; progress())
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
 

@@ -14,6 +14,7 @@
 #include <deque>
 #include <filesystem>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "measure/protocol.h"
 
@@ -21,10 +22,6 @@ extern char** environ;
 
 namespace tessera::measure {
 namespace {
-
-double monotonic_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 Measurement failure(Status status, std::string error) {
   Measurement m;

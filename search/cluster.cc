@@ -8,14 +8,11 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 namespace tessera::search {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // One line on stderr, written at once (the cluster's thread logs beside tune's progress lines).
 void log_line(const std::string& line) {
@@ -28,16 +25,6 @@ std::string host_name() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0) return "?";
   return name;
-}
-
-// Why a rank measures nothing, from its job's MODEL ONLY notice ("MODEL ONLY: no GPU found
-// (...): nothing is measured; ...").
-std::string unmeasured_reason(const std::string& notice) {
-  std::string why = notice;
-  if (why.rfind("MODEL ONLY: ", 0) == 0) why = why.substr(12);
-  if (size_t cut = why.find(": nothing is measured"); cut != std::string::npos) why = why.substr(0, cut);
-  if (size_t cut = why.find("; nothing is measured"); cut != std::string::npos) why = why.substr(0, cut);
-  return why;
 }
 
 }  // namespace
@@ -80,7 +67,7 @@ int Cluster::serve(const std::function<JobRequest()>& request) {
       hello.capacity = std::max(1, job->devices);
       hello.deadline_s = job->deadline_s;
     } else {
-      hello.why = unmeasured_reason(job->notice);
+      hello.why = job->unmeasured_why;
     }
   } catch (const std::exception& e) {
     hello.why = e.what();
@@ -102,7 +89,7 @@ int Cluster::serve(const std::function<JobRequest()>& request) {
 
 measure::Runner* Cluster::lead(Job& job) {
   TESSERA_CHECK(runner_, "Cluster::lead on a serving rank");
-  started_s_ = now_s();
+  started_s_ = monotonic_s();
   if (!job.measured()) {
     log_line("MPI: the job measures nothing (model only): the other " + std::to_string(size() - 1) +
              " ranks are not used");
@@ -133,7 +120,7 @@ void Cluster::finish(const std::string& why) {
     total += stats.measured[r];
     by_rank += (r ? ", " : "") + std::to_string(stats.measured[r]);
   }
-  double seconds = now_s() - started_s_;
+  double seconds = monotonic_s() - started_s_;
   char rate[64];
   std::snprintf(rate, sizeof rate, "%.1f s (%.1f per s)", seconds, seconds > 0 ? total / seconds : 0.0);
   log_line("MPI: " + std::to_string(stats.serving) + " of " + std::to_string(stats.ranks) +

@@ -99,6 +99,7 @@ std::unique_ptr<Job> plan_job(const JobRequest& request) {
     if (!choice.note.empty()) why = choice.note + "; ";
     job->notice = "MODEL ONLY: " + why + "nothing is measured; records are `unmeasured` predictions for " +
                   job->target.fingerprint();
+    job->unmeasured_why = why.empty() ? std::string("--measure none") : why.substr(0, why.size() - 2);
   }
   job->workloads = request.workloads;
   if (request.more_workloads)

@@ -60,6 +60,9 @@ struct Job {
   double deadline_s = 0;                          ///< the longest one candidate may take to measure,
                                                   ///< build included, within the runner's timeouts [s]
   std::vector<WorkloadEntry> workloads;           ///< the request's, then more_workloads'
+  /// Why a model-only job measures nothing ("no GPU found (...)", "--measure none", ...); empty
+  /// when it measures.
+  std::string unmeasured_why;
   /// For the user before the job runs: "REPLAY: ..." or "MODEL ONLY: ..."; empty when the job
   /// measures on the GPU.
   std::string notice;

@@ -32,15 +32,13 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-inline Result run(const std::vector<std::string>& args) {
-  // ctest runs the tests of this file in parallel processes: keep their files apart.
+// Runs a shell `command` (stdin from /dev/null) and returns its exit code and output.
+inline Result run_shell(const std::string& command) {
+  // ctest runs the tests of a file in parallel processes: keep their files apart.
   static int calls = 0;
   std::string stem = ::testing::TempDir() + "tessera_cli_" + std::to_string(getpid()) + "_" + std::to_string(++calls);
   std::string out_path = stem + ".out", err_path = stem + ".err";
-  std::string cmd = quote(TESSERA_CLI);
-  for (const std::string& a : args) cmd += " " + quote(a);
-  cmd += " >" + quote(out_path) + " 2>" + quote(err_path) + " </dev/null";
-  int status = std::system(cmd.c_str());
+  int status = std::system((command + " >" + quote(out_path) + " 2>" + quote(err_path) + " </dev/null").c_str());
   Result r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   r.out = slurp(out_path);
@@ -48,6 +46,12 @@ inline Result run(const std::vector<std::string>& args) {
   std::remove(out_path.c_str());
   std::remove(err_path.c_str());
   return r;
+}
+
+inline Result run(const std::vector<std::string>& args) {
+  std::string cmd = quote(TESSERA_CLI);
+  for (const std::string& a : args) cmd += " " + quote(a);
+  return run_shell(cmd);
 }
 
 // A bad-input run: exit 2, nothing on stdout, exactly one line on stderr containing `text`.

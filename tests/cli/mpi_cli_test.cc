@@ -21,6 +21,7 @@ namespace {
 
 using testing::quote;
 using testing::Result;
+using testing::run_shell;
 using testing::slurp;
 
 const std::string kSoftmax = "softmax:rows=4096,cols=1024:f16";
@@ -45,16 +46,24 @@ std::string tune_args(const std::vector<std::string>& args) {
   return out;
 }
 
-Result shell(const std::string& command) {
-  std::string out = scratch("cmd.out"), err = scratch("cmd.err");
-  int status = std::system((command + " >" + quote(out) + " 2>" + quote(err) + " </dev/null").c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::remove(out.c_str());
-  std::remove(err.c_str());
-  return r;
+// Starts `command` under /bin/sh without waiting for it; the child's pid, or -1.
+pid_t spawn_shell(const std::string& command) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Reads `file` every 50 ms until `pattern` occurs in it, 30 s at most; what it read last.
+std::string wait_for_log(const std::string& file, const std::regex& pattern) {
+  std::string log;
+  for (int i = 0; i < 600 && !std::regex_search(log, pattern); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    log = slurp(file);
+  }
+  return log;
 }
 
 // The database's records as `db export --format jsonl` writes them, minus the timestamps.
@@ -80,12 +89,12 @@ std::string expect_same_records(const std::string& name, const std::vector<std::
   std::remove(many.c_str());
   std::vector<std::string> args = flags;
   args.insert(args.end(), {"--db", one});
-  Result alone = shell(tune_args(args));
+  Result alone = run_shell(tune_args(args));
   EXPECT_EQ(alone.exit_code, 0) << alone.err;
   args = flags;
   args.insert(args.end(), mpi_flags.begin(), mpi_flags.end());
   args.insert(args.end(), {"--db", many});
-  Result mpi = shell(mpirun() + " " + ranks + " " + tune_args(args));
+  Result mpi = run_shell(mpirun() + " " + ranks + " " + tune_args(args));
   EXPECT_EQ(mpi.exit_code, 0) << mpi.err;
   EXPECT_EQ(mpi.out, alone.out);  // the same table
   std::vector<std::string> expected = records(one), got = records(many);
@@ -126,24 +135,16 @@ TEST(MpiTune, AKilledRankLosesNothing) {
   std::remove(many.c_str());
   std::vector<std::string> args = flags;
   args.insert(args.end(), {"--db", one});
-  ASSERT_EQ(shell(tune_args(args)).exit_code, 0);
+  ASSERT_EQ(run_shell(tune_args(args)).exit_code, 0);
   args = flags;
   args.insert(args.end(), {"--db", many, "--replay-pace", "5", "--rank-timeout", "2"});
   std::string command = mpirun() + " -n 4 " + tune_args(args) + " >/dev/null 2>" + quote(err);
-  pid_t job = ::fork();
+  pid_t job = spawn_shell(command);
   ASSERT_GE(job, 0);
-  if (job == 0) {
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
   // Rank 2 says hello with its pid; once it has measured a while, kill it.
   std::smatch m;
   std::regex hello("rank 2 \\([^,]*, pid ([0-9]+)\\) measures");
-  std::string log;
-  for (int i = 0; i < 600 && !std::regex_search(log, m, hello); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    log = slurp(err);
-  }
+  std::string log = wait_for_log(err, hello);
   ASSERT_TRUE(std::regex_search(log, m, hello)) << log;
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   ASSERT_EQ(::kill(std::stoi(m[1]), SIGKILL), 0);
@@ -173,7 +174,7 @@ TEST(MpiTune, RanksThatCannotMeasureTheTargetServeNothing) {
     a.insert(a.end(), with_db.begin(), with_db.end());
     return tune_args(a);
   };
-  Result r = shell(mpirun() + " -n 1 " + cmd(h100) + " : -n 1 " + cmd(h200) + " : -n 1 " + cmd(flags));
+  Result r = run_shell(mpirun() + " -n 1 " + cmd(h100) + " : -n 1 " + cmd(h200) + " : -n 1 " + cmd(flags));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.err.find("rank 1 ("), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("is refused: it measures on NVIDIA H200"), std::string::npos) << r.err;
@@ -199,7 +200,7 @@ TEST(MpiTune, ModelAndModelOnlyJobsRunAsInOneProcess) {
 
 TEST(MpiTune, BadInputIsOneLineFromRankZero) {
   // Without --enable-recovery mpirun passes rank 0's exit status on.
-  Result r = shell(mpirun(false) + " -n 2 " +
+  Result r = run_shell(mpirun(false) + " -n 2 " +
                    tune_args({"--workload", kSoftmax, "--batch", "0", "--db", scratch("bad.db")}));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   std::vector<std::string> ours;
@@ -223,17 +224,9 @@ TEST(MpiTune, CtrlCStopsAfterTheBatchInFlight) {
                                    "--replay-pace", "5",
                                    "--db",          db};
   std::string command = "exec " + mpirun() + " -n 3 " + tune_args(args) + " >/dev/null 2>" + quote(err);
-  pid_t job = ::fork();
+  pid_t job = spawn_shell(command);
   ASSERT_GE(job, 0);
-  if (job == 0) {
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  std::string log;
-  for (int i = 0; i < 600 && log.find("measured, best") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    log = slurp(err);
-  }
+  std::string log = wait_for_log(err, std::regex("measured, best"));
   ASSERT_NE(log.find("measured, best"), std::string::npos) << log;
   ASSERT_EQ(::kill(job, SIGINT), 0);  // what Ctrl-C does to mpirun (sh exec'd it)
   int status = 0;
