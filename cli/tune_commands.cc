@@ -297,7 +297,9 @@ void register_tune_commands(CommandRegistry& registry) {
        "--replay); results and records are those of one process. A rank without a GPU, or whose GPU is not "
        "rank 0's, serves nothing and says so; a rank that dies or hangs loses only its candidates in flight, which "
        "other ranks measure (give mpirun --enable-recovery, or Open MPI ends the whole job when one rank dies). "
-       "mpirun passes Ctrl-C on as SIGTERM: rank 0 stops after the batch in flight.\n\n"
+       "With construct, exhaustive and random, rank 0 submits the next batch while one is measured, so that no "
+       "rank waits for the search between batches. mpirun passes Ctrl-C on as SIGTERM: rank 0 stops after the "
+       "batches in flight.\n\n"
        "Exit status: 0 done, 2 bad input, 3 --measure gpu without a GPU, 130 interrupted.",
        {{"workload", "SPEC", "a workload to tune (repeatable)"},
         {"workloads", "FILE", "a workload set (.json, e.g. configs/workloads/default.json)"},

@@ -2,8 +2,10 @@
 //
 // Messages are JSON objects with a type "t": hello, beat, result and error go to rank 0; work,
 // beat and stop come from it. A candidate is known by a job-wide id (ids of a batch are
-// consecutive), so a result that arrives after its rank was lost, or after its batch, is told
-// apart from a current one and ignored.
+// consecutive, and a later batch's are higher), so a result that arrives after its rank was
+// lost, or after its batch, is told apart from a current one and ignored. Every submitted batch
+// waits in one queue of ids, oldest first: a rank is handed the next candidate whichever batch
+// it belongs to, and each batch is put back together, in candidate order, for its wait().
 #include "measure/cluster.h"
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -139,6 +142,21 @@ struct Slot {
 
 }  // namespace
 
+namespace {
+
+/// A submitted batch, until wait() returns it: candidate i has the job-wide id base_id + i.
+struct Batch {
+  Runner::Ticket ticket = 0;
+  uint64_t base_id = 0;
+  std::vector<Candidate> candidates;
+  std::vector<Measurement> results;
+  std::vector<char> done;
+  size_t remaining = 0;
+  std::vector<size_t> finished;  ///< measured since wait() last looked, for on_result
+};
+
+}  // namespace
+
 struct ClusterRunner::State {
   State(Transport& t, ClusterOptions o, std::function<void(const std::string&)> l)
       : transport(t), options(o), log(std::move(l)) {}
@@ -153,14 +171,13 @@ struct ClusterRunner::State {
   Target target;
   Runner* local = nullptr;
   std::deque<Chunk> local_queue;
-  // The batch in flight: candidate i has id base_id + i.
-  std::span<const Candidate> batch;
-  std::vector<Measurement> results;
-  std::vector<char> done;
-  size_t remaining = 0;
-  uint64_t base_id = 0, next_id = 0;
-  std::deque<size_t> pending;
-  std::vector<size_t> finished_items;  // measured since run() last looked, for on_result
+  // The batches submitted and not yet waited for, oldest first (a list: wait() may take one from
+  // the middle while the others are referred to); their ids ascend.
+  std::list<Batch> batches;
+  Runner::Ticket next_ticket = 0;
+  uint64_t next_id = 0;
+  size_t in_flight = 0;          // candidates of every batch not yet measured
+  std::deque<uint64_t> pending;  // ids to hand out, oldest batch first
   std::optional<std::string> failure;
   double started_s = 0, last_beat_s = 0;
   size_t next_slot = 0;
@@ -178,7 +195,13 @@ struct ClusterRunner::State {
   void dispatch(double now);
   void send_chunk(size_t rank, double now);
   void check_capacity(double now);
-  bool in_batch(uint64_t id) const { return id >= base_id && id < base_id + batch.size(); }
+  void drop(const Batch& b);
+  /// The batch candidate `id` belongs to, or null (one waited for, or given up).
+  Batch* batch_of(uint64_t id) {
+    for (Batch& b : batches)
+      if (id >= b.base_id && id < b.base_id + b.candidates.size()) return &b;
+    return nullptr;
+  }
 };
 
 ClusterRunner::ClusterRunner(Transport& transport, ClusterOptions options,
@@ -229,49 +252,67 @@ void ClusterRunner::lead(const Target& target, Runner* local, int local_capacity
 }
 
 std::vector<Measurement> ClusterRunner::run(std::span<const Candidate> candidates) {
+  return wait(submit(candidates));
+}
+
+Runner::Ticket ClusterRunner::submit(std::span<const Candidate> candidates) {
   State& s = *state_;
-  std::unique_lock lock(s.m);
-  TESSERA_CHECK(s.led && !s.finished, "ClusterRunner::run before lead() or after finish()");
-  s.batch = candidates;
-  s.results.assign(candidates.size(), Measurement{});
-  s.done.assign(candidates.size(), 0);
-  s.remaining = candidates.size();
-  s.base_id = s.next_id;
+  std::lock_guard lock(s.m);
+  TESSERA_CHECK(s.led && !s.finished, "ClusterRunner::submit before lead() or after finish()");
+  Batch& b = s.batches.emplace_back();
+  b.ticket = s.next_ticket++;
+  b.base_id = s.next_id;
   s.next_id += candidates.size();
-  s.pending.clear();
-  s.finished_items.clear();
+  b.candidates.assign(candidates.begin(), candidates.end());
+  b.results.assign(candidates.size(), Measurement{});
+  b.done.assign(candidates.size(), 0);
+  b.remaining = candidates.size();
   for (size_t i = 0; i < candidates.size(); ++i) {
     // What needs no measuring (an invalid schedule, a replay without the record) stays here.
     std::optional<Measurement> settled = s.local ? s.local->settle(candidates[i]) : std::nullopt;
     if (!settled) {
-      s.pending.push_back(i);
+      s.pending.push_back(b.base_id + i);
       continue;
     }
-    s.results[i] = std::move(*settled);
-    s.done[i] = 1;
-    s.finished_items.push_back(i);
-    --s.remaining;
+    b.results[i] = std::move(*settled);
+    b.done[i] = 1;
+    b.finished.push_back(i);
+    --b.remaining;
   }
-  // Chunks left from a batch that failed are no one's work any more.
-  for (Slot& slot : s.slots) slot.chunks.clear();
-  s.failure.reset();
+  s.in_flight += b.remaining;
   s.hub_cv.notify_all();
+  return b.ticket;
+}
+
+std::vector<Measurement> ClusterRunner::wait(Ticket ticket) {
+  State& s = *state_;
+  std::unique_lock lock(s.m);
+  auto it =
+      std::find_if(s.batches.begin(), s.batches.end(), [&](const Batch& b) { return b.ticket == ticket; });
+  TESSERA_CHECK(it != s.batches.end(), "ClusterRunner::wait for a batch not submitted, or waited for");
+  Batch& b = *it;
   for (;;) {
-    s.batch_cv.wait(lock, [&] { return !s.finished_items.empty() || s.remaining == 0 || s.failure; });
+    s.batch_cv.wait(lock, [&] { return !b.finished.empty() || b.remaining == 0 || s.failure; });
     std::vector<size_t> finished;
-    finished.swap(s.finished_items);
+    finished.swap(b.finished);
     if (on_result) {
-      // A finished measurement is never written again: it can be read without the lock.
+      // A finished measurement is never written again, and only this thread removes batches: it
+      // can be read without the lock.
       lock.unlock();
-      for (size_t i : finished) on_result(i, s.results[i]);
+      for (size_t i : finished) on_result(i, b.results[i]);
       lock.lock();
     }
-    if (s.finished_items.empty() && (s.remaining == 0 || s.failure)) break;
+    if (b.finished.empty() && (b.remaining == 0 || s.failure)) break;
   }
-  s.pending.clear();
-  s.batch = {};
-  if (s.remaining > 0) throw UserError(*s.failure);
-  return std::move(s.results);
+  if (b.remaining > 0) {
+    std::string why = *s.failure;
+    s.drop(b);
+    s.batches.erase(it);
+    throw UserError(why);
+  }
+  std::vector<Measurement> out = std::move(b.results);
+  s.batches.erase(it);
+  return out;
 }
 
 bool ClusterRunner::finish(const std::string& why) {
@@ -332,7 +373,7 @@ void ClusterRunner::State::hub_loop() {
       for (size_t r = 1; r < slots.size(); ++r)
         if (slots[r].phase != Slot::Phase::kLost) transport.send(static_cast<int>(r), beat);
     }
-    double wait_s = remaining > 0 ? options.poll_s : std::min(kIdlePollS * 5, options.beat_s);
+    double wait_s = in_flight > 0 ? options.poll_s : std::min(kIdlePollS * 5, options.beat_s);
     hub_cv.wait_for(lock, std::chrono::duration<double>(wait_s));
   }
 }
@@ -385,13 +426,13 @@ void ClusterRunner::State::judge(size_t r) {
     slot.phase = Slot::Phase::kServing;
     slot.capacity = h.capacity;
     slot.deadline_s = h.deadline_s;
+    failure.reset();  // a rank to measure again, for the batches not yet given up
     log(slot.name + " measures " + plural(static_cast<size_t>(h.capacity), "candidate") + " at a time");
   }
 }
 
 void ClusterRunner::State::deliver(size_t r, uint64_t id, const Measurement& result, double now) {
   Slot& slot = slots[r];
-  if (!in_batch(id)) return;
   // Only the rank that holds the candidate now may answer for it.
   auto chunk = std::find_if(slot.chunks.begin(), slot.chunks.end(),
                             [&](const Chunk& c) { return std::find(c.begin(), c.end(), id) != c.end(); });
@@ -399,14 +440,17 @@ void ClusterRunner::State::deliver(size_t r, uint64_t id, const Measurement& res
   chunk->erase(std::find(chunk->begin(), chunk->end(), id));
   if (chunk->empty()) slot.chunks.erase(chunk);
   slot.progress_s = now;
-  size_t i = static_cast<size_t>(id - base_id);
-  if (done[i]) return;
-  done[i] = 1;
-  results[i] = result;
+  Batch* b = batch_of(id);
+  if (!b) return;
+  size_t i = static_cast<size_t>(id - b->base_id);
+  if (b->done[i]) return;
+  b->done[i] = 1;
+  b->results[i] = result;
   ++slot.measured;
   if (r != 0 && on_remote && *on_remote) (*on_remote)(result);
-  finished_items.push_back(i);
-  --remaining;
+  b->finished.push_back(i);
+  --b->remaining;
+  --in_flight;
   batch_cv.notify_all();
 }
 
@@ -416,11 +460,12 @@ void ClusterRunner::State::lose(size_t r, const std::string& why) {
   bool was_serving = slot.phase == Slot::Phase::kServing;
   slot.phase = Slot::Phase::kLost;
   ++lost;
+  // Back to the front of the queue, oldest first, whichever batch each belongs to.
   size_t back = 0;
   for (auto c = slot.chunks.rbegin(); c != slot.chunks.rend(); ++c)
     for (auto id = c->rbegin(); id != c->rend(); ++id)
-      if (in_batch(*id) && !done[*id - base_id]) {
-        pending.push_front(static_cast<size_t>(*id - base_id));
+      if (Batch* b = batch_of(*id); b && !b->done[*id - b->base_id]) {
+        pending.push_front(*id);
         ++back;
       }
   slot.chunks.clear();
@@ -453,8 +498,10 @@ void ClusterRunner::State::check_faults(double now) {
 
 // Hands pending candidates to ranks with room, in turn, so that no rank is always served first:
 // first a chunk to every idle rank, then a chunk more to each (prefetch) while there is a full
-// round of work left. Near a batch's end candidates go only to ranks that are free, so that
-// none waits queued behind a slow one while another rank idles.
+// round of work left. The queue holds every submitted batch's candidates, oldest batch first, so
+// a later batch's fill the ranks that finish early in an earlier one's last round; only near the
+// end of the last batch submitted do candidates go just to ranks that are free, so that none
+// waits queued behind a slow one while another rank idles.
 void ClusterRunner::State::dispatch(double now) {
   size_t round = 0;
   for (const Slot& slot : slots)
@@ -474,11 +521,15 @@ void ClusterRunner::State::send_chunk(size_t r, double now) {
   Chunk chunk;
   Json items = Json::array();
   while (!pending.empty() && chunk.size() < static_cast<size_t>(slot.capacity)) {
-    size_t i = pending.front();
+    uint64_t id = pending.front();
     pending.pop_front();
-    chunk.push_back(base_id + i);
-    if (r != 0) items.push_back(Json{{"id", base_id + i}, {"candidate", candidate_to_json(batch[i])}});
+    Batch* b = batch_of(id);
+    if (!b) continue;
+    chunk.push_back(id);
+    if (r != 0)
+      items.push_back(Json{{"id", id}, {"candidate", candidate_to_json(b->candidates[id - b->base_id])}});
   }
+  if (chunk.empty()) return;
   if (slot.chunks.empty()) slot.progress_s = now;
   slot.chunks.push_back(chunk);
   if (r == 0) {
@@ -493,7 +544,7 @@ void ClusterRunner::State::send_chunk(size_t r, double now) {
 
 // A batch that no rank is left to measure fails, unless a rank may still say hello.
 void ClusterRunner::State::check_capacity(double now) {
-  if (remaining == 0 || failure) return;
+  if (in_flight == 0 || failure) return;
   bool waiting = false;
   for (const Slot& slot : slots) {
     if (slot.phase == Slot::Phase::kServing) return;
@@ -505,6 +556,17 @@ void ClusterRunner::State::check_capacity(double now) {
   batch_cv.notify_all();
 }
 
+// A batch given up (no rank left): its candidates are no one's work any more.
+void ClusterRunner::State::drop(const Batch& b) {
+  auto ours = [&](uint64_t id) { return id >= b.base_id && id < b.base_id + b.candidates.size(); };
+  std::erase_if(pending, ours);
+  for (Slot& slot : slots) {
+    for (Chunk& c : slot.chunks) std::erase_if(c, ours);
+    std::erase_if(slot.chunks, [](const Chunk& c) { return c.empty(); });
+  }
+  in_flight -= b.remaining;
+}
+
 void ClusterRunner::State::local_loop() {
   std::unique_lock lock(m);
   for (;;) {
@@ -512,14 +574,18 @@ void ClusterRunner::State::local_loop() {
     if (quit) return;
     Chunk chunk = std::move(local_queue.front());
     local_queue.pop_front();
+    Chunk ids;  // those still wanted (not of a batch given up meanwhile)
     std::vector<Candidate> candidates;
     for (uint64_t id : chunk)
-      if (in_batch(id)) candidates.push_back(batch[id - base_id]);
-    if (candidates.size() != chunk.size()) continue;  // a batch that failed meanwhile
+      if (Batch* b = batch_of(id)) {
+        ids.push_back(id);
+        candidates.push_back(b->candidates[id - b->base_id]);
+      }
+    if (candidates.empty()) continue;
     lock.unlock();
     local->on_result = [&](size_t i, const Measurement& meas) {
       std::lock_guard inner(m);
-      if (i < chunk.size()) deliver(0, chunk[i], meas, monotonic_s());
+      if (i < ids.size()) deliver(0, ids[i], meas, monotonic_s());
     };
     std::optional<std::string> error;
     std::vector<Measurement> out;
@@ -534,7 +600,7 @@ void ClusterRunner::State::local_loop() {
       lose(0, std::string("its runner failed: ") + *error);
       return;
     }
-    for (size_t i = 0; i < out.size() && i < chunk.size(); ++i) deliver(0, chunk[i], out[i], monotonic_s());
+    for (size_t i = 0; i < out.size() && i < ids.size(); ++i) deliver(0, ids[i], out[i], monotonic_s());
   }
 }
 

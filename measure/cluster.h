@@ -5,8 +5,11 @@
 // ClusterRunner. Each batch's candidates go out in chunks to whichever rank has room (a chunk is
 // as many candidates as the rank measures at once, its GPUs; each rank holds up to
 // `prefetch` chunks, so that it never waits for the next one), rank 0's own runner included,
-// on a thread of its own; results stream back as they come, and run() returns them in
-// candidate order: the same content as one process. Every other rank runs serve(): it says
+// on a thread of its own; results stream back as they come, and run() (or wait()) returns them
+// in candidate order: the same content as one process. Batches may overlap: submit() queues a
+// batch behind those in flight and returns at once, so that the ranks that finish early in a
+// batch's last round start on the next one instead of idling until the search has seen the
+// whole batch; wait() returns one batch's measurements. Every other rank runs serve(): it says
 // hello (the target it measures on and how many candidates at once, or why it measures
 // nothing), then measures what it is sent with its own runner, on a thread, so that it keeps
 // answering and beating while a measurement runs.
@@ -15,10 +18,10 @@
 // beat every `beat_s`. A rank silent for `rank_timeout_s`, or whose measurement in flight
 // outlives what its runner allows one candidate (RankHello::deadline_s, from its measurement
 // timeouts) plus `rank_timeout_s`, is lost: its candidates in flight go back to the front of
-// the queue for the other ranks, and whatever it sends later is ignored. A rank that says hello
-// with another target than the job's is refused. run() fails (UserError) only when no rank is
-// left to measure. Serving ranks stop when rank 0 says so, or when rank 0 has been silent for
-// 3 x `rank_timeout_s`.
+// the queue for the other ranks (whichever batch each belongs to), and whatever it sends later
+// is ignored. A rank that says hello with another target than the job's is refused. wait()
+// fails (UserError) only when no rank is left to measure. Serving ranks stop when rank 0 says
+// so, or when rank 0 has been silent for 3 x `rank_timeout_s`.
 #pragma once
 
 #include <cstdint>
@@ -112,7 +115,17 @@ class ClusterRunner : public Runner {
   void lead(const Target& target, Runner* local, int local_capacity);
 
   /// One measurement per candidate, in order; a UserError when no rank is left to measure.
+  /// wait(submit(candidates)).
   std::vector<Measurement> run(std::span<const Candidate> candidates) override;
+  /// Queues the batch behind the batches in flight; their candidates go to the ranks first. What
+  /// settle() answers (rank 0's runner's) is final at once.
+  Ticket submit(std::span<const Candidate> candidates) override;
+  /// The batch's measurements, in candidate order, once all are final (on_result reports them
+  /// as they come, from this call; another batch's wait for them); a UserError when no rank is
+  /// left to measure it. Each ticket is waited for once, by the thread that submitted it.
+  std::vector<Measurement> wait(Ticket ticket) override;
+  /// True: batches submitted one after another are measured together.
+  bool asynchronous() const override { return true; }
 
   /// Called on the cluster's thread with each measurement another rank made.
   std::function<void(const Measurement&)> on_remote_result;

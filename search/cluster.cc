@@ -50,7 +50,7 @@ Cluster::~Cluster() {
 }
 
 int Cluster::serve(const std::function<JobRequest()>& request) {
-  // Rank 0 decides when the job stops (after the batch in flight); mpirun's SIGKILL still ends it.
+  // Rank 0 decides when the job stops (after the batches in flight); mpirun's SIGKILL still ends it.
   ::signal(SIGINT, SIG_IGN);
   ::signal(SIGTERM, SIG_IGN);
   measure::RankHello hello;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
 #include <random>
 #include <set>
 
@@ -37,9 +38,17 @@ struct Tuner::Task {
   WorkloadOutcome o;
   TuneProgress progress;
   int limit = 0;                    ///< measurements at most in this run (its budget less what is held)
+  int proposed = 0;                 ///< candidates proposed so far (measured, or in flight)
   std::unique_ptr<SearchStrategy> strategy;
   std::optional<double> best_us;    ///< best correct time, from the database and this job
   bool exhausted = false;
+};
+
+// A batch proposed and handed to the runner, not yet committed.
+struct Tuner::Flight {
+  Task* task = nullptr;
+  std::vector<Candidate> batch;
+  measure::Runner::Ticket ticket = 0;
 };
 
 bool Tuner::out_of_time() const {
@@ -102,22 +111,35 @@ void Tuner::prepare(Task& task) {
   o.construct_s = seconds_since(t0);
 }
 
-// Measures (or records the predictions of) up to `n` more candidates of the task as one
-// committed batch; returns how many, 0 when its search has nothing left.
-int Tuner::step(Task& task, int n) {
+// Proposes up to `n` more candidates of the task and hands them to the runner; nullopt when
+// its search has nothing left.
+std::optional<Tuner::Flight> Tuner::launch(Task& task, int n) {
   WorkloadOutcome& o = task.o;
-  n = std::min(n, task.limit - o.measured);
+  n = std::min(n, task.limit - task.proposed);
   std::vector<Candidate> batch;
   if (n > 0) batch = task.strategy->propose(n);
   if (!o.predicted_best && !batch.empty()) o.predicted_best = batch.front();
   if (batch.empty()) {
     task.exhausted = true;
-    return 0;
+    return std::nullopt;
   }
+  task.proposed += static_cast<int>(batch.size());
+  auto t0 = std::chrono::steady_clock::now();
+  Flight flight{&task, std::move(batch), 0};
+  if (runner_) flight.ticket = runner_->submit(flight.batch);
+  o.measure_s += seconds_since(t0);
+  return flight;
+}
+
+// Waits for the flight's measurements (or records the predictions) and commits them as one batch.
+void Tuner::land(Flight& flight) {
+  Task& task = *flight.task;
+  WorkloadOutcome& o = task.o;
+  const std::vector<Candidate>& batch = flight.batch;
   auto t0 = std::chrono::steady_clock::now();
   std::vector<Measurement> ms;
   if (runner_) {
-    ms = runner_->run(batch);
+    ms = runner_->wait(flight.ticket);
   } else {
     ms.resize(batch.size());
     for (Measurement& m : ms) {
@@ -152,7 +174,114 @@ int Tuner::step(Task& task, int n) {
   o.measure_s += seconds_since(t0);
   task.progress.done = o.measured;
   task.progress.best_us = task.best_us;
-  return static_cast<int>(batch.size());
+}
+
+// Measures (or records the predictions of) up to `n` more candidates of the task as one
+// committed batch; returns how many, 0 when its search has nothing left.
+int Tuner::step(Task& task, int n) {
+  std::optional<Flight> flight = launch(task, n);
+  if (!flight) return 0;
+  land(*flight);
+  return static_cast<int>(flight->batch.size());
+}
+
+void Tuner::report(Task& task) {
+  if (!on_progress) return;
+  task.progress.elapsed_s = seconds_since(start_);
+  on_progress(task.progress);
+}
+
+// One workload after another, each to its own budget. With an asynchronous runner, a second
+// batch is proposed and submitted while one is measured, when its proposal cannot depend on that
+// one's results: a list strategy's candidates were fixed when its workload was prepared, from
+// what the database holds of that workload alone. Evolution proposes from every result, and the
+// guide it shares with the next workload learns from them, so it waits for each batch. Batches
+// land (are committed, observed, reported) in the order they were proposed, each workload's
+// first report after the last of the one before: the records and the progress are those of one
+// batch at a time.
+void Tuner::run_in_turn(std::vector<Task>& tasks, int batch) {
+  const bool overlap = runner_ && runner_->asynchronous() && options_.strategy != Strategy::kEvolve;
+  const size_t depth = overlap ? 2 : 1;
+  std::deque<Flight> flights;
+  size_t next = 0;       // the task that proposes next
+  size_t prepared = 0;   // tasks [0, prepared) are prepared
+  size_t announced = 0;  // and [0, announced) have had their first report
+  auto announce_through = [&](size_t k) {
+    for (; announced <= k && announced < prepared; ++announced) report(tasks[announced]);
+  };
+  // A repeated workload is prepared from what the database holds once its earlier batches are in.
+  auto waits_for_flights = [&](const Task& task) {
+    return std::any_of(flights.begin(), flights.end(),
+                       [&](const Flight& f) { return f.task->o.workload.key() == task.o.workload.key(); });
+  };
+  for (;;) {
+    while (next < tasks.size() && flights.size() < depth) {
+      Task& task = tasks[next];
+      if (next == prepared) {
+        if (waits_for_flights(task)) break;
+        prepare(task);
+        task.progress.planned = task.limit;
+        ++prepared;
+        if (flights.empty()) announce_through(next);
+      }
+      std::optional<Flight> flight;
+      if (!task.exhausted && task.proposed < task.limit && !out_of_time()) flight = launch(task, batch);
+      if (!flight) {
+        ++next;
+        continue;
+      }
+      flights.push_back(std::move(*flight));
+    }
+    if (flights.empty()) break;
+    Flight flight = std::move(flights.front());
+    flights.pop_front();
+    announce_through(static_cast<size_t>(flight.task - tasks.data()));
+    land(flight);
+    report(*flight.task);
+  }
+  if (!tasks.empty()) announce_through(tasks.size() - 1);
+}
+
+// One job budget: every workload is prepared, then the scheduler hands out the batches.
+void Tuner::run_scheduled(std::vector<Task>& tasks, int batch) {
+  std::vector<TaskInfo> infos;
+  for (Task& task : tasks) {
+    prepare(task);
+    costmodel::RooflineFloor floor = costmodel::roofline_floor(task.o.workload, spec_);
+    // Similar tasks: the same operator, dtype and bound (a memory-bound 1x1 convolution is no
+    // yardstick for a compute-bound 3x3 one).
+    const Workload& w = task.o.workload;
+    std::string group = std::string(op_kind_name(w.kind)) + "/" + std::string(dtype_name(w.dtype)) +
+                        (floor.memory_bound() ? "/memory" : "/compute");
+    infos.push_back({task.o.weight, floor.floor_us, group});
+    task.progress.planned = task.limit;
+  }
+  SchedulerOptions so = options_.scheduler;
+  so.seed ^= options_.seed;
+  TaskScheduler scheduler(std::move(infos), so);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    scheduler.prime(i, tasks[i].o.already, tasks[i].best_us);
+    if (tasks[i].limit <= 0) scheduler.finish(i);
+  }
+  // The records the job's workloads hold count as spent, each workload's up to its own
+  // cap: a rerun of a finished job measures nothing, a resumed one only the remainder.
+  int64_t held = 0;
+  for (const Task& task : tasks) held += std::min(task.o.already, task.strategy->cap());
+  int spent = static_cast<int>(std::min<int64_t>(held, options_.total_trials));
+  while (spent < options_.total_trials && !out_of_time()) {
+    std::optional<size_t> pick = scheduler.next();
+    if (!pick) break;
+    Task& task = tasks[*pick];
+    int done = step(task, std::min(batch, options_.total_trials - spent));
+    spent += done;
+    if (done > 0) {
+      scheduler.update(*pick, done, task.best_us);
+      task.progress.job_done = spent;
+      task.progress.job_planned = options_.total_trials;
+      report(task);
+    }
+    if (task.exhausted) scheduler.finish(*pick);
+  }
 }
 
 std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, double>>& workloads) {
@@ -166,64 +295,10 @@ std::vector<WorkloadOutcome> Tuner::run(const std::vector<std::pair<Workload, do
     tasks[i].progress.key = workloads[i].first.key();
   }
   const int batch = std::max(1, options_.batch);
-  auto report = [&](Task& task) {
-    if (!on_progress) return;
-    task.progress.elapsed_s = seconds_since(start_);
-    on_progress(task.progress);
-  };
-
-  if (options_.total_trials <= 0) {
-    // One workload after another, each to its own budget.
-    for (Task& task : tasks) {
-      prepare(task);
-      task.progress.planned = task.limit;
-      report(task);
-      while (!task.exhausted && !out_of_time()) {
-        if (step(task, batch) == 0) break;
-        report(task);
-      }
-    }
-  } else {
-    // One job budget: every workload is prepared, then the scheduler hands out the batches.
-    std::vector<TaskInfo> infos;
-    for (Task& task : tasks) {
-      prepare(task);
-      costmodel::RooflineFloor floor = costmodel::roofline_floor(task.o.workload, spec_);
-      // Similar tasks: the same operator, dtype and bound (a memory-bound 1x1 convolution is no
-      // yardstick for a compute-bound 3x3 one).
-      const Workload& w = task.o.workload;
-      std::string group = std::string(op_kind_name(w.kind)) + "/" + std::string(dtype_name(w.dtype)) +
-                          (floor.memory_bound() ? "/memory" : "/compute");
-      infos.push_back({task.o.weight, floor.floor_us, group});
-      task.progress.planned = task.limit;
-    }
-    SchedulerOptions so = options_.scheduler;
-    so.seed ^= options_.seed;
-    TaskScheduler scheduler(std::move(infos), so);
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      scheduler.prime(i, tasks[i].o.already, tasks[i].best_us);
-      if (tasks[i].limit <= 0) scheduler.finish(i);
-    }
-    // The records the job's workloads hold count as spent, each workload's up to its own
-    // cap: a rerun of a finished job measures nothing, a resumed one only the remainder.
-    int64_t held = 0;
-    for (const Task& task : tasks) held += std::min(task.o.already, task.strategy->cap());
-    int spent = static_cast<int>(std::min<int64_t>(held, options_.total_trials));
-    while (spent < options_.total_trials && !out_of_time()) {
-      std::optional<size_t> pick = scheduler.next();
-      if (!pick) break;
-      Task& task = tasks[*pick];
-      int done = step(task, std::min(batch, options_.total_trials - spent));
-      spent += done;
-      if (done > 0) {
-        scheduler.update(*pick, done, task.best_us);
-        task.progress.job_done = spent;
-        task.progress.job_planned = options_.total_trials;
-        report(task);
-      }
-      if (task.exhausted) scheduler.finish(*pick);
-    }
-  }
+  if (options_.total_trials <= 0)
+    run_in_turn(tasks, batch);
+  else
+    run_scheduled(tasks, batch);
 
   std::vector<WorkloadOutcome> out;
   for (Task& task : tasks) {

@@ -13,6 +13,13 @@
 // Workloads go one after another, each to its own budget; or, with a job budget
 // (`total_trials`), the task scheduler (search/scheduler) hands each batch to the workload
 // where it buys the most end-to-end time, weighted by occurrence.
+//
+// One after another, with a runner that measures batches asynchronously (an MPI job's), the
+// next batch is proposed and submitted while the last one is measured whenever nothing it
+// proposes can depend on that one's results (the list strategies: construct, exhaustive,
+// random; not evolve, which learns from every batch), so that the ranks never wait for the
+// search between batches. Batches are still committed whole and in the order they were
+// proposed, and the records are those of one batch at a time.
 #pragma once
 
 #include <chrono>
@@ -63,7 +70,10 @@ struct WorkloadOutcome {
   int measured = 0;              ///< candidates measured (or recorded unmeasured) now
   int failed = 0;                ///< of those, not ok (compile error, incorrect, crashed, ...)
   double construct_s = 0;        ///< construction (or ranking) time
-  double measure_s = 0;          ///< build + measurement time
+  double measure_s = 0;          ///< build + measurement time: submitting its batches, waiting for them
+                                 ///< and committing them (where batches overlap, not the time spent on
+                                 ///< another workload's meanwhile: the outcomes' construct_s + measure_s
+                                 ///< add up to the job's time)
   std::optional<Candidate> predicted_best;  ///< the model's first choice
   std::optional<Record> best;    ///< fastest correct record for this target, from the database
 };
@@ -98,8 +108,14 @@ class Tuner {
 
  private:
   struct Task;
+  struct Flight;
   void prepare(Task& task);
+  std::optional<Flight> launch(Task& task, int n);
+  void land(Flight& flight);
   int step(Task& task, int n);
+  void run_in_turn(std::vector<Task>& tasks, int batch);
+  void run_scheduled(std::vector<Task>& tasks, int batch);
+  void report(Task& task);
   bool out_of_time() const;
   costmodel::LearnedModel& guide();
 

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <deque>
 #include <limits>
@@ -72,6 +73,7 @@ class EchoRunner : public Runner {
     for (const Candidate& c : candidates) {
       int n = ++count;
       if (hook) hook(n);
+      if (before) before(c);
       std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
       out.push_back(answer(c));
       if (on_result) on_result(out.size() - 1, out.back());
@@ -87,6 +89,7 @@ class EchoRunner : public Runner {
   }
   std::atomic<int> count = 0;
   std::function<void(int)> hook;
+  std::function<void(const Candidate&)> before;  ///< runs before each candidate is measured
 
  private:
   int delay_ms_;
@@ -185,6 +188,79 @@ TEST(Cluster, EveryRankMeasuresAndResultsComeBackInCandidateOrder) {
   EXPECT_EQ(job.outcomes[2].exit_code, 0);
   EXPECT_NE(job.logged().find("rank 2 (test, pid 0) measures 2 candidates at a time"), std::string::npos)
       << job.logged();
+}
+
+TEST(Cluster, ALaterBatchFillsTheRanksWhileAnEarlierOneIsMeasured) {
+  EchoRunner local, one, two;
+  // Whichever rank measures the first batch's first candidate holds it until a candidate of the
+  // second batch has started elsewhere (or 5 s passed): only overlapping batches get there.
+  std::mutex m;
+  std::condition_variable cv;
+  int later_started = 0;
+  bool overlapped = false;
+  auto before = [&](const Candidate& c) {
+    std::unique_lock lock(m);
+    if (c.schedule.get("tile") >= 3) {
+      ++later_started;
+      cv.notify_all();
+    } else if (c.schedule.get("tile") == 0) {
+      overlapped = cv.wait_for(lock, std::chrono::seconds(5), [&] { return later_started > 0; });
+    }
+  };
+  for (EchoRunner* r : {&local, &one, &two}) r->before = before;
+  TestCluster job(3);
+  job.serve(1, TestCluster::serving(gpu("H100")), &one);
+  job.serve(2, TestCluster::serving(gpu("H100")), &two);
+  job.leader->lead(gpu("H100"), &local, 1);
+  EXPECT_TRUE(job.leader->asynchronous());
+  std::vector<Candidate> cs = candidates(12);
+  std::vector<Candidate> first(cs.begin(), cs.begin() + 3), second(cs.begin() + 3, cs.end());
+  Runner::Ticket a = job.leader->submit(first);
+  Runner::Ticket b = job.leader->submit(second);
+  std::vector<int> reported(9, 0);
+  job.leader->on_result = [&](size_t i, const Measurement&) { ++reported.at(i); };
+  // Waited for out of order: each comes back whole, in its own candidate order, and on_result
+  // reports its candidates (the other batch's wait for their own wait).
+  expect_answers(second, job.leader->wait(b));
+  EXPECT_EQ(reported, std::vector<int>(9, 1));
+  expect_answers(first, job.leader->wait(a));
+  EXPECT_EQ(reported, std::vector<int>({2, 2, 2, 1, 1, 1, 1, 1, 1}));
+  EXPECT_TRUE(overlapped);
+  EXPECT_EQ(local.count + one.count + two.count, 12);
+  EXPECT_TRUE(job.leader->finish("done"));
+}
+
+TEST(Cluster, ARankLostWithTwoBatchesInFlightLosesNothing) {
+  EchoRunner one(5), two(5);
+  TestCluster job(3);
+  // Rank 2 measures 4 candidates at once, so that rank 0 hands it more than the first batch holds
+  // (up to `prefetch` chunks of 4); it dies on its first, once both batches are queued: none of
+  // its results arrive.
+  std::atomic<bool> both_submitted = false;
+  two.hook = [&](int n) {
+    if (n != 1) return;
+    while (!both_submitted) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::lock_guard lock(job.net.m);
+    job.net.dead.insert(2);
+  };
+  job.serve(1, TestCluster::serving(gpu("H100")), &one);
+  job.serve(2, TestCluster::serving(gpu("H100"), 4), &two);
+  job.leader->lead(gpu("H100"), nullptr, 1);
+  std::vector<Candidate> cs = candidates(26);
+  std::vector<Candidate> first(cs.begin(), cs.begin() + 6), second(cs.begin() + 6, cs.end());
+  Runner::Ticket a = job.leader->submit(first);
+  Runner::Ticket b = job.leader->submit(second);
+  both_submitted = true;
+  expect_answers(first, job.leader->wait(a));
+  expect_answers(second, job.leader->wait(b));
+  ClusterStats stats = job.leader->stats();
+  EXPECT_EQ(stats.lost, 1);
+  EXPECT_GT(stats.resent, 6);  // more than the first batch: the second's were in flight there too
+  EXPECT_EQ(stats.measured[2], 0);
+  EXPECT_EQ(stats.measured[1], 26);
+  EXPECT_NE(job.logged().find("rank 2 (test, pid 0) is lost: silent for"), std::string::npos) << job.logged();
+  EXPECT_FALSE(job.leader->finish("done"));
 }
 
 TEST(Cluster, ARankThatDiesLosesOnlyItsCandidatesInFlight) {

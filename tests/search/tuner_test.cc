@@ -1,9 +1,12 @@
 // The tuning job with a scripted runner (a test double standing in for the GPU runner; its
-// "measurements" exist only in this test): resume, batches, failures, stop, model-only.
+// "measurements" exist only in this test): resume, batches, failures, stop, model-only,
+// batches that overlap.
 #include "search/tuner.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <set>
 
 #include "kernels/families.h"
@@ -38,11 +41,69 @@ class ScriptedRunner : public measure::Runner {
   int calls = 0;
 };
 
+// Batches that overlap as an MPI job's (measure::ClusterRunner) do: submit() only queues a batch,
+// measured when it is waited for; it remembers how many batches were submitted and not yet waited
+// for at once.
+class OverlappingRunner : public ScriptedRunner {
+ public:
+  Ticket submit(std::span<const Candidate> cs) override {
+    queued_.emplace(next_, std::vector<Candidate>(cs.begin(), cs.end()));
+    most_in_flight = std::max(most_in_flight, queued_.size());
+    return next_++;
+  }
+  std::vector<Measurement> wait(Ticket ticket) override {
+    EXPECT_EQ(ticket, waited_++) << "batches are waited for in the order they were submitted";
+    std::vector<Candidate> cs = std::move(queued_.at(ticket));
+    queued_.erase(ticket);
+    return run(cs);
+  }
+  bool asynchronous() const override { return true; }
+  size_t most_in_flight = 0;
+
+ private:
+  std::map<Ticket, std::vector<Candidate>> queued_;
+  Ticket next_ = 0, waited_ = 0;
+};
+
+// What a job left: the database's records without their timestamps, and the progress reports.
+struct JobTrace {
+  std::vector<std::string> records;
+  std::vector<std::string> progress;
+  std::vector<std::string> outcomes;
+  bool operator==(const JobTrace&) const = default;
+};
+
 class TunerTest : public tessera::testing::BuiltinFamiliesTest {
  protected:
   Target target_ = db::testing::test_target();
   std::vector<std::pair<Workload, double>> workloads_ = {{Workload::parse("matmul:m=4096,n=4096,k=4096:f16"), 1},
                                                          {Workload::parse("softmax:rows=4096,cols=1024:f16"), 12}};
+
+  JobTrace traced(const std::string& name, measure::Runner& runner, const TuneOptions& o,
+                  const std::vector<std::pair<Workload, double>>& workloads, int stop_after = 0) {
+    db::testing::TempDb tmp(name);
+    db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+    Tuner tuner(families_, h100_, target_, database, &runner, o);
+    JobTrace trace;
+    int batches = 0;
+    tuner.on_progress = [&](const TuneProgress& p) {
+      batches += p.done > 0;
+      trace.progress.push_back(p.key + " " + std::to_string(p.workload) + " " + std::to_string(p.done) + "/" +
+                               std::to_string(p.planned) + " " +
+                               (p.best_us ? std::to_string(*p.best_us) : "-"));
+    };
+    if (stop_after > 0) tuner.should_stop = [&] { return batches >= stop_after; };
+    for (const WorkloadOutcome& out : tuner.run(workloads))
+      trace.outcomes.push_back(out.workload.key() + " " + std::to_string(out.ranked) + " " +
+                               std::to_string(out.already) + " " + std::to_string(out.measured) + " " +
+                               std::to_string(out.failed) + " " +
+                               (out.best ? out.best->schedule.key() : "-"));
+    for (db::StoredRecord& r : database.query({})) {
+      r.record.timestamp_s = 0;
+      trace.records.push_back(r.record.to_json().dump());
+    }
+    return trace;
+  }
 };
 
 TEST_F(TunerTest, ModelOnlyRecordsPredictionsOnceAndResumes) {
@@ -227,6 +288,47 @@ TEST_F(TunerTest, AJobBudgetIsSharedByTheWorkloadsAndResumes) {
   std::vector<WorkloadOutcome> one = Tuner(families_, h100_, target_, database, &runner, uncapped).run({workloads_[0]});
   EXPECT_EQ(one[0].already, held);
   EXPECT_EQ(one[0].measured, 100 - held);
+}
+
+// With a runner whose batches overlap (an MPI job's), the list strategies propose and submit the
+// next batch while one is measured, and the job records, reports and returns exactly what it does
+// one batch at a time; a workload listed twice still sees its first turn's records.
+TEST_F(TunerTest, OverlappedBatchesRecordWhatOneBatchAtATimeRecords) {
+  std::vector<std::pair<Workload, double>> four = workloads_;
+  four.emplace_back(workloads_[1]);  // again, right after its first turn
+  four.emplace_back(Workload::parse("layernorm:rows=4096,cols=768:f16"), 3);
+  for (Strategy strategy : {Strategy::kConstruct, Strategy::kRandom}) {
+    TuneOptions o;
+    o.strategy = strategy;
+    o.trials = 10;
+    o.batch = 4;  // 4 + 4 + 2 a workload
+    ScriptedRunner plain;
+    OverlappingRunner overlapping;
+    std::string name = "tuner_overlap_" + std::to_string(static_cast<int>(strategy));
+    JobTrace expected = traced(name + "_plain", plain, o, four);
+    JobTrace got = traced(name + "_overlapped", overlapping, o, four);
+    EXPECT_EQ(overlapping.most_in_flight, 2u);
+    EXPECT_EQ(expected.records.size(), 30u);  // the repeated workload measures nothing more
+    EXPECT_EQ(got.records, expected.records);
+    EXPECT_EQ(got.progress, expected.progress);
+    EXPECT_EQ(got.outcomes, expected.outcomes);
+    EXPECT_EQ(overlapping.calls, plain.calls);
+    // Stopped after the first committed batch, it still commits the one in flight, whole.
+    OverlappingRunner stopped;
+    JobTrace part = traced(name + "_stopped", stopped, o, four, 1);
+    ASSERT_EQ(part.records.size(), 8u);
+    EXPECT_TRUE(std::equal(part.records.begin(), part.records.end(), expected.records.begin()));
+  }
+  // Evolution proposes from every result: one batch at a time, whatever the runner.
+  TuneOptions o;
+  o.strategy = Strategy::kEvolve;
+  o.trials = 8;
+  o.batch = 4;
+  ScriptedRunner plain;
+  OverlappingRunner overlapping;
+  JobTrace expected = traced("tuner_overlap_evolve_plain", plain, o, workloads_);
+  EXPECT_EQ(traced("tuner_overlap_evolve", overlapping, o, workloads_), expected);
+  EXPECT_EQ(overlapping.most_in_flight, 1u);
 }
 
 // --trials is the workload's budget across runs: a second run of a finished evolve job measures
