@@ -169,6 +169,7 @@ double resident_blocks(const kernels::TilePlan& p, const HardwareSpec& hw) {
   double by_regs = std::floor(double(hw.registers_per_sm) / double(regs * p.threads));
   double by_smem = p.smem_bytes > 0 ? std::floor(double(hw.smem_per_sm_bytes) / double(p.smem_bytes + 1024)) : 1e9;
   double per_sm = std::min({by_threads, by_regs, by_smem, double(hw.max_blocks_per_sm)});
+  if (p.persistent_blocks > 0) per_sm = std::min(per_sm, double(p.persistent_blocks));
   return per_sm;
 }
 

@@ -10,9 +10,9 @@
 namespace tessera::costmodel {
 namespace {
 
-// Layout version 3 (2: gemm_wgmma and its consumers, tma_store and pingpong knobs; 3: its cluster_m knob); version 4
-// keeps this layout but changes the analytic features of wgmma plans (features.h). Appending or reordering anything
-// here means kFeatureVersion + 1.
+// Layout version 5 (2: gemm_wgmma and its consumers, tma_store and pingpong knobs; 3: its cluster_m knob; 5: its
+// blocks_per_sm knob); version 4 kept layout 3 but changed the analytic features of wgmma plans (features.h).
+// Appending or reordering anything here means kFeatureVersion + 1.
 constexpr const char* kKinds[] = {"matmul", "batch_matmul", "conv2d", "softmax", "layernorm", "reduce", "elementwise"};
 constexpr OpKind kKindValues[] = {OpKind::kMatmul,    OpKind::kBatchMatmul, OpKind::kConv2d,     OpKind::kSoftmax,
                                   OpKind::kLayernorm, OpKind::kReduce,      OpKind::kElementwise};
@@ -24,7 +24,7 @@ constexpr const char* kFamilies[] = {"gemm_tc", "gemm_tf32", "gemm_simt", "conv_
 constexpr const char* kKnobs[] = {"block_m", "block_n", "block_k",        "warps_m",     "warps_n", "stages",
                                   "vec",     "group_m", "split_k",        "thread_m",    "thread_n", "threads",
                                   "vec_k",   "items",   "row_threads",    "rows_per_block", "single_pass", "consumers", "tma_store", "pingpong",
-                                  "cluster_m"};
+                                  "cluster_m", "blocks_per_sm"};
 constexpr const char* kBounds[] = {"compute", "smem", "l2", "dram", "latency", "launch"};
 
 double lg(double x) { return std::log2(std::max(x, 0.0) + 1.0); }

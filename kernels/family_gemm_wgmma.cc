@@ -14,7 +14,10 @@ constexpr const char* kConsumers = "consumers";
 constexpr const char* kTmaStore = "tma_store";
 constexpr const char* kPingpong = "pingpong";
 constexpr const char* kClusterM = "cluster_m";
-constexpr int64_t kMaxAccumulators = 160;  // f32 accumulators per consumer thread (of 232 registers)
+constexpr const char* kBlocksPerSm = "blocks_per_sm";
+// f32 accumulators per consumer thread: of the 232 registers setmaxnreg gives each of two
+// consumer warpgroups (and of the 255 of one), or of the 152 of each of three.
+int64_t max_accumulators(int64_t consumers) { return consumers == 3 ? 96 : 160; }
 constexpr int64_t kAlignSlack = 1024;    // dynamic shared memory is aligned to 1024 bytes in the kernel
 constexpr int64_t kMaxWorkspaceBytes = int64_t{1} << 30;  // split-K partial sums
 
@@ -101,16 +104,17 @@ class GemmWgmmaFamily : public KernelFamily {
 }  // namespace
 
 std::vector<KnobDomain> wgmma_space() {
-  return {{std::string(knob::kBlockM), {64, 128, 256}},
+  return {{std::string(knob::kBlockM), {64, 128, 192, 256}},
           {std::string(knob::kBlockN), {64, 128, 192, 256}},
           {std::string(knob::kBlockK), {64, 32}},
           {std::string(knob::kStages), {2, 3, 4, 5, 6, 8}},
-          {kConsumers, {1, 2}},
+          {kConsumers, {1, 2, 3}},
           {std::string(knob::kGroupM), {1, 8, 16}},
           {kTmaStore, {0, 1}},
           {kPingpong, {0, 1}},
           {kClusterM, {1, 2}},
-          {std::string(knob::kSplitK), {1, 2, 4, 8}}};
+          {std::string(knob::kSplitK), {1, 2, 4, 8}},
+          {kBlocksPerSm, {1, 2}, 1}};  // records from before the knob ran one block per SM
 }
 
 std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, int64_t k_steps, const HardwareSpec& hw,
@@ -120,16 +124,17 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
   int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
   if (bk != 64 && bk != 32) return "block_k must be 64 or 32 (one 128- or 64-byte swizzle row)";
-  if (consumers != 1 && consumers != 2) return "consumers must be 1 or 2 warpgroups";
+  if (consumers < 1 || consumers > 3) return "consumers must be 1, 2 or 3 warpgroups";
   int64_t pingpong = s.get(kPingpong);
   if (pingpong != 0 && pingpong != 1) return "pingpong must be 0 or 1";
-  if (pingpong && consumers < 2) return "pingpong needs two consumer warpgroups";
+  if (pingpong && consumers != 2) return "pingpong needs two consumer warpgroups";
   if (bm % 64 != 0 || consumer_rows(bm, consumers, pingpong) % 64 != 0)
     return "block_m must be a multiple of 64 per consumer warpgroup";
   if (bn % 8 != 0 || bn < 8 || bn > 256) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
   if (bm > 256) return "block_m above 256 exceeds a TMA box";
-  if ((consumer_rows(bm, consumers, pingpong) / 64) * (bn / 2) > kMaxAccumulators)
-    return "a consumer's accumulators exceed " + std::to_string(kMaxAccumulators) + " registers per thread";
+  if ((consumer_rows(bm, consumers, pingpong) / 64) * (bn / 2) > max_accumulators(consumers))
+    return "a consumer's accumulators exceed " + std::to_string(max_accumulators(consumers)) + " registers per thread" +
+           (consumers == 3 ? " (three consumer warpgroups)" : "");
   if (stages < 2) return "stages must be at least 2";
   if (group < 1) return "group_m must be positive";
   int64_t tma_store = s.get(kTmaStore);
@@ -137,8 +142,14 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   if (tma_store && dtype_bytes(gemm.out_dtype) != 2) return "tma_store stages 2-byte outputs only";
   if (tma_store && (bn % 64 != 0 || m.n % 8 != 0))
     return "tma_store needs block_n and n multiples of 64 and 8 (128-byte boxes, 16-byte row strides)";
+  // Measured on the H100 (BERT's 4096-token GEMMs, 192x128 tiles): three consumers storing
+  // from registers took 1.7-2.4x as long as through the staging tile.
+  if (consumers == 3 && !tma_store) return "three consumer warpgroups store through TMA (tma_store 1)";
   int64_t cluster = s.get(kClusterM);
   if (cluster != 1 && cluster != 2) return "cluster_m must be 1 or 2 blocks";
+  // Measured on the H100 (BERT's 4096-token GEMMs, 192x128 and 192x192 tiles): pairs were 7-15 %
+  // slower than single blocks, and a staged residual left the consumers spilling.
+  if (cluster == 2 && consumers == 3) return "three consumer warpgroups run without a cluster (cluster_m 1)";
   if (cluster == 2 && k_major_b && (bn / 2) % 8 != 0)
     return "cluster_m 2 multicasts halves of B's tile: block_n / 2 must be a multiple of 8 (swizzle atoms)";
   int64_t split = s.get(knob::kSplitK);
@@ -152,6 +163,18 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   int64_t smem = smem_bytes(s);
   if (smem > hw.smem_per_block_bytes)
     return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
+  // Two blocks per SM: one block's epilogue and pipeline fill overlap the other's MMAs. Each
+  // keeps 128 registers a thread (no setmaxnreg: one consumer warpgroup) and half the SM's
+  // shared memory.
+  const int64_t per_sm = s.find(kBlocksPerSm).value_or(1);
+  if (per_sm != 1 && per_sm != 2) return "blocks_per_sm must be 1 or 2";
+  if (per_sm == 2) {
+    if (consumers != 1) return "blocks_per_sm 2 takes one consumer warpgroup (two blocks share the registers)";
+    if ((bm / 64) * (bn / 2) > 64) return "blocks_per_sm 2: a consumer's accumulators exceed 64 of its 128 registers";
+    if (2 * (smem + 1024) > hw.smem_per_sm_bytes)
+      return "blocks_per_sm 2: two blocks' shared memory (2 x " + std::to_string(smem + 1024) + " B) exceeds the SM's " +
+             std::to_string(hw.smem_per_sm_bytes) + " B";
+  }
   int64_t tiles = ((m.m + bm - 1) / bm + 1) * ((m.n + bn - 1) / bn) * m.batch * split;
   if (tiles > (int64_t{1} << 31) - 1 || m.m * m.n > (int64_t{1} << 31) - 1 || k_steps * bk > (int64_t{1} << 31) - 1)
     return "problem too large for 32-bit tile indices";
@@ -171,10 +194,10 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   // residual as map_c is over C) while the tile computes.
   const bool staged_residual =
       tma_store && std::find(gemm.epilogue.begin(), gemm.epilogue.end(), EpilogueOp::kResidual) != gemm.epilogue.end();
-  int64_t threads = 128 * (consumers + 1);
+  int64_t threads = 128 * (consumers + 1), per_sm = s.find(kBlocksPerSm).value_or(1);
   std::string src =
       source_head(comment + " | " + s.key(), header, gemm) + epi.type + mma_struct(bn, gemm.dtype, !m.trans_b) + prelude +
-      "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", 1) " +
+      "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", " + std::to_string(per_sm) + ") " +
       (cluster > 1 ? "TESSERA_CLUSTER_DIMS(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
       "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C" +
       (split > 1 || workspace ? ", float* __restrict__ W" : "") +
@@ -202,6 +225,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   g.block[0] = threads;
   g.dynamic_smem_bytes = smem_bytes(s);
   g.persistent = true;
+  g.blocks_per_sm = per_sm;
   g.cluster = cluster;
   KernelSource out(entry, src, g);
   out.tensor_maps = std::move(maps);
@@ -242,10 +266,12 @@ TilePlan wgmma_plan(const Workload& gemm, const Schedule& s) {
   p.register_pipeline = true;  // one k step of MMAs in flight while the next slot lands
   p.smem_staged = true;
   p.smem_bytes = smem_bytes(s);
-  // Two consumers: the launch allocates 168 registers to each of the 384 threads (the SM's
-  // 64K), which setmaxnreg then moves between the warpgroups (40 to the producer, 232 to
-  // each consumer); the allocation is what occupancy sees.
-  p.registers = consumers > 1 ? 168 : std::min<int64_t>(255, (bm / 64) * (bn / 2) + 48);
+  // Two or three consumers: the launch allocates the SM's 64K registers over the block's 384 or
+  // 512 threads (168 or 128 each), which setmaxnreg then moves between the warpgroups (40 to
+  // the producer, 232 or 152 to each consumer); the allocation is what occupancy sees.
+  const int64_t per_sm = s.find(kBlocksPerSm).value_or(1);
+  p.registers = consumers == 3 ? 128 : consumers == 2 ? 168 : std::min<int64_t>(per_sm == 2 ? 128 : 255, (bm / 64) * (bn / 2) + 48);
+  p.persistent_blocks = per_sm;
   p.group_m = s.get(knob::kGroupM);
   p.multicast = s.get(kClusterM);
   p.split = split;

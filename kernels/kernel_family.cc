@@ -26,7 +26,7 @@ const KernelFamily* FamilyRegistry::find(std::string_view name) const {
 
 bool has_every_knob(const KernelFamily& f, const Schedule& s, const Workload& w, const HardwareSpec& hw) {
   for (const KnobDomain& d : f.space(w, hw))
-    if (!s.find(d.name)) return false;
+    if (!s.find(d.name) && !d.absent) return false;
   return true;
 }
 

@@ -22,6 +22,9 @@ namespace tessera::kernels {
 struct KnobDomain {
   std::string name;             ///< knob name, as in Schedule::knobs
   std::vector<int64_t> values;  ///< allowed values
+  /// A knob added after schedules were recorded without it: the value those schedules have
+  /// (the family reads a missing knob as this); nullopt: every schedule must have the knob.
+  std::optional<int64_t> absent = std::nullopt;
 };
 
 /// Grid, block and shared memory of one kernel launch.
@@ -29,9 +32,11 @@ struct LaunchGeometry {
   int64_t grid[3] = {1, 1, 1};   ///< blocks per grid dimension
   int64_t block[3] = {1, 1, 1};  ///< threads per block dimension
   int64_t dynamic_smem_bytes = 0;
-  /// A persistent kernel: grid[0] counts work tiles, and the launcher starts at most one block
-  /// per multiprocessor of the device (grid[0] if fewer), which loop over the tiles.
+  /// A persistent kernel: grid[0] counts work tiles, and the launcher starts at most
+  /// `blocks_per_sm` blocks per multiprocessor of the device (grid[0] if fewer), which loop over
+  /// the tiles.
   bool persistent = false;
+  int64_t blocks_per_sm = 1;
   /// Blocks per thread-block cluster along x, as the kernel declares with __cluster_dims__
   /// (grid[0] is a multiple). A persistent launch then starts at most as many clusters as the
   /// device can hold at once.
@@ -121,6 +126,9 @@ struct TilePlan {
   bool smem_staged = false;         ///< inputs pass through shared memory on their way to registers
   int64_t smem_bytes = 0;           ///< dynamic + static shared memory per block [bytes]
   int64_t registers = 32;           ///< per thread (estimate)
+  /// A persistent kernel's blocks per SM (its launch starts no more, whatever else would fit);
+  /// 0: one block per tile, as many resident as fit.
+  int64_t persistent_blocks = 0;
   int64_t split = 1;                ///< slices of the reduction axes; a second kernel adds them
   int64_t group_m = 1;              ///< block rasterisation: block-rows that share B tiles in L2
   /// Blocks of a cluster (adjacent along m) that share the loads of the inputs not indexed by
@@ -167,8 +175,8 @@ class KernelFamily {
   virtual TilePlan tile_plan(const Workload& w, const Schedule& s) const = 0;
 };
 
-/// Whether `s` has every knob of `f`'s space for `w` (a stored record of an older kernel may
-/// lack one; validate(), emit() and tile_plan() assume them all).
+/// Whether `s` has every knob of `f`'s space for `w` that has no `absent` value (a stored record
+/// of an older kernel may lack one; validate(), emit() and tile_plan() assume them all).
 bool has_every_knob(const KernelFamily& f, const Schedule& s, const Workload& w, const HardwareSpec& hw);
 
 /// The families known to a process, by name.

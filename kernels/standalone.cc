@@ -152,9 +152,10 @@ std::string standalone_kernel(const KernelSource& source, const std::string& id,
              std::to_string(g.dynamic_smem_bytes) + ");\n  if (rc != cudaSuccess) return rc;\n";
     std::string grid_x = std::to_string(g.grid[0]);
     out += "  {\n";
-    if (g.persistent) {  // one block per multiprocessor at most; the blocks loop over the tiles
+    if (g.persistent) {  // blocks_per_sm blocks per multiprocessor at most; they loop over the tiles
       out += "  int sms = 0;\n"
              "  if ((rc = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device)) != cudaSuccess) return rc;\n";
+      if (g.blocks_per_sm > 1) out += "  sms *= " + std::to_string(g.blocks_per_sm) + ";\n";
       if (g.cluster > 1) {  // whole clusters, as many as the device holds at once
         const std::string c = std::to_string(g.cluster);
         out += "  {\n    cudaLaunchConfig_t config{};\n    config.gridDim = dim3(" + grid_x + ", 1, 1);\n"

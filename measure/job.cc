@@ -10,7 +10,8 @@ Json geometry_json(const kernels::LaunchGeometry& g) {
               {"block", {g.block[0], g.block[1], g.block[2]}},
               {"smem", g.dynamic_smem_bytes},
               {"persistent", g.persistent},
-              {"cluster", g.cluster}};
+              {"cluster", g.cluster},
+              {"blocks_per_sm", g.blocks_per_sm}};
 }
 
 kernels::LaunchGeometry geometry_from(const Json& j) {
@@ -22,6 +23,7 @@ kernels::LaunchGeometry geometry_from(const Json& j) {
   g.dynamic_smem_bytes = j.at("smem").get<int64_t>();
   g.persistent = j.value("persistent", false);
   g.cluster = j.value("cluster", int64_t{1});
+  g.blocks_per_sm = j.value("blocks_per_sm", int64_t{1});
   return g;
 }
 

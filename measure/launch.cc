@@ -67,7 +67,7 @@ LoadedPlan::LoadedPlan(const std::string& cubin, const kernels::KernelSource& pl
         failed("cudaDeviceGetAttribute(multiProcessorCount)", rc);
         return;
       }
-      int64_t most = sms;
+      int64_t most = int64_t{sms} * std::max<int64_t>(g.blocks_per_sm, 1);
       if (g.cluster > 1) {  // whole clusters, as many as fit at once (GPCs may leave SMs over)
         cudaLaunchConfig_t config{};
         config.gridDim = dim3(static_cast<unsigned>(g.grid[0]), 1, 1);

@@ -267,7 +267,9 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   // With TMA stores, a residual comes into the staging tile by TMA while the tile computes.
   constexpr bool kStagedResidual = TMA_STORE && Epilogue::kResidual;
   unsigned staged_phase = 0;
-  if constexpr (CONSUMERS > 1) wgmma::grow_registers<Loads::kGather ? 192 : 232>();  // see the producer's share
+  // See the producer's share.
+  if constexpr (CONSUMERS == 3) wgmma::grow_registers<152>();
+  if constexpr (CONSUMERS == 2) wgmma::grow_registers<Loads::kGather ? 192 : 232>();
   const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;
   const int warp = t / 32, lane = t % 32;
   // A slot goes back once every block it was multicast into has read it: a warp's lane 0
@@ -472,6 +474,7 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   constexpr int kTilesK = Loads::kSteps, kSliceK = (kTilesK + SPLIT_K - 1) / SPLIT_K;
   constexpr int WM = PINGPONG ? BM : BM / CONSUMERS;  // output rows per consumer and tile
   static_assert(WM % 64 == 0, "tile shape");
+  static_assert(CONSUMERS <= 2 || (!Loads::kGather && !PINGPONG), "three consumers: TMA loads, no ping-pong");
 
   extern __shared__ __align__(1024) unsigned char smem_wgmma[];
   unsigned char* base = smem_wgmma + ((1024 - (wgmma::smem(smem_wgmma) & 1023)) & 1023);  // swizzle atoms
@@ -514,8 +517,9 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
 
   if (wg == 0) {
     // The producer keeps 40 registers (120 when its threads gather) and gives the rest to the
-    // consumers (232 or 192 each): the 384 threads' 168 registers at launch, 64512 in all, are
-    // what setmaxnreg moves; asking for more than that waits forever.
+    // consumers (232 or 192 each of two, 152 each of three): the 384 threads' 168 registers at
+    // launch (the 512 threads' 128), 64512 (65536) in all, are what setmaxnreg moves; asking
+    // for more than that waits forever.
     if constexpr (CONSUMERS > 1) wgmma::shrink_registers<Loads::kGather ? 120 : 40>();
     if (Loads::kGather || t == 0) {
       int stage = 0;

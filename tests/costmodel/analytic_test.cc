@@ -101,6 +101,20 @@ TEST_F(Analytic, DeeperPipelinesHideMoreUntilSharedMemoryRunsOut) {
   EXPECT_LT(est(w, gemm(256, 256, 64, 4, 4, 3, 8, 1)).blocks_per_sm, two.blocks_per_sm);
 }
 
+// A persistent kernel's launch starts blocks_per_sm blocks per SM, however many more would fit.
+TEST_F(Analytic, PersistentKernelsHoldTheBlocksTheirLaunchStarts) {
+  auto wgmma = [](int64_t per_sm) {
+    return Schedule{"gemm_wgmma",
+                    {{"block_m", 64}, {"block_n", 64}, {"block_k", 64}, {"stages", 2}, {"consumers", 1}, {"group_m", 8},
+                     {"tma_store", 0}, {"pingpong", 0}, {"cluster_m", 1}, {"split_k", 1}, {"blocks_per_sm", per_sm}}};
+  };
+  const char* w = "batch_matmul:b=384,m=128,n=128,k=64:f16";
+  Estimate one = est(w, wgmma(1)), two = est(w, wgmma(2));
+  EXPECT_EQ(one.blocks_per_sm, 1);
+  EXPECT_EQ(two.blocks_per_sm, 2);
+  EXPECT_EQ(two.waves * 2, one.waves);
+}
+
 TEST_F(Analytic, SplitKFillsTheGpuForSkinnyShapes) {
   const char* w = "matmul:m=512,n=512,k=16384:f16";
   Estimate one = est(w, gemm(128, 128, 32, 2, 2, 3, 8, 1)), eight = est(w, gemm(128, 128, 32, 2, 2, 3, 8, 8));

@@ -76,6 +76,13 @@ TEST(ConvWgmma, ValidateSaysWhyAScheduleCannotRun) {
   EXPECT_EQ(f->validate(conv(128, 64, 64, 4, 2, 0, 0, 2), stem, h100).value_or(""),
             "gathered operands are not multicast: cluster_m must be 1");
   EXPECT_NE(f->validate(conv(256, 256), stem, h100).value_or("").find("128 registers"), std::string::npos);
+  EXPECT_EQ(f->validate(conv(192, 64, 64, 4, 3), stem, h100).value_or(""),
+            "gathered operands keep 120 registers for the producer: at most two consumers");
+  EXPECT_FALSE(f->validate(conv(192, 64, 64, 4, 3, 1), dense, h100).has_value());
+  Schedule two_per_sm = conv(64, 64, 64, 4, 1);
+  two_per_sm.knobs.emplace_back("blocks_per_sm", 2);
+  EXPECT_EQ(f->validate(two_per_sm, stem, h100).value_or(""), "gathered operands: one block per SM (blocks_per_sm 1)");
+  EXPECT_FALSE(f->validate(two_per_sm, dense, h100).has_value());
   EXPECT_EQ(f->validate(conv(128, 60), dense, h100).value_or(""), "block_n must be a multiple of 8 up to 256 (wgmma's n)");
   EXPECT_NE(f->validate(conv(128, 64), Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3,layout=nchw:f16"), h100)
                 .value_or("")
@@ -256,6 +263,12 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(Workload::parse("conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1:f16:epilogue=bias"),
                             conv(64, 128, 64, 4, 1, 0, 0, 1, 4)));
   sources.push_back(f->emit(grouped, conv(64, 32, 32, 8, 1)));
+  // Three consumers of 64 rows (192-row tiles) on im2col and strided 1x1 loads.
+  sources.push_back(f->emit(dense, conv(192, 64, 64, 6, 3, 1)));
+  sources.push_back(f->emit(strided, conv(192, 128, 64, 4, 3, 1)));
+  Schedule two = conv(64, 128, 64, 4, 1, 1);
+  two.knobs.emplace_back("blocks_per_sm", 2);
+  sources.push_back(f->emit(dense, two));
   // Padded taps: 8 (and 4) taps a step, shared and ping-pong tiles, a residual staged by TMA.
   Workload stem_residual = Workload::parse("conv2d:n=2,h=33,w=31,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+residual");
   sources.push_back(f->emit(stem, padded(conv(128, 64, 64, 4, 2, 1))));

@@ -231,6 +231,21 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
     EXPECT_GE(tried, 20);
     EXPECT_EQ(passed, tried);
   }
+  // Three consumer warpgroups of 64 rows each (192-row tiles): both epilogues, clusters.
+  {
+    auto [tried, passed] = check_family(*make_gemm_wgmma_family(), shapes, 4,
+                                        [](const Schedule& s) { return s.get("consumers") == 3; });
+    EXPECT_GE(tried, 20);
+    EXPECT_EQ(passed, tried);
+  }
+  // Two blocks per SM (one consumer each, 128 registers), the persistent loop over twice as many
+  // blocks.
+  {
+    auto [tried, passed] = check_family(*make_gemm_wgmma_family(), shapes, 4,
+                                        [](const Schedule& s) { return s.find("blocks_per_sm").value_or(1) == 2; });
+    EXPECT_GE(tried, 20);
+    EXPECT_EQ(passed, tried);
+  }
   // Split-K: partial sums of each slice, added (and the epilogue applied) by a second kernel;
   // an uneven last slice (k = 2000 is 32 steps of 64, the last one short).
   auto [tried, passed] = check_family(
@@ -277,7 +292,9 @@ TEST_F(FamiliesGpu, HopperConvMatchesReference) {
       {"pingpong", [](const Schedule& s) { return s.get("pingpong") == 1; }},
       {"cluster_m", [](const Schedule& s) { return s.get("cluster_m") == 2; }},
       {"split_k", [](const Schedule& s) { return s.get("split_k") > 1; }},
-      {"block_k 32", [](const Schedule& s) { return s.get("block_k") == 32; }}};
+      {"block_k 32", [](const Schedule& s) { return s.get("block_k") == 32; }},
+      {"three consumers", [](const Schedule& s) { return s.get("consumers") == 3; }},
+      {"two blocks per SM", [](const Schedule& s) { return s.find("blocks_per_sm").value_or(1) == 2; }}};
   for (const auto& [label, keep] : variants) {
     SCOPED_TRACE(label);
     auto [t, p] = check_family(*family, all, 2, keep);

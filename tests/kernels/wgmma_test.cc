@@ -17,6 +17,12 @@ Schedule wgmma(int64_t bm, int64_t bn, int64_t stages, int64_t consumers, int64_
            {"tma_store", tma_store}, {"pingpong", pingpong}, {"cluster_m", cluster}, {"split_k", split}}};
 }
 
+// The schedule with two blocks per SM.
+Schedule two_per_sm(Schedule s) {
+  s.knobs.emplace_back("blocks_per_sm", 2);
+  return s;
+}
+
 const std::vector<std::string> kShapes = {
     "matmul:m=8192,n=8192,k=8192:f16", "matmul:m=128,n=3072,k=768,tb=1:f16:epilogue=bias+gelu",
     "matmul:m=1000,n=1000,k=128:bf16:out=f32", "batch_matmul:b=12,m=128,n=64,k=128:f16",
@@ -57,6 +63,40 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
                 .value_or("")
                 .find("tma_store needs"),
             std::string::npos);
+  // Three consumers take 64 rows each of 192-row tiles, within 152 registers, through TMA stores,
+  // without ping-pong or a cluster.
+  EXPECT_FALSE(f->validate(wgmma(192, 128, 4, 3, 8, 1), big, h100).has_value());
+  EXPECT_FALSE(f->validate(wgmma(192, 192, 3, 3, 8, 1), big, h100).has_value());
+  EXPECT_EQ(f->validate(wgmma(192, 128, 4, 3), big, h100).value_or(""), "three consumer warpgroups store through TMA (tma_store 1)");
+  EXPECT_EQ(f->validate(wgmma(192, 256, 3, 3, 8, 1), big, h100).value_or(""),
+            "a consumer's accumulators exceed 96 registers per thread (three consumer warpgroups)");
+  EXPECT_EQ(f->validate(wgmma(128, 128, 4, 3, 8, 1), big, h100).value_or(""), "block_m must be a multiple of 64 per consumer warpgroup");
+  EXPECT_EQ(f->validate(wgmma(192, 128, 4, 3, 8, 1, 1), big, h100).value_or(""), "pingpong needs two consumer warpgroups");
+  EXPECT_EQ(f->validate(wgmma(192, 128, 4, 3, 8, 1, 0, 2), big, h100).value_or(""),
+            "three consumer warpgroups run without a cluster (cluster_m 1)");
+  EXPECT_EQ(f->validate(wgmma(192, 128, 4, 2), big, h100).value_or(""), "block_m must be a multiple of 64 per consumer warpgroup");
+  EXPECT_EQ(f->tile_plan(big, wgmma(192, 128, 4, 3)).threads, 512);
+  EXPECT_EQ(f->tile_plan(big, wgmma(192, 128, 4, 3)).registers, 128);
+  // Two blocks per SM: one consumer each, 128 registers (64 of accumulators), half the SM's
+  // shared memory; the launch starts two blocks per SM and the model holds two resident.
+  const Workload bmm = Workload::parse("batch_matmul:b=384,m=128,n=128,k=64:f16");
+  EXPECT_FALSE(f->validate(two_per_sm(wgmma(64, 128, 3, 1, 8, 1)), bmm, h100).has_value());
+  EXPECT_FALSE(f->validate(two_per_sm(wgmma(128, 64, 4, 1)), bmm, h100).has_value());
+  EXPECT_EQ(f->validate(two_per_sm(wgmma(128, 128, 4, 1)), bmm, h100).value_or(""),
+            "blocks_per_sm 2: a consumer's accumulators exceed 64 of its 128 registers");
+  EXPECT_EQ(f->validate(two_per_sm(wgmma(128, 128, 4, 2)), bmm, h100).value_or(""),
+            "blocks_per_sm 2 takes one consumer warpgroup (two blocks share the registers)");
+  EXPECT_NE(f->validate(two_per_sm(wgmma(64, 128, 8, 1)), bmm, h100).value_or("").find("exceeds the SM's"), std::string::npos);
+  KernelSource two = f->emit(bmm, two_per_sm(wgmma(64, 128, 3, 1, 8, 1)));
+  EXPECT_EQ(two.launch.blocks_per_sm, 2);
+  EXPECT_NE(two.source.find("__launch_bounds__(256, 2)"), std::string::npos);
+  EXPECT_EQ(f->tile_plan(bmm, two_per_sm(wgmma(64, 128, 4, 1))).persistent_blocks, 2);
+  EXPECT_EQ(f->tile_plan(bmm, wgmma(64, 128, 4, 1)).persistent_blocks, 1);
+  // Records from before the knob still build, as one block per SM; a missing older knob does not.
+  EXPECT_TRUE(has_every_knob(*f, wgmma(64, 128, 3, 1), bmm, h100));
+  Schedule no_cluster = wgmma(64, 128, 3, 1);
+  no_cluster.knobs.erase(no_cluster.knobs.begin() + 8);
+  EXPECT_FALSE(has_every_knob(*f, no_cluster, bmm, h100));
   // Ping-pong: each consumer takes whole tiles (and stages a whole tile's output).
   EXPECT_EQ(f->validate(wgmma(128, 128, 4, 1, 8, 1, 1), big, h100).value_or(""), "pingpong needs two consumer warpgroups");
   EXPECT_FALSE(f->validate(wgmma(128, 128, 4, 2, 8, 1, 1), big, h100).has_value());
@@ -201,6 +241,16 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(residual, wgmma(128, 128, 4, 2, 8, 1)));
   sources.push_back(f->emit(residual, wgmma(128, 128, 4, 2, 8, 1, 1, 2)));
   sources.push_back(f->emit(residual, wgmma(64, 256, 4, 1, 8, 1)));
+  // Two blocks per SM, each within 128 registers: staged and from registers, split-K, a cluster.
+  sources.push_back(f->emit(Workload::parse(kShapes[3]), two_per_sm(wgmma(64, 128, 3, 1, 8, 1))));
+  sources.push_back(f->emit(Workload::parse(kShapes[1]), two_per_sm(wgmma(64, 128, 4, 1, 8, 0, 0, 2, 4))));
+  sources.push_back(f->emit(residual, two_per_sm(wgmma(128, 64, 3, 1, 8, 1, 0, 2))));
+  // Three consumer warpgroups of 64 rows (192-row tiles), staged, and the widest tile their 152
+  // registers take.
+  const Workload bert_out = Workload::parse("matmul:m=4096,n=768,k=768:f16:epilogue=bias+residual");
+  sources.push_back(f->emit(bert_out, wgmma(192, 128, 4, 3, 8, 1)));
+  sources.push_back(f->emit(bert_out, wgmma(192, 128, 4, 3, 1, 1)));
+  sources.push_back(f->emit(Workload::parse("matmul:m=4096,n=2304,k=768,tb=1:f16:epilogue=bias+gelu"), wgmma(192, 192, 3, 3, 8, 1)));
   sources.push_back(f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias+gelu"),
                             wgmma(128, 128, 4, 2, 8, 0, 0, 2, 8)));
   // 32-wide k steps (64-byte swizzled K-major tiles), both layouts of B, with clusters.

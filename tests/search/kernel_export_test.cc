@@ -158,5 +158,25 @@ TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
   compile_and_link(e, "tessera_launch_conv2d_n_2_h_28_w_28_c_64_k_64_r_3_s_3_stride_2_pad_1_f16_epilogue_bias_relu");
 }
 
+// Two blocks per SM: the exported launcher starts twice as many persistent blocks as SMs.
+TEST(KernelExport, TwoBlocksPerSmLaunchTwiceTheSms) {
+  db::testing::TempDb tmp("kernel_export_two_per_sm");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  Schedule gemm{"gemm_wgmma", {{"block_m", 64}, {"block_n", 128}, {"block_k", 64}, {"stages", 3}, {"consumers", 1},
+                               {"group_m", 8}, {"tma_store", 1}, {"pingpong", 0}, {"cluster_m", 1}, {"split_k", 1},
+                               {"blocks_per_sm", 2}}};
+  database.commit(std::vector<Record>{with_schedule("batch_matmul:b=384,m=128,n=128,k=64:f16", gemm, 10, 1)});
+  kernels::FamilyRegistry families;
+  families.add(kernels::make_gemm_wgmma_family());
+  db::ExportOptions o;
+  o.tool_version = "test";
+  const KernelExport e = export_header_with_kernels(database, o, families, "kernels.h");
+  EXPECT_EQ(e.header.kernels, 1);
+  EXPECT_NE(e.cuda.find("sms *= 2;"), std::string::npos);
+  EXPECT_NE(e.cuda.find("__launch_bounds__(256, 2)"), std::string::npos);
+  if (!std::filesystem::exists(kNvcc)) GTEST_SKIP() << "no nvcc to compile the export with";
+  compile_and_link(e, "tessera_launch_batch_matmul_b_384_m_128_n_128_k_64_f16");
+}
+
 }  // namespace
 }  // namespace tessera::search
