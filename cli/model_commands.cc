@@ -255,7 +255,7 @@ int model_calibrate(const ParsedArgs& args) {
   Table table({"term", hw.name, "fitted"});
   for (const char* key :
        {"efficiency", "overlap", "store_cycles", "op_cycles", "tma_store_share", "turn_hidden", "multicast_saving",
-        "load_latency_us"})
+        "cluster_cost", "load_latency_us"})
     table.add({key, fixed(b[key].get<double>(), 4), fixed(a[key].get<double>(), 4)});
   auto error_factor = [](double rmse) { return fixed(std::exp(rmse), 2) + "x"; };
   std::cout << "analytic model's async-MMA terms fitted to " << fit.records << " correct records of " << fit.workloads

@@ -69,7 +69,8 @@ Json AsyncMmaTerms::to_json() const {
   Json j{{"efficiency", efficiency},           {"overlap", overlap},
          {"store_cycles", store_cycles},       {"op_cycles", op_cycles},
          {"tma_store_share", tma_store_share}, {"turn_hidden", turn_hidden},
-         {"multicast_saving", multicast_saving}, {"load_latency_us", load_latency_us}};
+         {"multicast_saving", multicast_saving}, {"cluster_cost", cluster_cost},
+         {"load_latency_us", load_latency_us}};
   if (!fitted_on.empty()) j["fitted_on"] = fitted_on;
   return j;
 }
@@ -87,7 +88,8 @@ AsyncMmaTerms AsyncMmaTerms::from_json(const Json& j, std::string_view what) {
   const Field fields[] = {{"efficiency", &t.efficiency, 0.01, 1},        {"overlap", &t.overlap, 0, 1},
                           {"store_cycles", &t.store_cycles, 0, 1e3},     {"op_cycles", &t.op_cycles, 0, 1e3},
                           {"tma_store_share", &t.tma_store_share, 0, 10}, {"turn_hidden", &t.turn_hidden, 0, 1},
-                          {"multicast_saving", &t.multicast_saving, 0, 1}, {"load_latency_us", &t.load_latency_us, 0, 100}};
+                          {"multicast_saving", &t.multicast_saving, 0, 1}, {"cluster_cost", &t.cluster_cost, 0, 1},
+                          {"load_latency_us", &t.load_latency_us, 0, 100}};
   for (const auto& [key, value] : j.items()) {
     if (key == "fitted_on") {
       t.fitted_on = json_string(j, key, where);
@@ -97,7 +99,7 @@ AsyncMmaTerms AsyncMmaTerms::from_json(const Json& j, std::string_view what) {
     if (f == std::end(fields))
       throw UserError(where + ": unknown field \"" + key +
                       "\" (valid: efficiency, overlap, store_cycles, op_cycles, tma_store_share, turn_hidden, "
-                      "multicast_saving, load_latency_us, fitted_on)");
+                      "multicast_saving, cluster_cost, load_latency_us, fitted_on)");
     double v = json_number(j, key, where);
     if (!(v >= f->lo && v <= f->hi))
       throw UserError(where + ": \"" + key + "\" must lie in [" + std::to_string(f->lo) + ", " + std::to_string(f->hi) +

@@ -37,6 +37,7 @@ struct AsyncMmaTerms {
   double tma_store_share = 1;    ///< an epilogue staged for TMA stores costs this share of the above
   double turn_hidden = 0;        ///< share of the epilogue hidden when the consumers take tiles in turn
   double multicast_saving = 1;   ///< share of a cluster multicast's L2 saving that shows
+  double cluster_cost = 0;       ///< share of the kernel's time a cluster of blocks adds (their coupling)
   double load_latency_us = 0;    ///< a slot's load latency, hidden by the stages - 1 slots ahead [us]
   std::string fitted_on;         ///< what they were fitted to (empty: the defaults)
 

@@ -334,6 +334,9 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   }
   // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped.
   if (p.stages > 1) wave_us *= 1 + double(p.stages - 1) / std::max(steps_per_block, 1.0) * 0.5;
+  // The blocks of a cluster wait on each other (a multicast slot is refilled once every block
+  // has read it): measured, clusters of two cost more than their L2 saving (async_mma terms).
+  if (p.async_mma && p.multicast > 1) wave_us *= 1 + hw.async_mma.cluster_cost;
 
   est.overlap = stage_overlap;
   est.compute_us = compute_wave * est.waves;

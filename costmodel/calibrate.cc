@@ -15,7 +15,7 @@
 namespace tessera::costmodel {
 namespace {
 
-constexpr int kTerms = 8;
+constexpr int kTerms = 9;
 using Point = std::array<double, kTerms>;
 
 double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -28,7 +28,7 @@ Point to_point(const AsyncMmaTerms& t) {
   auto positive = [](double v, double floor) { return std::log(std::max(v, floor)); };
   return {share((t.efficiency - 0.01) / 0.99), share(t.overlap),       positive(t.store_cycles, 0.01),
           positive(t.op_cycles, 0.01),         positive(t.tma_store_share, 0.05), share(t.turn_hidden),
-          share(t.multicast_saving),           positive(t.load_latency_us, 0.2)};
+          share(t.multicast_saving),           positive(t.load_latency_us, 0.2), share(t.cluster_cost)};
 }
 
 AsyncMmaTerms to_terms(const Point& x) {
@@ -41,6 +41,7 @@ AsyncMmaTerms to_terms(const Point& x) {
   t.turn_hidden = logistic(x[5]);
   t.multicast_saving = logistic(x[6]);
   t.load_latency_us = std::min(std::exp(x[7]), 100.0);
+  t.cluster_cost = logistic(x[8]);
   return t;
 }
 
