@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <map>
 
@@ -90,32 +91,44 @@ TEST_F(Calibrate, ShippedTermsAreFittedToTheRecords) {
   EXPECT_GT(again.rmse_after, fitted - 0.02);
 }
 
-// Of the H200 records' 26 pairs that differ only in cluster_m, cluster 2 measured slower in 24
-// and within 1 % in 2; the shipped terms predict it slower in every pair (a global fit had it
-// faster in most, through the multicast's L2 saving).
-TEST_F(Calibrate, ClustersOfTwoArePredictedSlowerAsMeasured) {
-  const HardwareSpec shipped = find_spec("h200_sxm");
-  const std::vector<Record> mine = async_mma_records(h200_records(), families_);
+// Pairs of measured schedules that differ only in cluster_m: {pairs, measured slower by more
+// than 1 % with a cluster of two, predicted slower by `spec`}.
+std::array<int, 3> cluster_pairs(const std::vector<Record>& records, const kernels::FamilyRegistry& families,
+                                 const HardwareSpec& spec) {
+  const std::vector<Record> mine = async_mma_records(records, families);
   std::map<std::string, std::pair<const Record*, const Record*>> pairs;  // workload + other knobs -> (1, 2)
   for (const Record& r : mine) {
     if (r.measurement.status != Status::kOk) continue;
     Schedule rest = r.schedule;
     std::erase_if(rest.knobs, [](const auto& k) { return k.first == "cluster_m"; });
     auto& p = pairs[r.workload.key() + " " + rest.key()];
-    (r.schedule.get("cluster_m") == 1 ? p.first : p.second) = &r;
+    const Record*& slot = r.schedule.get("cluster_m") == 1 ? p.first : p.second;
+    if (!slot || r.measurement.median_us < slot->measurement.median_us) slot = &r;  // the best of repeats
   }
-  AnalyticModel model(families_, shipped);
-  int both = 0, measured_slower = 0, predicted_slower = 0;
+  AnalyticModel model(families, spec);
+  std::array<int, 3> n{0, 0, 0};
   for (const auto& [key, p] : pairs) {
     if (!p.first || !p.second) continue;
-    ++both;
-    measured_slower += p.second->measurement.median_us > p.first->measurement.median_us * 1.01;
+    ++n[0];
+    n[1] += p.second->measurement.median_us > p.first->measurement.median_us * 1.01;
     const std::vector<double> us = model.predict(candidates_of(std::vector<Record>{*p.first, *p.second}));
-    predicted_slower += us[1] > us[0];
+    n[2] += us[1] > us[0];
   }
-  EXPECT_EQ(both, 26);
-  EXPECT_EQ(measured_slower, 24);
-  EXPECT_EQ(predicted_slower, 26);
+  return n;
+}
+
+// Clusters of two measured slower than the same schedules without one: on the H200 in 24 of
+// the 26 pairs (the other two within 1 %), on the H100 in 140 of 141 (convolutions of the conv
+// dataset, GEMMs and convolutions of the 2026-12-07 default jobs). The shipped terms predict
+// them slower in every pair; with the global fit's multicast saving it predicted every one faster.
+TEST_F(Calibrate, ClustersOfTwoArePredictedSlowerAsMeasured) {
+  EXPECT_EQ(cluster_pairs(h200_records(), families_, find_spec("h200_sxm")), (std::array<int, 3>{26, 24, 26}));
+  std::vector<Record> h100 = tessera::testing::load_records(TESSERA_CONV_DATASET);
+  for (Record& r : tessera::testing::load_records(TESSERA_GEMM_CONV_DATASET)) h100.push_back(std::move(r));
+  const std::array<int, 3> n = cluster_pairs(h100, families_, find_spec("h100_sxm"));
+  EXPECT_EQ(n[0], 141);
+  EXPECT_GE(n[1], 139);
+  EXPECT_EQ(n[2], n[0]);
 }
 
 TEST_F(Calibrate, TooFewRecordsIsAClearError) {
