@@ -147,7 +147,7 @@ class ConvWgmmaFamily : public KernelFamily {
       const int64_t consumers = s.get("consumers"), bm = s.get(knob::kBlockM);
       const int64_t rows = s.get("pingpong") ? bm : bm / std::max<int64_t>(consumers, 1);
       if (consumers == 3) return "gathered operands keep 120 registers for the producer: at most two consumers";
-      if (s.find("blocks_per_sm").value_or(1) != 1) return "gathered operands: one block per SM (blocks_per_sm 1)";
+      if (wgmma_blocks_per_sm(s) != 1) return "gathered operands: one block per SM (blocks_per_sm 1)";
       if (consumers == 2 && (rows / 64) * (bn / 2) > 128)
         return "a consumer's accumulators exceed 128 registers (the gathering producer keeps 120 of the 168)";
     }

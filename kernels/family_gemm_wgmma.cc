@@ -15,6 +15,7 @@ constexpr const char* kTmaStore = "tma_store";
 constexpr const char* kPingpong = "pingpong";
 constexpr const char* kClusterM = "cluster_m";
 constexpr const char* kBlocksPerSm = "blocks_per_sm";
+constexpr int64_t kOneBlockPerSm = 1;  // what records from before the blocks_per_sm knob ran
 // f32 accumulators per consumer thread: of the 232 registers setmaxnreg gives each of two
 // consumer warpgroups (and of the 255 of one), or of the 152 of each of three.
 int64_t max_accumulators(int64_t consumers) { return consumers == 3 ? 96 : 160; }
@@ -114,8 +115,10 @@ std::vector<KnobDomain> wgmma_space() {
           {kPingpong, {0, 1}},
           {kClusterM, {1, 2}},
           {std::string(knob::kSplitK), {1, 2, 4, 8}},
-          {kBlocksPerSm, {1, 2}, 1}};  // records from before the knob ran one block per SM
+          {kBlocksPerSm, {1, 2}, kOneBlockPerSm}};
 }
+
+int64_t wgmma_blocks_per_sm(const Schedule& s) { return s.find(kBlocksPerSm).value_or(kOneBlockPerSm); }
 
 std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, int64_t k_steps, const HardwareSpec& hw,
                                        bool k_major_b) {
@@ -143,11 +146,11 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   if (tma_store && (bn % 64 != 0 || m.n % 8 != 0))
     return "tma_store needs block_n and n multiples of 64 and 8 (128-byte boxes, 16-byte row strides)";
   // Measured on the H100 (BERT's 4096-token GEMMs, 192x128 tiles): three consumers storing
-  // from registers took 1.7-2.4x as long as through the staging tile.
+  // from registers took 1.5-2.6x as long as through the staging tile.
   if (consumers == 3 && !tma_store) return "three consumer warpgroups store through TMA (tma_store 1)";
   int64_t cluster = s.get(kClusterM);
   if (cluster != 1 && cluster != 2) return "cluster_m must be 1 or 2 blocks";
-  // Measured on the H100 (BERT's 4096-token GEMMs, 192x128 and 192x192 tiles): pairs were 7-15 %
+  // Measured on the H100 (BERT's 4096-token GEMMs, 192x128 and 192x192 tiles): pairs were 7-16 %
   // slower than single blocks, and a staged residual left the consumers spilling.
   if (cluster == 2 && consumers == 3) return "three consumer warpgroups run without a cluster (cluster_m 1)";
   if (cluster == 2 && k_major_b && (bn / 2) % 8 != 0)
@@ -166,7 +169,7 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   // Two blocks per SM: one block's epilogue and pipeline fill overlap the other's MMAs. Each
   // keeps 128 registers a thread (no setmaxnreg: one consumer warpgroup) and half the SM's
   // shared memory.
-  const int64_t per_sm = s.find(kBlocksPerSm).value_or(1);
+  const int64_t per_sm = wgmma_blocks_per_sm(s);
   if (per_sm != 1 && per_sm != 2) return "blocks_per_sm must be 1 or 2";
   if (per_sm == 2) {
     if (consumers != 1) return "blocks_per_sm 2 takes one consumer warpgroup (two blocks share the registers)";
@@ -194,7 +197,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   // residual as map_c is over C) while the tile computes.
   const bool staged_residual =
       tma_store && std::find(gemm.epilogue.begin(), gemm.epilogue.end(), EpilogueOp::kResidual) != gemm.epilogue.end();
-  int64_t threads = 128 * (consumers + 1), per_sm = s.find(kBlocksPerSm).value_or(1);
+  int64_t threads = 128 * (consumers + 1), per_sm = wgmma_blocks_per_sm(s);
   std::string src =
       source_head(comment + " | " + s.key(), header, gemm) + epi.type + mma_struct(bn, gemm.dtype, !m.trans_b) + prelude +
       "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", " + std::to_string(per_sm) + ") " +
@@ -269,7 +272,7 @@ TilePlan wgmma_plan(const Workload& gemm, const Schedule& s) {
   // Two or three consumers: the launch allocates the SM's 64K registers over the block's 384 or
   // 512 threads (168 or 128 each), which setmaxnreg then moves between the warpgroups (40 to
   // the producer, 232 or 152 to each consumer); the allocation is what occupancy sees.
-  const int64_t per_sm = s.find(kBlocksPerSm).value_or(1);
+  const int64_t per_sm = wgmma_blocks_per_sm(s);
   p.registers = consumers == 3 ? 128 : consumers == 2 ? 168 : std::min<int64_t>(per_sm == 2 ? 128 : 255, (bm / 64) * (bn / 2) + 48);
   p.persistent_blocks = per_sm;
   p.group_m = s.get(knob::kGroupM);

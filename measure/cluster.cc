@@ -140,10 +140,6 @@ struct Slot {
   int measured = 0;
 };
 
-}  // namespace
-
-namespace {
-
 /// A submitted batch, until wait() returns it: candidate i has the job-wide id base_id + i.
 struct Batch {
   Runner::Ticket ticket = 0;

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "kernels/families.h"
 #include "tests/db/test_util.h"
@@ -20,6 +21,19 @@ Record with_schedule(const std::string& spec, Schedule s, double us, int seq) {
   Record r = db::testing::gemm_record(spec, 64, us, seq);
   r.schedule = std::move(s);
   return r;
+}
+
+// The C/CUDA export of `records`, committed to a fresh database, with `family` the only family.
+KernelExport export_of(const std::string& db_name, const std::vector<Record>& records,
+                       std::unique_ptr<kernels::KernelFamily> family) {
+  db::testing::TempDb tmp(db_name);
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  database.commit(records);
+  kernels::FamilyRegistry families;
+  families.add(std::move(family));
+  db::ExportOptions o;
+  o.tool_version = "test";
+  return export_header_with_kernels(database, o, families, "kernels.h");
 }
 
 const char* const kNvcc = "/usr/local/cuda/bin/nvcc";
@@ -98,16 +112,10 @@ TEST(KernelExport, HeaderCarriesSelfContainedKernelsThatNvccCompiles) {
 }
 
 TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
-  db::testing::TempDb tmp("kernel_export_wgmma");
-  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
   Schedule gemm{"gemm_wgmma", {{"block_m", 128}, {"block_n", 256}, {"block_k", 64}, {"stages", 3}, {"consumers", 2},
                                {"group_m", 8}, {"tma_store", 1}, {"pingpong", 0}, {"cluster_m", 2}, {"split_k", 1}}};
-  database.commit(std::vector<Record>{with_schedule("matmul:m=4096,n=4096,k=4096:f16", gemm, 200, 1)});
-  kernels::FamilyRegistry families;
-  families.add(kernels::make_gemm_wgmma_family());
-  db::ExportOptions o;
-  o.tool_version = "test";
-  const KernelExport e = export_header_with_kernels(database, o, families, "kernels.h");
+  const KernelExport e = export_of("kernel_export_wgmma", {with_schedule("matmul:m=4096,n=4096,k=4096:f16", gemm, 200, 1)},
+                                   kernels::make_gemm_wgmma_family());
   const std::string& h = e.cuda;
   EXPECT_NE(e.header.text.find("sm_90a code: runs on compute capability 9.0 GPUs only"), std::string::npos);
   // The launcher refuses other GPUs: elsewhere the sm_90a code is a trap.
@@ -125,26 +133,20 @@ TEST(KernelExport, HopperGemmExportsItsTensorMapsAndPersistentGrid) {
 }
 
 TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
-  db::testing::TempDb tmp("kernel_export_conv_wgmma");
-  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
   Schedule conv{"conv_wgmma", {{"block_m", 128}, {"block_n", 64}, {"block_k", 64}, {"stages", 4}, {"consumers", 2},
                                {"group_m", 8}, {"tma_store", 0}, {"pingpong", 0}, {"cluster_m", 1}, {"split_k", 1}}};
   // The stem's space has pad_channels (fewer than 8 channels): 0 gathers, 1 pads the taps.
   Schedule gathered = conv;
   gathered.knobs.emplace_back("pad_channels", 0);
-  database.commit(std::vector<Record>{
-      with_schedule("conv2d:n=2,h=28,w=28,c=64,k=64,r=3,s=3,stride=2,pad=1:f16:epilogue=bias+relu", conv, 20, 1),
-      with_schedule("conv2d:n=2,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16", gathered, 30, 2)});
   // A stem on padded taps: a kernel before the GEMM, a map over the workspace past its start.
   Schedule padded = conv;
   padded.knobs.emplace_back("pad_channels", 1);
-  database.commit(std::vector<Record>{
-      with_schedule("conv2d:n=4,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+relu", padded, 25, 3)});
-  kernels::FamilyRegistry families;
-  families.add(kernels::make_conv_wgmma_family());
-  db::ExportOptions o;
-  o.tool_version = "test";
-  const KernelExport e = export_header_with_kernels(database, o, families, "kernels.h");
+  const KernelExport e = export_of(
+      "kernel_export_conv_wgmma",
+      {with_schedule("conv2d:n=2,h=28,w=28,c=64,k=64,r=3,s=3,stride=2,pad=1:f16:epilogue=bias+relu", conv, 20, 1),
+       with_schedule("conv2d:n=2,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16", gathered, 30, 2),
+       with_schedule("conv2d:n=4,h=32,w=32,c=3,k=64,r=7,s=7,stride=2,pad=3:f16:epilogue=bias+relu", padded, 25, 3)},
+      kernels::make_conv_wgmma_family());
   const std::string& h = e.cuda;
   // The 3x3/2 convolution: an im2col map over the input (corners and strides) and a tiled one
   // over the filters; the stem gathers its operands and has no maps.
@@ -160,17 +162,12 @@ TEST(KernelExport, HopperConvExportsItsIm2colMapAndGatheredStem) {
 
 // Two blocks per SM: the exported launcher starts twice as many persistent blocks as SMs.
 TEST(KernelExport, TwoBlocksPerSmLaunchTwiceTheSms) {
-  db::testing::TempDb tmp("kernel_export_two_per_sm");
-  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
   Schedule gemm{"gemm_wgmma", {{"block_m", 64}, {"block_n", 128}, {"block_k", 64}, {"stages", 3}, {"consumers", 1},
                                {"group_m", 8}, {"tma_store", 1}, {"pingpong", 0}, {"cluster_m", 1}, {"split_k", 1},
                                {"blocks_per_sm", 2}}};
-  database.commit(std::vector<Record>{with_schedule("batch_matmul:b=384,m=128,n=128,k=64:f16", gemm, 10, 1)});
-  kernels::FamilyRegistry families;
-  families.add(kernels::make_gemm_wgmma_family());
-  db::ExportOptions o;
-  o.tool_version = "test";
-  const KernelExport e = export_header_with_kernels(database, o, families, "kernels.h");
+  const KernelExport e = export_of("kernel_export_two_per_sm",
+                                   {with_schedule("batch_matmul:b=384,m=128,n=128,k=64:f16", gemm, 10, 1)},
+                                   kernels::make_gemm_wgmma_family());
   EXPECT_EQ(e.header.kernels, 1);
   EXPECT_NE(e.cuda.find("sms *= 2;"), std::string::npos);
   EXPECT_NE(e.cuda.find("__launch_bounds__(256, 2)"), std::string::npos);
