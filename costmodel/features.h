@@ -9,7 +9,8 @@
 // Records store the feature version their model used; a change to this layout (a new knob, a
 // new family, a new feature) bumps kFeatureVersion so that stored models are not misread, as
 // does a change to what a feature means (v4: the analytic view of wgmma plans uses the spec's
-// fitted async-MMA terms and counts their epilogue; v5: gemm_wgmma's blocks_per_sm knob).
+// fitted async-MMA terms and counts their epilogue; v5: gemm_wgmma's blocks_per_sm knob; v6: its
+// split_inline knob).
 #pragma once
 
 #include <span>
@@ -22,7 +23,7 @@
 
 namespace tessera::costmodel {
 
-inline constexpr int kFeatureVersion = 5;
+inline constexpr int kFeatureVersion = 6;
 
 /// The features' names, in layout order.
 const std::vector<std::string>& feature_names();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@ namespace tessera::measure {
 /// GPU memory owned by this object (cudaMalloc / cudaFree). Throws ApiError on failure.
 class DeviceBuffer {
  public:
+  /// `bytes` of GPU memory, zero-filled (what a plan's workspace must be before its first launch).
   explicit DeviceBuffer(size_t bytes);
   ~DeviceBuffer();
   DeviceBuffer(DeviceBuffer&& o) noexcept;
@@ -79,9 +81,11 @@ struct LaunchOutcome {
 
 /// Loads the cubin, runs the source's launch plan once (its kernels in order, with a
 /// workspace allocated here when the plan needs one) and waits for it. `tensors` holds one
-/// pointer to each tensor's device pointer: inputs, then the output.
+/// pointer to each tensor's device pointer: inputs, then the output. With `again`, calls it
+/// once the run is done (to poison the output, say) and runs the plan a second time on the
+/// same workspace: a plan must leave its workspace as a next launch needs it.
 LaunchOutcome launch_once(const kernels::CompiledKernel& kernel, const kernels::KernelSource& source,
-                          std::span<void*> tensors);
+                          std::span<void*> tensors, const std::function<void()>& again = {});
 
 /// "sm_90a" for Hopper (its wgmma/TMA features need the a-suffix), else "sm_XY".
 std::string nvrtc_arch(int cc_major, int cc_minor);

@@ -250,7 +250,7 @@ struct GemmLoads {
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
 template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
-          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, bool SPLIT_INLINE, class Loads, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue, const In* sA, const In* sB,
                                         Out* sC, const TensorMap* map_c, const TensorMap* map_r,
                                         unsigned long long* full, unsigned long long* empty, unsigned long long* turn,
@@ -353,9 +353,47 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
     if (previous >= 0) release(previous);
 
     // Accumulator i of a thread: columns 8 * (i / 4) + 2 * (lane % 4) + (i % 2) of row
-    // 16 * warp + lane / 4 + 8 * ((i / 2) % 2) of its m64 block.
+    // 16 * warp + lane / 4 + 8 * ((i / 2) % 2) of its m64 block. Stores them from registers
+    // with the epilogue; with `add_slices` (split-K's last slice of the tile) each is the sum
+    // over the slices in slice order, this one's from registers, the others' from W.
+    auto store_registers = [&](bool add_slices) {
+      Out* out = C + (long long)b * M * N;
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j) {
+        const int col = bn * BN + j * 8 + (lane % 4) * 2;
+        const typename Epilogue::Cols cols = epilogue.cols(col);
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
+            float v0 = acc[mi][j * 4 + half * 2], v1 = acc[mi][j * 4 + half * 2 + 1];
+            if (SPLIT_K > 1 && add_slices && row < M) {
+              v0 = v1 = 0.0f;
+              for (int s = 0; s < SPLIT_K; ++s) {
+                if (s == slice) {
+                  v0 += acc[mi][j * 4 + half * 2];
+                  v1 += acc[mi][j * 4 + half * 2 + 1];
+                  continue;
+                }
+                const float* src = W + (((long long)s * BATCH + b) * M + row) * N + col;
+                if (N % 2 == 0 && col + 1 < N) {
+                  const float2 p = __ldcg(reinterpret_cast<const float2*>(src));
+                  v0 += p.x;
+                  v1 += p.y;
+                } else {
+                  if (col < N) v0 += __ldcg(src);
+                  if (col + 1 < N) v1 += __ldcg(src + 1);
+                }
+              }
+            }
+            gemm::store_pair<M, N>(out, row, col, b, v0, v1, epilogue, cols);
+          }
+      }
+    };
     if constexpr (SPLIT_K > 1) {
-      // Partial sums of this slice, in f32, for the second kernel to add up and finish.
+      // Partial sums of this slice, in f32, for the second kernel (or the tile's last slice) to
+      // add up and finish.
       float* part = W + ((long long)slice * BATCH + b) * M * N;
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi)
@@ -375,6 +413,26 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
               if (col + 1 < N) dst[1] = v1;
             }
           }
+      if constexpr (SPLIT_INLINE) {
+        // The fix-up in this kernel: each warp counts the slices of its rows of the tile that
+        // have stored their partial sums (one counter per tile, consumer and warp, after the
+        // partials in W; zero before the first launch, and left zero). The warp of the last
+        // slice adds the slices in slice order (the same sum whichever slice comes last), its
+        // own from registers, applies the epilogue and stores the output.
+        unsigned* count = reinterpret_cast<unsigned*>(W + (long long)SPLIT_K * BATCH * M * N) +
+                          ((((long long)b * kTilesMC * CLUSTER + bm) * kTilesN + bn) * CONSUMERS + c) * 4 +
+                          warp;
+        __threadfence();  // this lane's partials, visible to the GPU before the warp counts
+        __syncwarp();
+        unsigned arrived = 0;
+        if (lane == 0) arrived = atomicAdd(count, 1u);
+        arrived = __shfl_sync(0xffffffffu, arrived, 0);
+        if (arrived == SPLIT_K - 1) {
+          __threadfence();  // the other slices' partials, seen after their counts
+          if (lane == 0) *count = 0u;  // for the next launch
+          store_registers(true);
+        }
+      }
     } else if constexpr (TMA_STORE) {
       // Through this warpgroup's staging tile ([BN / 64][WM][64], 128-byte swizzled, so the
       // pair writes are free of bank conflicts) and bulk tensor stores that run on while the
@@ -422,20 +480,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
         asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
       }
     } else {
-      Out* out = C + (long long)b * M * N;
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-        const int col = bn * BN + j * 8 + (lane % 4) * 2;
-        const typename Epilogue::Cols cols = epilogue.cols(col);
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
-            gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue,
-                                   cols);
-          }
-      }
+      store_registers(false);
     }
   }
   // The block's shared memory must outlive the stores that read it.
@@ -456,10 +501,11 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
 /// of one tile-column, so they need the same B tile, which the policy multicasts, halving B's
 /// traffic from L2. SPLIT_K > 1: each tile's k steps are cut into SPLIT_K slices, scheduled as
 /// separate work units; a unit stores its f32 partial sums to W ([SPLIT_K][BATCH][M][N]) and a
-/// second kernel (gemm::splitk_reduce) adds them and applies the epilogue. For skinny shapes
-/// whose tiles cannot fill the multiprocessors.
+/// second kernel (gemm::splitk_reduce) adds them and applies the epilogue, or (SPLIT_INLINE)
+/// the tile's last slice does, in this kernel, counting the slices in W after the partials.
+/// For skinny shapes whose tiles cannot fill the multiprocessors.
 template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
-          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, bool SPLIT_INLINE, class Loads, class Epilogue, class Mma>
 __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
                                            float* __restrict__ W, const Epilogue& epilogue, const TensorMap& map_a,
                                            const TensorMap& map_b, const TensorMap* map_c, const TensorMap* map_r) {
@@ -555,8 +601,8 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
       }
     }
   } else {
-    consume<In, Out, M, N, BATCH, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K, Loads,
-            Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, map_r, full, empty, turn,
+    consume<In, Out, M, N, BATCH, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K,
+            SPLIT_INLINE, Loads, Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, map_r, full, empty, turn,
                                               staged + (wg - 1), wg - 1, t);
   }
   // No block may exit while the other may still multicast into its slots or arrive on its
