@@ -246,10 +246,10 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   out.tensor_maps = std::move(maps);
   out.sm90a = true;
   if (split_inline) {
-    // The partial sums, then a counter per tile, consumer warpgroup and warp (zero-filled before
-    // the first launch; the kernel leaves them zero).
+    // The slices' f32 sum, then a counter per tile, consumer warpgroup and warp (zero-filled
+    // before the first launch; the kernel leaves them zero).
     const int64_t tiles = ((m.m + bm * cluster - 1) / (bm * cluster)) * cluster * ((m.n + bn - 1) / bn) * m.batch;
-    out.workspace_bytes = split * m.batch * m.m * m.n * 4 + tiles * consumers * 4 * 4;
+    out.workspace_bytes = m.batch * m.m * m.n * 4 + tiles * consumers * 4 * 4;
   } else if (split > 1) {
     add_splitk_reduce(out, gemm, split);
   }
