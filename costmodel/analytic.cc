@@ -125,16 +125,6 @@ double epilogue_wave_us(const kernels::TilePlan& p, const HardwareSpec& hw, cons
   return concurrent * cycles / (hw.sm_clock_mhz * 1e6) * 1e6 * (p.epilogue_turns ? 1.0 - t.turn_hidden : 1.0);
 }
 
-// Split-K's reduction kernel (or each tile's last slice, without the launch): every slice's
-// partials read, the output written once.
-double split_reduce_us(const kernels::TilePlan& p, const TensorExpr& e, double dram_bw) {
-  double outputs = 0;
-  for (size_t t = 0; t < e.tensors.size(); ++t)
-    if (e.tensors[t].role == TensorRole::kOutput) outputs += double(e.footprint_elements(t));
-  return outputs * (4.0 * double(p.split) + dtype_bytes(p.modeled.out_dtype)) / dram_bw * 1e6 +
-         (p.split_inline ? 0.0 : kLaunchUs);
-}
-
 // What a wave moves through DRAM, and how much of the bandwidth its loads in flight can use.
 struct DramWave {
   double bytes = 0;           // per wave
@@ -357,7 +347,13 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   est.dram_bytes = dram_wave_bytes * est.waves;
   est.bound = top->second;
   est.us = wave_us * est.waves + kLaunchUs;
-  if (p.split > 1) est.us += split_reduce_us(p, e, dram_bw);
+  if (p.split > 1) {
+    // The reduction kernel: read every slice's partials, write the output once.
+    double outputs = 0;
+    for (size_t t = 0; t < e.tensors.size(); ++t)
+      if (e.tensors[t].role == TensorRole::kOutput) outputs += double(e.footprint_elements(t));
+    est.us += outputs * (4.0 * double(p.split) + dtype_bytes(p.modeled.out_dtype)) / dram_bw * 1e6 + kLaunchUs;
+  }
   if (p.prepass_bytes > 0) est.us += double(p.prepass_bytes) / dram_bw * 1e6 + kLaunchUs;  // the kernel before
   if (est.us < 2 * kLaunchUs + 1e-9) est.bound = "launch";
   return est;

@@ -24,7 +24,7 @@ constexpr const char* kFamilies[] = {"gemm_tc", "gemm_tf32", "gemm_simt", "conv_
 constexpr const char* kKnobs[] = {"block_m", "block_n", "block_k",        "warps_m",     "warps_n", "stages",
                                   "vec",     "group_m", "split_k",        "thread_m",    "thread_n", "threads",
                                   "vec_k",   "items",   "row_threads",    "rows_per_block", "single_pass", "consumers", "tma_store", "pingpong",
-                                  "cluster_m", "blocks_per_sm", "split_inline"};
+                                  "cluster_m", "blocks_per_sm"};
 constexpr const char* kBounds[] = {"compute", "smem", "l2", "dram", "latency", "launch"};
 
 double lg(double x) { return std::log2(std::max(x, 0.0) + 1.0); }

@@ -9,8 +9,7 @@
 // Records store the feature version their model used; a change to this layout (a new knob, a
 // new family, a new feature) bumps kFeatureVersion so that stored models are not misread, as
 // does a change to what a feature means (v4: the analytic view of wgmma plans uses the spec's
-// fitted async-MMA terms and counts their epilogue; v5: gemm_wgmma's blocks_per_sm knob; v6: its
-// split_inline knob).
+// fitted async-MMA terms and counts their epilogue; v5: gemm_wgmma's blocks_per_sm knob).
 #pragma once
 
 #include <span>
@@ -23,7 +22,7 @@
 
 namespace tessera::costmodel {
 
-inline constexpr int kFeatureVersion = 6;
+inline constexpr int kFeatureVersion = 5;
 
 /// The features' names, in layout order.
 const std::vector<std::string>& feature_names();

@@ -34,12 +34,10 @@ std::unique_ptr<KernelFamily> make_conv_wgmma_family();
 
 /// The parts of the Hopper wgmma kernel that gemm_wgmma and conv_wgmma share
 /// (kernels/family_gemm_wgmma.cc). Knobs: block_m/n/k, stages, consumers, group_m, tma_store,
-/// pingpong, cluster_m, split_k, blocks_per_sm, split_inline.
+/// pingpong, cluster_m, split_k, blocks_per_sm.
 std::vector<KnobDomain> wgmma_space();
 /// A wgmma schedule's blocks per SM (1 for records from before the knob).
 int64_t wgmma_blocks_per_sm(const Schedule& s);
-/// Whether a gemm_wgmma/conv_wgmma schedule's split-K slices are added in the kernel itself.
-bool wgmma_split_inline(const Schedule& s);
 /// The tile, pipeline and resource rules of a wgmma schedule for the GEMM `gemm` (a matmul, or
 /// a convolution's GEMM view) whose reduction takes `k_steps` steps; `k_major_b`: B's tile is
 /// K-major (rows of block_k). nullopt if it can run on `hw`, else why not.

@@ -16,10 +16,6 @@ constexpr const char* kPingpong = "pingpong";
 constexpr const char* kClusterM = "cluster_m";
 constexpr const char* kBlocksPerSm = "blocks_per_sm";
 constexpr int64_t kOneBlockPerSm = 1;  // what records from before the blocks_per_sm knob ran
-// split_k's partial sums added by a second kernel (0, what records from before the knob ran)
-// or by each tile's last slice in the kernel itself (1).
-constexpr const char* kSplitInline = "split_inline";
-constexpr int64_t kSplitByKernel = 0;
 // f32 accumulators per consumer thread: of the 232 registers setmaxnreg gives each of two
 // consumer warpgroups (and of the 255 of one), or of the 152 of each of three.
 int64_t max_accumulators(int64_t consumers) { return consumers == 3 ? 96 : 160; }
@@ -119,11 +115,8 @@ std::vector<KnobDomain> wgmma_space() {
           {kPingpong, {0, 1}},
           {kClusterM, {1, 2}},
           {std::string(knob::kSplitK), {1, 2, 4, 8}},
-          {kBlocksPerSm, {1, 2}, kOneBlockPerSm},
-          {kSplitInline, {0, 1}, kSplitByKernel}};
+          {kBlocksPerSm, {1, 2}, kOneBlockPerSm}};
 }
-
-bool wgmma_split_inline(const Schedule& s) { return s.find(kSplitInline).value_or(kSplitByKernel) != 0; }
 
 int64_t wgmma_blocks_per_sm(const Schedule& s) { return s.find(kBlocksPerSm).value_or(kOneBlockPerSm); }
 
@@ -170,9 +163,6 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   if ((split - 1) * per_slice >= k_steps)
     return "split_k " + std::to_string(split) + " leaves a slice of the " + std::to_string(k_steps) + " k steps empty";
   if (split > 1 && split * m.batch * m.m * m.n * 4 > kMaxWorkspaceBytes) return "split-K workspace above 1 GiB";
-  const int64_t split_inline = s.find(kSplitInline).value_or(kSplitByKernel);
-  if (split_inline != 0 && split_inline != 1) return "split_inline must be 0 or 1";
-  if (split_inline && split == 1) return "split_inline adds split_k's slices: it needs split_k above 1";
   int64_t smem = smem_bytes(s);
   if (smem > hw.smem_per_block_bytes)
     return "shared memory " + std::to_string(smem) + " B exceeds " + std::to_string(hw.smem_per_block_bytes) + " B";
@@ -202,7 +192,6 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
   const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
   const int64_t cluster = s.get(kClusterM), split = s.get(knob::kSplitK);
-  const bool split_inline = split > 1 && wgmma_split_inline(s);
   EpilogueCode epi = matmul_epilogue_code(gemm);
   // With TMA stores, a residual is copied by TMA into the staging tile (map_r, over the
   // residual as map_c is over C) while the tile computes.
@@ -228,11 +217,10 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
       std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(s.get(knob::kBlockK)) + ", " +
       std::to_string(stages) + ", " + std::to_string(consumers) + ", " + std::to_string(group) + ", " +
       (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " + std::to_string(cluster) + ", " +
-      std::to_string(split) + ", " + (split_inline ? "true" : "false") + ", " + loads + ", Epilogue, Mma>(" + a_pointer + ", B, C, " + (split > 1 ? "W" : "nullptr") +
+      std::to_string(split) + ", " + loads + ", Epilogue, Mma>(" + a_pointer + ", B, C, " + (split > 1 ? "W" : "nullptr") +
       ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ", " + (staged_residual ? "&map_r" : "nullptr") +
       ");\n}\n";
-  // Sums the slices and applies the epilogue, unless the kernel's last slice of a tile does.
-  if (split > 1 && !split_inline) src += splitk_reduce_source(entry, gemm, split);
+  if (split > 1) src += splitk_reduce_source(entry, gemm, split);  // sums the slices and applies the epilogue
   LaunchGeometry g;
   // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
   // may lie below M: its loads zero-fill and its stores drop).
@@ -245,14 +233,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   KernelSource out(entry, src, g);
   out.tensor_maps = std::move(maps);
   out.sm90a = true;
-  if (split_inline) {
-    // The slices' f32 sum, then a counter per tile, consumer warpgroup and warp (zero-filled
-    // before the first launch; the kernel leaves them zero).
-    const int64_t tiles = ((m.m + bm * cluster - 1) / (bm * cluster)) * cluster * ((m.n + bn - 1) / bn) * m.batch;
-    out.workspace_bytes = m.batch * m.m * m.n * 4 + tiles * consumers * 4 * 4;
-  } else if (split > 1) {
-    add_splitk_reduce(out, gemm, split);
-  }
+  if (split > 1) add_splitk_reduce(out, gemm, split);
   if (tma_store) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
     int out_index = static_cast<int>(gemm.expr().tensors.size()) - 1;
     TensorMapSpec c{out_index, gemm.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
@@ -297,7 +278,6 @@ TilePlan wgmma_plan(const Workload& gemm, const Schedule& s) {
   p.group_m = s.get(knob::kGroupM);
   p.multicast = s.get(kClusterM);
   p.split = split;
-  p.split_inline = split > 1 && wgmma_split_inline(s);
   p.async_store = s.get(kTmaStore) != 0;
   p.epilogue_turns = s.get(kPingpong) != 0;
   // TMA: one thread's bulk copies keep stages - 1 slots in flight (a slot's bytes spread

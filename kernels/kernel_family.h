@@ -86,9 +86,8 @@ struct KernelLaunch {
 /// in order), e.g. a convolution's operands padded into the workspace before it, or the
 /// reduction of a split-K GEMM after it. Every kernel of the plan takes the same arguments: the
 /// workload's tensors (inputs, then the output) and, when workspace_bytes > 0, a pointer to
-/// that much scratch global memory, then the tensor maps of `tensor_maps`, if any. The
-/// workspace is zero-filled before the plan's first launch and is the plan's own: a plan may
-/// keep counters there that it leaves zero (a split-K GEMM whose last slice adds the others).
+/// that much scratch global memory whose contents are undefined at the start, then the
+/// tensor maps of `tensor_maps`, if any.
 struct KernelSource {
   KernelSource() = default;
   KernelSource(std::string entry_name, std::string text, LaunchGeometry geometry = {})
@@ -131,7 +130,6 @@ struct TilePlan {
   /// 0: one block per tile, as many resident as fit.
   int64_t persistent_blocks = 0;
   int64_t split = 1;                ///< slices of the reduction axes; a second kernel adds them
-  bool split_inline = false;        ///< ... unless each tile's last slice adds them in the kernel
   int64_t group_m = 1;              ///< block rasterisation: block-rows that share B tiles in L2
   /// Blocks of a cluster (adjacent along m) that share the loads of the inputs not indexed by
   /// the m axis (B) by TMA multicast: L2 delivers those bytes once per cluster.

@@ -13,8 +13,7 @@ namespace tessera::kernels {
 /// `tessera_<id>` of its kernels and the host function
 /// `extern "C" int tessera_launch_<id>(void* const* tensors, void* workspace, cudaStream_t stream)`,
 /// which takes device pointers in the workload's tensor order (inputs, then the output) and
-/// workspace_bytes of device scratch memory (zero-filled before the first launch and kept for
-/// this function alone: a plan may keep counters there), runs the source's whole launch plan and returns
+/// workspace_bytes of device scratch memory, runs the source's whole launch plan and returns
 /// the first failing call's cudaError_t (cudaErrorNoKernelImageForDevice on a GPU the code
 /// cannot run on). The file must have `#include <cuda.h>`, `#include <cuda_runtime.h>` and
 /// standalone_prelude() before it. `tensors` is the number of tensor arguments.

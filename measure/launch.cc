@@ -19,10 +19,7 @@ std::string nvrtc_arch(int cc_major, int cc_minor) {
 }
 
 #if TESSERA_HAVE_CUDA
-DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) {
-  TESSERA_CUDA_CALL(cudaMalloc(&ptr_, std::max<size_t>(bytes, 1)));
-  TESSERA_CUDA_CALL(cudaMemset(ptr_, 0, std::max<size_t>(bytes, 1)));  // a plan's workspace starts zeroed
-}
+DeviceBuffer::DeviceBuffer(size_t bytes) : bytes_(bytes) { TESSERA_CUDA_CALL(cudaMalloc(&ptr_, std::max<size_t>(bytes, 1))); }
 DeviceBuffer::~DeviceBuffer() {
   if (ptr_) cudaFree(ptr_);
 }
@@ -221,7 +218,8 @@ DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.b
 void DeviceBuffer::upload(std::span<const uint8_t>) {}
 void DeviceBuffer::fill(uint8_t) {}
 std::vector<uint8_t> DeviceBuffer::download() const { return {}; }
-LaunchOutcome launch_once(const kernels::CompiledKernel&, const kernels::KernelSource&, std::span<void*>, const std::function<void()>&) {
+LaunchOutcome launch_once(const kernels::CompiledKernel&, const kernels::KernelSource&, std::span<void*>,
+                          const std::function<void()>&) {
   return {Status::kLaunchError, "this tessera was built without CUDA support"};
 }
 #endif

@@ -17,7 +17,6 @@ namespace tessera::measure {
 /// GPU memory owned by this object (cudaMalloc / cudaFree). Throws ApiError on failure.
 class DeviceBuffer {
  public:
-  /// `bytes` of GPU memory, zero-filled (what a plan's workspace must be before its first launch).
   explicit DeviceBuffer(size_t bytes);
   ~DeviceBuffer();
   DeviceBuffer(DeviceBuffer&& o) noexcept;

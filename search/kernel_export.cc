@@ -73,8 +73,7 @@ KernelExport export_header_with_kernels(db::TuningDatabase& db, const db::Export
   result.text.insert(pos, "/* Kernels: each workload's best kernel, launched by the function below, is in " + cu_name +
                               ".\n   tessera_launch_<workload>(tensors, workspace, stream) takes device pointers to "
                               "the workload's\n   inputs, then its output, TESSERA_WORKSPACE_BYTES_<WORKLOAD> bytes "
-                              "of device memory (or null\n   when 0; zero-filled before the first launch and the kernel's own: it may keep "
-                              "counters\n   there, left zero) and a cudaStream_t, and returns a cudaError_t "
+                              "of device memory (or null\n   when 0) and a cudaStream_t, and returns a cudaError_t "
                               "(cudaErrorNoKernelImageForDevice on a\n   GPU the kernel cannot run on). C and C++ "
                               "files include this header without CUDA's. */\n"
                               "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\nstruct CUstream_st; /* cudaStream_t */\n\n" +

@@ -250,7 +250,7 @@ struct GemmLoads {
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
 template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
-          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, bool SPLIT_INLINE, class Loads, class Epilogue, class Mma>
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
 __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue, const In* sA, const In* sB,
                                         Out* sC, const TensorMap* map_c, const TensorMap* map_r,
                                         unsigned long long* full, unsigned long long* empty, unsigned long long* turn,
@@ -353,29 +353,10 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
     if (previous >= 0) release(previous);
 
     // Accumulator i of a thread: columns 8 * (i / 4) + 2 * (lane % 4) + (i % 2) of row
-    // 16 * warp + lane / 4 + 8 * ((i / 2) % 2) of its m64 block. Stores them from registers
-    // with the epilogue.
-    auto store_registers = [&] {
-      Out* out = C + (long long)b * M * N;
-#pragma unroll
-      for (int j = 0; j < BN / 8; ++j) {
-        const int col = bn * BN + j * 8 + (lane % 4) * 2;
-        const typename Epilogue::Cols cols = epilogue.cols(col);
-#pragma unroll
-        for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
-            gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue,
-                                   cols);
-          }
-      }
-    };
+    // 16 * warp + lane / 4 + 8 * ((i / 2) % 2) of its m64 block.
     if constexpr (SPLIT_K > 1) {
-      // Partial sums of this slice, in f32: stored for the second kernel to add up and finish,
-      // or (SPLIT_INLINE) added by atomics into one sum in W, which the tile's last slice
-      // finishes (the sum's rounding then depends on the slices' order of arrival).
-      float* part = W + ((long long)(SPLIT_INLINE ? 0 : slice) * BATCH + b) * M * N;
+      // Partial sums of this slice, in f32, for the second kernel to add up and finish.
+      float* part = W + ((long long)slice * BATCH + b) * M * N;
 #pragma unroll
       for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
@@ -387,60 +368,13 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
             if (row >= M) continue;
             float* dst = part + (long long)row * N + col;
             const float v0 = acc[mi][j * 4 + half * 2], v1 = acc[mi][j * 4 + half * 2 + 1];
-            if constexpr (SPLIT_INLINE) {
-              if (col < N) atomicAdd(dst, v0);
-              if (col + 1 < N) atomicAdd(dst + 1, v1);
-            } else if (N % 2 == 0 && col + 1 < N) {
+            if (N % 2 == 0 && col + 1 < N) {
               *reinterpret_cast<float2*>(dst) = make_float2(v0, v1);
             } else {
               if (col < N) dst[0] = v0;
               if (col + 1 < N) dst[1] = v1;
             }
           }
-      if constexpr (SPLIT_INLINE) {
-        // Each warp counts the slices that have added its rows of the tile (a counter per tile,
-        // consumer and warp after the sum in W; W is zero before the first launch). The warp of
-        // the last slice reads the sum back, leaves zeros (and its counter at zero) for the next
-        // launch, applies the epilogue and stores the output.
-        unsigned* count = reinterpret_cast<unsigned*>(W + (long long)BATCH * M * N) +
-                          ((((long long)b * kTilesMC * CLUSTER + bm) * kTilesN + bn) * CONSUMERS + c) * 4 + warp;
-        __threadfence();  // this lane's additions, done at the GPU before the warp counts
-        __syncwarp();
-        unsigned arrived = 0;
-        if (lane == 0) arrived = atomicAdd(count, 1u);
-        arrived = __shfl_sync(0xffffffffu, arrived, 0);
-        if (arrived == SPLIT_K - 1) {
-          __threadfence();  // the other slices' additions, seen after their counts
-          if (lane == 0) *count = 0u;
-#pragma unroll
-          for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-              for (int half = 0; half < 2; ++half) {
-                const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
-                const int col = bn * BN + j * 8 + (lane % 4) * 2;
-                if (row >= M) continue;
-                float* sum = part + (long long)row * N + col;
-                if (col < N) acc[mi][j * 4 + half * 2] = __ldcg(sum);
-                if (col + 1 < N) acc[mi][j * 4 + half * 2 + 1] = __ldcg(sum + 1);
-              }
-#pragma unroll
-          for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
-            for (int j = 0; j < BN / 8; ++j)
-#pragma unroll
-              for (int half = 0; half < 2; ++half) {
-                const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
-                const int col = bn * BN + j * 8 + (lane % 4) * 2;
-                if (row >= M) continue;
-                float* sum = part + (long long)row * N + col;
-                if (col < N) __stcg(sum, 0.0f);
-                if (col + 1 < N) __stcg(sum + 1, 0.0f);
-              }
-          store_registers();
-        }
-      }
     } else if constexpr (TMA_STORE) {
       // Through this warpgroup's staging tile ([BN / 64][WM][64], 128-byte swizzled, so the
       // pair writes are free of bank conflicts) and bulk tensor stores that run on while the
@@ -488,7 +422,20 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
         asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
       }
     } else {
-      store_registers();
+      Out* out = C + (long long)b * M * N;
+#pragma unroll
+      for (int j = 0; j < BN / 8; ++j) {
+        const int col = bn * BN + j * 8 + (lane % 4) * 2;
+        const typename Epilogue::Cols cols = epilogue.cols(col);
+#pragma unroll
+        for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
+            gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue,
+                                   cols);
+          }
+      }
     }
   }
   // The block's shared memory must outlive the stores that read it.
@@ -509,12 +456,10 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
 /// of one tile-column, so they need the same B tile, which the policy multicasts, halving B's
 /// traffic from L2. SPLIT_K > 1: each tile's k steps are cut into SPLIT_K slices, scheduled as
 /// separate work units; a unit stores its f32 partial sums to W ([SPLIT_K][BATCH][M][N]) and a
-/// second kernel (gemm::splitk_reduce) adds them and applies the epilogue; or (SPLIT_INLINE) a
-/// unit adds them by atomics into one f32 sum in W ([BATCH][M][N], zero between launches) and
-/// the tile's last slice, counted in W after the sum, finishes it in this kernel.
-/// For skinny shapes whose tiles cannot fill the multiprocessors.
+/// second kernel (gemm::splitk_reduce) adds them and applies the epilogue. For skinny shapes
+/// whose tiles cannot fill the multiprocessors.
 template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
-          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, bool SPLIT_INLINE, class Loads, class Epilogue, class Mma>
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
 __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
                                            float* __restrict__ W, const Epilogue& epilogue, const TensorMap& map_a,
                                            const TensorMap& map_b, const TensorMap* map_c, const TensorMap* map_r) {
@@ -610,8 +555,8 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
       }
     }
   } else {
-    consume<In, Out, M, N, BATCH, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K,
-            SPLIT_INLINE, Loads, Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, map_r, full, empty, turn,
+    consume<In, Out, M, N, BATCH, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K, Loads,
+            Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, map_r, full, empty, turn,
                                               staged + (wg - 1), wg - 1, t);
   }
   // No block may exit while the other may still multicast into its slots or arrive on its

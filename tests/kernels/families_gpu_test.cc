@@ -93,8 +93,8 @@ class FamiliesGpu : public ::testing::Test {
         std::vector<void*> pointers, args;
         for (const measure::DeviceBuffer& b : buffers) pointers.push_back(b.data());
         for (void*& p : pointers) args.push_back(&p);
-        // Twice, the output poisoned again between: a plan leaves its workspace as the next launch
-        // needs it (split-K counters back at zero).
+        // Twice, the output poisoned again between: a plan must leave its workspace as its next
+        // launch needs it.
         measure::LaunchOutcome run = measure::launch_once(built[i], sources[i], args, [&] { buffers.back().fill(0xFF); });
         if (run.status != Status::kOk) {
           ADD_FAILURE() << status_name(run.status) << ": " << run.error;
@@ -248,20 +248,15 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
     EXPECT_GE(tried, 20);
     EXPECT_EQ(passed, tried);
   }
-  // Split-K: partial sums of each slice, added (and the epilogue applied) by a second kernel or
-  // by each tile's last slice in the kernel; an uneven last slice (k = 2000 is 32 steps of 64,
-  // the last one short), rows and columns past the tiles' edges, clusters.
-  const std::vector<std::string> split_shapes = {
-      "matmul:m=100,n=72,k=2000,tb=1:f16:epilogue=bias+gelu", "batch_matmul:b=2,m=64,n=136,k=1032:bf16:out=f32:epilogue=residual",
-      "matmul:m=512,n=512,k=16384:f16", "matmul:m=128,n=768,k=768,tb=1:f16:epilogue=bias+residual"};
-  for (int64_t split_inline : {0, 1}) {
-    SCOPED_TRACE("split_inline=" + std::to_string(split_inline));
-    auto [tried, passed] = check_family(*make_gemm_wgmma_family(), split_shapes, 5, [&](const Schedule& s) {
-      return s.get("split_k") > 1 && s.find("split_inline").value_or(0) == split_inline;
-    });
-    EXPECT_GE(tried, 16);
-    EXPECT_EQ(passed, tried);
-  }
+  // Split-K: partial sums of each slice, added (and the epilogue applied) by a second kernel;
+  // an uneven last slice (k = 2000 is 32 steps of 64, the last one short).
+  auto [tried, passed] = check_family(
+      *make_gemm_wgmma_family(),
+      {"matmul:m=100,n=72,k=2000,tb=1:f16:epilogue=bias+gelu", "batch_matmul:b=2,m=64,n=136,k=1032:bf16:out=f32:epilogue=residual",
+       "matmul:m=512,n=512,k=16384:f16"},
+      4, [](const Schedule& s) { return s.get("split_k") > 1; });
+  EXPECT_GE(tried, 12);
+  EXPECT_EQ(passed, tried);
 }
 
 TEST_F(FamiliesGpu, HopperConvMatchesReference) {
@@ -298,8 +293,7 @@ TEST_F(FamiliesGpu, HopperConvMatchesReference) {
       {"tma_store", [](const Schedule& s) { return s.get("tma_store") == 1; }},
       {"pingpong", [](const Schedule& s) { return s.get("pingpong") == 1; }},
       {"cluster_m", [](const Schedule& s) { return s.get("cluster_m") == 2; }},
-      {"split_k", [](const Schedule& s) { return s.get("split_k") > 1 && s.find("split_inline").value_or(0) == 0; }},
-      {"split_k inline", [](const Schedule& s) { return s.get("split_k") > 1 && s.find("split_inline").value_or(0) == 1; }},
+      {"split_k", [](const Schedule& s) { return s.get("split_k") > 1; }},
       {"block_k 32", [](const Schedule& s) { return s.get("block_k") == 32; }},
       {"three consumers", [](const Schedule& s) { return s.get("consumers") == 3; }},
       {"two blocks per SM", [](const Schedule& s) { return s.find("blocks_per_sm").value_or(1) == 2; }}};

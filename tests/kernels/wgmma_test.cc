@@ -197,22 +197,6 @@ TEST(GemmWgmma, ClusterPlanPairsTileRowsAndHalvesBsBoxes) {
   ASSERT_EQ(sk.then.size(), 1u);
   EXPECT_EQ(sk.then[0].entry, "tessera_gemm_wgmma_reduce");
   EXPECT_NE(sk.source.find("float* __restrict__ W, const __grid_constant__ TensorMap map_a"), std::string::npos);
-  // Added in the kernel instead: no second kernel; one f32 sum the slices add into, then a
-  // counter per tile, consumer warpgroup and warp (4 x 4 tiles, 2 consumers, 4 warps).
-  Schedule inline_split = wgmma(128, 128, 4, 2, 8, 0, 0, 1, 8);
-  inline_split.knobs.emplace_back("split_inline", 1);
-  KernelSource si = f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias"), inline_split);
-  EXPECT_EQ(si.launch.grid[0], 4 * 4 * 8);
-  EXPECT_EQ(si.workspace_bytes, 512 * 512 * 4 + 4 * 4 * 2 * 4 * 4);
-  EXPECT_TRUE(si.then.empty());
-  EXPECT_EQ(si.source.find("_reduce("), std::string::npos);
-  EXPECT_NE(si.source.find(", 8, true, "), std::string::npos);  // SPLIT_K, SPLIT_INLINE
-  // Without split-K there is nothing to add.
-  Schedule no_split = wgmma(128, 128, 4, 2);
-  no_split.knobs.emplace_back("split_inline", 1);
-  ASSERT_TRUE(f->validate(no_split, Workload::parse("matmul:m=512,n=512,k=512:f16"), find_spec("h100_sxm")).has_value());
-  EXPECT_NE(f->validate(no_split, Workload::parse("matmul:m=512,n=512,k=512:f16"), find_spec("h100_sxm"))->find("split_inline"),
-            std::string::npos);
   // 32-wide k steps: K-major boxes of 32 elements swizzled over 64 bytes; a [K, N] B keeps its
   // 128-byte swizzled 64-column boxes, of 32 k rows (16 per block of a cluster).
   KernelSource k32 = f->emit(Workload::parse("matmul:m=1000,n=520,k=136,tb=1:f16"), wgmma(128, 128, 8, 2, 8, 0, 0, 1, 1, 32));
@@ -269,18 +253,6 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(Workload::parse("matmul:m=4096,n=2304,k=768,tb=1:f16:epilogue=bias+gelu"), wgmma(192, 192, 3, 3, 8, 1)));
   sources.push_back(f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias+gelu"),
                             wgmma(128, 128, 4, 2, 8, 0, 0, 2, 8)));
-  // Split-K added by each tile's last slice: two consumers with a cluster, one consumer two
-  // blocks per SM, BERT's 128-token shapes with their epilogues.
-  auto split_inline = [](Schedule s) {
-    s.knobs.emplace_back("split_inline", 1);
-    return s;
-  };
-  sources.push_back(f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias+gelu"),
-                            split_inline(wgmma(128, 128, 4, 2, 8, 0, 0, 2, 8))));
-  sources.push_back(f->emit(Workload::parse("matmul:m=128,n=768,k=768,tb=1:f16:epilogue=bias+residual"),
-                            split_inline(two_per_sm(wgmma(64, 64, 4, 1, 1, 0, 0, 1, 4)))));
-  sources.push_back(f->emit(Workload::parse(kShapes[1]),
-                            split_inline(wgmma(64, 128, 4, 1, 1, 0, 0, 1, 3))));
   // 32-wide k steps (64-byte swizzled K-major tiles), both layouts of B, with clusters.
   sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 256, 8, 2, 8, 1, 0, 2, 1, 32)));
   sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 6, 2, 8, 1, 1, 2, 1, 32)));
