@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the lent GPU machine, the short form of scripts/gpu-check.sh for one call of the device
-# tool: build only the CLI and the GPU family tests (about 40 s there), run the GPU tests that
+# tool: build only the CLI and the GPU family tests (40-55 s there), run the GPU tests that
 # $TESTS names (a gtest filter, e.g. "FamiliesGpu.HopperGemm*"; none when unset), then
 # scripts/bench-conv.sh over the workload sets given (construction's top 10 of each, beside the
 # vendor library, into one fresh database; GEMM sets too), and export that database's records.

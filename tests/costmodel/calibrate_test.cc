@@ -119,8 +119,9 @@ std::array<int, 3> cluster_pairs(const std::vector<Record>& records, const kerne
 
 // Clusters of two measured slower than the same schedules without one: on the H200 in 24 of
 // the 26 pairs (the other two within 1 %), on the H100 in 165 of 172 (convolutions of the conv
-// dataset, GEMMs and convolutions of the 2026-12-07 default jobs; the other seven are 8192^3
-// and 65536x4096x1024, where clusters ran up to 6 % faster, and two convolutions within 3 %).
+// dataset, GEMMs and convolutions of the 2026-12-07 default jobs; the other seven are five
+// pairs of 8192^3 and 65536x4096x1024, four of them 2-6 % faster with a cluster, and two
+// convolutions, one 3 % faster, the other within 1 %).
 // The shipped terms predict them slower in every pair; with the global fit's multicast saving
 // it predicted every one faster.
 TEST_F(Calibrate, ClustersOfTwoArePredictedSlowerAsMeasured) {
