@@ -49,6 +49,39 @@ TEST_F(Construct, FamiliesFarOffTheBestTakeNoDiversitySlots) {
   EXPECT_GE(count("conv2d:n=32,h=56,w=56,c=144,k=144,r=3,s=3,pad=1,groups=144:f16", "conv_direct"), 4);
 }
 
+// The model ranks 3 stages ahead of deeper rings where the loads bound a tile (measured on the
+// H100: 6272x256x1024 on 128x128 tiles 14.0 us with 3 stages, 11.3 us with 5), so the two best
+// distinct shapes also bring their twin with the most stages the candidates hold.
+TEST_F(Construct, TheBestShapesAlsoComeWithTheirDeepestRing) {
+  costmodel::AnalyticModel model(families_, h100_);
+  for (const char* spec : {"matmul:m=6272,n=256,k=1024:f16", "matmul:m=4096,n=768,k=768:f16:epilogue=bias+residual"}) {
+    SCOPED_TRACE(spec);
+    Construction c = construct(Workload::parse(spec), families_, h100_, model);
+    ASSERT_EQ(c.candidates.size(), 10u);
+    const Schedule& best = c.candidates.front().schedule;
+    auto without_stages = [](Schedule s) {
+      std::erase_if(s.knobs, [](const auto& k) { return k.first == "stages"; });
+      return s.key();
+    };
+    int64_t deepest = 0;
+    for (const Candidate& cand : c.candidates)
+      if (without_stages(cand.schedule) == without_stages(best)) deepest = std::max(deepest, cand.schedule.get("stages"));
+    EXPECT_GT(deepest, best.get("stages"));
+    // It is the deepest valid twin within the model's reach: no twin with more stages.
+    Schedule deeper = best;
+    for (int64_t more = deepest + 1; more <= 8; ++more) {
+      for (auto& [name, value] : deeper.knobs)
+        if (name == "stages") value = more;
+      const kernels::KernelFamily* f = families_.find(best.family);
+      if (!f->validate(deeper, Workload::parse(spec), h100_)) {
+        EXPECT_GT(model.predict(std::vector<Candidate>{{Workload::parse(spec), deeper, std::nullopt}})[0],
+                  *c.candidates.front().predicted_us * 3)
+            << "stages " << more << " is valid and within reach";
+      }
+    }
+  }
+}
+
 TEST_F(Construct, EveryDefaultWorkloadGetsTopKValidRankedCandidates) {
   costmodel::AnalyticModel model(families_, h100_);
   WorkloadSet set = load_workload_set(std::string(TESSERA_SOURCE_DIR) + "/configs/workloads/default.json");
