@@ -208,6 +208,32 @@ Json Estimate::to_json() const {
               {"waves", waves},     {"overlap", overlap},   {"epilogue_us", epilogue_us}, {"feasible", feasible}};
 }
 
+// A block's bytes: its inputs' footprint (`in`), what its load instructions fetch (`loaded`:
+// the plan's l2_share of it), what L2 delivers (`l2_in`: inputs shared by multicast come once
+// per cluster) and its output (f32 partial sums under split-K).
+struct BlockBytes {
+  double in = 0, loaded = 0, l2_in = 0, out = 0;
+};
+BlockBytes block_bytes(const kernels::TilePlan& p, const TensorExpr& e, const HardwareSpec& hw,
+                       const std::vector<AxisRange>& block_ranges, int m_axis) {
+  BlockBytes b;
+  auto l2_share = [&](size_t t) { return t < p.l2_share.size() ? p.l2_share[t] : 1.0; };
+  for (size_t t = 0; t < e.tensors.size(); ++t) {
+    const double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
+    if (e.tensors[t].role == TensorRole::kInput) {
+      b.in += bytes * p.input_passes;
+      b.loaded += bytes * p.input_passes * l2_share(t);
+      // Multicast would cut these to 1 / multicast; the fitted share of that saving shows.
+      const bool shared = p.multicast > 1 && m_axis >= 0 && !indexes(e, t, m_axis);
+      const double saving = shared ? hw.async_mma.multicast_saving * (1.0 - 1.0 / double(p.multicast)) : 0.0;
+      b.l2_in += bytes * p.input_passes * (1.0 - saving) * l2_share(t);
+    } else {
+      b.out += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
+    }
+  }
+  return b;
+}
+
 Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   Estimate est;
   const TensorExpr e = p.modeled.expr();
@@ -239,21 +265,8 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   for (int64_t b : p.block) points *= double(b);
   double flops_block = points * e.flops_per_point;
   const int m_axis = axis_named(e, "m"), n_axis = axis_named(e, "n");
-  auto uses = [&](size_t t, int axis) { return indexes(e, t, axis); };
-  // l2_in_bytes: what L2 delivers per block (inputs shared by multicast come once per cluster).
-  double in_bytes = 0, out_bytes = 0, l2_in_bytes = 0;
-  for (size_t t = 0; t < e.tensors.size(); ++t) {
-    double bytes = double(e.footprint_elements(t, block_ranges)) * dtype_bytes(e.tensors[t].dtype);
-    if (e.tensors[t].role == TensorRole::kInput) {
-      in_bytes += bytes * p.input_passes;
-      // Multicast would cut these to 1 / multicast; the fitted share of that saving shows.
-      const bool shared = p.multicast > 1 && m_axis >= 0 && !uses(t, m_axis);
-      const double saving = shared ? hw.async_mma.multicast_saving * (1.0 - 1.0 / double(p.multicast)) : 0.0;
-      l2_in_bytes += bytes * p.input_passes * (1.0 - saving);
-    } else {
-      out_bytes += p.split > 1 ? double(e.footprint_elements(t, block_ranges)) * 4 : bytes;
-    }
-  }
+  const BlockBytes io = block_bytes(p, e, hw, block_ranges, m_axis);
+  const double in_bytes = io.in, out_bytes = io.out, l2_in_bytes = io.l2_in, loaded_bytes = io.loaded;
 
   // Compute at the instruction's achievable peak, shared by the SM's resident blocks.
   InstrKind instr = p.instr;
@@ -276,7 +289,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   // L2 -> SM: every block loads its input footprint, one warp-wide load instruction per
   // 32 x load_bytes (narrow loads cost as many issue cycles as wide ones).
   double l2_per_sm = hw.dram_bandwidth_gbps * 1e9 * kL2BandwidthVsDram / sms;
-  double warp_loads = in_bytes / (32.0 * double(std::max<int64_t>(p.load_bytes, 1)));
+  double warp_loads = loaded_bytes / (32.0 * double(std::max<int64_t>(p.load_bytes, 1)));
   double l2_wave = concurrent * std::max((l2_in_bytes + out_bytes) / l2_per_sm * 1e6,
                                          warp_loads * kCyclesPerWarpLoad / clock_hz * 1e6);
 
@@ -307,7 +320,7 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   // A gathering producer fills the slots one step after the other, whatever the stages.
   if (p.gather_elements > 0)
     terms.push_back({concurrent * steps_per_block *
-                         (double(p.gather_round_trips) * kGatherRoundTripUs +
+                         (p.gather_round_trips * kGatherRoundTripUs +
                           double(p.gather_elements) * kGatherCyclesPerElement / clock_hz * 1e6),
                      "gather"});
   // cp.async rings: the same wait, for the tile loaded stages - 1 steps earlier by the block's

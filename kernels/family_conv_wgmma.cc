@@ -8,9 +8,13 @@
 // - block-diagonal: grouped convolutions whose tiles hold several whole groups (ResNeXt's);
 // - gather: the producer's threads gather both operands where TMA cannot address them (input
 //   channels not a multiple of 8, as in an RGB stem, or windows beyond the im2col box's range);
-// - padded taps (knob pad_channels, fewer than 8 input channels): a kernel before the GEMM pads
-//   the input and filters to 8 channels in the workspace, and a k step takes block_k / 8 taps
-//   (A gathered as 16-byte pixels by the producer's threads, B by TMA).
+// - padded taps (knob pad_channels 1, fewer than 8 input channels): a kernel before the GEMM
+//   pads the input and filters to 8 channels in the workspace, and a k step takes block_k / 8
+//   taps (A gathered as 16-byte pixels by the producer's threads, B by TMA);
+// - row strips (pad_channels 2, the same padded operands): the GEMM view is batched by output
+//   row and a k step is block_k / 8 taps of one filter row, so A's tile is a Toeplitz matrix the
+//   producer loads as one strip of the input row (a pixel per column and phase of the stride, a
+//   few steps of loads in flight) and the MMAs read in place.
 #include <algorithm>
 
 #include "core/error.h"
@@ -19,7 +23,7 @@
 namespace tessera::kernels {
 namespace {
 
-enum class Mode { kIm2col, kBlockDiag, kGather, kPaddedTaps };
+enum class Mode { kIm2col, kBlockDiag, kGather, kPaddedTaps, kStrips };
 
 constexpr std::string_view kPadChannels = "pad_channels";
 constexpr int64_t kPadThreads = 256;
@@ -46,12 +50,24 @@ bool im2col_expressible(const Conv2dShape& c) {
 // Fewer than 8 input channels, one group: the padded-taps loads can run it (pad_channels = 1).
 bool paddable(const Conv2dShape& c) { return c.groups == 1 && c.c < 8 && im2col_expressible(c); }
 
-ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk, bool pad) {
+// The row strips (pad_channels = 2): fewer than 8 channels, one group, consecutive taps along a
+// row (no dilation across) and a stride along it whose phases keep a k16 step's two taps a fixed
+// offset apart.
+bool stripable(const Conv2dShape& c) {
+  return c.groups == 1 && c.c < 8 && c.dilation_w == 1 && (c.stride_w == 1 || c.stride_w == 2 || c.stride_w == 4);
+}
+
+ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk, int64_t pad) {
   ConvRun run;
   run.cg = c.c / c.groups;
   run.kg = c.k / c.groups;
   bk = std::max<int64_t>(bk, 1);
-  if (pad && paddable(c)) {
+  if (pad == 2 && stripable(c)) {
+    run.mode = Mode::kStrips;
+    const int64_t taps_per_step = std::max<int64_t>(bk / 8, 1);
+    run.k_steps = c.r * ((c.s + taps_per_step - 1) / taps_per_step);
+    run.k_per_step = bk;
+  } else if (pad == 1 && paddable(c)) {
     run.mode = Mode::kPaddedTaps;
     const int64_t taps_per_step = std::max<int64_t>(bk / 8, 1);
     run.k_steps = (c.r * c.s + taps_per_step - 1) / taps_per_step;
@@ -72,12 +88,29 @@ ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk, bool pad) {
   return run;
 }
 
-// The GEMM the kernel runs: its reduction is the k steps it walks, padding included.
-Workload gemm_view(const Workload& w, const ConvRun& run) { return conv_gemm_view(w, run.k_steps * run.k_per_step); }
+// The GEMM the kernel runs: its reduction is the k steps it walks, padding included. Row strips
+// run it batched by output row: N * P products of Q output columns.
+Workload gemm_view(const Workload& w, const ConvRun& run) {
+  Workload g = conv_gemm_view(w, run.k_steps * run.k_per_step);
+  if (run.mode == Mode::kStrips) {
+    const Conv2dShape& c = w.conv2d();
+    MatmulShape m = g.matmul();
+    m.batch = c.n * c.out_h();
+    m.m = c.out_w();
+    g.kind = OpKind::kBatchMatmul;
+    g.shape = m;
+  }
+  return g;
+}
 
-bool pads(const Schedule& s) { return s.find(kPadChannels).value_or(0) != 0; }
 ConvRun conv_run(const Conv2dShape& c, const Schedule& s) {
-  return conv_run(c, s.get(knob::kBlockN), s.get(knob::kBlockK), pads(s));
+  return conv_run(c, s.get(knob::kBlockN), s.get(knob::kBlockK), s.find(kPadChannels).value_or(0));
+}
+
+// Strip entries a producer thread loads per k step (StripLoads::kPerThread).
+int64_t strip_vectors_per_thread(const Conv2dShape& c, int64_t bm, int64_t bk) {
+  const int64_t entries = c.stride_w * (bm + (bk / 8 - 1) / c.stride_w);
+  return (entries + 127) / 128;
 }
 
 // The padded operands in the workspace: the input as [pixels][8], then the filters as
@@ -112,10 +145,16 @@ class ConvWgmmaFamily : public KernelFamily {
     return c.layout == Layout::kNHWC && (c.groups == 1 || ((c.c / c.groups) % 8 == 0 && (c.k / c.groups) % 8 == 0));
   }
 
-  // Fewer than 8 input channels: gathered (pad_channels 0) or padded to 8 by a kernel before.
+  // Fewer than 8 input channels: gathered (pad_channels 0) or padded to 8 by a kernel before
+  // (1: taps gathered per row, 2: row strips).
   std::vector<KnobDomain> space(const Workload& w, const HardwareSpec&) const override {
     std::vector<KnobDomain> d = wgmma_space();
-    if (supports(w) && paddable(w.conv2d())) d.push_back({std::string(kPadChannels), {0, 1}});
+    if (!supports(w)) return d;
+    const Conv2dShape& c = w.conv2d();
+    std::vector<int64_t> pad = {0};
+    if (paddable(c)) pad.push_back(1);
+    if (stripable(c)) pad.push_back(2);
+    if (pad.size() > 1) d.push_back({std::string(kPadChannels), pad});
     return d;
   }
 
@@ -127,12 +166,18 @@ class ConvWgmmaFamily : public KernelFamily {
     const int64_t bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     if (bn < 8 || bn % 8 != 0) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
     const int64_t pad = s.find(kPadChannels).value_or(0);
-    if (pad != 0 && pad != 1) return "pad_channels must be 0 or 1";
-    if (pad && !paddable(c))
-      return "pad_channels needs one group, fewer than 8 input channels and windows an im2col tensor map can walk";
-    const ConvRun run = conv_run(c, bn, bk, pad != 0);
-    if (run.mode == Mode::kPaddedTaps && (s.get("cluster_m") != 1 || s.get(knob::kSplitK) != 1))
-      return "padded taps take the workspace for their operands: cluster_m and split_k must be 1";
+    if (pad < 0 || pad > 2) return "pad_channels must be 0, 1 or 2";
+    if (pad == 1 && !paddable(c))
+      return "pad_channels 1 needs one group, fewer than 8 input channels and windows an im2col tensor map can walk";
+    if (pad == 2 && !stripable(c))
+      return "pad_channels 2 (row strips) needs one group, fewer than 8 input channels, no dilation along the width "
+             "and a stride of 1, 2 or 4 along it";
+    const ConvRun run = conv_run(c, bn, bk, pad);
+    if ((run.mode == Mode::kPaddedTaps || run.mode == Mode::kStrips) &&
+        (s.get("cluster_m") != 1 || s.get(knob::kSplitK) != 1))
+      return "padded operands take the workspace: cluster_m and split_k must be 1";
+    if (run.mode == Mode::kStrips && strip_vectors_per_thread(c, s.get(knob::kBlockM), bk) > 5)
+      return "row strips: a step's strip exceeds 5 loads a producer thread (block_m x stride_w above about 512)";
     if (c.groups > 1) {
       if (!im2col_expressible(c)) return "grouped convolutions need windows an im2col tensor map can walk (pads, strides)";
       if (run.mode == Mode::kBlockDiag) {
@@ -142,7 +187,7 @@ class ConvWgmmaFamily : public KernelFamily {
         if (s.get("cluster_m") != 1) return "block-diagonal tiles load B per group: cluster_m must be 1";
       }
     }
-    if (run.mode == Mode::kGather || run.mode == Mode::kPaddedTaps) {
+    if (run.mode == Mode::kGather || run.mode == Mode::kPaddedTaps || run.mode == Mode::kStrips) {
       if (s.get("cluster_m") != 1) return "gathered operands are not multicast: cluster_m must be 1";
       const int64_t consumers = s.get("consumers"), bm = s.get(knob::kBlockM);
       const int64_t rows = s.get("pingpong") ? bm : bm / std::max<int64_t>(consumers, 1);
@@ -170,7 +215,7 @@ class ConvWgmmaFamily : public KernelFamily {
     std::vector<TensorMapSpec> maps;
     if (run.mode == Mode::kGather) {
       loads = "GatherLoads<In, " + list({c.h, c.w, c.c, c.k}) + ", " + geometry + ", " + std::to_string(view.matmul().m) + ">";
-    } else if (run.mode == Mode::kPaddedTaps) {
+    } else if (run.mode == Mode::kPaddedTaps || run.mode == Mode::kStrips) {
       return emit_padded(w, s, run);
     } else {
       loads = run.mode == Mode::kIm2col ? "ConvLoads<In, " + geometry + ", " + std::to_string(cluster) + ">"
@@ -202,14 +247,36 @@ class ConvWgmmaFamily : public KernelFamily {
     set_tile(p, "k", (run.k_steps + split - 1) / split * run.k_per_step, run.k_per_step);
     // A repeats each input pixel once per tap that reads it; DRAM holds it once.
     const Conv2dShape& c = w.conv2d();
-    const double view_a = double(p.modeled.matmul().m) * double(p.modeled.matmul().k);
+    const MatmulShape& vm = p.modeled.matmul();
+    const double view_a = double(vm.batch) * double(vm.m) * double(vm.k);
     p.dram_share = {std::min(1.0, double(c.n * c.h * c.w * c.c) / std::max(view_a, 1.0)), 1.0};
-    if (run.mode == Mode::kPaddedTaps) {
+    if (run.mode == Mode::kPaddedTaps || run.mode == Mode::kStrips) {
       // The GEMM reads the padded input (8 channels a pixel); the kernel before reads the input
       // and the filters and writes both padded.
       const PaddedOperands po = padded_operands(c, run);
       p.dram_share[0] = std::min(1.0, double(po.pixels * 8) / std::max(view_a, 1.0));
       p.prepass_bytes = po.pixels * (c.c + 8) * 2 + c.k * (c.r * c.s * c.c * 2 + po.taps * 16);
+    }
+    if (run.mode == Mode::kStrips) {
+      // Every output row's product reads the same filters: DRAM holds B once.
+      p.dram_share[1] = 1.0 / double(std::max<int64_t>(vm.batch, 1));
+      // A step's strip: a few 16-byte loads a producer thread, StripLoads::kPrefetch steps of
+      // them issued ahead. Charged a quarter of a round trip a step (half past 3 loads a thread):
+      // with it the model ranks the strips ahead of the other loads on the H100's ResNet-50
+      // stems, as measured there (batch 32: strips 106.7-117.2 us, padded taps 113.9-127.6,
+      // gathered 185-187; batch 1: strips 7.1-7.8 us, gathered 9.9-10.9). The prefetch does not
+      // hide the round trips as hoped (about 0.6 us a step of 128 rows, 0.7 of 256): likely
+      // because a slot's arrival releases the thread's earlier accesses, loads in flight too.
+      const int64_t per_thread = strip_vectors_per_thread(c, s.get(knob::kBlockM), s.get(knob::kBlockK));
+      // A step loads its strip (stride x (block_m + spare taps) pixels), not block_m x block_k.
+      const int64_t bm = s.get(knob::kBlockM), bk = s.get(knob::kBlockK);
+      const double strip = double(c.stride_w * (bm + (bk / 8 - 1) / c.stride_w) * 8);
+      p.l2_share = {std::min(1.0, strip / double(bm * bk)), 1.0};
+      p.gather_elements = per_thread;
+      p.gather_round_trips = per_thread <= 3 ? 0.25 : 0.5;
+      p.load_bytes = 16;
+    }
+    if (run.mode == Mode::kPaddedTaps) {
       // The producer's threads load one 16-byte pixel per row and tap (counted as one element
       // each: one instruction), 16 in flight (TapLoads::kBatch).
       const int64_t loads = s.get(knob::kBlockM) / 32 * (s.get(knob::kBlockK) / 8 / 4);
@@ -232,8 +299,9 @@ class ConvWgmmaFamily : public KernelFamily {
   }
 
  private:
-  // Padded taps: tessera_conv_wgmma_pad (conv::pad_channels) writes the padded operands to the
-  // workspace; then the GEMM's producer threads gather A from there and TMA copies B.
+  // Padded taps and row strips: tessera_conv_wgmma_pad (conv::pad_channels) writes the padded
+  // operands to the workspace; then the GEMM's producer threads gather A from there and TMA
+  // copies B.
   KernelSource emit_padded(const Workload& w, const Schedule& s, const ConvRun& run) const {
     const Conv2dShape& c = w.conv2d();
     const int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
@@ -241,15 +309,23 @@ class ConvWgmmaFamily : public KernelFamily {
     const PaddedOperands po = padded_operands(c, run);
     const int workspace = static_cast<int>(w.expr().tensors.size());  // the argument after the tensors
     const EpilogueCode epi = matmul_epilogue_code(view);
+    // The padded taps: a filter row of `row_taps` (the strips' k steps of a row), or (padded
+    // taps) the flattened R * S as one row.
+    const bool strips = run.mode == Mode::kStrips;
+    const int64_t row_taps = strips ? po.taps / c.r : po.taps;
+    const std::string taps = strips ? list({c.r, c.s, row_taps}) : list({int64_t{1}, c.r * c.s, row_taps});
     const std::string prelude =
         "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kPadThreads) +
         ") tessera_conv_wgmma_pad(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
         "Out* __restrict__ C, float* __restrict__ W) {\n  (void)C;\n  conv::pad_channels<In, " +
-        list({c.c, po.pixels, c.k, c.r * c.s, po.taps}) + ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(" +
-        "reinterpret_cast<char*>(W) + " + std::to_string(po.filters_offset) + "));\n}\n";
-    const std::string loads = "TapLoads<In, " + list({c.h, c.w, c.out_h(), c.out_w(), c.r, c.s, c.stride_h, c.stride_w,
-                                                      c.pad_h, c.pad_w, c.dilation_h, c.dilation_w, bm, bn, bk,
-                                                      view.matmul().m}) + ">";
+        list({c.c, po.pixels, c.k}) + ", " + taps + ", " + std::to_string(po.taps) +
+        ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(" + "reinterpret_cast<char*>(W) + " +
+        std::to_string(po.filters_offset) + "));\n}\n";
+    const std::string loads =
+        strips ? "StripLoads<In, " + list({c.h, c.w, c.out_h(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
+                                           c.dilation_h, bm, bn, bk}) + ">"
+               : "TapLoads<In, " + list({c.h, c.w, c.out_h(), c.out_w(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
+                                         c.dilation_h, c.dilation_w, bm, bn, bk, view.matmul().m}) + ">";
     // B by TMA from the padded filters; A gathered from the padded input at the workspace's start.
     TensorMapSpec b{workspace, w.dtype, {po.taps * 8, c.k, 1}, {po.taps * 16, c.k * po.taps * 16}, {bk, bn, 1}, int(bk * 2)};
     b.offset_bytes = po.filters_offset;

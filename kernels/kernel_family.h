@@ -142,14 +142,19 @@ struct TilePlan {
   int64_t loads_in_flight = 1;      ///< independent global loads a thread issues before using them
   double input_passes = 1;          ///< times a block reads its inputs (a two-pass row kernel: 2)
   /// A producer whose threads gather a step's tiles with ordinary loads (0: TMA copies): the
-  /// elements each thread loads per pipeline step, and the round trips to L2 they take (loads
-  /// issued together share one). No pipeline stage hides this: the producer does it in turn.
+  /// elements each thread loads per pipeline step, and the round trips to L2 a step waits for
+  /// (loads issued together share one; a producer that keeps D steps of loads in flight waits
+  /// 1 / D of one a step). The pipeline stages do not hide this: the producer does it in turn.
   int64_t gather_elements = 0;
-  int64_t gather_round_trips = 0;
+  double gather_round_trips = 0;
   /// Per tensor of `modeled` (empty: all 1): the share of its modelled footprint that is distinct
   /// data in DRAM, where the view repeats a tensor (an implicit GEMM's A repeats each input
   /// pixel once per filter tap that reads it).
   std::vector<double> dram_share;
+  /// Per tensor of `modeled` (empty: all 1): the share of a block's modelled footprint that its
+  /// loads fetch from L2, where the producer loads a tile that the view repeats once (row
+  /// strips: a Toeplitz A tile from one strip of the input row).
+  std::vector<double> l2_share;
   /// Bytes a kernel of the plan before the main one moves through DRAM (0: none), e.g. a
   /// convolution's operands padded into the workspace.
   int64_t prepass_bytes = 0;

@@ -38,8 +38,10 @@ __device__ __forceinline__ void pixel(int m, int& n, int& h0, int& w0) {
 }
 
 /// Pads an NHWC input of C < 8 channels to 8 (xp: [PIXELS][8]) and KRSC filters to [K][TAPS][8]
-/// (fp; taps past RS are zeros), one 16-byte vector per thread: the operands TapLoads reads.
-template <class In, int C, int PIXELS, int K, int RS, int TAPS>
+/// (fp), one 16-byte vector per thread: the operands TapLoads and StripLoads read. Padded tap t
+/// is filter tap (t / SP, t % SP) (SP taps a filter row; R = 1, S = SP = R * S for the
+/// flattened taps of TapLoads); taps past the filter are zeros.
+template <class In, int C, int PIXELS, int K, int R, int S, int SP, int TAPS>
 __device__ __forceinline__ void pad_channels(const In* __restrict__ x, const In* __restrict__ f, In* __restrict__ xp,
                                              In* __restrict__ fp) {
   constexpr long long kTotal = (long long)PIXELS + (long long)K * TAPS;
@@ -53,9 +55,10 @@ __device__ __forceinline__ void pad_channels(const In* __restrict__ x, const In*
     } else {
       const long long j = i - PIXELS;
       const int k = static_cast<int>(j / TAPS), tap = static_cast<int>(j - (long long)k * TAPS);
-      const In* src = f + ((long long)k * RS + tap) * C;
+      const int r = tap / SP, s = tap - r * SP;
+      const In* src = f + (((long long)k * R + r) * S + s) * C;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) v.v[e] = e < C && tap < RS ? src[e] : from_float<In>(0.0f);
+      for (int e = 0; e < 8; ++e) v.v[e] = e < C && r < R && s < S ? src[e] : from_float<In>(0.0f);
       *reinterpret_cast<Pack<In, 8>*>(fp + j * 8) = v;
     }
   }
@@ -76,6 +79,7 @@ struct ConvLoads {
   static constexpr int kSteps = R * S * kChunks;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = false;
+  static constexpr int kPrefetch = 0;
   static constexpr unsigned kTmaBytes = (BM + BN) * BK * 2;
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
 
@@ -113,6 +117,7 @@ struct BlockDiagLoads {
   static constexpr int kSteps = R * S;
   static constexpr int kMmaSteps = (kWidth + 15) / 16;
   static constexpr bool kGather = false;
+  static constexpr int kPrefetch = 0;
   static constexpr unsigned kTmaBytes = BM * BK * 2 + BN * CG * 2;
 
   __device__ static constexpr unsigned tma_bytes(int) { return kTmaBytes; }
@@ -153,6 +158,7 @@ struct GatherLoads {
   static constexpr int kSteps = (KRS + BK - 1) / BK;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = true;
+  static constexpr int kPrefetch = 0;
   static constexpr unsigned kTmaBytes = 0;
   static constexpr int kVectors = BK / 8;  // per row
 
@@ -247,6 +253,7 @@ struct TapLoads {
   static constexpr int kSteps = (kTaps + kTapsPerStep - 1) / kTapsPerStep;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = true;
+  static constexpr int kPrefetch = 0;
   static constexpr int kRowBlocks = BM / 32, kTapsPerWarp = kTapsPerStep / 4;
   static constexpr int kBatch = 16;  // loads in flight per thread
   static_assert(BM % 32 == 0 && kTapsPerStep % 4 == 0, "tap tile");
@@ -288,6 +295,76 @@ struct TapLoads {
   // A: core matrices of 8 rows x 16 bytes, along m 128 bytes apart, along k (a tap) BM * 16.
   __device__ static unsigned long long desc_a(const In* at, int row, int kk) {
     return wgmma::desc<0>(at + row * 8 + kk * 2 * BM * 8, BM * 16, 128);
+  }
+  __device__ static unsigned long long desc_b(const In* bt, int kk) { return wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK); }
+};
+
+/// Row strips for convolutions of fewer than 8 input channels (RGB stems), on the operands
+/// conv::pad_channels padded to 8 channels: the GEMM view is batched by output row (batch
+/// n * P + p, M = Q output columns, so a tile's rows are consecutive pixels of one output row),
+/// and a k step is BK / 8 consecutive taps of one filter row (kChunks steps a filter row; taps
+/// past S are zeros in the padded filters). The A tile of such a step is a Toeplitz matrix:
+/// row m, tap s reads input column (q0 + m) * SW + s. So the producer loads, per step, the
+/// input row's strip once, split by column phase (E_phi[u] = column (q0 + u) * SW + phi, one
+/// 16-byte pixel each, phi < SW) instead of BK / 8 pixels for every row, and the consumers'
+/// matrix descriptors read it in place: the core matrix of rows 8i.. and tap s starts at
+/// E_{s % SW}[8i + s / SW], and the k16 step's second tap lies a fixed offset after its first
+/// (SW of 1, 2 or 4). The producer's threads issue the loads of step g + kPrefetch - 1 before
+/// they store step g (gemm_wgmma's produce_prefetched). B: the padded filters as
+/// [K][R * kChunks * BK / 8][8], one BN x BK TMA box per step.
+template <class In, int H, int W, int P, int R, int S, int SH, int SW, int PH, int PW, int DH, int BM, int BN, int BK>
+struct StripLoads {
+  static constexpr int kTapsPerStep = BK / 8;
+  static constexpr int kChunks = (S + kTapsPerStep - 1) / kTapsPerStep;
+  static constexpr int kSteps = R * kChunks;
+  static constexpr int kMmaSteps = ((S < kTapsPerStep ? S : kTapsPerStep) + 1) / 2;
+  static constexpr bool kGather = true;
+  static constexpr int kU = BM + (kTapsPerStep - 1) / SW;  // strip entries a phase
+  static constexpr int kVectors = SW * kU;
+  static constexpr int kPerThread = (kVectors + 127) / 128;
+  static constexpr int kPrefetch = kPerThread <= 3 ? 4 : 2;
+  static_assert(SW == 1 || SW == 2 || SW == 4, "the k16 step's two taps a fixed offset apart");
+  static_assert(kVectors * 8 <= BM * BK, "the strip fits the slot's A tile");
+  struct Regs {
+    uint4 v[kPerThread];
+  };
+
+  __device__ static constexpr unsigned tma_bytes(int) { return BN * BK * 2; }
+  __device__ static void prepare(In*, int, int) {}
+  __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
+  /// x: the padded input ([N * H * W][8]). Loads this thread's strip entries of step kt of the
+  /// tile at columns m0.. of output row b (image b / P, row b % P).
+  __device__ static void fetch(Regs& regs, const In* x, int kt, int m0, int b, int t) {
+    const int n = b / P, p = b - n * P, r = kt / kChunks, chunk = kt - r * kChunks;
+    const int h = p * SH - PH + r * DH;
+    const bool row_in = static_cast<unsigned>(h) < static_cast<unsigned>(H);
+    const In* row = x + (long long)(n * H + h) * W * 8;
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int idx = t + i * 128, phase = idx / kU, u = idx - phase * kU;
+      const int w = (m0 + u) * SW + phase - PW + chunk * kTapsPerStep;
+      regs.v[i] = make_uint4(0, 0, 0, 0);
+      if (idx < kVectors && row_in && static_cast<unsigned>(w) < static_cast<unsigned>(W))
+        regs.v[i] = __ldg(reinterpret_cast<const uint4*>(row + w * 8));
+    }
+  }
+  /// Stores them into the slot's A tile ([SW][kU] 16-byte entries).
+  __device__ static void put(const Regs& regs, In* sa, int t) {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int idx = t + i * 128;
+      if (idx < kVectors) reinterpret_cast<uint4*>(sa)[idx] = regs.v[i];
+    }
+  }
+  __device__ static void tma(In*, In* sb, const TensorMap&, const TensorMap& map_b, unsigned long long* bar, int kt, int, int n0,
+                             int, int) {
+    wgmma::load(sb, &map_b, bar, kt * BK, n0, 0);
+  }
+  // A: the k16 step's taps 2kk and 2kk + 1, 8-row core matrices 128 bytes apart along m.
+  __device__ static unsigned long long desc_a(const In* at, int row, int kk) {
+    constexpr int kNone = 0;
+    const int first = ((2 * kk) % SW) * kU + (2 * kk) / SW, second = ((2 * kk + 1) % SW) * kU + (2 * kk + 1) / SW;
+    return wgmma::desc<kNone>(at + (first + row) * 8, (second - first) * 16, 128);
   }
   __device__ static unsigned long long desc_b(const In* bt, int kk) { return wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK); }
 };

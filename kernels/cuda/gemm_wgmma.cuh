@@ -210,6 +210,7 @@ struct GemmLoads {
   static constexpr int kSteps = (K + BK - 1) / BK;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = false;
+  static constexpr int kPrefetch = 0;
   static constexpr unsigned kTmaBytes = (BM + BN) * BK * 2;  // A, and all of B whoever loads it
   static_assert(TRANS_B || BN % 64 == 0, "tile shape");
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
@@ -444,6 +445,68 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   }
 }
 
+/// The producer of a Loads policy whose threads gather A with kPrefetch steps of loads in
+/// flight (StripLoads): the loads of step g + D - 1 of this block's sequence go out before step
+/// g waits for its slot and stores, into a ring of D register sets (the unrolled loop keeps
+/// every index a constant, so the ring stays in registers). One slice, no cluster; B by TMA.
+template <class In, int BM, int BN, int BK, int STAGES, int kTilesMC, int kTilesN, int kTilesK, int kUnits, int GROUP_M,
+          class Loads>
+__device__ __forceinline__ void produce_prefetched(const In* A, const TensorMap& map_a, const TensorMap& map_b, In* sA, In* sB,
+                                                   unsigned long long* full, unsigned long long* empty, int t) {
+  constexpr int D = Loads::kPrefetch;
+  constexpr int kTileA = BM * BK, kTileB = BN * BK;
+  const int units = static_cast<int>(blockIdx.x) < kUnits ? (kUnits - 1 - static_cast<int>(blockIdx.x)) / gridDim.x + 1 : 0;
+  const int total = units * kTilesK;  // this block's k steps, tile after tile
+  // Step g of the sequence: its k step, and its tile's first row and column and batch.
+  auto step = [&](int g, int& kt, int& m0, int& n0, int& b) {
+    const int unit = static_cast<int>(blockIdx.x) + (g / kTilesK) * static_cast<int>(gridDim.x);
+    kt = g % kTilesK;
+    int bm, bn;
+    wgmma::tile_coords<kTilesMC, kTilesN, GROUP_M>(unit, b, bm, bn);
+    m0 = bm * BM;
+    n0 = bn * BN;
+  };
+  typename Loads::Regs regs[D];
+#pragma unroll
+  for (int d = 0; d < D - 1; ++d) {
+    if (d < total) {
+      int kt, m0, n0, b;
+      step(d, kt, m0, n0, b);
+      Loads::fetch(regs[d], A, kt, m0, b, t);
+    }
+  }
+  int stage = 0;
+  unsigned phase = 0;
+  for (int g0 = 0; g0 < total; g0 += D) {
+#pragma unroll
+    for (int d = 0; d < D; ++d) {
+      const int g = g0 + d;
+      if (g < total) {
+        int kt, m0, n0, b;
+        if (g + D - 1 < total) {
+          step(g + D - 1, kt, m0, n0, b);
+          Loads::fetch(regs[(d + D - 1) % D], A, kt, m0, b, t);
+        }
+        step(g, kt, m0, n0, b);
+        wgmma::bar_wait(&empty[stage], phase ^ 1);
+        In* sa = sA + stage * kTileA;
+        In* sb = sB + stage * kTileB;
+        if (t == 0) {
+          wgmma::bar_expect_only(&full[stage], Loads::tma_bytes(kt));
+          Loads::tma(sa, sb, map_a, map_b, &full[stage], kt, m0, n0, b, 0);
+        }
+        Loads::put(regs[d], sa, t);
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the tensor cores
+        wgmma::bar_arrive(&full[stage]);
+        if (++stage == STAGES) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+    }
+  }
+}
+
 /// The kernel body. `Mma::run(acc, desc_a, desc_b, accumulate)` issues one
 /// wgmma.mma_async m64 x BN x k16 (generated per BN and dtype); `Loads` (GemmLoads above, or a
 /// convolution's) fills each ring slot for a k step. A and B are the operands' global tensors,
@@ -475,6 +538,7 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   constexpr int WM = PINGPONG ? BM : BM / CONSUMERS;  // output rows per consumer and tile
   static_assert(WM % 64 == 0, "tile shape");
   static_assert(CONSUMERS <= 2 || (!Loads::kGather && !PINGPONG), "three consumers: TMA loads, no ping-pong");
+  static_assert(Loads::kPrefetch == 0 || (SPLIT_K == 1 && CLUSTER == 1), "prefetched gathers: one slice, no cluster");
 
   extern __shared__ __align__(1024) unsigned char smem_wgmma[];
   unsigned char* base = smem_wgmma + ((1024 - (wgmma::smem(smem_wgmma) & 1023)) & 1023);  // swizzle atoms
@@ -521,7 +585,10 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
     // launch (the 512 threads' 128), 64512 (65536) in all, are what setmaxnreg moves; asking
     // for more than that waits forever.
     if constexpr (CONSUMERS > 1) wgmma::shrink_registers<Loads::kGather ? 120 : 40>();
-    if (Loads::kGather || t == 0) {
+    if constexpr (Loads::kPrefetch > 0) {
+      produce_prefetched<In, BM, BN, BK, STAGES, kTilesMC, kTilesN, kTilesK, kUnits, GROUP_M, Loads>(A, map_a, map_b, sA, sB,
+                                                                                                     full, empty, t);
+    } else if (Loads::kGather || t == 0) {
       int stage = 0;
       unsigned phase = 0;
       const int rank = CLUSTER > 1 ? static_cast<int>(wgmma::cluster_rank()) : 0;

@@ -187,10 +187,11 @@ TEST(ConvWgmma, TheStemIsGatheredWithoutTensorMaps) {
   EXPECT_TRUE(wide_pad.tensor_maps.empty());
 }
 
-Schedule padded(Schedule s) {
-  s.knobs.emplace_back("pad_channels", 1);
+Schedule with_pad_channels(Schedule s, int64_t mode) {
+  s.knobs.emplace_back("pad_channels", mode);
   return s;
 }
+Schedule padded(Schedule s) { return with_pad_channels(std::move(s), 1); }
 
 TEST(ConvWgmma, FewChannelsCanBePaddedToTapsInTheWorkspaceFirst) {
   HardwareSpec h100 = find_spec("h100_sxm");
@@ -207,11 +208,11 @@ TEST(ConvWgmma, FewChannelsCanBePaddedToTapsInTheWorkspaceFirst) {
   EXPECT_FALSE(has_knob(Workload::parse("conv2d:n=1,h=9,w=9,c=12,k=40,r=3,s=3,pad=1:f16")));
   EXPECT_FALSE(f->validate(padded(conv(128, 64)), stem, h100).has_value());
   EXPECT_EQ(f->validate(padded(conv(128, 64)), Workload::parse(kDense), h100).value_or(""),
-            "pad_channels needs one group, fewer than 8 input channels and windows an im2col tensor map can walk");
+            "pad_channels 1 needs one group, fewer than 8 input channels and windows an im2col tensor map can walk");
   EXPECT_EQ(f->validate(padded(conv(128, 64, 64, 4, 1, 0, 0, 1, 2)), stem, h100).value_or(""),
-            "padded taps take the workspace for their operands: cluster_m and split_k must be 1");
+            "padded operands take the workspace: cluster_m and split_k must be 1");
   EXPECT_EQ(f->validate(padded(conv(128, 64, 64, 4, 1, 0, 0, 2)), stem, h100).value_or(""),
-            "padded taps take the workspace for their operands: cluster_m and split_k must be 1");
+            "padded operands take the workspace: cluster_m and split_k must be 1");
 
   // 49 taps, 8 a step (64 = 8 taps x 8 channels): 7 steps, 56 padded taps.
   KernelSource src = f->emit(stem, padded(conv(128, 64)));
@@ -219,7 +220,7 @@ TEST(ConvWgmma, FewChannelsCanBePaddedToTapsInTheWorkspaceFirst) {
   EXPECT_EQ(src.before[0].entry, "tessera_conv_wgmma_pad");
   EXPECT_EQ(src.plan().size(), 2u);
   EXPECT_EQ(src.plan()[1].entry, "tessera_conv_wgmma");
-  EXPECT_NE(src.source.find("conv::pad_channels<In, 3, 1605632, 64, 49, 56>"), std::string::npos);
+  EXPECT_NE(src.source.find("conv::pad_channels<In, 3, 1605632, 64, 1, 49, 56, 56>"), std::string::npos);
   EXPECT_NE(src.source.find("TapLoads<In, 224, 224, 112, 112, 7, 7, 2, 2, 3, 3, 1, 1, 128, 64, 64, 401408>"),
             std::string::npos);
   // A gathered from the padded input at the workspace's start; B from a tiled map after it.
@@ -240,7 +241,72 @@ TEST(ConvWgmma, FewChannelsCanBePaddedToTapsInTheWorkspaceFirst) {
   EXPECT_EQ(plan.prepass_bytes, pixels * (3 + 8) * 2 + 64 * (49 * 3 * 2 + 56 * 16));
   EXPECT_EQ(f->tile_plan(stem, conv(128, 64)).prepass_bytes, 0);
   // 32-wide steps: 4 taps each, 13 steps (the last one tap).
-  EXPECT_NE(f->emit(stem, padded(conv(128, 64, 32))).source.find("conv::pad_channels<In, 3, 1605632, 64, 49, 52>"),
+  EXPECT_NE(f->emit(stem, padded(conv(128, 64, 32))).source.find("conv::pad_channels<In, 3, 1605632, 64, 1, 49, 52, 52>"),
+            std::string::npos);
+}
+
+Schedule strips(Schedule s) { return with_pad_channels(std::move(s), 2); }
+
+TEST(ConvWgmma, RowStripsRunTheStemBatchedByOutputRow) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto f = make_conv_wgmma_family();
+  const Workload stem = Workload::parse(kStem);
+  auto pad_domain = [&](const char* spec) {
+    for (const KnobDomain& d : f->space(Workload::parse(spec), h100))
+      if (d.name == "pad_channels") return d.values;
+    return std::vector<int64_t>{};
+  };
+  EXPECT_EQ(pad_domain(kStem), (std::vector<int64_t>{0, 1, 2}));
+  // Strides of 3 along the width, and dilation along it, keep the padded taps only.
+  EXPECT_EQ(pad_domain("conv2d:n=1,h=30,w=30,c=3,k=16,r=3,s=3,stride=3:f16"), (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(pad_domain("conv2d:n=1,h=30,w=30,c=3,k=16,r=3,s=3,dilation=2:f16"), (std::vector<int64_t>{0, 1}));
+  EXPECT_TRUE(pad_domain(kDense).empty());
+  EXPECT_FALSE(f->validate(strips(conv(128, 64)), stem, h100).has_value());
+  EXPECT_EQ(f->validate(strips(conv(128, 64)), Workload::parse("conv2d:n=1,h=30,w=30,c=3,k=16,r=3,s=3,stride=3:f16"), h100)
+                .value_or(""),
+            "pad_channels 2 (row strips) needs one group, fewer than 8 input channels, no dilation along the width and a "
+            "stride of 1, 2 or 4 along it");
+  EXPECT_EQ(f->validate(strips(conv(128, 64, 64, 4, 1, 0, 0, 1, 2)), stem, h100).value_or(""),
+            "padded operands take the workspace: cluster_m and split_k must be 1");
+  // Stride 4 over 256 rows: a strip of 4 x 257 pixels, 9 loads a producer thread.
+  EXPECT_NE(f->validate(strips(conv(256, 64)), Workload::parse("conv2d:n=1,h=227,w=227,c=3,k=96,r=11,s=11,stride=4:f16"),
+                        h100)
+                .value_or("")
+                .find("5 loads a producer thread"),
+            std::string::npos);
+
+  // 7 filter rows of 7 taps, 8 a step: 7 steps of 64, the padded filters [64][7 x 8][8].
+  KernelSource src = f->emit(stem, strips(conv(128, 64)));
+  ASSERT_EQ(src.before.size(), 1u);
+  EXPECT_EQ(src.before[0].entry, "tessera_conv_wgmma_pad");
+  EXPECT_NE(src.source.find("conv::pad_channels<In, 3, 1605632, 64, 7, 7, 8, 56>"), std::string::npos);
+  EXPECT_NE(src.source.find("StripLoads<In, 224, 224, 112, 7, 7, 2, 2, 3, 3, 1, 128, 64, 64>"), std::string::npos);
+  // The GEMM is batched by output row: 32 x 112 rows of 112 columns; its output map clips the
+  // tiles' rows past 112.
+  EXPECT_NE(src.source.find("gemm_wgmma<In, Out, 112, 64, 3584, 128, 64, 64,"), std::string::npos);
+  const int64_t pixels = 32 * 224 * 224;
+  EXPECT_EQ(src.workspace_bytes, pixels * 16 + 64 * 56 * 16);
+  ASSERT_EQ(src.tensor_maps.size(), 1u);
+  EXPECT_EQ(src.tensor_maps[0].dims, (std::vector<int64_t>{56 * 8, 64, 1}));
+  KernelSource stored = f->emit(stem, strips(conv(128, 64, 64, 4, 2, 1)));
+  ASSERT_EQ(stored.tensor_maps.size(), 2u);
+  EXPECT_EQ(stored.tensor_maps[1].dims, (std::vector<int64_t>{64, 112, 3584}));
+  EXPECT_EQ(stored.tensor_maps[1].box, (std::vector<int64_t>{64, 64, 1}));
+  // One persistent block per tile at most: 3584 output rows of one 128-row tile.
+  EXPECT_EQ(src.launch.grid[0], 3584);
+  TilePlan plan = f->tile_plan(stem, strips(conv(128, 64)));
+  EXPECT_EQ(plan.modeled.matmul().batch, 3584);
+  EXPECT_EQ(plan.modeled.matmul().m, 112);
+  EXPECT_EQ(plan.modeled.matmul().k, 7 * 64);
+  EXPECT_EQ(plan.prepass_bytes, pixels * (3 + 8) * 2 + 64 * (49 * 3 * 2 + 56 * 16));
+  EXPECT_EQ(plan.gather_elements, 3);  // 2 x 131 strip pixels over 128 threads
+  // 32-wide steps: 4 taps, two steps a filter row (the second 3 taps and a zero one).
+  EXPECT_NE(f->emit(stem, strips(conv(128, 64, 32))).source.find("conv::pad_channels<In, 3, 1605632, 64, 7, 7, 8, 56>"),
+            std::string::npos);
+  EXPECT_EQ(f->tile_plan(stem, strips(conv(128, 64, 32))).modeled.matmul().k, 14 * 32);
+  // An 11 x 11 stride-4 filter (AlexNet's): two steps of 8 taps a row, 16 padded taps.
+  const Workload alex = Workload::parse("conv2d:n=2,h=227,w=227,c=3,k=96,r=11,s=11,stride=4:f16");
+  EXPECT_NE(f->emit(alex, strips(conv(64, 96, 64, 4, 1))).source.find("conv::pad_channels<In, 3, 103058, 96, 11, 11, 16, 176>"),
             std::string::npos);
 }
 
@@ -274,6 +340,14 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(stem, padded(conv(128, 64, 64, 4, 2, 1))));
   sources.push_back(f->emit(stem, padded(conv(256, 64, 32, 6, 2, 1, 1))));
   sources.push_back(f->emit(stem_residual, padded(conv(64, 64, 64, 4, 1, 1))));
+  // Row strips: strides 2, 1 and 4, 8 and 4 taps a step, shared and ping-pong tiles, a staged
+  // residual, and prefetch depths 4 and 2.
+  sources.push_back(f->emit(stem, strips(conv(128, 64, 64, 4, 2, 1))));
+  sources.push_back(f->emit(stem_residual, strips(conv(128, 64, 32, 6, 2, 1, 1))));
+  sources.push_back(f->emit(Workload::parse("conv2d:n=2,h=40,w=40,c=3,k=32,r=3,s=3,pad=1:bf16:epilogue=bias+relu"),
+                            strips(conv(64, 32, 64, 4, 1))));
+  sources.push_back(f->emit(Workload::parse("conv2d:n=2,h=227,w=227,c=3,k=96,r=11,s=11,stride=4:f16"),
+                            strips(conv(128, 96, 64, 4, 2))));
   BuildOptions hopper;
   hopper.headers = device_headers();
   std::vector<CompiledKernel> built = Builder(hopper).build(sources);
@@ -287,7 +361,7 @@ TEST(ConvWgmma, SchedulesCompileForHopperWithoutLocalMemory) {
   GTEST_SKIP() << "built without CUDA: no NVRTC";
 #endif
   auto sample = compiled_sample();
-  ASSERT_GE(sample.size(), 17u);
+  ASSERT_GE(sample.size(), 21u);
   testing::expect_compiled_without_local_memory(sample);
 }
 
