@@ -107,11 +107,10 @@ ConvRun conv_run(const Conv2dShape& c, const Schedule& s) {
   return conv_run(c, s.get(knob::kBlockN), s.get(knob::kBlockK), s.find(kPadChannels).value_or(0));
 }
 
-// Strip entries a producer thread loads per k step (StripLoads::kPerThread).
-int64_t strip_vectors_per_thread(const Conv2dShape& c, int64_t bm, int64_t bk) {
-  const int64_t entries = c.stride_w * (bm + (bk / 8 - 1) / c.stride_w);
-  return (entries + 127) / 128;
-}
+// 16-byte pixels of a row strip's k step: stride x (block_m + the taps past a row's first)
+// (StripLoads::kVectors), and the loads a producer thread issues for them (kPerThread).
+int64_t strip_entries(const Conv2dShape& c, int64_t bm, int64_t bk) { return c.stride_w * (bm + (bk / 8 - 1) / c.stride_w); }
+int64_t strip_vectors_per_thread(const Conv2dShape& c, int64_t bm, int64_t bk) { return (strip_entries(c, bm, bk) + 127) / 128; }
 
 // The padded operands in the workspace: the input as [pixels][8], then the filters as
 // [K][taps][8] (taps: the k steps' taps, past R * S zeros), 1 KB aligned.
@@ -267,11 +266,10 @@ class ConvWgmmaFamily : public KernelFamily {
       // gathered 185-187; batch 1: strips 7.1-7.8 us, gathered 9.9-10.9). The prefetch does not
       // hide the round trips as hoped (about 0.6 us a step of 128 rows, 0.7 of 256): likely
       // because a slot's arrival releases the thread's earlier accesses, loads in flight too.
-      const int64_t per_thread = strip_vectors_per_thread(c, s.get(knob::kBlockM), s.get(knob::kBlockK));
-      // A step loads its strip (stride x (block_m + spare taps) pixels), not block_m x block_k.
       const int64_t bm = s.get(knob::kBlockM), bk = s.get(knob::kBlockK);
-      const double strip = double(c.stride_w * (bm + (bk / 8 - 1) / c.stride_w) * 8);
-      p.l2_share = {std::min(1.0, strip / double(bm * bk)), 1.0};
+      const int64_t per_thread = strip_vectors_per_thread(c, bm, bk);
+      // A step loads its strip, not block_m x block_k elements.
+      p.l2_share = {std::min(1.0, double(strip_entries(c, bm, bk) * 8) / double(bm * bk)), 1.0};
       p.gather_elements = per_thread;
       p.gather_round_trips = per_thread <= 3 ? 0.25 : 0.5;
       p.load_bytes = 16;
@@ -319,7 +317,7 @@ class ConvWgmmaFamily : public KernelFamily {
         ") tessera_conv_wgmma_pad(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
         "Out* __restrict__ C, float* __restrict__ W) {\n  (void)C;\n  conv::pad_channels<In, " +
         list({c.c, po.pixels, c.k}) + ", " + taps + ", " + std::to_string(po.taps) +
-        ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(" + "reinterpret_cast<char*>(W) + " +
+        ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(reinterpret_cast<char*>(W) + " +
         std::to_string(po.filters_offset) + "));\n}\n";
     const std::string loads =
         strips ? "StripLoads<In, " + list({c.h, c.w, c.out_h(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,

@@ -143,8 +143,8 @@ struct TilePlan {
   double input_passes = 1;          ///< times a block reads its inputs (a two-pass row kernel: 2)
   /// A producer whose threads gather a step's tiles with ordinary loads (0: TMA copies): the
   /// elements each thread loads per pipeline step, and the round trips to L2 a step waits for
-  /// (loads issued together share one; a producer that keeps D steps of loads in flight waits
-  /// 1 / D of one a step). The pipeline stages do not hide this: the producer does it in turn.
+  /// (loads issued together share one; fractional where a family fits it to measurements, as
+  /// the row strips do). The pipeline stages do not hide this: the producer does it in turn.
   int64_t gather_elements = 0;
   double gather_round_trips = 0;
   /// Per tensor of `modeled` (empty: all 1): the share of its modelled footprint that is distinct
