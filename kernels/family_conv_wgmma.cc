@@ -108,9 +108,23 @@ ConvRun conv_run(const Conv2dShape& c, const Schedule& s) {
 }
 
 // 16-byte pixels of a row strip's k step: stride x (block_m + the taps past a row's first)
-// (StripLoads::kVectors), and the loads a producer thread issues for them (kPerThread).
+// (StripLoads::kVectors).
 int64_t strip_entries(const Conv2dShape& c, int64_t bm, int64_t bk) { return c.stride_w * (bm + (bk / 8 - 1) / c.stride_w); }
-int64_t strip_vectors_per_thread(const Conv2dShape& c, int64_t bm, int64_t bk) { return (strip_entries(c, bm, bk) + 127) / 128; }
+// How a row strip's producer loads it (StripLoads and gemm_wgmma's produce_split): a step by a
+// warp where its threads load at most 16 pixels each, else by two (validate keeps strips within
+// 640 pixels); as many groups of them as divide the ring fill slots at once.
+struct StripProducer {
+  int64_t step_threads = 128, per_thread = 0, groups = 1;
+};
+StripProducer strip_producer(const Conv2dShape& c, int64_t bm, int64_t bk, int64_t stages) {
+  StripProducer sp;
+  const int64_t entries = strip_entries(c, bm, bk);
+  sp.step_threads = entries <= 32 * 16 ? 32 : 64;
+  sp.per_thread = (entries + sp.step_threads - 1) / sp.step_threads;
+  sp.groups = 128 / sp.step_threads;
+  while (sp.groups > 1 && stages % sp.groups != 0) sp.groups /= 2;
+  return sp;
+}
 
 // The padded operands in the workspace: the input as [pixels][8], then the filters as
 // [K][taps][8] (taps: the k steps' taps, past R * S zeros), 1 KB aligned.
@@ -175,8 +189,8 @@ class ConvWgmmaFamily : public KernelFamily {
     if ((run.mode == Mode::kPaddedTaps || run.mode == Mode::kStrips) &&
         (s.get("cluster_m") != 1 || s.get(knob::kSplitK) != 1))
       return "padded operands take the workspace: cluster_m and split_k must be 1";
-    if (run.mode == Mode::kStrips && strip_vectors_per_thread(c, s.get(knob::kBlockM), bk) > 5)
-      return "row strips: a step's strip exceeds 5 loads a producer thread (block_m x stride_w above about 512)";
+    if (run.mode == Mode::kStrips && strip_entries(c, s.get(knob::kBlockM), bk) > 640)
+      return "row strips: a step's strip exceeds 640 pixels, 5 loads a producer thread (block_m x stride_w above about 512)";
     if (c.groups > 1) {
       if (!im2col_expressible(c)) return "grouped convolutions need windows an im2col tensor map can walk (pads, strides)";
       if (run.mode == Mode::kBlockDiag) {
@@ -259,19 +273,14 @@ class ConvWgmmaFamily : public KernelFamily {
     if (run.mode == Mode::kStrips) {
       // Every output row's product reads the same filters: DRAM holds B once.
       p.dram_share[1] = 1.0 / double(std::max<int64_t>(vm.batch, 1));
-      // A step's strip: a few 16-byte loads a producer thread, StripLoads::kPrefetch steps of
-      // them issued ahead. Charged a quarter of a round trip a step (half past 3 loads a thread):
-      // with it the model ranks the strips ahead of the other loads on the H100's ResNet-50
-      // stems, as measured there (batch 32: strips 106.7-117.2 us, padded taps 113.9-127.6,
-      // gathered 185-187; batch 1: strips 7.1-7.8 us, gathered 9.9-10.9). The prefetch does not
-      // hide the round trips as hoped (about 0.6 us a step of 128 rows, 0.7 of 256): likely
-      // because a slot's arrival releases the thread's earlier accesses, loads in flight too.
+      // A step's strip: a few 16-byte loads a thread of the group that fills the step, one round
+      // trip to L2 shared by the groups that fill slots at once.
       const int64_t bm = s.get(knob::kBlockM), bk = s.get(knob::kBlockK);
-      const int64_t per_thread = strip_vectors_per_thread(c, bm, bk);
+      const StripProducer sp = strip_producer(c, bm, bk, s.get(knob::kStages));
       // A step loads its strip, not block_m x block_k elements.
       p.l2_share = {std::min(1.0, double(strip_entries(c, bm, bk) * 8) / double(bm * bk)), 1.0};
-      p.gather_elements = per_thread;
-      p.gather_round_trips = per_thread <= 3 ? 0.25 : 0.5;
+      p.gather_elements = (sp.per_thread + sp.groups - 1) / sp.groups;  // the groups' warps issue side by side
+      p.gather_round_trips = 1.0 / double(sp.groups);
       p.load_bytes = 16;
     }
     if (run.mode == Mode::kPaddedTaps) {

@@ -79,7 +79,7 @@ struct ConvLoads {
   static constexpr int kSteps = R * S * kChunks;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = false;
-  static constexpr int kPrefetch = 0;
+  static constexpr int kStepThreads = 0;  // the whole producer warpgroup fills each step
   static constexpr unsigned kTmaBytes = (BM + BN) * BK * 2;
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
 
@@ -117,7 +117,7 @@ struct BlockDiagLoads {
   static constexpr int kSteps = R * S;
   static constexpr int kMmaSteps = (kWidth + 15) / 16;
   static constexpr bool kGather = false;
-  static constexpr int kPrefetch = 0;
+  static constexpr int kStepThreads = 0;  // the whole producer warpgroup fills each step
   static constexpr unsigned kTmaBytes = BM * BK * 2 + BN * CG * 2;
 
   __device__ static constexpr unsigned tma_bytes(int) { return kTmaBytes; }
@@ -158,7 +158,7 @@ struct GatherLoads {
   static constexpr int kSteps = (KRS + BK - 1) / BK;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = true;
-  static constexpr int kPrefetch = 0;
+  static constexpr int kStepThreads = 0;  // the whole producer warpgroup fills each step
   static constexpr unsigned kTmaBytes = 0;
   static constexpr int kVectors = BK / 8;  // per row
 
@@ -253,7 +253,7 @@ struct TapLoads {
   static constexpr int kSteps = (kTaps + kTapsPerStep - 1) / kTapsPerStep;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = true;
-  static constexpr int kPrefetch = 0;
+  static constexpr int kStepThreads = 0;  // the whole producer warpgroup fills each step
   static constexpr int kRowBlocks = BM / 32, kTapsPerWarp = kTapsPerStep / 4;
   static constexpr int kBatch = 16;  // loads in flight per thread
   static_assert(BM % 32 == 0 && kTapsPerStep % 4 == 0, "tap tile");
@@ -309,8 +309,9 @@ struct TapLoads {
 /// 16-byte pixel each, phi < SW) instead of BK / 8 pixels for every row, and the consumers'
 /// matrix descriptors read it in place: the core matrix of rows 8i.. and tap s starts at
 /// E_{s % SW}[8i + s / SW], and the k16 step's second tap lies a fixed offset after its first
-/// (SW of 1, 2 or 4). The producer's threads issue the loads of step g + kPrefetch - 1 before
-/// they store step g (gemm_wgmma's produce_prefetched). B: the padded filters as
+/// (SW of 1, 2 or 4). A step's strip is loaded by kStepThreads of the producer's threads (a
+/// warp where each loads at most 16 pixels, else two), so the warpgroup's groups load several steps at
+/// once (gemm_wgmma's produce_split). B: the padded filters as
 /// [K][R * kChunks * BK / 8][8], one BN x BK TMA box per step.
 template <class In, int H, int W, int P, int R, int S, int SH, int SW, int PH, int PW, int DH, int BM, int BN, int BK>
 struct StripLoads {
@@ -321,10 +322,11 @@ struct StripLoads {
   static constexpr bool kGather = true;
   static constexpr int kU = BM + (kTapsPerStep - 1) / SW;  // strip entries a phase
   static constexpr int kVectors = SW * kU;
-  static constexpr int kPerThread = (kVectors + 127) / 128;
-  static constexpr int kPrefetch = kPerThread <= 3 ? 4 : 2;
+  static constexpr int kStepThreads = kVectors <= 32 * 16 ? 32 : 64;
+  static constexpr int kPerThread = (kVectors + kStepThreads - 1) / kStepThreads;
   static_assert(SW == 1 || SW == 2 || SW == 4, "the k16 step's two taps a fixed offset apart");
   static_assert(kVectors * 8 <= BM * BK, "the strip fits the slot's A tile");
+  static_assert(kVectors <= 64 * 16, "at most 16 loads a thread");
   struct Regs {
     uint4 v[kPerThread];
   };
@@ -332,8 +334,9 @@ struct StripLoads {
   __device__ static constexpr unsigned tma_bytes(int) { return BN * BK * 2; }
   __device__ static void prepare(In*, int, int) {}
   __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
-  /// x: the padded input ([N * H * W][8]). Loads this thread's strip entries of step kt of the
-  /// tile at columns m0.. of output row b (image b / P, row b % P).
+  /// x: the padded input ([N * H * W][8]). Loads the strip entries of step kt of the tile at
+  /// columns m0.. of output row b (image b / P, row b % P) that thread t of the step's group
+  /// loads.
   __device__ static void fetch(Regs& regs, const In* x, int kt, int m0, int b, int t) {
     const int n = b / P, p = b - n * P, r = kt / kChunks, chunk = kt - r * kChunks;
     const int h = p * SH - PH + r * DH;
@@ -341,7 +344,7 @@ struct StripLoads {
     const In* row = x + (long long)(n * H + h) * W * 8;
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
-      const int idx = t + i * 128, phase = idx / kU, u = idx - phase * kU;
+      const int idx = t + i * kStepThreads, phase = idx / kU, u = idx - phase * kU;
       const int w = (m0 + u) * SW + phase - PW + chunk * kTapsPerStep;
       regs.v[i] = make_uint4(0, 0, 0, 0);
       if (idx < kVectors && row_in && static_cast<unsigned>(w) < static_cast<unsigned>(W))
@@ -352,7 +355,7 @@ struct StripLoads {
   __device__ static void put(const Regs& regs, In* sa, int t) {
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
-      const int idx = t + i * 128;
+      const int idx = t + i * kStepThreads;
       if (idx < kVectors) reinterpret_cast<uint4*>(sa)[idx] = regs.v[i];
     }
   }

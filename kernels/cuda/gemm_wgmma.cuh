@@ -210,7 +210,7 @@ struct GemmLoads {
   static constexpr int kSteps = (K + BK - 1) / BK;
   static constexpr int kMmaSteps = BK / 16;
   static constexpr bool kGather = false;
-  static constexpr int kPrefetch = 0;
+  static constexpr int kStepThreads = 0;  // the whole producer warpgroup fills each step
   static constexpr unsigned kTmaBytes = (BM + BN) * BK * 2;  // A, and all of B whoever loads it
   static_assert(TRANS_B || BN % 64 == 0, "tile shape");
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
@@ -445,65 +445,53 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   }
 }
 
-/// The producer of a Loads policy whose threads gather A with kPrefetch steps of loads in
-/// flight (StripLoads): the loads of step g + D - 1 of this block's sequence go out before step
-/// g waits for its slot and stores, into a ring of D register sets (the unrolled loop keeps
-/// every index a constant, so the ring stays in registers). One slice, no cluster; B by TMA.
+/// Groups of a split producer (Loads::kStepThreads > 0): as many of the warpgroup's
+/// 128 / kStepThreads groups as divide the ring (a power of two), so that every slot is filled
+/// by one group only.
+template <class Loads, int STAGES>
+__host__ __device__ constexpr int producer_groups() {
+  int g = Loads::kStepThreads > 0 ? 128 / Loads::kStepThreads : 1;
+  while (g > 1 && STAGES % g != 0) g /= 2;
+  return g;
+}
+
+/// The producer of a Loads policy whose steps are each gathered by kStepThreads threads
+/// (StripLoads): the warpgroup's G groups (producer_groups) take the block's k steps in turn,
+/// group j steps j, j + G, ..., tile after tile, so G steps' round trips to L2 overlap. An
+/// arrival on a slot's barrier releases the thread's earlier accesses, so a thread with loads
+/// of later steps in flight would wait for them there; a group's threads hold only their own
+/// step's, which their stores consumed already. As G divides STAGES, a slot is only ever filled
+/// by one group, in order, and its parity waits see one phase at a time, as with one producer.
+/// Each step's full barrier counts kStepThreads arrivals (and B's TMA bytes). One slice, no
+/// cluster.
 template <class In, int BM, int BN, int BK, int STAGES, int kTilesMC, int kTilesN, int kTilesK, int kUnits, int GROUP_M,
           class Loads>
-__device__ __forceinline__ void produce_prefetched(const In* A, const TensorMap& map_a, const TensorMap& map_b, In* sA, In* sB,
-                                                   unsigned long long* full, unsigned long long* empty, int t) {
-  constexpr int D = Loads::kPrefetch;
+__device__ __forceinline__ void produce_split(const In* A, const TensorMap& map_a, const TensorMap& map_b, In* sA, In* sB,
+                                              unsigned long long* full, unsigned long long* empty, int t) {
+  constexpr int T = Loads::kStepThreads, G = producer_groups<Loads, STAGES>();
   constexpr int kTileA = BM * BK, kTileB = BN * BK;
+  const int group = t / T, lt = t % T;
+  if (group >= G) return;
   const int units = static_cast<int>(blockIdx.x) < kUnits ? (kUnits - 1 - static_cast<int>(blockIdx.x)) / gridDim.x + 1 : 0;
   const int total = units * kTilesK;  // this block's k steps, tile after tile
-  // Step g of the sequence: its k step, and its tile's first row and column and batch.
-  auto step = [&](int g, int& kt, int& m0, int& n0, int& b) {
+  for (int g = group; g < total; g += G) {
     const int unit = static_cast<int>(blockIdx.x) + (g / kTilesK) * static_cast<int>(gridDim.x);
-    kt = g % kTilesK;
-    int bm, bn;
+    const int kt = g % kTilesK;
+    int b, bm, bn;
     wgmma::tile_coords<kTilesMC, kTilesN, GROUP_M>(unit, b, bm, bn);
-    m0 = bm * BM;
-    n0 = bn * BN;
-  };
-  typename Loads::Regs regs[D];
-#pragma unroll
-  for (int d = 0; d < D - 1; ++d) {
-    if (d < total) {
-      int kt, m0, n0, b;
-      step(d, kt, m0, n0, b);
-      Loads::fetch(regs[d], A, kt, m0, b, t);
+    typename Loads::Regs regs;
+    Loads::fetch(regs, A, kt, bm * BM, b, lt);  // in flight while the slot may still be read
+    const int stage = g % STAGES;
+    wgmma::bar_wait(&empty[stage], ((g / STAGES) & 1) ^ 1);
+    In* sa = sA + stage * kTileA;
+    In* sb = sB + stage * kTileB;
+    if (lt == 0) {
+      wgmma::bar_expect_only(&full[stage], Loads::tma_bytes(kt));
+      Loads::tma(sa, sb, map_a, map_b, &full[stage], kt, bm * BM, bn * BN, b, 0);
     }
-  }
-  int stage = 0;
-  unsigned phase = 0;
-  for (int g0 = 0; g0 < total; g0 += D) {
-#pragma unroll
-    for (int d = 0; d < D; ++d) {
-      const int g = g0 + d;
-      if (g < total) {
-        int kt, m0, n0, b;
-        if (g + D - 1 < total) {
-          step(g + D - 1, kt, m0, n0, b);
-          Loads::fetch(regs[(d + D - 1) % D], A, kt, m0, b, t);
-        }
-        step(g, kt, m0, n0, b);
-        wgmma::bar_wait(&empty[stage], phase ^ 1);
-        In* sa = sA + stage * kTileA;
-        In* sb = sB + stage * kTileB;
-        if (t == 0) {
-          wgmma::bar_expect_only(&full[stage], Loads::tma_bytes(kt));
-          Loads::tma(sa, sb, map_a, map_b, &full[stage], kt, m0, n0, b, 0);
-        }
-        Loads::put(regs[d], sa, t);
-        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the tensor cores
-        wgmma::bar_arrive(&full[stage]);
-        if (++stage == STAGES) {
-          stage = 0;
-          phase ^= 1;
-        }
-      }
-    }
+    Loads::put(regs, sa, lt);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the tensor cores
+    wgmma::bar_arrive(&full[stage]);
   }
 }
 
@@ -538,7 +526,7 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   constexpr int WM = PINGPONG ? BM : BM / CONSUMERS;  // output rows per consumer and tile
   static_assert(WM % 64 == 0, "tile shape");
   static_assert(CONSUMERS <= 2 || (!Loads::kGather && !PINGPONG), "three consumers: TMA loads, no ping-pong");
-  static_assert(Loads::kPrefetch == 0 || (SPLIT_K == 1 && CLUSTER == 1), "prefetched gathers: one slice, no cluster");
+  static_assert(Loads::kStepThreads == 0 || (SPLIT_K == 1 && CLUSTER == 1), "split producers: one slice, no cluster");
 
   extern __shared__ __align__(1024) unsigned char smem_wgmma[];
   unsigned char* base = smem_wgmma + ((1024 - (wgmma::smem(smem_wgmma) & 1023)) & 1023);  // swizzle atoms
@@ -558,8 +546,9 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
   }
   if (threadIdx.x == 0) {
     for (int s = 0; s < STAGES; ++s) {
-      // The TMA thread's arrival with the bytes it expects, or every gathering producer thread's.
-      wgmma::bar_init(&full[s], Loads::kGather ? 128 : 1);
+      // The TMA thread's arrival with the bytes it expects, or every gathering producer thread's
+      // (of the group that fills the step, for a split producer).
+      wgmma::bar_init(&full[s], Loads::kGather ? (Loads::kStepThreads > 0 ? Loads::kStepThreads : 128) : 1);
       // Lane 0 of every warp that reads the slot, in every block of the cluster.
       wgmma::bar_init(&empty[s], (PINGPONG ? 4 : CONSUMERS * 4) * CLUSTER);
     }
@@ -585,9 +574,9 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
     // launch (the 512 threads' 128), 64512 (65536) in all, are what setmaxnreg moves; asking
     // for more than that waits forever.
     if constexpr (CONSUMERS > 1) wgmma::shrink_registers<Loads::kGather ? 120 : 40>();
-    if constexpr (Loads::kPrefetch > 0) {
-      produce_prefetched<In, BM, BN, BK, STAGES, kTilesMC, kTilesN, kTilesK, kUnits, GROUP_M, Loads>(A, map_a, map_b, sA, sB,
-                                                                                                     full, empty, t);
+    if constexpr (Loads::kStepThreads > 0) {
+      produce_split<In, BM, BN, BK, STAGES, kTilesMC, kTilesN, kTilesK, kUnits, GROUP_M, Loads>(A, map_a, map_b, sA, sB, full,
+                                                                                                empty, t);
     } else if (Loads::kGather || t == 0) {
       int stage = 0;
       unsigned phase = 0;

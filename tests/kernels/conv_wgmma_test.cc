@@ -299,7 +299,15 @@ TEST(ConvWgmma, RowStripsRunTheStemBatchedByOutputRow) {
   EXPECT_EQ(plan.modeled.matmul().m, 112);
   EXPECT_EQ(plan.modeled.matmul().k, 7 * 64);
   EXPECT_EQ(plan.prepass_bytes, pixels * (3 + 8) * 2 + 64 * (49 * 3 * 2 + 56 * 16));
-  EXPECT_EQ(plan.gather_elements, 3);  // 2 x 131 strip pixels over 128 threads
+  // 2 x 131 strip pixels a step, 9 loads a thread of a warp; four warps fill 4 slots at once.
+  EXPECT_EQ(plan.gather_elements, 3);
+  EXPECT_DOUBLE_EQ(plan.gather_round_trips, 0.25);
+  // Five stages: one warp fills a slot at a time (a slot is only ever filled by one group).
+  EXPECT_DOUBLE_EQ(f->tile_plan(stem, strips(conv(128, 64, 64, 5))).gather_round_trips, 1.0);
+  // 256 rows: 518 pixels, two warps a step, two groups of them.
+  const TilePlan wide = f->tile_plan(stem, strips(conv(256, 64, 64, 4)));
+  EXPECT_EQ(wide.gather_elements, 5);
+  EXPECT_DOUBLE_EQ(wide.gather_round_trips, 0.5);
   // 32-wide steps: 4 taps, two steps a filter row (the second 3 taps and a zero one).
   EXPECT_NE(f->emit(stem, strips(conv(128, 64, 32))).source.find("conv::pad_channels<In, 3, 1605632, 64, 7, 7, 8, 56>"),
             std::string::npos);
@@ -341,13 +349,17 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(stem, padded(conv(256, 64, 32, 6, 2, 1, 1))));
   sources.push_back(f->emit(stem_residual, padded(conv(64, 64, 64, 4, 1, 1))));
   // Row strips: strides 2, 1 and 4, 8 and 4 taps a step, shared and ping-pong tiles, a staged
-  // residual, and prefetch depths 4 and 2.
+  // residual; a warp or two a step (up to 16 loads a thread), in 4, 2 or 1 groups.
   sources.push_back(f->emit(stem, strips(conv(128, 64, 64, 4, 2, 1))));
   sources.push_back(f->emit(stem_residual, strips(conv(128, 64, 32, 6, 2, 1, 1))));
   sources.push_back(f->emit(Workload::parse("conv2d:n=2,h=40,w=40,c=3,k=32,r=3,s=3,pad=1:bf16:epilogue=bias+relu"),
                             strips(conv(64, 32, 64, 4, 1))));
   sources.push_back(f->emit(Workload::parse("conv2d:n=2,h=227,w=227,c=3,k=96,r=11,s=11,stride=4:f16"),
                             strips(conv(128, 96, 64, 4, 2))));
+  sources.push_back(f->emit(Workload::parse("conv2d:n=2,h=227,w=227,c=3,k=96,r=11,s=11,stride=4:f16"),
+                            strips(conv(128, 96, 32, 8, 2))));
+  sources.push_back(f->emit(stem, strips(conv(192, 64, 64, 5, 2, 0, 1))));
+  sources.push_back(f->emit(stem, strips(conv(256, 64, 64, 4, 2, 1, 1))));
   BuildOptions hopper;
   hopper.headers = device_headers();
   std::vector<CompiledKernel> built = Builder(hopper).build(sources);
@@ -361,7 +373,7 @@ TEST(ConvWgmma, SchedulesCompileForHopperWithoutLocalMemory) {
   GTEST_SKIP() << "built without CUDA: no NVRTC";
 #endif
   auto sample = compiled_sample();
-  ASSERT_GE(sample.size(), 21u);
+  ASSERT_GE(sample.size(), 24u);
   testing::expect_compiled_without_local_memory(sample);
 }
 
