@@ -345,8 +345,17 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
     epilogue_wave = epilogue_wave_us(p, hw, e, block_ranges, concurrent);
     wave_us += epilogue_wave;
   }
-  // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped.
-  if (p.stages > 1) wave_us *= 1 + double(p.stages - 1) / std::max(steps_per_block, 1.0) * 0.5;
+  // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped. Async-MMA
+  // blocks are persistent and their producer runs on into the next tile's steps, so the ring
+  // fills once for all the steps of the blocks resident on an SM. Charged per tile, it ranked
+  // deep rings last on short reductions, where they measured fastest; with it counted once and
+  // the async-MMA terms refitted, pairwise 0.664 -> 0.703 on the H100 default job and stems of
+  // tests/data/h100-strips.tar.xz, 0.773 -> 0.787 on h100-conv, 0.901 -> 0.914 on h200-wgmma,
+  // 0.742 on h100-gemm-conv.
+  if (p.stages > 1) {
+    const double steps = p.async_mma ? steps_per_block * est.waves * concurrent : steps_per_block;
+    wave_us *= 1 + double(p.stages - 1) / std::max(steps, 1.0) * 0.5;
+  }
   // The blocks of a cluster wait on each other (a multicast slot is refilled once every block
   // has read it): measured, clusters of two cost more than their L2 saving (async_mma terms).
   if (p.async_mma && p.multicast > 1) wave_us *= 1 + hw.async_mma.cluster_cost;

@@ -86,7 +86,7 @@ TEST_F(Calibrate, ShippedTermsAreFittedToTheRecords) {
   const double fitted = async_mma_rmse(h200_records(), families_, shipped);
   EXPECT_LT(fitted, async_mma_rmse(h200_records(), families_, defaults()) * 0.8);
   // A fresh fit finds little better: the shipped terms are near its optimum (the cluster terms
-  // cost it 0.011 of log RMSE).
+  // cost it about 0.01 of log RMSE).
   AsyncMmaFit again = fit_async_mma_terms(h200_records(), families_, shipped);
   EXPECT_GT(again.rmse_after, fitted - 0.02);
 }
