@@ -110,30 +110,35 @@ ConvRun conv_run(const Conv2dShape& c, const Schedule& s) {
 // 16-byte pixels of a row strip's k step: stride x (block_m + the taps past a row's first)
 // (StripLoads::kVectors).
 int64_t strip_entries(const Conv2dShape& c, int64_t bm, int64_t bk) { return c.stride_w * (bm + (bk / 8 - 1) / c.stride_w); }
-// How a row strip's producer loads it (StripLoads and gemm_wgmma's produce_split): a step by a
-// warp where its threads load at most 16 pixels each, else by two (validate keeps strips within
-// 640 pixels); as many groups of them as divide the ring fill slots at once.
+// How a row strip's producer loads it (StripLoads and gemm_wgmma's produce_split): a pixel's C
+// channels as the widest aligned words (8, 4 or 2 bytes), a step by a warp, two or the four, the
+// fewest whose threads hold at most 48 registers of them; as many groups of those as divide the
+// ring fill slots at once.
 struct StripProducer {
-  int64_t step_threads = 128, per_thread = 0, groups = 1;
+  int64_t word_bytes = 2, words = 1, step_threads = 128, per_thread = 0, groups = 1;
 };
 StripProducer strip_producer(const Conv2dShape& c, int64_t bm, int64_t bk, int64_t stages) {
   StripProducer sp;
-  const int64_t entries = strip_entries(c, bm, bk);
-  sp.step_threads = entries <= 32 * 16 ? 32 : 64;
+  const int64_t pixel_bytes = 2 * c.c, entries = strip_entries(c, bm, bk);
+  sp.word_bytes = pixel_bytes % 8 == 0 ? 8 : pixel_bytes % 4 == 0 ? 4 : 2;
+  sp.words = pixel_bytes / sp.word_bytes;
+  const int64_t registers = sp.words * (sp.word_bytes == 8 ? 2 : 1);  // a pixel's
+  sp.step_threads = 32;
+  while (sp.step_threads < 128 && (entries + sp.step_threads - 1) / sp.step_threads * registers > 48) sp.step_threads *= 2;
   sp.per_thread = (entries + sp.step_threads - 1) / sp.step_threads;
   sp.groups = 128 / sp.step_threads;
   while (sp.groups > 1 && stages % sp.groups != 0) sp.groups /= 2;
   return sp;
 }
 
-// The padded operands in the workspace: the input as [pixels][8], then the filters as
-// [K][taps][8] (taps: the k steps' taps, past R * S zeros), 1 KB aligned.
+// The padded operands in the workspace: the input as [pixels][8] (padded taps only), then the
+// filters as [K][taps][8] (taps: the k steps' taps, past R * S zeros), 1 KB aligned.
 struct PaddedOperands {
   int64_t pixels = 0, taps = 0, filters_offset = 0, bytes = 0;
 };
 PaddedOperands padded_operands(const Conv2dShape& c, const ConvRun& run) {
   PaddedOperands p;
-  p.pixels = c.n * c.h * c.w;
+  p.pixels = run.mode == Mode::kStrips ? 0 : c.n * c.h * c.w;  // the strips read the input as it is
   p.taps = run.k_steps * run.k_per_step / 8;
   p.filters_offset = (p.pixels * 16 + 1023) / 1024 * 1024;
   p.bytes = p.filters_offset + c.k * p.taps * 16;
@@ -190,7 +195,7 @@ class ConvWgmmaFamily : public KernelFamily {
         (s.get("cluster_m") != 1 || s.get(knob::kSplitK) != 1))
       return "padded operands take the workspace: cluster_m and split_k must be 1";
     if (run.mode == Mode::kStrips && strip_entries(c, s.get(knob::kBlockM), bk) > 640)
-      return "row strips: a step's strip exceeds 640 pixels, 5 loads a producer thread (block_m x stride_w above about 512)";
+      return "row strips: a step's strip exceeds 640 pixels (block_m x stride_w above about 512)";
     if (c.groups > 1) {
       if (!im2col_expressible(c)) return "grouped convolutions need windows an im2col tensor map can walk (pads, strides)";
       if (run.mode == Mode::kBlockDiag) {
@@ -264,23 +269,27 @@ class ConvWgmmaFamily : public KernelFamily {
     const double view_a = double(vm.batch) * double(vm.m) * double(vm.k);
     p.dram_share = {std::min(1.0, double(c.n * c.h * c.w * c.c) / std::max(view_a, 1.0)), 1.0};
     if (run.mode == Mode::kPaddedTaps || run.mode == Mode::kStrips) {
-      // The GEMM reads the padded input (8 channels a pixel); the kernel before reads the input
-      // and the filters and writes both padded.
+      // The kernel before reads the filters (and for the padded taps the input) and writes them
+      // padded; the padded taps' GEMM reads the padded input (8 channels a pixel).
       const PaddedOperands po = padded_operands(c, run);
-      p.dram_share[0] = std::min(1.0, double(po.pixels * 8) / std::max(view_a, 1.0));
+      if (run.mode == Mode::kPaddedTaps) p.dram_share[0] = std::min(1.0, double(po.pixels * 8) / std::max(view_a, 1.0));
       p.prepass_bytes = po.pixels * (c.c + 8) * 2 + c.k * (c.r * c.s * c.c * 2 + po.taps * 16);
     }
     if (run.mode == Mode::kStrips) {
       // Every output row's product reads the same filters: DRAM holds B once.
       p.dram_share[1] = 1.0 / double(std::max<int64_t>(vm.batch, 1));
-      // A step's strip: a few 16-byte loads a thread of the group that fills the step, one round
+      // A step's strip: a few words a pixel a thread of the group that fills the step, one round
       // trip to L2 shared by the groups that fill slots at once.
       const int64_t bm = s.get(knob::kBlockM), bk = s.get(knob::kBlockK);
       const StripProducer sp = strip_producer(c, bm, bk, s.get(knob::kStages));
-      // A step loads its strip, not block_m x block_k elements.
-      p.l2_share = {std::min(1.0, double(strip_entries(c, bm, bk) * 8) / double(bm * bk)), 1.0};
-      p.gather_elements = (sp.per_thread + sp.groups - 1) / sp.groups;  // the groups' warps issue side by side
+      // A step loads its strip's C channels a pixel, not block_m x block_k elements.
+      p.l2_share = {std::min(1.0, double(strip_entries(c, bm, bk) * c.c) / double(bm * bk)), 1.0};
+      const int64_t loads = sp.per_thread * sp.words;
+      p.gather_elements = (loads + sp.groups - 1) / sp.groups;  // the groups' warps issue side by side
       p.gather_round_trips = 1.0 / double(sp.groups);
+      // L2 serves a warp's words as whole sectors (32 pixels of one channel span 64 x C bytes):
+      // counted as 16-byte loads of the same bytes. Counted as 2-byte instructions, the L2 term
+      // put the stems' strips at 4x what they measured (287-333 us predicted, 54-112 measured).
       p.load_bytes = 16;
     }
     if (run.mode == Mode::kPaddedTaps) {
@@ -299,7 +308,11 @@ class ConvWgmmaFamily : public KernelFamily {
       const int64_t rows_a = (s.get(knob::kBlockM) + row_step - 1) / row_step;
       const int64_t rows_b = (s.get(knob::kBlockN) + row_step - 1) / row_step;
       p.gather_elements = 8 * (rows_a + rows_b);
-      p.gather_round_trips = (rows_a + 3) / 4 + (rows_b + 3) / 4;
+      // Two round trips a batch: a fit. Once the ring's fill was charged once a block, one a
+      // batch put the batch-32 stems' gathered loads at half what they measured (ResNet-50's
+      // 96 us predicted, 185-200 measured), ahead of the strips; with two, model eval's pairwise
+      // on h100-gemm-conv 0.742 -> 0.747 (top-1 0.949 -> 0.960), h100-conv unchanged.
+      p.gather_round_trips = 2.0 * double((rows_a + 3) / 4 + (rows_b + 3) / 4);
       p.load_bytes = 16;
     }
     return p;
@@ -307,7 +320,8 @@ class ConvWgmmaFamily : public KernelFamily {
 
  private:
   // Padded taps and row strips: tessera_conv_wgmma_pad (conv::pad_channels) writes the padded
-  // operands to the workspace; then the GEMM's producer threads gather A from there and TMA
+  // operands to the workspace (the filters, and for the padded taps the input); then the GEMM's
+  // producer threads gather A (from there, or the strips from the input as it is) and TMA
   // copies B.
   KernelSource emit_padded(const Workload& w, const Schedule& s, const ConvRun& run) const {
     const Conv2dShape& c = w.conv2d();
@@ -329,15 +343,16 @@ class ConvWgmmaFamily : public KernelFamily {
         ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(reinterpret_cast<char*>(W) + " +
         std::to_string(po.filters_offset) + "));\n}\n";
     const std::string loads =
-        strips ? "StripLoads<In, " + list({c.h, c.w, c.out_h(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
+        strips ? "StripLoads<In, " + list({c.c, c.h, c.w, c.out_h(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
                                            c.dilation_h, bm, bn, bk}) + ">"
                : "TapLoads<In, " + list({c.h, c.w, c.out_h(), c.out_w(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
                                          c.dilation_h, c.dilation_w, bm, bn, bk, view.matmul().m}) + ">";
-    // B by TMA from the padded filters; A gathered from the padded input at the workspace's start.
+    // B by TMA from the padded filters; A gathered from the padded input at the workspace's start
+    // (the strips: from the input).
     TensorMapSpec b{workspace, w.dtype, {po.taps * 8, c.k, 1}, {po.taps * 16, c.k * po.taps * 16}, {bk, bn, 1}, int(bk * 2)};
     b.offset_bytes = po.filters_offset;
     KernelSource out = emit_wgmma(view, s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), prelude, loads, {b}, true,
-                                  "reinterpret_cast<const In*>(W)");
+                                  strips ? "A" : "reinterpret_cast<const In*>(W)");
     KernelLaunch pad{"tessera_conv_wgmma_pad", {}};
     const int64_t vectors = po.pixels + c.k * po.taps;
     pad.geometry.grid[0] = std::min<int64_t>((vectors + kPadThreads - 1) / kPadThreads, 65536);

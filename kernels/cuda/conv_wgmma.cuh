@@ -299,21 +299,39 @@ struct TapLoads {
   __device__ static unsigned long long desc_b(const In* bt, int kk) { return wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK); }
 };
 
-/// Row strips for convolutions of fewer than 8 input channels (RGB stems), on the operands
-/// conv::pad_channels padded to 8 channels: the GEMM view is batched by output row (batch
-/// n * P + p, M = Q output columns, so a tile's rows are consecutive pixels of one output row),
-/// and a k step is BK / 8 consecutive taps of one filter row (kChunks steps a filter row; taps
-/// past S are zeros in the padded filters). The A tile of such a step is a Toeplitz matrix:
-/// row m, tap s reads input column (q0 + m) * SW + s. So the producer loads, per step, the
-/// input row's strip once, split by column phase (E_phi[u] = column (q0 + u) * SW + phi, one
-/// 16-byte pixel each, phi < SW) instead of BK / 8 pixels for every row, and the consumers'
-/// matrix descriptors read it in place: the core matrix of rows 8i.. and tap s starts at
-/// E_{s % SW}[8i + s / SW], and the k16 step's second tap lies a fixed offset after its first
-/// (SW of 1, 2 or 4). A step's strip is loaded by kStepThreads of the producer's threads (a
-/// warp where each loads at most 16 pixels, else two), so the warpgroup's groups load several steps at
-/// once (gemm_wgmma's produce_split). B: the padded filters as
-/// [K][R * kChunks * BK / 8][8], one BN x BK TMA box per step.
-template <class In, int H, int W, int P, int R, int S, int SH, int SW, int PH, int PW, int DH, int BM, int BN, int BK>
+/// A word of `Bytes` bytes (8, 4 or 2), what a row strip loads a pixel's channels as.
+template <int Bytes>
+struct WordOf;
+template <>
+struct WordOf<8> {
+  using type = uint2;
+};
+template <>
+struct WordOf<4> {
+  using type = unsigned;
+};
+template <>
+struct WordOf<2> {
+  using type = unsigned short;
+};
+
+/// Row strips for convolutions of fewer than 8 input channels (RGB stems), on the filters
+/// conv::pad_channels padded to 8 channels and the input as it is: the GEMM view is batched by
+/// output row (batch n * P + p, M = Q output columns, so a tile's rows are consecutive pixels of
+/// one output row), and a k step is BK / 8 consecutive taps of one filter row (kChunks steps a
+/// filter row; taps past S are zeros in the padded filters). The A tile of such a step is a
+/// Toeplitz matrix: row m, tap s reads input column (q0 + m) * SW + s. So the producer loads,
+/// per step, the input row's strip once, split by column phase (E_phi[u] = column (q0 + u) * SW
+/// + phi, one pixel each, phi < SW), each pixel's C channels as the widest words that divide
+/// them, and stores it as 16-byte pixels of 8 channels (the last 8 - C zeros) instead of BK / 8
+/// pixels for every row; the consumers' matrix descriptors read it in place: the core matrix of
+/// rows 8i.. and tap s starts at E_{s % SW}[8i + s / SW], and the k16 step's second tap lies a
+/// fixed offset after its first (SW of 1, 2 or 4). A step's strip is loaded by kStepThreads of
+/// the producer's threads (a warp, two or the four: the fewest that hold it in 48 registers a
+/// thread; more spill under the gathering producer's 120), so the warpgroup's groups load several steps at once (gemm_wgmma's produce_split).
+/// B: the padded filters as [K][R * kChunks * BK / 8][8], one BN x BK TMA box per step. The input
+/// must be aligned to its words (8 bytes for C = 4).
+template <class In, int C, int H, int W, int P, int R, int S, int SH, int SW, int PH, int PW, int DH, int BM, int BN, int BK>
 struct StripLoads {
   static constexpr int kTapsPerStep = BK / 8;
   static constexpr int kChunks = (S + kTapsPerStep - 1) / kTapsPerStep;
@@ -322,41 +340,57 @@ struct StripLoads {
   static constexpr bool kGather = true;
   static constexpr int kU = BM + (kTapsPerStep - 1) / SW;  // strip entries a phase
   static constexpr int kVectors = SW * kU;
-  static constexpr int kStepThreads = kVectors <= 32 * 16 ? 32 : 64;
+  static constexpr int kPixelBytes = 2 * C;
+  static constexpr int kWordBytes = kPixelBytes % 8 == 0 ? 8 : kPixelBytes % 4 == 0 ? 4 : 2;
+  static constexpr int kWords = kPixelBytes / kWordBytes;
+  static constexpr int kRegisters = kWords * (kWordBytes == 8 ? 2 : 1);  // a pixel's
+  static constexpr int kStepThreads = (kVectors + 31) / 32 * kRegisters <= 48   ? 32
+                                      : (kVectors + 63) / 64 * kRegisters <= 48 ? 64
+                                                                                 : 128;
   static constexpr int kPerThread = (kVectors + kStepThreads - 1) / kStepThreads;
+  using Word = typename WordOf<kWordBytes>::type;
+  static_assert(C >= 1 && C < 8, "fewer than 8 channels");
   static_assert(SW == 1 || SW == 2 || SW == 4, "the k16 step's two taps a fixed offset apart");
   static_assert(kVectors * 8 <= BM * BK, "the strip fits the slot's A tile");
-  static_assert(kVectors <= 64 * 16, "at most 16 loads a thread");
+  static_assert(kPerThread * kRegisters <= 48, "at most 48 registers of loads a thread");
   struct Regs {
-    uint4 v[kPerThread];
+    Word v[kPerThread][kWords];
   };
 
   __device__ static constexpr unsigned tma_bytes(int) { return BN * BK * 2; }
   __device__ static void prepare(In*, int, int) {}
   __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
-  /// x: the padded input ([N * H * W][8]). Loads the strip entries of step kt of the tile at
-  /// columns m0.. of output row b (image b / P, row b % P) that thread t of the step's group
-  /// loads.
+  /// x: the input ([N * H * W][C]). Loads the strip entries of step kt of the tile at columns
+  /// m0.. of output row b (image b / P, row b % P) that thread t of the step's group loads.
   __device__ static void fetch(Regs& regs, const In* x, int kt, int m0, int b, int t) {
     const int n = b / P, p = b - n * P, r = kt / kChunks, chunk = kt - r * kChunks;
     const int h = p * SH - PH + r * DH;
     const bool row_in = static_cast<unsigned>(h) < static_cast<unsigned>(H);
-    const In* row = x + (long long)(n * H + h) * W * 8;
+    const Word* row = reinterpret_cast<const Word*>(x + (long long)(n * H + h) * W * C);
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int idx = t + i * kStepThreads, phase = idx / kU, u = idx - phase * kU;
       const int w = (m0 + u) * SW + phase - PW + chunk * kTapsPerStep;
-      regs.v[i] = make_uint4(0, 0, 0, 0);
-      if (idx < kVectors && row_in && static_cast<unsigned>(w) < static_cast<unsigned>(W))
-        regs.v[i] = __ldg(reinterpret_cast<const uint4*>(row + w * 8));
+      const bool in = idx < kVectors && row_in && static_cast<unsigned>(w) < static_cast<unsigned>(W);
+#pragma unroll
+      for (int j = 0; j < kWords; ++j) regs.v[i][j] = in ? __ldg(row + w * kWords + j) : Word{};
     }
   }
-  /// Stores them into the slot's A tile ([SW][kU] 16-byte entries).
+  /// Stores them into the slot's A tile ([SW][kU] pixels of 8 channels, past C zeros).
   __device__ static void put(const Regs& regs, In* sa, int t) {
 #pragma unroll
     for (int i = 0; i < kPerThread; ++i) {
       const int idx = t + i * kStepThreads;
-      if (idx < kVectors) reinterpret_cast<uint4*>(sa)[idx] = regs.v[i];
+      if (idx < kVectors) {
+        union {
+          uint4 whole;
+          Word words[16 / kWordBytes];
+        } pixel;
+        pixel.whole = make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int j = 0; j < kWords; ++j) pixel.words[j] = regs.v[i][j];
+        reinterpret_cast<uint4*>(sa)[idx] = pixel.whole;
+      }
     }
   }
   __device__ static void tma(In*, In* sb, const TensorMap&, const TensorMap& map_b, unsigned long long* bar, int kt, int, int n0,

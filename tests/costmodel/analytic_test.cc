@@ -68,11 +68,12 @@ TEST_F(Analytic, FollowsTheMeasuredHopperConvolutions) {
   EXPECT_GT(fastest / picked, 0.85) << "bias " << bias << ", typical error " << typical;
 }
 
-// The README's main job and four RGB stems as the lent H100 measured them once the row strips'
-// producer took its steps a warp a step (tests/data/h100-strips.tar.xz: 220 records of 22
-// workloads, construction's top 10 each): the model's first pick among each workload's records
-// is within 5 % of the fastest on the whole (0.96 measured), and on the batch-32 ResNet-50 stem,
-// where the ring's depth decides (74.6-90.2 us for 8 and 6 stages), its pick is the fastest.
+// The H100's records of tests/data/h100-strips.tar.xz (867 of 78 workloads: the README's main
+// job, four RGB stems and the convolution sets at batch 1 and 32, construction's top 10 each,
+// and hand-picked row strips of the stems): the model's first pick among each workload's records
+// is within 7 % of the fastest on the whole (0.95 measured), and on the batch-32 ResNet-50 stem,
+// where the strips' ring depth decides (54.4-112.3 us for 8 to 5 stages), its pick is the
+// fastest.
 TEST_F(Analytic, PicksTheMeasuredBestOfTheDefaultJobAndTheStems) {
   const std::vector<Record> records = tessera::testing::load_records(TESSERA_STRIPS_DATASET);
   AnalyticModel model(families_, h100_);
@@ -86,13 +87,13 @@ TEST_F(Analytic, PicksTheMeasuredBestOfTheDefaultJobAndTheStems) {
     if (it == pick.end() || predicted < it->second.first) pick[key] = {predicted, measured};
     best[key] = best.count(key) ? std::min(best[key], measured) : measured;
   }
-  ASSERT_EQ(best.size(), 22u);
+  ASSERT_EQ(best.size(), 78u);
   double fastest = 0, picked = 0;
   for (const auto& [key, p] : pick) {
     fastest += best[key];
     picked += p.second;
   }
-  EXPECT_GT(fastest / picked, 0.95);
+  EXPECT_GT(fastest / picked, 0.93);
   const std::string stem = Workload::parse("conv2d:n=32,h=224,w=224,c=3,k=64,r=7,s=7,stride=2,pad=3:f16").key();
   EXPECT_EQ(pick[stem].second, best[stem]);
 }
