@@ -220,6 +220,12 @@ class ConvWgmmaFamily : public KernelFamily {
     return check_wgmma(s, gemm_view(w, run), run.k_steps, hw, true);
   }
 
+  // The loads of fewer than 8 channels: gathered, padded taps or row strips.
+  std::string variant(const Schedule& s) const override {
+    const std::optional<int64_t> pad = s.find(kPadChannels);
+    return pad ? std::string(kPadChannels) + "=" + std::to_string(*pad) : "";
+  }
+
   KernelSource emit(const Workload& w, const Schedule& s) const override {
     const Conv2dShape& c = w.conv2d();
     const int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);

@@ -82,6 +82,26 @@ TEST_F(Construct, TheBestShapesAlsoComeWithTheirDeepestRing) {
   }
 }
 
+// conv_wgmma's loads of fewer than 8 channels are different code (gathered, padded taps, row
+// strips): each one's best within reach is in the top 10, whatever the model thinks of the
+// others. On Inception-v3's batch-1 stem the strips and conv_direct fill the model's first ten.
+TEST_F(Construct, EveryLoadVariantOfAStemKeepsItsBest) {
+  costmodel::AnalyticModel model(families_, h100_);
+  const Workload stem = Workload::parse("conv2d:n=1,h=299,w=299,c=3,k=32,r=3,s=3,stride=2:f16:epilogue=bias");
+  Construction c = construct(stem, families_, h100_, model);
+  ASSERT_EQ(c.candidates.size(), 10u);
+  std::set<int64_t> variants;
+  for (const Candidate& cand : c.candidates)
+    if (cand.schedule.family == "conv_wgmma") variants.insert(cand.schedule.get("pad_channels"));
+  EXPECT_EQ(variants, (std::set<int64_t>{0, 1, 2}));
+  for (const Candidate& cand : c.candidates) {
+    if (cand.schedule.family != "conv_wgmma") continue;
+    EXPECT_EQ(families_.find("conv_wgmma")->variant(cand.schedule), "pad_channels=" + std::to_string(cand.schedule.get("pad_channels")));
+  }
+  // Families with one kind of code have no variants.
+  EXPECT_EQ(families_.find("conv_direct")->variant(c.candidates.front().schedule), "");
+}
+
 TEST_F(Construct, EveryDefaultWorkloadGetsTopKValidRankedCandidates) {
   costmodel::AnalyticModel model(families_, h100_);
   WorkloadSet set = load_workload_set(std::string(TESSERA_SOURCE_DIR) + "/configs/workloads/default.json");
