@@ -349,9 +349,10 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
   // blocks are persistent and their producer runs on into the next tile's steps, so the ring
   // fills once for all the steps of the blocks resident on an SM. Charged per tile, it ranked
   // deep rings last on short reductions, where they measured fastest; with it counted once and
-  // the async-MMA terms refitted, pairwise 0.664 -> 0.703 on the H100 default job and stems of
-  // tests/data/h100-strips.tar.xz, 0.773 -> 0.787 on h100-conv, 0.901 -> 0.914 on h200-wgmma,
-  // 0.742 on h100-gemm-conv.
+  // the async-MMA terms refitted, pairwise 0.664 -> 0.703 on 220 records of the H100's default
+  // job and stems (tests/data/h100-strips.tar.xz keeps 212 of them, less the strips of a kernel
+  // since changed), 0.773 -> 0.787 on h100-conv, 0.901 -> 0.914 on h200-wgmma, 0.742 on
+  // h100-gemm-conv.
   if (p.stages > 1) {
     const double steps = p.async_mma ? steps_per_block * est.waves * concurrent : steps_per_block;
     wave_us *= 1 + double(p.stages - 1) / std::max(steps, 1.0) * 0.5;

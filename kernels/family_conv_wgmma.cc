@@ -11,10 +11,10 @@
 // - padded taps (knob pad_channels 1, fewer than 8 input channels): a kernel before the GEMM
 //   pads the input and filters to 8 channels in the workspace, and a k step takes block_k / 8
 //   taps (A gathered as 16-byte pixels by the producer's threads, B by TMA);
-// - row strips (pad_channels 2, the same padded operands): the GEMM view is batched by output
-//   row and a k step is block_k / 8 taps of one filter row, so A's tile is a Toeplitz matrix the
-//   producer loads as one strip of the input row (a pixel per column and phase of the stride, a
-//   few steps of loads in flight) and the MMAs read in place.
+// - row strips (pad_channels 2, filters padded the same way, the input read as it is): the GEMM
+//   view is batched by output row and a k step is block_k / 8 taps of one filter row, so A's
+//   tile is a Toeplitz matrix the producer loads as one strip of the input row (a pixel per
+//   column and phase of the stride, a warp or more a step) and the MMAs read in place.
 #include <algorithm>
 
 #include "core/error.h"
@@ -115,18 +115,18 @@ int64_t strip_entries(const Conv2dShape& c, int64_t bm, int64_t bk) { return c.s
 // fewest whose threads hold at most 48 registers of them; as many groups of those as divide the
 // ring fill slots at once.
 struct StripProducer {
-  int64_t word_bytes = 2, words = 1, step_threads = 128, per_thread = 0, groups = 1;
+  int64_t words = 1, per_thread = 0, groups = 1;  // a pixel's loads, a thread's pixels, groups
 };
 StripProducer strip_producer(const Conv2dShape& c, int64_t bm, int64_t bk, int64_t stages) {
   StripProducer sp;
   const int64_t pixel_bytes = 2 * c.c, entries = strip_entries(c, bm, bk);
-  sp.word_bytes = pixel_bytes % 8 == 0 ? 8 : pixel_bytes % 4 == 0 ? 4 : 2;
-  sp.words = pixel_bytes / sp.word_bytes;
-  const int64_t registers = sp.words * (sp.word_bytes == 8 ? 2 : 1);  // a pixel's
-  sp.step_threads = 32;
-  while (sp.step_threads < 128 && (entries + sp.step_threads - 1) / sp.step_threads * registers > 48) sp.step_threads *= 2;
-  sp.per_thread = (entries + sp.step_threads - 1) / sp.step_threads;
-  sp.groups = 128 / sp.step_threads;
+  const int64_t word_bytes = pixel_bytes % 8 == 0 ? 8 : pixel_bytes % 4 == 0 ? 4 : 2;
+  sp.words = pixel_bytes / word_bytes;
+  const int64_t registers = sp.words * (word_bytes == 8 ? 2 : 1);  // a pixel's
+  int64_t step_threads = 32;
+  while (step_threads < 128 && (entries + step_threads - 1) / step_threads * registers > 48) step_threads *= 2;
+  sp.per_thread = (entries + step_threads - 1) / step_threads;
+  sp.groups = 128 / step_threads;
   while (sp.groups > 1 && stages % sp.groups != 0) sp.groups /= 2;
   return sp;
 }

@@ -181,10 +181,7 @@ class KernelFamily {
   /// Which of the family's kinds of code `s` runs where a knob picks between them (conv_wgmma:
   /// how it loads fewer than 8 channels), "" where there is one: construction keeps the best of
   /// each, as of each family, the model being least sure between different code.
-  virtual std::string variant(const Schedule& s) const {
-    (void)s;
-    return "";
-  }
+  virtual std::string variant(const Schedule&) const { return ""; }
 };
 
 /// Whether `s` has every knob of `f`'s space for `w` that has no `absent` value (a stored record

@@ -203,8 +203,7 @@ Construction construct(const Workload& w, const kernels::FamilyRegistry& familie
   // so the top k first takes each family's best (of each of its variants: on the H100's
   // Inception-v3 stem at batch 1, conv_wgmma's gathered loads measured 4.99 us and its row
   // strips 6.08, where the model put the strips 2 % ahead), then the best schedule of each
-  // distinct shape
-  // (tile and thread layout), then fills up with the next best. Families without a block tile
+  // distinct shape (tile and thread layout), then fills up with the next best. Families without a block tile
   // (row operators, elementwise, direct and skinny kernels) first get their best schedule of
   // each value of their first knob, the threads given a row or a block: on the H200's BERT
   // layernorm (4096x768) the model's 8 best all had 8 or 16 threads a row, 0.84x the copy
@@ -261,8 +260,8 @@ Construction construct(const Workload& w, const kernels::FamilyRegistry& familie
       if (static_cast<int>(out.candidates.size()) >= options.top_k) break;
       if (!std::isfinite(*c.predicted_us) || keys.count(c.schedule.key())) continue;
       if (pass < 3 && *c.predicted_us > reach) continue;
-      if (pass == 0 && !families_taken.insert(c.schedule.family + "/" + families.find(c.schedule.family)->variant(c.schedule)).second)
-        continue;
+      const std::string variant = c.schedule.family + "/" + families.find(c.schedule.family)->variant(c.schedule);
+      if (pass == 0 && !families_taken.insert(variant).second) continue;
       const bool whole_space = untiled.count(c.schedule.family) > 0;
       if (pass == 1 && !whole_space) continue;
       if (pass <= 1 && whole_space && !layouts.insert(layout(c.schedule)).second) continue;

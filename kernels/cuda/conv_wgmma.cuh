@@ -328,9 +328,10 @@ struct WordOf<2> {
 /// rows 8i.. and tap s starts at E_{s % SW}[8i + s / SW], and the k16 step's second tap lies a
 /// fixed offset after its first (SW of 1, 2 or 4). A step's strip is loaded by kStepThreads of
 /// the producer's threads (a warp, two or the four: the fewest that hold it in 48 registers a
-/// thread; more spill under the gathering producer's 120), so the warpgroup's groups load several steps at once (gemm_wgmma's produce_split).
-/// B: the padded filters as [K][R * kChunks * BK / 8][8], one BN x BK TMA box per step. The input
-/// must be aligned to its words (8 bytes for C = 4).
+/// thread; more spill under the gathering producer's 120), so the warpgroup's groups load
+/// several steps at once (gemm_wgmma's produce_split). B: the padded filters as
+/// [K][R * kChunks * BK / 8][8], one BN x BK TMA box per step. The input must be aligned to its
+/// words (8 bytes for C = 4).
 template <class In, int C, int H, int W, int P, int R, int S, int SH, int SW, int PH, int PW, int DH, int BM, int BN, int BK>
 struct StripLoads {
   static constexpr int kTapsPerStep = BK / 8;

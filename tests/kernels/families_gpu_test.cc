@@ -311,11 +311,11 @@ TEST_F(FamiliesGpu, HopperConvMatchesReference) {
   auto [t, p] = check_family(*family, few, 6, [](const Schedule& s) { return s.find("pad_channels").value_or(0) == 1; });
   EXPECT_GE(t, 20);
   EXPECT_EQ(p, t);
-  // Row strips on the same padded operands: strides 2, 1 and 4 along the width (the k16 step's
-  // taps in one phase array or two), filter rows of 3 to 11 taps (two steps a row past 8),
-  // dilation down the height, rows of a tile past the output row, epilogues; more output rows
-  // than blocks, so the producer's groups take their steps across a block's tiles; pixels of 1
-  // to 7 channels (loaded as 2-, 4- or 8-byte words).
+  // Row strips (the filters padded, the input as it is): strides 2, 1 and 4 along the width
+  // (the k16 step's taps in one phase array or two), filter rows of 3 to 11 taps (two steps a
+  // row past 8), dilation down the height, rows of a tile past the output row, epilogues; more
+  // output rows than blocks, so the producer's groups take their steps across a block's tiles;
+  // pixels of 1 to 7 channels (loaded as 2-, 4- or 8-byte words).
   const std::vector<std::string> strip_convs = {
       gathered[0], gathered[1], "conv2d:n=2,h=20,w=20,c=4,k=72,r=5,s=5,pad=2:bf16:epilogue=bias+residual+relu",
       "conv2d:n=1,h=47,w=45,c=1,k=24,r=11,s=11,stride=4,pad=2:f16:out=f32",
