@@ -22,6 +22,9 @@ const CudnnApi* cudnn_api(std::string& why) {
     missing += std::string(missing.empty() ? "" : ", ") + #name;
     TESSERA_CUDNN_FUNCTIONS(TESSERA_CUDNN_LOAD)
 #undef TESSERA_CUDNN_LOAD
+#define TESSERA_CUDNN_LOAD_OPTIONAL(name) a.name = reinterpret_cast<decltype(a.name)>(::dlsym(lib, #name));
+    TESSERA_CUDNN_OPTIONAL_FUNCTIONS(TESSERA_CUDNN_LOAD_OPTIONAL)
+#undef TESSERA_CUDNN_LOAD_OPTIONAL
     if (!missing.empty()) {
       error = "libcudnn.so.9 lacks " + missing;
       return static_cast<const CudnnApi*>(nullptr);

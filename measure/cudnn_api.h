@@ -21,14 +21,20 @@ namespace tessera::measure {
   X(cudnnSoftmaxForward) X(cudnnCreateReduceTensorDescriptor) X(cudnnDestroyReduceTensorDescriptor)              \
   X(cudnnSetReduceTensorDescriptor) X(cudnnGetReductionWorkspaceSize) X(cudnnReduceTensor)
 
+// Loaded where present, not required: the fused convolution + bias + residual + activation.
+#define TESSERA_CUDNN_OPTIONAL_FUNCTIONS(X)                                                                     \
+  X(cudnnCreateActivationDescriptor) X(cudnnDestroyActivationDescriptor) X(cudnnSetActivationDescriptor)        \
+  X(cudnnConvolutionBiasActivationForward)
+
 struct CudnnApi {
 #define TESSERA_CUDNN_FIELD(name) decltype(&::name) name = nullptr;
   TESSERA_CUDNN_FUNCTIONS(TESSERA_CUDNN_FIELD)
+  TESSERA_CUDNN_OPTIONAL_FUNCTIONS(TESSERA_CUDNN_FIELD)
 #undef TESSERA_CUDNN_FIELD
 };
 
-/// The entry points, loaded once per process; nullptr with `why` if cuDNN 9 or one of them is
-/// missing.
+/// The entry points, loaded once per process; nullptr with `why` if cuDNN 9 or one of the
+/// required ones is missing (an optional one that is missing stays null).
 const CudnnApi* cudnn_api(std::string& why);
 
 /// cuDNN's data type for `t`.

@@ -24,6 +24,37 @@ const char* algo_name(cudnnConvolutionFwdAlgo_t a) {
   }
 }
 
+// Where the epilogue's inputs lie among the workload's tensors, if cuDNN's fused form
+// (act(conv + z + bias), act relu or identity) expresses it: bias and residual at most once
+// each, a relu only last, no GELU.
+struct FusedEpilogue {
+  int bias = -1, residual = -1;  // tensor indices, or -1
+  bool relu = false;
+};
+
+std::optional<FusedEpilogue> fused_form(const std::vector<EpilogueOp>& ops) {
+  FusedEpilogue f;
+  int next = 2;  // after X and W
+  for (size_t i = 0; i < ops.size(); ++i) {
+    switch (ops[i]) {
+      case EpilogueOp::kBias:
+        if (f.bias >= 0) return std::nullopt;
+        f.bias = next++;
+        break;
+      case EpilogueOp::kResidual:
+        if (f.residual >= 0) return std::nullopt;
+        f.residual = next++;
+        break;
+      case EpilogueOp::kRelu:
+        if (i + 1 != ops.size()) return std::nullopt;
+        f.relu = true;
+        break;
+      case EpilogueOp::kGelu: return std::nullopt;
+    }
+  }
+  return f;
+}
+
 }  // namespace
 
 struct CudnnConv::State {
@@ -35,7 +66,16 @@ struct CudnnConv::State {
   std::vector<cudnnConvolutionFwdAlgoPerf_t> algos;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  // Fused epilogue: its form, the bias's descriptor ([1, K, 1, 1]), the activation, and K zeros
+  // where the epilogue has no bias (the call needs one).
+  std::optional<FusedEpilogue> fused;
+  cudnnTensorDescriptor_t bias = nullptr;
+  cudnnActivationDescriptor_t act = nullptr;
+  void* zero_bias = nullptr;
   ~State() {
+    if (zero_bias) cudaFree(zero_bias);
+    if (act) a->cudnnDestroyActivationDescriptor(act);
+    if (bias) a->cudnnDestroyTensorDescriptor(bias);
     if (workspace) cudaFree(workspace);
     if (conv) a->cudnnDestroyConvolutionDescriptor(conv);
     if (w) a->cudnnDestroyFilterDescriptor(w);
@@ -50,8 +90,9 @@ CudnnConv::CudnnConv(CudnnConv&& o) noexcept : s_(std::exchange(o.s_, nullptr)) 
 CudnnConv::~CudnnConv() { delete s_; }
 int CudnnConv::algorithms() const { return static_cast<int>(s_->algos.size()); }
 std::string CudnnConv::algorithm_name(int i) const { return algo_name(s_->algos[static_cast<size_t>(i)].algo); }
+bool CudnnConv::fused() const { return s_->fused.has_value(); }
 
-std::optional<CudnnConv> CudnnConv::make(const Workload& w, std::string& why) {
+std::optional<CudnnConv> CudnnConv::make(const Workload& w, std::string& why, bool fuse) {
   if (w.kind != OpKind::kConv2d) {
     why = "not a conv2d";
     return std::nullopt;
@@ -108,6 +149,33 @@ std::optional<CudnnConv> CudnnConv::make(const Workload& w, std::string& why) {
     why = "cannot allocate cuDNN's workspace";
     return std::nullopt;
   }
+  if (fuse) {
+    s.fused = fused_form(w.epilogue);
+    if (!s.fused) {
+      why = "cuDNN has no fused form of this epilogue";
+      return std::nullopt;
+    }
+    if (!a->cudnnConvolutionBiasActivationForward || !a->cudnnCreateActivationDescriptor ||
+        !a->cudnnSetActivationDescriptor || !a->cudnnDestroyActivationDescriptor) {
+      why = "libcudnn.so.9 lacks cudnnConvolutionBiasActivationForward";
+      return std::nullopt;
+    }
+    a->cudnnCreateTensorDescriptor(&s.bias);
+    if ((rc = a->cudnnSetTensor4dDescriptor(s.bias, format, cudnn_type(w.out_dtype), 1, i32(c.k), 1, 1)) !=
+        CUDNN_STATUS_SUCCESS)
+      return failed(rc, "bias descriptor");
+    a->cudnnCreateActivationDescriptor(&s.act);
+    if ((rc = a->cudnnSetActivationDescriptor(s.act, s.fused->relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+                                              CUDNN_NOT_PROPAGATE_NAN, 0.0)) != CUDNN_STATUS_SUCCESS)
+      return failed(rc, "activation descriptor");
+    if (s.fused->bias < 0) {
+      const size_t bytes = static_cast<size_t>(c.k) * dtype_bytes(w.out_dtype);
+      if (cudaMalloc(&s.zero_bias, bytes) != cudaSuccess || cudaMemset(s.zero_bias, 0, bytes) != cudaSuccess) {
+        why = "cannot allocate a zero bias";
+        return std::nullopt;
+      }
+    }
+  }
   return CudnnConv(state.release());
 }
 
@@ -116,6 +184,17 @@ std::string CudnnConv::launch(int i, const std::vector<void*>& t, cudaStream_t s
   s.a->cudnnSetStream(s.handle, stream);
   float alpha = 1, beta = 0;
   const cudnnConvolutionFwdAlgoPerf_t& p = s.algos[static_cast<size_t>(i)];
+  if (s.fused) {
+    // y = act(alpha1 * conv(x) + alpha2 * z + bias); without a residual z is y itself, scaled by 0.
+    const FusedEpilogue& f = *s.fused;
+    float alpha2 = f.residual >= 0 ? 1.0f : 0.0f;
+    const void* z = f.residual >= 0 ? t[static_cast<size_t>(f.residual)] : t.back();
+    const void* bias = f.bias >= 0 ? t[static_cast<size_t>(f.bias)] : s.zero_bias;
+    cudnnStatus_t rc = s.a->cudnnConvolutionBiasActivationForward(s.handle, &alpha, s.x, t[0], s.w, t[1], s.conv, p.algo,
+                                                                  s.workspace, p.memory, &alpha2, s.y, z, s.bias, bias,
+                                                                  s.act, s.y, t.back());
+    return rc == CUDNN_STATUS_SUCCESS ? "" : s.a->cudnnGetErrorString(rc);
+  }
   cudnnStatus_t rc = s.a->cudnnConvolutionForward(s.handle, &alpha, s.x, t[0], s.w, t[1], s.conv, p.algo, s.workspace,
                                                   p.memory, &beta, s.y, t.back());
   return rc == CUDNN_STATUS_SUCCESS ? "" : s.a->cudnnGetErrorString(rc);

@@ -1,7 +1,9 @@
 // cuDNN for conv2d workloads: the vendor baseline, loaded at run time (dlopen of
 // libcudnn.so.9) so that tessera neither links nor requires it; where it is absent the
-// baseline says so. The convolution runs without the workload's epilogue (cuDNN's fused
-// forms do not cover ours), which the record's conditions say. Only with CUDA.
+// baseline says so. An epilogue of bias, residual and a final relu runs fused, through
+// cudnnConvolutionBiasActivationForward (y = act(conv(x) + z + bias)); other epilogues (GELU)
+// have no fused form there, and the convolution then runs alone, which the record's
+// conditions say. Only with CUDA.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -19,8 +21,9 @@ namespace tessera::measure {
 class CudnnConv {
  public:
   /// Prepared convolution for `w` with up to 8 algorithms from cuDNN's heuristic, or nullopt
-  /// with `why` (cuDNN missing, or the shape unsupported).
-  static std::optional<CudnnConv> make(const Workload& w, std::string& why);
+  /// with `why` (cuDNN missing, or the shape unsupported). With `fuse`, the workload's epilogue
+  /// runs in the same call, or nullopt if cuDNN has no fused form of it.
+  static std::optional<CudnnConv> make(const Workload& w, std::string& why, bool fuse = false);
   CudnnConv(CudnnConv&&) noexcept;
   CudnnConv& operator=(CudnnConv&& o) noexcept {
     std::swap(s_, o.s_);
@@ -31,8 +34,12 @@ class CudnnConv {
   int algorithms() const;
   /// cuDNN's name for algorithm `i`, e.g. "IMPLICIT_PRECOMP_GEMM".
   std::string algorithm_name(int i) const;
-  /// Enqueues Y = conv(X, W) with algorithm `i`; `tensors` in the workload's order (X, W,
-  /// epilogue inputs, Y). Returns cuDNN's error text, or "" on success.
+  /// Whether launch() applies the workload's epilogue.
+  bool fused() const;
+  /// Enqueues Y = conv(X, W) (fused: with the epilogue) with algorithm `i`; `tensors` in the
+  /// workload's order (X, W, epilogue inputs, Y). Returns cuDNN's error text, or "" on success.
+  /// A fused call may fail for some algorithms (identity activation: implicit precomputed GEMM
+  /// only).
   std::string launch(int i, const std::vector<void*>& tensors, cudaStream_t stream) const;
 
  private:

@@ -180,6 +180,41 @@ TEST_F(MeasureGpu, ConvolutionsAreCheckedAndTimedBesideCudnn) {
   }
 }
 
+TEST_F(MeasureGpu, CudnnRunsTheEpilogueFusedWhereItHasTheForm) {
+  // bias + residual + relu, and bias alone (identity activation), are cuDNN's fused form: the
+  // baseline does the workload's whole work, checked against the reference by the worker, and
+  // the convolution alone is timed beside it. GELU has no fused form: the record says so.
+  Schedule s{"conv_tc", {{"block_m", 128}, {"block_n", 64}, {"block_k", 32}, {"warps_m", 2}, {"warps_n", 2},
+                         {"stages", 3}, {"vec", 8}, {"group_m", 8}, {"split_k", 1}}};
+  const char* fused[] = {"conv2d:n=1,h=56,w=56,c=64,k=256,r=1,s=1:f16:epilogue=bias+residual+relu",
+                         "conv2d:n=2,h=28,w=28,c=64,k=64,r=3,s=3,pad=1:f16:epilogue=bias"};
+  std::vector<Job> jobs;
+  for (const char* spec : fused) jobs.push_back(family_job(spec, s));
+  jobs.push_back(family_job("conv2d:n=2,h=28,w=28,c=64,k=64,r=3,s=3,pad=1:f16:epilogue=bias+gelu", s));
+  WorkerPool pool(pool_options());
+  std::vector<Measurement> out = pool.run(jobs);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const Measurement& m = out[i];
+    ASSERT_EQ(m.status, Status::kOk) << m.error;
+    const Json& vendor = m.conditions["vendor"];
+    std::printf("[ measure  ] %s: %.2f us; vendor %s\n", jobs[i].workload.key().c_str(), m.median_us, vendor.dump().c_str());
+    if (vendor.contains("none")) {
+      EXPECT_NE(vendor["none"].get<std::string>().find("cuDNN 9 not found"), std::string::npos);
+      continue;
+    }
+    ASSERT_TRUE(m.vendor_us.has_value());
+    const std::string epilogue = vendor["epilogue"].get<std::string>();
+    if (i < 2) {
+      EXPECT_EQ(epilogue, "fused by cuDNN (cudnnConvolutionBiasActivationForward)");
+      ASSERT_TRUE(vendor.contains("convolution_only_us")) << vendor.dump();
+      EXPECT_GT(vendor["convolution_only_us"].get<double>(), 0);
+    } else {
+      EXPECT_NE(epilogue.find("not run: convolution only"), std::string::npos) << epilogue;
+      EXPECT_FALSE(vendor.contains("convolution_only_us"));
+    }
+  }
+}
+
 TEST_F(MeasureGpu, RowOperatorsAreTimedBesideTheCopyAndCudnn) {
   // softmax and reduce: the copy is the baseline, cuDNN's routine is checked and timed beside it;
   // layernorm: the copy only, and the record says why cuDNN is not there.
