@@ -106,7 +106,7 @@ class GemmWgmmaFamily : public KernelFamily {
 
 std::vector<KnobDomain> wgmma_space() {
   return {{std::string(knob::kBlockM), {64, 128, 192, 256}},
-          {std::string(knob::kBlockN), {64, 128, 192, 256}},
+          {std::string(knob::kBlockN), {8, 16, 32, 64, 128, 192, 256}},
           {std::string(knob::kBlockK), {64, 32}},
           {std::string(knob::kStages), {2, 3, 4, 5, 6, 8}},
           {kConsumers, {1, 2, 3}},

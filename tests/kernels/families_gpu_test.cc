@@ -248,6 +248,17 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
     EXPECT_GE(tried, 20);
     EXPECT_EQ(passed, tried);
   }
+  // Narrow tiles (block_n 8, 16 and 32: K-major B only), filters short of a tile (n = 200, 264),
+  // stores from registers.
+  {
+    auto [tried, passed] = check_family(*make_gemm_wgmma_family(),
+                                        {"matmul:m=128,n=200,k=64,tb=1:f16:epilogue=residual+relu",
+                                         "matmul:m=384,n=3072,k=768,tb=1:f16:epilogue=bias+gelu",
+                                         "batch_matmul:b=3,m=77,n=264,k=40,tb=1:bf16:out=f32:epilogue=bias"},
+                                        6, [](const Schedule& s) { return s.get("block_n") < 64; });
+    EXPECT_GE(tried, 15);
+    EXPECT_EQ(passed, tried);
+  }
   // Split-K: partial sums of each slice, added (and the epilogue applied) by a second kernel;
   // an uneven last slice (k = 2000 is 32 steps of 64, the last one short).
   auto [tried, passed] = check_family(
@@ -296,7 +307,8 @@ TEST_F(FamiliesGpu, HopperConvMatchesReference) {
       {"split_k", [](const Schedule& s) { return s.get("split_k") > 1; }},
       {"block_k 32", [](const Schedule& s) { return s.get("block_k") == 32; }},
       {"three consumers", [](const Schedule& s) { return s.get("consumers") == 3; }},
-      {"two blocks per SM", [](const Schedule& s) { return s.find("blocks_per_sm").value_or(1) == 2; }}};
+      {"two blocks per SM", [](const Schedule& s) { return s.find("blocks_per_sm").value_or(1) == 2; }},
+      {"narrow tiles", [](const Schedule& s) { return s.get("block_n") < 64; }}};
   for (const auto& [label, keep] : variants) {
     SCOPED_TRACE(label);
     auto [t, p] = check_family(*family, all, 2, keep);
