@@ -117,10 +117,19 @@ std::vector<Schedule> roller(const kernels::KernelFamily& f, const Workload& w, 
     auto it = std::upper_bound(d.begin(), d.end(), v);
     return it == d.end() ? std::nullopt : std::optional<int64_t>(*it);
   };
+  // Blocks a tile's grid can run: its tiles times the deepest split-K among its completions
+  // (a split tile's slices are blocks too). Counting the tiles alone stopped the path at the
+  // narrowest tiles of small problems (a batch-1 14x14 convolution: 64x8 tiles fill 132 SMs,
+  // 64x16 ones do not), short of the split 64x64 tiles the model ranked best.
+  auto most_blocks = [&](const std::vector<Schedule>& c) {
+    int64_t split = 1;
+    for (const Schedule& s : c) split = std::max(split, s.find(knob::kSplitK).value_or(1));
+    return grid_blocks(f, w, c.front()) * double(split);
+  };
   while (true) {
     const Schedule& here = completions(*cur).front();
     auto [ai, step_bytes] = intensity(f, w, here);
-    double blocks_here = grid_blocks(f, w, here);
+    double blocks_here = most_blocks(completions(*cur));
     std::optional<Tile> best;
     double best_gain = 0;
     for (int axis = 0; axis < 2; ++axis) {
@@ -132,7 +141,7 @@ std::vector<Schedule> roller(const kernels::KernelFamily& f, const Workload& w, 
       tiles.insert(t);          // a neighbour: ranked by the model even if not taken
       auto [bi, bytes] = intensity(f, w, c.front());
       // Scale-out: keep at least one block per SM.
-      double blocks = grid_blocks(f, w, c.front());
+      double blocks = most_blocks(c);
       if (blocks < hw.sm_count && blocks < blocks_here) continue;
       double gain = (bi - ai) / std::max(bytes - step_bytes, 1.0);
       if (gain > best_gain) best_gain = gain, best = t;

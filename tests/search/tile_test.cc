@@ -139,20 +139,25 @@ TEST_F(Construct, ScalesUpLargeGemmsAndSplitsSkinnyOnes) {
   const std::string first = big.path.front();  // "<family> 64x64"
   EXPECT_EQ(first.substr(first.find(' ') + 1), "64x64");
   EXPECT_GE(big.candidates.front().schedule.get("block_m") * big.candidates.front().schedule.get("block_n"), 128 * 128);
-  // 512 x 512 outputs are 64 tiles of 64x64: fewer than the SMs, so no scale-up, and split-K
-  // (gemm_tc's; gemm_wgmma has none yet).
+  // 512 x 512 outputs are 64 tiles of 64x64, fewer than the SMs: the path scales up only as far
+  // as split-K refills them (gemm_tc's slices, up to 8), and the best candidate splits K.
   kernels::FamilyRegistry tc;
   tc.add(kernels::make_gemm_tc_family());
   costmodel::AnalyticModel tc_model(tc, h100_);
   Construction skinny = construct(Workload::parse("matmul:m=512,n=512,k=16384:f16"), tc, h100_, tc_model);
-  EXPECT_EQ(skinny.path.size(), 1u);
+  ASSERT_FALSE(skinny.path.empty());
+  EXPECT_EQ(skinny.path.front().substr(skinny.path.front().find(' ') + 1), "64x64");
+  EXPECT_LE(skinny.path.size(), 2u);  // 64x64 (512 blocks split 8), then at most one step (256)
   EXPECT_GT(skinny.candidates.front().schedule.get("split_k"), 1);
 }
 
 TEST_F(Construct, MatchesTheBestOfTheWholeSpaceUnderTheSameModel) {
   costmodel::AnalyticModel model(families_, h100_);
+  // The batch-1 14x14 3x3 (196 pixels): its narrowest tiles fill the SMs and wider ones do not,
+  // but split 64x64 tiles are the model's best; the path must reach them.
   for (const char* spec : {"matmul:m=4096,n=4096,k=4096:f16", "matmul:m=4096,n=768,k=3072:f16:epilogue=bias+residual",
-                           "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16"}) {
+                           "conv2d:n=32,h=56,w=56,c=64,k=64,r=3,s=3,pad=1:f16",
+                           "conv2d:n=1,h=14,w=14,c=512,k=512,r=3,s=3,pad=1:f16:epilogue=bias"}) {
     Workload w = Workload::parse(spec);
     Construction c = construct(w, families_, h100_, model);
     std::vector<Candidate> all = rank_all(w, families_, h100_, model);
