@@ -147,6 +147,11 @@ struct TilePlan {
   /// the row strips do). The pipeline stages do not hide this: the producer does it in turn.
   int64_t gather_elements = 0;
   double gather_round_trips = 0;
+  /// Kernels whose threads read their operands from global memory as they need them (no
+  /// staging; conv_direct): the 128-byte L1 lines one block's warp-wide loads touch in all,
+  /// counting a line once per load instruction that touches it (a warp whose lanes read 32
+  /// different filters touches 32 lines a load). 0: not such a kernel.
+  double l1_lines = 0;
   /// Per tensor of `modeled` (empty: all 1): the share of its modelled footprint that is distinct
   /// data in DRAM, where the view repeats a tensor (an implicit GEMM's A repeats each input
   /// pixel once per filter tap that reads it).
