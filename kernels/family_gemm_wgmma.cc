@@ -76,8 +76,9 @@ class GemmWgmmaFamily : public KernelFamily {
     const MatmulShape& m = w.matmul();
     if (m.k % 8 != 0) return "k must be a multiple of 8 (16-byte TMA row strides)";
     if (!m.trans_b && m.n % 8 != 0) return "n must be a multiple of 8 when B is [K, N] (16-byte TMA row strides)";
-    if (!m.trans_b && s.get(knob::kBlockN) % 64 != 0)
-      return "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)";
+    const int64_t bn = s.get(knob::kBlockN);
+    if (!m.trans_b && bn % 64 != 0 && bn != 32 && bn != 16)
+      return "block_n must be 16, 32 or a multiple of 64 when B is [K, N] (TMA boxes of a 32-, 64- or 128-byte swizzle)";
     const int64_t bk = s.get(knob::kBlockK);
     return check_wgmma(s, w, bk == 64 || bk == 32 ? (m.k + bk - 1) / bk : 1, hw, m.trans_b);
   }
@@ -89,13 +90,17 @@ class GemmWgmmaFamily : public KernelFamily {
     const std::string loads = "GemmLoads<In, " + std::to_string(m.k) + ", " + (m.trans_b ? "true" : "false") + ", " +
                               std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(bk) + ", " +
                               std::to_string(cluster) + ">";
-    // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes.
+    // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes (a
+    // narrow tile: one box of its 32 or 16).
     // K-major boxes are swizzled over their rows of bk elements (128 or 64 bytes).
     const int k_swizzle = static_cast<int>(bk * 2);
     TensorMapSpec a{0, w.dtype, {m.k, m.m, m.batch}, {m.k * 2, m.m * m.k * 2}, {bk, bm, 1}, k_swizzle};
     // With a cluster each block loads 1 / cluster of B's tile and multicasts it.
+    // A [K, N] B: boxes of 64 columns (128-byte rows), or one box of a narrow tile's 32 or 16.
+    const int64_t box_n = std::min<int64_t>(bn, 64);
     TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {bk, bn / cluster, 1}, k_swizzle}
-                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {64, bk / cluster, 1}, 128};
+                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {box_n, bk / cluster, 1},
+                                                static_cast<int>(box_n * 2)};
     return emit_wgmma(w, s, "tessera_gemm_wgmma", "gemm_wgmma.cuh", w.key(), "", loads, {a, b});
   }
 

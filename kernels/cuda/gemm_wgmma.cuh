@@ -193,7 +193,8 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 
 /// The GEMM's operand loads: per k step, A's BM x BK tile of [BATCH][M][K] and B's tile of
 /// [BATCH][N][K] (TRANS_B: BN rows of BK k, K-major like A) or of [BATCH][K][N] (BN / 64 boxes
-/// of BK k rows of 64 columns), through the tensor maps. With a cluster each block loads its
+/// of BK k rows of 64 columns; a narrow tile of 32 or 16 columns is one box, its rows 64- or
+/// 32-byte swizzled), through the tensor maps. With a cluster each block loads its
 /// share of B's tile (BN / CLUSTER rows of a K-major B, BK / CLUSTER k rows of each box of a
 /// [K, N] B) and multicasts it into the same slot of every block.
 ///
@@ -212,7 +213,9 @@ struct GemmLoads {
   static constexpr bool kGather = false;
   static constexpr int kStepThreads = 0;  // the whole producer warpgroup fills each step
   static constexpr unsigned kTmaBytes = (BM + BN) * BK * 2;  // A, and all of B whoever loads it
-  static_assert(TRANS_B || BN % 64 == 0, "tile shape");
+  // [K, N] B: a row of a box spans the swizzle (64 columns: 128 bytes, 32: 64, 16: 32).
+  static constexpr int kBoxN = TRANS_B || BN >= 64 ? 64 : BN;
+  static_assert(TRANS_B || BN % 64 == 0 || BN == 32 || BN == 16, "tile shape");
   static_assert(CLUSTER == 1 || (CLUSTER == 2 && (BN / 2) % 8 == 0), "cluster shape");
 
   __device__ static constexpr unsigned tma_bytes(int) { return kTmaBytes; }
@@ -227,24 +230,25 @@ struct GemmLoads {
         wgmma::load_multicast(sb + rank * (BN / CLUSTER) * BK, &map_b, bar, kt * BK, n0 + rank * (BN / CLUSTER), b, kAll);
       } else {
 #pragma unroll
-        for (int j = 0; j < BN / 64; ++j)
-          wgmma::load_multicast(sb + j * 64 * BK + rank * (BK / CLUSTER) * 64, &map_b, bar, n0 + j * 64,
+        for (int j = 0; j < BN / kBoxN; ++j)
+          wgmma::load_multicast(sb + j * kBoxN * BK + rank * (BK / CLUSTER) * kBoxN, &map_b, bar, n0 + j * kBoxN,
                                 kt * BK + rank * (BK / CLUSTER), b, kAll);
       }
     } else if constexpr (TRANS_B) {
       wgmma::load(sb, &map_b, bar, kt * BK, n0, b);
-    } else {  // [K, N]: boxes of 64 columns x BK k rows, one after another
+    } else {  // [K, N]: boxes of 64 (or BN) columns x BK k rows, one after another
 #pragma unroll
-      for (int j = 0; j < BN / 64; ++j) wgmma::load(sb + j * 64 * BK, &map_b, bar, n0 + j * 64, kt * BK, b);
+      for (int j = 0; j < BN / kBoxN; ++j) wgmma::load(sb + j * kBoxN * BK, &map_b, bar, n0 + j * kBoxN, kt * BK, b);
     }
   }
   // K-major B (trans_b): rows of BK k (BK * 2 bytes, swizzled over that span), the k16 step 32
-  // bytes into each, 8-row groups 16 * BK bytes apart. [K, N] B: 16 k rows of 64 columns per
-  // step (128-byte swizzle); 64-column blocks 128 * BK bytes apart (leading), 8-row groups 1 KB
-  // apart.
+  // bytes into each, 8-row groups 16 * BK bytes apart. [K, N] B: 16 k rows of kBoxN columns per
+  // step (swizzled over a row's kBoxN * 2 bytes); kBoxN-column blocks kBoxN * BK * 2 bytes apart
+  // (leading), 8-row groups 8 rows apart.
   __device__ static unsigned long long desc_a(const In* at, int row, int kk) { return wgmma::desc_kmajor<BK>(at, row, kk); }
   __device__ static unsigned long long desc_b(const In* bt, int kk) {
-    return TRANS_B ? wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK) : wgmma::desc<128>(bt + kk * 16 * 64, 64 * BK * 2, 1024);
+    if constexpr (TRANS_B) return wgmma::desc<BK * 2>(bt + kk * 16, 16, 16 * BK);
+    return wgmma::desc<kBoxN * 2>(bt + kk * 16 * kBoxN, kBoxN * BK * 2, 8 * kBoxN * 2);
   }
 };
 

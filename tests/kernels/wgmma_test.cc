@@ -53,7 +53,11 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
             "n must be a multiple of 8 when B is [K, N] (16-byte TMA row strides)");
   EXPECT_FALSE(f->validate(wgmma(128, 128, 4, 2), Workload::parse("matmul:m=64,n=60,k=64,tb=1:f16"), h100).has_value());
   EXPECT_EQ(f->validate(wgmma(128, 200, 4, 2), big, h100).value_or(""),
-            "block_n must be a multiple of 64 when B is [K, N] (64-column TMA boxes)");
+            "block_n must be 16, 32 or a multiple of 64 when B is [K, N] (TMA boxes of a 32-, 64- or 128-byte swizzle)");
+  EXPECT_EQ(f->validate(wgmma(128, 8, 4, 2), big, h100).value_or(""),
+            "block_n must be 16, 32 or a multiple of 64 when B is [K, N] (TMA boxes of a 32-, 64- or 128-byte swizzle)");
+  EXPECT_FALSE(f->validate(wgmma(128, 16, 4, 2), big, h100).has_value());  // one box of 32-byte rows
+  EXPECT_FALSE(f->validate(wgmma(128, 8, 4, 2), Workload::parse("matmul:m=64,n=64,k=64,tb=1:f16"), h100).has_value());
   // The TMA-store epilogue stages a BM x BN tile: 4 stages of 128x256 no longer fit with it.
   EXPECT_FALSE(f->validate(wgmma(128, 256, 3, 2, 8, 1), big, h100).has_value());
   EXPECT_EQ(f->validate(wgmma(128, 256, 4, 2, 8, 1), big, h100).value_or(""), "shared memory 263264 B exceeds 232448 B");

@@ -136,8 +136,8 @@ TEST_F(Construct, ScalesUpLargeGemmsAndSplitsSkinnyOnes) {
   costmodel::AnalyticModel model(families_, h100_);
   Construction big = construct(Workload::parse("matmul:m=8192,n=8192,k=8192:f16"), families_, h100_, model);
   ASSERT_GE(big.path.size(), 3u);  // from the smallest aligned tile upwards
-  const std::string first = big.path.front();  // "<family> 64x64"
-  EXPECT_EQ(first.substr(first.find(' ') + 1), "64x64");
+  const std::string first = big.path.front();  // "<family> 64x16": the narrowest [K, N] B box
+  EXPECT_EQ(first.substr(first.find(' ') + 1), "64x16");
   EXPECT_GE(big.candidates.front().schedule.get("block_m") * big.candidates.front().schedule.get("block_n"), 128 * 128);
   // 512 x 512 outputs are 64 tiles of 64x64, fewer than the SMs: the path scales up only as far
   // as split-K refills them (gemm_tc's slices, up to 8), and the best candidate splits K.
