@@ -22,20 +22,19 @@ struct Tile {
 // for each combination of the other knobs only the first valid value of "vec" in the
 // family's order (the widest aligned load).
 std::vector<Schedule> complete(const kernels::KernelFamily& f, const Workload& w, const HardwareSpec& hw,
-                               const std::vector<kernels::KnobDomain>& domains, Tile t) {
+                               std::vector<kernels::KnobDomain> domains, Tile t) {
+  // The tile's own values only: the other tiles' combinations are never built.
+  for (kernels::KnobDomain& d : domains) {
+    if (d.name == knob::kBlockM) d.values = {t.bm};
+    if (d.name == knob::kBlockN) d.values = {t.bn};
+  }
   std::vector<Schedule> out;
   std::vector<size_t> index(domains.size(), 0);
   std::set<std::string> seen;  // schedules without their vec
   while (true) {
     Schedule s{std::string(f.name()), {}};
-    bool tile_ok = true;
-    for (size_t i = 0; i < domains.size(); ++i) {
-      int64_t v = domains[i].values[index[i]];
-      if (domains[i].name == knob::kBlockM && v != t.bm) tile_ok = false;
-      if (domains[i].name == knob::kBlockN && v != t.bn) tile_ok = false;
-      s.knobs.emplace_back(domains[i].name, v);
-    }
-    if (tile_ok && !f.validate(s, w, hw)) {
+    for (size_t i = 0; i < domains.size(); ++i) s.knobs.emplace_back(domains[i].name, domains[i].values[index[i]]);
+    if (!f.validate(s, w, hw)) {
       std::string without_vec;
       for (const auto& [name, value] : s.knobs)
         if (name != "vec") without_vec += name + "=" + std::to_string(value) + ",";
