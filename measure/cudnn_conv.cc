@@ -24,16 +24,10 @@ const char* algo_name(cudnnConvolutionFwdAlgo_t a) {
   }
 }
 
-// Where the epilogue's inputs lie among the workload's tensors, if cuDNN's fused form
-// (act(conv + z + bias), act relu or identity) expresses it: bias and residual at most once
-// each, a relu only last, no GELU.
-struct FusedEpilogue {
-  int bias = -1, residual = -1;  // tensor indices, or -1
-  bool relu = false;
-};
+}  // namespace
 
-std::optional<FusedEpilogue> fused_form(const std::vector<EpilogueOp>& ops) {
-  FusedEpilogue f;
+std::optional<CudnnFusedEpilogue> cudnn_fused_epilogue(const std::vector<EpilogueOp>& ops) {
+  CudnnFusedEpilogue f;
   int next = 2;  // after X and W
   for (size_t i = 0; i < ops.size(); ++i) {
     switch (ops[i]) {
@@ -55,8 +49,6 @@ std::optional<FusedEpilogue> fused_form(const std::vector<EpilogueOp>& ops) {
   return f;
 }
 
-}  // namespace
-
 struct CudnnConv::State {
   const CudnnApi* a = nullptr;
   cudnnHandle_t handle = nullptr;
@@ -68,7 +60,7 @@ struct CudnnConv::State {
   size_t workspace_bytes = 0;
   // Fused epilogue: its form, the bias's descriptor ([1, K, 1, 1]), the activation, and K zeros
   // where the epilogue has no bias (the call needs one).
-  std::optional<FusedEpilogue> fused;
+  std::optional<CudnnFusedEpilogue> fused;
   cudnnTensorDescriptor_t bias = nullptr;
   cudnnActivationDescriptor_t act = nullptr;
   void* zero_bias = nullptr;
@@ -150,7 +142,7 @@ std::optional<CudnnConv> CudnnConv::make(const Workload& w, std::string& why, bo
     return std::nullopt;
   }
   if (fuse) {
-    s.fused = fused_form(w.epilogue);
+    s.fused = cudnn_fused_epilogue(w.epilogue);
     if (!s.fused) {
       why = "cuDNN has no fused form of this epilogue";
       return std::nullopt;
@@ -186,7 +178,7 @@ std::string CudnnConv::launch(int i, const std::vector<void*>& t, cudaStream_t s
   const cudnnConvolutionFwdAlgoPerf_t& p = s.algos[static_cast<size_t>(i)];
   if (s.fused) {
     // y = act(alpha1 * conv(x) + alpha2 * z + bias); without a residual z is y itself, scaled by 0.
-    const FusedEpilogue& f = *s.fused;
+    const CudnnFusedEpilogue& f = *s.fused;
     float alpha2 = f.residual >= 0 ? 1.0f : 0.0f;
     const void* z = f.residual >= 0 ? t[static_cast<size_t>(f.residual)] : t.back();
     const void* bias = f.bias >= 0 ? t[static_cast<size_t>(f.bias)] : s.zero_bias;

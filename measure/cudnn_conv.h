@@ -18,6 +18,15 @@
 
 namespace tessera::measure {
 
+/// Where a conv2d epilogue's inputs lie among the workload's tensors (X, W, epilogue inputs, Y)
+/// when cuDNN's fused form y = act(conv(x) + z + bias), act relu or identity, expresses it: a
+/// bias and a residual at most once each, a relu only last, no GELU; nullopt otherwise.
+struct CudnnFusedEpilogue {
+  int bias = -1, residual = -1;  ///< tensor indices, or -1
+  bool relu = false;
+};
+std::optional<CudnnFusedEpilogue> cudnn_fused_epilogue(const std::vector<EpilogueOp>& ops);
+
 class CudnnConv {
  public:
   /// Prepared convolution for `w` with up to 8 algorithms from cuDNN's heuristic, or nullopt
