@@ -115,14 +115,14 @@ class ConvDirectFamily : public KernelFamily {
     return out;
   }
 
-  // Each thread computes vec_k output channels of one output pixel straight from global
-  // memory (no shared-memory staging): a block covers `threads` such pieces along q and k.
   // Distinct channel blocks among a warp's lanes: NHWC lanes take consecutive ones (up to
   // K / vec_k of them), NCHW lanes consecutive pixels of one.
   static int64_t nhwc_lanes(const Conv2dShape& c, int64_t vk) {
     return c.layout == Layout::kNHWC ? std::clamp<int64_t>(c.k / vk, 1, 32) : 1;
   }
 
+  // Each thread computes vec_k output channels of one output pixel straight from global
+  // memory (no shared-memory staging): a block covers `threads` such pieces along q and k.
   TilePlan tile_plan(const Workload& w, const Schedule& s) const override {
     const Conv2dShape& c = w.conv2d();
     int64_t threads = s.get("threads"), vk = s.get("vec_k");

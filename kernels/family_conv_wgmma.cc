@@ -115,7 +115,10 @@ int64_t strip_entries(const Conv2dShape& c, int64_t bm, int64_t bk) { return c.s
 // fewest whose threads hold at most 48 registers of them; as many groups of those as divide the
 // ring fill slots at once.
 struct StripProducer {
-  int64_t words = 1, per_thread = 0, groups = 1;  // a pixel's loads, a thread's pixels, groups
+  int64_t words = 1;         // a pixel's loads
+  int64_t step_threads = 32;  // the threads that load a step (StripLoads' STEP_THREADS)
+  int64_t per_thread = 0;    // a thread's pixels
+  int64_t groups = 1;        // groups of step_threads that fill slots at once
 };
 StripProducer strip_producer(const Conv2dShape& c, int64_t bm, int64_t bk, int64_t stages) {
   StripProducer sp;
@@ -123,10 +126,9 @@ StripProducer strip_producer(const Conv2dShape& c, int64_t bm, int64_t bk, int64
   const int64_t word_bytes = pixel_bytes % 8 == 0 ? 8 : pixel_bytes % 4 == 0 ? 4 : 2;
   sp.words = pixel_bytes / word_bytes;
   const int64_t registers = sp.words * (word_bytes == 8 ? 2 : 1);  // a pixel's
-  int64_t step_threads = 32;
-  while (step_threads < 128 && (entries + step_threads - 1) / step_threads * registers > 48) step_threads *= 2;
-  sp.per_thread = (entries + step_threads - 1) / step_threads;
-  sp.groups = 128 / step_threads;
+  while (sp.step_threads < 128 && (entries + sp.step_threads - 1) / sp.step_threads * registers > 48) sp.step_threads *= 2;
+  sp.per_thread = (entries + sp.step_threads - 1) / sp.step_threads;
+  sp.groups = 128 / sp.step_threads;
   while (sp.groups > 1 && stages % sp.groups != 0) sp.groups /= 2;
   return sp;
 }
@@ -350,7 +352,8 @@ class ConvWgmmaFamily : public KernelFamily {
         std::to_string(po.filters_offset) + "));\n}\n";
     const std::string loads =
         strips ? "StripLoads<In, " + list({c.c, c.h, c.w, c.out_h(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
-                                           c.dilation_h, bm, bn, bk}) + ">"
+                                           c.dilation_h, bm, bn, bk,
+                                           strip_producer(c, bm, bk, s.get(knob::kStages)).step_threads}) + ">"
                : "TapLoads<In, " + list({c.h, c.w, c.out_h(), c.out_w(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
                                          c.dilation_h, c.dilation_w, bm, bn, bk, view.matmul().m}) + ">";
     // B by TMA from the padded filters; A gathered from the padded input at the workspace's start

@@ -257,6 +257,12 @@ class Worker {
     Json notes = Json::object();
     std::optional<LtMatmul> lt;
     std::optional<CudnnConv> dnn;
+    // The algorithms, launch and names of a cuDNN convolution (fused, or the convolution alone).
+    auto use_cudnn = [&](const CudnnConv& c) {
+      algorithms = c.algorithms();
+      launch = [&c](int a, const std::vector<void*>& ts) { return c.launch(a, ts, nullptr); };
+      algorithm_name = [&c](int a) { return c.algorithm_name(a); };
+    };
     std::optional<DeviceBuffer> copy_src, copy_dst;
     std::unique_ptr<LoadedPlan> copy_kernel;
     size_t copy_bytes = 0;
@@ -276,9 +282,7 @@ class Worker {
       if (!dnn) dnn = CudnnConv::make(w, why);
       if (dnn) {
         library = "cuDNN";
-        algorithms = dnn->algorithms();
-        launch = [&](int a, const std::vector<void*>& t) { return dnn->launch(a, t, nullptr); };
-        algorithm_name = [&](int a) { return dnn->algorithm_name(a); };
+        use_cudnn(*dnn);
         notes["epilogue"] = w.epilogue.empty() ? "none"
                             : dnn->fused() ? "fused by cuDNN (cudnnConvolutionBiasActivationForward)"
                                            : "not run: convolution only (less work than the workload; " + unfused + ")";
@@ -356,9 +360,7 @@ class Worker {
       const double fused_us = best_us, fused_heuristic_us = heuristic_us;
       std::optional<CudnnConv> alone = CudnnConv::make(w, why);
       if (alone) {
-        launch = [&](int a, const std::vector<void*>& ts) { return alone->launch(a, ts, nullptr); };
-        algorithm_name = [&](int a) { return alone->algorithm_name(a); };
-        algorithms = alone->algorithms();
+        use_cudnn(*alone);
         choose();
         if (best >= 0) notes["convolution_only_us"] = best_us;
       }
@@ -367,14 +369,9 @@ class Worker {
         notes.erase("convolution_only_us");
         if (!alone) best = -1;
         dnn = std::move(alone);
-        if (dnn) {
-          launch = [&](int a, const std::vector<void*>& ts) { return dnn->launch(a, ts, nullptr); };
-          algorithm_name = [&](int a) { return dnn->algorithm_name(a); };
-        }
+        if (dnn) use_cudnn(*dnn);
       } else {
-        algorithms = dnn->algorithms();
-        launch = [&](int a, const std::vector<void*>& ts) { return dnn->launch(a, ts, nullptr); };
-        algorithm_name = [&](int a) { return dnn->algorithm_name(a); };
+        use_cudnn(*dnn);
         best = fused_best, best_us = fused_us, heuristic_us = fused_heuristic_us;
       }
     }

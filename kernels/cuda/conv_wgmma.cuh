@@ -326,13 +326,15 @@ struct WordOf<2> {
 /// them, and stores it as 16-byte pixels of 8 channels (the last 8 - C zeros) instead of BK / 8
 /// pixels for every row; the consumers' matrix descriptors read it in place: the core matrix of
 /// rows 8i.. and tap s starts at E_{s % SW}[8i + s / SW], and the k16 step's second tap lies a
-/// fixed offset after its first (SW of 1, 2 or 4). A step's strip is loaded by kStepThreads of
+/// fixed offset after its first (SW of 1, 2 or 4). A step's strip is loaded by STEP_THREADS of
 /// the producer's threads (a warp, two or the four: the fewest that hold it in 48 registers a
-/// thread; more spill under the gathering producer's 120), so the warpgroup's groups load
-/// several steps at once (gemm_wgmma's produce_split). B: the padded filters as
+/// thread, more spill under the gathering producer's 120; the family chooses them, as its cost
+/// model counts them), so the warpgroup's groups load several steps at once (gemm_wgmma's
+/// produce_split). B: the padded filters as
 /// [K][R * kChunks * BK / 8][8], one BN x BK TMA box per step. The input must be aligned to its
 /// words (8 bytes for C = 4).
-template <class In, int C, int H, int W, int P, int R, int S, int SH, int SW, int PH, int PW, int DH, int BM, int BN, int BK>
+template <class In, int C, int H, int W, int P, int R, int S, int SH, int SW, int PH, int PW, int DH, int BM, int BN, int BK,
+          int STEP_THREADS>
 struct StripLoads {
   static constexpr int kTapsPerStep = BK / 8;
   static constexpr int kChunks = (S + kTapsPerStep - 1) / kTapsPerStep;
@@ -345,9 +347,8 @@ struct StripLoads {
   static constexpr int kWordBytes = kPixelBytes % 8 == 0 ? 8 : kPixelBytes % 4 == 0 ? 4 : 2;
   static constexpr int kWords = kPixelBytes / kWordBytes;
   static constexpr int kRegisters = kWords * (kWordBytes == 8 ? 2 : 1);  // a pixel's
-  static constexpr int kStepThreads = (kVectors + 31) / 32 * kRegisters <= 48   ? 32
-                                      : (kVectors + 63) / 64 * kRegisters <= 48 ? 64
-                                                                                 : 128;
+  static constexpr int kStepThreads = STEP_THREADS;
+  static_assert(STEP_THREADS == 32 || STEP_THREADS == 64 || STEP_THREADS == 128, "a warp, two or the four a step");
   static constexpr int kPerThread = (kVectors + kStepThreads - 1) / kStepThreads;
   using Word = typename WordOf<kWordBytes>::type;
   static_assert(C >= 1 && C < 8, "fewer than 8 channels");

@@ -281,7 +281,8 @@ TEST(ConvWgmma, RowStripsRunTheStemBatchedByOutputRow) {
   ASSERT_EQ(src.before.size(), 1u);
   EXPECT_EQ(src.before[0].entry, "tessera_conv_wgmma_pad");
   EXPECT_NE(src.source.find("conv::pad_channels<In, 3, 0, 64, 7, 7, 8, 56>"), std::string::npos);
-  EXPECT_NE(src.source.find("StripLoads<In, 3, 224, 224, 112, 7, 7, 2, 2, 3, 3, 1, 128, 64, 64>"), std::string::npos);
+  // A step's strip, 2 x 131 pixels of three 2-byte words, by one warp (9 pixels a thread).
+  EXPECT_NE(src.source.find("StripLoads<In, 3, 224, 224, 112, 7, 7, 2, 2, 3, 3, 1, 128, 64, 64, 32>"), std::string::npos);
   // The GEMM is batched by output row: 32 x 112 rows of 112 columns; its output map clips the
   // tiles' rows past 112.
   EXPECT_NE(src.source.find("gemm_wgmma<In, Out, 112, 64, 3584, 128, 64, 64,"), std::string::npos);
