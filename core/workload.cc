@@ -2,13 +2,24 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cmath>
 #include <optional>
+#include <system_error>
 #include <utility>
 
 #include "core/error.h"
 #include "core/hash.h"
 
 namespace tessera {
+
+std::string number_text(double v) {
+  char buf[64];
+  auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  TESSERA_CHECK(ec == std::errc(), "formatting a number");
+  return std::string(buf, ptr);
+}
+
 namespace {
 
 constexpr int64_t kMaxExtent = (int64_t{1} << 31) - 1;
@@ -135,6 +146,16 @@ Enum parse_enum(const ParamBag& bag, std::string_view text, const std::array<Enu
            join_names(values, name, ", ") + ")");
 }
 
+// A layernorm epsilon: a finite number in (0, 1), as ONNX models give it (1e-5, 1e-6, 1e-12).
+double parse_epsilon(const ParamBag& bag, const std::string& text) {
+  double value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || !std::isfinite(value) || value <= 0 || value >= 1)
+    bag.fail("eps must be a number between 0 and 1, exclusive (got '" + text + "')");
+  return value;
+}
+
 std::string pair_text(int64_t a, int64_t b) {
   return a == b ? std::to_string(a) : std::to_string(a) + "x" + std::to_string(b);
 }
@@ -213,7 +234,12 @@ Workload build(OpKind kind, DType dtype, ParamBag& params, ParamBag& options) {
       RowShape s;
       s.rows = params.extent("rows");
       s.cols = params.extent("cols");
-      params.finish(kind_name, "rows, cols");
+      if (kind == OpKind::kLayernorm) {
+        if (auto eps = params.take("eps")) s.epsilon = parse_epsilon(params, *eps);
+        params.finish(kind_name, "rows, cols, eps");
+      } else {
+        params.finish(kind_name, "rows, cols");
+      }
       w.shape = s;
       break;
     }
@@ -520,7 +546,8 @@ Workload Workload::from_json(const Json& j) {
     if (value.is_string()) text = value.get<std::string>();
     else if (value.is_boolean()) text = value.get<bool>() ? "1" : "0";
     else if (value.is_number_integer()) text = std::to_string(value.get<int64_t>());
-    else params.fail("field \"" + key + "\" must be a string or an integer");
+    else if (value.is_number_float()) text = number_text(value.get<double>());
+    else params.fail("field \"" + key + "\" must be a string or a number");
     if (key == "kind") kind = parse_kind(params, text);
     else if (key == "dtype") {
       try {
@@ -580,6 +607,7 @@ void visit_params(const Workload& w, Emit&& emit) {
     case OpKind::kLayernorm:
       emit("rows", w.rows().rows);
       emit("cols", w.rows().cols);
+      if (w.rows().epsilon != kDefaultLayernormEpsilon) emit("eps", number_text(w.rows().epsilon));
       break;
     case OpKind::kReduce:
       emit("op", std::string(reduce_op_name(w.reduce().op)));

@@ -41,6 +41,9 @@ enum class EltwiseOp { kAdd, kSub, kMul, kDiv, kMax, kMin, kRelu, kGelu, kSigmoi
 /// Activation tensor layout of conv2d.
 enum class Layout { kNHWC, kNCHW };
 
+/// Layernorm's epsilon when a spec gives none (ONNX LayerNormalization's default).
+inline constexpr double kDefaultLayernormEpsilon = 1e-5;
+
 /// C[b, m, n] = A[b, m, k] * B[b, k, n] (batch = 1 for plain matmul).
 struct MatmulShape {
   int64_t batch = 1;     ///< number of independent products (batch_matmul's b)
@@ -67,6 +70,9 @@ struct Conv2dShape {
 /// Softmax or layernorm over the last axis of a [rows, cols] tensor.
 struct RowShape {
   int64_t rows = 0, cols = 0;
+  /// Layernorm: y = (x - mean) / sqrt(var + epsilon) * gamma + beta. ONNX's default; models
+  /// differ (BERT 1e-12, ViT 1e-6), and the spec keeps any other as `eps=`.
+  double epsilon = kDefaultLayernormEpsilon;
   bool operator==(const RowShape&) const = default;
 };
 
@@ -115,6 +121,8 @@ struct Workload {
   bool operator==(const Workload&) const = default;
 };
 
+/// The shortest text that reads back as exactly `v` (a spec's numbers, such as layernorm's eps).
+std::string number_text(double v);
 std::string_view op_kind_name(OpKind k);
 /// What a measurement of kind `k` is timed beside (Measurement::vendor_us): "cuBLASLt" for
 /// matmul and batch_matmul, "cuDNN" for conv2d, "copy" for the memory-bound kinds (a

@@ -119,7 +119,15 @@ std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype
       if (axis != -1 && axis != static_cast<int64_t>(y.size()) - 1) break;
       std::ostringstream s;
       s << (n.op == OpType::kSoftmax ? "softmax" : "layernorm") << ":rows=" << product(y, 0, y.size() - 1)
-        << ",cols=" << y.back() << ":" << dt;
+        << ",cols=" << y.back();
+      if (n.op == OpType::kLayerNormalization) {
+        // The model's epsilon, as the kernel must compute it (BERT's 1e-12, ViT's 1e-6); one
+        // outside the kernels' range leaves the operator to the memory-bound estimate.
+        const double eps = n.attr_float("epsilon", kDefaultLayernormEpsilon);
+        if (!(eps > 0 && eps < 1)) break;
+        if (eps != kDefaultLayernormEpsilon) s << ",eps=" << number_text(eps);
+      }
+      s << ":" << dt;
       spec = s.str();
       break;
     }

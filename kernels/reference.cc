@@ -325,7 +325,7 @@ HostTensor reference(const Workload& w, std::span<const HostTensor> inputs) {
     case OpKind::kBatchMatmul: return matmul(w, inputs);
     case OpKind::kConv2d: return conv2d(w, inputs);
     case OpKind::kSoftmax: return softmax(inputs[0], w.rows().rows, w.rows().cols);
-    case OpKind::kLayernorm: return layernorm_reference(inputs[0], inputs[1], inputs[2], kLayernormEpsilon);
+    case OpKind::kLayernorm: return layernorm_reference(inputs[0], inputs[1], inputs[2], w.rows().epsilon);
     case OpKind::kReduce: return reduce(w.reduce(), inputs[0]);
     case OpKind::kElementwise: return elementwise(w.elementwise(), inputs);
   }

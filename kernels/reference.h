@@ -4,7 +4,7 @@
 //
 // Conventions the GPU kernels follow too: GELU is the exact erf form
 // 0.5 * x * (1 + erf(x / sqrt(2))); layernorm uses the population variance and
-// epsilon kLayernormEpsilon; epilogue steps apply in the order the workload lists them.
+// the workload's epsilon; epilogue steps apply in the order the workload lists them.
 #pragma once
 
 #include <cstdint>
@@ -21,9 +21,6 @@ struct HostTensor {
   std::vector<float> data;     ///< product(shape) values, row-major
   int64_t elements() const;
 };
-
-/// Layernorm's epsilon in Tessera's workloads.
-inline constexpr double kLayernormEpsilon = 1e-5;
 
 /// `v` rounded to the nearest value of `dtype` (round to nearest even; f32: unchanged).
 float round_to(DType dtype, float v);

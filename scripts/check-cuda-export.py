@@ -75,7 +75,8 @@ def problem(key):
         if kind == "softmax":
             return [X, out], torch.softmax(X.float(), -1), dtype
         gamma, beta = g(cols), g(cols)
-        return [X, gamma, beta, out], F.layer_norm(X.float(), (cols,), gamma.float(), beta.float(), 1e-5), dtype
+        eps = float(kv.get("eps", "1e-5"))  # the key's epsilon, ONNX's default when it has none
+        return [X, gamma, beta, out], F.layer_norm(X.float(), (cols,), gamma.float(), beta.float(), eps), dtype
     return None
 
 

@@ -58,6 +58,16 @@ TEST(Workload, ParsesEveryKind) {
   EXPECT_EQ(dil.conv2d().out_h(), 6);
   EXPECT_EQ(Workload::parse("softmax:rows=16384,cols=4096:f16").rows().cols, 4096);
   EXPECT_EQ(Workload::parse("layernorm:rows=4096,cols=768:bf16").rows().rows, 4096);
+  // Layernorm's epsilon: ONNX's 1e-5 unless the spec says (BERT's 1e-12); the key keeps it
+  // only when it differs, so records from before it existed keep their keys.
+  EXPECT_EQ(Workload::parse("layernorm:rows=4096,cols=768:bf16").rows().epsilon, 1e-5);
+  EXPECT_EQ(Workload::parse("layernorm:rows=4096,cols=768,eps=1e-12:f16").rows().epsilon, 1e-12);
+  EXPECT_EQ(Workload::parse("layernorm:rows=4096,cols=768,eps=0.00001:f16").key(), "layernorm:rows=4096,cols=768:f16");
+  EXPECT_EQ(Workload::parse("layernorm:rows=4096,cols=768,eps=9.999999960041972e-13:f16").key(),
+            "layernorm:rows=4096,cols=768,eps=9.999999960041972e-13:f16");  // an f32 attribute's 1e-12, exactly
+  EXPECT_NE(Workload::parse("layernorm:rows=8,cols=8,eps=1e-6:f16"), Workload::parse("layernorm:rows=8,cols=8:f16"));
+  EXPECT_EQ(Workload::from_json(Json{{"kind", "layernorm"}, {"rows", 8}, {"cols", 8}, {"eps", 1e-6}, {"dtype", "f16"}}).key(),
+            "layernorm:rows=8,cols=8,eps=1e-06:f16");
   Workload red = Workload::parse("reduce:op=mean,rows=65536,cols=1024:f32");
   EXPECT_EQ(red.reduce().op, ReduceOp::kMean);
   Workload ew = Workload::parse("elementwise:ops=add+relu,n=1048576:f16");
@@ -80,6 +90,7 @@ const char* kRoundTripSpecs[] = {
     "conv2d:n=32,h=56,w=56,c=144,k=144,r=3,s=3,pad=1,groups=144:f16",
     "softmax:rows=16384,cols=4096:f16",
     "layernorm:rows=4096,cols=768:bf16:out=f32",
+    "layernorm:rows=4096,cols=768,eps=1e-12:f16",
     "reduce:op=max,rows=262144,cols=49:f32",
     "elementwise:ops=mul+add+gelu+tanh,n=1000:f16",
 };
@@ -147,6 +158,13 @@ const BadSpec kBadSpecs[] = {
     {"elementwise:ops=add+foo,n=1:f16", "unknown elementwise op 'foo'"},
     {"elementwise:n=4:f16", "missing parameter 'ops'"},
     {"softmax:rows=4:f16", "missing parameter 'cols'"},
+    {"softmax:rows=4,cols=8,eps=1e-6:f16", "unknown parameter 'eps' for softmax (valid: rows, cols)"},
+    {"layernorm:rows=4,cols=8,eps=0:f16", "eps must be a number between 0 and 1, exclusive (got '0')"},
+    {"layernorm:rows=4,cols=8,eps=1:f16", "eps must be a number between 0 and 1, exclusive (got '1')"},
+    {"layernorm:rows=4,cols=8,eps=-1e-5:f16", "eps must be a number between 0 and 1, exclusive"},
+    {"layernorm:rows=4,cols=8,eps=nan:f16", "eps must be a number between 0 and 1, exclusive"},
+    {"layernorm:rows=4,cols=8,eps=1e-5x:f16", "eps must be a number between 0 and 1, exclusive"},
+    {"layernorm:rows=4,cols=8,eps=:f16", "eps must be a number between 0 and 1, exclusive"},
 };
 
 TEST(Workload, RejectsMalformedSpecsWithAClearMessage) {
@@ -178,7 +196,10 @@ TEST(Workload, RejectsMalformedJson) {
   EXPECT_NE(message(Json{{"kind", "matmul"}, {"m", 1}, {"n", 1}, {"k", 1}}).find("missing field \"dtype\""),
             std::string::npos);
   EXPECT_NE(message(Json{{"kind", "matmul"}, {"m", 1.5}, {"n", 1}, {"k", 1}, {"dtype", "f16"}})
-                .find("field \"m\" must be a string or an integer"),
+                .find("m must be a positive integer (got '1.5')"),
+            std::string::npos);
+  EXPECT_NE(message(Json{{"kind", "matmul"}, {"m", Json::array()}, {"n", 1}, {"k", 1}, {"dtype", "f16"}})
+                .find("field \"m\" must be a string or a number"),
             std::string::npos);
   std::string zero = message(Json{{"kind", "matmul"}, {"m", 0}, {"n", 1}, {"k", 1}, {"dtype", "f16"}});
   EXPECT_EQ(zero.rfind("invalid workload JSON {", 0), 0u) << zero;

@@ -136,6 +136,23 @@ TEST_F(GraphSearch, MeasuredCostsRescaleTheModelsEstimates) {
   EXPECT_NEAR(c.time_us, 2 * model.cost(fused, fused.node(fused_node)).time_us, 1e-6);
 }
 
+// A LayerNormalization maps to a layernorm workload with the model's epsilon (BERT's 1e-12 as
+// its f32 attribute holds it); ONNX's default leaves the key as it was.
+TEST_F(GraphSearch, LayernormWorkloadsKeepTheModelsEpsilon) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {2, 128, 768});
+  ValueId gamma = g.add_constant("gamma", Tensor::floats({768}, std::vector<float>(768, 1.0f)));
+  ValueId beta = g.add_constant("beta", Tensor::floats({768}, std::vector<float>(768, 0.0f)));
+  ValueId y = g.add_node(OpType::kLayerNormalization, {x, gamma, beta}, {{"epsilon", double(1e-12f)}})[0];
+  ValueId z = g.add_node(OpType::kLayerNormalization, {y, gamma, beta})[0];
+  g.add_output(z);
+  const std::optional<Workload> bert = node_workload(g, g.node(g.value(y).producer), DType::kF16);
+  ASSERT_TRUE(bert.has_value());
+  EXPECT_EQ(bert->rows().epsilon, double(1e-12f));
+  EXPECT_EQ(bert->key(), "layernorm:rows=256,cols=768,eps=9.999999960041972e-13:f16");
+  EXPECT_EQ(node_workload(g, g.node(g.value(z).producer), DType::kF16)->key(), "layernorm:rows=256,cols=768:f16");
+}
+
 // `tune --model` tunes the workloads of the graphs a search picks with model-only costs and,
 // given a database, with its measured costs: a grouped convolution measured far slower than
 // the model thinks is worth ungrouping, so the dense form is then among the workloads.

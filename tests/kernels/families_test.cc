@@ -232,11 +232,20 @@ TEST(Families, RowsHeldInRegistersReadTheInputOnce) {
   EXPECT_EQ(rows->tile_plan(big, sched(128, 8, 2)).input_passes, 1);
   EXPECT_EQ(rows->tile_plan(big, sched(128, 8, 1)).input_passes, 2);
   EXPECT_EQ(rows->tile_plan(big, sched(128, 8, 2)).loads_in_flight, 4);
+  // Layernorm's kernel adds the workload's epsilon, every digit of it (std::to_string wrote
+  // 1e-12 as 0.000000).
+  for (int64_t single : {0, 1, 2}) {
+    EXPECT_NE(rows->emit(Workload::parse("layernorm:rows=64,cols=768,eps=1e-12:f16"), sched(32, 8, single))
+                  .source.find("var + 1.000000000e-12f"),
+              std::string::npos);
+    EXPECT_NE(rows->emit(Workload::parse("layernorm:rows=64,cols=768:f16"), sched(32, 8, single)).source.find("var + 1.000000000e-05f"),
+              std::string::npos);
+  }
 #if TESSERA_HAVE_CUDA
   BuildOptions hopper;
   hopper.headers = device_headers();
   std::vector<KernelSource> sources;
-  for (const char* spec : {"softmax:rows=1000,cols=1000:f16", "layernorm:rows=333,cols=768:bf16",
+  for (const char* spec : {"softmax:rows=1000,cols=1000:f16", "layernorm:rows=333,cols=768,eps=1e-12:bf16",
                            "layernorm:rows=1001,cols=1000:f16:out=f32", "softmax:rows=49152,cols=128:f16"})
     for (int64_t rt : {32, 64, 128}) {
       Workload w = Workload::parse(spec);

@@ -150,8 +150,13 @@ TEST(Reference, RowOperators) {
   expect_near(sm, {1.0f / 3, 2.0f / 3, 0.5f, 0.5f});
   HostTensor ln = reference(Workload::parse("layernorm:rows=1,cols=3:f32"),
                             std::vector{t({1, 3}, {1, 2, 3}), t({3}, {1, 1, 2}), t({3}, {0, 0, 1})});
-  double inv = 1.0 / std::sqrt(2.0 / 3 + kLayernormEpsilon);
+  double inv = 1.0 / std::sqrt(2.0 / 3 + kDefaultLayernormEpsilon);
   expect_near(ln, {static_cast<float>(-inv), 0, static_cast<float>(2 * inv + 1)});
+  // The workload's epsilon, not the default's.
+  HostTensor ln_eps = reference(Workload::parse("layernorm:rows=1,cols=3,eps=0.25:f32"),
+                                std::vector{t({1, 3}, {1, 2, 3}), t({3}, {1, 1, 2}), t({3}, {0, 0, 1})});
+  const double inv_eps = 1.0 / std::sqrt(2.0 / 3 + 0.25);
+  expect_near(ln_eps, {static_cast<float>(-inv_eps), 0, static_cast<float>(2 * inv_eps + 1)});
   HostTensor x = t({2, 3}, {1, -2, 3, 4, 5, -6});
   expect_near(reference(Workload::parse("reduce:op=sum,rows=2,cols=3:f32"), std::vector{x}), {2, 3});
   expect_near(reference(Workload::parse("reduce:op=max,rows=2,cols=3:f32"), std::vector{x}), {3, 5});
