@@ -151,6 +151,19 @@ TEST_F(GraphSearch, LayernormWorkloadsKeepTheModelsEpsilon) {
   EXPECT_EQ(bert->rows().epsilon, double(1e-12f));
   EXPECT_EQ(bert->key(), "layernorm:rows=256,cols=768,eps=9.999999960041972e-13:f16");
   EXPECT_EQ(node_workload(g, g.node(g.value(z).producer), DType::kF16)->key(), "layernorm:rows=256,cols=768:f16");
+  // The oracle costs it from a record of the same shape with the default epsilon (the
+  // constant does not change the kernel's time; older records have no other).
+  const Target target = db::testing::test_target();
+  db::testing::TempDb tmp("layernorm_epsilon");
+  db::TuningDatabase database = db::TuningDatabase::open(tmp.path());
+  Record r = db::testing::gemm_record("layernorm:rows=256,cols=768:f16", 64, 3.5, 1, Status::kOk, target);
+  r.schedule = {"rows", {{"row_threads", 32}, {"rows_per_block", 4}, {"vec", 8}, {"single_pass", 2}}};
+  database.commit(std::vector<Record>{r});
+  CostOracle measured(families_, hw_, target, &database);
+  const OpCost c = measured.cost(g, g.node(g.value(y).producer));
+  EXPECT_EQ(c.source, CostSource::kMeasured);
+  EXPECT_DOUBLE_EQ(c.time_us, 3.5);
+  EXPECT_EQ(c.workload->key(), bert->key());
 }
 
 // `tune --model` tunes the workloads of the graphs a search picks with model-only costs and,
