@@ -352,17 +352,17 @@ Estimate estimate(const kernels::TilePlan& p, const HardwareSpec& hw) {
     epilogue_wave = epilogue_wave_us(p, hw, e, block_ranges, concurrent);
     wave_us += epilogue_wave;
   }
-  // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped. Async-MMA
-  // blocks are persistent and their producer runs on into the next tile's steps, so the ring
-  // fills once for all the steps of the blocks resident on an SM. Charged per tile, it ranked
-  // deep rings last on short reductions, where they measured fastest; with it counted once and
-  // the async-MMA terms refitted, pairwise 0.664 -> 0.703 on 220 records of the H100's default
-  // job and stems (tests/data/h100-strips.tar.xz keeps 212 of them, less the strips of a kernel
-  // since changed), 0.773 -> 0.787 on h100-conv, 0.901 -> 0.914 on h200-wgmma, 0.742 on
-  // h100-gemm-conv.
+  // Pipeline fill: the first S-1 steps of a block's reduction are not overlapped. An async-MMA
+  // block's ring fills once for all the steps of the blocks resident on an SM (persistent, its
+  // producer runs on into the next tile), as fast as one step's loads land (one thread issues
+  // every slot's copies at once). Charged as stages - 1 steps, it ranked deep rings behind
+  // shallow ones on short reductions, where they measured fastest (ResNeXt's batch-32 7x7
+  // grouped 3x3: 2 stages predicted best, 13.5 us against 10.4 us for 4); as one step, model
+  // eval pairwise / top-1 on tests/data h100-narrow 0.694 / 0.896 -> 0.791 / 0.940, h100-strips
+  // 0.674 / 0.954 -> 0.806 / 0.962, h100-conv 0.825 -> 0.820, h200-wgmma 0.914 -> 0.916.
   if (p.stages > 1) {
     const double steps = p.async_mma ? steps_per_block * est.waves * concurrent : steps_per_block;
-    wave_us *= 1 + double(p.stages - 1) / std::max(steps, 1.0) * 0.5;
+    wave_us *= 1 + (p.async_mma ? 1.0 : double(p.stages - 1)) / std::max(steps, 1.0) * 0.5;
   }
   // The blocks of a cluster wait on each other (a multicast slot is refilled once every block
   // has read it): measured, clusters of two cost more than their L2 saving (async_mma terms).

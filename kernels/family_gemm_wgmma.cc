@@ -113,7 +113,7 @@ std::vector<KnobDomain> wgmma_space() {
   return {{std::string(knob::kBlockM), {64, 128, 192, 256}},
           {std::string(knob::kBlockN), {8, 16, 32, 64, 128, 192, 256}},
           {std::string(knob::kBlockK), {64, 32}},
-          {std::string(knob::kStages), {2, 3, 4, 5, 6, 8}},
+          {std::string(knob::kStages), {2, 3, 4, 5, 6, 8, 12, 16}},
           {kConsumers, {1, 2, 3}},
           {std::string(knob::kGroupM), {1, 8, 16}},
           {kTmaStore, {0, 1}},

@@ -274,6 +274,27 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
   EXPECT_EQ(passed, tried);
 }
 
+TEST_F(FamiliesGpu, HopperGemmDeepRingsMatchReference) {
+  if (scan_.devices.front().properties.cc_major != 9) GTEST_SKIP() << "wgmma needs an sm_90 GPU";
+  // Deep rings (12 and 16 stages of small tiles): the slot and phase arithmetic past 8 slots,
+  // k loops shorter and longer than the ring.
+  auto [tried, passed] = check_family(*make_gemm_wgmma_family(),
+                                      {"matmul:m=128,n=768,k=768:f16:epilogue=bias+residual",
+                                       "matmul:m=333,n=200,k=136:bf16:out=f32:epilogue=bias+gelu",
+                                       "matmul:m=128,n=384,k=4096,tb=1:f16", "batch_matmul:b=3,m=77,n=72,k=1040:f16"},
+                                      6, [](const Schedule& s) { return s.get("stages") >= 12; });
+  EXPECT_GE(tried, 20);
+  EXPECT_EQ(passed, tried);
+  // The convolutions' loads on the same rings: im2col, block-diagonal groups, row strips.
+  auto [conv_tried, conv_passed] = check_family(
+      *make_conv_wgmma_family(),
+      {"conv2d:n=1,h=14,w=14,c=256,k=256,r=3,s=3,pad=1:f16:epilogue=bias", "conv2d:n=2,h=7,w=7,c=256,k=256,r=3,s=3,pad=1,groups=8:f16",
+       "conv2d:n=1,h=29,w=29,c=3,k=32,r=3,s=3,stride=2:f16:epilogue=bias"},
+      4, [](const Schedule& s) { return s.get("stages") >= 12; });
+  EXPECT_GE(conv_tried, 10);
+  EXPECT_EQ(conv_passed, conv_tried);
+}
+
 TEST_F(FamiliesGpu, HopperConvMatchesReference) {
   if (scan_.devices.front().properties.cc_major != 9) GTEST_SKIP() << "wgmma needs an sm_90 GPU";
   // im2col TMA: padding, strides (asymmetric too), dilation, channels short of a k step or

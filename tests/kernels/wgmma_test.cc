@@ -133,6 +133,15 @@ TEST(GemmWgmma, ValidateEncodesTheHardwareLimits) {
   EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2, 8, 0, 0, 1, 8, 32), Workload::parse("matmul:m=512,n=512,k=224:f16"), h100)
                 .value_or(""),
             "split_k 8 leaves a slice of the 7 k steps empty");
+  // Deep rings of small tiles (cuBLASLt runs 12-16 stages on BERT's 128-token GEMMs): 12 of
+  // 64x64 fit with a TMA store's staging tile, 16 do not; 16 of 64x16 do.
+  const Workload bert128 = Workload::parse("matmul:m=128,n=768,k=768:f16:epilogue=bias+residual");
+  EXPECT_FALSE(f->validate(wgmma(64, 64, 12, 1, 1, 1), bert128, h100).has_value());
+  EXPECT_EQ(f->validate(wgmma(64, 64, 16, 1, 1, 1), bert128, h100).value_or(""), "shared memory 271648 B exceeds 232448 B");
+  EXPECT_FALSE(f->validate(wgmma(64, 16, 16, 1, 1), bert128, h100).has_value());
+  int deep = 0;
+  for (const Schedule& s : enumerate_space(*f, bert128, h100)) deep += s.get("stages") >= 12 && !f->validate(s, bert128, h100);
+  EXPECT_GE(deep, 100);
   HardwareSpec a100 = find_spec("a100_sxm");
   EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2), big, a100).value_or(""), "wgmma and setmaxnreg need an sm_90 (Hopper) GPU");
   for (const std::string& spec : kShapes) {

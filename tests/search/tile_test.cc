@@ -49,9 +49,10 @@ TEST_F(Construct, FamiliesFarOffTheBestTakeNoDiversitySlots) {
   EXPECT_GE(count("conv2d:n=32,h=56,w=56,c=144,k=144,r=3,s=3,pad=1,groups=144:f16", "conv_direct"), 4);
 }
 
-// The model ranks 3 stages ahead of deeper rings where the loads bound a tile (measured on the
-// H100: 6272x256x1024 on 128x128 tiles 14.0 us with 3 stages, 11.3 us with 5), so the two best
-// distinct shapes also bring their twin with the most stages the candidates hold.
+// Deep rings measure fastest where the loads bound a tile (on the H100: 6272x256x1024 on
+// 128x128 tiles 14.0 us with 3 stages, 11.3 us with 5), and the model ranked 3 stages first
+// there until the ring's fill cost one step; the two best distinct shapes still bring their
+// twin with the most stages the candidates hold.
 TEST_F(Construct, TheBestShapesAlsoComeWithTheirDeepestRing) {
   costmodel::AnalyticModel model(families_, h100_);
   for (const char* spec : {"matmul:m=6272,n=256,k=1024:f16", "matmul:m=4096,n=768,k=768:f16:epilogue=bias+residual"}) {
@@ -66,10 +67,13 @@ TEST_F(Construct, TheBestShapesAlsoComeWithTheirDeepestRing) {
     int64_t deepest = 0;
     for (const Candidate& cand : c.candidates)
       if (without_stages(cand.schedule) == without_stages(best)) deepest = std::max(deepest, cand.schedule.get("stages"));
-    EXPECT_GT(deepest, best.get("stages"));
+    // The model ranks the deep rings these shapes measured fastest on (5-6 stages of 128x128
+    // for the first, 4 of 192x128 for the second) first or brings them as twins.
+    EXPECT_GE(deepest, best.get("stages"));
+    EXPECT_GE(deepest, 4);
     // It is the deepest valid twin within the model's reach: no twin with more stages.
     Schedule deeper = best;
-    for (int64_t more = deepest + 1; more <= 8; ++more) {
+    for (int64_t more = deepest + 1; more <= 16; ++more) {
       for (auto& [name, value] : deeper.knobs)
         if (name == "stages") value = more;
       const kernels::KernelFamily* f = families_.find(best.family);
