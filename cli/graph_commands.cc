@@ -21,6 +21,8 @@
 #include "graph/equivalence.h"
 #include "measure/devices.h"
 #include "graph/optimize.h"
+#include "graph/model_run.h"
+#include "measure/isolate.h"
 
 namespace tessera::cli {
 namespace {
@@ -214,6 +216,161 @@ int run_rules(const ParsedArgs& args) {
   return set.rejected.empty() ? 0 : 1;
 }
 
+
+// The check's error as a share of the output's peak; JSON has no infinity (NaN or infinite
+// outputs, or a shape that differs, come back as null).
+std::string error_text(const Json& error) {
+  return error.is_number() ? fixed(100 * error.get<double>(), 2) + "%" : "infinite (NaN, infinity or another shape)";
+}
+
+// One variant's run in a child process of its own (a faulting kernel ends it, not us). A
+// missing GPU or a crash is said on stderr and returned as such.
+Json run_child(const graph::ModelRunRequest& r, double timeout_s) {
+  Json res = measure::run_isolated([&] { return graph::run_model_on_gpu(r); }, timeout_s);
+  if (res.contains("no_gpu"))
+    std::cerr << "tessera: graph run needs a GPU: " << res["no_gpu"].get<std::string>() << "\n";
+  if (res.contains("user_error")) throw UserError(res["user_error"].get<std::string>());
+  if (res.contains("error")) throw InternalError("graph run: " + res["error"].get<std::string>());
+  if (res.contains("crashed"))
+    std::cerr << "tessera: graph run of " << r.model_path << " (" << r.graph << ", "
+              << (r.vendor ? "vendor" : "tessera") << " kernels) crashed: " << res["crashed"].get<std::string>() << "\n";
+  return res;
+}
+
+// `graph run --compare`: the optimised and the fused graph on Tessera's kernels, and the
+// original graph on the vendor library, one child each.
+int run_compare(graph::ModelRunRequest r, double timeout_s, bool json) {
+  struct Variant {
+    const char* graph;
+    bool vendor;
+    const char* name;
+  };
+  const Variant variants[] = {{"optimized", false, "optimized graph, Tessera's kernels"},
+                              {"fused", false, "fused graph, Tessera's kernels"},
+                              {"original", true, "original graph, vendor library"}};
+  Json all = Json::array();
+  Table table({"variant", "median us", "flushed us", "predicted us", "steps alone us", "check"});
+  bool ok = true;
+  for (const Variant& v : variants) {
+    r.graph = v.graph;
+    r.vendor = v.vendor;
+    Json res = run_child(r, timeout_s);
+    if (res.contains("no_gpu")) return 3;
+    res["variant"] = v.name;
+    all.push_back(res);
+    if (res.contains("crashed")) {
+      ok = false;
+      table.add({v.name, "crashed", "", "", "", ""});
+      continue;
+    }
+    const bool good = !res.contains("check") || res["check"]["ok"].get<bool>();
+    ok = ok && good;
+    table.add({v.name, fixed(res["latency_us"]["median"].get<double>(), 1),
+               fixed(res["latency_us"]["flushed_median"].get<double>(), 1), fixed(res["predicted_us"].get<double>(), 1),
+               fixed(res["sum_of_steps_us"].get<double>(), 1),
+               res.contains("check") ? (good ? "ok " : "DIFFERS ") + error_text(res["check"]["error"]) : "not run"});
+  }
+  if (json) {
+    std::cout << all.dump(2) << "\n";
+  } else {
+    std::cout << r.model_path << " on " << all[0].value("device", std::string("the GPU")) << " ("
+              << r.dtype << ", end-to-end medians over CUDA-graph replays)\n"
+              << table.str();
+  }
+  return ok ? 0 : 1;
+}
+
+// `graph run --plan`: how the model would run, without a GPU.
+int print_plan(const graph::ModelRunRequest& r, const ParsedArgs& args) {
+  std::optional<db::TuningDatabase> database;
+  if (!r.db_path.empty() && std::filesystem::exists(r.db_path)) database.emplace(db::TuningDatabase::open(r.db_path));
+  auto [spec, target] = graph_target(database ? &*database : nullptr, args);
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  graph::PreparedModel m = graph::prepare_model(r, spec, target, database ? &*database : nullptr, families);
+  Json plan = graph::describe_plan(m.graph, m.plan);
+  if (args.has("json")) {
+    Json out = m.info;
+    out["plan"] = plan;
+    out["steps"] = Json::array();
+    for (const graph::ExecStep& s : m.plan.steps) out["steps"].push_back({{"label", s.label}, {"setup", s.setup}});
+    std::cout << out.dump(2) << "\n";
+    return m.plan.unsupported.empty() ? 0 : 2;
+  }
+  std::cout << r.model_path << " (" << r.graph << " graph, " << m.info["operators"].get<int>() << " operators): "
+            << plan["steps"].get<int64_t>() << " launches per run, " << plan["setup_steps"].get<int>()
+            << " before the runs, " << plan["views"].get<int>() << " views; arena "
+            << fixed(static_cast<double>(m.plan.arena_bytes) / (1 << 20), 1) << " MiB (intermediates "
+            << fixed(static_cast<double>(m.plan.intermediate_bytes) / (1 << 20), 1) << " MiB without reuse)\n";
+  Table table({"launches", "what"});
+  for (const Json& c : plan["by_category"]) table.add({std::to_string(c["steps"].get<int>()), c["category"].get<std::string>()});
+  std::cout << table.str();
+  for (const std::string& u : m.plan.unsupported) std::cout << "  cannot run: " << u << "\n";
+  if (!m.plan.unsupported.empty())
+    throw UserError(r.model_path + ": " + std::to_string(m.plan.unsupported.size()) +
+                    " operator(s) cannot run on the GPU yet (listed above)");
+  return 0;
+}
+
+int run_graph_run(const ParsedArgs& args) {
+  graph::ModelRunRequest r;
+  r.model_path = args.positional.at(0);
+  if (!std::filesystem::is_regular_file(r.model_path)) throw UserError(r.model_path + ": no such file");
+  r.db_path = args.value_or("db", "tessera.db");
+  if (args.has("no-db")) r.db_path.clear();
+  r.graph = args.value_or("graph", "optimized");
+  if (r.graph != "optimized" && r.graph != "fused" && r.graph != "original")
+    throw UserError("--graph must be optimized, fused or original (got '" + r.graph + "')");
+  r.dtype = args.value_or("dtype", "f16");
+  parse_dtype(r.dtype, "--dtype");
+  r.iters = static_cast<int>(args.integer("iters", 100, 1, 100000));
+  r.budget = static_cast<int>(args.integer("budget", 200, 0, 10000000));
+  r.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
+  r.check = !args.has("no-check");
+  if (args.has("plan")) return print_plan(r, args);
+  r.vendor = args.has("vendor");
+  const double timeout_s = args.number("timeout", 1800, 10, 1e6);
+  if (args.has("compare")) return run_compare(r, timeout_s, args.has("json"));
+  Json res = run_child(r, timeout_s);
+  if (res.contains("no_gpu")) return 3;
+  if (res.contains("crashed")) return 1;
+  const bool ok = !res.contains("check") || res["check"]["ok"].get<bool>();
+  if (args.has("json")) {
+    std::cout << res.dump(2) << "\n";
+    return ok ? 0 : 1;
+  }
+  const Json& lat = res["latency_us"];
+  std::cout << r.model_path << " (" << res["graph"].get<std::string>() << " graph, " << res["operators"].get<int>()
+            << " operators, " << res["dtype"].get<std::string>() << ") on " << res["device"].get<std::string>() << "\n"
+            << "  end to end   " << fixed(lat["median"].get<double>(), 1) << " us median (min "
+            << fixed(lat["min"].get<double>(), 1) << ", p90 " << fixed(lat["p90"].get<double>(), 1) << ") over "
+            << lat["replays"].get<int>() << " CUDA-graph replays, L2 warm\n"
+            << "               " << fixed(lat["flushed_median"].get<double>(), 1) << " us median with L2 flushed before each replay\n"
+            << "  predicted    " << fixed(res["predicted_us"].get<double>(), 1)
+            << " us (the graph oracle's sum of operator costs)\n"
+            << "  steps alone  " << fixed(res["sum_of_steps_us"].get<double>(), 1)
+            << " us (each step's kernels timed alone, summed)\n";
+  Table table({"category", "steps", "us alone", "share"});
+  const double sum = std::max(res["sum_of_steps_us"].get<double>(), 1e-9);
+  for (const Json& c : res["by_category"])
+    table.add({c["category"].get<std::string>(), std::to_string(c["steps"].get<int>()), fixed(c["us"].get<double>(), 1),
+               fixed(100 * c["us"].get<double>() / sum, 1) + "%"});
+  std::cout << table.str();
+  std::string on;
+  for (const auto& [k, v] : res["tuned_operators_on"].items()) on += (on.empty() ? "" : ", ") + std::to_string(v.get<int>()) + " on " + k;
+  std::cout << "  tuned ops    " << on << "\n";
+  std::string sources;
+  for (const auto& [k, v] : res["schedules"].items()) sources += (sources.empty() ? "" : ", ") + std::to_string(v.get<int>()) + " from the " + k;
+  std::cout << "  schedules    " << (sources.empty() ? "none" : sources) << "\n";
+  if (res.contains("check")) {
+    const Json& c = res["check"];
+    std::cout << "  check        " << (ok ? "outputs match" : "OUTPUTS DIFFER from") << " the host reference (largest error "
+              << error_text(c["error"]) << " of the output's peak, bound "
+              << fixed(100 * c["bound"].get<double>(), 1) << "%)\n";
+  }
+  return ok ? 0 : 1;
+}
+
 }  // namespace
 
 void register_graph_commands(CommandRegistry& registry) {
@@ -261,6 +418,36 @@ void register_graph_commands(CommandRegistry& registry) {
                 1,
                 1,
                 run_show});
+  registry.add({"graph run",
+                "Run an ONNX model on the GPU with its tuned kernels and measure its end-to-end latency",
+                "MODEL.onnx [--db FILE | --no-db] [--graph optimized|fused|original] [--iters N] [--budget N] "
+                "[--dtype f16|bf16|f32] [--seed N] [--no-check] [--timeout S] [--vendor | --compare] [--plan] [--json]",
+                "Imports the model, folds its constants and rewrites it (--graph optimized: the backtracking search "
+                "of `graph optimize` with --budget; fused: the fusions alone; original: as imported), then runs it "
+                "on the first GPU: each operator that maps to a workload runs the database's best schedule for this "
+                "GPU (construction's first choice where the database has none), the others run generic kernels "
+                "(copies, gathers, pooling, elementwise maps, reductions), tensors share one arena, and the run is "
+                "one CUDA graph. Reports the end-to-end latency of --iters replays (median, min, p90; L2 warm, and "
+                "L2 flushed before each replay), the oracle's predicted latency, each step's time alone summed by "
+                "category, and checks the outputs against the host reference of the original model on random "
+                "inputs (exit 1 when they differ by more than 5% of an output's peak). All GPU work runs in a child "
+                "process; without a GPU it says so in one line and exits 3.",
+                {{"db", "FILE", "tuning database whose best schedules to run (default ./tessera.db)"},
+                 {"no-db", "", "use construction's first choice for every operator"},
+                 {"graph", "WHICH", "optimized (default), fused or original"},
+                 {"iters", "N", "CUDA-graph replays timed (default 100)"},
+                 {"budget", "N", "the optimizing search's budget (default 200)"},
+                 {"dtype", "T", "floating tensors' type on the GPU: f16 (default), bf16 or f32"},
+                 {"seed", "N", "random inputs' seed (default 1)"},
+                 {"no-check", "", "skip the comparison with the host reference"},
+                 {"timeout", "S", "give up on the run after S seconds (default 1800)"},
+                 {"plan", "", "print how the model would run (launches by kind, arena) and stop; needs no GPU"},
+                 {"vendor", "", "run the tuned operators on cuBLASLt / cuDNN instead (Tessera's kernels where they cannot)"},
+                 {"compare", "", "run the optimized and the fused graph on Tessera's kernels and the original graph on the vendor library, and compare"},
+                 {"json", "", "print JSON"}},
+                1,
+                1,
+                run_graph_run});
   registry.add({"graph rules",
                 "Verify the rewrite rules and list them",
                 "[--rules DIR]",

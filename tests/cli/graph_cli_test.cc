@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <regex>
 
@@ -122,6 +124,49 @@ TEST(GraphCli, TuneModelCoversTheGraphsWorkloads) {
   EXPECT_TRUE(merged_qkv) << r.out;
   EXPECT_TRUE(softmax) << r.out;
   std::filesystem::remove(db);
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+bool gpu_present() {
+  Json dev = Json::parse(testing::run({"devices", "--json"}).out);
+  return !dev["devices"].empty();
+}
+
+TEST(GraphRunCli, WithoutAGpuSaysSoInOneLineAndExitsThree) {
+  if (gpu_present()) GTEST_SKIP() << "a GPU is present: graph_gpu_test runs models on it";
+  testing::Result r = testing::run({"graph", "run", kGraphs + "/tiny_resblock.onnx", "--no-db"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("tessera: graph run needs a GPU: ", 0), 0u) << r.err;
+}
+
+TEST(GraphRunCli, PlanSaysHowEachModelWouldRunWithoutAGpu) {
+  testing::Result r = testing::run({"graph", "run", kGraphs + "/tiny_inception.onnx", "--plan", "--no-db", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Json out = Json::parse(r.out);
+  EXPECT_TRUE(out["plan"]["unsupported"].empty()) << r.out;
+  std::map<std::string, int> launches;
+  for (const Json& c : out["plan"]["by_category"]) launches[c["category"].get<std::string>()] = c["steps"].get<int>();
+  EXPECT_GE(launches["conv2d"], 1) << r.out;
+  EXPECT_GE(launches["Concat (generic)"], 2) << r.out;
+  EXPECT_GT(out["plan"]["arena_bytes"].get<int64_t>(), 0);
+  testing::Result text = testing::run({"graph", "run", kGraphs + "/resnet50.onnx", "--plan", "--no-db", "--graph", "fused"});
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("conv2d"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("launches per run"), std::string::npos) << text.out;
+}
+
+TEST(GraphRunCli, BadArgumentsAreOneLineUserErrors) {
+  testing::expect_one_line_error({"graph", "run", kGraphs + "/tiny_bert.onnx", "--graph", "best"},
+                                 "--graph must be optimized, fused or original");
+  testing::expect_one_line_error({"graph", "run", "/no/such/model.onnx"}, "no such file");
+  testing::expect_one_line_error({"graph", "run", kGraphs + "/tiny_bert.onnx", "--iters", "0"}, "--iters");
 }
 
 }  // namespace

@@ -1,0 +1,192 @@
+#include "graph/model_run.h"
+
+#include <chrono>
+#include <map>
+
+#include "core/error.h"
+#include "costmodel/analytic.h"
+#include "db/database.h"
+#include "graph/exec_plan.h"
+#include "graph/graph_run.h"
+#include "graph/onnx_io.h"
+#include "graph/ops.h"
+#include "graph/optimize.h"
+#include "graph/oracle.h"
+#include "graph/rules.h"
+#include "kernels/families.h"
+#include "measure/devices.h"
+#include "search/tile.h"
+
+namespace tessera::graph {
+namespace {
+
+// The database's best schedule for `w` on `target` (a layernorm of another epsilon takes the
+// default's, as the oracle costs it), else construction's first.
+std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDatabase* db, const Target& target,
+                                                 const kernels::FamilyRegistry& families, const HardwareSpec& hw,
+                                                 costmodel::AnalyticModel& model) {
+  if (db != nullptr) {
+    db::BestResult best = db->best(w, target, 1, /*same_arch_fallback=*/true);
+    if (best.records.empty() && w.kind == OpKind::kLayernorm && w.rows().epsilon != kDefaultLayernormEpsilon) {
+      Workload same = w;
+      std::get<RowShape>(same.shape).epsilon = kDefaultLayernormEpsilon;
+      best = db->best(same, target, 1, true);
+    }
+    if (!best.records.empty()) return {best.records[0].record.schedule, "database"};
+  }
+  search::ConstructOptions options;
+  options.top_k = 1;
+  search::Construction c = search::construct(w, families, hw, model, options);
+  if (c.candidates.empty()) throw UserError(w.key() + ": construction found no schedule");
+  return {c.candidates[0].schedule, "construction"};
+}
+
+std::string category(const Graph& g, const ExecStep& s) {
+  if (s.copy) return "layout and broadcast copies";
+  if (s.kind == ExecStep::Kind::kKernel) return std::string(op_kind_name(s.workload->kind));
+  return std::string(op_type_name(g.node(s.node).op)) + " (generic)";
+}
+
+Graph rewritten(const Graph& original, const ModelRunRequest& r, CostOracle& oracle, Json& info) {
+  if (r.graph == "original") return original;
+  RuleSet set = load_rules();
+  std::vector<const Rule*> rules;
+  for (const auto& rule : set.rules) rules.push_back(rule.get());
+  SearchResult result;
+  if (r.graph == "fused") {
+    result = fuse_only(original, rules, oracle);
+  } else if (r.graph == "optimized") {
+    SearchOptions options;
+    options.budget = r.budget;
+    result = optimize_graph(original, rules, oracle, options);
+  } else {
+    throw UserError("--graph must be optimized, fused or original (got '" + r.graph + "')");
+  }
+  Json rewrites = Json::object();
+  for (const auto& [rule, count] : result.counts()) rewrites[rule] = count;
+  info["rewrites"] = rewrites;
+  info["search_s"] = result.seconds;
+  return std::move(result.best);
+}
+
+}  // namespace
+
+PreparedModel prepare_model(const ModelRunRequest& r, const HardwareSpec& hw, const Target& target,
+                            db::TuningDatabase* db, const kernels::FamilyRegistry& families) {
+  const DType dtype = parse_dtype(r.dtype, "--dtype");
+  PreparedModel m;
+  m.original = import_onnx(r.model_path);
+  fold_constants(m.original);
+  CostOracle oracle(families, hw, target, db, dtype);
+  m.graph = rewritten(m.original, r, oracle, m.info);
+  m.info["predicted_us"] = oracle.graph_cost(m.graph);
+  m.info["operators"] = m.graph.live_nodes();
+  m.plan = plan_graph_run(m.graph, dtype, families);
+  return m;
+}
+
+Json describe_plan(const Graph& g, const ExecPlan& plan) {
+  std::map<std::string, int> by_category;
+  int setup = 0;
+  for (const ExecStep& s : plan.steps) {
+    if (s.setup) {
+      ++setup;
+      continue;
+    }
+    ++by_category[category(g, s)];
+  }
+  Json cats = Json::array();
+  for (const auto& [c, n] : by_category) cats.push_back({{"category", c}, {"steps", n}});
+  return {{"steps", static_cast<int64_t>(plan.steps.size()) - setup}, {"setup_steps", setup}, {"views", plan.views},
+          {"by_category", cats}, {"arena_bytes", plan.arena_bytes}, {"intermediate_bytes", plan.intermediate_bytes},
+          {"unsupported", plan.unsupported}};
+}
+
+Json run_model_on_gpu(const ModelRunRequest& r) {
+  measure::DeviceScan scan = measure::scan_devices();
+  if (scan.devices.empty()) return Json{{"no_gpu", scan.reason}};
+  const measure::Device& dev = scan.devices.front();
+  if (!dev.spec) throw UserError("GPU '" + dev.properties.name + "' matches no known spec");
+  const HardwareSpec& hw = *dev.spec;
+  const DType dtype = parse_dtype(r.dtype, "--dtype");
+  std::optional<db::TuningDatabase> database;
+  if (!r.db_path.empty()) database.emplace(db::TuningDatabase::open(r.db_path));
+  db::TuningDatabase* db = database ? &*database : nullptr;
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  PreparedModel m = prepare_model(r, hw, dev.target, db, families);
+  const Graph& original = m.original;
+  const Graph& g = m.graph;
+  const ExecPlan& plan = m.plan;
+  Json out = m.info;
+  out["model"] = r.model_path;
+  out["target"] = dev.target.fingerprint();
+  out["graph"] = r.graph;
+  out["dtype"] = dtype_name(dtype);
+  if (!plan.unsupported.empty()) {
+    std::string list;
+    for (size_t k = 0; k < plan.unsupported.size() && k < 3; ++k) list += (k ? "; " : "") + plan.unsupported[k];
+    throw UserError(r.model_path + ": " + std::to_string(plan.unsupported.size()) +
+                    " operator(s) cannot run on the GPU yet: " + list);
+  }
+  costmodel::AnalyticModel model(families, hw);
+  std::vector<std::optional<Schedule>> schedules(plan.steps.size());
+  std::map<std::string, int> sources;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    if (plan.steps[i].kind != ExecStep::Kind::kKernel) continue;
+    auto [schedule, source] = choose_schedule(*plan.steps[i].workload, db, dev.target, families, hw, model);
+    schedules[i] = schedule;
+    ++sources[source];
+  }
+  std::vector<Tensor> inputs = random_graph_inputs(original, r.seed);
+  GpuRunOptions options;
+  options.iters = r.iters;
+  options.vendor = r.vendor;
+  GpuRunResult res = run_plan_on_gpu(g, plan, schedules, families, inputs, options);
+
+  out["device"] = res.device;
+  out["kernels"] = r.vendor ? "vendor" : "tessera";
+  std::map<std::string, int> runners;
+  for (size_t i = 0; i < plan.steps.size(); ++i)
+    if (plan.steps[i].kind == ExecStep::Kind::kKernel) ++runners[res.runner[i].substr(0, res.runner[i].find(' '))];
+  out["tuned_operators_on"] = runners;
+  out["latency_us"] = {{"median", res.median_us}, {"min", res.min_us}, {"p90", res.p90_us},
+                       {"flushed_median", res.flushed_median_us}, {"flushed_p90", res.flushed_p90_us},
+                       {"replays", r.iters}};
+  out["schedules"] = sources;
+  out["plan"] = {{"steps", plan.steps.size()}, {"views", plan.views}, {"arena_bytes", plan.arena_bytes},
+                 {"intermediate_bytes", plan.intermediate_bytes}, {"compiled", res.compiled},
+                 {"compile_s", res.compile_s}};
+  Json steps = Json::array();
+  std::map<std::string, std::pair<double, int>> by_category;
+  double sum = 0;
+  for (const StepTime& t : res.steps) {
+    const ExecStep& s = plan.steps[t.step];
+    const std::string c = category(g, s);
+    by_category[c].first += t.us;
+    by_category[c].second += 1;
+    sum += t.us;
+    Json step = {{"label", s.label}, {"category", c}, {"us", t.us}};
+    if (schedules[t.step]) step["schedule"] = res.runner[t.step] == "tessera" ? schedules[t.step]->key() : res.runner[t.step];
+    steps.push_back(step);
+  }
+  Json cats = Json::array();
+  for (const auto& [c, v] : by_category) cats.push_back({{"category", c}, {"us", v.first}, {"steps", v.second}});
+  out["steps"] = steps;
+  out["by_category"] = cats;
+  out["sum_of_steps_us"] = sum;
+  if (r.check) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<Tensor> expected = run_graph(original, inputs);
+    const double error = max_scaled_error(res.outputs, expected, 1.0, 0.0);
+    Json per_output = Json::array();
+    for (size_t k = 0; k < expected.size() && k < res.outputs.size(); ++k)
+      per_output.push_back(max_scaled_error(std::span(&res.outputs[k], 1), std::span(&expected[k], 1), 1.0, 0.0));
+    out["check"] = {{"error", error}, {"bound", r.rtol}, {"ok", error <= r.rtol},
+                    {"per_output", per_output},
+                    {"reference_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  }
+  return out;
+}
+
+}  // namespace tessera::graph

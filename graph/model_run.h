@@ -1,0 +1,56 @@
+// `tessera graph run`'s work: a model imported, its constants folded, rewritten (optimised by
+// the graph search, fused only, or as it is), planned for the GPU (exec_plan.h), each tuned
+// operator given the database's best schedule for this GPU (construction's top choice where
+// the database has none), run (graph_run.h), and its outputs checked against the host
+// reference of the original model. Everything here runs in the isolated child process.
+#pragma once
+
+#include <string>
+
+#include "core/hardware.h"
+#include "core/json.h"
+#include "db/database.h"
+#include "graph/exec_plan.h"
+#include "graph/ir.h"
+
+namespace tessera::graph {
+
+struct ModelRunRequest {
+  std::string model_path;
+  std::string db_path;                   ///< "" none: construction chooses every schedule
+  std::string graph = "optimized";       ///< optimized, fused or original
+  std::string dtype = "f16";
+  int iters = 100;
+  int budget = 200;                      ///< the backtracking search's budget (optimized)
+  uint64_t seed = 1;                     ///< random inputs
+  bool check = true;                     ///< compare with the host reference
+  double rtol = 0.05;                    ///< the check's scaled-error bound
+  bool vendor = false;                   ///< tuned operators on cuBLASLt / cuDNN (graph_run.h)
+};
+
+/// A model made ready to run: the original (constants folded, the reference's graph), the
+/// graph that runs, its plan, and what the rewrite did ("rewrites", "search_s",
+/// "predicted_us", "operators").
+struct PreparedModel {
+  Graph original;
+  Graph graph;
+  ExecPlan plan;
+  Json info = Json::object();
+};
+
+/// Imports, folds, rewrites and plans `request`'s model for `hw` / `target`, costing with `db`
+/// (may be null). Does not touch the GPU.
+PreparedModel prepare_model(const ModelRunRequest& request, const HardwareSpec& hw, const Target& target,
+                            db::TuningDatabase* db, const kernels::FamilyRegistry& families);
+
+/// The plan in brief: steps by category (tuned kernels by workload kind, generic kernels by
+/// operator, inserted copies), setup steps, views, arena and intermediate bytes, and the
+/// operators that cannot run ("unsupported").
+Json describe_plan(const Graph& g, const ExecPlan& plan);
+
+/// Runs the request on the first GPU and answers with the result (fields: see the README's
+/// `graph run`), or {"no_gpu": why} when there is none. A model Tessera cannot run is a
+/// UserError naming the operators.
+Json run_model_on_gpu(const ModelRunRequest& request);
+
+}  // namespace tessera::graph

@@ -1,0 +1,444 @@
+// Generic kernels of a graph run (graph_ops.h). Every kernel is one translation unit made of
+// the shared prelude (prelude(): the GenericParams struct, element conversions, index
+// decomposition) and one entry (entry_source(): the common signature and the grid-stride loop
+// around a per-kind body). Each kind below builds its body and fills a GenericParams; nothing
+// shape-dependent enters the source, so one cubin serves every shape of a kind and its types.
+//
+// extra[] slots:
+//   gather: [0] axis_stride, [1] axis_extent (graph_ops.h).
+//   pool2d: [0] H, [1] W (input extents), [2] kh, [3] kw, [4] sh, [5] sw, [6] dh, [7] dw,
+//           [8] pad_top, [9] pad_left, [10] pad_bottom, [11] pad_right, [12] count_include_pad
+//           (0 or 1; average only). Max or average is part of the kind (its own entry).
+//   reduce: [0] number of reduced dimensions r (0..8), then for j < r [1 + 2j] the extent and
+//           [2 + 2j] the element stride of reduced dimension j (outermost first).
+#include "kernels/graph_ops.h"
+
+#include <algorithm>
+#include <cstddef>
+
+#include "core/error.h"
+#include "core/hash.h"
+
+namespace tessera::kernels {
+namespace {
+
+// The layout the device code declares (prelude()); both sides assert the size, the host also
+// the offsets (NVRTC has no offsetof), so a member moved here fails to build until the device
+// struct follows.
+constexpr size_t kParamsBytes = 632;
+static_assert(sizeof(GenericParams) == kParamsBytes,
+              "GenericParams layout changed: update the device struct");
+static_assert(offsetof(GenericParams, out_offset) == 80 && offsetof(GenericParams, in_offset) == 152 &&
+                  offsetof(GenericParams, in_strides) == 184 && offsetof(GenericParams, extra) == 440,
+              "GenericParams layout changed: update the device struct");
+static_assert(kGenericMaxRank == 8 && kGenericMaxInputs == 4 && kGenericExtra == 24,
+              "the device struct and the unrolled loops are written for these bounds");
+
+constexpr int64_t kThreads = 256;
+constexpr int64_t kMaxBlocks = 8192;
+
+// The struct, conversions and index helpers of every generic kernel. f16 and bf16 are
+// common.cuh's raw storage types and conversions (round to nearest even), as every family's,
+// so NVRTC needs no CUDA include path (cuda_fp16.h is not found without one). To i64
+// truncates toward zero, NaN gives 0 and out-of-range values saturate; to u8 gives x != 0; u8
+// reads as 0 or 1; integer to integer and same-type copies are exact (no float round trip).
+std::string prelude() {
+  return R"(#include "tessera/common.cuh"
+
+struct GenericParams {
+  long long count;
+  int rank;
+  int inputs;
+  long long shape[8];
+  long long out_offset;
+  long long out_strides[8];
+  long long in_offset[4];
+  long long in_strides[4][8];
+  long long extra[24];
+};
+static_assert(sizeof(GenericParams) == )" +
+         std::to_string(kParamsBytes) + R"(, "GenericParams differs from the host's");
+
+namespace tg {
+
+using tessera::BF16;
+using tessera::F16;
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(F16 v) { return tessera::to_float(v); }
+__device__ __forceinline__ float to_f32(BF16 v) { return tessera::to_float(v); }
+__device__ __forceinline__ float to_f32(long long v) { return (float)v; }
+__device__ __forceinline__ float to_f32(unsigned char v) { return v != 0 ? 1.0f : 0.0f; }
+
+__device__ __forceinline__ float inf() { return tessera::inf(); }
+constexpr long long kI64Max = 0x7fffffffffffffffLL;
+constexpr long long kI64Min = -0x7fffffffffffffffLL - 1;
+
+// put(o, v): o = v converted to o's type.
+__device__ __forceinline__ void put(float& o, float v) { o = v; }
+__device__ __forceinline__ void put(F16& o, float v) { o = tessera::from_float<F16>(v); }
+__device__ __forceinline__ void put(BF16& o, float v) { o = tessera::from_float<BF16>(v); }
+__device__ __forceinline__ void put(long long& o, float v) {
+  o = v != v ? 0LL : v >= 9223372036854775808.0f ? kI64Max : v < -9223372036854775808.0f ? kI64Min : (long long)v;
+}
+__device__ __forceinline__ void put(unsigned char& o, float v) { o = v != 0.0f ? 1 : 0; }
+__device__ __forceinline__ void put(F16& o, F16 v) { o = v; }
+__device__ __forceinline__ void put(BF16& o, BF16 v) { o = v; }
+__device__ __forceinline__ void put(long long& o, long long v) { o = v; }
+__device__ __forceinline__ void put(long long& o, unsigned char v) { o = v != 0 ? 1 : 0; }
+__device__ __forceinline__ void put(unsigned char& o, long long v) { o = v != 0 ? 1 : 0; }
+__device__ __forceinline__ void put(unsigned char& o, unsigned char v) { o = v != 0 ? 1 : 0; }
+// Every other pair goes through float.
+template <class O, class I>
+__device__ __forceinline__ void put(O& o, I v) { put(o, to_f32(v)); }
+
+// q = k / e, r = k % e for k >= 0, e > 0; in 32 bits where both fit (a 64-bit division is
+// several times slower).
+__device__ __forceinline__ void divmod(long long k, long long e, long long& q, long long& r) {
+  if (((unsigned long long)k | (unsigned long long)e) >> 32 == 0) {
+    const unsigned q32 = (unsigned)k / (unsigned)e;
+    q = q32;
+    r = (unsigned)k - q32 * (unsigned)e;
+  } else {
+    q = k / e;
+    r = k - q * e;
+  }
+}
+
+// The index of element k of p.shape, outermost first (zeros past p.rank). The loops unroll so
+// that idx and the parameter arrays are indexed by constants and stay in registers.
+__device__ __forceinline__ void unravel(const GenericParams& p, long long k, long long (&idx)[8]) {
+#pragma unroll
+  for (int d = 7; d >= 0; --d) {
+    idx[d] = 0;
+    if (d < p.rank) divmod(k, p.shape[d], k, idx[d]);
+  }
+}
+
+// base + sum_d idx[d] * strides[d] over the first `rank` dimensions.
+__device__ __forceinline__ long long offset(const long long (&idx)[8], int rank, long long base,
+                                           const long long (&strides)[8]) {
+#pragma unroll
+  for (int d = 0; d < 8; ++d)
+    if (d < rank) base += idx[d] * strides[d];
+  return base;
+}
+
+}  // namespace tg
+)";
+}
+
+// One entry: the common signature, `setup` once per thread, `body` per element k with its index
+// `idx` and output offset `o` in scope.
+std::string entry_source(const std::string& comment, const std::string& entry, const std::string& setup,
+                         const std::string& body) {
+  return "// " + comment + "\n" + prelude() + "\nextern \"C\" __global__ void __launch_bounds__(" +
+         std::to_string(kThreads) + ") " + entry +
+         "(const void* in0, const void* in1, const void* in2, const void* in3, void* out, GenericParams p) "
+         "{\n" +
+         setup +
+         "  const long long grid_stride = (long long)gridDim.x * blockDim.x;\n"
+         "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.count; k += grid_stride) {\n"
+         "    long long idx[8];\n"
+         "    tg::unravel(p, k, idx);\n"
+         "    const long long o = tg::offset(idx, p.rank, p.out_offset, p.out_strides);\n" +
+         body + "  }\n}\n";
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t d = 0; d < shape.size(); ++d) s += (d ? "," : "") + std::to_string(shape[d]);
+  return s + "]";
+}
+
+// "  const T* name = static_cast<const T*>(var);" for the CUDA type T of `t`.
+std::string typed(const std::string& name, StoreType t, const std::string& var) {
+  std::string c(store_type_cuda(t));
+  return "  const " + c + "* " + name + " = static_cast<const " + c + "*>(" + var + ");\n";
+}
+
+std::string typed_out(StoreType t) {
+  std::string c(store_type_cuda(t));
+  return "  " + c + "* y = static_cast<" + c + "*>(out);\n";
+}
+
+// The params of an index space `shape` written through `dst`; no inputs yet.
+GenericParams base_params(const std::vector<int64_t>& shape, const StridedRef& dst) {
+  TESSERA_CHECK(shape.size() <= static_cast<size_t>(kGenericMaxRank),
+                "generic kernel of rank " + std::to_string(shape.size()) + " (at most 8)");
+  TESSERA_CHECK(dst.strides.size() == shape.size(), "output strides " + std::to_string(dst.strides.size()) +
+                                                        " for rank " + std::to_string(shape.size()));
+  GenericParams p;
+  p.count = 1;
+  p.rank = static_cast<int32_t>(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    TESSERA_CHECK(shape[d] >= 0, "negative extent in " + shape_text(shape));
+    p.shape[d] = shape[d];
+    p.count *= shape[d];
+    p.out_strides[d] = dst.strides[d];
+  }
+  p.out_offset = dst.offset;
+  return p;
+}
+
+// Sets input j of `p` (its strides over p's index space).
+void set_input(GenericParams& p, int j, const StridedRef& ref) {
+  TESSERA_CHECK(ref.strides.size() == static_cast<size_t>(p.rank),
+                "input " + std::to_string(j) + " has " + std::to_string(ref.strides.size()) +
+                    " strides for rank " + std::to_string(p.rank));
+  p.in_offset[j] = ref.offset;
+  for (int d = 0; d < p.rank; ++d) p.in_strides[j][d] = ref.strides[static_cast<size_t>(d)];
+  p.inputs = std::max(p.inputs, j + 1);
+}
+
+GenericKernel finish(std::string entry, std::string text, const GenericParams& p, std::string label) {
+  GenericKernel k;
+  k.source.entry = std::move(entry);
+  k.source.source = std::move(text);
+  k.source.launch.grid[0] = std::clamp<int64_t>((p.count + kThreads - 1) / kThreads, 1, kMaxBlocks);
+  k.source.launch.block[0] = kThreads;
+  k.params = p;
+  k.label = std::move(label);
+  return k;
+}
+
+}  // namespace
+
+std::string_view store_type_cuda(StoreType t) {
+  switch (t) {
+    case StoreType::kF16: return "tessera::F16";
+    case StoreType::kBF16: return "tessera::BF16";
+    case StoreType::kF32: return "float";
+    case StoreType::kI64: return "long long";
+    case StoreType::kU8: return "unsigned char";
+  }
+  TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
+}
+
+std::string_view store_type_name(StoreType t) {
+  switch (t) {
+    case StoreType::kF16: return "f16";
+    case StoreType::kBF16: return "bf16";
+    case StoreType::kF32: return "f32";
+    case StoreType::kI64: return "i64";
+    case StoreType::kU8: return "u8";
+  }
+  TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
+}
+
+int64_t store_bytes(StoreType t) {
+  switch (t) {
+    case StoreType::kF16:
+    case StoreType::kBF16: return 2;
+    case StoreType::kF32: return 4;
+    case StoreType::kI64: return 8;
+    case StoreType::kU8: return 1;
+  }
+  TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
+}
+
+GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_t>& shape,
+                           const StridedRef& src, const StridedRef& dst) {
+  GenericParams p = base_params(shape, dst);
+  set_input(p, 0, src);
+  std::string types = std::string(store_type_name(in)) + "->" + std::string(store_type_name(out));
+  std::string entry =
+      "tessera_copy_" + std::string(store_type_name(in)) + "_" + std::string(store_type_name(out));
+  std::string text =
+      entry_source("tessera generic kernel: copy " + types, entry, typed("x", in, "in0") + typed_out(out),
+                   "    tg::put(y[o], x[tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0])]);\n");
+  return finish(entry, text, p, "copy " + types + " " + shape_text(shape));
+}
+
+GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, const StridedRef& data,
+                     const StridedRef& indices, int64_t axis_stride, int64_t axis_extent,
+                     const StridedRef& out) {
+  GenericParams p = base_params(out_shape, out);
+  set_input(p, 0, data);
+  set_input(p, 1, indices);
+  TESSERA_CHECK(axis_extent >= 0, "gather axis extent " + std::to_string(axis_extent));
+  p.extra[0] = axis_stride;
+  p.extra[1] = axis_extent;
+  std::string t(store_type_name(type));
+  std::string entry = "tessera_gather_" + t;
+  std::string setup = typed("x", type, "in0") + typed("ix", StoreType::kI64, "in1") + typed_out(type) +
+                      "  const long long axis_stride = p.extra[0], extent = p.extra[1];\n";
+  std::string body =
+      "    long long i = ix[tg::offset(idx, p.rank, p.in_offset[1], p.in_strides[1])];\n"
+      "    if (i < 0) i += extent;\n"
+      "    if (i >= 0 && i < extent)\n"
+      "      tg::put(y[o], x[tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]) + i * axis_stride]);\n"
+      "    else\n"
+      "      tg::put(y[o], 0.0f);\n";
+  return finish(entry, entry_source("tessera generic kernel: gather " + t, entry, setup, body), p,
+                "gather " + t + " " + shape_text(out_shape));
+}
+
+GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const StridedRef& in,
+                     const std::vector<int64_t>& out_shape, const StridedRef& out, const PoolWindow& window) {
+  TESSERA_CHECK(in_shape.size() == 4 && out_shape.size() == 4, "pool2d needs [N, C, H, W] shapes");
+  TESSERA_CHECK(in.strides.size() == 4, "pool2d input needs 4 strides");
+  TESSERA_CHECK(in_shape[0] == out_shape[0] && in_shape[1] == out_shape[1], "pool2d changes N or C");
+  const PoolWindow& w = window;
+  TESSERA_CHECK(w.kh >= 1 && w.kw >= 1 && w.sh >= 1 && w.sw >= 1 && w.dh >= 1 && w.dw >= 1,
+                "pool2d window, strides and dilations must be positive");
+  TESSERA_CHECK(w.pad_top >= 0 && w.pad_left >= 0 && w.pad_bottom >= 0 && w.pad_right >= 0,
+                "pool2d pads must be non-negative");
+  GenericParams p = base_params(out_shape, out);
+  set_input(p, 0, in);
+  int64_t* e = p.extra;
+  e[0] = in_shape[2], e[1] = in_shape[3];
+  e[2] = w.kh, e[3] = w.kw, e[4] = w.sh, e[5] = w.sw, e[6] = w.dh, e[7] = w.dw;
+  e[8] = w.pad_top, e[9] = w.pad_left, e[10] = w.pad_bottom, e[11] = w.pad_right;
+  e[12] = w.count_include_pad ? 1 : 0;
+  std::string t(store_type_name(type)), kind = w.max ? "maxpool2d" : "avgpool2d";
+  std::string entry = "tessera_" + kind + "_" + t;
+  std::string setup =
+      typed("x", type, "in0") + typed_out(type) +
+      "  const long long H = p.extra[0], W = p.extra[1], kh = p.extra[2], kw = p.extra[3];\n"
+      "  const long long sh = p.extra[4], sw = p.extra[5], dh = p.extra[6], dw = p.extra[7];\n"
+      "  const long long pt = p.extra[8], pl = p.extra[9], pb = p.extra[10], pr = p.extra[11];\n"
+      "  const long long s0 = p.in_strides[0][0], s1 = p.in_strides[0][1];\n"
+      "  const long long s2 = p.in_strides[0][2], s3 = p.in_strides[0][3];\n";
+  // Taps outside the input are skipped; `padded` counts the taps inside the padded extent.
+  std::string body = std::string("    const long long base = p.in_offset[0] + idx[0] * s0 + idx[1] * s1;\n") +
+                     "    float acc = " + (w.max ? "-tg::inf()" : "0.0f") + ";\n" +
+                     "    long long taps = 0, padded = 0;\n"
+                     "    for (long long r = 0; r < kh; ++r) {\n"
+                     "      const long long ih = idx[2] * sh - pt + r * dh;\n"
+                     "      const bool vh = ih >= 0 && ih < H, ph = ih >= -pt && ih < H + pb;\n"
+                     "      for (long long s = 0; s < kw; ++s) {\n"
+                     "        const long long iw = idx[3] * sw - pl + s * dw;\n"
+                     "        padded += ph && iw >= -pl && iw < W + pr;\n"
+                     "        if (!vh || iw < 0 || iw >= W) continue;\n"
+                     "        const float v = tg::to_f32(x[base + ih * s2 + iw * s3]);\n" +
+                     (w.max ? "        acc = fmaxf(acc, v);\n" : "        acc += v;\n") +
+                     "        ++taps;\n"
+                     "      }\n"
+                     "    }\n" +
+                     (w.max ? "    tg::put(y[o], acc);\n"
+                            : "    const long long n = p.extra[12] ? padded : taps;\n"
+                              "    tg::put(y[o], n > 0 ? acc / (float)n : 0.0f);\n");
+  return finish(entry, entry_source("tessera generic kernel: " + kind + " " + t, entry, setup, body), p,
+                kind + " " + t + " " + shape_text(in_shape) + "->" + shape_text(out_shape));
+}
+
+GenericKernel map(const std::string& expression, const std::vector<StoreType>& inputs, StoreType out,
+                  const std::vector<int64_t>& shape, const std::vector<StridedRef>& refs,
+                  const StridedRef& dst) {
+  TESSERA_CHECK(inputs.size() == refs.size(), "map with " + std::to_string(inputs.size()) +
+                                                  " input types and " + std::to_string(refs.size()) +
+                                                  " input refs");
+  TESSERA_CHECK(!inputs.empty() && inputs.size() <= static_cast<size_t>(kGenericMaxInputs),
+                "map with " + std::to_string(inputs.size()) + " inputs (1..4)");
+  TESSERA_CHECK(!expression.empty() && expression.find('\n') == std::string::npos,
+                "map expression must be one non-empty line");
+  GenericParams p = base_params(shape, dst);
+  std::string types, setup, body;
+  for (size_t j = 0; j < inputs.size(); ++j) {
+    const int i = static_cast<int>(j);
+    set_input(p, i, refs[j]);
+    std::string n = std::to_string(j), var(1, static_cast<char>('a' + i));
+    types += std::string(store_type_name(inputs[j])) + "_";
+    setup += typed("x" + n, inputs[j], "in" + n);
+    body += "    const float " + var + " = tg::to_f32(x" + n + "[tg::offset(idx, p.rank, p.in_offset[" + n +
+            "], p.in_strides[" + n + "])]);\n";
+  }
+  types += "to_" + std::string(store_type_name(out));
+  std::string entry = "tessera_map_" + types + "_" + hex64(stable_hash(expression));
+  body += "    tg::put(y[o], (float)(" + expression + "));\n";
+  std::string text = entry_source("tessera generic kernel: map " + types + ": " + expression, entry,
+                                  setup + typed_out(out), body);
+  return finish(entry, text, p, "map " + expression + " " + shape_text(shape));
+}
+
+namespace {
+
+const char* reduce_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum: return "sum";
+    case ReduceOp::kMean: return "mean";
+    case ReduceOp::kMax: return "max";
+    case ReduceOp::kMin: return "min";
+    case ReduceOp::kProd: return "prod";
+  }
+  TESSERA_UNREACHABLE("reduce op " + std::to_string(static_cast<int>(op)));
+}
+
+// The accumulation of one reduce kind, as device code declaring Acc (the accumulator type),
+// `identity`, load(x) -> Acc, combine(acc, v) and result(acc, n) (n: the reduced element count).
+// Floats accumulate in float; int64 in int64, exactly, sums and products wrapping as the host
+// evaluation's do.
+std::string reduce_code(ReduceOp op, StoreType type) {
+  const bool i64 = type == StoreType::kI64;
+  std::string identity, step, result = "acc";
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kMean:
+      identity = i64 ? "0" : "0.0f";
+      step = i64 ? "(long long)((unsigned long long)acc + (unsigned long long)v)" : "acc + v";
+      if (op == ReduceOp::kMean) result = i64 ? "n > 0 ? acc / n : 0LL" : "acc / (float)n";
+      break;
+    case ReduceOp::kProd:
+      identity = i64 ? "1" : "1.0f";
+      step = i64 ? "(long long)((unsigned long long)acc * (unsigned long long)v)" : "acc * v";
+      break;
+    case ReduceOp::kMax:
+      identity = i64 ? "tg::kI64Min" : "-tg::inf()";
+      step = i64 ? "v > acc ? v : acc" : "fmaxf(acc, v)";
+      break;
+    case ReduceOp::kMin:
+      identity = i64 ? "tg::kI64Max" : "tg::inf()";
+      step = i64 ? "v < acc ? v : acc" : "fminf(acc, v)";
+      break;
+  }
+  const std::string cuda(store_type_cuda(type));
+  std::string code = std::string("  using Acc = ") + (i64 ? "long long" : "float") + ";\n";
+  code += "  const Acc identity = " + identity + ";\n";
+  code += "  auto load = [](" + cuda + " x) -> Acc { return " + (i64 ? "x" : "tg::to_f32(x)") + "; };\n";
+  code += "  auto combine = [](Acc acc, Acc v) -> Acc { return " + step + "; };\n";
+  return code + "  auto result = [](Acc acc, long long n) -> Acc { return " + result + "; };\n";
+}
+
+}  // namespace
+
+GenericKernel reduce(ReduceOp op, StoreType type, const std::vector<int64_t>& out_shape, const StridedRef& in,
+                     const std::vector<std::pair<int64_t, int64_t>>& reduced, const StridedRef& out) {
+  TESSERA_CHECK(reduced.size() <= 8,
+                "reduce over " + std::to_string(reduced.size()) + " dimensions (at most 8)");
+  GenericParams p = base_params(out_shape, out);
+  set_input(p, 0, in);
+  p.extra[0] = static_cast<int64_t>(reduced.size());
+  for (size_t j = 0; j < reduced.size(); ++j) {
+    TESSERA_CHECK(reduced[j].first >= 0, "negative reduced extent");
+    p.extra[1 + 2 * j] = reduced[j].first;
+    p.extra[2 + 2 * j] = reduced[j].second;
+  }
+  std::string t(store_type_name(type)), name = reduce_name(op);
+  std::string entry = "tessera_reduce_" + name + "_" + t;
+  std::string setup = typed("x", type, "in0") + typed_out(type) + reduce_code(op, type) +
+                      "  const int r = (int)p.extra[0];\n"
+                      "  long long n = 1;\n"
+                      "#pragma unroll\n"
+                      "  for (int j = 0; j < 8; ++j)\n"
+                      "    if (j < r) n *= p.extra[1 + 2 * j];\n";
+  const std::string body =
+      "    const long long base = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]);\n"
+      "    Acc acc = identity;\n"
+      "    for (long long t = 0; t < n; ++t) {\n"
+      "      long long rest = t, at = base;\n"
+      "#pragma unroll\n"
+      "      for (int j = 7; j >= 0; --j) {\n"
+      "        if (j >= r) continue;\n"
+      "        long long i;\n"
+      "        tg::divmod(rest, p.extra[1 + 2 * j], rest, i);\n"
+      "        at += i * p.extra[2 + 2 * j];\n"
+      "      }\n"
+      "      acc = combine(acc, load(x[at]));\n"
+      "    }\n"
+      "    tg::put(y[o], result(acc, n));\n";
+  return finish(entry, entry_source("tessera generic kernel: reduce " + name + " " + t, entry, setup, body),
+                p, "reduce " + name + " " + t + " " + shape_text(out_shape));
+}
+
+}  // namespace tessera::kernels

@@ -1,0 +1,210 @@
+// The GPU run's plan (graph/exec_plan.h), checked without a GPU: which operators become
+// views, tuned kernels, generic kernels and copies; that every tensor a step addresses lies
+// inside its buffer; that buffers sharing arena bytes are never live at once; and that the
+// five bundled models plan with nothing left out.
+#include "graph/exec_plan.h"
+
+#include <gtest/gtest.h>
+
+#include "graph/onnx_io.h"
+#include "graph/rules.h"
+#include "kernels/families.h"
+
+namespace tessera::graph {
+namespace {
+
+const std::string kGraphs = TESSERA_GRAPHS;
+
+class ExecPlanTest : public ::testing::Test {
+ protected:
+  ExecPlanTest() { kernels::register_builtin_families(families_); }
+  ExecPlan plan(Graph& g) {
+    fold_constants(g);
+    return plan_graph_run(g, DType::kF16, families_);
+  }
+  kernels::FamilyRegistry families_;
+};
+
+Tensor filled(std::vector<int64_t> shape, float v = 0.5f) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return Tensor::floats(shape, std::vector<float>(static_cast<size_t>(n), v));
+}
+
+// The highest element a placement of `shape` addresses, plus one.
+int64_t extent(const Placement& p, const std::vector<int64_t>& shape) {
+  int64_t last = p.offset;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 0) return p.offset;
+    last += (shape[d] - 1) * p.strides[d];
+  }
+  return last + 1;
+}
+
+int count_steps(const ExecPlan& p, bool copies) {
+  int n = 0;
+  for (const ExecStep& s : p.steps) n += s.copy == copies;
+  return n;
+}
+
+TEST_F(ExecPlanTest, TransposesAreViewsUntilAKernelNeedsThemDense) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {64, 32});
+  ValueId t = g.add_node(OpType::kTranspose, {x}, {{"perm", std::vector<int64_t>{1, 0}}})[0];
+  ValueId w = g.add_constant("w", filled({64, 128}));
+  ValueId y = g.add_node(OpType::kMatMul, {t, w})[0];
+  g.add_output(y);
+  ExecPlan p = plan(g);
+  ASSERT_TRUE(p.unsupported.empty());
+  EXPECT_EQ(p.views, 1);
+  // The transposed view [32, 64] with strides {1, 32} is copied dense for the matmul.
+  EXPECT_EQ(p.values[static_cast<size_t>(t)].strides, (std::vector<int64_t>{1, 32}));
+  ASSERT_EQ(p.steps.size(), 2u);
+  EXPECT_TRUE(p.steps[0].copy);
+  EXPECT_FALSE(p.steps[0].setup);  // it reads the graph's input, so it runs every time
+  ASSERT_EQ(p.steps[1].kind, ExecStep::Kind::kKernel);
+  EXPECT_EQ(p.steps[1].workload->kind, OpKind::kMatmul);
+  EXPECT_EQ(p.steps[1].tensors[0].strides, (std::vector<int64_t>{64, 1}));
+}
+
+TEST_F(ExecPlanTest, ConvolutionsRunChannelsLastAndConvertTheirFiltersBeforeTheRuns) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 16, 8, 8});
+  ValueId w1 = g.add_constant("w1", filled({32, 16, 3, 3}));
+  ValueId w2 = g.add_constant("w2", filled({32, 32, 1, 1}));
+  ValueId y1 = g.add_node(OpType::kConv, {x, w1}, {{"pads", std::vector<int64_t>{1, 1, 1, 1}}})[0];
+  ValueId r = g.add_node(OpType::kRelu, {y1})[0];
+  ValueId y2 = g.add_node(OpType::kConv, {r, w2})[0];
+  g.add_output(y2);
+  ExecPlan p = plan(g);
+  ASSERT_TRUE(p.unsupported.empty());
+  const std::vector<int64_t> nhwc{8 * 8 * 32, 1, 8 * 32, 32};
+  EXPECT_EQ(p.values[static_cast<size_t>(y1)].strides, nhwc);
+  EXPECT_EQ(p.values[static_cast<size_t>(r)].strides, nhwc) << "the relu keeps its input's layout";
+  int setup = 0, input_copies = 0;
+  for (const ExecStep& s : p.steps) {
+    setup += s.setup;
+    input_copies += s.copy && !s.setup;
+    if (s.kind == ExecStep::Kind::kKernel && s.workload->kind == OpKind::kConv2d) {
+      const auto& xs = s.tensors[0].strides;
+      EXPECT_EQ(xs[1], 1) << s.label << ": channels innermost";
+    }
+  }
+  // The 3x3 filter goes to KRSC once; the 1x1 one already is. The NCHW input is copied
+  // channels-last on every run.
+  EXPECT_EQ(setup, 1);
+  EXPECT_EQ(input_copies, 1);
+}
+
+TEST_F(ExecPlanTest, ChannelSplitsOfNhwcTensorsAreCopiedAndConcatsWriteSlices) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 8, 4, 4});
+  ValueId w = g.add_constant("w", filled({16, 8, 1, 1}));
+  ValueId y = g.add_node(OpType::kConv, {x, w})[0];
+  auto parts = g.add_node(OpType::kSplit, {y}, {{"axis", int64_t{1}}, {"split", std::vector<int64_t>{8, 8}}}, "", 2);
+  ValueId wa = g.add_constant("wa", filled({8, 8, 1, 1}));
+  ValueId a = g.add_node(OpType::kConv, {parts[0], wa})[0];
+  ValueId c = g.add_node(OpType::kConcat, {a, parts[1]}, {{"axis", int64_t{1}}})[0];
+  g.add_output(c);
+  ExecPlan p = plan(g);
+  ASSERT_TRUE(p.unsupported.empty()) << p.unsupported[0];
+  // The split's halves are views at channel offsets 0 and 8 of the NHWC output.
+  EXPECT_EQ(p.values[static_cast<size_t>(parts[1])].offset - p.values[static_cast<size_t>(parts[0])].offset, 8);
+  int concat_copies = 0;
+  for (const ExecStep& s : p.steps)
+    if (!s.copy && s.generic && s.node != kNone && g.node(s.node).op == OpType::kConcat) {
+      ++concat_copies;
+      EXPECT_EQ(s.buffers[4], p.values[static_cast<size_t>(c)].buffer);
+    }
+  EXPECT_EQ(concat_copies, 2);
+  EXPECT_GE(count_steps(p, true), 2) << "the input's layout copy and the strided half the second conv reads";
+}
+
+TEST_F(ExecPlanTest, EveryTensorLiesInsideItsBufferAndLiveBuffersNeverShareBytes) {
+  for (const std::string name : {"bert_base", "resnet50", "inception_v3"}) {
+    Graph g = import_onnx(kGraphs + "/" + name + ".onnx");
+    ExecPlan p = plan(g);
+    ASSERT_TRUE(p.unsupported.empty()) << name << ": " << p.unsupported[0];
+    for (const ExecStep& s : p.steps) {
+      if (s.kind != ExecStep::Kind::kKernel) continue;
+      const TensorExpr e = s.workload->expr();
+      for (size_t k = 0; k < s.tensors.size(); ++k) {
+        const Placement& t = s.tensors[k];
+        const auto& shape = e.tensors[k].shape;
+        int64_t elements = 1;
+        for (int64_t d : shape) elements *= d;
+        const int64_t bytes = p.buffers[static_cast<size_t>(t.buffer)].bytes;
+        EXPECT_LE((t.offset + elements) * kernels::store_bytes(t.type), bytes) << name << ": " << s.label;
+        EXPECT_EQ(placement_byte_offset(t) % 16, 0) << name << ": " << s.label;
+      }
+    }
+    for (size_t v = 0; v < p.values.size(); ++v) {
+      const Placement& t = p.values[v];
+      if (t.buffer < 0) continue;
+      EXPECT_LE(extent(t, g.values()[v].shape) * kernels::store_bytes(t.type), p.buffers[static_cast<size_t>(t.buffer)].bytes)
+          << name << ": " << g.values()[v].name;
+    }
+    EXPECT_GT(p.arena_bytes, 0);
+    EXPECT_LT(p.arena_bytes, p.intermediate_bytes) << name << ": the arena reuses bytes";
+    for (size_t a = 0; a < p.buffers.size(); ++a)
+      for (size_t b = a + 1; b < p.buffers.size(); ++b) {
+        const ExecBuffer &x = p.buffers[a], &y = p.buffers[b];
+        if (x.kind != ExecBuffer::Kind::kArena || y.kind != ExecBuffer::Kind::kArena) continue;
+        const bool live_together = x.first_step <= y.last_step && y.first_step <= x.last_step;
+        const bool share = x.arena_offset < y.arena_offset + y.bytes && y.arena_offset < x.arena_offset + x.bytes;
+        EXPECT_FALSE(live_together && share) << name << ": buffers " << a << " and " << b;
+        EXPECT_LE(x.arena_offset + x.bytes, p.arena_bytes);
+      }
+  }
+}
+
+TEST_F(ExecPlanTest, FiveModelsPlanWithEveryOperatorOnTheGpu) {
+  for (const std::string name : {"bert_base", "vit_b16", "resnet50", "resnext50", "inception_v3"}) {
+    Graph g = import_onnx(kGraphs + "/" + name + ".onnx");
+    ExecPlan p = plan(g);
+    EXPECT_TRUE(p.unsupported.empty()) << name << ": " << (p.unsupported.empty() ? "" : p.unsupported[0]);
+    int kernels = 0;
+    for (const ExecStep& s : p.steps) kernels += s.kind == ExecStep::Kind::kKernel;
+    EXPECT_GT(kernels, 40) << name;
+  }
+}
+
+TEST_F(ExecPlanTest, OperatorsWithoutAKernelAreNamed) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 3, 8, 8});
+  ValueId pads = g.add_constant("pads", Tensor::ints({8}, {0, 0, 1, 1, 0, 0, 1, 1}));
+  ValueId y = g.add_node(OpType::kPad, {x, pads}, {}, "pad_me")[0];
+  g.add_output(g.add_node(OpType::kRelu, {y})[0]);
+  ExecPlan p = plan(g);
+  ASSERT_EQ(p.unsupported.size(), 1u);
+  EXPECT_NE(p.unsupported[0].find("Pad 'pad_me'"), std::string::npos) << p.unsupported[0];
+}
+
+TEST_F(ExecPlanTest, BroadcastOperandsGoToTheGenericMapAndTransposedOperandsAreCopied) {
+  Graph g;
+  ValueId a = g.add_input("a", ElemType::kF32, {2, 4, 8, 16});
+  ValueId b = g.add_input("b", ElemType::kF32, {2, 4, 8, 16});
+  ValueId bias = g.add_constant("bias", filled({8}));
+  ValueId s = g.add_node(OpType::kAdd, {a, g.add_constant("one", filled({16}, 1.0f))})[0];
+  ValueId mm = g.add_node(OpType::kFusedMatMul, {s, b, bias}, {{"trans_a", int64_t{0}}, {"trans_b", int64_t{1}}, {"epilogue", std::string("bias")}})[0];
+  g.add_output(mm);
+  ExecPlan p = plan(g);
+  ASSERT_TRUE(p.unsupported.empty()) << p.unsupported[0];
+  bool map = false, kernel = false;
+  for (const ExecStep& st : p.steps) {
+    if (st.generic && !st.copy && g.node(st.node).op == OpType::kAdd) {
+      map = true;
+      EXPECT_EQ(st.generic->params.in_strides[1][0], 0) << "the [16] operand is read broadcast";
+    }
+    if (st.kind == ExecStep::Kind::kKernel) {
+      kernel = true;
+      EXPECT_EQ(st.workload->kind, OpKind::kBatchMatmul);
+      for (const Placement& t : st.tensors) EXPECT_EQ(t.strides.back(), 1) << st.label;
+    }
+  }
+  EXPECT_TRUE(map);
+  EXPECT_TRUE(kernel);
+}
+
+}  // namespace
+}  // namespace tessera::graph
