@@ -224,7 +224,7 @@ int db_stats(const ParsedArgs& args) {
     std::cout << Json{{"path", db.path()}, {"schema_version", st.schema_version}, {"records", st.records},
                       {"records_by_status", st.records_by_status}, {"workloads", st.workloads},
                       {"targets", st.targets}, {"families", st.families}, {"models", st.models},
-                      {"graphs", st.graphs}, {"file_bytes", st.file_bytes}}
+                      {"graphs", st.graphs}, {"graph_runs", st.graph_runs}, {"file_bytes", st.file_bytes}}
                      .dump(2)
               << "\n";
     return 0;
@@ -234,7 +234,7 @@ int db_stats(const ParsedArgs& args) {
             << "  records    " << st.records << "\n";
   for (const auto& [status, n] : st.records_by_status) std::cout << "    " << status << ": " << n << "\n";
   std::cout << "  workloads  " << st.workloads << "\n  targets    " << st.targets << "\n  families   " << st.families
-            << "\n  models     " << st.models << "\n  graphs     " << st.graphs << "\n";
+            << "\n  models     " << st.models << "\n  graphs     " << st.graphs << "\n  graph runs " << st.graph_runs << "\n";
   return 0;
 }
 
@@ -434,6 +434,19 @@ int db_graphs(const ParsedArgs& args) {
     std::cout << "wrote graph " << *id << " (" << it->model_key << ") to " << *out << "\n";
     return 0;
   }
+  std::vector<db::StoredGraphRun> runs = db.graph_runs(model);
+  if (args.has("json") && args.has("runs")) {
+    Json out = Json::array();
+    for (const db::StoredGraphRun& r : runs)
+      out.push_back({{"id", r.id}, {"model", r.model_key}, {"target", r.target.fingerprint()}, {"graph", r.graph},
+                     {"kernels", r.kernels}, {"dtype", r.dtype}, {"median_us", r.median_us},
+                     {"flushed_median_us", r.flushed_median_us}, {"predicted_us", r.predicted_us},
+                     {"check_error", r.check_error ? Json(*r.check_error) : Json()},
+                     {"result", Json::parse(r.result_json.empty() ? "{}" : r.result_json)},
+                     {"tool_version", r.tool_version}, {"created", utc_text(r.created_s)}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
   if (args.has("json")) {
     Json out = Json::array();
     for (const db::StoredGraph& g : graphs) {
@@ -451,7 +464,15 @@ int db_graphs(const ParsedArgs& args) {
     table.add({std::to_string(g.id), g.model_key, fixed(g.original_cost_us, 1), fixed(g.optimized_cost_us, 1),
                fixed(reduction, 1) + "%", g.target.spec_name, utc_text(g.created_s)});
   }
-  std::cout << table.str();
+  if (!graphs.empty() || runs.empty()) std::cout << table.str();
+  if (!runs.empty()) {
+    Table measured({"run", "model", "graph", "kernels", "median us", "flushed us", "predicted us", "check", "GPU", "created"});
+    for (const db::StoredGraphRun& r : runs)
+      measured.add({std::to_string(r.id), r.model_key, r.graph, r.kernels, fixed(r.median_us, 1),
+                    fixed(r.flushed_median_us, 1), fixed(r.predicted_us, 1),
+                    r.check_error ? fixed(100 * *r.check_error, 2) + "%" : "-", r.target.gpu_name, utc_text(r.created_s)});
+    std::cout << (graphs.empty() ? "" : "\n") << "measured runs (graph run):\n" << measured.str();
+  }
   return 0;
 }
 
@@ -477,12 +498,14 @@ void register_db_commands(CommandRegistry& registry) {
                 "WORKLOAD [--db FILE] [--target NAME] [--json]", "", {dbopt, target, json}, 1, 1, db_history});
   registry.add({"db stats", "Count records, workloads, targets, models and graphs", "[--db FILE] [--json]", "",
                 {dbopt, json}, 0, 0, db_stats});
-  registry.add({"db graphs", "List the graph-search results (`graph optimize`), or write one out as ONNX",
-                "[MODEL_KEY] [--db FILE] [--id ID --output FILE.onnx] [--json]",
+  registry.add({"db graphs", "List the graph-search results (`graph optimize`) and measured runs (`graph run`), or write one out as ONNX",
+                "[MODEL_KEY] [--db FILE] [--id ID --output FILE.onnx] [--json [--runs]]",
                 "Each result keeps the optimised graph's structure as ONNX (weights over 4096 elements stripped), "
-                "the costs before and after, and the search settings and rewrites.",
+                "the costs before and after, and the search settings and rewrites. Each measured run keeps the "
+                "model, the GPU, which graph ran on whose kernels, the end-to-end latency (L2 warm and flushed), "
+                "the oracle's prediction, the check's error and the whole result (per-step times).",
                 {dbopt, {"id", "ID", "the stored graph to write"}, {"output", "FILE.onnx", "where to write it (also -o)"},
-                 json},
+                 json, {"runs", "", "with --json: print the measured runs instead of the search results"}},
                 0, 1, db_graphs});
   registry.add({"db merge", "Add every record, model and graph of another database (repeat-safe)",
                 "OTHER.db [--db FILE] [--json]", "", {dbopt, json}, 1, 1, db_merge});

@@ -223,6 +223,24 @@ std::string error_text(const Json& error) {
   return error.is_number() ? fixed(100 * error.get<double>(), 2) + "%" : "infinite (NaN, infinity or another shape)";
 }
 
+// Keeps a measured run in the database (`db graphs` lists them).
+void save_run(const graph::ModelRunRequest& r, const Json& res) {
+  db::StoredGraphRun run;
+  run.model_key = std::filesystem::path(r.model_path).filename().string() + ":" + file_hash(r.model_path);
+  run.target = Target::from_json(res["target_json"], "the run's target");
+  run.graph = r.graph;
+  run.kernels = r.vendor ? "vendor" : "tessera";
+  run.dtype = r.dtype;
+  run.median_us = res["latency_us"]["median"].get<double>();
+  run.flushed_median_us = res["latency_us"]["flushed_median"].get<double>();
+  run.predicted_us = res["predicted_us"].get<double>();
+  if (res.contains("check") && res["check"]["error"].is_number()) run.check_error = res["check"]["error"].get<double>();
+  run.result_json = res.dump();
+  run.tool_version = kVersion;
+  run.created_s = now_s();
+  db::TuningDatabase::open(r.db_path).save_graph_run(run);
+}
+
 // One variant's run in a child process of its own (a faulting kernel ends it, not us). A
 // missing GPU or a crash is said on stderr and returned as such.
 Json run_child(const graph::ModelRunRequest& r, double timeout_s) {
@@ -234,11 +252,12 @@ Json run_child(const graph::ModelRunRequest& r, double timeout_s) {
   if (res.contains("crashed"))
     std::cerr << "tessera: graph run of " << r.model_path << " (" << r.graph << ", "
               << (r.vendor ? "vendor" : "tessera") << " kernels) crashed: " << res["crashed"].get<std::string>() << "\n";
+  if (res.contains("latency_us") && !r.db_path.empty()) save_run(r, res);
   return res;
 }
 
-// `graph run --compare`: the optimised and the fused graph on Tessera's kernels, and the
-// original graph on the vendor library, one child each.
+// `graph run --compare`: the optimised and the fused graph on Tessera's kernels, and the fused
+// and the original graph on the vendor library, one child each.
 int run_compare(graph::ModelRunRequest r, double timeout_s, bool json) {
   struct Variant {
     const char* graph;
@@ -247,6 +266,7 @@ int run_compare(graph::ModelRunRequest r, double timeout_s, bool json) {
   };
   const Variant variants[] = {{"optimized", false, "optimized graph, Tessera's kernels"},
                               {"fused", false, "fused graph, Tessera's kernels"},
+                              {"fused", true, "fused graph, vendor library"},
                               {"original", true, "original graph, vendor library"}};
   Json all = Json::array();
   Table table({"variant", "median us", "flushed us", "predicted us", "steps alone us", "check"});
@@ -430,7 +450,9 @@ void register_graph_commands(CommandRegistry& registry) {
                 "one CUDA graph. Reports the end-to-end latency of --iters replays (median, min, p90; L2 warm, and "
                 "L2 flushed before each replay), the oracle's predicted latency, each step's time alone summed by "
                 "category, and checks the outputs against the host reference of the original model on random "
-                "inputs (exit 1 when they differ by more than 5% of an output's peak). All GPU work runs in a child "
+                "inputs (exit 1 when they differ by more than 5% of an output's peak). --compare runs four children: the "
+                "optimized and the fused graph on Tessera's kernels, the fused and the original graph on the vendor "
+                "library. All GPU work runs in a child "
                 "process; without a GPU it says so in one line and exits 3.",
                 {{"db", "FILE", "tuning database whose best schedules to run (default ./tessera.db)"},
                  {"no-db", "", "use construction's first choice for every operator"},
@@ -443,7 +465,7 @@ void register_graph_commands(CommandRegistry& registry) {
                  {"timeout", "S", "give up on the run after S seconds (default 1800)"},
                  {"plan", "", "print how the model would run (launches by kind, arena) and stop; needs no GPU"},
                  {"vendor", "", "run the tuned operators on cuBLASLt / cuDNN instead (Tessera's kernels where they cannot)"},
-                 {"compare", "", "run the optimized and the fused graph on Tessera's kernels and the original graph on the vendor library, and compare"},
+                 {"compare", "", "run the optimized and the fused graph on Tessera's kernels and the fused and the original graph on the vendor library, and compare"},
                  {"json", "", "print JSON"}},
                 1,
                 1,

@@ -95,6 +95,25 @@ CREATE INDEX graphs_model ON graphs(model_key);
 ALTER TABLE records ADD COLUMN noisy INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE records ADD COLUMN conditions_json TEXT NOT NULL DEFAULT '{}';
 )sql"},
+    {3, "measured whole-graph runs (graph run)",
+     R"sql(
+CREATE TABLE graph_runs(
+  id INTEGER PRIMARY KEY,
+  uid TEXT NOT NULL UNIQUE,
+  model_key TEXT NOT NULL,
+  target_id INTEGER NOT NULL REFERENCES targets(id),
+  graph TEXT NOT NULL,
+  kernels TEXT NOT NULL,
+  dtype TEXT NOT NULL,
+  median_us REAL NOT NULL,
+  flushed_median_us REAL NOT NULL,
+  predicted_us REAL NOT NULL,
+  check_error REAL,
+  result_json TEXT NOT NULL,
+  tool_version TEXT NOT NULL,
+  created_s INTEGER NOT NULL);
+CREATE INDEX graph_runs_model ON graph_runs(model_key);
+)sql"},
 };
 static_assert(std::size(kMigrations) == TuningDatabase::kSchemaVersion);
 
@@ -308,7 +327,7 @@ TuningDatabase TuningDatabase::open(const std::string& path, const OpenOptions& 
       // A current schema has every table; one dropped by hand would otherwise surface as an
       // SQL error deep inside a query.
       std::string missing;
-      for (const char* table : {"targets", "workloads", "records", "models", "graphs"}) {
+      for (const char* table : {"targets", "workloads", "records", "models", "graphs", "graph_runs"}) {
         Statement t(raw, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1");
         t.bind(1, std::string(table));
         if (t.step() && t.int64(0) == 0) missing += (missing.empty() ? "" : ", ") + std::string(table);
@@ -660,6 +679,7 @@ Stats TuningDatabase::stats() {
     st.families = count("SELECT count(DISTINCT family) FROM records");
     st.models = count("SELECT count(*) FROM models");
     st.graphs = count("SELECT count(*) FROM graphs");
+    st.graph_runs = count("SELECT count(*) FROM graph_runs");
     Statement by_status(db_, "SELECT status, count(*) FROM records GROUP BY status");
     while (by_status.step()) st.records_by_status[by_status.text(0)] = by_status.int64(1);
     st.file_bytes = pragma_int(db_, "page_count") * pragma_int(db_, "page_size");
@@ -696,6 +716,7 @@ CommitResult TuningDatabase::merge(const std::string& other_path) {
   }
   for (const StoredModel& m : other.models()) save_model(m);
   for (const StoredGraph& g : other.graphs()) save_graph(g);
+  for (const StoredGraphRun& r : other.graph_runs()) save_graph_run(r);
   return total;
 }
 
@@ -830,6 +851,62 @@ std::vector<StoredGraph> TuningDatabase::graphs(const std::optional<std::string>
       g.tool_version = s.text(14);
       g.created_s = s.int64(15);
       out.push_back(std::move(g));
+    }
+    return out;
+  });
+}
+
+int64_t TuningDatabase::save_graph_run(const StoredGraphRun& r) {
+  return guarded(path_, [&] {
+    require_writable();
+    std::string uid = hex64(stable_hash(r.model_key + "|" + r.target.fingerprint() + "|" + r.graph + "|" + r.kernels +
+                                        "|" + std::to_string(r.created_s) + "|" + r.result_json));
+    Transaction txn(db_);
+    Statement ins(db_,
+                  "INSERT INTO graph_runs(uid, model_key, target_id, graph, kernels, dtype, median_us, "
+                  "flushed_median_us, predicted_us, check_error, result_json, tool_version, created_s) VALUES "
+                  "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(uid) DO NOTHING");
+    ins.bind(1, uid).bind(2, r.model_key).bind(3, target_id(r.target, r.target.fingerprint())).bind(4, r.graph);
+    ins.bind(5, r.kernels).bind(6, r.dtype).bind(7, r.median_us).bind(8, r.flushed_median_us).bind(9, r.predicted_us);
+    ins.bind(10, r.check_error).bind(11, r.result_json).bind(12, r.tool_version).bind(13, r.created_s);
+    ins.step();
+    Statement sel(db_, "SELECT id FROM graph_runs WHERE uid = ?1");
+    sel.bind(1, uid);
+    TESSERA_CHECK(sel.step(), "graph run row missing after insert");
+    int64_t id = sel.int64(0);
+    txn.commit();
+    return id;
+  });
+}
+
+std::vector<StoredGraphRun> TuningDatabase::graph_runs(const std::optional<std::string>& model_key) {
+  return guarded(path_, [&] {
+    std::string sql =
+        "SELECT g.id, g.model_key, t.gpu_name, t.spec_name, t.cc_major, t.cc_minor, t.sm_count, t.driver_version, "
+        "t.runtime_version, t.toolkit_version, g.graph, g.kernels, g.dtype, g.median_us, g.flushed_median_us, "
+        "g.predicted_us, g.check_error, g.result_json, g.tool_version, g.created_s FROM graph_runs g "
+        "JOIN targets t ON t.id = g.target_id";
+    if (model_key) sql += " WHERE g.model_key = ?1";
+    sql += " ORDER BY g.created_s DESC, g.id DESC";
+    Statement s(db_, sql);
+    if (model_key) s.bind(1, *model_key);
+    std::vector<StoredGraphRun> out;
+    while (s.step()) {
+      StoredGraphRun r;
+      r.id = s.int64(0);
+      r.model_key = s.text(1);
+      r.target = target_from_columns(s, 2);
+      r.graph = s.text(10);
+      r.kernels = s.text(11);
+      r.dtype = s.text(12);
+      r.median_us = s.real(13);
+      r.flushed_median_us = s.real(14);
+      r.predicted_us = s.real(15);
+      r.check_error = s.optional_real(16);
+      r.result_json = s.text(17);
+      r.tool_version = s.text(18);
+      r.created_s = s.int64(19);
+      out.push_back(std::move(r));
     }
     return out;
   });

@@ -98,6 +98,7 @@ struct Stats {
   int64_t families = 0;
   int64_t models = 0;
   int64_t graphs = 0;
+  int64_t graph_runs = 0;
   int64_t file_bytes = 0;  ///< main file size [bytes]
 };
 
@@ -132,11 +133,28 @@ struct StoredGraph {
   int64_t created_s = 0;
 };
 
+/// A whole model measured on a GPU (`graph run`): end-to-end latency of one variant.
+struct StoredGraphRun {
+  int64_t id = 0;
+  std::string model_key;        ///< the model (file name + hash, as StoredGraph's)
+  Target target;                ///< the GPU it ran on
+  std::string graph;            ///< which graph ran: optimized, fused or original
+  std::string kernels;          ///< whose kernels ran the tuned operators: tessera or vendor
+  std::string dtype;            ///< floating tensors' type
+  double median_us = 0;         ///< end-to-end median, L2 warm
+  double flushed_median_us = 0; ///< end-to-end median, L2 flushed before each run
+  double predicted_us = 0;      ///< the graph oracle's sum of operator costs
+  std::optional<double> check_error;  ///< largest output error / peak (nullopt: not checked or not finite)
+  std::string result_json;      ///< the whole result (per-step times, categories, schedules)
+  std::string tool_version;
+  int64_t created_s = 0;
+};
+
 /// The tuning database. Move-only; one connection per object.
 class TuningDatabase {
  public:
   /// Latest schema version this build writes.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   /// PRAGMA application_id of Tessera files ("TSRA").
   static constexpr int32_t kApplicationId = 0x54535241;
 
@@ -182,6 +200,10 @@ class TuningDatabase {
   int64_t save_graph(const StoredGraph& graph);
   /// Graph results, newest first (all models, or one model_key).
   std::vector<StoredGraph> graphs(const std::optional<std::string>& model_key = std::nullopt);
+  /// Stores a measured run; returns its row id (the same run stored twice is one row).
+  int64_t save_graph_run(const StoredGraphRun& run);
+  /// Measured runs, newest first (all models, or one model_key).
+  std::vector<StoredGraphRun> graph_runs(const std::optional<std::string>& model_key = std::nullopt);
 
  private:
   TuningDatabase(std::string path, sqlite3* db, bool read_only);

@@ -140,33 +140,26 @@ class GpuRun {
   // Per step: the vendor routine that runs it instead of loaded_[step] (vendor runs).
   std::vector<std::function<std::string(cudaStream_t)>> vendor_;
   std::vector<std::shared_ptr<void>> vendor_state_;
+  std::unique_ptr<measure::KernelTimer> timer_;  // one per process, made before the first timing
 };
 
-// The fastest of `algorithms` (each timed over a few launches after one), or -1 if none runs.
-int fastest(int algorithms, const std::function<std::string(int)>& launch) {
-  cudaEvent_t a, b;
-  TESSERA_CUDA_CALL(cudaEventCreate(&a));
-  TESSERA_CUDA_CALL(cudaEventCreate(&b));
+// The fastest of `algorithms` by their kernels' time (CUPTI, as the tuning worker chooses the
+// baseline's: a library call's host work is not the GPU's), or -1 if none runs.
+int fastest(measure::KernelTimer& timer, int algorithms, const std::function<std::string(int)>& launch) {
   int best = -1;
-  float best_ms = 0;
+  double best_us = 0;
   for (int k = 0; k < algorithms; ++k) {
     if (!launch(k).empty() || cudaDeviceSynchronize() != cudaSuccess) {
       cudaGetLastError();
       continue;
     }
-    TESSERA_CUDA_CALL(cudaEventRecord(a, nullptr));
-    for (int i = 0; i < 5; ++i) launch(k);
-    TESSERA_CUDA_CALL(cudaEventRecord(b, nullptr));
-    TESSERA_CUDA_CALL(cudaEventSynchronize(b));
-    float ms = 0;
-    TESSERA_CUDA_CALL(cudaEventElapsedTime(&ms, a, b));
-    if (best < 0 || ms < best_ms) {
+    std::vector<double> t = timer.time(5, [&] { (void)launch(k); }, [] {});
+    const double us = percentile(t, 0.5);
+    if (best < 0 || us < best_us) {
       best = k;
-      best_ms = ms;
+      best_us = us;
     }
   }
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
   return best;
 }
 
@@ -180,7 +173,7 @@ void GpuRun::choose_vendor(size_t i, GpuRunResult& r) {
     auto lt = measure::LtMatmul::make(w, /*reference=*/false, why);
     if (!lt) return;
     auto state = std::make_shared<measure::LtMatmul>(std::move(*lt));
-    const int a = fastest(state->algorithms(), [&](int k) { return state->launch(k, t, nullptr); });
+    const int a = fastest(*timer_, state->algorithms(), [&](int k) { return state->launch(k, t, nullptr); });
     if (a < 0) return;
     vendor_[i] = [state, a, t](cudaStream_t s) { return state->launch(a, t, s); };
     vendor_state_.push_back(state);
@@ -189,7 +182,7 @@ void GpuRun::choose_vendor(size_t i, GpuRunResult& r) {
     auto dnn = w.epilogue.empty() ? measure::CudnnConv::make(w, why) : measure::CudnnConv::make(w, why, true);
     if (!dnn || (!w.epilogue.empty() && !dnn->fused())) return;
     auto state = std::make_shared<measure::CudnnConv>(std::move(*dnn));
-    const int a = fastest(state->algorithms(), [&](int k) { return state->launch(k, t, nullptr); });
+    const int a = fastest(*timer_, state->algorithms(), [&](int k) { return state->launch(k, t, nullptr); });
     if (a < 0) return;
     vendor_[i] = [state, a, t](cudaStream_t s) { return state->launch(a, t, s); };
     vendor_state_.push_back(state);
@@ -321,6 +314,7 @@ GpuRunResult GpuRun::run(const std::vector<std::optional<Schedule>>& schedules, 
   GpuRunResult r;
   compile(schedules, r);
   allocate(inputs);
+  timer_ = std::make_unique<measure::KernelTimer>();
   r.runner.assign(plan_.steps.size(), "tessera");
   vendor_.resize(plan_.steps.size());
   if (o_.vendor)
@@ -375,9 +369,8 @@ GpuRunResult GpuRun::run(const std::vector<std::optional<Schedule>>& schedules, 
   cudaStreamDestroy(stream);
 
   // Each step alone: its kernels' summed time (CUPTI), L2 warm.
-  measure::KernelTimer timer;
   for (size_t i = first_run; i < plan_.steps.size(); ++i) {
-    std::vector<double> t = timer.time(o_.step_iters, [&] { enqueue(i, nullptr); }, [] {});
+    std::vector<double> t = timer_->time(o_.step_iters, [&] { enqueue(i, nullptr); }, [] {});
     r.steps.push_back({i, percentile(t, 0.5)});
   }
   return r;

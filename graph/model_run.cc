@@ -121,6 +121,7 @@ Json run_model_on_gpu(const ModelRunRequest& r) {
   Json out = m.info;
   out["model"] = r.model_path;
   out["target"] = dev.target.fingerprint();
+  out["target_json"] = dev.target.to_json();
   out["graph"] = r.graph;
   out["dtype"] = dtype_name(dtype);
   if (!plan.unsupported.empty()) {

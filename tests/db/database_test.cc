@@ -172,6 +172,7 @@ TEST(Database, MergeAddsEverythingOnce) {
     db.commit(rs);
     db.save_model({0, "xgb_rank", test_target(), 1, "test", 1795000000, "{}", std::string("model\0bytes", 11)});
     db.save_graph({0, "bert.onnx#1", test_target(), 100, 80, "[]", "graph", "test", 1795000000});
+    db.save_graph_run({0, "bert.onnx#1", test_target(), "fused", "vendor", "f16", 780, 785, 860, 0.002, "{}", "test", 1795000001});
   }
   TuningDatabase db = TuningDatabase::open(a.path());
   db.commit(std::vector<Record>{gemm_record(kGemm, 16, 400, 0), gemm_record(kSmall, 8, 3, 1)});
@@ -183,6 +184,7 @@ TEST(Database, MergeAddsEverythingOnce) {
   EXPECT_EQ(db.stats().records, 12001);
   EXPECT_EQ(db.models().size(), 1u);
   EXPECT_EQ(db.graphs().size(), 1u);
+  EXPECT_EQ(db.graph_runs().size(), 1u);
   EXPECT_THROW(db.merge(a.path()), UserError);
   EXPECT_TRUE(db.check().empty());
 }
@@ -209,6 +211,35 @@ TEST(Database, ModelsAndGraphs) {
   ASSERT_EQ(db.graphs("resnet50").size(), 1u);
   EXPECT_DOUBLE_EQ(db.graphs("resnet50")[0].optimized_cost_us, 1500);
   EXPECT_EQ(db.stats().models, 3);
+}
+
+TEST(Database, GraphRunsRoundTripNewestFirst) {
+  TempDb tmp("runs");
+  TuningDatabase db = TuningDatabase::open(tmp.path());
+  StoredGraphRun run{0, "resnet50.onnx:ab", test_target(), "optimized", "tessera", "f16", 324.4, 349.9, 310.8,
+                     0.00063, "{\"steps\":[]}", "test", 10};
+  const int64_t first = db.save_graph_run(run);
+  EXPECT_EQ(db.save_graph_run(run), first) << "the same run is one row";
+  run.kernels = "vendor";
+  run.median_us = 2310.7;
+  run.check_error.reset();  // not checked
+  run.created_s = 11;
+  db.save_graph_run(run);
+  db.save_graph_run({0, "bert.onnx:cd", test_target(), "fused", "tessera", "f16", 717, 787, 862, 0.0016, "{}", "test", 12});
+  std::vector<StoredGraphRun> all = db.graph_runs();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].model_key, "bert.onnx:cd");
+  std::vector<StoredGraphRun> resnet = db.graph_runs("resnet50.onnx:ab");
+  ASSERT_EQ(resnet.size(), 2u);
+  EXPECT_EQ(resnet[0].kernels, "vendor");
+  EXPECT_FALSE(resnet[0].check_error.has_value());
+  EXPECT_EQ(resnet[1].kernels, "tessera");
+  EXPECT_DOUBLE_EQ(resnet[1].median_us, 324.4);
+  EXPECT_DOUBLE_EQ(resnet[1].flushed_median_us, 349.9);
+  EXPECT_DOUBLE_EQ(*resnet[1].check_error, 0.00063);
+  EXPECT_EQ(resnet[1].result_json, "{\"steps\":[]}");
+  EXPECT_EQ(resnet[1].target.fingerprint(), test_target().fingerprint());
+  EXPECT_EQ(db.stats().graph_runs, 3);
 }
 
 TEST(Database, ReadOnlyOpenRefusesWrites) {
