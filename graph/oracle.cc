@@ -295,9 +295,28 @@ bool leading_axes_unit(const Graph& g, const Node& n) {
   return axis >= 0 && product(shape, 0, static_cast<size_t>(axis)) == 1;
 }
 
-// A Split whose parts are contiguous blocks of its input (e.g. channels of a batch-1 NCHW
-// tensor) hands out views: no copy.
-bool contiguous_split(const Graph& g, const Node& n) { return n.op == OpType::kSplit && leading_axes_unit(g, n); }
+// A Split whose parts are contiguous blocks of its input hands out views: no copy. A
+// convolution's output is held NHWC (the layout its kernels write), so its parts are
+// contiguous only when every axis before the split one in that order (N, H, W, C) has extent
+// 1: the channels of a batch-1 image are strided there, and splitting them (the parts of
+// merged convolutions) is a copy.
+bool contiguous_split(const Graph& g, const Node& n) {
+  if (n.op != OpType::kSplit) return false;
+  const Value& x = g.value(n.inputs[0]);
+  const bool nhwc = x.shape.size() == 4 && x.producer != kNone &&
+                    (g.node(x.producer).op == OpType::kConv || g.node(x.producer).op == OpType::kFusedConv);
+  if (!nhwc) return leading_axes_unit(g, n);
+  int64_t axis = n.attr_int("axis", 0);
+  if (axis < 0) axis += 4;
+  const std::vector<int64_t>& s = x.shape;  // N, C, H, W
+  switch (axis) {
+    case 0: return true;
+    case 2: return s[0] == 1;                       // H: after N
+    case 3: return s[0] * s[2] == 1;                // W: after N, H
+    case 1: return s[0] * s[2] * s[3] == 1;         // C: after N, H, W
+    default: return false;
+  }
+}
 
 // So does a Gather of one constant index along such an axis (the query, key or value of a
 // packed projection, a batch-1 row).

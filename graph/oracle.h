@@ -9,7 +9,8 @@
 // Splits and single-index Gathers that take contiguous blocks, are free (views). Floating
 // tensors are costed in one dtype (f16 by default: an H100 deployment runs the model in half
 // precision) and convolutions in NHWC, the layout the tensor-core kernels run (a deployment
-// converts once at the graph's edges).
+// converts once at the graph's edges), so a channel Split of a convolution's output takes
+// strided slabs: a copy (as `graph run` measures it), not a view.
 #pragma once
 
 #include <map>

@@ -79,7 +79,14 @@ __device__ __forceinline__ void put(float& o, float v) { o = v; }
 __device__ __forceinline__ void put(F16& o, float v) { o = tessera::from_float<F16>(v); }
 __device__ __forceinline__ void put(BF16& o, float v) { o = tessera::from_float<BF16>(v); }
 __device__ __forceinline__ void put(long long& o, float v) {
-  o = v != v ? 0LL : v >= 9223372036854775808.0f ? kI64Max : v < -9223372036854775808.0f ? kI64Min : (long long)v;
+  if (v != v)
+    o = 0;
+  else if (v >= 9223372036854775808.0f)  // 2^63
+    o = kI64Max;
+  else if (v < -9223372036854775808.0f)
+    o = kI64Min;
+  else
+    o = (long long)v;
 }
 __device__ __forceinline__ void put(unsigned char& o, float v) { o = v != 0.0f ? 1 : 0; }
 __device__ __forceinline__ void put(F16& o, F16 v) { o = v; }
@@ -138,7 +145,8 @@ std::string entry_source(const std::string& comment, const std::string& entry, c
          "{\n" +
          setup +
          "  const long long grid_stride = (long long)gridDim.x * blockDim.x;\n"
-         "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.count; k += grid_stride) {\n"
+         "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.count;\n"
+         "       k += grid_stride) {\n"
          "    long long idx[8];\n"
          "    tg::unravel(p, k, idx);\n"
          "    const long long o = tg::offset(idx, p.rank, p.out_offset, p.out_strides);\n" +
