@@ -8,7 +8,9 @@
 //   gather: [0] axis_stride, [1] axis_extent (graph_ops.h).
 //   pool2d: [0] H, [1] W (input extents), [2] kh, [3] kw, [4] sh, [5] sw, [6] dh, [7] dw,
 //           [8] pad_top, [9] pad_left, [10] pad_bottom, [11] pad_right, [12] count_include_pad
-//           (0 or 1; average only). Max or average is part of the kind (its own entry).
+//           (0 or 1; average only), [13] 1 when the index space is [N, OH, OW, C] (an output
+//           stored channels innermost: entries *_nhwc) instead of [N, C, OH, OW]. Max or
+//           average and the index order are part of the kind (entries of their own).
 //   reduce: [0] number of reduced dimensions r (0..8), then for j < r [1 + 2j] the extent and
 //           [2 + 2j] the element stride of reduced dimension j (outermost first).
 #include "kernels/graph_ops.h"
@@ -199,6 +201,45 @@ void set_input(GenericParams& p, int j, const StridedRef& ref) {
   p.inputs = std::max(p.inputs, j + 1);
 }
 
+// Rewrites p's index space to address the same elements faster: dimensions of extent 1 go,
+// the rest are ordered by the output's stride (largest first, so consecutive threads write
+// consecutive elements: an NHWC tensor is walked channels innermost), and neighbours that are
+// contiguous in the output and in each of the first `inputs` inputs merge into one. Every
+// element still maps to the same output and input offsets; only the order of the walk changes.
+void coalesce(GenericParams& p, int inputs) {
+  if (p.count == 0) return;
+  struct Dim {
+    int64_t extent, out, in[kGenericMaxInputs];
+  };
+  std::vector<Dim> dims;
+  for (int d = 0; d < p.rank; ++d) {
+    if (p.shape[d] == 1) continue;
+    Dim x{p.shape[d], p.out_strides[d], {}};
+    for (int j = 0; j < inputs; ++j) x.in[j] = p.in_strides[j][d];
+    dims.push_back(x);
+  }
+  std::stable_sort(dims.begin(), dims.end(), [](const Dim& a, const Dim& b) { return a.out > b.out; });
+  std::vector<Dim> merged;
+  for (const Dim& x : dims) {
+    bool joins = !merged.empty() && merged.back().out == x.out * x.extent;
+    for (int j = 0; j < inputs && joins; ++j) joins = merged.back().in[j] == x.in[j] * x.extent;
+    if (joins) {
+      const int64_t outer = merged.back().extent;
+      merged.back() = x;
+      merged.back().extent *= outer;
+    } else {
+      merged.push_back(x);
+    }
+  }
+  p.rank = static_cast<int32_t>(merged.size());
+  for (int d = 0; d < kGenericMaxRank; ++d) {
+    const bool live = d < p.rank;
+    p.shape[d] = live ? merged[static_cast<size_t>(d)].extent : 0;
+    p.out_strides[d] = live ? merged[static_cast<size_t>(d)].out : 0;
+    for (int j = 0; j < inputs; ++j) p.in_strides[j][d] = live ? merged[static_cast<size_t>(d)].in[j] : 0;
+  }
+}
+
 GenericKernel finish(std::string entry, std::string text, const GenericParams& p, std::string label) {
   GenericKernel k;
   k.source.entry = std::move(entry);
@@ -249,6 +290,7 @@ GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_
                            const StridedRef& src, const StridedRef& dst) {
   GenericParams p = base_params(shape, dst);
   set_input(p, 0, src);
+  coalesce(p, 1);
   std::string types = std::string(store_type_name(in)) + "->" + std::string(store_type_name(out));
   std::string entry =
       "tessera_copy_" + std::string(store_type_name(in)) + "_" + std::string(store_type_name(out));
@@ -264,6 +306,7 @@ GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, cons
   GenericParams p = base_params(out_shape, out);
   set_input(p, 0, data);
   set_input(p, 1, indices);
+  coalesce(p, 2);
   TESSERA_CHECK(axis_extent >= 0, "gather axis extent " + std::to_string(axis_extent));
   p.extra[0] = axis_stride;
   p.extra[1] = axis_extent;
@@ -294,12 +337,24 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
                 "pool2d pads must be non-negative");
   GenericParams p = base_params(out_shape, out);
   set_input(p, 0, in);
+  // An output stored channels innermost (NHWC) is walked in that order, [N, OH, OW, C], so that
+  // consecutive threads read and write consecutive channels; extra[13] says so. The input's
+  // strides stay in N, C, H, W order.
+  const bool channels_last = out.strides[1] == 1 && out_shape[1] > 1 && out_shape[2] * out_shape[3] > 1;
+  if (channels_last) {
+    const int order[4] = {0, 2, 3, 1};
+    for (int d = 0; d < 4; ++d) {
+      p.shape[d] = out_shape[static_cast<size_t>(order[d])];
+      p.out_strides[d] = out.strides[static_cast<size_t>(order[d])];
+    }
+  }
   int64_t* e = p.extra;
+  e[13] = channels_last ? 1 : 0;
   e[0] = in_shape[2], e[1] = in_shape[3];
   e[2] = w.kh, e[3] = w.kw, e[4] = w.sh, e[5] = w.sw, e[6] = w.dh, e[7] = w.dw;
   e[8] = w.pad_top, e[9] = w.pad_left, e[10] = w.pad_bottom, e[11] = w.pad_right;
   e[12] = w.count_include_pad ? 1 : 0;
-  std::string t(store_type_name(type)), kind = w.max ? "maxpool2d" : "avgpool2d";
+  std::string t(store_type_name(type)), kind = std::string(w.max ? "maxpool2d" : "avgpool2d") + (channels_last ? "_nhwc" : "");
   std::string entry = "tessera_" + kind + "_" + t;
   std::string setup =
       typed("x", type, "in0") + typed_out(type) +
@@ -309,14 +364,16 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
       "  const long long s0 = p.in_strides[0][0], s1 = p.in_strides[0][1];\n"
       "  const long long s2 = p.in_strides[0][2], s3 = p.in_strides[0][3];\n";
   // Taps outside the input are skipped; `padded` counts the taps inside the padded extent.
-  std::string body = std::string("    const long long base = p.in_offset[0] + idx[0] * s0 + idx[1] * s1;\n") +
+  std::string body = std::string(channels_last ? "    const long long c = idx[3], oh = idx[1], ow = idx[2];\n"
+                                               : "    const long long c = idx[1], oh = idx[2], ow = idx[3];\n") +
+                     "    const long long base = p.in_offset[0] + idx[0] * s0 + c * s1;\n" +
                      "    float acc = " + (w.max ? "-tg::inf()" : "0.0f") + ";\n" +
                      "    long long taps = 0, padded = 0;\n"
                      "    for (long long r = 0; r < kh; ++r) {\n"
-                     "      const long long ih = idx[2] * sh - pt + r * dh;\n"
+                     "      const long long ih = oh * sh - pt + r * dh;\n"
                      "      const bool vh = ih >= 0 && ih < H, ph = ih >= -pt && ih < H + pb;\n"
                      "      for (long long s = 0; s < kw; ++s) {\n"
-                     "        const long long iw = idx[3] * sw - pl + s * dw;\n"
+                     "        const long long iw = ow * sw - pl + s * dw;\n"
                      "        padded += ph && iw >= -pl && iw < W + pr;\n"
                      "        if (!vh || iw < 0 || iw >= W) continue;\n"
                      "        const float v = tg::to_f32(x[base + ih * s2 + iw * s3]);\n" +
@@ -352,6 +409,7 @@ GenericKernel map(const std::string& expression, const std::vector<StoreType>& i
     body += "    const float " + var + " = tg::to_f32(x" + n + "[tg::offset(idx, p.rank, p.in_offset[" + n +
             "], p.in_strides[" + n + "])]);\n";
   }
+  coalesce(p, static_cast<int>(inputs.size()));
   types += "to_" + std::string(store_type_name(out));
   std::string entry = "tessera_map_" + types + "_" + hex64(stable_hash(expression));
   body += "    tg::put(y[o], (float)(" + expression + "));\n";
@@ -422,6 +480,7 @@ GenericKernel reduce(ReduceOp op, StoreType type, const std::vector<int64_t>& ou
     p.extra[1 + 2 * j] = reduced[j].first;
     p.extra[2 + 2 * j] = reduced[j].second;
   }
+  coalesce(p, 1);
   std::string t(store_type_name(type)), name = reduce_name(op);
   std::string entry = "tessera_reduce_" + name + "_" + t;
   std::string setup = typed("x", type, "in0") + typed_out(type) + reduce_code(op, type) +

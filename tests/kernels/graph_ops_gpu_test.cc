@@ -294,7 +294,21 @@ TEST_F(GraphOpsGpu, MaxPoolOfNhwcInput) {
   };
   GenericKernel k = pool2d(S::kF16, in, nhwc, out, dense(out), w);
   std::vector<float> got = from_f16(values_of<uint16_t>(run_poisoned(k, {bytes_of(to_f16(x))}, 150 * 2)));
-  expect_near(got, host_pool(at, in, out, w), 0);
+  const std::vector<float> want = host_pool(at, in, out, w);
+  expect_near(got, want, 0);
+  // The output stored NHWC too: the kernel walks it channels innermost.
+  const StridedRef out_nhwc{0, {5 * 5 * 3, 1, 5 * 3, 3}};
+  GenericKernel cl = pool2d(S::kF16, in, nhwc, out, out_nhwc, w);
+  EXPECT_EQ(cl.params.extra[13], 1);
+  std::vector<float> got_cl = from_f16(values_of<uint16_t>(run_poisoned(cl, {bytes_of(to_f16(x))}, 150 * 2)));
+  std::vector<float> as_nchw(150);
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t h = 0; h < 5; ++h)
+        for (int64_t ww = 0; ww < 5; ++ww)
+          as_nchw[static_cast<size_t>(((n * 3 + c) * 5 + h) * 5 + ww)] =
+              got_cl[static_cast<size_t>(n * 75 + c + h * 15 + ww * 3)];
+  expect_near(as_nchw, want, 0);
 }
 
 // AveragePool 3x3, stride 2, pads 1 of [1, 2, 6, 6] with ceil_mode's output 4x4: the last

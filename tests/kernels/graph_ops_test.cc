@@ -145,6 +145,12 @@ TEST(GraphOps, SourceIsTheSameForEveryShape) {
        map("a * b", {S::kF16, S::kF32}, S::kF16, b, {db, tb}, db));
   same(reduce(ReduceOp::kSum, S::kF32, a, da, {{3, 1}}, da),
        reduce(ReduceOp::kSum, S::kF32, b, db, {{2, 5}, {4, 1}}, tb));
+  // So are pools whose output is stored NHWC (walked channels innermost).
+  const StridedRef nhwc{0, {8 * 8 * 3, 1, 8 * 3, 3}};
+  same(pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, nhwc, window(true, false)),
+       pool2d(S::kF16, {1, 4, 9, 9}, dense({1, 4, 9, 9}), {1, 4, 3, 3}, StridedRef{0, {36, 1, 12, 4}}, PoolWindow{}));
+  EXPECT_NE(pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, nhwc, window(true, false)).source.entry,
+            pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, dense({2, 3, 8, 8}), window(true, false)).source.entry);
   // Max and average pooling are different kernels.
   EXPECT_NE(pool2d(S::kF16, {2, 3, 8, 8}, dense({2, 3, 8, 8}), a, da, window(true, false)).source.entry,
             pool2d(S::kF16, {2, 3, 8, 8}, dense({2, 3, 8, 8}), a, da, window(false, false)).source.entry);
@@ -257,6 +263,76 @@ TEST(GraphOps, StoreTypesNameTheirCudaTypesAndSizes) {
   EXPECT_EQ(store_bytes(S::kF32), 4);
   EXPECT_EQ(store_bytes(S::kI64), 8);
   EXPECT_EQ(store_bytes(S::kU8), 1);
+}
+
+}  // namespace
+}  // namespace tessera::kernels
+
+namespace tessera::kernels {
+namespace {
+
+// (output offset, input 0 offset) of every element a kernel's params address, sorted.
+std::vector<std::pair<int64_t, int64_t>> addressed(const GenericParams& p) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t k = 0; k < p.count; ++k) {
+    int64_t rest = k, o = p.out_offset, i = p.in_offset[0];
+    for (int d = p.rank - 1; d >= 0; --d) {
+      const int64_t x = rest % p.shape[d];
+      rest /= p.shape[d];
+      o += x * p.out_strides[d];
+      i += x * p.in_strides[0][d];
+    }
+    out.emplace_back(o, i);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::pair<int64_t, int64_t>> addressed(const std::vector<int64_t>& shape, const StridedRef& src,
+                                                   const StridedRef& dst) {
+  GenericParams p;
+  p.count = 1;
+  p.rank = static_cast<int32_t>(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    p.shape[d] = shape[d];
+    p.count *= shape[d];
+    p.out_strides[d] = dst.strides[d];
+    p.in_strides[0][d] = src.strides[d];
+  }
+  p.out_offset = dst.offset;
+  p.in_offset[0] = src.offset;
+  return addressed(p);
+}
+
+// The index space is reordered (output stride largest first) and contiguous neighbours merge:
+// the same elements go to the same places, in fewer dimensions, channels innermost for NHWC.
+TEST(GraphOps, CoalescedIndexSpacesAddressTheSameElements) {
+  struct Case {
+    std::vector<int64_t> shape;
+    StridedRef src, dst;
+    int rank;  // after coalescing
+  };
+  const Case cases[] = {
+      // A dense copy is one dimension.
+      {{2, 3, 4, 5}, StridedRef{0, {60, 20, 5, 1}}, StridedRef{7, {60, 20, 5, 1}}, 1},
+      // An NCHW -> NHWC conversion walks channels innermost.
+      {{1, 8, 4, 4}, StridedRef{0, {128, 16, 4, 1}}, StridedRef{0, {128, 1, 32, 8}}, 2},
+      // A channel slice of an NHWC tensor (a split's part) into a dense NHWC buffer: pixels x channels.
+      {{1, 16, 7, 7}, StridedRef{16, {49 * 64, 1, 7 * 64, 64}}, StridedRef{0, {49 * 16, 1, 7 * 16, 16}}, 2},
+      // A broadcast row (stride 0) and a unit dimension.
+      {{3, 1, 5}, StridedRef{2, {0, 9, 1}}, StridedRef{0, {5, 5, 1}}, 2},
+  };
+  for (const Case& c : cases) {
+    GenericKernel k = strided_copy(S::kF16, S::kF16, c.shape, c.src, c.dst);
+    EXPECT_EQ(k.params.rank, c.rank) << k.label;
+    EXPECT_EQ(k.params.count, [&] {
+      int64_t n = 1;
+      for (int64_t e : c.shape) n *= e;
+      return n;
+    }());
+    EXPECT_EQ(addressed(k.params), addressed(c.shape, c.src, c.dst)) << k.label;
+    for (int d = 1; d < k.params.rank; ++d) EXPECT_GT(k.params.out_strides[d - 1], k.params.out_strides[d]) << k.label;
+  }
 }
 
 }  // namespace
