@@ -7,6 +7,8 @@ GPU machine has them; nothing is downloaded: every model is built with random we
     python3 scripts/export-models.py OUT_DIR
     python3 scripts/export-models.py --zoo OUT_DIR [--exporter torchscript|dynamo]
                                      [--opset N|default] [--only NAME,...]   # the model zoo
+    python3 scripts/export-models.py --batch N OUT_DIR   # the five benchmark models at batch N
+                                                          # as <name>_b<N>.onnx (for graph run)
 
 Writes, all at opset 17 with static shapes (batch 1), into OUT_DIR (flat):
   {resnet50,resnext50,inception_v3,bert_base,vit_b16}.onnx
@@ -72,17 +74,17 @@ def strip(m):
     return stripped
 
 
-def bench_models(out):
+def bench_models(out, batch=1):
     import torchvision
     import transformers
 
     os.makedirs(out, exist_ok=True)
-    image = torch.randn(1, 3, 224, 224)
+    image = torch.randn(batch, 3, 224, 224)
     models = {
         "resnet50": (torchvision.models.resnet50(weights=None), (image,), ["input"]),
         "resnext50": (torchvision.models.resnext50_32x4d(weights=None), (image,), ["input"]),
         "inception_v3": (torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False),
-                         (torch.randn(1, 3, 299, 299),), ["input"]),
+                         (torch.randn(batch, 3, 299, 299),), ["input"]),
         "vit_b16": (torchvision.models.vit_b_16(weights=None), (image,), ["input"]),
     }
     config = transformers.BertConfig()  # bert-base: 12 layers, hidden 768, 12 heads
@@ -91,9 +93,9 @@ def bench_models(out):
     bert.config.return_dict = False
     # Without an attention mask (a full batch of 128 tokens): the graph is the encoder's
     # arithmetic, not the mask construction.
-    models["bert_base"] = (bert, (torch.randint(0, config.vocab_size, (1, 128)),), ["input_ids"])
+    models["bert_base"] = (bert, (torch.randint(0, config.vocab_size, (batch, 128)),), ["input_ids"])
     for name, (model, args, inputs) in models.items():
-        path = os.path.join(out, name + ".onnx")
+        path = os.path.join(out, name + (f"_b{batch}" if batch != 1 else "") + ".onnx")
         m = export(model, args, path, inputs)  # with grad: no fused attention fast path
         count = strip(m)
         onnx.save(m, path)
@@ -293,6 +295,10 @@ if __name__ == "__main__":
         print(f"torch {torch.__version__}, onnx {onnx.__version__}")
         zoo_models(o.zoo, o.exporter, None if o.opset == "default" else int(o.opset),
                    set(filter(None, o.only.split(","))), set(filter(None, o.whole.split(","))))
+        sys.exit(0)
+    if len(sys.argv) == 4 and sys.argv[1] == "--batch":
+        print(f"torch {torch.__version__}, onnx {onnx.__version__}")
+        bench_models(sys.argv[3], int(sys.argv[2]))
         sys.exit(0)
     if len(sys.argv) != 2:
         sys.exit(__doc__)
