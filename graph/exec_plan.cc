@@ -219,7 +219,17 @@ class Planner {
   void rows(NodeId id, const Node& n, const Workload& w);
   bool elementwise_kernel(NodeId id, const Node& n, const Workload& w);
   void generic(NodeId id, const Node& n);
+  struct Operand {
+    Placement place;
+    Shape strides;  // over the output's index space
+  };
   void map(NodeId id, const Node& n, const std::string& expression, const std::vector<ValueId>& inputs);
+  void emit_map(NodeId id, const Node& n, const std::string& expression, const std::vector<Operand>& ops,
+                const Shape& y, const Placement& out);
+  Placement made_constant(Tensor t);
+  void batch_norm(NodeId id, const Node& n);
+  void pad(NodeId id, const Node& n);
+  void long_chain(NodeId id, const Node& n);
   void concat(NodeId id, const Node& n);
   void gather(NodeId id, const Node& n);
   void pool(NodeId id, const Node& n);
@@ -533,11 +543,12 @@ std::optional<std::string> expression_of(const Node& n, bool int_out) {
   }
 }
 
-// An elementwise chain (EltwiseChain's ops) as one expression.
-std::optional<std::string> chain_expression(const Node& n) {
+// Chain steps as one expression over a (the running value) and b, c, d (the binary steps'
+// operands in turn); nullopt past four inputs.
+std::optional<std::string> steps_expression(const std::vector<EltwiseOp>& steps) {
   std::string v = "a";
   char next = 'b';
-  for (EltwiseOp op : op_detail::chain_steps(op_detail::OpContext(n.op, n.attrs))) {
+  for (EltwiseOp op : steps) {
     if (eltwise_is_binary(op)) {
       if (next > 'd') return std::nullopt;
       const std::string x(1, next++);
@@ -587,8 +598,12 @@ void Planner::generic(NodeId id, const Node& n) {
       return;
     }
     case OpType::kEltwiseChain:
-      if (auto e = chain_expression(n)) return map(id, n, *e, n.inputs);
-      throw Unsupported{"an elementwise chain of more than four inputs"};
+      if (n.inputs.size() > 4) return long_chain(id, n);
+      if (auto e = steps_expression(op_detail::chain_steps(op_detail::OpContext(n.op, n.attrs))))
+        return map(id, n, *e, n.inputs);
+      throw Unsupported{"an elementwise chain step no map expresses"};
+    case OpType::kBatchNormalization: batch_norm(id, n); return;
+    case OpType::kPad: pad(id, n); return;
     case OpType::kMax:
     case OpType::kMin: {
       std::string e = "a";
@@ -618,23 +633,29 @@ void Planner::map(NodeId id, const Node& n, const std::string& expression, const
   if (inputs.empty() || inputs.size() > static_cast<size_t>(kernels::kGenericMaxInputs))
     throw Unsupported{"an elementwise operator of " + std::to_string(inputs.size()) + " inputs"};
   const Shape& y = shape_of(n.outputs[0]);
-  if (y.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank above 8"};
   Shape strides = row_major(y);
   for (ValueId v : inputs)
     if (shape_of(v) == y) {
       strides = layout_like(v, y);
       break;
     }
+  std::vector<Operand> ops;
+  for (ValueId v : inputs) ops.push_back({at(v), broadcast_view(shape_of(v), at(v).strides, y)});
+  emit_map(id, n, expression, ops, y, output(n.outputs[0], strides));
+}
+
+// out = expression over `ops` (each a placement and its strides over y's index space).
+void Planner::emit_map(NodeId id, const Node& n, const std::string& expression, const std::vector<Operand>& ops,
+                       const Shape& y, const Placement& out) {
+  if (y.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank above 8"};
   std::vector<StoreType> types;
   std::vector<StridedRef> refs;
   std::vector<int> buffers;
-  for (ValueId v : inputs) {
-    const Placement& p = at(v);
-    types.push_back(p.type);
-    refs.push_back({p.offset, broadcast_view(shape_of(v), p.strides, y)});
-    buffers.push_back(p.buffer);
+  for (const Operand& o : ops) {
+    types.push_back(o.place.type);
+    refs.push_back({o.place.offset, o.strides});
+    buffers.push_back(o.place.buffer);
   }
-  Placement out = output(n.outputs[0], strides);
   ExecStep s;
   s.node = id;
   s.generic = kernels::map(expression, types, out.type, y, refs, StridedRef{0, out.strides});
@@ -643,6 +664,98 @@ void Planner::map(NodeId id, const Node& n, const std::string& expression, const
   buffers.push_back(out.buffer);
   s.buffers = buffers;
   add_step(std::move(s));
+}
+
+// A constant the plan makes (a batch norm's folded scale), uploaded once.
+Placement Planner::made_constant(Tensor t) {
+  Placement p;
+  p.type = store_type(t.type, plan_.dtype);
+  p.strides = row_major(t.shape);
+  p.buffer = add_buffer(ExecBuffer::Kind::kConstant, t.elements() * kernels::store_bytes(p.type), kNone);
+  plan_.buffers[static_cast<size_t>(p.buffer)].data = std::make_shared<const Tensor>(std::move(t));
+  return p;
+}
+
+// Inference BatchNormalization with constant statistics: y = a x + b per channel, with
+// a = scale / sqrt(var + epsilon) and b = B - mean a folded here.
+void Planner::batch_norm(NodeId id, const Node& n) {
+  for (size_t k = 1; k < 5; ++k)
+    if (k >= n.inputs.size() || n.inputs[k] == kNone || !g_.value(n.inputs[k]).constant)
+      throw Unsupported{"statistics computed at run time"};
+  if (n.outputs.size() > 1)
+    for (size_t k = 1; k < n.outputs.size(); ++k)
+      if (n.outputs[k] != kNone) throw Unsupported{"training outputs"};
+  const Shape& x = shape_of(n.inputs[0]);
+  if (x.size() < 2) throw Unsupported{"an input without channels"};
+  const int64_t c = x[1];
+  const double eps = n.attr_float("epsilon", 1e-5);
+  auto vals = [&](size_t k) { return g_.value(n.inputs[k]).constant.get(); };
+  std::vector<float> a(static_cast<size_t>(c)), b(static_cast<size_t>(c));
+  for (int64_t ch = 0; ch < c; ++ch) {
+    const double scale = vals(1)->at(ch) / std::sqrt(vals(4)->at(ch) + eps);
+    a[static_cast<size_t>(ch)] = static_cast<float>(scale);
+    b[static_cast<size_t>(ch)] = static_cast<float>(vals(2)->at(ch) - vals(3)->at(ch) * scale);
+  }
+  Shape channel(x.size(), 0);
+  channel[1] = 1;
+  const Placement& in = at(n.inputs[0]);
+  std::vector<Operand> ops = {{in, in.strides},
+                              {made_constant(Tensor::floats({c}, a)), channel},
+                              {made_constant(Tensor::floats({c}, b)), channel}};
+  emit_map(id, n, "a * b + c", ops, x, output(n.outputs[0], layout_like(n.inputs[0], x)));
+}
+
+// Constant-mode Pad with non-negative pads: the output filled with the pad value, then the
+// input copied into its interior.
+void Planner::pad(NodeId id, const Node& n) {
+  if (n.attr_string("mode", "constant") != "constant") throw Unsupported{"Pad mode " + n.attr_string("mode", "")};
+  if (n.inputs.size() < 2 || !g_.value(n.inputs[1]).constant) throw Unsupported{"pads computed at run time"};
+  if (n.inputs.size() > 3 && n.inputs[3] != kNone) throw Unsupported{"Pad's axes input"};
+  const std::vector<int64_t>& pads = g_.value(n.inputs[1]).constant->i;
+  const Shape& x = shape_of(n.inputs[0]);
+  const Shape& y = shape_of(n.outputs[0]);
+  if (pads.size() != 2 * x.size()) throw Unsupported{"pads of another rank"};
+  for (int64_t v : pads)
+    if (v < 0) throw Unsupported{"negative pads (cropping)"};
+  double fill = 0;
+  if (n.inputs.size() > 2 && n.inputs[2] != kNone) {
+    const Value& v = g_.value(n.inputs[2]);
+    if (!v.constant || v.constant->elements() != 1) throw Unsupported{"a pad value computed at run time"};
+    fill = v.constant->at(0);
+  }
+  const Placement& in = at(n.inputs[0]);
+  Placement out = output(n.outputs[0], layout_like(n.inputs[0], y));
+  Tensor value = is_float(g_.value(n.inputs[0]).type) ? Tensor::floats({}, {static_cast<float>(fill)})
+                                                      : Tensor::ints({}, {static_cast<int64_t>(fill)});
+  copy(made_constant(std::move(value)), Shape(y.size(), 0), out, out.strides, 0, y, id, false);
+  int64_t interior = 0;
+  for (size_t d = 0; d < x.size(); ++d) interior += pads[d] * out.strides[d];
+  copy(in, in.strides, out, out.strides, interior, x, id, false);
+}
+
+// An elementwise chain of more inputs than a map reads: maps of up to four inputs in turn,
+// each continuing from the previous one's result.
+void Planner::long_chain(NodeId id, const Node& n) {
+  const Shape& y = shape_of(n.outputs[0]);
+  std::vector<EltwiseOp> steps = op_detail::chain_steps(op_detail::OpContext(n.op, n.attrs));
+  Shape strides = layout_like(n.inputs[0], y);
+  Operand current{at(n.inputs[0]), broadcast_view(shape_of(n.inputs[0]), at(n.inputs[0]).strides, y)};
+  size_t next = 1, step = 0;
+  while (step < steps.size()) {
+    std::vector<Operand> ops = {current};
+    std::vector<EltwiseOp> part;
+    while (step < steps.size() && (!eltwise_is_binary(steps[step]) || ops.size() < 4)) {
+      if (eltwise_is_binary(steps[step])) {
+        const ValueId v = n.inputs.at(next++);
+        ops.push_back({at(v), broadcast_view(shape_of(v), at(v).strides, y)});
+      }
+      part.push_back(steps[step++]);
+    }
+    const std::string expr = *steps_expression(part);
+    Placement out = step == steps.size() ? output(n.outputs[0], strides) : fresh(y, strides, type_of(n.outputs[0]), false);
+    emit_map(id, n, expr, ops, y, out);
+    current = {out, out.strides};
+  }
 }
 
 void Planner::concat(NodeId id, const Node& n) {

@@ -14,6 +14,7 @@
 // reused once its last reader has run.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,8 @@ struct ExecBuffer {
   Kind kind = Kind::kArena;
   int64_t bytes = 0;
   ValueId value = kNone;  ///< the input or constant it holds (kInput, kConstant)
+  /// kConstant the plan made (value kNone): its values, e.g. a batch norm's folded scale.
+  std::shared_ptr<const Tensor> data;
   int64_t arena_offset = 0;
   int first_step = 0, last_step = 0;  ///< kArena: the steps between which it is live
 };

@@ -241,8 +241,8 @@ void GpuRun::allocate(std::span<const Tensor> inputs) {
     owned_[b] = std::make_unique<DeviceBuffer>(static_cast<size_t>(buf.bytes));
     owned_[b]->fill(0);
     if (buf.kind == ExecBuffer::Kind::kConstant) {
-      const Value& v = g_.value(buf.value);
-      owned_[b]->upload(to_device_bytes(*v.constant, store_type(v.type, plan_.dtype)));
+      const Tensor& t = buf.data ? *buf.data : *g_.value(buf.value).constant;
+      owned_[b]->upload(to_device_bytes(t, store_type(t.type, plan_.dtype)));
     } else if (buf.kind == ExecBuffer::Kind::kInput) {
       const auto& ins = g_.inputs();
       const size_t k = static_cast<size_t>(std::find(ins.begin(), ins.end(), buf.value) - ins.begin());

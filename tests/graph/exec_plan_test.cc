@@ -6,9 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
 #include "graph/onnx_io.h"
+#include "graph/ops.h"
 #include "graph/rules.h"
 #include "kernels/families.h"
+#include "tests/graph/generic_graph.h"
 
 namespace tessera::graph {
 namespace {
@@ -173,11 +180,43 @@ TEST_F(ExecPlanTest, OperatorsWithoutAKernelAreNamed) {
   Graph g;
   ValueId x = g.add_input("x", ElemType::kF32, {1, 3, 8, 8});
   ValueId pads = g.add_constant("pads", Tensor::ints({8}, {0, 0, 1, 1, 0, 0, 1, 1}));
-  ValueId y = g.add_node(OpType::kPad, {x, pads}, {}, "pad_me")[0];
+  ValueId y = g.add_node(OpType::kPad, {x, pads}, {{"mode", std::string("reflect")}}, "pad_me")[0];
   g.add_output(g.add_node(OpType::kRelu, {y})[0]);
   ExecPlan p = plan(g);
   ASSERT_EQ(p.unsupported.size(), 1u);
-  EXPECT_NE(p.unsupported[0].find("Pad 'pad_me'"), std::string::npos) << p.unsupported[0];
+  EXPECT_NE(p.unsupported[0].find("Pad 'pad_me': Pad mode reflect"), std::string::npos) << p.unsupported[0];
+}
+
+// A constant Pad fills the output from a one-element constant and copies the input into the
+// interior; an inference BatchNormalization is one map with its statistics folded per channel.
+TEST_F(ExecPlanTest, ConstantPadsAndBatchNormsRunAsGenericKernels) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 3, 4, 5});
+  ValueId pads = g.add_constant("pads", Tensor::ints({8}, {0, 0, 1, 2, 0, 0, 1, 2}));
+  ValueId y = g.add_node(OpType::kPad, {x, pads})[0];
+  std::vector<ValueId> stats;
+  for (const char* name : {"scale", "bias", "mean", "var"})
+    stats.push_back(g.add_constant(name, Tensor::floats({3}, {1.0f, 2.0f, 4.0f})));
+  ValueId z = g.add_node(OpType::kBatchNormalization, {y, stats[0], stats[1], stats[2], stats[3]},
+                         {{"epsilon", 0.0}})[0];
+  g.add_output(z);
+  ExecPlan p = plan(g);
+  ASSERT_TRUE(p.unsupported.empty()) << p.unsupported[0];
+  ASSERT_EQ(p.steps.size(), 3u);
+  // The fill reads a one-element constant made by the plan at stride 0 everywhere.
+  const ExecStep& fill = p.steps[0];
+  ASSERT_TRUE(fill.generic);
+  const ExecBuffer& value = p.buffers[static_cast<size_t>(fill.buffers[0])];
+  ASSERT_TRUE(value.data);
+  EXPECT_EQ(value.data->elements(), 1);
+  EXPECT_EQ(fill.generic->params.count, 1 * 3 * 6 * 9);
+  // The interior copy starts one row and two columns in: (1 * 9 + 2) elements.
+  EXPECT_EQ(p.steps[1].generic->params.out_offset, 11);
+  // The batch norm's folded scale is scale / sqrt(var) per channel.
+  const ExecStep& bn = p.steps[2];
+  const ExecBuffer& a = p.buffers[static_cast<size_t>(bn.buffers[1])];
+  ASSERT_TRUE(a.data);
+  EXPECT_FLOAT_EQ(static_cast<float>(a.data->at(2)), 4.0f / 2.0f);
 }
 
 TEST_F(ExecPlanTest, BroadcastOperandsGoToTheGenericMapAndTransposedOperandsAreCopied) {
@@ -204,6 +243,28 @@ TEST_F(ExecPlanTest, BroadcastOperandsGoToTheGenericMapAndTransposedOperandsAreC
   }
   EXPECT_TRUE(map);
   EXPECT_TRUE(kernel);
+}
+
+TEST_F(ExecPlanTest, EveryGenericOperatorPlans) {
+  Graph g = generic_operators_graph();
+  ExecPlan p = plan(g);
+  EXPECT_TRUE(p.unsupported.empty()) << (p.unsupported.empty() ? "" : p.unsupported[0]);
+  std::set<OpType> generic;
+  for (const ExecStep& s : p.steps)
+    if (s.generic && s.node != kNone) generic.insert(g.node(s.node).op);
+  for (OpType op : {OpType::kConcat, OpType::kPad, OpType::kBatchNormalization, OpType::kAveragePool, OpType::kMaxPool,
+                    OpType::kGather, OpType::kErf, OpType::kWhere, OpType::kReduceMean})
+    EXPECT_TRUE(generic.count(op)) << op_type_name(op);
+  // As the GPU test runs it: written as ONNX, read back, planned, and evaluated on the host.
+  const std::string path = ::testing::TempDir() + "generic_plan_" + std::to_string(::getpid()) + ".onnx";
+  write_onnx(generic_operators_graph(), path);
+  Graph back = import_onnx(path);
+  std::filesystem::remove(path);
+  ExecPlan q = plan(back);
+  EXPECT_TRUE(q.unsupported.empty()) << (q.unsupported.empty() ? "" : q.unsupported[0]);
+  std::vector<Tensor> outputs = run_graph(back, random_graph_inputs(back, 1));
+  ASSERT_EQ(outputs.size(), 2u);
+  EXPECT_EQ(outputs[0].shape, (std::vector<int64_t>{3, 16}));
 }
 
 }  // namespace

@@ -3,7 +3,13 @@
 // GPU.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+
 #include "graph/model_run.h"
+#include "graph/onnx_io.h"
+#include "tests/graph/generic_graph.h"
 #include "measure/devices.h"
 
 namespace tessera::graph {
@@ -32,6 +38,34 @@ TEST_P(GraphRunGpu, RunsEndToEndAndMatchesTheReference) {
     EXPECT_GT(out["latency_us"]["median"].get<double>(), 0);
     EXPECT_GT(out["sum_of_steps_us"].get<double>(), 0);
   }
+}
+
+// The generic kernels' operators in one graph, written as ONNX and run: a channel split of a
+// convolution's NHWC output, a concat, a constant Pad, an inference BatchNormalization, a
+// transpose feeding a reshape, a gather of several indices, Erf, Where over a comparison, a
+// reduction over a middle axis, average and max pools, and a long elementwise sum.
+class GenericOpsGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    measure::DeviceScan scan = measure::scan_devices();
+    if (scan.devices.empty()) GTEST_SKIP() << "no GPU: " << scan.reason;
+  }
+};
+
+TEST_F(GenericOpsGpu, GenericOperatorsMatchTheReference) {
+  Graph g = generic_operators_graph();
+  const std::string path = ::testing::TempDir() + "generic_ops_" + std::to_string(getpid()) + ".onnx";
+  write_onnx(g, path);
+  for (const std::string which : {"original", "fused"}) {
+    ModelRunRequest req;
+    req.model_path = path;
+    req.graph = which;
+    req.iters = 3;
+    Json out = run_model_on_gpu(req);
+    ASSERT_TRUE(out.contains("check")) << out.dump();
+    EXPECT_TRUE(out["check"]["ok"].get<bool>()) << which << ": " << out["check"].dump();
+  }
+  std::filesystem::remove(path);
 }
 
 INSTANTIATE_TEST_SUITE_P(SmallModels, GraphRunGpu, ::testing::Values("tiny_resblock", "tiny_bert", "tiny_inception"));
