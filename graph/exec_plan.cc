@@ -232,6 +232,7 @@ class Planner {
   void long_chain(NodeId id, const Node& n);
   void concat(NodeId id, const Node& n);
   void gather(NodeId id, const Node& n);
+  void gather_nd(NodeId id, const Node& n);
   void pool(NodeId id, const Node& n);
   void reduce(NodeId id, const Node& n, kernels::ReduceOp op);
   void assign_arena();
@@ -582,6 +583,7 @@ void Planner::generic(NodeId id, const Node& n) {
   switch (n.op) {
     case OpType::kConcat: concat(id, n); return;
     case OpType::kGather: gather(id, n); return;
+    case OpType::kGatherND: gather_nd(id, n); return;
     case OpType::kMaxPool:
     case OpType::kAveragePool:
     case OpType::kGlobalAveragePool: pool(id, n); return;
@@ -793,6 +795,34 @@ void Planner::gather(NodeId id, const Node& n) {
   s.generic = kernels::gather(p.type, y, data, indices, p.strides[axis], x[axis], StridedRef{0, out.strides});
   s.label = node_label(n, id) + ": " + s.generic->label;
   s.buffers = {p.buffer, q.buffer, -1, -1, out.buffer};
+  add_step(std::move(s));
+}
+
+// ONNX GatherND: each output row reads q index components (the indices' last dimension) that
+// pick one of data's slices; batch_dims leading dimensions are shared by data and indices.
+void Planner::gather_nd(NodeId id, const Node& n) {
+  const Shape& x = shape_of(n.inputs[0]);
+  const Shape& ind = shape_of(n.inputs[1]);
+  const Shape& y = shape_of(n.outputs[0]);
+  const size_t batch = static_cast<size_t>(n.attr_int("batch_dims", 0));
+  if (ind.empty()) throw Unsupported{"scalar indices"};
+  const size_t q = static_cast<size_t>(ind.back()), rows = ind.size() - 1;
+  if (q < 1 || q > 8 || batch + q > x.size()) throw Unsupported{"GatherND of " + std::to_string(q) + " components"};
+  if (y.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank above 8"};
+  const Placement& p = at(n.inputs[0]);
+  const Placement& qi = at(n.inputs[1]);
+  StridedRef data{p.offset, Shape(y.size(), 0)}, indices{qi.offset, Shape(y.size(), 0)};
+  for (size_t d = 0; d < batch; ++d) data.strides[d] = p.strides[d];
+  for (size_t d = 0; d < rows; ++d) indices.strides[d] = qi.strides[d];
+  for (size_t d = rows; d < y.size(); ++d) data.strides[d] = p.strides[batch + q + (d - rows)];
+  std::vector<std::pair<int64_t, int64_t>> indexed;
+  for (size_t j = 0; j < q; ++j) indexed.emplace_back(x[batch + j], p.strides[batch + j]);
+  Placement out = output(n.outputs[0], row_major(y));
+  ExecStep s;
+  s.node = id;
+  s.generic = kernels::gather_nd(p.type, y, data, indices, qi.strides[rows], indexed, StridedRef{0, out.strides});
+  s.label = node_label(n, id) + ": " + s.generic->label;
+  s.buffers = {p.buffer, qi.buffer, -1, -1, out.buffer};
   add_step(std::move(s));
 }
 

@@ -6,6 +6,8 @@
 //
 // extra[] slots:
 //   gather: [0] axis_stride, [1] axis_extent (graph_ops.h).
+//   gather_nd: [0] q (index components), [1] their stride in the indices, then for j < q
+//           [2 + 2j] the extent and [3 + 2j] the element stride of the data dimension it indexes.
 //   pool2d: [0] H, [1] W (input extents), [2] kh, [3] kw, [4] sh, [5] sw, [6] dh, [7] dw,
 //           [8] pad_top, [9] pad_left, [10] pad_bottom, [11] pad_right, [12] count_include_pad
 //           (0 or 1; average only), [13] 1 when the index space is [N, OH, OW, C] (an output
@@ -323,6 +325,48 @@ GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, cons
       "      tg::put(y[o], 0.0f);\n";
   return finish(entry, entry_source("tessera generic kernel: gather " + t, entry, setup, body), p,
                 "gather " + t + " " + shape_text(out_shape));
+}
+
+GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, const StridedRef& data,
+                        const StridedRef& indices, int64_t component_stride,
+                        const std::vector<std::pair<int64_t, int64_t>>& indexed, const StridedRef& out) {
+  TESSERA_CHECK(!indexed.empty() && indexed.size() <= 8,
+                "gather_nd of " + std::to_string(indexed.size()) + " index components (1..8)");
+  GenericParams p = base_params(out_shape, out);
+  set_input(p, 0, data);
+  set_input(p, 1, indices);
+  coalesce(p, 2);
+  p.extra[0] = static_cast<int64_t>(indexed.size());
+  p.extra[1] = component_stride;
+  for (size_t j = 0; j < indexed.size(); ++j) {
+    TESSERA_CHECK(indexed[j].first >= 0, "gather_nd extent " + std::to_string(indexed[j].first));
+    p.extra[2 + 2 * j] = indexed[j].first;
+    p.extra[3 + 2 * j] = indexed[j].second;
+  }
+  std::string t(store_type_name(type));
+  std::string entry = "tessera_gather_nd_" + t;
+  std::string setup = typed("x", type, "in0") + typed("ix", StoreType::kI64, "in1") + typed_out(type) +
+                      "  const int q = (int)p.extra[0];\n"
+                      "  const long long component = p.extra[1];\n";
+  std::string body =
+      "    const long long ib = tg::offset(idx, p.rank, p.in_offset[1], p.in_strides[1]);\n"
+      "    long long at = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]);\n"
+      "    bool inside = true;\n"
+      "#pragma unroll\n"
+      "    for (int j = 0; j < 8; ++j) {\n"
+      "      if (j >= q) continue;\n"
+      "      const long long extent = p.extra[2 + 2 * j];\n"
+      "      long long i = ix[ib + j * component];\n"
+      "      if (i < 0) i += extent;\n"
+      "      inside = inside && i >= 0 && i < extent;\n"
+      "      at += i * p.extra[3 + 2 * j];\n"
+      "    }\n"
+      "    if (inside)\n"
+      "      tg::put(y[o], x[at]);\n"
+      "    else\n"
+      "      tg::put(y[o], 0.0f);\n";
+  return finish(entry, entry_source("tessera generic kernel: gather_nd " + t, entry, setup, body), p,
+                "gather_nd " + t + " " + shape_text(out_shape));
 }
 
 GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const StridedRef& in,

@@ -91,6 +91,17 @@ GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_
 GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, const StridedRef& data,
                      const StridedRef& indices, int64_t axis_stride, int64_t axis_extent, const StridedRef& out);
 
+/// ONNX GatherND. The index space is the output's shape; `data` gives the element strides of
+/// data's dimensions that are not indexed (its batch dimensions and the gathered slice's)
+/// over that space, `indices` those of the int64 indices' leading dimensions (0 on the
+/// slice's). Each output element reads q = indexed.size() index components at
+/// `component_stride` apart and adds, per component j, index_j * indexed[j].second
+/// (negative counts from indexed[j].first, the extent; any component outside the extent writes
+/// 0). extra[0] = q (1..8), extra[1] = component_stride, then (extent, stride) per component.
+GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, const StridedRef& data,
+                        const StridedRef& indices, int64_t component_stride,
+                        const std::vector<std::pair<int64_t, int64_t>>& indexed, const StridedRef& out);
+
 /// 2-D pooling of a [N, C, H, W] tensor (any strides: NCHW or NHWC storage) into
 /// [N, C, OH, OW] (any strides).
 struct PoolWindow {

@@ -252,6 +252,34 @@ TEST_F(GraphOpsGpu, GatherAxis1WithNegativeIndices) {
   EXPECT_EQ(values_of<int64_t>(run_poisoned(k, {bytes_of(data), bytes_of(idx)}, 240)), want);
 }
 
+// GatherND of data [2, 3, 4] with indices [2, 2] (q = 2, no batch dims): y[r, l] =
+// data[idx[r, 0], idx[r, 1], l], negative components counted from the end; an out-of-range
+// row writes zeros. Then with batch_dims 1: indices [2, 1] pick a row of each batch.
+TEST_F(GraphOpsGpu, GatherNdWithAndWithoutBatchDims) {
+  std::vector<float> data = random_floats(24, 11);
+  const std::vector<int64_t> idx = {1, -1, 0, 2, 3, 0};  // the last row's 3 is out of range for extent 2
+  GenericKernel k = gather_nd(S::kF32, {3, 4}, StridedRef{0, {0, 1}}, StridedRef{0, {2, 0}}, 1, {{2, 12}, {3, 4}},
+                              dense({3, 4}));
+  std::vector<float> want;
+  for (int r = 0; r < 3; ++r) {
+    int64_t a = idx[static_cast<size_t>(2 * r)], b = idx[static_cast<size_t>(2 * r + 1)];
+    if (a < 0) a += 2;
+    if (b < 0) b += 3;
+    for (int l = 0; l < 4; ++l)
+      want.push_back(a >= 2 || b >= 3 ? 0.0f : data[static_cast<size_t>(a * 12 + b * 4 + l)]);
+  }
+  expect_near(values_of<float>(run_poisoned(k, {bytes_of(data), bytes_of(idx)}, 48)), want, 0);
+  // batch_dims 1: y[b, l] = data[b, idx[b, 0], l] over data [2, 3, 4], indices [2, 1].
+  const std::vector<int64_t> rows = {2, -3};
+  GenericKernel kb = gather_nd(S::kF32, {2, 4}, StridedRef{0, {12, 1}}, StridedRef{0, {1, 0}}, 1, {{3, 4}},
+                               dense({2, 4}));
+  std::vector<float> want_b;
+  for (int b = 0; b < 2; ++b)
+    for (int l = 0; l < 4; ++l)
+      want_b.push_back(data[static_cast<size_t>(b * 12 + (rows[static_cast<size_t>(b)] + (rows[static_cast<size_t>(b)] < 0 ? 3 : 0)) * 4 + l)]);
+  expect_near(values_of<float>(run_poisoned(kb, {bytes_of(data), bytes_of(rows)}, 32)), want_b, 0);
+}
+
 // Host pooling of x (NCHW values read through `at(n, c, h, w)`) into dense NCHW [n, c, oh, ow].
 std::vector<float> host_pool(const std::function<float(int64_t, int64_t, int64_t, int64_t)>& at,
                              const std::vector<int64_t>& in, const std::vector<int64_t>& out,
