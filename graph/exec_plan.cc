@@ -233,6 +233,8 @@ class Planner {
   void concat(NodeId id, const Node& n);
   void gather(NodeId id, const Node& n);
   void gather_nd(NodeId id, const Node& n);
+  void gather_elements(NodeId id, const Node& n);
+  void cumsum(NodeId id, const Node& n);
   void pool(NodeId id, const Node& n);
   void reduce(NodeId id, const Node& n, kernels::ReduceOp op);
   void assign_arena();
@@ -584,6 +586,8 @@ void Planner::generic(NodeId id, const Node& n) {
     case OpType::kConcat: concat(id, n); return;
     case OpType::kGather: gather(id, n); return;
     case OpType::kGatherND: gather_nd(id, n); return;
+    case OpType::kGatherElements: gather_elements(id, n); return;
+    case OpType::kCumSum: cumsum(id, n); return;
     case OpType::kMaxPool:
     case OpType::kAveragePool:
     case OpType::kGlobalAveragePool: pool(id, n); return;
@@ -823,6 +827,47 @@ void Planner::gather_nd(NodeId id, const Node& n) {
   s.generic = kernels::gather_nd(p.type, y, data, indices, qi.strides[rows], indexed, StridedRef{0, out.strides});
   s.label = node_label(n, id) + ": " + s.generic->label;
   s.buffers = {p.buffer, qi.buffer, -1, -1, out.buffer};
+  add_step(std::move(s));
+}
+
+// ONNX GatherElements: y[i] = data[i with its `axis` component replaced by indices[i]], on the
+// gather kernel (data's stride along the axis comes from the index, not the position).
+void Planner::gather_elements(NodeId id, const Node& n) {
+  const Shape& x = shape_of(n.inputs[0]);
+  const Shape& y = shape_of(n.outputs[0]);
+  std::vector<InputInfo> infos;
+  auto c = infer(n, infos);
+  const size_t axis = static_cast<size_t>(c.axis(n.attr_int("axis", 0), static_cast<int64_t>(x.size()), "axis"));
+  if (y.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank above 8"};
+  const Placement& p = at(n.inputs[0]);
+  const Placement& qi = at(n.inputs[1]);
+  StridedRef data{p.offset, p.strides}, indices{qi.offset, qi.strides};
+  data.strides[axis] = 0;
+  Placement out = output(n.outputs[0], row_major(y));
+  ExecStep s;
+  s.node = id;
+  s.generic = kernels::gather(p.type, y, data, indices, p.strides[axis], x[axis], StridedRef{0, out.strides});
+  s.label = node_label(n, id) + ": " + s.generic->label;
+  s.buffers = {p.buffer, qi.buffer, -1, -1, out.buffer};
+  add_step(std::move(s));
+}
+
+void Planner::cumsum(NodeId id, const Node& n) {
+  const Value& axis_value = g_.value(n.inputs.at(1));
+  if (!axis_value.constant || axis_value.constant->elements() != 1) throw Unsupported{"an axis computed at run time"};
+  const Shape& x = shape_of(n.inputs[0]);
+  if (x.empty() || x.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank 0 or above 8"};
+  std::vector<InputInfo> infos;
+  auto c = infer(n, infos);
+  const int64_t axis = c.axis(static_cast<int64_t>(axis_value.constant->at(0)), static_cast<int64_t>(x.size()), "axis");
+  const Placement& p = at(n.inputs[0]);
+  Placement out = output(n.outputs[0], layout_like(n.inputs[0], x));
+  ExecStep s;
+  s.node = id;
+  s.generic = kernels::cumsum(p.type, x, StridedRef{p.offset, p.strides}, StridedRef{0, out.strides},
+                              static_cast<int>(axis), n.attr_int("exclusive", 0) != 0, n.attr_int("reverse", 0) != 0);
+  s.label = node_label(n, id) + ": " + s.generic->label;
+  s.buffers = {p.buffer, -1, -1, -1, out.buffer};
   add_step(std::move(s));
 }
 

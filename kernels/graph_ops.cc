@@ -6,6 +6,7 @@
 //
 // extra[] slots:
 //   gather: [0] axis_stride, [1] axis_extent (graph_ops.h).
+//   cumsum: [0] axis (of the index space, not reordered), [1] exclusive, [2] reverse.
 //   gather_nd: [0] q (index components), [1] their stride in the indices, then for j < q
 //           [2 + 2j] the extent and [3 + 2j] the element stride of the data dimension it indexes.
 //   pool2d: [0] H, [1] W (input extents), [2] kh, [3] kw, [4] sh, [5] sw, [6] dh, [7] dw,
@@ -367,6 +368,37 @@ GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, c
       "      tg::put(y[o], 0.0f);\n";
   return finish(entry, entry_source("tessera generic kernel: gather_nd " + t, entry, setup, body), p,
                 "gather_nd " + t + " " + shape_text(out_shape));
+}
+
+GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const StridedRef& in, const StridedRef& out,
+                     int axis, bool exclusive, bool reverse) {
+  TESSERA_CHECK(axis >= 0 && static_cast<size_t>(axis) < shape.size(),
+                "cumsum axis " + std::to_string(axis) + " of rank " + std::to_string(shape.size()));
+  GenericParams p = base_params(shape, out);
+  set_input(p, 0, in);
+  p.extra[0] = axis;
+  p.extra[1] = exclusive ? 1 : 0;
+  p.extra[2] = reverse ? 1 : 0;
+  const bool i64 = type == StoreType::kI64;
+  std::string t(store_type_name(type));
+  std::string entry = "tessera_cumsum_" + t;
+  std::string setup = typed("x", type, "in0") + typed_out(type) +
+                      "  const int ax = (int)p.extra[0];\n"
+                      "  const bool exclusive = p.extra[1] != 0, reverse = p.extra[2] != 0;\n";
+  std::string body = std::string(
+                         "    long long i = 0, n = 0, st = 0;\n"
+                         "#pragma unroll\n"
+                         "    for (int d = 0; d < 8; ++d)\n"
+                         "      if (d == ax) i = idx[d], n = p.shape[d], st = p.in_strides[0][d];\n"
+                         "    const long long base = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]) - i * st;\n"
+                         "    const long long lo = reverse ? (exclusive ? i + 1 : i) : 0;\n"
+                         "    const long long hi = reverse ? n : (exclusive ? i : i + 1);\n") +
+                     (i64 ? "    long long acc = 0;\n    for (long long j = lo; j < hi; ++j) acc += x[base + j * st];\n"
+                          : "    float acc = 0.0f;\n"
+                            "    for (long long j = lo; j < hi; ++j) acc += tg::to_f32(x[base + j * st]);\n") +
+                     "    tg::put(y[o], acc);\n";
+  return finish(entry, entry_source("tessera generic kernel: cumsum " + t, entry, setup, body), p,
+                "cumsum " + t + " " + shape_text(shape));
 }
 
 GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const StridedRef& in,

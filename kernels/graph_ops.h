@@ -102,6 +102,14 @@ GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, c
                         const StridedRef& indices, int64_t component_stride,
                         const std::vector<std::pair<int64_t, int64_t>>& indexed, const StridedRef& out);
 
+/// ONNX CumSum along dimension `axis` of the index space (the output's shape, which is the
+/// input's): each output element sums the input along that axis up to its own position
+/// (`exclusive`: before it; `reverse`: from the end). int64 sums in int64, floats in float.
+/// extra[0] = axis, extra[1] = exclusive, extra[2] = reverse. (The index space keeps its
+/// dimensions: no reordering.)
+GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const StridedRef& in, const StridedRef& out,
+                     int axis, bool exclusive, bool reverse);
+
 /// 2-D pooling of a [N, C, H, W] tensor (any strides: NCHW or NHWC storage) into
 /// [N, C, OH, OW] (any strides).
 struct PoolWindow {

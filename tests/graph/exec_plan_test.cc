@@ -253,7 +253,7 @@ TEST_F(ExecPlanTest, EveryGenericOperatorPlans) {
   for (const ExecStep& s : p.steps)
     if (s.generic && s.node != kNone) generic.insert(g.node(s.node).op);
   for (OpType op : {OpType::kConcat, OpType::kPad, OpType::kBatchNormalization, OpType::kAveragePool, OpType::kMaxPool,
-                    OpType::kGather, OpType::kGatherND, OpType::kErf, OpType::kWhere, OpType::kReduceMean})
+                    OpType::kGather, OpType::kGatherND, OpType::kGatherElements, OpType::kCumSum, OpType::kErf, OpType::kWhere, OpType::kReduceMean})
     EXPECT_TRUE(generic.count(op)) << op_type_name(op);
   // As the GPU test runs it: written as ONNX, read back, planned, and evaluated on the host.
   const std::string path = ::testing::TempDir() + "generic_plan_" + std::to_string(::getpid()) + ".onnx";
@@ -263,7 +263,7 @@ TEST_F(ExecPlanTest, EveryGenericOperatorPlans) {
   ExecPlan q = plan(back);
   EXPECT_TRUE(q.unsupported.empty()) << (q.unsupported.empty() ? "" : q.unsupported[0]);
   std::vector<Tensor> outputs = run_graph(back, random_graph_inputs(back, 1));
-  ASSERT_EQ(outputs.size(), 3u);
+  ASSERT_EQ(outputs.size(), 5u);
   EXPECT_EQ(outputs[0].shape, (std::vector<int64_t>{3, 16}));
 }
 

@@ -1,7 +1,7 @@
 // A small graph of the operators `graph run` gives generic kernels (shared by the plan's CPU
 // test and the GPU run's test): a channel split of a convolution's NHWC output, a concat, a
 // constant Pad, an inference BatchNormalization, average and max pools, a transpose feeding a
-// reshape, a gather of several indices, a GatherND, Erf, Where over a comparison, a long chain of
+// reshape, a gather of several indices, GatherND, GatherElements, CumSum, Erf, Where over a comparison, a long chain of
 // broadcast adds, and a reduction over a middle axis.
 #pragma once
 
@@ -44,6 +44,9 @@ inline Graph generic_operators_graph() {
   for (int k = 0; k < 5; ++k) sum = g.add_node(OpType::kAdd, {sum, g.add_constant("c" + std::to_string(k), filled({16}, 0.1f * k))})[0];
   g.add_output(sum);
   g.add_output(g.add_node(OpType::kGatherND, {r, g.add_constant("nd", Tensor::ints({3, 1}, {1, 8, -2}))})[0]);
+  ValueId picks = g.add_constant("ge", Tensor::ints({2, 16}, std::vector<int64_t>(32, 3)));
+  g.add_output(g.add_node(OpType::kGatherElements, {r, picks}, {{"axis", int64_t{0}}})[0]);
+  g.add_output(g.add_node(OpType::kCumSum, {r, g.add_constant("ax", Tensor::ints({}, {1}))}, {{"reverse", int64_t{1}}})[0]);
   g.add_output(g.add_node(OpType::kReduceMean, {bn}, {{"axes", std::vector<int64_t>{2}}, {"keepdims", int64_t{0}}})[0]);
   return g;
 }

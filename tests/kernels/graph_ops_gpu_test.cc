@@ -280,6 +280,32 @@ TEST_F(GraphOpsGpu, GatherNdWithAndWithoutBatchDims) {
   expect_near(values_of<float>(run_poisoned(kb, {bytes_of(data), bytes_of(rows)}, 32)), want_b, 0);
 }
 
+// CumSum of int64 [2, 5] along axis 1 in its four forms (inclusive / exclusive, forward /
+// reverse), and of f32 [3, 2] along axis 0 read transposed.
+TEST_F(GraphOpsGpu, CumSumInEveryDirection) {
+  const std::vector<int64_t> x = {1, 2, 3, 4, 5, (int64_t{1} << 55), 10, 20, 30, 40};
+  for (bool exclusive : {false, true})
+    for (bool reverse : {false, true}) {
+      SCOPED_TRACE(std::string(exclusive ? "exclusive" : "inclusive") + (reverse ? " reverse" : ""));
+      GenericKernel k = cumsum(S::kI64, {2, 5}, dense({2, 5}), dense({2, 5}), 1, exclusive, reverse);
+      std::vector<int64_t> want;
+      for (int r = 0; r < 2; ++r)
+        for (int i = 0; i < 5; ++i) {
+          int64_t acc = 0;
+          for (int j = 0; j < 5; ++j) {
+            const bool in = reverse ? (exclusive ? j > i : j >= i) : (exclusive ? j < i : j <= i);
+            if (in) acc += x[static_cast<size_t>(r * 5 + j)];
+          }
+          want.push_back(acc);
+        }
+      EXPECT_EQ(values_of<int64_t>(run_poisoned(k, {bytes_of(x)}, 80)), want);
+    }
+  const std::vector<float> f = {1.5f, -2.0f, 0.25f, 4.0f, 8.0f, -1.0f};  // stored [2, 3]
+  GenericKernel t = cumsum(S::kF32, {3, 2}, StridedRef{0, {1, 3}}, dense({3, 2}), 0, false, false);
+  const std::vector<float> want_t = {1.5f, 4.0f, 1.5f - 2.0f, 4.0f + 8.0f, 1.5f - 2.0f + 0.25f, 4.0f + 8.0f - 1.0f};
+  expect_near(values_of<float>(run_poisoned(t, {bytes_of(f)}, 24)), want_t, 1e-6);
+}
+
 // Host pooling of x (NCHW values read through `at(n, c, h, w)`) into dense NCHW [n, c, oh, ow].
 std::vector<float> host_pool(const std::function<float(int64_t, int64_t, int64_t, int64_t)>& at,
                              const std::vector<int64_t>& in, const std::vector<int64_t>& out,

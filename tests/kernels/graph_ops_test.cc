@@ -46,6 +46,7 @@ std::vector<GenericKernel> representative_kernels() {
   const StridedRef idx{0, {0, 1, 0, 0}};
   for (S t : {S::kF16, S::kBF16, S::kF32, S::kI64, S::kU8}) ks.push_back(gather(t, shape, d, idx, 20, 7, d));
   for (S t : {S::kF16, S::kF32, S::kI64}) ks.push_back(gather_nd(t, shape, d, idx, 1, {{3, 20}, {4, 5}}, d));
+  for (S t : {S::kF16, S::kF32, S::kI64}) ks.push_back(cumsum(t, shape, d, d, 2, t == S::kI64, t == S::kF16));
   for (S t : {S::kF16, S::kF32, S::kBF16})
     for (bool max : {true, false})
       ks.push_back(pool2d(t, {2, 3, 8, 8}, dense({2, 3, 8, 8}), shape, d, window(max, !max)));
