@@ -57,10 +57,10 @@ struct Placement {
 struct ExecStep {
   enum class Kind { kKernel, kGeneric };
   Kind kind = Kind::kGeneric;
-  NodeId node = kNone;   ///< the operator it computes (its node for a copy the operator needed)
-  bool copy = false;     ///< a strided copy the plan inserted (layout, alignment, broadcast)
-  bool setup = false;    ///< runs once before the timed runs (reads constants only)
-  std::string label;     ///< what it is, for reports
+  NodeId node = kNone;  ///< the operator it computes (its node for a copy the operator needed)
+  bool copy = false;    ///< a strided copy the plan inserted (layout, alignment, broadcast)
+  bool setup = false;   ///< runs once before the timed runs (reads constants only)
+  std::string label;    ///< what it is, for reports
   /// kKernel: the workload a tuned family runs and its tensors in the workload's order
   /// (inputs, then the output), each dense in the layout the family expects.
   std::optional<Workload> workload;
@@ -74,14 +74,14 @@ struct ExecStep {
 /// A graph's run on the GPU.
 struct ExecPlan {
   std::vector<ExecBuffer> buffers;
-  std::vector<ExecStep> steps;        ///< setup steps first, then the run's steps in order
-  std::vector<Placement> values;      ///< per value of the graph (buffer -1: never materialised)
-  int64_t arena_bytes = 0;            ///< the arena's size after reuse
-  int64_t intermediate_bytes = 0;     ///< what the intermediates would take without reuse
-  DType dtype = DType::kF16;          ///< floating tensors' type
+  std::vector<ExecStep> steps;     ///< setup steps first, then the run's steps in order
+  std::vector<Placement> values;   ///< per value of the graph (buffer -1: never materialised)
+  int64_t arena_bytes = 0;         ///< the arena's size after reuse
+  int64_t intermediate_bytes = 0;  ///< what the intermediates would take without reuse
+  DType dtype = DType::kF16;       ///< floating tensors' type
   /// Operators that cannot run ("Pad 'p1': ..."); a plan with any is not runnable.
   std::vector<std::string> unsupported;
-  int views = 0;                      ///< operators that became views
+  int views = 0;  ///< operators that became views
 };
 
 /// Device type of a graph element type when floats run in `dtype`.

@@ -68,7 +68,9 @@ std::vector<uint8_t> to_device_bytes(const Tensor& t, StoreType type) {
         std::memcpy(p, &i, 8);
         break;
       }
-      case StoreType::kU8: *p = v != 0; break;
+      case StoreType::kU8:
+        *p = v != 0;
+        break;
     }
   }
   return out;
@@ -96,7 +98,8 @@ double element_value(const uint8_t* p, StoreType type) {
       std::memcpy(&i, p, 8);
       return static_cast<double>(i);
     }
-    case StoreType::kU8: return *p;
+    case StoreType::kU8:
+      return *p;
   }
   return 0;
 }
@@ -109,7 +112,8 @@ double percentile(std::vector<double> v, double q) {
 
 class GpuRun {
  public:
-  GpuRun(const Graph& g, const ExecPlan& plan, const kernels::FamilyRegistry& families, const GpuRunOptions& o)
+  GpuRun(const Graph& g, const ExecPlan& plan, const kernels::FamilyRegistry& families,
+         const GpuRunOptions& o)
       : g_(g), plan_(plan), families_(families), o_(o) {}
 
   GpuRunResult run(const std::vector<std::optional<Schedule>>& schedules, std::span<const Tensor> inputs);
@@ -132,10 +136,10 @@ class GpuRun {
   const ExecPlan& plan_;
   const kernels::FamilyRegistry& families_;
   GpuRunOptions o_;
-  std::vector<kernels::KernelSource> sources_;        // per step
+  std::vector<kernels::KernelSource> sources_;                // per step
   std::vector<std::unique_ptr<measure::LoadedPlan>> loaded_;  // per step
   std::unique_ptr<DeviceBuffer> arena_;
-  std::vector<std::unique_ptr<DeviceBuffer>> owned_;  // per buffer (not the arena's)
+  std::vector<std::unique_ptr<DeviceBuffer>> owned_;      // per buffer (not the arena's)
   std::vector<std::unique_ptr<DeviceBuffer>> workspace_;  // per step
   // Per step: the vendor routine that runs it instead of loaded_[step] (vendor runs).
   std::vector<std::function<std::string(cudaStream_t)>> vendor_;
@@ -153,7 +157,8 @@ int fastest(measure::KernelTimer& timer, int algorithms, const std::function<std
       cudaGetLastError();
       continue;
     }
-    std::vector<double> t = timer.time(5, [&] { (void)launch(k); }, [] {});
+    std::vector<double> t = timer.time(
+        5, [&] { (void)launch(k); }, [] {});
     const double us = percentile(t, 0.5);
     if (best < 0 || us < best_us) {
       best = k;
@@ -224,10 +229,11 @@ void GpuRun::compile(const std::vector<std::optional<Schedule>>& schedules, GpuR
       throw UserError(plan_.steps[i].label + " did not compile: " + built[i].error);
     r.compiled += built[i].from_cache ? 0 : 1;
     loaded_.push_back(std::make_unique<measure::LoadedPlan>(built[i].cubin, sources_[i]));
-    if (!loaded_.back()->ok()) throw UserError(plan_.steps[i].label + " did not load: " + loaded_.back()->error());
-    workspace_.push_back(sources_[i].workspace_bytes > 0
-                             ? std::make_unique<DeviceBuffer>(static_cast<size_t>(sources_[i].workspace_bytes))
-                             : nullptr);
+    if (!loaded_.back()->ok())
+      throw UserError(plan_.steps[i].label + " did not load: " + loaded_.back()->error());
+    workspace_.push_back(sources_[i].workspace_bytes > 0 ? std::make_unique<DeviceBuffer>(static_cast<size_t>(
+                                                               sources_[i].workspace_bytes))
+                                                         : nullptr);
     if (workspace_.back()) workspace_.back()->fill(0);
   }
 }
@@ -288,7 +294,8 @@ Tensor GpuRun::download(ValueId v) const {
   const int64_t eb = kernels::store_bytes(p.type);
   const int64_t bytes = plan_.buffers[static_cast<size_t>(p.buffer)].bytes;
   std::vector<uint8_t> host(static_cast<size_t>(bytes));
-  TESSERA_CUDA_CALL(cudaMemcpy(host.data(), base(p.buffer), static_cast<size_t>(bytes), cudaMemcpyDeviceToHost));
+  TESSERA_CUDA_CALL(
+      cudaMemcpy(host.data(), base(p.buffer), static_cast<size_t>(bytes), cudaMemcpyDeviceToHost));
   Tensor t = op_detail::allocate(is_float(val.type) ? ElemType::kF32 : ElemType::kI64, val.shape);
   if (is_float(val.type)) t.type = val.type;
   const int64_t n = op_detail::product(val.shape);
@@ -309,7 +316,8 @@ Tensor GpuRun::download(ValueId v) const {
   return t;
 }
 
-GpuRunResult GpuRun::run(const std::vector<std::optional<Schedule>>& schedules, std::span<const Tensor> inputs) {
+GpuRunResult GpuRun::run(const std::vector<std::optional<Schedule>>& schedules,
+                         std::span<const Tensor> inputs) {
   TESSERA_CUDA_CALL(cudaSetDevice(o_.device));
   GpuRunResult r;
   compile(schedules, r);
@@ -370,7 +378,8 @@ GpuRunResult GpuRun::run(const std::vector<std::optional<Schedule>>& schedules, 
 
   // Each step alone: its kernels' summed time (CUPTI), L2 warm.
   for (size_t i = first_run; i < plan_.steps.size(); ++i) {
-    std::vector<double> t = timer_->time(o_.step_iters, [&] { enqueue(i, nullptr); }, [] {});
+    std::vector<double> t = timer_->time(
+        o_.step_iters, [&] { enqueue(i, nullptr); }, [] {});
     r.steps.push_back({i, percentile(t, 0.5)});
   }
   return r;
@@ -378,7 +387,8 @@ GpuRunResult GpuRun::run(const std::vector<std::optional<Schedule>>& schedules, 
 
 }  // namespace
 
-GpuRunResult run_plan_on_gpu(const Graph& g, const ExecPlan& plan, const std::vector<std::optional<Schedule>>& schedules,
+GpuRunResult run_plan_on_gpu(const Graph& g, const ExecPlan& plan,
+                             const std::vector<std::optional<Schedule>>& schedules,
                              const kernels::FamilyRegistry& families, std::span<const Tensor> inputs,
                              const GpuRunOptions& options) {
   TESSERA_CHECK(plan.unsupported.empty(), "run_plan_on_gpu: the plan has unsupported operators");

@@ -22,9 +22,9 @@ namespace tessera::graph {
 
 struct GpuRunOptions {
   int device = 0;
-  int iters = 100;             ///< timed replays of the whole graph (each of warm and flushed L2)
-  int step_iters = 20;         ///< launches per step for the per-step times
-  std::string cache_dir;       ///< NVRTC cache ("" none)
+  int iters = 100;        ///< timed replays of the whole graph (each of warm and flushed L2)
+  int step_iters = 20;    ///< launches per step for the per-step times
+  std::string cache_dir;  ///< NVRTC cache ("" none)
   /// Run the tuned operators on the vendor library instead (cuBLASLt for matmuls, cuDNN for
   /// convolutions and softmax, each with its fastest algorithm here and the epilogue fused
   /// where the library can); Tessera's kernel only where it cannot.
@@ -38,20 +38,21 @@ struct StepTime {
 };
 
 struct GpuRunResult {
-  std::string device;                 ///< the GPU's name
-  double median_us = 0, min_us = 0, p90_us = 0;           ///< replays with L2 warm
-  double flushed_median_us = 0, flushed_p90_us = 0;       ///< replays after an L2 flush
-  std::vector<StepTime> steps;        ///< run steps only, in plan order
-  std::vector<Tensor> outputs;        ///< the graph's outputs, as f32 (floats) or int64
+  std::string device;                                ///< the GPU's name
+  double median_us = 0, min_us = 0, p90_us = 0;      ///< replays with L2 warm
+  double flushed_median_us = 0, flushed_p90_us = 0;  ///< replays after an L2 flush
+  std::vector<StepTime> steps;                       ///< run steps only, in plan order
+  std::vector<Tensor> outputs;                       ///< the graph's outputs, as f32 (floats) or int64
   double compile_s = 0;
-  int compiled = 0;                   ///< distinct sources compiled
-  std::vector<std::string> runner;    ///< per step: "tessera", or the vendor routine that ran it
+  int compiled = 0;                 ///< distinct sources compiled
+  std::vector<std::string> runner;  ///< per step: "tessera", or the vendor routine that ran it
 };
 
 /// Runs `plan` of `g` on GPU options.device: kernel steps with schedules[i] (for steps[i]; set
 /// for every kernel step), `inputs` in the graph's input order. Throws UserError (a kernel that
 /// does not compile or launch, no GPU) or ApiError.
-GpuRunResult run_plan_on_gpu(const Graph& g, const ExecPlan& plan, const std::vector<std::optional<Schedule>>& schedules,
+GpuRunResult run_plan_on_gpu(const Graph& g, const ExecPlan& plan,
+                             const std::vector<std::optional<Schedule>>& schedules,
                              const kernels::FamilyRegistry& families, std::span<const Tensor> inputs,
                              const GpuRunOptions& options);
 

@@ -22,12 +22,14 @@ namespace {
 
 // The database's best schedule for `w` on `target` (a layernorm of another epsilon takes the
 // default's, as the oracle costs it), else construction's first.
-std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDatabase* db, const Target& target,
-                                                 const kernels::FamilyRegistry& families, const HardwareSpec& hw,
-                                                 costmodel::AnalyticModel& model) {
+std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDatabase* db,
+                                                 const Target& target,
+                                                 const kernels::FamilyRegistry& families,
+                                                 const HardwareSpec& hw, costmodel::AnalyticModel& model) {
   if (db != nullptr) {
     db::BestResult best = db->best(w, target, 1, /*same_arch_fallback=*/true);
-    if (best.records.empty() && w.kind == OpKind::kLayernorm && w.rows().epsilon != kDefaultLayernormEpsilon) {
+    if (best.records.empty() && w.kind == OpKind::kLayernorm &&
+        w.rows().epsilon != kDefaultLayernormEpsilon) {
       Workload same = w;
       std::get<RowShape>(same.shape).epsilon = kDefaultLayernormEpsilon;
       best = db->best(same, target, 1, true);
@@ -97,8 +99,12 @@ Json describe_plan(const Graph& g, const ExecPlan& plan) {
   }
   Json cats = Json::array();
   for (const auto& [c, n] : by_category) cats.push_back({{"category", c}, {"steps", n}});
-  return {{"steps", static_cast<int64_t>(plan.steps.size()) - setup}, {"setup_steps", setup}, {"views", plan.views},
-          {"by_category", cats}, {"arena_bytes", plan.arena_bytes}, {"intermediate_bytes", plan.intermediate_bytes},
+  return {{"steps", static_cast<int64_t>(plan.steps.size()) - setup},
+          {"setup_steps", setup},
+          {"views", plan.views},
+          {"by_category", cats},
+          {"arena_bytes", plan.arena_bytes},
+          {"intermediate_bytes", plan.intermediate_bytes},
           {"unsupported", plan.unsupported}};
 }
 
@@ -126,7 +132,8 @@ Json run_model_on_gpu(const ModelRunRequest& r) {
   out["dtype"] = dtype_name(dtype);
   if (!plan.unsupported.empty()) {
     std::string list;
-    for (size_t k = 0; k < plan.unsupported.size() && k < 3; ++k) list += (k ? "; " : "") + plan.unsupported[k];
+    for (size_t k = 0; k < plan.unsupported.size() && k < 3; ++k)
+      list += (k ? "; " : "") + plan.unsupported[k];
     throw UserError(r.model_path + ": " + std::to_string(plan.unsupported.size()) +
                     " operator(s) cannot run on the GPU yet: " + list);
   }
@@ -149,15 +156,19 @@ Json run_model_on_gpu(const ModelRunRequest& r) {
   out["kernels"] = r.vendor ? "vendor" : "tessera";
   std::map<std::string, int> runners;
   for (size_t i = 0; i < plan.steps.size(); ++i)
-    if (plan.steps[i].kind == ExecStep::Kind::kKernel) ++runners[res.runner[i].substr(0, res.runner[i].find(' '))];
+    if (plan.steps[i].kind == ExecStep::Kind::kKernel)
+      ++runners[res.runner[i].substr(0, res.runner[i].find(' '))];
   out["tuned_operators_on"] = runners;
-  out["latency_us"] = {{"median", res.median_us}, {"min", res.min_us}, {"p90", res.p90_us},
-                       {"flushed_median", res.flushed_median_us}, {"flushed_p90", res.flushed_p90_us},
+  out["latency_us"] = {{"median", res.median_us},
+                       {"min", res.min_us},
+                       {"p90", res.p90_us},
+                       {"flushed_median", res.flushed_median_us},
+                       {"flushed_p90", res.flushed_p90_us},
                        {"replays", r.iters}};
   out["schedules"] = sources;
-  out["plan"] = {{"steps", plan.steps.size()}, {"views", plan.views}, {"arena_bytes", plan.arena_bytes},
-                 {"intermediate_bytes", plan.intermediate_bytes}, {"compiled", res.compiled},
-                 {"compile_s", res.compile_s}};
+  out["plan"] = {{"steps", plan.steps.size()},      {"views", plan.views},
+                 {"arena_bytes", plan.arena_bytes}, {"intermediate_bytes", plan.intermediate_bytes},
+                 {"compiled", res.compiled},        {"compile_s", res.compile_s}};
   Json steps = Json::array();
   std::map<std::string, std::pair<double, int>> by_category;
   double sum = 0;
@@ -168,11 +179,13 @@ Json run_model_on_gpu(const ModelRunRequest& r) {
     by_category[c].second += 1;
     sum += t.us;
     Json step = {{"label", s.label}, {"category", c}, {"us", t.us}};
-    if (schedules[t.step]) step["schedule"] = res.runner[t.step] == "tessera" ? schedules[t.step]->key() : res.runner[t.step];
+    if (schedules[t.step])
+      step["schedule"] = res.runner[t.step] == "tessera" ? schedules[t.step]->key() : res.runner[t.step];
     steps.push_back(step);
   }
   Json cats = Json::array();
-  for (const auto& [c, v] : by_category) cats.push_back({{"category", c}, {"us", v.first}, {"steps", v.second}});
+  for (const auto& [c, v] : by_category)
+    cats.push_back({{"category", c}, {"us", v.first}, {"steps", v.second}});
   out["steps"] = steps;
   out["by_category"] = cats;
   out["sum_of_steps_us"] = sum;
@@ -182,10 +195,14 @@ Json run_model_on_gpu(const ModelRunRequest& r) {
     const double error = max_scaled_error(res.outputs, expected, 1.0, 0.0);
     Json per_output = Json::array();
     for (size_t k = 0; k < expected.size() && k < res.outputs.size(); ++k)
-      per_output.push_back(max_scaled_error(std::span(&res.outputs[k], 1), std::span(&expected[k], 1), 1.0, 0.0));
-    out["check"] = {{"error", error}, {"bound", r.rtol}, {"ok", error <= r.rtol},
-                    {"per_output", per_output},
-                    {"reference_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+      per_output.push_back(
+          max_scaled_error(std::span(&res.outputs[k], 1), std::span(&expected[k], 1), 1.0, 0.0));
+    out["check"] = {
+        {"error", error},
+        {"bound", r.rtol},
+        {"ok", error <= r.rtol},
+        {"per_output", per_output},
+        {"reference_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   }
   return out;
 }

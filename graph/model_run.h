@@ -17,15 +17,15 @@ namespace tessera::graph {
 
 struct ModelRunRequest {
   std::string model_path;
-  std::string db_path;                   ///< "" none: construction chooses every schedule
-  std::string graph = "optimized";       ///< optimized, fused or original
+  std::string db_path;              ///< "" none: construction chooses every schedule
+  std::string graph = "optimized";  ///< optimized, fused or original
   std::string dtype = "f16";
   int iters = 100;
-  int budget = 200;                      ///< the backtracking search's budget (optimized)
-  uint64_t seed = 1;                     ///< random inputs
-  bool check = true;                     ///< compare with the host reference
-  double rtol = 0.05;                    ///< the check's scaled-error bound
-  bool vendor = false;                   ///< tuned operators on cuBLASLt / cuDNN (graph_run.h)
+  int budget = 200;     ///< the backtracking search's budget (optimized)
+  uint64_t seed = 1;    ///< random inputs
+  bool check = true;    ///< compare with the host reference
+  double rtol = 0.05;   ///< the check's scaled-error bound
+  bool vendor = false;  ///< tuned operators on cuBLASLt / cuDNN (graph_run.h)
 };
 
 /// A model made ready to run: the original (constants folded, the reference's graph), the

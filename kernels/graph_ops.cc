@@ -258,22 +258,32 @@ GenericKernel finish(std::string entry, std::string text, const GenericParams& p
 
 std::string_view store_type_cuda(StoreType t) {
   switch (t) {
-    case StoreType::kF16: return "tessera::F16";
-    case StoreType::kBF16: return "tessera::BF16";
-    case StoreType::kF32: return "float";
-    case StoreType::kI64: return "long long";
-    case StoreType::kU8: return "unsigned char";
+    case StoreType::kF16:
+      return "tessera::F16";
+    case StoreType::kBF16:
+      return "tessera::BF16";
+    case StoreType::kF32:
+      return "float";
+    case StoreType::kI64:
+      return "long long";
+    case StoreType::kU8:
+      return "unsigned char";
   }
   TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
 }
 
 std::string_view store_type_name(StoreType t) {
   switch (t) {
-    case StoreType::kF16: return "f16";
-    case StoreType::kBF16: return "bf16";
-    case StoreType::kF32: return "f32";
-    case StoreType::kI64: return "i64";
-    case StoreType::kU8: return "u8";
+    case StoreType::kF16:
+      return "f16";
+    case StoreType::kBF16:
+      return "bf16";
+    case StoreType::kF32:
+      return "f32";
+    case StoreType::kI64:
+      return "i64";
+    case StoreType::kU8:
+      return "u8";
   }
   TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
 }
@@ -281,10 +291,14 @@ std::string_view store_type_name(StoreType t) {
 int64_t store_bytes(StoreType t) {
   switch (t) {
     case StoreType::kF16:
-    case StoreType::kBF16: return 2;
-    case StoreType::kF32: return 4;
-    case StoreType::kI64: return 8;
-    case StoreType::kU8: return 1;
+    case StoreType::kBF16:
+      return 2;
+    case StoreType::kF32:
+      return 4;
+    case StoreType::kI64:
+      return 8;
+    case StoreType::kU8:
+      return 1;
   }
   TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
 }
@@ -370,8 +384,8 @@ GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, c
                 "gather_nd " + t + " " + shape_text(out_shape));
 }
 
-GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const StridedRef& in, const StridedRef& out,
-                     int axis, bool exclusive, bool reverse) {
+GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const StridedRef& in,
+                     const StridedRef& out, int axis, bool exclusive, bool reverse) {
   TESSERA_CHECK(axis >= 0 && static_cast<size_t>(axis) < shape.size(),
                 "cumsum axis " + std::to_string(axis) + " of rank " + std::to_string(shape.size()));
   GenericParams p = base_params(shape, out);
@@ -385,18 +399,19 @@ GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const St
   std::string setup = typed("x", type, "in0") + typed_out(type) +
                       "  const int ax = (int)p.extra[0];\n"
                       "  const bool exclusive = p.extra[1] != 0, reverse = p.extra[2] != 0;\n";
-  std::string body = std::string(
-                         "    long long i = 0, n = 0, st = 0;\n"
-                         "#pragma unroll\n"
-                         "    for (int d = 0; d < 8; ++d)\n"
-                         "      if (d == ax) i = idx[d], n = p.shape[d], st = p.in_strides[0][d];\n"
-                         "    const long long base = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]) - i * st;\n"
-                         "    const long long lo = reverse ? (exclusive ? i + 1 : i) : 0;\n"
-                         "    const long long hi = reverse ? n : (exclusive ? i : i + 1);\n") +
-                     (i64 ? "    long long acc = 0;\n    for (long long j = lo; j < hi; ++j) acc += x[base + j * st];\n"
-                          : "    float acc = 0.0f;\n"
-                            "    for (long long j = lo; j < hi; ++j) acc += tg::to_f32(x[base + j * st]);\n") +
-                     "    tg::put(y[o], acc);\n";
+  std::string body =
+      std::string(
+          "    long long i = 0, n = 0, st = 0;\n"
+          "#pragma unroll\n"
+          "    for (int d = 0; d < 8; ++d)\n"
+          "      if (d == ax) i = idx[d], n = p.shape[d], st = p.in_strides[0][d];\n"
+          "    const long long base = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]) - i * st;\n"
+          "    const long long lo = reverse ? (exclusive ? i + 1 : i) : 0;\n"
+          "    const long long hi = reverse ? n : (exclusive ? i : i + 1);\n") +
+      (i64 ? "    long long acc = 0;\n    for (long long j = lo; j < hi; ++j) acc += x[base + j * st];\n"
+           : "    float acc = 0.0f;\n"
+             "    for (long long j = lo; j < hi; ++j) acc += tg::to_f32(x[base + j * st]);\n") +
+      "    tg::put(y[o], acc);\n";
   return finish(entry, entry_source("tessera generic kernel: cumsum " + t, entry, setup, body), p,
                 "cumsum " + t + " " + shape_text(shape));
 }
@@ -430,7 +445,8 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
   e[2] = w.kh, e[3] = w.kw, e[4] = w.sh, e[5] = w.sw, e[6] = w.dh, e[7] = w.dw;
   e[8] = w.pad_top, e[9] = w.pad_left, e[10] = w.pad_bottom, e[11] = w.pad_right;
   e[12] = w.count_include_pad ? 1 : 0;
-  std::string t(store_type_name(type)), kind = std::string(w.max ? "maxpool2d" : "avgpool2d") + (channels_last ? "_nhwc" : "");
+  std::string t(store_type_name(type)),
+      kind = std::string(w.max ? "maxpool2d" : "avgpool2d") + (channels_last ? "_nhwc" : "");
   std::string entry = "tessera_" + kind + "_" + t;
   std::string setup =
       typed("x", type, "in0") + typed_out(type) +
@@ -440,26 +456,27 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
       "  const long long s0 = p.in_strides[0][0], s1 = p.in_strides[0][1];\n"
       "  const long long s2 = p.in_strides[0][2], s3 = p.in_strides[0][3];\n";
   // Taps outside the input are skipped; `padded` counts the taps inside the padded extent.
-  std::string body = std::string(channels_last ? "    const long long c = idx[3], oh = idx[1], ow = idx[2];\n"
-                                               : "    const long long c = idx[1], oh = idx[2], ow = idx[3];\n") +
-                     "    const long long base = p.in_offset[0] + idx[0] * s0 + c * s1;\n" +
-                     "    float acc = " + (w.max ? "-tg::inf()" : "0.0f") + ";\n" +
-                     "    long long taps = 0, padded = 0;\n"
-                     "    for (long long r = 0; r < kh; ++r) {\n"
-                     "      const long long ih = oh * sh - pt + r * dh;\n"
-                     "      const bool vh = ih >= 0 && ih < H, ph = ih >= -pt && ih < H + pb;\n"
-                     "      for (long long s = 0; s < kw; ++s) {\n"
-                     "        const long long iw = ow * sw - pl + s * dw;\n"
-                     "        padded += ph && iw >= -pl && iw < W + pr;\n"
-                     "        if (!vh || iw < 0 || iw >= W) continue;\n"
-                     "        const float v = tg::to_f32(x[base + ih * s2 + iw * s3]);\n" +
-                     (w.max ? "        acc = fmaxf(acc, v);\n" : "        acc += v;\n") +
-                     "        ++taps;\n"
-                     "      }\n"
-                     "    }\n" +
-                     (w.max ? "    tg::put(y[o], acc);\n"
-                            : "    const long long n = p.extra[12] ? padded : taps;\n"
-                              "    tg::put(y[o], n > 0 ? acc / (float)n : 0.0f);\n");
+  std::string body =
+      std::string(channels_last ? "    const long long c = idx[3], oh = idx[1], ow = idx[2];\n"
+                                : "    const long long c = idx[1], oh = idx[2], ow = idx[3];\n") +
+      "    const long long base = p.in_offset[0] + idx[0] * s0 + c * s1;\n" +
+      "    float acc = " + (w.max ? "-tg::inf()" : "0.0f") + ";\n" +
+      "    long long taps = 0, padded = 0;\n"
+      "    for (long long r = 0; r < kh; ++r) {\n"
+      "      const long long ih = oh * sh - pt + r * dh;\n"
+      "      const bool vh = ih >= 0 && ih < H, ph = ih >= -pt && ih < H + pb;\n"
+      "      for (long long s = 0; s < kw; ++s) {\n"
+      "        const long long iw = ow * sw - pl + s * dw;\n"
+      "        padded += ph && iw >= -pl && iw < W + pr;\n"
+      "        if (!vh || iw < 0 || iw >= W) continue;\n"
+      "        const float v = tg::to_f32(x[base + ih * s2 + iw * s3]);\n" +
+      (w.max ? "        acc = fmaxf(acc, v);\n" : "        acc += v;\n") +
+      "        ++taps;\n"
+      "      }\n"
+      "    }\n" +
+      (w.max ? "    tg::put(y[o], acc);\n"
+             : "    const long long n = p.extra[12] ? padded : taps;\n"
+               "    tg::put(y[o], n > 0 ? acc / (float)n : 0.0f);\n");
   return finish(entry, entry_source("tessera generic kernel: " + kind + " " + t, entry, setup, body), p,
                 kind + " " + t + " " + shape_text(in_shape) + "->" + shape_text(out_shape));
 }
@@ -498,11 +515,16 @@ namespace {
 
 const char* reduce_name(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return "sum";
-    case ReduceOp::kMean: return "mean";
-    case ReduceOp::kMax: return "max";
-    case ReduceOp::kMin: return "min";
-    case ReduceOp::kProd: return "prod";
+    case ReduceOp::kSum:
+      return "sum";
+    case ReduceOp::kMean:
+      return "mean";
+    case ReduceOp::kMax:
+      return "max";
+    case ReduceOp::kMin:
+      return "min";
+    case ReduceOp::kProd:
+      return "prod";
   }
   TESSERA_UNREACHABLE("reduce op " + std::to_string(static_cast<int>(op)));
 }

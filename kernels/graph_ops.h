@@ -79,8 +79,8 @@ struct GenericKernel {
 
 /// out[idx] = convert(in[idx]) over `shape` (rank 0..8; rank 0 is one element). Converting
 /// floats to integers truncates toward zero (NaN gives 0); to u8 (bool) gives x != 0.
-GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_t>& shape, const StridedRef& src,
-                           const StridedRef& dst);
+GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_t>& shape,
+                           const StridedRef& src, const StridedRef& dst);
 
 /// ONNX Gather along one axis. The index space is the output's shape; `data` gives the
 /// element strides of data's dimensions other than the gathered one over that space (0 on the
@@ -89,7 +89,8 @@ GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_
 /// i * axis_stride on top; an index outside [-axis_extent, axis_extent) reads nothing and
 /// writes 0 (the host reference rejects it). extra[0] = axis_stride, extra[1] = axis_extent.
 GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, const StridedRef& data,
-                     const StridedRef& indices, int64_t axis_stride, int64_t axis_extent, const StridedRef& out);
+                     const StridedRef& indices, int64_t axis_stride, int64_t axis_extent,
+                     const StridedRef& out);
 
 /// ONNX GatherND. The index space is the output's shape; `data` gives the element strides of
 /// data's dimensions that are not indexed (its batch dimensions and the gathered slice's)
@@ -107,8 +108,8 @@ GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, c
 /// (`exclusive`: before it; `reverse`: from the end). int64 sums in int64, floats in float.
 /// extra[0] = axis, extra[1] = exclusive, extra[2] = reverse. (The index space keeps its
 /// dimensions: no reordering.)
-GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const StridedRef& in, const StridedRef& out,
-                     int axis, bool exclusive, bool reverse);
+GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const StridedRef& in,
+                     const StridedRef& out, int axis, bool exclusive, bool reverse);
 
 /// 2-D pooling of a [N, C, H, W] tensor (any strides: NCHW or NHWC storage) into
 /// [N, C, OH, OW] (any strides).
@@ -116,7 +117,7 @@ struct PoolWindow {
   bool max = true;                 ///< max, else average
   bool count_include_pad = false;  ///< average: divide by the whole window, padding included
   int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1;
-  int64_t pad_top = 0, pad_left = 0;  ///< the window of output (oh, ow) starts at oh*sh - pad_top
+  int64_t pad_top = 0, pad_left = 0;      ///< the window of output (oh, ow) starts at oh*sh - pad_top
   int64_t pad_bottom = 0, pad_right = 0;  ///< where count_include_pad's divisor stops counting
 };
 /// in_shape {N, C, H, W} and `in` its strides; out_shape {N, C, OH, OW} and `out` its strides.
@@ -130,7 +131,8 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
 /// u8 gives 0 or 1, int64 its value) and yields a float that is stored as `out` (as
 /// strided_copy converts). E.g. "a + b", "erff(a)", "a != 0.f ? b : c", "(float)(a < b)".
 GenericKernel map(const std::string& expression, const std::vector<StoreType>& inputs, StoreType out,
-                  const std::vector<int64_t>& shape, const std::vector<StridedRef>& refs, const StridedRef& dst);
+                  const std::vector<int64_t>& shape, const std::vector<StridedRef>& refs,
+                  const StridedRef& dst);
 
 /// Reductions of ONNX's ReduceSum/Mean/Max/Min/Prod kind.
 enum class ReduceOp { kSum, kMean, kMax, kMin, kProd };

@@ -51,7 +51,8 @@ Json run_isolated(const std::function<Json()>& work, double timeout_s) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
   bool timed_out = false;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -71,7 +72,9 @@ Json run_isolated(const std::function<Json()>& work, double timeout_s) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (timed_out) return Json{{"crashed", "no answer within " + std::to_string(static_cast<int>(timeout_s)) + " s (killed)"}};
+  if (timed_out)
+    return Json{
+        {"crashed", "no answer within " + std::to_string(static_cast<int>(timeout_s)) + " s (killed)"}};
   if (WIFSIGNALED(status))
     return Json{{"crashed", std::string("the run died of signal ") + std::to_string(WTERMSIG(status)) + " (" +
                                 strsignal(WTERMSIG(status)) + ")"}};

@@ -5,7 +5,6 @@
 #include "graph/exec_plan.h"
 
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -108,7 +107,8 @@ TEST_F(ExecPlanTest, ChannelSplitsOfNhwcTensorsAreCopiedAndConcatsWriteSlices) {
   ValueId x = g.add_input("x", ElemType::kF32, {1, 8, 4, 4});
   ValueId w = g.add_constant("w", filled({16, 8, 1, 1}));
   ValueId y = g.add_node(OpType::kConv, {x, w})[0];
-  auto parts = g.add_node(OpType::kSplit, {y}, {{"axis", int64_t{1}}, {"split", std::vector<int64_t>{8, 8}}}, "", 2);
+  auto parts =
+      g.add_node(OpType::kSplit, {y}, {{"axis", int64_t{1}}, {"split", std::vector<int64_t>{8, 8}}}, "", 2);
   ValueId wa = g.add_constant("wa", filled({8, 8, 1, 1}));
   ValueId a = g.add_node(OpType::kConv, {parts[0], wa})[0];
   ValueId c = g.add_node(OpType::kConcat, {a, parts[1]}, {{"axis", int64_t{1}}})[0];
@@ -116,7 +116,8 @@ TEST_F(ExecPlanTest, ChannelSplitsOfNhwcTensorsAreCopiedAndConcatsWriteSlices) {
   ExecPlan p = plan(g);
   ASSERT_TRUE(p.unsupported.empty()) << p.unsupported[0];
   // The split's halves are views at channel offsets 0 and 8 of the NHWC output.
-  EXPECT_EQ(p.values[static_cast<size_t>(parts[1])].offset - p.values[static_cast<size_t>(parts[0])].offset, 8);
+  EXPECT_EQ(p.values[static_cast<size_t>(parts[1])].offset - p.values[static_cast<size_t>(parts[0])].offset,
+            8);
   int concat_copies = 0;
   for (const ExecStep& s : p.steps)
     if (!s.copy && s.generic && s.node != kNone && g.node(s.node).op == OpType::kConcat) {
@@ -148,7 +149,8 @@ TEST_F(ExecPlanTest, EveryTensorLiesInsideItsBufferAndLiveBuffersNeverShareBytes
     for (size_t v = 0; v < p.values.size(); ++v) {
       const Placement& t = p.values[v];
       if (t.buffer < 0) continue;
-      EXPECT_LE(extent(t, g.values()[v].shape) * kernels::store_bytes(t.type), p.buffers[static_cast<size_t>(t.buffer)].bytes)
+      EXPECT_LE(extent(t, g.values()[v].shape) * kernels::store_bytes(t.type),
+                p.buffers[static_cast<size_t>(t.buffer)].bytes)
           << name << ": " << g.values()[v].name;
     }
     EXPECT_GT(p.arena_bytes, 0);
@@ -158,7 +160,8 @@ TEST_F(ExecPlanTest, EveryTensorLiesInsideItsBufferAndLiveBuffersNeverShareBytes
         const ExecBuffer &x = p.buffers[a], &y = p.buffers[b];
         if (x.kind != ExecBuffer::Kind::kArena || y.kind != ExecBuffer::Kind::kArena) continue;
         const bool live_together = x.first_step <= y.last_step && y.first_step <= x.last_step;
-        const bool share = x.arena_offset < y.arena_offset + y.bytes && y.arena_offset < x.arena_offset + x.bytes;
+        const bool share =
+            x.arena_offset < y.arena_offset + y.bytes && y.arena_offset < x.arena_offset + x.bytes;
         EXPECT_FALSE(live_together && share) << name << ": buffers " << a << " and " << b;
         EXPECT_LE(x.arena_offset + x.bytes, p.arena_bytes);
       }
@@ -225,7 +228,9 @@ TEST_F(ExecPlanTest, BroadcastOperandsGoToTheGenericMapAndTransposedOperandsAreC
   ValueId b = g.add_input("b", ElemType::kF32, {2, 4, 8, 16});
   ValueId bias = g.add_constant("bias", filled({8}));
   ValueId s = g.add_node(OpType::kAdd, {a, g.add_constant("one", filled({16}, 1.0f))})[0];
-  ValueId mm = g.add_node(OpType::kFusedMatMul, {s, b, bias}, {{"trans_a", int64_t{0}}, {"trans_b", int64_t{1}}, {"epilogue", std::string("bias")}})[0];
+  ValueId mm =
+      g.add_node(OpType::kFusedMatMul, {s, b, bias},
+                 {{"trans_a", int64_t{0}}, {"trans_b", int64_t{1}}, {"epilogue", std::string("bias")}})[0];
   g.add_output(mm);
   ExecPlan p = plan(g);
   ASSERT_TRUE(p.unsupported.empty()) << p.unsupported[0];
@@ -252,8 +257,9 @@ TEST_F(ExecPlanTest, EveryGenericOperatorPlans) {
   std::set<OpType> generic;
   for (const ExecStep& s : p.steps)
     if (s.generic && s.node != kNone) generic.insert(g.node(s.node).op);
-  for (OpType op : {OpType::kConcat, OpType::kPad, OpType::kBatchNormalization, OpType::kAveragePool, OpType::kMaxPool,
-                    OpType::kGather, OpType::kGatherND, OpType::kGatherElements, OpType::kCumSum, OpType::kErf, OpType::kWhere, OpType::kReduceMean})
+  for (OpType op : {OpType::kConcat, OpType::kPad, OpType::kBatchNormalization, OpType::kAveragePool,
+                    OpType::kMaxPool, OpType::kGather, OpType::kGatherND, OpType::kGatherElements,
+                    OpType::kCumSum, OpType::kErf, OpType::kWhere, OpType::kReduceMean})
     EXPECT_TRUE(generic.count(op)) << op_type_name(op);
   // As the GPU test runs it: written as ONNX, read back, planned, and evaluated on the host.
   const std::string path = ::testing::TempDir() + "generic_plan_" + std::to_string(::getpid()) + ".onnx";

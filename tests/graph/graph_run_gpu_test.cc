@@ -2,15 +2,14 @@
 // kernels and the generic ones, and their outputs match the host reference. Skipped without a
 // GPU.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <filesystem>
 
 #include "graph/model_run.h"
 #include "graph/onnx_io.h"
-#include "tests/graph/generic_graph.h"
 #include "measure/devices.h"
+#include "tests/graph/generic_graph.h"
 
 namespace tessera::graph {
 namespace {
@@ -68,7 +67,8 @@ TEST_F(GenericOpsGpu, GenericOperatorsMatchTheReference) {
   std::filesystem::remove(path);
 }
 
-INSTANTIATE_TEST_SUITE_P(SmallModels, GraphRunGpu, ::testing::Values("tiny_resblock", "tiny_bert", "tiny_inception"));
+INSTANTIATE_TEST_SUITE_P(SmallModels, GraphRunGpu,
+                         ::testing::Values("tiny_resblock", "tiny_bert", "tiny_inception"));
 
 }  // namespace
 }  // namespace tessera::graph

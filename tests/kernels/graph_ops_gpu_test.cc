@@ -1,8 +1,6 @@
 // The generic kernels of a graph run (kernels/graph_ops.h) on a real GPU (label gpu; skipped
 // without one): each kind runs on inputs with irregular strides and its output, poisoned
 // (0xFF bytes) before the run, is compared with a host computation written here.
-#include "kernels/graph_ops.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,6 +11,7 @@
 
 #include "kernels/builder.h"
 #include "kernels/families.h"
+#include "kernels/graph_ops.h"
 #include "kernels/reference.h"
 #include "measure/devices.h"
 #include "measure/launch.h"
@@ -258,8 +257,8 @@ TEST_F(GraphOpsGpu, GatherAxis1WithNegativeIndices) {
 TEST_F(GraphOpsGpu, GatherNdWithAndWithoutBatchDims) {
   std::vector<float> data = random_floats(24, 11);
   const std::vector<int64_t> idx = {1, -1, 0, 2, 3, 0};  // the last row's 3 is out of range for extent 2
-  GenericKernel k = gather_nd(S::kF32, {3, 4}, StridedRef{0, {0, 1}}, StridedRef{0, {2, 0}}, 1, {{2, 12}, {3, 4}},
-                              dense({3, 4}));
+  GenericKernel k = gather_nd(S::kF32, {3, 4}, StridedRef{0, {0, 1}}, StridedRef{0, {2, 0}}, 1,
+                              {{2, 12}, {3, 4}}, dense({3, 4}));
   std::vector<float> want;
   for (int r = 0; r < 3; ++r) {
     int64_t a = idx[static_cast<size_t>(2 * r)], b = idx[static_cast<size_t>(2 * r + 1)];
@@ -271,12 +270,13 @@ TEST_F(GraphOpsGpu, GatherNdWithAndWithoutBatchDims) {
   expect_near(values_of<float>(run_poisoned(k, {bytes_of(data), bytes_of(idx)}, 48)), want, 0);
   // batch_dims 1: y[b, l] = data[b, idx[b, 0], l] over data [2, 3, 4], indices [2, 1].
   const std::vector<int64_t> rows = {2, -3};
-  GenericKernel kb = gather_nd(S::kF32, {2, 4}, StridedRef{0, {12, 1}}, StridedRef{0, {1, 0}}, 1, {{3, 4}},
-                               dense({2, 4}));
+  GenericKernel kb =
+      gather_nd(S::kF32, {2, 4}, StridedRef{0, {12, 1}}, StridedRef{0, {1, 0}}, 1, {{3, 4}}, dense({2, 4}));
   std::vector<float> want_b;
   for (int b = 0; b < 2; ++b)
     for (int l = 0; l < 4; ++l)
-      want_b.push_back(data[static_cast<size_t>(b * 12 + (rows[static_cast<size_t>(b)] + (rows[static_cast<size_t>(b)] < 0 ? 3 : 0)) * 4 + l)]);
+      want_b.push_back(data[static_cast<size_t>(
+          b * 12 + (rows[static_cast<size_t>(b)] + (rows[static_cast<size_t>(b)] < 0 ? 3 : 0)) * 4 + l)]);
   expect_near(values_of<float>(run_poisoned(kb, {bytes_of(data), bytes_of(rows)}, 32)), want_b, 0);
 }
 
@@ -302,7 +302,8 @@ TEST_F(GraphOpsGpu, CumSumInEveryDirection) {
     }
   const std::vector<float> f = {1.5f, -2.0f, 0.25f, 4.0f, 8.0f, -1.0f};  // stored [2, 3]
   GenericKernel t = cumsum(S::kF32, {3, 2}, StridedRef{0, {1, 3}}, dense({3, 2}), 0, false, false);
-  const std::vector<float> want_t = {1.5f, 4.0f, 1.5f - 2.0f, 4.0f + 8.0f, 1.5f - 2.0f + 0.25f, 4.0f + 8.0f - 1.0f};
+  const std::vector<float> want_t = {
+      1.5f, 4.0f, 1.5f - 2.0f, 4.0f + 8.0f, 1.5f - 2.0f + 0.25f, 4.0f + 8.0f - 1.0f};
   expect_near(values_of<float>(run_poisoned(t, {bytes_of(f)}, 24)), want_t, 1e-6);
 }
 

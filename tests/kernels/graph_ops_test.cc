@@ -150,9 +150,11 @@ TEST(GraphOps, SourceIsTheSameForEveryShape) {
   // So are pools whose output is stored NHWC (walked channels innermost).
   const StridedRef nhwc{0, {8 * 8 * 3, 1, 8 * 3, 3}};
   same(pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, nhwc, window(true, false)),
-       pool2d(S::kF16, {1, 4, 9, 9}, dense({1, 4, 9, 9}), {1, 4, 3, 3}, StridedRef{0, {36, 1, 12, 4}}, PoolWindow{}));
+       pool2d(S::kF16, {1, 4, 9, 9}, dense({1, 4, 9, 9}), {1, 4, 3, 3}, StridedRef{0, {36, 1, 12, 4}},
+              PoolWindow{}));
   EXPECT_NE(pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, nhwc, window(true, false)).source.entry,
-            pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, dense({2, 3, 8, 8}), window(true, false)).source.entry);
+            pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, dense({2, 3, 8, 8}), window(true, false))
+                .source.entry);
   // Max and average pooling are different kernels.
   EXPECT_NE(pool2d(S::kF16, {2, 3, 8, 8}, dense({2, 3, 8, 8}), a, da, window(true, false)).source.entry,
             pool2d(S::kF16, {2, 3, 8, 8}, dense({2, 3, 8, 8}), a, da, window(false, false)).source.entry);
@@ -333,7 +335,8 @@ TEST(GraphOps, CoalescedIndexSpacesAddressTheSameElements) {
       return n;
     }());
     EXPECT_EQ(addressed(k.params), addressed(c.shape, c.src, c.dst)) << k.label;
-    for (int d = 1; d < k.params.rank; ++d) EXPECT_GT(k.params.out_strides[d - 1], k.params.out_strides[d]) << k.label;
+    for (int d = 1; d < k.params.rank; ++d)
+      EXPECT_GT(k.params.out_strides[d - 1], k.params.out_strides[d]) << k.label;
   }
 }
 
