@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -67,6 +68,65 @@ std::string calibration_note(const graph::CostOracle& oracle) {
   return out.empty() ? out : " (rescaled to the measured: " + out + ")";
 }
 
+// The first GPU's spec and target, asked in a child (the caller forks more children to run
+// graphs later, which a process that has touched CUDA cannot). nullopt (said on stderr) when
+// there is no GPU.
+std::optional<std::pair<HardwareSpec, Target>> measured_target() {
+  Json t = measure::run_isolated([] { return graph::first_gpu_target(); }, 300);
+  if (t.contains("user_error")) throw UserError(t["user_error"].get<std::string>());
+  if (t.contains("error")) throw InternalError("graph optimize --measure: " + t["error"].get<std::string>());
+  if (!t.contains("target")) {
+    std::cerr << "tessera: graph optimize --measure needs a GPU: "
+              << (t.contains("no_gpu") ? t["no_gpu"] : t.value("crashed", Json("no answer"))).get<std::string>() << "\n";
+    return std::nullopt;
+  }
+  return std::make_pair(find_spec(t["spec"].get<std::string>()), Target::from_json(t["target"], "the GPU's target"));
+}
+
+// `graph optimize --measure`: the search's best, the bests it replaced and the fused graph, each
+// run end to end on the GPU (graph run's machinery, a child each); the fastest whose outputs
+// match the reference becomes result.best. Prints the candidates; returns them as JSON (empty
+// when none ran).
+Json measure_candidates(const graph::Graph& input, graph::SearchResult& result, const graph::Graph& fused,
+                        graph::CostOracle& oracle, const std::string& model_path, const ParsedArgs& args, DType dtype) {
+  std::vector<std::pair<std::string, graph::Graph>> candidates = {{"search's best", result.best}};
+  for (size_t k = 0; k < result.runners_up.size(); ++k)
+    candidates.push_back({"runner-up " + std::to_string(k + 1), result.runners_up[k]});
+  candidates.push_back({"fused only", fused});
+  std::set<uint64_t> seen;
+  Json out = Json::array();
+  Table table({"candidate", "predicted us", "measured us", "check"});
+  double best_us = 0;
+  for (auto& [name, cand] : candidates) {
+    if (!seen.insert(cand.structural_hash()).second) continue;
+    graph::ModelRunRequest r;
+    r.model_path = model_path;
+    r.db_path = args.value_or("db", "tessera.db");
+    r.graph = name;
+    r.dtype = std::string(dtype_name(dtype));
+    r.iters = static_cast<int>(args.integer("iters", 50, 1, 100000));
+    const double predicted = oracle.graph_cost(cand);
+    Json res = measure::run_isolated([&] { return graph::run_graph_on_gpu(input, cand, r); }, 1800);
+    const bool ran = res.contains("latency_us");
+    const bool ok = ran && res["check"]["ok"].get<bool>();
+    const double us = ran ? res["latency_us"]["median"].get<double>() : 0;
+    std::string why = ran ? (ok ? "ok" : "outputs differ") : res.value("user_error", res.value("crashed", std::string("failed")));
+    table.add({name, fixed(predicted, 1), ran ? fixed(us, 1) : "-", why});
+    out.push_back({{"candidate", name}, {"predicted_us", predicted}, {"measured_us", ran ? Json(us) : Json()}, {"ok", ok}});
+    if (ok && (best_us == 0 || us < best_us)) {
+      best_us = us;
+      result.best = cand;
+      result.cost_after_us = predicted;
+    }
+  }
+  std::cerr << "tessera: candidates run end to end on the GPU (median of CUDA-graph replays):\n" << table.str();
+  if (best_us == 0) {
+    std::cerr << "tessera: no candidate ran and matched the reference; nothing written\n";
+    return Json::array();
+  }
+  return out;
+}
+
 int run_optimize(const ParsedArgs& args) {
   const std::string model_path = args.positional.at(0);
   auto out_path = args.value("output");
@@ -87,7 +147,15 @@ int run_optimize(const ParsedArgs& args) {
   graph::RuleSet rule_set = graph::load_rules(args.value_or("rules", ""));
   std::vector<const graph::Rule*> rules = usable_rules(rule_set);
   db::TuningDatabase database = db::TuningDatabase::open(args.value_or("db", "tessera.db"));
-  auto [spec, target] = graph_target(&database, args);
+  // --measure runs graphs in forked children, so this process must not touch CUDA: the GPU's
+  // target comes from a child too.
+  const bool measuring = args.has("measure");
+  std::optional<std::pair<HardwareSpec, Target>> gpu;
+  if (measuring) {
+    gpu = measured_target();
+    if (!gpu) return 3;
+  }
+  auto [spec, target] = gpu ? *gpu : graph_target(&database, args);
   kernels::FamilyRegistry families;
   kernels::register_builtin_families(families);
   graph::CostOracle oracle(families, spec, target, &database, dtype);
@@ -105,6 +173,11 @@ int run_optimize(const ParsedArgs& args) {
   graph::SearchResult result = graph::optimize_graph(g, rules, oracle, options, progress);
   if (tty) std::cerr << "\n";
 
+  Json measured = Json::array();
+  if (measuring) {
+    measured = measure_candidates(g, result, graph::fuse_only(g, rules, oracle).best, oracle, model_path, args, dtype);
+    if (measured.empty()) return 1;
+  }
   graph::ExportOptions exported;
   exported.producer_version = kVersion;
   std::string bytes = graph::export_onnx(result.best, exported);
@@ -131,7 +204,7 @@ int run_optimize(const ParsedArgs& args) {
   stored.optimized_cost_us = result.cost_after_us;
   stored.rewrites_json = Json{{"strategy", options.strategy}, {"alpha", options.alpha}, {"budget", options.budget},
                               {"dtype", dtype_name(dtype)}, {"rewrites", rewrites}, {"search_s", result.seconds},
-                              {"verified", verified}}
+                              {"verified", verified}, {"measured", measured}}
                              .dump();
   graph::ExportOptions structure;
   structure.strip_above_elements = 4096;  // the database keeps the structure, not the weights
@@ -147,7 +220,7 @@ int run_optimize(const ParsedArgs& args) {
                       {"cost_before_us", result.cost_before_us}, {"cost_after_us", result.cost_after_us},
                       {"reduction_percent", reduction}, {"rewrites", rewrites}, {"graphs_costed", result.explored},
                       {"search_s", result.seconds}, {"verified", verified}, {"verified_around_opaque", opaque},
-                      {"graph_id", id}, {"measured_workloads", oracle.measured_workloads()},
+                      {"graph_id", id}, {"measured_runs", measured}, {"measured_workloads", oracle.measured_workloads()},
                       {"estimated_workloads", oracle.estimated_workloads()}}
                      .dump(2)
               << "\n";
@@ -398,7 +471,7 @@ void register_graph_commands(CommandRegistry& registry) {
       {"graph optimize",
        "Find a cheaper equivalent graph of an ONNX model with verified rewrites",
        "MODEL.onnx -o OUT.onnx [--db FILE] [--target NAME] [--alpha A] [--budget N] [--strategy backtrack|mcts] "
-       "[--time-limit S] [--seed N] [--rules DIR] [--dtype f16|f32] [--no-verify] [--json]",
+       "[--time-limit S] [--seed N] [--rules DIR] [--dtype f16|f32] [--no-verify] [--measure [--iters N]] [--json]",
        "Imports the model (ONNX opset 13-21, static shapes), folds its constants, then searches for a cheaper "
        "equivalent graph with the verified rewrite rules (the built-in families and configs/rules, plus --rules "
        "DIR): --strategy backtrack is TASO's cost-based backtracking (a priority queue on total cost, a visited "
@@ -412,7 +485,11 @@ void register_graph_commands(CommandRegistry& registry) {
        "Before OUT.onnx is written, it is read back and checked against the input with the CPU reference on "
        "random inputs; a graph that fails, or that cannot be evaluated (an operator Tessera does not model), is "
        "not written (exit 1) unless --no-verify. The result is recorded in the database's "
-       "graph table. The last line is machine-readable.",
+       "graph table. The last line is machine-readable.\n\n"
+       "With --measure, the search's best, the graphs it held best before it (up to 3) and the fused graph "
+       "are each run end to end on the GPU as `graph run` runs them (a child process each), and the fastest "
+       "whose outputs match the reference is written instead of the oracle's choice; without a GPU it says so "
+       "and exits 3.",
        {{"output", "OUT.onnx", "where to write the optimised model (also -o)"},
         {"db", "FILE", "tuning database for measured costs and the result (default ./tessera.db)"},
         {"target", "NAME", "GPU whose costs to use (default: the database's only target, else the GPU present, else h100_sxm)"},
@@ -424,6 +501,8 @@ void register_graph_commands(CommandRegistry& registry) {
         {"rules", "DIR", "more rules (*.json) to load and verify"},
         {"dtype", "T", "precision the operators are costed in: f16 (default), bf16 or f32"},
         {"no-verify", "", "skip checking the result against the input"},
+        {"measure", "", "run the search's final candidates and the fused graph on the GPU (graph run) and write the fastest"},
+        {"iters", "N", "with --measure: CUDA-graph replays per candidate (default 50)"},
         {"json", "", "print JSON"}},
        1,
        1,

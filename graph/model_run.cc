@@ -108,19 +108,13 @@ Json describe_plan(const Graph& g, const ExecPlan& plan) {
           {"unsupported", plan.unsupported}};
 }
 
-Json run_model_on_gpu(const ModelRunRequest& r) {
-  measure::DeviceScan scan = measure::scan_devices();
-  if (scan.devices.empty()) return Json{{"no_gpu", scan.reason}};
-  const measure::Device& dev = scan.devices.front();
-  if (!dev.spec) throw UserError("GPU '" + dev.properties.name + "' matches no known spec");
+namespace {
+
+// Runs a prepared model on `dev` (run_model_on_gpu's second half).
+Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measure::Device& dev,
+                  db::TuningDatabase* db, const kernels::FamilyRegistry& families) {
   const HardwareSpec& hw = *dev.spec;
   const DType dtype = parse_dtype(r.dtype, "--dtype");
-  std::optional<db::TuningDatabase> database;
-  if (!r.db_path.empty()) database.emplace(db::TuningDatabase::open(r.db_path));
-  db::TuningDatabase* db = database ? &*database : nullptr;
-  kernels::FamilyRegistry families;
-  kernels::register_builtin_families(families);
-  PreparedModel m = prepare_model(r, hw, dev.target, db, families);
   const Graph& original = m.original;
   const Graph& g = m.graph;
   const ExecPlan& plan = m.plan;
@@ -205,6 +199,61 @@ Json run_model_on_gpu(const ModelRunRequest& r) {
         {"reference_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   }
   return out;
+}
+
+// The first GPU, or why there is none.
+std::optional<measure::Device> first_gpu(std::string& why) {
+  measure::DeviceScan scan = measure::scan_devices();
+  if (scan.devices.empty()) {
+    why = scan.reason;
+    return std::nullopt;
+  }
+  if (!scan.devices.front().spec)
+    throw UserError("GPU '" + scan.devices.front().properties.name + "' matches no known spec");
+  return scan.devices.front();
+}
+
+}  // namespace
+
+Json run_model_on_gpu(const ModelRunRequest& r) {
+  std::string why;
+  std::optional<measure::Device> dev = first_gpu(why);
+  if (!dev) return Json{{"no_gpu", why}};
+  std::optional<db::TuningDatabase> database;
+  if (!r.db_path.empty()) database.emplace(db::TuningDatabase::open(r.db_path));
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  db::TuningDatabase* db = database ? &*database : nullptr;
+  PreparedModel m = prepare_model(r, *dev->spec, dev->target, db, families);
+  return run_prepared(m, r, *dev, db, families);
+}
+
+Json run_graph_on_gpu(const Graph& original, const Graph& graph, const ModelRunRequest& r) {
+  std::string why;
+  std::optional<measure::Device> dev = first_gpu(why);
+  if (!dev) return Json{{"no_gpu", why}};
+  std::optional<db::TuningDatabase> database;
+  if (!r.db_path.empty()) database.emplace(db::TuningDatabase::open(r.db_path));
+  kernels::FamilyRegistry families;
+  kernels::register_builtin_families(families);
+  db::TuningDatabase* db = database ? &*database : nullptr;
+  const DType dtype = parse_dtype(r.dtype, "--dtype");
+  PreparedModel m;
+  m.original = original;
+  fold_constants(m.original);
+  m.graph = graph;
+  CostOracle oracle(families, *dev->spec, dev->target, db, dtype);
+  m.info["predicted_us"] = oracle.graph_cost(m.graph);
+  m.info["operators"] = m.graph.live_nodes();
+  m.plan = plan_graph_run(m.graph, dtype, families);
+  return run_prepared(m, r, *dev, db, families);
+}
+
+Json first_gpu_target() {
+  std::string why;
+  std::optional<measure::Device> dev = first_gpu(why);
+  if (!dev) return Json{{"no_gpu", why}};
+  return Json{{"target", dev->target.to_json()}, {"spec", dev->spec->name}};
 }
 
 }  // namespace tessera::graph

@@ -48,6 +48,15 @@ PreparedModel prepare_model(const ModelRunRequest& request, const HardwareSpec& 
 /// operators that cannot run ("unsupported").
 Json describe_plan(const Graph& g, const ExecPlan& plan);
 
+/// Runs `graph`, a rewrite of `original` (the model as imported), as run_model_on_gpu runs
+/// its rewrite: planned, scheduled, run on the first GPU and checked against the reference of
+/// `original`. The request's graph field only labels the result.
+Json run_graph_on_gpu(const Graph& original, const Graph& graph, const ModelRunRequest& request);
+
+/// The first GPU's target, {"target": Target JSON, "spec": spec name}, or {"no_gpu": why}.
+/// (Run it in a child: the process that asks initialises CUDA.)
+Json first_gpu_target();
+
 /// Runs the request on the first GPU and answers with the result (fields: see the README's
 /// `graph run`), or {"no_gpu": why} when there is none. A model Tessera cannot run is a
 /// UserError naming the operators.

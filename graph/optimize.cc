@@ -45,6 +45,27 @@ struct State {
 };
 using StatePtr = std::shared_ptr<const State>;
 
+// The best graph so far, and the bests it replaced (most recent first, at most
+// kRunnersUp): the search's final candidates, which `graph optimize --measure` runs.
+class Incumbent {
+ public:
+  explicit Incumbent(StatePtr s) : current_(std::move(s)) {}
+  Incumbent& operator=(StatePtr s) {
+    previous_.insert(previous_.begin(), std::move(current_));
+    if (previous_.size() > kRunnersUp) previous_.pop_back();
+    current_ = std::move(s);
+    return *this;
+  }
+  const State* operator->() const { return current_.get(); }
+  const State& operator*() const { return *current_; }
+  const std::vector<StatePtr>& previous() const { return previous_; }
+
+ private:
+  static constexpr size_t kRunnersUp = 3;
+  StatePtr current_;
+  std::vector<StatePtr> previous_;
+};
+
 class Timer {
  public:
   explicit Timer(double limit_s) : start_(Clock::now()), limit_s_(limit_s) {}
@@ -94,7 +115,7 @@ std::optional<State> child_of(const State& parent, const Action& a, const Rules&
 
 // TASO's cost-based backtracking.
 void backtrack(const StatePtr& root, const Rules& rules, CostOracle& oracle,
-               const SearchOptions& options, const SearchProgress& progress, StatePtr& best, int& explored,
+               const SearchOptions& options, const SearchProgress& progress, Incumbent& best, int& explored,
                const Timer& timer) {
   struct Entry {
     double cost_us;
@@ -139,7 +160,7 @@ void backtrack(const StatePtr& root, const Rules& rules, CostOracle& oracle,
 // mean reward (which may cost more than the current graph), until `patience` decisions in a
 // row find nothing cheaper than the best so far or the budget runs out.
 void mcts(const StatePtr& start, const Rules& rules, CostOracle& oracle,
-          const SearchOptions& options, const SearchProgress& progress, StatePtr& best, int& explored,
+          const SearchOptions& options, const SearchProgress& progress, Incumbent& best, int& explored,
           const Timer& timer) {
   struct TreeNode {
     StatePtr state;
@@ -251,7 +272,7 @@ void mcts(const StatePtr& start, const Rules& rules, CostOracle& oracle,
 // Steepest descent from `best` until no single rewrite lowers the cost: the searches end in
 // a local optimum even when their budget ran out on the way to one.
 void descend(const Rules& rules, CostOracle& oracle, const SearchProgress& progress,
-             StatePtr& best, int& explored, const Timer& timer) {
+             Incumbent& best, int& explored, const Timer& timer) {
   while (!timer.expired()) {
     std::optional<State> step;
     for (const Action& a : actions_of(best->graph, rules)) {
@@ -297,7 +318,7 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   canonicalise(start.graph, split, start.path);
   start.cost_us = oracle.graph_cost(start.graph);
   auto root = std::make_shared<const State>(std::move(start));
-  StatePtr best = root;
+  Incumbent best(root);
   int explored = 1;
   if (options.strategy == "backtrack") {
     backtrack(root, split, oracle, options, progress, best, explored, timer);
@@ -308,6 +329,8 @@ SearchResult optimize_graph(const Graph& g, const std::vector<const Rule*>& rule
   result.best = best->graph;
   result.cost_after_us = best->cost_us;
   result.rewrites = best->path;
+  for (const StatePtr& s : best.previous())
+    if (s && s->graph.structural_hash() != best->graph.structural_hash()) result.runners_up.push_back(s->graph);
   result.explored = explored;
   result.seconds = timer.seconds();
   return result;

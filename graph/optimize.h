@@ -61,6 +61,10 @@ struct SearchResult {
   double cost_before_us = 0;           ///< the input graph's cost [us]
   double cost_after_us = 0;            ///< best's cost [us]
   std::vector<std::string> rewrites;   ///< rules applied from the input to best, in order
+  /// The graphs the search held best before `best`, most recent first (at most 3), each
+  /// costing more than the next by the oracle: candidates for a measurement to choose among,
+  /// where the oracle's ranking of close graphs may be wrong.
+  std::vector<Graph> runners_up;
   int explored = 0;                    ///< graphs costed
   double seconds = 0;                  ///< search time [s]
   /// rewrites counted per rule (plus "constant_folding" for the nodes folded up front).

@@ -171,3 +171,20 @@ TEST(GraphRunCli, BadArgumentsAreOneLineUserErrors) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(GraphRunCli, OptimizeMeasureWithoutAGpuSaysSoAndWritesNothing) {
+  if (gpu_present()) GTEST_SKIP() << "a GPU is present";
+  const std::string out = temp("measured.onnx");
+  testing::Result r = testing::run({"graph", "optimize", kGraphs + "/tiny_bert.onnx", "-o", out, "--measure", "--db",
+                                    temp("measured.db")});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("tessera: graph optimize --measure needs a GPU: ", 0), 0u) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
+}
+
+}  // namespace
+}  // namespace tessera

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "graph/model_run.h"
 #include "graph/onnx_io.h"
@@ -65,6 +67,24 @@ TEST_F(GenericOpsGpu, GenericOperatorsMatchTheReference) {
     EXPECT_TRUE(out["check"]["ok"].get<bool>()) << which << ": " << out["check"].dump();
   }
   std::filesystem::remove(path);
+}
+
+// graph optimize --measure: the candidates run on the GPU and the fastest that matches the
+// reference is written.
+TEST_F(GenericOpsGpu, OptimizeMeasureWritesAMeasuredCandidate) {
+  const std::string out = ::testing::TempDir() + "measured_" + std::to_string(getpid()) + ".onnx";
+  const std::string db = ::testing::TempDir() + "measured_" + std::to_string(getpid()) + ".db";
+  const std::string cmd = std::string(TESSERA_CLI) + " graph optimize " + kGraphs +
+                          "/tiny_bert.onnx --measure --iters 5 --json --db " + db + " -o " + out + " > " + out + ".json";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_TRUE(std::filesystem::exists(out));
+  std::ifstream in(out + ".json");
+  Json result = Json::parse(in);
+  ASSERT_FALSE(result["measured_runs"].empty()) << result.dump();
+  int ok = 0;
+  for (const Json& c : result["measured_runs"]) ok += c["ok"].get<bool>();
+  EXPECT_GE(ok, 1) << result.dump();
+  for (const std::string& f : {out, out + ".json", db}) std::filesystem::remove(f);
 }
 
 INSTANTIATE_TEST_SUITE_P(SmallModels, GraphRunGpu,
