@@ -213,30 +213,35 @@ std::optional<measure::Device> first_gpu(std::string& why) {
   return scan.devices.front();
 }
 
+// What a run needs besides the graph: the database (if any) and the families.
+struct RunContext {
+  explicit RunContext(const std::string& db_path) {
+    if (!db_path.empty()) database.emplace(db::TuningDatabase::open(db_path));
+    kernels::register_builtin_families(families);
+  }
+  db::TuningDatabase* db() { return database ? &*database : nullptr; }
+  std::optional<db::TuningDatabase> database;
+  kernels::FamilyRegistry families;
+};
+
 }  // namespace
 
 Json run_model_on_gpu(const ModelRunRequest& r) {
   std::string why;
   std::optional<measure::Device> dev = first_gpu(why);
   if (!dev) return Json{{"no_gpu", why}};
-  std::optional<db::TuningDatabase> database;
-  if (!r.db_path.empty()) database.emplace(db::TuningDatabase::open(r.db_path));
-  kernels::FamilyRegistry families;
-  kernels::register_builtin_families(families);
-  db::TuningDatabase* db = database ? &*database : nullptr;
-  PreparedModel m = prepare_model(r, *dev->spec, dev->target, db, families);
-  return run_prepared(m, r, *dev, db, families);
+  RunContext ctx(r.db_path);
+  PreparedModel m = prepare_model(r, *dev->spec, dev->target, ctx.db(), ctx.families);
+  return run_prepared(m, r, *dev, ctx.db(), ctx.families);
 }
 
 Json run_graph_on_gpu(const Graph& original, const Graph& graph, const ModelRunRequest& r) {
   std::string why;
   std::optional<measure::Device> dev = first_gpu(why);
   if (!dev) return Json{{"no_gpu", why}};
-  std::optional<db::TuningDatabase> database;
-  if (!r.db_path.empty()) database.emplace(db::TuningDatabase::open(r.db_path));
-  kernels::FamilyRegistry families;
-  kernels::register_builtin_families(families);
-  db::TuningDatabase* db = database ? &*database : nullptr;
+  RunContext ctx(r.db_path);
+  db::TuningDatabase* db = ctx.db();
+  const kernels::FamilyRegistry& families = ctx.families;
   const DType dtype = parse_dtype(r.dtype, "--dtype");
   PreparedModel m;
   m.original = original;
