@@ -531,7 +531,7 @@ void register_graph_commands(CommandRegistry& registry) {
                 "category, and checks the outputs against the host reference of the original model on random "
                 "inputs (exit 1 when they differ by more than 5% of an output's peak). --compare runs four children: the "
                 "optimized and the fused graph on Tessera's kernels, the fused and the original graph on the vendor "
-                "library. All GPU work runs in a child "
+                "library. Each run is kept in --db's database (`db graphs` lists them). All GPU work runs in a child "
                 "process; without a GPU it says so in one line and exits 3.",
                 {{"db", "FILE", "tuning database whose best schedules to run (default ./tessera.db)"},
                  {"no-db", "", "use construction's first choice for every operator"},
