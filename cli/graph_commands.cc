@@ -47,8 +47,7 @@ std::pair<HardwareSpec, Target> graph_target(db::TuningDatabase* database, const
 DType cost_dtype(const ParsedArgs& args) { return parse_dtype(args.value_or("dtype", "f16"), "--dtype"); }
 
 std::vector<const graph::Rule*> usable_rules(const graph::RuleSet& set) {
-  std::vector<const graph::Rule*> rules;
-  for (const auto& r : set.rules) rules.push_back(r.get());
+  std::vector<const graph::Rule*> rules = set.all();
   for (const auto& [name, why] : set.rejected) std::cerr << "tessera: rule '" << name << "' rejected: " << why << "\n";
   return rules;
 }
@@ -77,7 +76,7 @@ std::optional<std::pair<HardwareSpec, Target>> measured_target() {
   if (t.contains("error")) throw InternalError("graph optimize --measure: " + t["error"].get<std::string>());
   if (!t.contains("target")) {
     std::cerr << "tessera: graph optimize --measure needs a GPU: "
-              << (t.contains("no_gpu") ? t["no_gpu"] : t.value("crashed", Json("no answer"))).get<std::string>() << "\n";
+              << (t.contains("no_gpu") ? t["no_gpu"] : t.value("crashed", t.value("failed", Json("no answer")))).get<std::string>() << "\n";
     return std::nullopt;
   }
   return std::make_pair(find_spec(t["spec"].get<std::string>()), Target::from_json(t["target"], "the GPU's target"));
@@ -110,7 +109,8 @@ Json measure_candidates(const graph::Graph& input, graph::SearchResult& result, 
     const bool ran = res.contains("latency_us");
     const bool ok = ran && res["check"]["ok"].get<bool>();
     const double us = ran ? res["latency_us"]["median"].get<double>() : 0;
-    std::string why = ran ? (ok ? "ok" : "outputs differ") : res.value("user_error", res.value("crashed", std::string("failed")));
+    std::string why = ran ? (ok ? "ok" : "outputs differ")
+                          : res.value("user_error", res.value("crashed", res.value("failed", res.value("error", std::string("no answer")))));
     table.add({name, fixed(predicted, 1), ran ? fixed(us, 1) : "-", why});
     out.push_back({{"candidate", name}, {"predicted_us", predicted}, {"measured_us", ran ? Json(us) : Json()}, {"ok", ok}});
     if (ok && (best_us == 0 || us < best_us)) {
@@ -322,9 +322,10 @@ Json run_child(const graph::ModelRunRequest& r, double timeout_s) {
     std::cerr << "tessera: graph run needs a GPU: " << res["no_gpu"].get<std::string>() << "\n";
   if (res.contains("user_error")) throw UserError(res["user_error"].get<std::string>());
   if (res.contains("error")) throw InternalError("graph run: " + res["error"].get<std::string>());
+  if (res.contains("failed")) res["crashed"] = res["failed"];  // a CUDA call failed: said alike, exit 1
   if (res.contains("crashed"))
     std::cerr << "tessera: graph run of " << r.model_path << " (" << r.graph << ", "
-              << (r.vendor ? "vendor" : "tessera") << " kernels) crashed: " << res["crashed"].get<std::string>() << "\n";
+              << (r.vendor ? "vendor" : "tessera") << " kernels) failed: " << res["crashed"].get<std::string>() << "\n";
   if (res.contains("latency_us") && !r.db_path.empty()) save_run(r, res);
   return res;
 }

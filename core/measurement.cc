@@ -12,15 +12,6 @@ constexpr std::array kStatuses = {Status::kOk,         Status::kCompileError, St
                                   Status::kLaunchError, Status::kIncorrect,   Status::kTimeout,
                                   Status::kCrashed,    Status::kUnmeasured};
 
-// Linear interpolation between closest ranks of a sorted sample.
-double quantile(const std::vector<double>& sorted, double q) {
-  double pos = q * static_cast<double>(sorted.size() - 1);
-  size_t lo = static_cast<size_t>(std::floor(pos));
-  size_t hi = std::min(lo + 1, sorted.size() - 1);
-  double frac = pos - static_cast<double>(lo);
-  return sorted[lo] * (1 - frac) + sorted[hi] * frac;
-}
-
 std::optional<double> optional_number(const Json& j, std::string_view key, std::string_view what) {
   if (!j.contains(key) || j[std::string(key)].is_null()) return std::nullopt;
   return json_number(j, key, what);
@@ -28,6 +19,15 @@ std::optional<double> optional_number(const Json& j, std::string_view key, std::
 
 Json optional_json(const std::optional<double>& v) { return v ? Json(*v) : Json(nullptr); }
 }  // namespace
+
+double quantile(const std::vector<double>& sorted, double q) {
+  TESSERA_CHECK(!sorted.empty(), "quantile of no samples");
+  double pos = q * static_cast<double>(sorted.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos));
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  double frac = pos - static_cast<double>(lo);
+  return sorted[lo] * (1 - frac) + sorted[hi] * frac;
+}
 
 std::string_view status_name(Status s) {
   switch (s) {

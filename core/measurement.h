@@ -32,6 +32,10 @@ std::string_view status_name(Status s);
 /// Inverse of status_name; anything else is a UserError naming `what`.
 Status parse_status(std::string_view text, std::string_view what);
 
+/// The q-quantile (0..1) of a sorted, non-empty sample: linear interpolation between the
+/// closest ranks (what Measurement's median and spread use).
+double quantile(const std::vector<double>& sorted, double q);
+
 /// Outcome of timing one candidate. Never thrown; inspect `status`.
 struct Measurement {
   Status status = Status::kUnmeasured;

@@ -103,9 +103,7 @@ bool Planner::view(NodeId id, const Node& n) {
       const Value& index = g_.value(n.inputs[1]);
       if (!index.constant || !index.shape.empty()) return false;
       const Shape& x = shape_of(n.inputs[0]);
-      auto c = infer(n, infos);
-      const size_t axis =
-          static_cast<size_t>(c.axis(n.attr_int("axis", 0), static_cast<int64_t>(x.size()), "axis"));
+      const size_t axis = axis_attr(n, x.size());
       int64_t k = index.constant->i.at(0);
       if (k < -x[axis] || k >= x[axis]) return false;  // the generic gather reports it
       if (k < 0) k += x[axis];

@@ -4,75 +4,47 @@
 
 namespace tessera::graph::plan_detail {
 
+// The chain step an ONNX elementwise operator is, if any (chain_step_name's, by value).
+std::optional<EltwiseOp> chain_step_of(const Node& n) {
+  std::optional<std::string_view> name = chain_step_name(n.op);
+  if (!name || (n.op == OpType::kGelu && n.attr_string("approximate", "none") != "none")) return std::nullopt;
+  for (int k = 0; k <= static_cast<int>(EltwiseOp::kAbs); ++k)
+    if (eltwise_op_name(static_cast<EltwiseOp>(k)) == *name) return static_cast<EltwiseOp>(k);
+  return std::nullopt;
+}
+
+// The expression of an elementwise operator over a, b, c (inputs in order), or nullopt: a
+// chain step as the elementwise family computes it, else ONNX's definition.
 std::optional<std::string> expression_of(const Node& n, bool int_out) {
+  if (auto step = chain_step_of(n)) {
+    if (*step == EltwiseOp::kDiv && int_out) return "truncf(a / b)";
+    return kernels::eltwise_expression(*step, "a", "b");
+  }
   auto f = [&](const char* attr, double fallback) { return float_literal(n.attr_float(attr, fallback)); };
   switch (n.op) {
-    case OpType::kAdd:
-      return "a + b";
-    case OpType::kSub:
-      return "a - b";
-    case OpType::kMul:
-      return "a * b";
-    case OpType::kDiv:
-      return int_out ? "truncf(a / b)" : "a / b";
-    case OpType::kPow:
-      return "powf(a, b)";
-    case OpType::kSqrt:
-      return "sqrtf(a)";
-    case OpType::kExp:
-      return "expf(a)";
-    case OpType::kLog:
-      return "logf(a)";
-    case OpType::kNeg:
-      return "-a";
-    case OpType::kAbs:
-      return "fabsf(a)";
-    case OpType::kRelu:
-      return "fmaxf(a, 0.f)";
-    case OpType::kSigmoid:
-      return "1.f / (1.f + expf(-a))";
-    case OpType::kTanh:
-      return "tanhf(a)";
-    case OpType::kErf:
-      return "erff(a)";
-    case OpType::kReciprocal:
-      return "1.f / a";
-    case OpType::kFloor:
-      return "floorf(a)";
-    case OpType::kCeil:
-      return "ceilf(a)";
-    case OpType::kGelu:
-      return n.attr_string("approximate", "none") == "tanh"
-                 ? "0.5f * a * (1.f + tanhf(0.7978845608f * (a + 0.044715f * a * a * a)))"
-                 : "0.5f * a * (1.f + erff(a * 0.70710678118654752f))";
-    case OpType::kHardSigmoid:
-      return "fmaxf(0.f, fminf(1.f, " + f("alpha", 0.2) + " * a + " + f("beta", 0.5) + "))";
-    case OpType::kHardSwish:
-      return "a * fmaxf(0.f, fminf(1.f, a / 6.f + 0.5f))";
-    case OpType::kEqual:
-      return "(float)(a == b)";
-    case OpType::kLess:
-      return "(float)(a < b)";
-    case OpType::kGreater:
-      return "(float)(a > b)";
-    case OpType::kLessOrEqual:
-      return "(float)(a <= b)";
-    case OpType::kGreaterOrEqual:
-      return "(float)(a >= b)";
-    case OpType::kAnd:
-      return "(float)(a != 0.f && b != 0.f)";
-    case OpType::kOr:
-      return "(float)(a != 0.f || b != 0.f)";
-    case OpType::kXor:
-      return "(float)((a != 0.f) != (b != 0.f))";
-    case OpType::kNot:
-      return "(float)(a == 0.f)";
-    case OpType::kIsNaN:
-      return "(float)isnan(a)";
-    case OpType::kWhere:
-      return "a != 0.f ? b : c";
-    default:
-      return std::nullopt;
+    case OpType::kPow: return "powf(a, b)";
+    case OpType::kSqrt: return "sqrtf(a)";
+    case OpType::kLog: return "logf(a)";
+    case OpType::kErf: return "erff(a)";
+    case OpType::kReciprocal: return "1.f / a";
+    case OpType::kFloor: return "floorf(a)";
+    case OpType::kCeil: return "ceilf(a)";
+    case OpType::kGelu:  // the tanh form (the exact one is a chain step)
+      return "0.5f * a * (1.f + tanhf(0.7978845608f * (a + 0.044715f * a * a * a)))";
+    case OpType::kHardSigmoid: return "fmaxf(0.f, fminf(1.f, " + f("alpha", 0.2) + " * a + " + f("beta", 0.5) + "))";
+    case OpType::kHardSwish: return "a * fmaxf(0.f, fminf(1.f, a / 6.f + 0.5f))";
+    case OpType::kEqual: return "(float)(a == b)";
+    case OpType::kLess: return "(float)(a < b)";
+    case OpType::kGreater: return "(float)(a > b)";
+    case OpType::kLessOrEqual: return "(float)(a <= b)";
+    case OpType::kGreaterOrEqual: return "(float)(a >= b)";
+    case OpType::kAnd: return "(float)(a != 0.f && b != 0.f)";
+    case OpType::kOr: return "(float)(a != 0.f || b != 0.f)";
+    case OpType::kXor: return "(float)((a != 0.f) != (b != 0.f))";
+    case OpType::kNot: return "(float)(a == 0.f)";
+    case OpType::kIsNaN: return "(float)isnan(a)";
+    case OpType::kWhere: return "a != 0.f ? b : c";
+    default: return std::nullopt;
   }
 }
 
@@ -82,58 +54,12 @@ std::optional<std::string> steps_expression(const std::vector<EltwiseOp>& steps)
   std::string v = "a";
   char next = 'b';
   for (EltwiseOp op : steps) {
+    std::string operand;
     if (eltwise_is_binary(op)) {
       if (next > 'd') return std::nullopt;
-      const std::string x(1, next++);
-      switch (op) {
-        case EltwiseOp::kAdd:
-          v = "(" + v + " + " + x + ")";
-          break;
-        case EltwiseOp::kSub:
-          v = "(" + v + " - " + x + ")";
-          break;
-        case EltwiseOp::kMul:
-          v = "(" + v + " * " + x + ")";
-          break;
-        case EltwiseOp::kDiv:
-          v = "(" + v + " / " + x + ")";
-          break;
-        case EltwiseOp::kMax:
-          v = "fmaxf(" + v + ", " + x + ")";
-          break;
-        case EltwiseOp::kMin:
-          v = "fminf(" + v + ", " + x + ")";
-          break;
-        default:
-          return std::nullopt;
-      }
-      continue;
+      operand = std::string(1, next++);
     }
-    switch (op) {
-      case EltwiseOp::kRelu:
-        v = "fmaxf(" + v + ", 0.f)";
-        break;
-      case EltwiseOp::kGelu:
-        v = "(0.5f * " + v + " * (1.f + erff(" + v + " * 0.70710678118654752f)))";
-        break;
-      case EltwiseOp::kSigmoid:
-        v = "(1.f / (1.f + expf(-" + v + ")))";
-        break;
-      case EltwiseOp::kTanh:
-        v = "tanhf(" + v + ")";
-        break;
-      case EltwiseOp::kExp:
-        v = "expf(" + v + ")";
-        break;
-      case EltwiseOp::kNeg:
-        v = "(-" + v + ")";
-        break;
-      case EltwiseOp::kAbs:
-        v = "fabsf(" + v + ")";
-        break;
-      default:
-        return std::nullopt;
-    }
+    v = kernels::eltwise_expression(op, v, operand);
   }
   return v;
 }
@@ -141,41 +67,19 @@ std::optional<std::string> steps_expression(const std::vector<EltwiseOp>& steps)
 void Planner::generic(NodeId id, const Node& n) {
   const bool int_out = !n.outputs.empty() && !is_float(g_.value(n.outputs[0]).type);
   switch (n.op) {
-    case OpType::kConcat:
-      concat(id, n);
-      return;
-    case OpType::kGather:
-      gather(id, n);
-      return;
-    case OpType::kGatherND:
-      gather_nd(id, n);
-      return;
-    case OpType::kGatherElements:
-      gather_elements(id, n);
-      return;
-    case OpType::kCumSum:
-      cumsum(id, n);
-      return;
+    case OpType::kConcat: return concat(id, n);
+    case OpType::kGather: return gather(id, n);
+    case OpType::kGatherND: return gather_nd(id, n);
+    case OpType::kGatherElements: return gather_elements(id, n);
+    case OpType::kCumSum: return cumsum(id, n);
     case OpType::kMaxPool:
     case OpType::kAveragePool:
-    case OpType::kGlobalAveragePool:
-      pool(id, n);
-      return;
-    case OpType::kReduceMean:
-      reduce(id, n, kernels::ReduceOp::kMean);
-      return;
-    case OpType::kReduceSum:
-      reduce(id, n, kernels::ReduceOp::kSum);
-      return;
-    case OpType::kReduceMax:
-      reduce(id, n, kernels::ReduceOp::kMax);
-      return;
-    case OpType::kReduceMin:
-      reduce(id, n, kernels::ReduceOp::kMin);
-      return;
-    case OpType::kReduceProd:
-      reduce(id, n, kernels::ReduceOp::kProd);
-      return;
+    case OpType::kGlobalAveragePool: return pool(id, n);
+    case OpType::kReduceMean: return reduce(id, n, kernels::ReduceOp::kMean);
+    case OpType::kReduceSum: return reduce(id, n, kernels::ReduceOp::kSum);
+    case OpType::kReduceMax: return reduce(id, n, kernels::ReduceOp::kMax);
+    case OpType::kReduceMin: return reduce(id, n, kernels::ReduceOp::kMin);
+    case OpType::kReduceProd: return reduce(id, n, kernels::ReduceOp::kProd);
     case OpType::kCast: {
       const Placement& p = at(n.inputs[0]);
       const Shape& y = shape_of(n.outputs[0]);
@@ -188,20 +92,14 @@ void Planner::generic(NodeId id, const Node& n) {
       if (auto e = steps_expression(op_detail::chain_steps(op_detail::OpContext(n.op, n.attrs))))
         return map(id, n, *e, n.inputs);
       throw Unsupported{"an elementwise chain step no map expresses"};
-    case OpType::kBatchNormalization:
-      batch_norm(id, n);
-      return;
-    case OpType::kPad:
-      pad(id, n);
-      return;
+    case OpType::kBatchNormalization: return batch_norm(id, n);
+    case OpType::kPad: return pad(id, n);
     case OpType::kMax:
-    case OpType::kMin: {
-      std::string e = "a";
-      const char* f = n.op == OpType::kMax ? "fmaxf(" : "fminf(";
-      if (n.inputs.size() > 4) throw Unsupported{"more than four inputs"};
-      for (size_t k = 1; k < n.inputs.size(); ++k)
-        e = f + e + ", " + std::string(1, static_cast<char>('a' + k)) + ")";
-      return map(id, n, e, n.inputs);
+    case OpType::kMin: {  // variadic: a chain of the binary step
+      const EltwiseOp step = n.op == OpType::kMax ? EltwiseOp::kMax : EltwiseOp::kMin;
+      if (auto e = steps_expression(std::vector<EltwiseOp>(n.inputs.size() - 1, step)))
+        return map(id, n, *e, n.inputs);
+      throw Unsupported{"more than four inputs"};
     }
     case OpType::kClip: {
       std::string e = "a";
@@ -355,10 +253,7 @@ void Planner::long_chain(NodeId id, const Node& n) {
 
 void Planner::concat(NodeId id, const Node& n) {
   const Shape& y = shape_of(n.outputs[0]);
-  std::vector<InputInfo> infos;
-  auto c = infer(n, infos);
-  const size_t axis =
-      static_cast<size_t>(c.axis(n.attr_int("axis", 0), static_cast<int64_t>(y.size()), "axis"));
+  const size_t axis = axis_attr(n, y.size());
   Placement out = output(n.outputs[0], layout_like(n.inputs[0], y));
   int64_t start = 0;
   for (ValueId v : n.inputs) {
@@ -373,22 +268,28 @@ void Planner::concat(NodeId id, const Node& n) {
 void Planner::gather(NodeId id, const Node& n) {
   const Shape& x = shape_of(n.inputs[0]);
   const Shape& ind = shape_of(n.inputs[1]);
-  const Shape& y = shape_of(n.outputs[0]);
-  std::vector<InputInfo> infos;
-  auto c = infer(n, infos);
-  const size_t axis =
-      static_cast<size_t>(c.axis(n.attr_int("axis", 0), static_cast<int64_t>(x.size()), "axis"));
-  if (y.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank above 8"};
+  const size_t axis = axis_attr(n, x.size()), rank = shape_of(n.outputs[0]).size();
   const Placement& p = at(n.inputs[0]);
   const Placement& q = at(n.inputs[1]);
-  StridedRef data{p.offset, Shape(y.size(), 0)}, indices{q.offset, Shape(y.size(), 0)};
+  StridedRef data{p.offset, Shape(rank, 0)}, indices{q.offset, Shape(rank, 0)};
   for (size_t d = 0; d < axis; ++d) data.strides[d] = p.strides[d];
   for (size_t d = 0; d < ind.size(); ++d) indices.strides[axis + d] = q.strides[d];
   for (size_t d = axis + 1; d < x.size(); ++d) data.strides[d - 1 + ind.size()] = p.strides[d];
+  gather_step(id, n, data, indices, axis);
+}
+
+// The gather kernel for `n` (Gather or GatherElements): `data` and `indices` are the strides
+// over the output's index space; the index adds data's stride along `axis`.
+void Planner::gather_step(NodeId id, const Node& n, const StridedRef& data, const StridedRef& indices, size_t axis) {
+  const Shape& y = shape_of(n.outputs[0]);
+  if (y.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank above 8"};
+  const Placement& p = at(n.inputs[0]);
+  const Placement& q = at(n.inputs[1]);
   Placement out = output(n.outputs[0], row_major(y));
-  generic_step(
-      id, n, kernels::gather(p.type, y, data, indices, p.strides[axis], x[axis], StridedRef{0, out.strides}),
-      {p.buffer, q.buffer, -1, -1, out.buffer});
+  generic_step(id, n,
+               kernels::gather(p.type, y, data, indices, p.strides[axis], shape_of(n.inputs[0])[axis],
+                               StridedRef{0, out.strides}),
+               {p.buffer, q.buffer, -1, -1, out.buffer});
 }
 
 // ONNX GatherND: each output row reads q index components (the indices' last dimension) that
@@ -421,21 +322,12 @@ void Planner::gather_nd(NodeId id, const Node& n) {
 // ONNX GatherElements: y[i] = data[i with its `axis` component replaced by indices[i]], on the
 // gather kernel (data's stride along the axis comes from the index, not the position).
 void Planner::gather_elements(NodeId id, const Node& n) {
-  const Shape& x = shape_of(n.inputs[0]);
-  const Shape& y = shape_of(n.outputs[0]);
-  std::vector<InputInfo> infos;
-  auto c = infer(n, infos);
-  const size_t axis =
-      static_cast<size_t>(c.axis(n.attr_int("axis", 0), static_cast<int64_t>(x.size()), "axis"));
-  if (y.size() > static_cast<size_t>(kernels::kGenericMaxRank)) throw Unsupported{"rank above 8"};
+  const size_t axis = axis_attr(n, shape_of(n.inputs[0]).size());
   const Placement& p = at(n.inputs[0]);
-  const Placement& qi = at(n.inputs[1]);
-  StridedRef data{p.offset, p.strides}, indices{qi.offset, qi.strides};
+  const Placement& q = at(n.inputs[1]);
+  StridedRef data{p.offset, p.strides}, indices{q.offset, q.strides};
   data.strides[axis] = 0;
-  Placement out = output(n.outputs[0], row_major(y));
-  generic_step(
-      id, n, kernels::gather(p.type, y, data, indices, p.strides[axis], x[axis], StridedRef{0, out.strides}),
-      {p.buffer, qi.buffer, -1, -1, out.buffer});
+  gather_step(id, n, data, indices, axis);
 }
 
 void Planner::cumsum(NodeId id, const Node& n) {

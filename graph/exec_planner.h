@@ -150,6 +150,13 @@ class Planner {
 
   void add_step(ExecStep s) { (s.setup ? setup_ : run_).push_back(std::move(s)); }
 
+  // Attribute "axis" (default 0) of `n` over `rank` dimensions, negative counted from the end
+  // (a UserError when out of range).
+  static size_t axis_attr(const Node& n, size_t rank) {
+    return static_cast<size_t>(
+        op_detail::OpContext(n.op, n.attrs).axis(n.attr_int("axis", 0), static_cast<int64_t>(rank), "axis"));
+  }
+
   // A generic kernel computing node `id`; `buffers` for in0..in3 and out (-1: none).
   void generic_step(NodeId id, const Node& n, kernels::GenericKernel k, std::vector<int> buffers) {
     ExecStep s;
@@ -241,6 +248,7 @@ class Planner {
   void gather(NodeId id, const Node& n);
   void gather_nd(NodeId id, const Node& n);
   void gather_elements(NodeId id, const Node& n);
+  void gather_step(NodeId id, const Node& n, const StridedRef& data, const StridedRef& indices, size_t axis);
   void cumsum(NodeId id, const Node& n);
   void pool(NodeId id, const Node& n);
   void reduce(NodeId id, const Node& n, kernels::ReduceOp op);

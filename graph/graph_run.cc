@@ -35,79 +35,42 @@ namespace {
 using kernels::StoreType;
 using measure::DeviceBuffer;
 
-// Host bytes of `t` in `type`, row-major.
+bool is_float_store(StoreType t) { return t == StoreType::kF16 || t == StoreType::kBF16 || t == StoreType::kF32; }
+
+// The DType of a floating store type (what kernels::encode and decode speak).
+DType float_dtype(StoreType t) {
+  return t == StoreType::kF16 ? DType::kF16 : t == StoreType::kBF16 ? DType::kBF16 : DType::kF32;
+}
+
+// Host bytes of `t` in `type`, row-major. Floating tensors go through kernels::encode; integer
+// ones are int64 (bool one byte) with their exact values.
 std::vector<uint8_t> to_device_bytes(const Tensor& t, StoreType type) {
-  const int64_t n = t.elements();
-  std::vector<uint8_t> out(static_cast<size_t>(n * kernels::store_bytes(type)));
-  for (int64_t k = 0; k < n; ++k) {
-    uint8_t* p = out.data() + k * kernels::store_bytes(type);
-    const double v = t.at(k);
-    switch (type) {
-      case StoreType::kF16: {
-        // A finite constant beyond half's range saturates instead of becoming infinite (as
-        // ONNX's float16 converters do): an attention mask's -3.4e38 must stay a number, or 0
-        // times it is NaN.
-        constexpr double kHalfMax = 65504;
-        const double c = std::isfinite(v) ? std::clamp(v, -kHalfMax, kHalfMax) : v;
-        const uint16_t h = kernels::f16_bits(static_cast<float>(c));
-        std::memcpy(p, &h, 2);
-        break;
-      }
-      case StoreType::kBF16: {
-        const uint16_t h = kernels::bf16_bits(static_cast<float>(v));
-        std::memcpy(p, &h, 2);
-        break;
-      }
-      case StoreType::kF32: {
-        const float f = static_cast<float>(v);
-        std::memcpy(p, &f, 4);
-        break;
-      }
-      case StoreType::kI64: {
-        const int64_t i = is_float(t.type) ? static_cast<int64_t>(v) : t.i[static_cast<size_t>(k)];
-        std::memcpy(p, &i, 8);
-        break;
-      }
-      case StoreType::kU8:
-        *p = v != 0;
-        break;
+  if (is_float_store(type)) {
+    kernels::HostTensor h{t.shape, t.f};
+    if (type == StoreType::kF16) {
+      // A finite constant beyond half's range saturates instead of becoming infinite (as
+      // ONNX's float16 converters do): an attention mask's -3.4e38 must stay a number, or 0
+      // times it is NaN.
+      constexpr float kHalfMax = 65504;
+      for (float& v : h.data)
+        if (std::isfinite(v)) v = std::clamp(v, -kHalfMax, kHalfMax);
     }
+    return kernels::encode(h, float_dtype(type));
+  }
+  std::vector<uint8_t> out(t.i.size() * static_cast<size_t>(kernels::store_bytes(type)));
+  for (size_t k = 0; k < t.i.size(); ++k) {
+    if (type == StoreType::kU8)
+      out[k] = t.i[k] != 0;
+    else
+      std::memcpy(out.data() + 8 * k, &t.i[k], 8);
   }
   return out;
 }
 
-double element_value(const uint8_t* p, StoreType type) {
-  switch (type) {
-    case StoreType::kF16: {
-      uint16_t h;
-      std::memcpy(&h, p, 2);
-      return kernels::f16_value(h);
-    }
-    case StoreType::kBF16: {
-      uint16_t h;
-      std::memcpy(&h, p, 2);
-      return kernels::bf16_value(h);
-    }
-    case StoreType::kF32: {
-      float f;
-      std::memcpy(&f, p, 4);
-      return f;
-    }
-    case StoreType::kI64: {
-      int64_t i;
-      std::memcpy(&i, p, 8);
-      return static_cast<double>(i);
-    }
-    case StoreType::kU8:
-      return *p;
-  }
-  return 0;
-}
-
+// The q-quantile of samples in any order (core's quantile).
 double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5))];
+  return quantile(v, q);
 }
 
 class GpuRun {
@@ -292,26 +255,27 @@ Tensor GpuRun::download(ValueId v) const {
   const Placement& p = plan_.values[static_cast<size_t>(v)];
   const Value& val = g_.value(v);
   const int64_t eb = kernels::store_bytes(p.type);
-  const int64_t bytes = plan_.buffers[static_cast<size_t>(p.buffer)].bytes;
-  std::vector<uint8_t> host(static_cast<size_t>(bytes));
-  TESSERA_CUDA_CALL(
-      cudaMemcpy(host.data(), base(p.buffer), static_cast<size_t>(bytes), cudaMemcpyDeviceToHost));
-  Tensor t = op_detail::allocate(is_float(val.type) ? ElemType::kF32 : ElemType::kI64, val.shape);
-  if (is_float(val.type)) t.type = val.type;
-  const int64_t n = op_detail::product(val.shape);
+  const int64_t elements = plan_.buffers[static_cast<size_t>(p.buffer)].bytes / eb;
+  std::vector<uint8_t> host(static_cast<size_t>(elements * eb));
+  TESSERA_CUDA_CALL(cudaMemcpy(host.data(), base(p.buffer), host.size(), cudaMemcpyDeviceToHost));
+  std::vector<float> floats;
+  if (is_float_store(p.type)) floats = kernels::decode(host, {elements}, float_dtype(p.type)).data;
+  Tensor t = op_detail::allocate(val.type, val.shape);
   const op_detail::Shape rm = op_detail::strides_of(val.shape);
-  for (int64_t k = 0; k < n; ++k) {
+  for (int64_t k = 0; k < t.elements(); ++k) {
     int64_t off = p.offset, rest = k;
     for (size_t d = 0; d < val.shape.size(); ++d) {
       off += rest / rm[d] * p.strides[d];
       rest %= rm[d];
     }
-    TESSERA_CHECK(off >= 0 && (off + 1) * eb <= bytes, "an output lies outside its buffer");
-    const double x = element_value(host.data() + off * eb, p.type);
-    if (is_float(val.type))
-      t.f[static_cast<size_t>(k)] = static_cast<float>(x);
+    TESSERA_CHECK(off >= 0 && off < elements, "an output lies outside its buffer");
+    const size_t at = static_cast<size_t>(off);
+    if (is_float_store(p.type))
+      t.f[static_cast<size_t>(k)] = floats[at];
+    else if (p.type == StoreType::kU8)
+      t.i[static_cast<size_t>(k)] = host[at];
     else
-      t.i[static_cast<size_t>(k)] = static_cast<int64_t>(x);
+      std::memcpy(&t.i[static_cast<size_t>(k)], host.data() + 8 * at, 8);
   }
   return t;
 }

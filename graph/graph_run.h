@@ -44,7 +44,7 @@ struct GpuRunResult {
   std::vector<StepTime> steps;                       ///< run steps only, in plan order
   std::vector<Tensor> outputs;                       ///< the graph's outputs, as f32 (floats) or int64
   double compile_s = 0;
-  int compiled = 0;                 ///< distinct sources compiled
+  int compiled = 0;                   ///< steps NVRTC compiled (the others came from its cache)
   std::vector<std::string> runner;  ///< per step: "tessera", or the vendor routine that ran it
 };
 

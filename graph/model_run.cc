@@ -13,6 +13,7 @@
 #include "graph/optimize.h"
 #include "graph/oracle.h"
 #include "graph/rules.h"
+#include "kernels/builder.h"
 #include "kernels/families.h"
 #include "measure/devices.h"
 #include "search/tile.h"
@@ -20,21 +21,20 @@
 namespace tessera::graph {
 namespace {
 
-// The database's best schedule for `w` on `target` (a layernorm of another epsilon takes the
-// default's, as the oracle costs it), else construction's first.
+// The database's best schedule for `w` on `target` that this build runs (best_records, as the
+// oracle costs it), else construction's first.
 std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDatabase* db,
                                                  const Target& target,
                                                  const kernels::FamilyRegistry& families,
                                                  const HardwareSpec& hw, costmodel::AnalyticModel& model) {
   if (db != nullptr) {
-    db::BestResult best = db->best(w, target, 1, /*same_arch_fallback=*/true);
-    if (best.records.empty() && w.kind == OpKind::kLayernorm &&
-        w.rows().epsilon != kDefaultLayernormEpsilon) {
-      Workload same = w;
-      std::get<RowShape>(same.shape).epsilon = kDefaultLayernormEpsilon;
-      best = db->best(same, target, 1, true);
+    // The fastest record whose schedule this build's family still runs (an older record may
+    // lack a knob added since, or break a limit validate() checks now).
+    for (const db::StoredRecord& r : best_records(*db, w, target, 8).records) {
+      const kernels::KernelFamily* f = families.find(r.record.schedule.family);
+      if (f && kernels::has_every_knob(*f, r.record.schedule, w, hw) && !f->validate(r.record.schedule, w, hw))
+        return {r.record.schedule, "database"};
     }
-    if (!best.records.empty()) return {best.records[0].record.schedule, "database"};
   }
   search::ConstructOptions options;
   options.top_k = 1;
@@ -52,8 +52,7 @@ std::string category(const Graph& g, const ExecStep& s) {
 Graph rewritten(const Graph& original, const ModelRunRequest& r, CostOracle& oracle, Json& info) {
   if (r.graph == "original") return original;
   RuleSet set = load_rules();
-  std::vector<const Rule*> rules;
-  for (const auto& rule : set.rules) rules.push_back(rule.get());
+  std::vector<const Rule*> rules = set.all();
   SearchResult result;
   if (r.graph == "fused") {
     result = fuse_only(original, rules, oracle);
@@ -144,6 +143,7 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
   GpuRunOptions options;
   options.iters = r.iters;
   options.vendor = r.vendor;
+  options.cache_dir = kernels::Builder::default_cache_dir();  // as the tuning job compiles
   GpuRunResult res = run_plan_on_gpu(g, plan, schedules, families, inputs, options);
 
   out["device"] = res.device;

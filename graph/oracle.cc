@@ -186,16 +186,21 @@ CostOracle::CostOracle(const kernels::FamilyRegistry& families, HardwareSpec hw,
                        DType dtype)
     : families_(families), hw_(hw), target_(std::move(target)), db_(db), dtype_(dtype), model_(families, std::move(hw)) {}
 
-std::optional<double> CostOracle::measured(const Workload& w) const {
-  if (db_ == nullptr) return std::nullopt;
-  db::BestResult best = db_->best(w, target_, 1, /*same_arch_fallback=*/true);
+db::BestResult best_records(db::TuningDatabase& db, const Workload& w, const Target& target, int k) {
+  db::BestResult best = db.best(w, target, k, /*same_arch_fallback=*/true);
   if (best.records.empty() && w.kind == OpKind::kLayernorm && w.rows().epsilon != kDefaultLayernormEpsilon) {
     // Epsilon is one constant in the kernel, not its time: a layernorm of the same shape
     // measured with the default's (every record from before workloads kept it) costs the same.
     Workload same = w;
     std::get<RowShape>(same.shape).epsilon = kDefaultLayernormEpsilon;
-    best = db_->best(same, target_, 1, /*same_arch_fallback=*/true);
+    best = db.best(same, target, k, /*same_arch_fallback=*/true);
   }
+  return best;
+}
+
+std::optional<double> CostOracle::measured(const Workload& w) const {
+  if (db_ == nullptr) return std::nullopt;
+  db::BestResult best = best_records(*db_, w, target_, 1);
   if (best.records.empty()) return std::nullopt;
   return best.records[0].record.measurement.median_us;
 }

@@ -47,6 +47,11 @@ std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype
 /// it and labelled with the operator kinds, in first-occurrence order.
 std::vector<search::WorkloadEntry> graph_workloads(const Graph& g, DType dtype);
 
+/// The database's k best records of `w` on `target` (or, without any, a target of the same
+/// architecture). A layernorm whose epsilon is not the default takes the records of the same
+/// shape with the default's: the constant changes neither the kernel's time nor its schedule.
+db::BestResult best_records(db::TuningDatabase& db, const Workload& w, const Target& target, int k = 1);
+
 /// Costs operators, caching by workload (and by operator signature for the rest).
 class CostOracle {
  public:

@@ -75,6 +75,12 @@ std::vector<std::unique_ptr<Rule>> builtin_rules();
 struct RuleSet {
   std::vector<std::unique_ptr<Rule>> rules;
   std::vector<std::pair<std::string, std::string>> rejected;  ///< (rule name, why)
+  /// The rules as the searches take them (owned here).
+  std::vector<const Rule*> all() const {
+    std::vector<const Rule*> out;
+    for (const auto& r : rules) out.push_back(r.get());
+    return out;
+  }
 };
 
 /// The rules Tessera ships: the built-in families and configs/rules/*.json (compiled into

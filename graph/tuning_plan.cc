@@ -13,8 +13,7 @@ std::vector<search::WorkloadEntry> tuning_workloads(const Graph& g, const kernel
                                                     const HardwareSpec& hw, DType dtype, db::TuningDatabase* db,
                                                     const Target& target) {
   RuleSet set = load_rules();
-  std::vector<const Rule*> rules;
-  for (const auto& r : set.rules) rules.push_back(r.get());
+  std::vector<const Rule*> rules = set.all();
   std::vector<search::WorkloadEntry> entries = graph_workloads(g, dtype);
   std::map<std::string, size_t> index;
   for (size_t k = 0; k < entries.size(); ++k) index[entries[k].workload.key()] = k;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "kernels/families.h"
+#include "kernels/graph_ops.h"
 
 namespace tessera::kernels {
 namespace {
@@ -13,21 +14,7 @@ std::string chain_code(const ElementwiseShape& s, const std::string& element) {
   int next = 1;
   for (EltwiseOp op : s.ops) {
     std::string o = eltwise_is_binary(op) ? "to_float(a" + std::to_string(next++) + element + ")" : "";
-    switch (op) {
-      case EltwiseOp::kAdd: code += "v = v + " + o + "; "; break;
-      case EltwiseOp::kSub: code += "v = v - " + o + "; "; break;
-      case EltwiseOp::kMul: code += "v = v * " + o + "; "; break;
-      case EltwiseOp::kDiv: code += "v = v / " + o + "; "; break;
-      case EltwiseOp::kMax: code += "v = fmaxf(v, " + o + "); "; break;
-      case EltwiseOp::kMin: code += "v = fminf(v, " + o + "); "; break;
-      case EltwiseOp::kRelu: code += "v = fmaxf(v, 0.0f); "; break;
-      case EltwiseOp::kGelu: code += "v = gelu(v); "; break;
-      case EltwiseOp::kSigmoid: code += "v = 1.0f / (1.0f + expf(-v)); "; break;
-      case EltwiseOp::kTanh: code += "v = tanhf(v); "; break;
-      case EltwiseOp::kExp: code += "v = expf(v); "; break;
-      case EltwiseOp::kNeg: code += "v = -v; "; break;
-      case EltwiseOp::kAbs: code += "v = fabsf(v); "; break;
-    }
+    code += "v = " + eltwise_expression(op, "v", o) + "; ";
   }
   return code;
 }

@@ -207,9 +207,10 @@ void set_input(GenericParams& p, int j, const StridedRef& ref) {
 // Rewrites p's index space to address the same elements faster: dimensions of extent 1 go,
 // the rest are ordered by the output's stride (largest first, so consecutive threads write
 // consecutive elements: an NHWC tensor is walked channels innermost), and neighbours that are
-// contiguous in the output and in each of the first `inputs` inputs merge into one. Every
+// contiguous in the output and in each of p's inputs merge into one. Every
 // element still maps to the same output and input offsets; only the order of the walk changes.
-void coalesce(GenericParams& p, int inputs) {
+void coalesce(GenericParams& p) {
+  const int inputs = p.inputs;
   if (p.count == 0) return;
   struct Dim {
     int64_t extent, out, in[kGenericMaxInputs];
@@ -255,6 +256,25 @@ GenericKernel finish(std::string entry, std::string text, const GenericParams& p
 }
 
 }  // namespace
+
+std::string eltwise_expression(EltwiseOp op, const std::string& v, const std::string& operand) {
+  switch (op) {
+    case EltwiseOp::kAdd: return "(" + v + " + " + operand + ")";
+    case EltwiseOp::kSub: return "(" + v + " - " + operand + ")";
+    case EltwiseOp::kMul: return "(" + v + " * " + operand + ")";
+    case EltwiseOp::kDiv: return "(" + v + " / " + operand + ")";
+    case EltwiseOp::kMax: return "fmaxf(" + v + ", " + operand + ")";
+    case EltwiseOp::kMin: return "fminf(" + v + ", " + operand + ")";
+    case EltwiseOp::kRelu: return "fmaxf(" + v + ", 0.0f)";
+    case EltwiseOp::kGelu: return "tessera::gelu(" + v + ")";
+    case EltwiseOp::kSigmoid: return "(1.0f / (1.0f + expf(-" + v + ")))";
+    case EltwiseOp::kTanh: return "tanhf(" + v + ")";
+    case EltwiseOp::kExp: return "expf(" + v + ")";
+    case EltwiseOp::kNeg: return "(-" + v + ")";
+    case EltwiseOp::kAbs: return "fabsf(" + v + ")";
+  }
+  TESSERA_UNREACHABLE("elementwise op");
+}
 
 std::string_view store_type_cuda(StoreType t) {
   switch (t) {
@@ -307,7 +327,7 @@ GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_
                            const StridedRef& src, const StridedRef& dst) {
   GenericParams p = base_params(shape, dst);
   set_input(p, 0, src);
-  coalesce(p, 1);
+  coalesce(p);
   std::string types = std::string(store_type_name(in)) + "->" + std::string(store_type_name(out));
   std::string entry =
       "tessera_copy_" + std::string(store_type_name(in)) + "_" + std::string(store_type_name(out));
@@ -323,7 +343,7 @@ GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, cons
   GenericParams p = base_params(out_shape, out);
   set_input(p, 0, data);
   set_input(p, 1, indices);
-  coalesce(p, 2);
+  coalesce(p);
   TESSERA_CHECK(axis_extent >= 0, "gather axis extent " + std::to_string(axis_extent));
   p.extra[0] = axis_stride;
   p.extra[1] = axis_extent;
@@ -350,7 +370,7 @@ GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, c
   GenericParams p = base_params(out_shape, out);
   set_input(p, 0, data);
   set_input(p, 1, indices);
-  coalesce(p, 2);
+  coalesce(p);
   p.extra[0] = static_cast<int64_t>(indexed.size());
   p.extra[1] = component_stride;
   for (size_t j = 0; j < indexed.size(); ++j) {
@@ -502,7 +522,7 @@ GenericKernel map(const std::string& expression, const std::vector<StoreType>& i
     body += "    const float " + var + " = tg::to_f32(x" + n + "[tg::offset(idx, p.rank, p.in_offset[" + n +
             "], p.in_strides[" + n + "])]);\n";
   }
-  coalesce(p, static_cast<int>(inputs.size()));
+  coalesce(p);
   types += "to_" + std::string(store_type_name(out));
   std::string entry = "tessera_map_" + types + "_" + hex64(stable_hash(expression));
   body += "    tg::put(y[o], (float)(" + expression + "));\n";
@@ -578,7 +598,7 @@ GenericKernel reduce(ReduceOp op, StoreType type, const std::vector<int64_t>& ou
     p.extra[1 + 2 * j] = reduced[j].first;
     p.extra[2 + 2 * j] = reduced[j].second;
   }
-  coalesce(p, 1);
+  coalesce(p);
   std::string t(store_type_name(type)), name = reduce_name(op);
   std::string entry = "tessera_reduce_" + name + "_" + t;
   std::string setup = typed("x", type, "in0") + typed_out(type) + reduce_code(op, type) +

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/workload.h"
 #include "kernels/kernel_family.h"
 
 namespace tessera::kernels {
@@ -34,6 +35,11 @@ std::string_view store_type_cuda(StoreType t);
 std::string_view store_type_name(StoreType t);
 /// Bytes per element.
 int64_t store_bytes(StoreType t);
+
+/// The CUDA expression of one elementwise chain step applied to `v` (and, for a binary step,
+/// `operand`), in float: what the elementwise family and a graph run's maps compute. GELU is
+/// the exact (erf) one, common.cuh's tessera::gelu.
+std::string eltwise_expression(EltwiseOp op, const std::string& v, const std::string& operand = "");
 
 /// Most dimensions a generic kernel indexes.
 inline constexpr int kGenericMaxRank = 8;

@@ -39,8 +39,10 @@ Json run_isolated(const std::function<Json()>& work, double timeout_s) {
       answer = work();
     } catch (const UserError& e) {
       answer = Json{{"user_error", e.what()}};
-    } catch (const std::exception& e) {
+    } catch (const InternalError& e) {
       answer = Json{{"error", e.what()}};
+    } catch (const std::exception& e) {  // a CUDA or system call that failed: not a bug of ours
+      answer = Json{{"failed", e.what()}};
     }
     write_all(fds[1], answer.dump());
     ::close(fds[1]);

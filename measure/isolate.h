@@ -12,9 +12,9 @@
 namespace tessera::measure {
 
 /// Runs `work` in a forked child and returns what it returned. When the child throws a
-/// UserError: {"user_error": message}; any other exception: {"error": message}; when it dies
-/// (a signal, an exit without answering) or runs past `timeout_s` (then it is killed):
-/// {"crashed": why}.
+/// UserError: {"user_error": message}; an InternalError (a bug): {"error": message}; any other
+/// exception (an ApiError from CUDA, say): {"failed": message}; when it dies (a signal, an exit
+/// without answering) or runs past `timeout_s` (then it is killed): {"crashed": why}.
 Json run_isolated(const std::function<Json()>& work, double timeout_s);
 
 }  // namespace tessera::measure

@@ -12,6 +12,7 @@
 #include "kernels/builder.h"
 #include "kernels/families.h"
 #include "kernels/graph_ops.h"
+#include "tests/kernels/graph_ops_util.h"
 #include "kernels/reference.h"
 #include "measure/devices.h"
 #include "measure/launch.h"
@@ -21,11 +22,7 @@ namespace {
 
 using S = StoreType;
 
-StridedRef dense(const std::vector<int64_t>& shape, int64_t offset = 0) {
-  StridedRef r{offset, std::vector<int64_t>(shape.size(), 1)};
-  for (size_t d = shape.size(); d-- > 1;) r.strides[d - 1] = r.strides[d] * shape[d];
-  return r;
-}
+using testing::dense;
 
 template <class T>
 std::vector<uint8_t> bytes_of(const std::vector<T>& v) {

@@ -2,6 +2,7 @@
 // with NVRTC for Hopper and Ampere, the source depends on the kind and types only (never the
 // shape), the parameters carry what the caller passed, and malformed calls are internal errors.
 #include "kernels/graph_ops.h"
+#include "tests/kernels/graph_ops_util.h"
 
 #include <gtest/gtest.h>
 
@@ -16,12 +17,7 @@ namespace {
 
 using S = StoreType;
 
-// Contiguous row-major strides of `shape`.
-StridedRef dense(const std::vector<int64_t>& shape, int64_t offset = 0) {
-  StridedRef r{offset, std::vector<int64_t>(shape.size(), 1)};
-  for (size_t d = shape.size(); d-- > 1;) r.strides[d - 1] = r.strides[d] * shape[d];
-  return r;
-}
+using testing::dense;
 
 PoolWindow window(bool max, bool include_pad) {
   PoolWindow w;
@@ -51,6 +47,7 @@ std::vector<GenericKernel> representative_kernels() {
     for (bool max : {true, false})
       ks.push_back(pool2d(t, {2, 3, 8, 8}, dense({2, 3, 8, 8}), shape, d, window(max, !max)));
   ks.push_back(map("erff(a)", {S::kF32}, S::kF16, shape, {d}, d));
+  ks.push_back(map(eltwise_expression(EltwiseOp::kGelu, "a"), {S::kF16}, S::kF16, shape, {d}, d));
   ks.push_back(map("a + b", {S::kF16, S::kBF16}, S::kF32, shape, {d, d}, d));
   ks.push_back(map("a != 0.f ? b : c", {S::kU8, S::kF32, S::kF32}, S::kF32, shape, {d, d, d}, d));
   ks.push_back(map("(float)(a < b)", {S::kI64, S::kI64}, S::kU8, shape, {d, d}, d));
