@@ -343,7 +343,7 @@ int run_compare(graph::ModelRunRequest r, double timeout_s, bool json) {
                               {"fused", true, "fused graph, vendor library"},
                               {"original", true, "original graph, vendor library"}};
   Json all = Json::array();
-  Table table({"variant", "median us", "flushed us", "predicted us", "steps alone us", "check"});
+  Table table({"variant", "median us", "flushed us", "back to back us", "predicted us", "steps alone us", "check"});
   bool ok = true;
   for (const Variant& v : variants) {
     r.graph = v.graph;
@@ -354,13 +354,14 @@ int run_compare(graph::ModelRunRequest r, double timeout_s, bool json) {
     all.push_back(res);
     if (res.contains("crashed")) {
       ok = false;
-      table.add({v.name, "crashed", "", "", "", ""});
+      table.add({v.name, "crashed", "", "", "", "", ""});
       continue;
     }
     const bool good = !res.contains("check") || res["check"]["ok"].get<bool>();
     ok = ok && good;
     table.add({v.name, fixed(res["latency_us"]["median"].get<double>(), 1),
-               fixed(res["latency_us"]["flushed_median"].get<double>(), 1), fixed(res["predicted_us"].get<double>(), 1),
+               fixed(res["latency_us"]["flushed_median"].get<double>(), 1),
+               fixed(res["latency_us"]["back_to_back"].get<double>(), 1), fixed(res["predicted_us"].get<double>(), 1),
                fixed(res["sum_of_steps_us"].get<double>(), 1),
                res.contains("check") ? (good ? "ok " : "DIFFERS ") + error_text(res["check"]["error"]) : "not run"});
   }
@@ -440,6 +441,10 @@ int run_graph_run(const ParsedArgs& args) {
             << fixed(lat["min"].get<double>(), 1) << ", p90 " << fixed(lat["p90"].get<double>(), 1) << ") over "
             << lat["replays"].get<int>() << " CUDA-graph replays, L2 warm\n"
             << "               " << fixed(lat["flushed_median"].get<double>(), 1) << " us median with L2 flushed before each replay\n"
+            << "  on the GPU   " << fixed(lat["back_to_back"].get<double>(), 1)
+            << " us a replay launched back to back (kernels busy " << fixed(res["gpu"]["busy_us"].get<double>(), 1)
+            << " us, " << res["gpu"]["kernels"].get<int>() << " kernels, longest idle gap "
+            << fixed(res["gpu"]["largest_gap_us"].get<double>(), 1) << " us)\n"
             << "  predicted    " << fixed(res["predicted_us"].get<double>(), 1)
             << " us (the graph oracle's sum of operator costs)\n"
             << "  steps alone  " << fixed(res["sum_of_steps_us"].get<double>(), 1)
@@ -528,7 +533,9 @@ void register_graph_commands(CommandRegistry& registry) {
                 "GPU (construction's first choice where the database has none), the others run generic kernels "
                 "(copies, gathers, pooling, elementwise maps, reductions), tensors share one arena, and the run is "
                 "one CUDA graph. Reports the end-to-end latency of --iters replays (median, min, p90; L2 warm, and "
-                "L2 flushed before each replay), the oracle's predicted latency, each step's time alone summed by "
+                "L2 flushed before each replay; each replay waited for, as a caller that waits for its result sees it), the "
+                "GPU time of a replay launched back to back (CUPTI: from its first kernel to its last, what its kernels "
+                "were busy and its longest idle gap), the oracle's predicted latency, each step's time alone summed by "
                 "category, and checks the outputs against the host reference of the original model on random "
                 "inputs (exit 1 when they differ by more than 5% of an output's peak). --compare runs four children: the "
                 "optimized and the fused graph on Tessera's kernels, the fused and the original graph on the vendor "

@@ -41,6 +41,12 @@ struct GpuRunResult {
   std::string device;                                ///< the GPU's name
   double median_us = 0, min_us = 0, p90_us = 0;      ///< replays with L2 warm
   double flushed_median_us = 0, flushed_p90_us = 0;  ///< replays after an L2 flush
+  /// Replays launched back to back (the host ahead of the GPU), L2 warm: the median replay's
+  /// time on the GPU from its first kernel's start to its last one's end (CUPTI), what its
+  /// kernels were busy in that time, and its longest idle stretch. The median above also holds
+  /// the host's launch of the graph, as a caller that waits for each run sees it.
+  double back_to_back_us = 0, busy_us = 0, largest_gap_us = 0;
+  int kernels_per_replay = 0;
   std::vector<StepTime> steps;                       ///< run steps only, in plan order
   std::vector<Tensor> outputs;                       ///< the graph's outputs, as f32 (floats) or int64
   double compile_s = 0;

@@ -158,7 +158,12 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
                        {"p90", res.p90_us},
                        {"flushed_median", res.flushed_median_us},
                        {"flushed_p90", res.flushed_p90_us},
-                       {"replays", r.iters}};
+                       {"replays", r.iters},
+                       {"back_to_back", res.back_to_back_us}};
+  out["gpu"] = {{"busy_us", res.busy_us},
+                {"idle_us", std::max(0.0, res.back_to_back_us - res.busy_us)},
+                {"largest_gap_us", res.largest_gap_us},
+                {"kernels", res.kernels_per_replay}};
   out["schedules"] = sources;
   out["plan"] = {{"steps", plan.steps.size()},      {"views", plan.views},
                  {"arena_bytes", plan.arena_bytes}, {"intermediate_bytes", plan.intermediate_bytes},

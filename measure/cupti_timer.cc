@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 #include <cupti.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -21,7 +22,11 @@ constexpr size_t kBufferBytes = size_t{8} << 20;
 struct Collected {
   std::mutex mu;
   std::unordered_map<uint32_t, uint64_t> external;  // CUPTI correlation id -> our run id
-  std::vector<std::pair<uint32_t, uint64_t>> kernels;  // (correlation id, duration ns) of kernels and copies
+  struct Interval {
+    uint32_t corr;
+    uint64_t start, end;  // ns
+  };
+  std::vector<Interval> kernels;  // kernels and copies
 };
 Collected& collected() {
   static Collected c;
@@ -41,14 +46,10 @@ void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, siz
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
     if (record->kind == CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL || record->kind == CUPTI_ACTIVITY_KIND_KERNEL) {
       auto* k = reinterpret_cast<CUpti_ActivityKernel10*>(record);
-      const uint32_t corr = k->correlationId;
-      const uint64_t duration = k->end - k->start;
-      c.kernels.emplace_back(corr, duration);
+      c.kernels.push_back({k->correlationId, k->start, k->end});
     } else if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {  // a copy baseline's cudaMemcpyAsync
       auto* m = reinterpret_cast<CUpti_ActivityMemcpy6*>(record);
-      const uint32_t corr = m->correlationId;
-      const uint64_t duration = m->end - m->start;
-      c.kernels.emplace_back(corr, duration);
+      c.kernels.push_back({m->correlationId, m->start, m->end});
     } else if (record->kind == CUPTI_ACTIVITY_KIND_EXTERNAL_CORRELATION) {
       auto* e = reinterpret_cast<CUpti_ActivityExternalCorrelation*>(record);
       const uint32_t corr = e->correlationId;
@@ -85,6 +86,13 @@ KernelTimer::~KernelTimer() {
 
 std::vector<double> KernelTimer::time(int repeats, const std::function<void()>& run,
                                       const std::function<void()>& between) {
+  std::vector<double> us;
+  for (const Span& s : spans(repeats, run, between)) us.push_back(s.busy_us);
+  return us;
+}
+
+std::vector<KernelTimer::Span> KernelTimer::spans(int repeats, const std::function<void()>& run,
+                                                  const std::function<void()>& between) {
   const uint64_t first = next_run_id;
   next_run_id += static_cast<uint64_t>(repeats);
   for (int i = 0; i < repeats; ++i) {
@@ -98,26 +106,36 @@ std::vector<double> KernelTimer::time(int repeats, const std::function<void()>& 
   TESSERA_CUPTI_CALL(cuptiActivityFlushAll(1));
   Collected& c = collected();
   std::lock_guard<std::mutex> lock(c.mu);
-  std::vector<double> ns(static_cast<size_t>(repeats), 0.0);
-  std::vector<int> count(static_cast<size_t>(repeats), 0);
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> runs(static_cast<size_t>(repeats));
   const size_t kernel_records = c.kernels.size(), external_records = c.external.size();
-  for (const auto& [corr, duration] : c.kernels) {
-    auto it = c.external.find(corr);
+  for (const Collected::Interval& k : c.kernels) {
+    auto it = c.external.find(k.corr);
     if (it == c.external.end() || it->second < first || it->second >= first + static_cast<uint64_t>(repeats)) continue;
-    size_t i = static_cast<size_t>(it->second - first);
-    ns[i] += static_cast<double>(duration);
-    ++count[i];
+    runs[static_cast<size_t>(it->second - first)].emplace_back(k.start, k.end);
   }
   c.kernels.clear();
   c.external.clear();
-  std::vector<double> us;
-  for (size_t i = 0; i < ns.size(); ++i) {
-    TESSERA_CHECK(count[i] > 0, "CUPTI recorded no kernel for timed run " + std::to_string(i) + " (" +
-                                    std::to_string(kernel_records) + " kernel records, " +
-                                    std::to_string(external_records) + " external correlations)");
-    us.push_back(ns[i] / 1000.0);
+  std::vector<Span> out;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    std::vector<std::pair<uint64_t, uint64_t>>& r = runs[i];
+    TESSERA_CHECK(!r.empty(), "CUPTI recorded no kernel for timed run " + std::to_string(i) + " (" +
+                                  std::to_string(kernel_records) + " kernel records, " +
+                                  std::to_string(external_records) + " external correlations)");
+    std::sort(r.begin(), r.end());
+    Span s;
+    s.kernels = static_cast<int>(r.size());
+    uint64_t busy = 0, reach = r.front().first, gap = 0;
+    for (const auto& [start, end] : r) {
+      busy += end - start;
+      if (start > reach) gap = std::max(gap, start - reach);
+      reach = std::max(reach, end);
+    }
+    s.busy_us = static_cast<double>(busy) / 1000.0;
+    s.span_us = static_cast<double>(reach - r.front().first) / 1000.0;
+    s.largest_gap_us = static_cast<double>(gap) / 1000.0;
+    out.push_back(s);
   }
-  return us;
+  return out;
 }
 
 }  // namespace tessera::measure
