@@ -1,8 +1,11 @@
 // Generic kernels of a graph run (graph_ops.h). Every kernel is one translation unit made of
 // the shared prelude (prelude(): the GenericParams struct, element conversions, index
 // decomposition) and one entry (entry_source(): the common signature and the grid-stride loop
-// around a per-kind body). Each kind below builds its body and fills a GenericParams; nothing
-// shape-dependent enters the source, so one cubin serves every shape of a kind and its types.
+// around a per-kind body). Each kind below builds its body and fills a GenericParams. Of the
+// shape, only the walk enters the source (Walk: the rank after coalescing, the elements per
+// thread step, 32- or 64-bit indices): one cubin serves every shape of a kind, its types and
+// its walk, and the index arithmetic (which, not memory, bounds a per-element kernel of 2-byte
+// elements) is unrolled for the rank and done once per V elements.
 //
 // extra[] slots:
 //   gather: [0] axis_stride, [1] axis_extent (graph_ops.h).
@@ -117,45 +120,120 @@ __device__ __forceinline__ void divmod(long long k, long long e, long long& q, l
   }
 }
 
-// The index of element k of p.shape, outermost first (zeros past p.rank). The loops unroll so
-// that idx and the parameter arrays are indexed by constants and stay in registers.
-__device__ __forceinline__ void unravel(const GenericParams& p, long long k, long long (&idx)[8]) {
+// The index of element k of p.shape's first R dimensions, outermost first (zeros past R), in
+// the index type Ix (int where the host found every offset within 32 bits: divisions and
+// products in 32 bits are several times cheaper). The loops unroll, so idx and the parameter
+// arrays are indexed by constants and stay in registers.
+template <int R, class Ix>
+__device__ __forceinline__ void unravel(const GenericParams& p, Ix k, Ix (&idx)[8]) {
 #pragma unroll
   for (int d = 7; d >= 0; --d) {
     idx[d] = 0;
-    if (d < p.rank) divmod(k, p.shape[d], k, idx[d]);
+    if (d < R) {
+      if (sizeof(Ix) == 4) {
+        const Ix e = (Ix)p.shape[d], q = k / e;
+        idx[d] = k - q * e;
+        k = q;
+      } else {
+        long long q, r;
+        divmod(k, p.shape[d], q, r);
+        idx[d] = r;
+        k = q;
+      }
+    }
   }
 }
 
-// base + sum_d idx[d] * strides[d] over the first `rank` dimensions.
-__device__ __forceinline__ long long offset(const long long (&idx)[8], int rank, long long base,
-                                           const long long (&strides)[8]) {
+// base + sum_d idx[d] * strides[d] over the first R dimensions.
+template <int R, class Ix>
+__device__ __forceinline__ Ix offset(const Ix (&idx)[8], long long base, const long long (&strides)[8]) {
+  Ix o = (Ix)base;
 #pragma unroll
-  for (int d = 0; d < 8; ++d)
-    if (d < rank) base += idx[d] * strides[d];
-  return base;
+  for (int d = 0; d < R; ++d) o += idx[d] * (Ix)strides[d];
+  return o;
 }
 
 }  // namespace tg
 )";
 }
 
-// One entry: the common signature, `setup` once per thread, `body` per element k with its index
-// `idx` and output offset `o` in scope.
+// How a kernel walks its index space (source_shape()): the rank R, V consecutive elements of
+// the innermost dimension per thread step (the index decomposed once for the V), and 32-bit
+// indices where every offset fits.
+struct Walk {
+  int rank = 0, vec = 1;
+  bool narrow = false;
+};
+
+Walk walk_of(const GenericParams& p, int max_vec = 8) {
+  Walk w;
+  w.rank = p.rank;
+  // Offsets within 32 bits for the output and every input over the index space (the bodies
+  // add gather indices and pooling taps in 64 bits), and k + the grid stride too.
+  auto reach = [&](int64_t base, const int64_t* strides) {
+    int64_t hi = std::abs(base);
+    for (int d = 0; d < p.rank; ++d) hi += (p.shape[d] - 1) * std::abs(strides[d]);
+    return hi;
+  };
+  int64_t most = std::max(reach(p.out_offset, p.out_strides), p.count);
+  for (int j = 0; j < p.inputs; ++j) most = std::max(most, reach(p.in_offset[j], p.in_strides[j]));
+  w.narrow = most < (int64_t{1} << 30);
+  // Several elements per thread amortise the index decomposition; but keep enough threads
+  // to fill the GPU (a small tensor gets one element per thread).
+  if (p.rank > 0)
+    for (int v : {8, 4, 2})
+      if (v <= max_vec && p.shape[p.rank - 1] % v == 0 && p.count / v >= 64 * kThreads) {
+        w.vec = v;
+        break;
+      }
+  return w;
+}
+
+// How an entry places its body: once per element (the entry steps idx and o through the V
+// elements), or once per thread step (the body handles the V elements itself).
+enum class BodyPer { kElement, kStep };
+
+// One entry: the common signature, `setup` once per thread, `body` per element (or per step of
+// V elements) with its index `idx` (type Ix) and output offset `o` in scope; R (the rank), V
+// and Ix are compile-time constants of the source (walk_of(p, max_vec)), so a kernel is
+// compiled per kind, types and walk.
 std::string entry_source(const std::string& comment, const std::string& entry, const std::string& setup,
-                         const std::string& body) {
+                         const std::string& body, const GenericParams& p, BodyPer per = BodyPer::kElement,
+                         int max_vec = 8) {
+  const Walk w = walk_of(p, max_vec);
+  if (per == BodyPer::kStep)
+    return "// " + comment + "\n" + prelude() + "\nextern \"C\" __global__ void __launch_bounds__(" +
+           std::to_string(kThreads) + ") " + entry +
+           "(const void* in0, const void* in1, const void* in2, const void* in3, void* out, GenericParams p) "
+           "{\n"
+           "  constexpr int R = " + std::to_string(w.rank) + ", V = " + std::to_string(w.vec) + ";\n" +
+           "  using Ix = " + (w.narrow ? "int" : "long long") + ";\n" + setup +
+           "  const Ix grid_stride = (Ix)gridDim.x * blockDim.x * V;\n"
+           "  for (Ix k = ((Ix)blockIdx.x * blockDim.x + threadIdx.x) * V; k < (Ix)p.count; k += grid_stride) {\n"
+           "    Ix idx[8];\n"
+           "    tg::unravel<R>(p, k, idx);\n"
+           "    const Ix o = tg::offset<R>(idx, p.out_offset, p.out_strides);\n" +
+           body + "  }\n}\n";
   return "// " + comment + "\n" + prelude() + "\nextern \"C\" __global__ void __launch_bounds__(" +
          std::to_string(kThreads) + ") " + entry +
          "(const void* in0, const void* in1, const void* in2, const void* in3, void* out, GenericParams p) "
-         "{\n" +
-         setup +
-         "  const long long grid_stride = (long long)gridDim.x * blockDim.x;\n"
-         "  for (long long k = (long long)blockIdx.x * blockDim.x + threadIdx.x; k < p.count;\n"
-         "       k += grid_stride) {\n"
-         "    long long idx[8];\n"
-         "    tg::unravel(p, k, idx);\n"
-         "    const long long o = tg::offset(idx, p.rank, p.out_offset, p.out_strides);\n" +
-         body + "  }\n}\n";
+         "{\n"
+         "  constexpr int R = " + std::to_string(w.rank) + ", V = " + std::to_string(w.vec) + ";\n" +
+         "  using Ix = " + (w.narrow ? "int" : "long long") + ";\n" + setup +
+         "  const Ix grid_stride = (Ix)gridDim.x * blockDim.x * V;\n"
+         "  for (Ix k = ((Ix)blockIdx.x * blockDim.x + threadIdx.x) * V; k < (Ix)p.count; k += grid_stride) {\n"
+         "    Ix idx[8];\n"
+         "    tg::unravel<R>(p, k, idx);\n"
+         "    Ix o = tg::offset<R>(idx, p.out_offset, p.out_strides);\n"
+         "#pragma unroll\n"
+         "    for (int step = 0; step < V; ++step) {\n" +
+         body +
+         "      if (R > 0) {\n"
+         "        idx[R > 0 ? R - 1 : 0] += 1;\n"
+         "        o += (Ix)p.out_strides[R > 0 ? R - 1 : 0];\n"
+         "      }\n"
+         "    }\n"
+         "  }\n}\n";
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -244,11 +322,13 @@ void coalesce(GenericParams& p) {
   }
 }
 
-GenericKernel finish(std::string entry, std::string text, const GenericParams& p, std::string label) {
+GenericKernel finish(std::string entry, std::string text, const GenericParams& p, std::string label,
+                    int max_vec = 8) {
   GenericKernel k;
   k.source.entry = std::move(entry);
   k.source.source = std::move(text);
-  k.source.launch.grid[0] = std::clamp<int64_t>((p.count + kThreads - 1) / kThreads, 1, kMaxBlocks);
+  const int64_t vec = walk_of(p, max_vec).vec, threads = (p.count + vec - 1) / vec;
+  k.source.launch.grid[0] = std::clamp<int64_t>((threads + kThreads - 1) / kThreads, 1, kMaxBlocks);
   k.source.launch.block[0] = kThreads;
   k.params = p;
   k.label = std::move(label);
@@ -333,7 +413,7 @@ GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_
       "tessera_copy_" + std::string(store_type_name(in)) + "_" + std::string(store_type_name(out));
   std::string text =
       entry_source("tessera generic kernel: copy " + types, entry, typed("x", in, "in0") + typed_out(out),
-                   "    tg::put(y[o], x[tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0])]);\n");
+                   "    tg::put(y[o], x[tg::offset<R>(idx, p.in_offset[0], p.in_strides[0])]);\n", p);
   return finish(entry, text, p, "copy " + types + " " + shape_text(shape));
 }
 
@@ -352,13 +432,13 @@ GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, cons
   std::string setup = typed("x", type, "in0") + typed("ix", StoreType::kI64, "in1") + typed_out(type) +
                       "  const long long axis_stride = p.extra[0], extent = p.extra[1];\n";
   std::string body =
-      "    long long i = ix[tg::offset(idx, p.rank, p.in_offset[1], p.in_strides[1])];\n"
+      "    long long i = ix[tg::offset<R>(idx, p.in_offset[1], p.in_strides[1])];\n"
       "    if (i < 0) i += extent;\n"
       "    if (i >= 0 && i < extent)\n"
-      "      tg::put(y[o], x[tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]) + i * axis_stride]);\n"
+      "      tg::put(y[o], x[tg::offset<R>(idx, p.in_offset[0], p.in_strides[0]) + i * axis_stride]);\n"
       "    else\n"
       "      tg::put(y[o], 0.0f);\n";
-  return finish(entry, entry_source("tessera generic kernel: gather " + t, entry, setup, body), p,
+  return finish(entry, entry_source("tessera generic kernel: gather " + t, entry, setup, body, p), p,
                 "gather " + t + " " + shape_text(out_shape));
 }
 
@@ -384,8 +464,8 @@ GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, c
                       "  const int q = (int)p.extra[0];\n"
                       "  const long long component = p.extra[1];\n";
   std::string body =
-      "    const long long ib = tg::offset(idx, p.rank, p.in_offset[1], p.in_strides[1]);\n"
-      "    long long at = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]);\n"
+      "    const long long ib = tg::offset<R>(idx, p.in_offset[1], p.in_strides[1]);\n"
+      "    long long at = tg::offset<R>(idx, p.in_offset[0], p.in_strides[0]);\n"
       "    bool inside = true;\n"
       "#pragma unroll\n"
       "    for (int j = 0; j < 8; ++j) {\n"
@@ -400,7 +480,7 @@ GenericKernel gather_nd(StoreType type, const std::vector<int64_t>& out_shape, c
       "      tg::put(y[o], x[at]);\n"
       "    else\n"
       "      tg::put(y[o], 0.0f);\n";
-  return finish(entry, entry_source("tessera generic kernel: gather_nd " + t, entry, setup, body), p,
+  return finish(entry, entry_source("tessera generic kernel: gather_nd " + t, entry, setup, body, p), p,
                 "gather_nd " + t + " " + shape_text(out_shape));
 }
 
@@ -425,14 +505,14 @@ GenericKernel cumsum(StoreType type, const std::vector<int64_t>& shape, const St
           "#pragma unroll\n"
           "    for (int d = 0; d < 8; ++d)\n"
           "      if (d == ax) i = idx[d], n = p.shape[d], st = p.in_strides[0][d];\n"
-          "    const long long base = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]) - i * st;\n"
+          "    const long long base = tg::offset<R>(idx, p.in_offset[0], p.in_strides[0]) - i * st;\n"
           "    const long long lo = reverse ? (exclusive ? i + 1 : i) : 0;\n"
           "    const long long hi = reverse ? n : (exclusive ? i : i + 1);\n") +
       (i64 ? "    long long acc = 0;\n    for (long long j = lo; j < hi; ++j) acc += x[base + j * st];\n"
            : "    float acc = 0.0f;\n"
              "    for (long long j = lo; j < hi; ++j) acc += tg::to_f32(x[base + j * st]);\n") +
       "    tg::put(y[o], acc);\n";
-  return finish(entry, entry_source("tessera generic kernel: cumsum " + t, entry, setup, body), p,
+  return finish(entry, entry_source("tessera generic kernel: cumsum " + t, entry, setup, body, p), p,
                 "cumsum " + t + " " + shape_text(shape));
 }
 
@@ -475,12 +555,16 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
       "  const long long pt = p.extra[8], pl = p.extra[9], pb = p.extra[10], pr = p.extra[11];\n"
       "  const long long s0 = p.in_strides[0][0], s1 = p.in_strides[0][1];\n"
       "  const long long s2 = p.in_strides[0][2], s3 = p.in_strides[0][3];\n";
-  // Taps outside the input are skipped; `padded` counts the taps inside the padded extent.
+  // Taps outside the input are skipped; `padded` counts the taps inside the padded extent. A
+  // thread step takes V consecutive channels of one output pixel (channels innermost only), so
+  // the window's bounds are worked out once for them.
   std::string body =
       std::string(channels_last ? "    const long long c = idx[3], oh = idx[1], ow = idx[2];\n"
                                 : "    const long long c = idx[1], oh = idx[2], ow = idx[3];\n") +
       "    const long long base = p.in_offset[0] + idx[0] * s0 + c * s1;\n" +
-      "    float acc = " + (w.max ? "-tg::inf()" : "0.0f") + ";\n" +
+      "    float acc[V];\n"
+      "#pragma unroll\n"
+      "    for (int j = 0; j < V; ++j) acc[j] = " + (w.max ? "-tg::inf()" : "0.0f") + ";\n" +
       "    long long taps = 0, padded = 0;\n"
       "    for (long long r = 0; r < kh; ++r) {\n"
       "      const long long ih = oh * sh - pt + r * dh;\n"
@@ -489,16 +573,25 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
       "        const long long iw = ow * sw - pl + s * dw;\n"
       "        padded += ph && iw >= -pl && iw < W + pr;\n"
       "        if (!vh || iw < 0 || iw >= W) continue;\n"
-      "        const float v = tg::to_f32(x[base + ih * s2 + iw * s3]);\n" +
-      (w.max ? "        acc = fmaxf(acc, v);\n" : "        acc += v;\n") +
+      "        const long long at = base + ih * s2 + iw * s3;\n"
+      "#pragma unroll\n"
+      "        for (int j = 0; j < V; ++j) {\n"
+      "          const float v = tg::to_f32(x[at + j * s1]);\n" +
+      (w.max ? "          acc[j] = fmaxf(acc[j], v);\n" : "          acc[j] += v;\n") +
+      "        }\n"
       "        ++taps;\n"
       "      }\n"
       "    }\n" +
-      (w.max ? "    tg::put(y[o], acc);\n"
-             : "    const long long n = p.extra[12] ? padded : taps;\n"
-               "    tg::put(y[o], n > 0 ? acc / (float)n : 0.0f);\n");
-  return finish(entry, entry_source("tessera generic kernel: " + kind + " " + t, entry, setup, body), p,
-                kind + " " + t + " " + shape_text(in_shape) + "->" + shape_text(out_shape));
+      (w.max ? "" : "    const long long n = p.extra[12] ? padded : taps;\n") +
+      "    const Ix os = (Ix)p.out_strides[R - 1];\n"
+      "#pragma unroll\n"
+      "    for (int j = 0; j < V; ++j)\n" +
+      (w.max ? "      tg::put(y[o + j * os], acc[j]);\n"
+             : "      tg::put(y[o + j * os], n > 0 ? acc[j] / (float)n : 0.0f);\n");
+  return finish(entry,
+                entry_source("tessera generic kernel: " + kind + " " + t, entry, setup, body, p, BodyPer::kStep,
+                             channels_last ? 8 : 1),
+                p, kind + " " + t + " " + shape_text(in_shape) + "->" + shape_text(out_shape), channels_last ? 8 : 1);
 }
 
 GenericKernel map(const std::string& expression, const std::vector<StoreType>& inputs, StoreType out,
@@ -519,7 +612,7 @@ GenericKernel map(const std::string& expression, const std::vector<StoreType>& i
     std::string n = std::to_string(j), var(1, static_cast<char>('a' + i));
     types += std::string(store_type_name(inputs[j])) + "_";
     setup += typed("x" + n, inputs[j], "in" + n);
-    body += "    const float " + var + " = tg::to_f32(x" + n + "[tg::offset(idx, p.rank, p.in_offset[" + n +
+    body += "    const float " + var + " = tg::to_f32(x" + n + "[tg::offset<R>(idx, p.in_offset[" + n +
             "], p.in_strides[" + n + "])]);\n";
   }
   coalesce(p);
@@ -527,7 +620,7 @@ GenericKernel map(const std::string& expression, const std::vector<StoreType>& i
   std::string entry = "tessera_map_" + types + "_" + hex64(stable_hash(expression));
   body += "    tg::put(y[o], (float)(" + expression + "));\n";
   std::string text = entry_source("tessera generic kernel: map " + types + ": " + expression, entry,
-                                  setup + typed_out(out), body);
+                                  setup + typed_out(out), body, p);
   return finish(entry, text, p, "map " + expression + " " + shape_text(shape));
 }
 
@@ -608,7 +701,7 @@ GenericKernel reduce(ReduceOp op, StoreType type, const std::vector<int64_t>& ou
                       "  for (int j = 0; j < 8; ++j)\n"
                       "    if (j < r) n *= p.extra[1 + 2 * j];\n";
   const std::string body =
-      "    const long long base = tg::offset(idx, p.rank, p.in_offset[0], p.in_strides[0]);\n"
+      "    const long long base = tg::offset<R>(idx, p.in_offset[0], p.in_strides[0]);\n"
       "    Acc acc = identity;\n"
       "    for (long long t = 0; t < n; ++t) {\n"
       "      long long rest = t, at = base;\n"
@@ -622,7 +715,7 @@ GenericKernel reduce(ReduceOp op, StoreType type, const std::vector<int64_t>& ou
       "      acc = combine(acc, load(x[at]));\n"
       "    }\n"
       "    tg::put(y[o], result(acc, n));\n";
-  return finish(entry, entry_source("tessera generic kernel: reduce " + name + " " + t, entry, setup, body),
+  return finish(entry, entry_source("tessera generic kernel: reduce " + name + " " + t, entry, setup, body, p),
                 p, "reduce " + name + " " + t + " " + shape_text(out_shape));
 }
 

@@ -363,6 +363,57 @@ TEST_F(GraphOpsGpu, MaxPoolOfNhwcInput) {
   expect_near(as_nchw, want, 0);
 }
 
+// Tensors large enough that each thread takes several elements of the innermost dimension
+// (8, 2 and 4 here: graph_ops_test checks the walks), so the index is stepped, not recomputed.
+TEST_F(GraphOpsGpu, SeveralElementsPerThread) {
+  // A transpose [8, 32, 16, 64] -> [8, 16, 32, 64] (perm 0, 2, 1, 3), f16.
+  std::vector<float> x = f16_floats(8 * 32 * 16 * 64, 21);
+  const std::vector<int64_t> ys = {8, 16, 32, 64};
+  GenericKernel t = strided_copy(S::kF16, S::kF16, ys, StridedRef{0, {32 * 16 * 64, 64, 16 * 64, 1}}, dense(ys));
+  ASSERT_NE(t.source.source.find("V = 8;"), std::string::npos);
+  std::vector<float> got = from_f16(values_of<uint16_t>(run_poisoned(t, {bytes_of(to_f16(x))}, x.size() * 2)));
+  std::vector<float> want;
+  for (int64_t a = 0; a < 8; ++a)
+    for (int64_t c = 0; c < 16; ++c)
+      for (int64_t b = 0; b < 32; ++b)
+        for (int64_t d = 0; d < 64; ++d) want.push_back(x[static_cast<size_t>(((a * 32 + b) * 16 + c) * 64 + d)]);
+  expect_near(got, want, 0);
+
+  // [40000, 6] f32 + [6] broadcast along the rows.
+  std::vector<float> a = random_floats(240000, 22), b = random_floats(6, 23);
+  GenericKernel m = map("a + b", {S::kF32, S::kF32}, S::kF32, {40000, 6}, {dense({40000, 6}), StridedRef{0, {0, 1}}},
+                        dense({40000, 6}));
+  ASSERT_NE(m.source.source.find("V = 2;"), std::string::npos);
+  std::vector<float> sum;
+  for (size_t i = 0; i < a.size(); ++i) sum.push_back(a[i] + b[i % 6]);
+  expect_near(values_of<float>(run_poisoned(m, {bytes_of(a), bytes_of(b)}, a.size() * 4)), sum, 0);
+
+  // MaxPool 3x3 / 2, pad 1 of [4, 64, 34, 34] stored NHWC into NHWC: 4 channels per step.
+  const std::vector<int64_t> in = {4, 64, 34, 34}, out = {4, 64, 17, 17};
+  const StridedRef in_nhwc{0, {34 * 34 * 64, 1, 34 * 64, 64}}, out_nhwc{0, {17 * 17 * 64, 1, 17 * 64, 64}};
+  std::vector<float> px = f16_floats(4 * 64 * 34 * 34, 24);
+  PoolWindow w;
+  w.kh = w.kw = 3;
+  w.sh = w.sw = 2;
+  w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
+  GenericKernel pk = pool2d(S::kF16, in, in_nhwc, out, out_nhwc, w);
+  ASSERT_NE(pk.source.source.find("V = 4;"), std::string::npos);
+  std::vector<float> pooled =
+      from_f16(values_of<uint16_t>(run_poisoned(pk, {bytes_of(to_f16(px))}, 4 * 64 * 17 * 17 * 2)));
+  auto at = [&](int64_t n, int64_t c, int64_t h, int64_t ww) {
+    return px[static_cast<size_t>(n * in_nhwc.strides[0] + c + h * in_nhwc.strides[2] + ww * 64)];
+  };
+  const std::vector<float> want_nchw = host_pool(at, in, out, w);
+  std::vector<float> got_nchw(want_nchw.size());
+  for (int64_t n = 0; n < 4; ++n)
+    for (int64_t c = 0; c < 64; ++c)
+      for (int64_t h = 0; h < 17; ++h)
+        for (int64_t ww = 0; ww < 17; ++ww)
+          got_nchw[static_cast<size_t>(((n * 64 + c) * 17 + h) * 17 + ww)] =
+              pooled[static_cast<size_t>(n * out_nhwc.strides[0] + c + h * out_nhwc.strides[2] + ww * 64)];
+  expect_near(got_nchw, want_nchw, 0);
+}
+
 // AveragePool 3x3, stride 2, pads 1 of [1, 2, 6, 6] with ceil_mode's output 4x4: the last
 // window overhangs the padded input, whose overhang count_include_pad does not count.
 TEST_F(GraphOpsGpu, AveragePoolWithAndWithoutPadding) {

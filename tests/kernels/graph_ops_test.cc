@@ -126,24 +126,26 @@ TEST(GraphOps, EntriesAreDistinctPerKindAndTypes) {
   EXPECT_NE(map("a + b", {S::kF32, S::kF32}, S::kF16, {2, 3}, {d, d}, d).source.entry, add);
 }
 
-// One cubin per kind and types: shapes, strides and offsets change the parameters only.
-TEST(GraphOps, SourceIsTheSameForEveryShape) {
-  const std::vector<int64_t> a = {2, 3, 4, 5}, b = {7, 1, 9};
-  const StridedRef da = dense(a), db = dense(b, 11), tb{3, {1, 7, 7}};
+// One cubin per kind, types and walk (the rank after coalescing, elements per thread step,
+// index width): shapes, strides and offsets of the same walk change the parameters only.
+TEST(GraphOps, SourceIsTheSameForEveryShapeOfAWalk) {
+  // Transposed operands (ta, tb: the first dimension fastest) keep all four dimensions.
+  const std::vector<int64_t> a = {2, 3, 4, 5}, b = {7, 2, 9, 3};
+  const StridedRef da = dense(a), db = dense(b, 11), ta{3, {1, 2, 6, 24}}, tb{5, {1, 7, 14, 126}};
   auto same = [](const GenericKernel& x, const GenericKernel& y) {
     EXPECT_EQ(x.source.entry, y.source.entry);
     EXPECT_EQ(x.source.source, y.source.source) << x.source.entry;
     EXPECT_NE(x.label, y.label);
   };
-  same(strided_copy(S::kF32, S::kF16, a, da, da), strided_copy(S::kF32, S::kF16, b, tb, db));
-  same(gather(S::kF16, a, da, da, 5, 4, da), gather(S::kF16, b, db, tb, 1, 9, db));
+  same(strided_copy(S::kF32, S::kF16, a, ta, da), strided_copy(S::kF32, S::kF16, b, tb, db));
+  same(gather(S::kF16, a, da, da, 5, 4, da), gather(S::kF16, b, db, db, 1, 9, db));
   same(pool2d(S::kF16, {2, 3, 8, 8}, dense({2, 3, 8, 8}), a, da, window(true, false)),
        pool2d(S::kF16, {1, 16, 7, 7}, dense({1, 16, 7, 7}), {1, 16, 1, 1}, dense({1, 16, 1, 1}),
               PoolWindow{}));
-  same(map("a * b", {S::kF16, S::kF32}, S::kF16, a, {da, da}, da),
+  same(map("a * b", {S::kF16, S::kF32}, S::kF16, a, {da, ta}, da),
        map("a * b", {S::kF16, S::kF32}, S::kF16, b, {db, tb}, db));
   same(reduce(ReduceOp::kSum, S::kF32, a, da, {{3, 1}}, da),
-       reduce(ReduceOp::kSum, S::kF32, b, db, {{2, 5}, {4, 1}}, tb));
+       reduce(ReduceOp::kSum, S::kF32, {7, 9}, dense({7, 9}), {{2, 5}, {4, 1}}, dense({7, 9})));
   // So are pools whose output is stored NHWC (walked channels innermost).
   const StridedRef nhwc{0, {8 * 8 * 3, 1, 8 * 3, 3}};
   same(pool2d(S::kF16, {2, 3, 8, 8}, nhwc, {2, 3, 8, 8}, nhwc, window(true, false)),
@@ -155,6 +157,38 @@ TEST(GraphOps, SourceIsTheSameForEveryShape) {
   // Max and average pooling are different kernels.
   EXPECT_NE(pool2d(S::kF16, {2, 3, 8, 8}, dense({2, 3, 8, 8}), a, da, window(true, false)).source.entry,
             pool2d(S::kF16, {2, 3, 8, 8}, dense({2, 3, 8, 8}), a, da, window(false, false)).source.entry);
+}
+
+// The walk in the source: the rank after coalescing, V elements of the innermost dimension
+// per thread step where it divides and leaves at least 64 blocks' worth of steps, 32-bit
+// indices unless an offset may pass 2^30; the grid covers the steps.
+TEST(GraphOps, WalkTakesSeveralElementsPerThreadAndNarrowIndices) {
+  struct Case {
+    std::vector<int64_t> shape;
+    StridedRef src;
+    const char* walk;
+    int64_t grid;
+  };
+  const int64_t big = int64_t{1} << 31;
+  const Case cases[] = {
+      {{4096, 768}, dense({4096, 768}), "R = 1, V = 8;\n  using Ix = int;", 4096 * 768 / 8 / 256},
+      // A row broadcast down 40000 rows: the rows do not merge with the 6 columns.
+      {{40000, 6}, StridedRef{0, {0, 1}}, "R = 2, V = 2;\n  using Ix = int;", 240000 / 2 / 256 + 1},
+      // Transposed: two dimensions; 100 x 3 is too small to share out.
+      {{100, 3}, StridedRef{0, {1, 100}}, "R = 2, V = 1;\n  using Ix = int;", 2},
+      // A source offset past 2^30 needs 64-bit indices.
+      {{4096, 768}, dense({4096, 768}, big), "R = 1, V = 8;\n  using Ix = long long;", 1536},
+      {{}, StridedRef{0, {}}, "R = 0, V = 1;\n  using Ix = int;", 1},
+  };
+  for (const Case& c : cases) {
+    GenericKernel k = strided_copy(S::kF16, S::kF16, c.shape, c.src, dense(c.shape));
+    EXPECT_NE(k.source.source.find(c.walk), std::string::npos) << k.label << ": " << c.walk;
+    EXPECT_EQ(k.source.launch.grid[0], c.grid) << k.label;
+  }
+  // NCHW pooling keeps one element per step (its innermost dimension is a window position).
+  GenericKernel nchw = pool2d(S::kF16, {8, 64, 64, 64}, dense({8, 64, 64, 64}), {8, 64, 64, 64},
+                              dense({8, 64, 64, 64}), window(true, false));
+  EXPECT_NE(nchw.source.source.find("V = 1;"), std::string::npos);
 }
 
 TEST(GraphOps, CopyParamsCarryShapeStridesAndOffsets) {
