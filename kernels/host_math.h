@@ -11,12 +11,41 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <thread>
 #include <vector>
 
 namespace tessera::kernels::host {
 
+/// Whether this thread is one of parallel_chunks' workers (which then run their bodies serially).
+inline bool& in_parallel_chunks() {
+  static thread_local bool inside = false;
+  return inside;
+}
+
+/// Runs body(begin, end) over [0, count) in up to one chunk per core, each on a thread of its
+/// own, or body(0, count) at once where there is one core or the caller is already one of these
+/// workers. Each chunk must write its own outputs.
+template <class Body>
+void parallel_chunks(int64_t count, const Body& body) {
+  const int64_t threads =
+      in_parallel_chunks() ? 1 : std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(count, 1));
+  if (threads <= 1) {
+    body(int64_t{0}, count);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int64_t t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      in_parallel_chunks() = true;
+      body(count * t / threads, count * (t + 1) / threads);
+    });
+  for (std::thread& th : pool) th.join();
+}
+
 /// C = op(A) op(B) for row-major f32 operands, accumulated and stored in T (float or double):
-/// A is [M, K] (ta: stored [K, M]), B is [K, N] (tb: stored [N, K]), C is [M, N].
+/// A is [M, K] (ta: stored [K, M]), B is [K, N] (tb: stored [N, K]), C is [M, N]. A large
+/// product is split by rows of C across the cores (a batch-32 model's reference takes minutes
+/// on one).
 template <class T>
 void gemm(const float* a, const float* b, T* c, int64_t m, int64_t n, int64_t k, bool ta, bool tb) {
   using Row = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -24,7 +53,17 @@ void gemm(const float* a, const float* b, T* c, int64_t m, int64_t n, int64_t k,
   Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> cm(c, m, n);
   // A stored [K, M] row-major is [M, K] column-major; likewise B.
   auto product = [&](const auto& am, const auto& bm) {
-    cm.noalias() = am.template cast<T>() * bm.template cast<T>();
+    constexpr int64_t kRowsPerChunk = 16, kParallelFlops = int64_t{1} << 24;
+    if (m < 2 * kRowsPerChunk || m * n * k < kParallelFlops) {
+      cm.noalias() = am.template cast<T>() * bm.template cast<T>();
+      return;
+    }
+    const int64_t chunks = m / kRowsPerChunk;  // the last one also takes the rows left over
+    parallel_chunks(chunks, [&](int64_t first, int64_t last) {
+      const int64_t r0 = first * kRowsPerChunk, r1 = last == chunks ? m : last * kRowsPerChunk;
+      if (r1 > r0)
+        cm.middleRows(r0, r1 - r0).noalias() = am.middleRows(r0, r1 - r0).template cast<T>() * bm.template cast<T>();
+    });
   };
   if (!ta && !tb) product(Eigen::Map<const Row>(a, m, k), Eigen::Map<const Row>(b, k, n));
   else if (ta && !tb) product(Eigen::Map<const Col>(a, m, k), Eigen::Map<const Row>(b, k, n));

@@ -20,17 +20,9 @@ using host::gelu;
 // convolutions take seconds on one); each i must write its own outputs.
 template <class Body>
 void parallel_for(int64_t count, const Body& body) {
-  int64_t threads = std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, std::max<int64_t>(count, 1));
-  if (threads <= 1) {
-    for (int64_t i = 0; i < count; ++i) body(i);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int64_t t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] {
-      for (int64_t i = t; i < count; i += threads) body(i);
-    });
-  for (std::thread& th : pool) th.join();
+  host::parallel_chunks(count, [&](int64_t first, int64_t last) {
+    for (int64_t i = first; i < last; ++i) body(i);
+  });
 }
 
 HostTensor make(std::vector<int64_t> shape) {

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "kernels/host_math.h"
 
 namespace tessera::kernels {
 namespace {
@@ -165,6 +166,36 @@ TEST(Reference, RowOperators) {
                         std::vector{t({3}, {1, -5, 2}), t({3}, {1, 1, 1}), t({3}, {3, 3, -1})}),
               {6, 0, -3});
   expect_near(reference(Workload::parse("elementwise:ops=neg+abs+sigmoid,n=1:f32"), std::vector{t({1}, {0})}), {0.5f});
+}
+
+// A product large enough to be split by rows across threads (with rows left over past the
+// last whole chunk) equals the plain sum, in every transpose combination and in f32 and f64.
+TEST(Reference, LargeHostGemmSplitByRowsEqualsTheSum) {
+  const int64_t m = 135, n = 70, k = 1800;  // 17 M multiply-adds: past the split's threshold
+  std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n));
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>((i * 7919) % 17) / 8.0f - 1.0f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>((i * 104729) % 13) / 6.0f - 1.0f;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      SCOPED_TRACE(std::to_string(ta) + std::to_string(tb));
+      std::vector<double> want(static_cast<size_t>(m * n));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double acc = 0;
+          for (int64_t q = 0; q < k; ++q)
+            acc += static_cast<double>(a[static_cast<size_t>(ta ? q * m + i : i * k + q)]) *
+                   b[static_cast<size_t>(tb ? j * k + q : q * n + j)];
+          want[static_cast<size_t>(i * n + j)] = acc;
+        }
+      std::vector<double> got64(want.size());
+      std::vector<float> got32(want.size());
+      host::gemm<double>(a.data(), b.data(), got64.data(), m, n, k, ta, tb);
+      host::gemm<float>(a.data(), b.data(), got32.data(), m, n, k, ta, tb);
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_NEAR(got64[i], want[i], 1e-9 * (1 + std::abs(want[i]))) << i;
+        ASSERT_NEAR(got32[i], want[i], 1e-3 * (1 + std::abs(want[i]))) << i;
+      }
+    }
 }
 
 TEST(Reference, WrongInputsAreAnInternalError) {
