@@ -388,7 +388,26 @@ int print_plan(const graph::ModelRunRequest& r, const ParsedArgs& args) {
     Json out = m.info;
     out["plan"] = plan;
     out["steps"] = Json::array();
-    for (const graph::ExecStep& s : m.plan.steps) out["steps"].push_back({{"label", s.label}, {"setup", s.setup}});
+    for (const graph::ExecStep& s : m.plan.steps) {
+      Json step = {{"label", s.label}, {"setup", s.setup}};
+      if (s.workload) step["workload"] = s.workload->key();
+      if (s.generic) {  // its index space as the kernel walks it (dimensions merged, storage order)
+        const kernels::GenericParams& p = s.generic->params;
+        Json shape = Json::array(), out_strides = Json::array(), in_strides = Json::array();
+        for (int d = 0; d < p.rank; ++d) {
+          shape.push_back(p.shape[d]);
+          out_strides.push_back(p.out_strides[d]);
+        }
+        for (int j = 0; j < p.inputs; ++j) {
+          Json st = Json::array();
+          for (int d = 0; d < p.rank; ++d) st.push_back(p.in_strides[j][d]);
+          in_strides.push_back(st);
+        }
+        step["walk"] = {{"shape", shape}, {"out_strides", out_strides}, {"in_strides", in_strides},
+                        {"blocks", s.generic->source.launch.grid[0]}};
+      }
+      out["steps"].push_back(step);
+    }
     std::cout << out.dump(2) << "\n";
     return m.plan.unsupported.empty() ? 0 : 2;
   }

@@ -156,6 +156,20 @@ TEST(GraphRunCli, PlanSaysHowEachModelWouldRunWithoutAGpu) {
   EXPECT_GE(launches["conv2d"], 1) << r.out;
   EXPECT_GE(launches["Concat (generic)"], 2) << r.out;
   EXPECT_GT(out["plan"]["arena_bytes"].get<int64_t>(), 0);
+  // Each step says what it runs: a tuned kernel its workload, a generic one its walk (the index
+  // space in storage order, an input's strides per dimension of it).
+  int workloads = 0, walks = 0;
+  for (const Json& s : out["steps"]) {
+    workloads += s.contains("workload");
+    if (!s.contains("walk")) continue;
+    ++walks;
+    const Json& w = s["walk"];
+    EXPECT_EQ(w["out_strides"].size(), w["shape"].size()) << s.dump();
+    for (const Json& in : w["in_strides"]) EXPECT_EQ(in.size(), w["shape"].size()) << s.dump();
+    EXPECT_GE(w["blocks"].get<int64_t>(), 1) << s.dump();
+  }
+  EXPECT_EQ(workloads, launches["conv2d"] + launches["matmul"]) << r.out;
+  EXPECT_GE(walks, launches["Concat (generic)"]) << r.out;
   testing::Result text = testing::run({"graph", "run", kGraphs + "/resnet50.onnx", "--plan", "--no-db", "--graph", "fused"});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("conv2d"), std::string::npos) << text.out;
