@@ -3,9 +3,10 @@
 // decomposition) and one entry (entry_source(): the common signature and the grid-stride loop
 // around a per-kind body). Each kind below builds its body and fills a GenericParams. Of the
 // shape, only the walk enters the source (Walk: the rank after coalescing, the elements per
-// thread step, 32- or 64-bit indices): one cubin serves every shape of a kind, its types and
-// its walk, and the index arithmetic (which, not memory, bounds a per-element kernel of 2-byte
-// elements) is unrolled for the rank and done once per V elements.
+// thread step, 32- or 64-bit indices, which operands move as packs): one cubin serves every
+// shape of a kind, its types and its walk, and the index arithmetic (which, not memory, bounds
+// a per-element kernel of 2-byte elements) is unrolled for the rank and done once per V
+// elements; copies and maps whose runs are contiguous and aligned load and store them whole.
 //
 // extra[] slots:
 //   gather: [0] axis_stride, [1] axis_extent (graph_ops.h).
@@ -144,6 +145,16 @@ __device__ __forceinline__ void unravel(const GenericParams& p, Ix k, Ix (&idx)[
   }
 }
 
+// N consecutive elements moved as one load or store (N * sizeof(T) is 2 to 16 bytes).
+template <class T, int N>
+struct alignas(sizeof(T) * N) Pack {
+  T v[N];
+};
+template <int N, class T>
+__device__ __forceinline__ bool packs(const T* ptr) {
+  return (unsigned long long)ptr % (sizeof(T) * N) == 0;
+}
+
 // base + sum_d idx[d] * strides[d] over the first R dimensions.
 template <int R, class Ix>
 __device__ __forceinline__ Ix offset(const Ix (&idx)[8], long long base, const long long (&strides)[8]) {
@@ -193,38 +204,37 @@ Walk walk_of(const GenericParams& p, int max_vec = 8) {
 // elements), or once per thread step (the body handles the V elements itself).
 enum class BodyPer { kElement, kStep };
 
+// A per-element body's packed form: where the walk allows it (packable()), `check` (device
+// code: the pointers are aligned for V-element packs) chooses at run time between `body`, one
+// pack per thread step, and the element-by-element loop.
+struct Packed {
+  std::string check, body;
+};
+
 // One entry: the common signature, `setup` once per thread, `body` per element (or per step of
 // V elements) with its index `idx` (type Ix) and output offset `o` in scope; R (the rank), V
 // and Ix are compile-time constants of the source (walk_of(p, max_vec)), so a kernel is
 // compiled per kind, types and walk.
 std::string entry_source(const std::string& comment, const std::string& entry, const std::string& setup,
                          const std::string& body, const GenericParams& p, BodyPer per = BodyPer::kElement,
-                         int max_vec = 8) {
+                         int max_vec = 8, const Packed& packed = {}) {
   const Walk w = walk_of(p, max_vec);
-  if (per == BodyPer::kStep)
-    return "// " + comment + "\n" + prelude() + "\nextern \"C\" __global__ void __launch_bounds__(" +
-           std::to_string(kThreads) + ") " + entry +
-           "(const void* in0, const void* in1, const void* in2, const void* in3, void* out, GenericParams p) "
-           "{\n"
-           "  constexpr int R = " + std::to_string(w.rank) + ", V = " + std::to_string(w.vec) + ";\n" +
-           "  using Ix = " + (w.narrow ? "int" : "long long") + ";\n" + setup +
-           "  const Ix grid_stride = (Ix)gridDim.x * blockDim.x * V;\n"
-           "  for (Ix k = ((Ix)blockIdx.x * blockDim.x + threadIdx.x) * V; k < (Ix)p.count; k += grid_stride) {\n"
-           "    Ix idx[8];\n"
-           "    tg::unravel<R>(p, k, idx);\n"
-           "    const Ix o = tg::offset<R>(idx, p.out_offset, p.out_strides);\n" +
-           body + "  }\n}\n";
-  return "// " + comment + "\n" + prelude() + "\nextern \"C\" __global__ void __launch_bounds__(" +
-         std::to_string(kThreads) + ") " + entry +
-         "(const void* in0, const void* in1, const void* in2, const void* in3, void* out, GenericParams p) "
-         "{\n"
-         "  constexpr int R = " + std::to_string(w.rank) + ", V = " + std::to_string(w.vec) + ";\n" +
-         "  using Ix = " + (w.narrow ? "int" : "long long") + ";\n" + setup +
-         "  const Ix grid_stride = (Ix)gridDim.x * blockDim.x * V;\n"
-         "  for (Ix k = ((Ix)blockIdx.x * blockDim.x + threadIdx.x) * V; k < (Ix)p.count; k += grid_stride) {\n"
-         "    Ix idx[8];\n"
-         "    tg::unravel<R>(p, k, idx);\n"
-         "    Ix o = tg::offset<R>(idx, p.out_offset, p.out_strides);\n"
+  std::string text = "// " + comment + "\n" + prelude() + "\nextern \"C\" __global__ void __launch_bounds__(" +
+                     std::to_string(kThreads) + ") " + entry +
+                     "(const void* in0, const void* in1, const void* in2, const void* in3, void* out, "
+                     "GenericParams p) {\n"
+                     "  constexpr int R = " + std::to_string(w.rank) + ", V = " + std::to_string(w.vec) + ";\n" +
+                     "  using Ix = " + (w.narrow ? "int" : "long long") + ";\n" + setup;
+  if (!packed.body.empty()) text += "  const bool packed = " + packed.check + ";\n";
+  text +=
+      "  const Ix grid_stride = (Ix)gridDim.x * blockDim.x * V;\n"
+      "  for (Ix k = ((Ix)blockIdx.x * blockDim.x + threadIdx.x) * V; k < (Ix)p.count; k += grid_stride) {\n"
+      "    Ix idx[8];\n"
+      "    tg::unravel<R>(p, k, idx);\n"
+      "    Ix o = tg::offset<R>(idx, p.out_offset, p.out_strides);\n";
+  if (per == BodyPer::kStep) return text + body + "  }\n}\n";
+  if (!packed.body.empty()) text += "    if (packed) {\n" + packed.body + "      continue;\n    }\n";
+  return text +
          "#pragma unroll\n"
          "    for (int step = 0; step < V; ++step) {\n" +
          body +
@@ -234,6 +244,36 @@ std::string entry_source(const std::string& comment, const std::string& entry, c
          "      }\n"
          "    }\n"
          "  }\n}\n";
+}
+
+// Whether a per-element walk over `p` (its V from walk_of) moves whole packs: the output's
+// V-runs are contiguous and start at multiples of V elements (so, on an aligned pointer, at
+// aligned addresses), and each input's are too or are one broadcast element (innermost stride
+// 0); every pack is at most 16 bytes. Per input: true where it is packed, false where
+// broadcast. Empty: the walk does not pack.
+std::vector<bool> packable(const GenericParams& p, int max_vec, int64_t out_bytes,
+                           const std::vector<int64_t>& in_bytes) {
+  const Walk w = walk_of(p, max_vec);
+  const int R = p.rank;
+  if (w.vec < 2 || R < 1 || w.vec * out_bytes > 16) return {};
+  auto runs = [&](int64_t offset, const int64_t* strides) {
+    if (strides[R - 1] != 1 || offset % w.vec != 0) return false;
+    for (int d = 0; d + 1 < R; ++d)
+      if (strides[d] % w.vec != 0) return false;
+    return true;
+  };
+  if (!runs(p.out_offset, p.out_strides)) return {};
+  std::vector<bool> packed;
+  for (int j = 0; j < p.inputs; ++j) {
+    if (p.in_strides[j][R - 1] == 0) {
+      packed.push_back(false);
+    } else if (w.vec * in_bytes[static_cast<size_t>(j)] <= 16 && runs(p.in_offset[j], p.in_strides[j])) {
+      packed.push_back(true);
+    } else {
+      return {};
+    }
+  }
+  return packed;
 }
 
 std::string shape_text(const std::vector<int64_t>& shape) {
@@ -411,10 +451,29 @@ GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_
   std::string types = std::string(store_type_name(in)) + "->" + std::string(store_type_name(out));
   std::string entry =
       "tessera_copy_" + std::string(store_type_name(in)) + "_" + std::string(store_type_name(out));
+  // Packed: V elements read as one pack (or one broadcast element) and written as one.
+  // Runs of up to 16 bytes of the wider type: a pack is one load or store.
+  const int max_vec = static_cast<int>(16 / std::max(store_bytes(in), store_bytes(out)));
+  Packed packed;
+  const std::vector<bool> packs = packable(p, max_vec, store_bytes(out), {store_bytes(in)});
+  if (!packs.empty()) {
+    const std::string tin(store_type_cuda(in)), tout(store_type_cuda(out));
+    packed.check = packs[0] ? "tg::packs<V>(y) && tg::packs<V>(x)" : "tg::packs<V>(y)";
+    packed.body = "      const Ix i0 = tg::offset<R>(idx, p.in_offset[0], p.in_strides[0]);\n"
+                  "      tg::Pack<" + tout + ", V> r;\n" +
+                  (packs[0] ? "      const tg::Pack<" + tin + ", V> a = *reinterpret_cast<const tg::Pack<" + tin +
+                                  ", V>*>(x + i0);\n"
+                            : "      const " + tin + " a = x[i0];\n") +
+                  "#pragma unroll\n"
+                  "      for (int tg_lane = 0; tg_lane < V; ++tg_lane) tg::put(r.v[tg_lane], a" +
+                  (packs[0] ? ".v[tg_lane]" : "") + ");\n" +
+                  "      *reinterpret_cast<tg::Pack<" + tout + ", V>*>(y + o) = r;\n";
+  }
   std::string text =
       entry_source("tessera generic kernel: copy " + types, entry, typed("x", in, "in0") + typed_out(out),
-                   "    tg::put(y[o], x[tg::offset<R>(idx, p.in_offset[0], p.in_strides[0])]);\n", p);
-  return finish(entry, text, p, "copy " + types + " " + shape_text(shape));
+                   "    tg::put(y[o], x[tg::offset<R>(idx, p.in_offset[0], p.in_strides[0])]);\n", p,
+                   BodyPer::kElement, max_vec, packed);
+  return finish(entry, text, p, "copy " + types + " " + shape_text(shape), max_vec);
 }
 
 GenericKernel gather(StoreType type, const std::vector<int64_t>& out_shape, const StridedRef& data,
@@ -619,9 +678,39 @@ GenericKernel map(const std::string& expression, const std::vector<StoreType>& i
   types += "to_" + std::string(store_type_name(out));
   std::string entry = "tessera_map_" + types + "_" + hex64(stable_hash(expression));
   body += "    tg::put(y[o], (float)(" + expression + "));\n";
+  // Packed: each input read as one pack of V (or one broadcast element), the V results written
+  // as one pack.
+  std::vector<int64_t> in_bytes;
+  for (StoreType t : inputs) in_bytes.push_back(store_bytes(t));
+  const int64_t widest = std::max(store_bytes(out), *std::max_element(in_bytes.begin(), in_bytes.end()));
+  const int max_vec = static_cast<int>(16 / widest);
+  Packed packed;
+  const std::vector<bool> packs = packable(p, max_vec, store_bytes(out), in_bytes);
+  if (!packs.empty()) {
+    const std::string tout(store_type_cuda(out));
+    std::string loads, lanes;
+    packed.check = "tg::packs<V>(y)";
+    for (size_t j = 0; j < inputs.size(); ++j) {
+      const std::string n = std::to_string(j), t(store_type_cuda(inputs[j])), var(1, static_cast<char>('a' + j));
+      const std::string at = "x" + n + " + tg::offset<R>(idx, p.in_offset[" + n + "], p.in_strides[" + n + "])";
+      if (packs[j]) {
+        packed.check += " && tg::packs<V>(x" + n + ")";
+        loads += "      const tg::Pack<" + t + ", V> pk" + n + " = *reinterpret_cast<const tg::Pack<" + t + ", V>*>(" +
+                 at + ");\n";
+        lanes += "        const float " + var + " = tg::to_f32(pk" + n + ".v[tg_lane]);\n";
+      } else {
+        loads += "      const float s" + n + " = tg::to_f32(*(" + at + "));\n";
+        lanes += "        const float " + var + " = s" + n + ";\n";
+      }
+    }
+    packed.body = loads + "      tg::Pack<" + tout + ", V> r;\n#pragma unroll\n" +
+                  "      for (int tg_lane = 0; tg_lane < V; ++tg_lane) {\n" + lanes +
+                  "        tg::put(r.v[tg_lane], (float)(" + expression + "));\n      }\n" +
+                  "      *reinterpret_cast<tg::Pack<" + tout + ", V>*>(y + o) = r;\n";
+  }
   std::string text = entry_source("tessera generic kernel: map " + types + ": " + expression, entry,
-                                  setup + typed_out(out), body, p);
-  return finish(entry, text, p, "map " + expression + " " + shape_text(shape));
+                                  setup + typed_out(out), body, p, BodyPer::kElement, max_vec, packed);
+  return finish(entry, text, p, "map " + expression + " " + shape_text(shape), max_vec);
 }
 
 namespace {

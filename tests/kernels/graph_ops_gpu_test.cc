@@ -364,13 +364,15 @@ TEST_F(GraphOpsGpu, MaxPoolOfNhwcInput) {
 }
 
 // Tensors large enough that each thread takes several elements of the innermost dimension
-// (8, 2 and 4 here: graph_ops_test checks the walks), so the index is stepped, not recomputed.
+// (8, 2, 4 and 4 here: graph_ops_test checks the walks), so the index is stepped, not
+// recomputed; the copy and the maps move them as packs (one load or store per operand).
 TEST_F(GraphOpsGpu, SeveralElementsPerThread) {
   // A transpose [8, 32, 16, 64] -> [8, 16, 32, 64] (perm 0, 2, 1, 3), f16.
   std::vector<float> x = f16_floats(8 * 32 * 16 * 64, 21);
   const std::vector<int64_t> ys = {8, 16, 32, 64};
   GenericKernel t = strided_copy(S::kF16, S::kF16, ys, StridedRef{0, {32 * 16 * 64, 64, 16 * 64, 1}}, dense(ys));
   ASSERT_NE(t.source.source.find("V = 8;"), std::string::npos);
+  ASSERT_NE(t.source.source.find("const bool packed"), std::string::npos);
   std::vector<float> got = from_f16(values_of<uint16_t>(run_poisoned(t, {bytes_of(to_f16(x))}, x.size() * 2)));
   std::vector<float> want;
   for (int64_t a = 0; a < 8; ++a)
@@ -387,6 +389,19 @@ TEST_F(GraphOpsGpu, SeveralElementsPerThread) {
   std::vector<float> sum;
   for (size_t i = 0; i < a.size(); ++i) sum.push_back(a[i] + b[i % 6]);
   expect_near(values_of<float>(run_poisoned(m, {bytes_of(a), bytes_of(b)}, a.size() * 4)), sum, 0);
+
+  // [300000] f16 times one f32 (a scale): packs of 4 (the f32 operand's width) and a broadcast
+  // element.
+  std::vector<float> halves = f16_floats(300000, 25);
+  const std::vector<float> scale = {0.125f};
+  GenericKernel sc = map("a * b", {S::kF16, S::kF32}, S::kF16, {300000}, {dense({300000}), StridedRef{0, {0}}},
+                         dense({300000}));
+  ASSERT_NE(sc.source.source.find("V = 4;"), std::string::npos);
+  ASSERT_NE(sc.source.source.find("const bool packed"), std::string::npos);
+  std::vector<float> scaled;
+  for (float v : halves) scaled.push_back(v * 0.125f);
+  expect_near(from_f16(values_of<uint16_t>(run_poisoned(sc, {bytes_of(to_f16(halves)), bytes_of(scale)}, halves.size() * 2))),
+              from_f16(to_f16(scaled)), 0);  // the product rounded to f16 (small ones are subnormal)
 
   // MaxPool 3x3 / 2, pad 1 of [4, 64, 34, 34] stored NHWC into NHWC: 4 channels per step.
   const std::vector<int64_t> in = {4, 64, 34, 34}, out = {4, 64, 17, 17};

@@ -52,6 +52,10 @@ std::vector<GenericKernel> representative_kernels() {
   ks.push_back(map("a != 0.f ? b : c", {S::kU8, S::kF32, S::kF32}, S::kF32, shape, {d, d, d}, d));
   ks.push_back(map("(float)(a < b)", {S::kI64, S::kI64}, S::kU8, shape, {d, d}, d));
   ks.push_back(map("a * b + c * d", {S::kF32, S::kF16, S::kBF16, S::kI64}, S::kI64, shape, {d, d, d, d}, d));
+  // Large enough for several elements per thread, moved as packs (one operand broadcast).
+  ks.push_back(strided_copy(S::kF16, S::kF16, {512, 1024}, dense({512, 1024}), dense({512, 1024})));
+  ks.push_back(map("a * b", {S::kF16, S::kF16}, S::kF16, {4096, 768}, {dense({4096, 768}), StridedRef{0, {0, 0}}},
+                   dense({4096, 768})));
   const std::vector<int64_t> kept = {2, 1, 4, 1};
   for (ReduceOp op : {ReduceOp::kSum, ReduceOp::kMean, ReduceOp::kMax, ReduceOp::kMin, ReduceOp::kProd})
     for (S t : {S::kF16, S::kF32, S::kI64})
@@ -185,6 +189,16 @@ TEST(GraphOps, WalkTakesSeveralElementsPerThreadAndNarrowIndices) {
     EXPECT_NE(k.source.source.find(c.walk), std::string::npos) << k.label << ": " << c.walk;
     EXPECT_EQ(k.source.launch.grid[0], c.grid) << k.label;
   }
+  // Packs: contiguous runs of V at multiples of V, V at most 16 bytes of the widest type (8 f16,
+  // 4 f32); not a transposed input, nor a run starting off a multiple of V.
+  auto packs = [](const GenericKernel& k) { return k.source.source.find("const bool packed") != std::string::npos; };
+  EXPECT_TRUE(packs(strided_copy(S::kF16, S::kF16, {4096, 768}, dense({4096, 768}), dense({4096, 768}))));
+  EXPECT_TRUE(packs(strided_copy(S::kF16, S::kF16, {4096, 768}, StridedRef{5, {0, 0}}, dense({4096, 768}))));
+  EXPECT_FALSE(packs(strided_copy(S::kF16, S::kF16, {768, 4096}, StridedRef{0, {1, 768}}, dense({768, 4096}))));
+  const GenericKernel f32 = strided_copy(S::kF32, S::kF32, {4096, 768}, dense({4096, 768}), dense({4096, 768}));
+  EXPECT_TRUE(packs(f32));
+  EXPECT_NE(f32.source.source.find("V = 4;"), std::string::npos);
+  EXPECT_FALSE(packs(strided_copy(S::kF16, S::kF16, {4096, 768}, dense({4096, 768}, 4), dense({4096, 768}))));
   // NCHW pooling keeps one element per step (its innermost dimension is a window position).
   GenericKernel nchw = pool2d(S::kF16, {8, 64, 64, 64}, dense({8, 64, 64, 64}), {8, 64, 64, 64},
                               dense({8, 64, 64, 64}), window(true, false));
