@@ -64,6 +64,28 @@ inline std::optional<std::vector<size_t>> dense_order(const Shape& shape, const 
   return order;
 }
 
+// The order of `strides` (largest first, extent-1 dimensions outermost) where they nest like
+// a dense tensor's, gaps allowed: each non-unit dimension's stride is positive and at least the
+// next one's times its extent (a channel slice of an NHWC tensor, for one). nullopt otherwise
+// (broadcast, overlapping or interleaved dimensions).
+inline std::optional<std::vector<size_t>> nested_order(const Shape& shape, const Shape& strides) {
+  std::vector<size_t> order(shape.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const bool unit_a = shape[a] == 1, unit_b = shape[b] == 1;
+    if (unit_a != unit_b) return unit_a;
+    return !unit_a && strides[a] > strides[b];
+  });
+  int64_t reach = 1;  // the span of the dimensions inside the current one
+  for (size_t k = order.size(); k-- > 0;) {
+    const size_t d = order[k];
+    if (shape[d] == 1) continue;
+    if (strides[d] < reach) return std::nullopt;
+    reach = strides[d] * shape[d];
+  }
+  return order;
+}
+
 inline Shape strides_in_order(const Shape& shape, const std::vector<size_t>& order) {
   Shape st(shape.size(), 0);
   int64_t next = 1;
@@ -214,12 +236,13 @@ class Planner {
     return p;
   }
 
-  // The strides an output of `shape` takes after the layout of `like` (NHWC stays NHWC),
-  // row-major when `like` is not dense.
+  // The strides an output of `shape` takes after the layout of `like` (NHWC stays NHWC, and so
+  // does a channel slice of an NHWC tensor: a part of merged convolutions' output), row-major
+  // when `like`'s strides do not nest.
   Shape layout_like(ValueId like, const Shape& shape) {
     const Placement& p = at(like);
     if (shape_of(like).size() == shape.size())
-      if (auto order = dense_order(shape_of(like), p.strides)) return strides_in_order(shape, *order);
+      if (auto order = nested_order(shape_of(like), p.strides)) return strides_in_order(shape, *order);
     return row_major(shape);
   }
 

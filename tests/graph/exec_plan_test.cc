@@ -168,6 +168,25 @@ TEST_F(ExecPlanTest, EveryTensorLiesInsideItsBufferAndLiveBuffersNeverShareBytes
   }
 }
 
+// A generic operator on a channel slice of an NHWC tensor (a part of merged convolutions)
+// writes NHWC too, so the convolution after it reads it as it lies: no layout copy.
+TEST_F(ExecPlanTest, OperatorsOnChannelSlicesKeepTheLayout) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {1, 8, 4, 4});
+  ValueId w = g.add_constant("w", filled({16, 8, 1, 1}));
+  ValueId y = g.add_node(OpType::kConv, {x, w})[0];
+  auto parts =
+      g.add_node(OpType::kSplit, {y}, {{"axis", int64_t{1}}, {"split", std::vector<int64_t>{8, 8}}}, "", 2);
+  ValueId e = g.add_node(OpType::kErf, {parts[0]})[0];
+  ValueId w2 = g.add_constant("w2", filled({8, 8, 1, 1}));
+  g.add_output(g.add_node(OpType::kConv, {e, w2})[0]);
+  g.add_output(parts[1]);
+  ExecPlan p = plan(g);
+  ASSERT_TRUE(p.unsupported.empty()) << p.unsupported[0];
+  EXPECT_EQ(p.values[static_cast<size_t>(e)].strides, (std::vector<int64_t>{128, 1, 32, 8}));
+  EXPECT_EQ(count_steps(p, true), 1) << "the input's layout copy only";
+}
+
 TEST_F(ExecPlanTest, FiveModelsPlanWithEveryOperatorOnTheGpu) {
   for (const std::string name : {"bert_base", "vit_b16", "resnet50", "resnext50", "inception_v3"}) {
     Graph g = import_onnx(kGraphs + "/" + name + ".onnx");
