@@ -305,12 +305,17 @@ bool leading_axes_unit(const Graph& g, const Node& n) {
 // contiguous only when every axis before the split one in that order (N, H, W, C) has extent
 // 1: the channels of a batch-1 image are strided there, and splitting them (the parts of
 // merged convolutions) is a copy.
+// Whether n's first input is a convolution's output, which the graph run holds NHWC.
+bool nhwc_input(const Graph& g, const Node& n) {
+  const Value& x = g.value(n.inputs[0]);
+  return x.shape.size() == 4 && x.producer != kNone &&
+         (g.node(x.producer).op == OpType::kConv || g.node(x.producer).op == OpType::kFusedConv);
+}
+
 bool contiguous_split(const Graph& g, const Node& n) {
   if (n.op != OpType::kSplit) return false;
   const Value& x = g.value(n.inputs[0]);
-  const bool nhwc = x.shape.size() == 4 && x.producer != kNone &&
-                    (g.node(x.producer).op == OpType::kConv || g.node(x.producer).op == OpType::kFusedConv);
-  if (!nhwc) return leading_axes_unit(g, n);
+  if (!nhwc_input(g, n)) return leading_axes_unit(g, n);
   int64_t axis = n.attr_int("axis", 0);
   if (axis < 0) axis += 4;
   const std::vector<int64_t>& s = x.shape;  // N, C, H, W
@@ -358,7 +363,13 @@ OpCost CostOracle::cost(const Graph& g, const Node& n) {
     }
   }
   c.source = CostSource::kMemory;
-  c.time_us = costmodel::kLaunchUs + total / (hw_.dram_bandwidth_gbps * 1e3);
+  // A convolution's output split along channels (NHWC: the parts are strided) is a copy per
+  // part, each its own launch: the graph run copies every part the next convolution reads
+  // whole, where unmerged convolutions would each have written their own dense output. (A
+  // matmul's output split into Q, K and V is copied for the heads either way.)
+  const bool conv_parts = n.op == OpType::kSplit && nhwc_input(g, n);
+  const double launches = conv_parts ? static_cast<double>(n.outputs.size()) : 1.0;
+  c.time_us = costmodel::kLaunchUs * launches + total / (hw_.dram_bandwidth_gbps * 1e3);
   return c;
 }
 
