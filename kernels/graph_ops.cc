@@ -607,8 +607,22 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
   std::string t(store_type_name(type)),
       kind = std::string(w.max ? "maxpool2d" : "avgpool2d") + (channels_last ? "_nhwc" : "");
   std::string entry = "tessera_" + kind + "_" + t;
+  // Channels innermost: V channels of a pixel per thread step, moved as one pack of up to 16
+  // bytes per tap and one per result where the input's and the output's channel runs are
+  // contiguous and start at multiples of V (and, at run time, the pointers are aligned).
+  const int max_vec = channels_last ? static_cast<int>(16 / store_bytes(type)) : 1;
+  const int64_t vec = walk_of(p, max_vec).vec;
+  auto multiples = [&](int64_t offset, const int64_t* strides, int skip) {
+    bool ok = offset % vec == 0;
+    for (int d = 0; d < 4; ++d) ok = ok && (d == skip || strides[d] % vec == 0);
+    return ok && strides[skip] == 1;
+  };
+  const bool packs =
+      vec > 1 && multiples(p.in_offset[0], p.in_strides[0], 1) && multiples(p.out_offset, p.out_strides, 3);
+  const std::string tc(store_type_cuda(type));
   std::string setup =
       typed("x", type, "in0") + typed_out(type) +
+      (packs ? "  const bool packed = tg::packs<V>(x) && tg::packs<V>(y);\n" : "  constexpr bool packed = false;\n") +
       "  const long long H = p.extra[0], W = p.extra[1], kh = p.extra[2], kw = p.extra[3];\n"
       "  const long long sh = p.extra[4], sw = p.extra[5], dh = p.extra[6], dw = p.extra[7];\n"
       "  const long long pt = p.extra[8], pl = p.extra[9], pb = p.extra[10], pr = p.extra[11];\n"
@@ -633,9 +647,16 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
       "        padded += ph && iw >= -pl && iw < W + pr;\n"
       "        if (!vh || iw < 0 || iw >= W) continue;\n"
       "        const long long at = base + ih * s2 + iw * s3;\n"
+      "        tg::Pack<" + tc + ", V> tap;\n"
+      "        if (packed) {\n"
+      "          tap = *reinterpret_cast<const tg::Pack<" + tc + ", V>*>(x + at);\n"
+      "        } else {\n"
+      "#pragma unroll\n"
+      "          for (int j = 0; j < V; ++j) tap.v[j] = x[at + j * s1];\n"
+      "        }\n"
       "#pragma unroll\n"
       "        for (int j = 0; j < V; ++j) {\n"
-      "          const float v = tg::to_f32(x[at + j * s1]);\n" +
+      "          const float v = tg::to_f32(tap.v[j]);\n" +
       (w.max ? "          acc[j] = fmaxf(acc[j], v);\n" : "          acc[j] += v;\n") +
       "        }\n"
       "        ++taps;\n"
@@ -643,14 +664,20 @@ GenericKernel pool2d(StoreType type, const std::vector<int64_t>& in_shape, const
       "    }\n" +
       (w.max ? "" : "    const long long n = p.extra[12] ? padded : taps;\n") +
       "    const Ix os = (Ix)p.out_strides[R - 1];\n"
+      "    tg::Pack<" + tc + ", V> res;\n"
       "#pragma unroll\n"
       "    for (int j = 0; j < V; ++j)\n" +
-      (w.max ? "      tg::put(y[o + j * os], acc[j]);\n"
-             : "      tg::put(y[o + j * os], n > 0 ? acc[j] / (float)n : 0.0f);\n");
+      (w.max ? "      tg::put(res.v[j], acc[j]);\n" : "      tg::put(res.v[j], n > 0 ? acc[j] / (float)n : 0.0f);\n") +
+      "    if (packed) {\n"
+      "      *reinterpret_cast<tg::Pack<" + tc + ", V>*>(y + o) = res;\n"
+      "    } else {\n"
+      "#pragma unroll\n"
+      "      for (int j = 0; j < V; ++j) y[o + j * os] = res.v[j];\n"
+      "    }\n";
   return finish(entry,
                 entry_source("tessera generic kernel: " + kind + " " + t, entry, setup, body, p, BodyPer::kStep,
-                             channels_last ? 8 : 1),
-                p, kind + " " + t + " " + shape_text(in_shape) + "->" + shape_text(out_shape), channels_last ? 8 : 1);
+                             max_vec),
+                p, kind + " " + t + " " + shape_text(in_shape) + "->" + shape_text(out_shape), max_vec);
 }
 
 GenericKernel map(const std::string& expression, const std::vector<StoreType>& inputs, StoreType out,

@@ -413,6 +413,7 @@ TEST_F(GraphOpsGpu, SeveralElementsPerThread) {
   w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
   GenericKernel pk = pool2d(S::kF16, in, in_nhwc, out, out_nhwc, w);
   ASSERT_NE(pk.source.source.find("V = 4;"), std::string::npos);
+  ASSERT_NE(pk.source.source.find("const bool packed"), std::string::npos);  // taps read as packs
   std::vector<float> pooled =
       from_f16(values_of<uint16_t>(run_poisoned(pk, {bytes_of(to_f16(px))}, 4 * 64 * 17 * 17 * 2)));
   auto at = [&](int64_t n, int64_t c, int64_t h, int64_t ww) {

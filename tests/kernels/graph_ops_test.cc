@@ -199,6 +199,13 @@ TEST(GraphOps, WalkTakesSeveralElementsPerThreadAndNarrowIndices) {
   EXPECT_TRUE(packs(f32));
   EXPECT_NE(f32.source.source.find("V = 4;"), std::string::npos);
   EXPECT_FALSE(packs(strided_copy(S::kF16, S::kF16, {4096, 768}, dense({4096, 768}, 4), dense({4096, 768}))));
+  // NHWC pooling takes 16 bytes of channels per step, read and written as packs.
+  const StridedRef nhwc_in{0, {64 * 64 * 64, 1, 64 * 64, 64}};
+  GenericKernel nhwc = pool2d(S::kF16, {8, 64, 64, 64}, nhwc_in, {8, 64, 64, 64}, nhwc_in, window(true, false));
+  EXPECT_NE(nhwc.source.source.find("V = 8;"), std::string::npos);
+  EXPECT_NE(nhwc.source.source.find("const bool packed"), std::string::npos);
+  GenericKernel nhwc32 = pool2d(S::kF32, {8, 64, 64, 64}, nhwc_in, {8, 64, 64, 64}, nhwc_in, window(true, false));
+  EXPECT_NE(nhwc32.source.source.find("V = 4;"), std::string::npos);
   // NCHW pooling keeps one element per step (its innermost dimension is a window position).
   GenericKernel nchw = pool2d(S::kF16, {8, 64, 64, 64}, dense({8, 64, 64, 64}), {8, 64, 64, 64},
                               dense({8, 64, 64, 64}), window(true, false));
