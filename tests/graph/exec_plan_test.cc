@@ -102,13 +102,18 @@ TEST_F(ExecPlanTest, ConvolutionsRunChannelsLastAndConvertTheirFiltersBeforeTheR
   EXPECT_EQ(input_copies, 1);
 }
 
-TEST_F(ExecPlanTest, ChannelSplitsOfNhwcTensorsAreCopiedAndConcatsWriteSlices) {
-  Graph g;
+// x [1, 8, 4, 4] through a 1x1 convolution to 16 channels, split into two halves of 8 (the
+// parts of merged convolutions); returns the halves.
+std::vector<ValueId> split_conv_output(Graph& g) {
   ValueId x = g.add_input("x", ElemType::kF32, {1, 8, 4, 4});
   ValueId w = g.add_constant("w", filled({16, 8, 1, 1}));
   ValueId y = g.add_node(OpType::kConv, {x, w})[0];
-  auto parts =
-      g.add_node(OpType::kSplit, {y}, {{"axis", int64_t{1}}, {"split", std::vector<int64_t>{8, 8}}}, "", 2);
+  return g.add_node(OpType::kSplit, {y}, {{"axis", int64_t{1}}, {"split", std::vector<int64_t>{8, 8}}}, "", 2);
+}
+
+TEST_F(ExecPlanTest, ChannelSplitsOfNhwcTensorsAreCopiedAndConcatsWriteSlices) {
+  Graph g;
+  const std::vector<ValueId> parts = split_conv_output(g);
   ValueId wa = g.add_constant("wa", filled({8, 8, 1, 1}));
   ValueId a = g.add_node(OpType::kConv, {parts[0], wa})[0];
   ValueId c = g.add_node(OpType::kConcat, {a, parts[1]}, {{"axis", int64_t{1}}})[0];
@@ -172,11 +177,7 @@ TEST_F(ExecPlanTest, EveryTensorLiesInsideItsBufferAndLiveBuffersNeverShareBytes
 // writes NHWC too, so the convolution after it reads it as it lies: no layout copy.
 TEST_F(ExecPlanTest, OperatorsOnChannelSlicesKeepTheLayout) {
   Graph g;
-  ValueId x = g.add_input("x", ElemType::kF32, {1, 8, 4, 4});
-  ValueId w = g.add_constant("w", filled({16, 8, 1, 1}));
-  ValueId y = g.add_node(OpType::kConv, {x, w})[0];
-  auto parts =
-      g.add_node(OpType::kSplit, {y}, {{"axis", int64_t{1}}, {"split", std::vector<int64_t>{8, 8}}}, "", 2);
+  const std::vector<ValueId> parts = split_conv_output(g);
   ValueId e = g.add_node(OpType::kErf, {parts[0]})[0];
   ValueId w2 = g.add_constant("w2", filled({8, 8, 1, 1}));
   g.add_output(g.add_node(OpType::kConv, {e, w2})[0]);
