@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
+#include <cstdlib>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -33,6 +35,15 @@ bool free_op(OpType op) {
 
 std::string epilogue_option(const std::string& steps) {
   return steps.empty() ? "" : ":epilogue=" + steps;
+}
+
+// The shortest decimal that reads back as the same float, as a double: a float attribute as
+// its writer spelled it.
+double float_decimal(double v) {
+  char text[64];
+  const auto [end, ec] = std::to_chars(text, text + sizeof(text), static_cast<float>(v));
+  if (ec != std::errc()) return v;
+  return std::strtod(std::string(text, end).c_str(), nullptr);
 }
 
 std::optional<std::string> matmul_spec(const Graph& g, const Node& n, bool ta, bool tb, const std::string& steps,
@@ -123,7 +134,10 @@ std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype
       if (n.op == OpType::kLayerNormalization) {
         // The model's epsilon, as the kernel must compute it (BERT's 1e-12, ViT's 1e-6); one
         // outside the kernels' range leaves the operator to the memory-bound estimate.
-        const double eps = n.attr_float("epsilon", kDefaultLayernormEpsilon);
+        // ONNX stores it as a float: the decimal it was written as (1e-12, not the float's
+        // 9.999999960041972e-13), so a model's layernorm has the key a workload file gives it
+        // and an explicit 1e-5 is the default's.
+        const double eps = float_decimal(n.attr_float("epsilon", kDefaultLayernormEpsilon));
         if (!(eps > 0 && eps < 1)) break;
         if (eps != kDefaultLayernormEpsilon) s << ",eps=" << number_text(eps);
       }

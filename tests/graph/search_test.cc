@@ -136,8 +136,10 @@ TEST_F(GraphSearch, MeasuredCostsRescaleTheModelsEstimates) {
   EXPECT_NEAR(c.time_us, 2 * model.cost(fused, fused.node(fused_node)).time_us, 1e-6);
 }
 
-// A LayerNormalization maps to a layernorm workload with the model's epsilon (BERT's 1e-12 as
-// its f32 attribute holds it); ONNX's default leaves the key as it was.
+// A LayerNormalization maps to a layernorm workload with the model's epsilon, as written
+// (BERT's f32 attribute 1e-12 is 1e-12 in the key, not the float's 9.999999960041972e-13, so a
+// workload file's "eps=1e-12" is the same workload); ONNX's default, given or not, leaves the
+// key as it was.
 TEST_F(GraphSearch, LayernormWorkloadsKeepTheModelsEpsilon) {
   Graph g;
   ValueId x = g.add_input("x", ElemType::kF32, {2, 128, 768});
@@ -145,12 +147,16 @@ TEST_F(GraphSearch, LayernormWorkloadsKeepTheModelsEpsilon) {
   ValueId beta = g.add_constant("beta", Tensor::floats({768}, std::vector<float>(768, 0.0f)));
   ValueId y = g.add_node(OpType::kLayerNormalization, {x, gamma, beta}, {{"epsilon", double(1e-12f)}})[0];
   ValueId z = g.add_node(OpType::kLayerNormalization, {y, gamma, beta})[0];
-  g.add_output(z);
+  ValueId explicit_default = g.add_node(OpType::kLayerNormalization, {z, gamma, beta}, {{"epsilon", double(1e-5f)}})[0];
+  g.add_output(explicit_default);
   const std::optional<Workload> bert = node_workload(g, g.node(g.value(y).producer), DType::kF16);
   ASSERT_TRUE(bert.has_value());
-  EXPECT_EQ(bert->rows().epsilon, double(1e-12f));
-  EXPECT_EQ(bert->key(), "layernorm:rows=256,cols=768,eps=9.999999960041972e-13:f16");
+  EXPECT_EQ(bert->rows().epsilon, 1e-12);
+  EXPECT_EQ(bert->key(), "layernorm:rows=256,cols=768,eps=1e-12:f16");
+  EXPECT_EQ(*bert, Workload::parse("layernorm:rows=256,cols=768,eps=1e-12:f16"));
   EXPECT_EQ(node_workload(g, g.node(g.value(z).producer), DType::kF16)->key(), "layernorm:rows=256,cols=768:f16");
+  EXPECT_EQ(node_workload(g, g.node(g.value(explicit_default).producer), DType::kF16)->key(),
+            "layernorm:rows=256,cols=768:f16");
   // The oracle costs it from a record of the same shape with the default epsilon (the
   // constant does not change the kernel's time; older records have no other).
   const Target target = db::testing::test_target();
