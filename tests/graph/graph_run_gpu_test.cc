@@ -41,6 +41,28 @@ TEST_P(GraphRunGpu, RunsEndToEndAndMatchesTheReference) {
   }
 }
 
+// On the vendor library (cuBLASLt, cuDNN; an algorithm timed once per workload and reused by
+// the steps that repeat it), the same check, and the new back-to-back figures: a replay's
+// GPU span holds its kernels' busy time.
+TEST_P(GraphRunGpu, VendorRunMatchesTheReference) {
+  ModelRunRequest r;
+  r.model_path = kGraphs + "/" + GetParam() + ".onnx";
+  r.graph = "fused";
+  r.iters = 5;
+  r.vendor = true;
+  Json out = run_model_on_gpu(r);
+  ASSERT_TRUE(out.contains("check")) << out.dump();
+  EXPECT_TRUE(out["check"]["ok"].get<bool>()) << out["check"].dump();
+  EXPECT_EQ(out["kernels"], "vendor");
+  int vendor_steps = 0;
+  for (const auto& [runner, n] : out["tuned_operators_on"].items()) vendor_steps += runner == "tessera" ? 0 : n.get<int>();
+  EXPECT_GT(vendor_steps, 0) << out["tuned_operators_on"].dump();
+  const double span = out["latency_us"]["back_to_back"].get<double>(), busy = out["gpu"]["busy_us"].get<double>();
+  EXPECT_GT(busy, 0);
+  EXPECT_GE(span * 1.001, busy) << "kernels of one stream do not overlap";
+  EXPECT_GE(out["gpu"]["kernels"].get<int>(), 1);
+}
+
 // The generic kernels' operators in one graph, written as ONNX and run: a channel split of a
 // convolution's NHWC output, a concat, a constant Pad, an inference BatchNormalization, a
 // transpose feeding a reshape, a gather of several indices, Erf, Where over a comparison, a
