@@ -397,27 +397,7 @@ int print_plan(const graph::ModelRunRequest& r, const ParsedArgs& args) {
   if (args.has("json")) {
     Json out = m.info;
     out["plan"] = plan;
-    out["steps"] = Json::array();
-    for (const graph::ExecStep& s : m.plan.steps) {
-      Json step = {{"label", s.label}, {"setup", s.setup}};
-      if (s.workload) step["workload"] = s.workload->key();
-      if (s.generic) {  // its index space as the kernel walks it (dimensions merged, storage order)
-        const kernels::GenericParams& p = s.generic->params;
-        Json shape = Json::array(), out_strides = Json::array(), in_strides = Json::array();
-        for (int d = 0; d < p.rank; ++d) {
-          shape.push_back(p.shape[d]);
-          out_strides.push_back(p.out_strides[d]);
-        }
-        for (int j = 0; j < p.inputs; ++j) {
-          Json st = Json::array();
-          for (int d = 0; d < p.rank; ++d) st.push_back(p.in_strides[j][d]);
-          in_strides.push_back(st);
-        }
-        step["walk"] = {{"shape", shape}, {"out_strides", out_strides}, {"in_strides", in_strides},
-                        {"blocks", s.generic->source.launch.grid[0]}};
-      }
-      out["steps"].push_back(step);
-    }
+    out["steps"] = graph::describe_steps(m.plan);
     std::cout << out.dump(2) << "\n";
     return m.plan.unsupported.empty() ? 0 : 2;
   }
@@ -536,7 +516,9 @@ void register_graph_commands(CommandRegistry& registry) {
         {"rules", "DIR", "more rules (*.json) to load and verify"},
         {"dtype", "T", "precision the operators are costed in: f16 (default), bf16 or f32"},
         {"no-verify", "", "skip checking the result against the input"},
-        {"measure", "", "run the search's final candidates and the fused graph on the GPU (graph run) and write the fastest (GPU time of a replay, launched back to back)"},
+        {"measure", "",
+         "run the search's final candidates and the fused graph on the GPU (graph run) and write the fastest "
+         "(GPU time of a replay, launched back to back)"},
         {"iters", "N", "with --measure: CUDA-graph replays per candidate (default 50)"},
         {"json", "", "print JSON"}},
        1,

@@ -29,21 +29,6 @@ const kernels::KernelFamily* checked_family(const kernels::FamilyRegistry& famil
   return family;
 }
 
-/// `s` with its knobs in the family's order (a schedule's key and the measurement expect it;
-/// JSON objects have no order a user controls). A knob missing or unknown is a UserError.
-Schedule in_family_order(const kernels::KernelFamily& family, const Schedule& s, const Workload& w,
-                         const HardwareSpec& spec) {
-  Schedule out{s.family, {}};
-  for (const kernels::KnobDomain& d : family.space(w, spec)) {
-    std::optional<int64_t> v = s.find(d.name);
-    if (!v) throw UserError("schedule of " + s.family + " lacks knob '" + d.name + "'");
-    out.knobs.emplace_back(d.name, *v);
-  }
-  for (const auto& [name, value] : s.knobs)
-    if (!out.find(name)) throw UserError(s.family + " has no knob '" + name + "'");
-  return out;
-}
-
 int bench(const ParsedArgs& args) {
   Workload w = Workload::parse(args.positional[0]);
   if (args.has("schedule") == args.has("db")) throw UserError("give exactly one of --schedule JSON and --db FILE");
@@ -82,7 +67,7 @@ int bench(const ParsedArgs& args) {
       throw UserError(*path + ": no correct measurement of " + w.key() + " on " + dev->target.fingerprint());
     schedule = best.records.front().record.schedule;
   }
-  *schedule = in_family_order(*checked_family(families, *schedule, w), *schedule, w, *dev->spec);
+  *schedule = kernels::in_family_order(*checked_family(families, *schedule, w), *schedule, w, *dev->spec);
   kernels::BuildOptions build;
   build.arch = measure::nvrtc_arch(dev->properties.cc_major, dev->properties.cc_minor);
   build.headers = kernels::device_headers();

@@ -194,6 +194,19 @@ Target target_from_columns(const Statement& s, int first) {
   return t;
 }
 
+// The id of `table`'s row with `uid` (an insert's, done or skipped as a duplicate).
+int64_t id_of_uid(sqlite3* db, std::string_view table, const std::string& uid, std::string_view what) {
+  Statement sel(db, "SELECT id FROM " + std::string(table) + " WHERE uid = ?1");
+  sel.bind(1, uid);
+  TESSERA_CHECK(sel.step(), std::string(what) + " row missing after insert");
+  return sel.int64(0);
+}
+
+// The columns target_from_columns reads, of the targets table joined as t.
+constexpr std::string_view kTargetColumns =
+    "t.gpu_name, t.spec_name, t.cc_major, t.cc_minor, t.sm_count, t.driver_version, t.runtime_version, "
+    "t.toolkit_version";
+
 }  // namespace
 
 std::span<const Migration> schema_migrations() { return kMigrations; }
@@ -755,10 +768,7 @@ int64_t TuningDatabase::save_model(const StoredModel& m) {
     ins.bind(1, uid).bind(2, m.kind).bind(3, target_id(m.target, m.target.fingerprint())).bind(4, int64_t{m.feature_version});
     ins.bind(5, m.tool_version).bind(6, m.created_s).bind(7, m.metrics_json).bind_blob(8, m.blob);
     ins.step();
-    Statement sel(db_, "SELECT id FROM models WHERE uid = ?1");
-    sel.bind(1, uid);
-    TESSERA_CHECK(sel.step(), "model row missing after insert");
-    int64_t id = sel.int64(0);
+    const int64_t id = id_of_uid(db_, "models", uid, "model");
     txn.commit();
     return id;
   });
@@ -819,10 +829,7 @@ int64_t TuningDatabase::save_graph(const StoredGraph& g) {
     ins.bind(5, g.optimized_cost_us).bind(6, g.rewrites_json).bind_blob(7, g.graph).bind(8, g.tool_version);
     ins.bind(9, g.created_s);
     ins.step();
-    Statement sel(db_, "SELECT id FROM graphs WHERE uid = ?1");
-    sel.bind(1, uid);
-    TESSERA_CHECK(sel.step(), "graph row missing after insert");
-    int64_t id = sel.int64(0);
+    const int64_t id = id_of_uid(db_, "graphs", uid, "graph");
     txn.commit();
     return id;
   });
@@ -830,10 +837,9 @@ int64_t TuningDatabase::save_graph(const StoredGraph& g) {
 
 std::vector<StoredGraph> TuningDatabase::graphs(const std::optional<std::string>& model_key) {
   return guarded(path_, [&] {
-    std::string sql =
-        "SELECT g.id, g.model_key, t.gpu_name, t.spec_name, t.cc_major, t.cc_minor, t.sm_count, t.driver_version, "
-        "t.runtime_version, t.toolkit_version, g.original_cost_us, g.optimized_cost_us, g.rewrites_json, g.graph, "
-        "g.tool_version, g.created_s FROM graphs g JOIN targets t ON t.id = g.target_id";
+    std::string sql = "SELECT g.id, g.model_key, " + std::string(kTargetColumns) +
+                      ", g.original_cost_us, g.optimized_cost_us, g.rewrites_json, g.graph, g.tool_version, "
+                      "g.created_s FROM graphs g JOIN targets t ON t.id = g.target_id";
     if (model_key) sql += " WHERE g.model_key = ?1";
     sql += " ORDER BY g.created_s DESC, g.id DESC";
     Statement s(db_, sql);
@@ -870,10 +876,7 @@ int64_t TuningDatabase::save_graph_run(const StoredGraphRun& r) {
     ins.bind(5, r.kernels).bind(6, r.dtype).bind(7, r.median_us).bind(8, r.flushed_median_us).bind(9, r.predicted_us);
     ins.bind(10, r.check_error).bind(11, r.result_json).bind(12, r.tool_version).bind(13, r.created_s);
     ins.step();
-    Statement sel(db_, "SELECT id FROM graph_runs WHERE uid = ?1");
-    sel.bind(1, uid);
-    TESSERA_CHECK(sel.step(), "graph run row missing after insert");
-    int64_t id = sel.int64(0);
+    const int64_t id = id_of_uid(db_, "graph_runs", uid, "graph run");
     txn.commit();
     return id;
   });
@@ -881,11 +884,10 @@ int64_t TuningDatabase::save_graph_run(const StoredGraphRun& r) {
 
 std::vector<StoredGraphRun> TuningDatabase::graph_runs(const std::optional<std::string>& model_key) {
   return guarded(path_, [&] {
-    std::string sql =
-        "SELECT g.id, g.model_key, t.gpu_name, t.spec_name, t.cc_major, t.cc_minor, t.sm_count, t.driver_version, "
-        "t.runtime_version, t.toolkit_version, g.graph, g.kernels, g.dtype, g.median_us, g.flushed_median_us, "
-        "g.predicted_us, g.check_error, g.result_json, g.tool_version, g.created_s FROM graph_runs g "
-        "JOIN targets t ON t.id = g.target_id";
+    std::string sql = "SELECT g.id, g.model_key, " + std::string(kTargetColumns) +
+                      ", g.graph, g.kernels, g.dtype, g.median_us, g.flushed_median_us, g.predicted_us, "
+                      "g.check_error, g.result_json, g.tool_version, g.created_s FROM graph_runs g "
+                      "JOIN targets t ON t.id = g.target_id";
     if (model_key) sql += " WHERE g.model_key = ?1";
     sql += " ORDER BY g.created_s DESC, g.id DESC";
     Statement s(db_, sql);

@@ -44,16 +44,23 @@ inline bool same_strides(const Shape& shape, const Shape& a, const Shape& b) {
   return true;
 }
 
-// The order (outermost first) in which a dense tensor of `shape` lays out its dimensions,
-// or nullopt when `strides` leave gaps, repeat elements or tie.
-inline std::optional<std::vector<size_t>> dense_order(const Shape& shape, const Shape& strides) {
+// The dimensions of `shape` by `strides`, outermost first: extent-1 dimensions, then the rest by
+// stride, largest first.
+inline std::vector<size_t> by_stride(const Shape& shape, const Shape& strides) {
   std::vector<size_t> order(shape.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
     const bool unit_a = shape[a] == 1, unit_b = shape[b] == 1;
-    if (unit_a != unit_b) return unit_a;  // extent-1 dimensions outermost
+    if (unit_a != unit_b) return unit_a;
     return !unit_a && strides[a] > strides[b];
   });
+  return order;
+}
+
+// The order (outermost first) in which a dense tensor of `shape` lays out its dimensions,
+// or nullopt when `strides` leave gaps, repeat elements or tie.
+inline std::optional<std::vector<size_t>> dense_order(const Shape& shape, const Shape& strides) {
+  std::vector<size_t> order = by_stride(shape, strides);
   int64_t expect = 1;
   for (size_t k = order.size(); k-- > 0;) {
     const size_t d = order[k];
@@ -64,18 +71,11 @@ inline std::optional<std::vector<size_t>> dense_order(const Shape& shape, const 
   return order;
 }
 
-// The order of `strides` (largest first, extent-1 dimensions outermost) where they nest like
-// a dense tensor's, gaps allowed: each non-unit dimension's stride is positive and at least the
-// next one's times its extent (a channel slice of an NHWC tensor, for one). nullopt otherwise
-// (broadcast, overlapping or interleaved dimensions).
+// The order of `strides` where they nest like a dense tensor's, gaps allowed: each non-unit
+// dimension's stride is at least the span of the dimensions inside it (a channel slice of an
+// NHWC tensor, for one). nullopt otherwise (broadcast, overlapping or interleaved dimensions).
 inline std::optional<std::vector<size_t>> nested_order(const Shape& shape, const Shape& strides) {
-  std::vector<size_t> order(shape.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const bool unit_a = shape[a] == 1, unit_b = shape[b] == 1;
-    if (unit_a != unit_b) return unit_a;
-    return !unit_a && strides[a] > strides[b];
-  });
+  std::vector<size_t> order = by_stride(shape, strides);
   int64_t reach = 1;  // the span of the dimensions inside the current one
   for (size_t k = order.size(); k-- > 0;) {
     const size_t d = order[k];

@@ -372,10 +372,10 @@ GpuRunResult GpuRun::run(const std::vector<std::optional<Schedule>>& schedules,
     size_t launched = 0;
     std::vector<double> t = timer_->time(
         static_cast<int>(steps * per), [&] { enqueue(first_run + launched++ / per, nullptr); }, [] {});
-    for (size_t i = 0; i < steps; ++i)
-      r.steps.push_back({first_run + i, percentile(std::vector<double>(t.begin() + static_cast<std::ptrdiff_t>(i * per),
-                                                                       t.begin() + static_cast<std::ptrdiff_t>((i + 1) * per)),
-                                                   0.5)});
+    for (size_t i = 0; i < steps; ++i) {
+      const auto first = t.begin() + static_cast<std::ptrdiff_t>(i * per);
+      r.steps.push_back({first_run + i, percentile({first, first + static_cast<std::ptrdiff_t>(per)}, 0.5)});
+    }
   }
   return r;
 }

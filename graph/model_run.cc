@@ -107,6 +107,31 @@ Json describe_plan(const Graph& g, const ExecPlan& plan) {
           {"unsupported", plan.unsupported}};
 }
 
+Json describe_steps(const ExecPlan& plan) {
+  Json steps = Json::array();
+  for (const ExecStep& s : plan.steps) {
+    Json step = {{"label", s.label}, {"setup", s.setup}};
+    if (s.workload) step["workload"] = s.workload->key();
+    if (s.generic) {
+      const kernels::GenericParams& p = s.generic->params;
+      Json shape = Json::array(), out_strides = Json::array(), in_strides = Json::array();
+      for (int d = 0; d < p.rank; ++d) {
+        shape.push_back(p.shape[d]);
+        out_strides.push_back(p.out_strides[d]);
+      }
+      for (int j = 0; j < p.inputs; ++j) {
+        Json st = Json::array();
+        for (int d = 0; d < p.rank; ++d) st.push_back(p.in_strides[j][d]);
+        in_strides.push_back(st);
+      }
+      step["walk"] = {{"shape", shape}, {"out_strides", out_strides}, {"in_strides", in_strides},
+                      {"blocks", s.generic->source.launch.grid[0]}};
+    }
+    steps.push_back(step);
+  }
+  return steps;
+}
+
 namespace {
 
 // Runs a prepared model on `dev` (run_model_on_gpu's second half).

@@ -48,6 +48,11 @@ PreparedModel prepare_model(const ModelRunRequest& request, const HardwareSpec& 
 /// operators that cannot run ("unsupported").
 Json describe_plan(const Graph& g, const ExecPlan& plan);
 
+/// Each step of the plan: its label, whether it runs before the timed runs, a tuned kernel's
+/// workload, a generic kernel's walk (its index space after merging, in storage order: shape,
+/// the output's and each input's strides, and its blocks).
+Json describe_steps(const ExecPlan& plan);
+
 /// Runs `graph`, a rewrite of `original` (the model as imported), as run_model_on_gpu runs
 /// its rewrite: planned, scheduled, run on the first GPU and checked against the reference of
 /// `original`. The request's graph field only labels the result.

@@ -396,52 +396,29 @@ std::string eltwise_expression(EltwiseOp op, const std::string& v, const std::st
   TESSERA_UNREACHABLE("elementwise op");
 }
 
-std::string_view store_type_cuda(StoreType t) {
-  switch (t) {
-    case StoreType::kF16:
-      return "tessera::F16";
-    case StoreType::kBF16:
-      return "tessera::BF16";
-    case StoreType::kF32:
-      return "float";
-    case StoreType::kI64:
-      return "long long";
-    case StoreType::kU8:
-      return "unsigned char";
-  }
-  TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
+namespace {
+
+// What each store type is called, its device type and its size, in StoreType's order.
+struct StoreInfo {
+  std::string_view name, cuda;
+  int64_t bytes;
+};
+const StoreInfo& store_info(StoreType t) {
+  static constexpr StoreInfo kInfo[] = {{"f16", "tessera::F16", 2},
+                                        {"bf16", "tessera::BF16", 2},
+                                        {"f32", "float", 4},
+                                        {"i64", "long long", 8},
+                                        {"u8", "unsigned char", 1}};
+  const auto k = static_cast<size_t>(t);
+  TESSERA_CHECK(k < std::size(kInfo), "store type " + std::to_string(static_cast<int>(t)));
+  return kInfo[k];
 }
 
-std::string_view store_type_name(StoreType t) {
-  switch (t) {
-    case StoreType::kF16:
-      return "f16";
-    case StoreType::kBF16:
-      return "bf16";
-    case StoreType::kF32:
-      return "f32";
-    case StoreType::kI64:
-      return "i64";
-    case StoreType::kU8:
-      return "u8";
-  }
-  TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
-}
+}  // namespace
 
-int64_t store_bytes(StoreType t) {
-  switch (t) {
-    case StoreType::kF16:
-    case StoreType::kBF16:
-      return 2;
-    case StoreType::kF32:
-      return 4;
-    case StoreType::kI64:
-      return 8;
-    case StoreType::kU8:
-      return 1;
-  }
-  TESSERA_UNREACHABLE("store type " + std::to_string(static_cast<int>(t)));
-}
+std::string_view store_type_cuda(StoreType t) { return store_info(t).cuda; }
+std::string_view store_type_name(StoreType t) { return store_info(t).name; }
+int64_t store_bytes(StoreType t) { return store_info(t).bytes; }
 
 GenericKernel strided_copy(StoreType in, StoreType out, const std::vector<int64_t>& shape,
                            const StridedRef& src, const StridedRef& dst) {

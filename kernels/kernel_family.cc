@@ -30,6 +30,18 @@ bool has_every_knob(const KernelFamily& f, const Schedule& s, const Workload& w,
   return true;
 }
 
+Schedule in_family_order(const KernelFamily& f, const Schedule& s, const Workload& w, const HardwareSpec& hw) {
+  Schedule out{s.family, {}};
+  for (const KnobDomain& d : f.space(w, hw)) {
+    std::optional<int64_t> v = s.find(d.name);
+    if (!v) throw UserError("schedule of " + s.family + " lacks knob '" + d.name + "'");
+    out.knobs.emplace_back(d.name, *v);
+  }
+  for (const auto& [name, value] : s.knobs)
+    if (!out.find(name)) throw UserError(s.family + " has no knob '" + name + "'");
+  return out;
+}
+
 std::vector<const KernelFamily*> FamilyRegistry::for_workload(const Workload& w) const {
   std::vector<const KernelFamily*> out;
   for (const auto& f : families_)

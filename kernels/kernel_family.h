@@ -193,6 +193,11 @@ class KernelFamily {
 /// of an older kernel may lack one; validate(), emit() and tile_plan() assume them all).
 bool has_every_knob(const KernelFamily& f, const Schedule& s, const Workload& w, const HardwareSpec& hw);
 
+/// `s` with its knobs in the order of `f`'s space for `w` (a schedule's key and the
+/// measurement expect it; a user's JSON object has no order of its own). A knob missing or
+/// unknown is a UserError.
+Schedule in_family_order(const KernelFamily& f, const Schedule& s, const Workload& w, const HardwareSpec& hw);
+
 /// The families known to a process, by name.
 class FamilyRegistry {
  public:

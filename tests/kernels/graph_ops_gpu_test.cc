@@ -23,6 +23,7 @@ namespace {
 using S = StoreType;
 
 using testing::dense;
+using testing::window;
 
 template <class T>
 std::vector<uint8_t> bytes_of(const std::vector<T>& v) {
@@ -336,10 +337,7 @@ TEST_F(GraphOpsGpu, MaxPoolOfNhwcInput) {
   const std::vector<int64_t> in = {2, 3, 9, 10}, out = {2, 3, 5, 5};
   const StridedRef nhwc{0, {9 * 10 * 3, 1, 10 * 3, 3}};
   std::vector<float> x = f16_floats(540, 7);
-  PoolWindow w;
-  w.kh = w.kw = 3;
-  w.sh = w.sw = 2;
-  w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
+  const PoolWindow w = window(true, false);
   auto at = [&](int64_t n, int64_t c, int64_t h, int64_t ww) {
     return x[static_cast<size_t>(n * nhwc.strides[0] + c * nhwc.strides[1] + h * nhwc.strides[2] +
                                  ww * nhwc.strides[3])];
@@ -407,10 +405,7 @@ TEST_F(GraphOpsGpu, SeveralElementsPerThread) {
   const std::vector<int64_t> in = {4, 64, 34, 34}, out = {4, 64, 17, 17};
   const StridedRef in_nhwc{0, {34 * 34 * 64, 1, 34 * 64, 64}}, out_nhwc{0, {17 * 17 * 64, 1, 17 * 64, 64}};
   std::vector<float> px = f16_floats(4 * 64 * 34 * 34, 24);
-  PoolWindow w;
-  w.kh = w.kw = 3;
-  w.sh = w.sw = 2;
-  w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
+  const PoolWindow w = window(true, false);
   GenericKernel pk = pool2d(S::kF16, in, in_nhwc, out, out_nhwc, w);
   ASSERT_NE(pk.source.source.find("V = 4;"), std::string::npos);
   ASSERT_NE(pk.source.source.find("const bool packed"), std::string::npos);  // taps read as packs
@@ -440,12 +435,7 @@ TEST_F(GraphOpsGpu, AveragePoolWithAndWithoutPadding) {
   };
   for (bool include : {false, true}) {
     SCOPED_TRACE(include ? "count_include_pad 1" : "count_include_pad 0");
-    PoolWindow w;
-    w.max = false;
-    w.count_include_pad = include;
-    w.kh = w.kw = 3;
-    w.sh = w.sw = 2;
-    w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
+    const PoolWindow w = window(false, include);
     GenericKernel k = pool2d(S::kF32, in, dense(in), out, dense(out), w);
     std::vector<float> want = host_pool(at, in, out, w);
     expect_near(values_of<float>(run_poisoned(k, {bytes_of(x)}, 128)), want, 1e-6);

@@ -19,15 +19,7 @@ using S = StoreType;
 
 using testing::dense;
 
-PoolWindow window(bool max, bool include_pad) {
-  PoolWindow w;
-  w.max = max;
-  w.count_include_pad = include_pad;
-  w.kh = w.kw = 3;
-  w.sh = w.sw = 2;
-  w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
-  return w;
-}
+using testing::window;
 
 // One kernel of each kind and a spread of element types.
 std::vector<GenericKernel> representative_kernels() {

@@ -15,4 +15,16 @@ inline StridedRef dense(const std::vector<int64_t>& shape, int64_t offset = 0) {
   return r;
 }
 
+// A 3x3 pooling window, stride 2, padding 1 on every side: max or average (with or without
+// count_include_pad).
+inline PoolWindow window(bool max, bool include_pad) {
+  PoolWindow w;
+  w.max = max;
+  w.count_include_pad = include_pad;
+  w.kh = w.kw = 3;
+  w.sh = w.sw = 2;
+  w.pad_top = w.pad_left = w.pad_bottom = w.pad_right = 1;
+  return w;
+}
+
 }  // namespace tessera::kernels::testing

@@ -40,6 +40,32 @@ TEST(FamilyRegistry, FindsFamiliesByNameAndWorkload) {
   EXPECT_THROW(registry.add(std::make_unique<FakeMatmulFamily>("fake_a")), InternalError);
 }
 
+// A schedule a user writes (bench --schedule) comes in the family's knob order whatever its
+// JSON's; a knob missing or unknown is one line of user error.
+TEST(FamilyKnobs, UserSchedulesTakeTheFamilysOrder) {
+  FamilyRegistry families;
+  register_builtin_families(families);
+  const KernelFamily* f = families.find("conv_wgmma");
+  ASSERT_NE(f, nullptr);
+  const Workload w = Workload::parse("conv2d:n=32,h=7,w=7,c=1024,k=1024,r=3,s=3,pad=1,groups=32:f16:epilogue=bias");
+  const HardwareSpec& hw = find_spec("h100_sxm");
+  const std::vector<KnobDomain> space = f->space(w, hw);
+  Schedule reversed{"conv_wgmma", {}};
+  for (auto d = space.rbegin(); d != space.rend(); ++d) reversed.knobs.emplace_back(d->name, d->values.front());
+  const Schedule ordered = in_family_order(*f, reversed, w, hw);
+  ASSERT_EQ(ordered.knobs.size(), space.size());
+  for (size_t k = 0; k < space.size(); ++k) {
+    EXPECT_EQ(ordered.knobs[k].first, space[k].name);
+    EXPECT_EQ(ordered.knobs[k].second, space[k].values.front());
+  }
+  Schedule missing = ordered;
+  missing.knobs.pop_back();
+  EXPECT_THROW(in_family_order(*f, missing, w, hw), UserError);
+  Schedule unknown = ordered;
+  unknown.knobs.emplace_back("warps", 4);
+  EXPECT_THROW(in_family_order(*f, unknown, w, hw), UserError);
+}
+
 #if TESSERA_HAVE_CUDA
 TEST(Nvrtc, ReportsItsVersionWithoutAGpu) {
   std::string v = nvrtc_version();
