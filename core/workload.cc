@@ -156,6 +156,18 @@ double parse_epsilon(const ParamBag& bag, const std::string& text) {
   return value;
 }
 
+// A matmul's scale on its product: a finite, non-zero number (a zero would make the product
+// moot, and the kernels' float could not hold an infinite one).
+double parse_alpha(const ParamBag& bag, const std::string& text) {
+  double value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || !std::isfinite(value) || value == 0 || std::fabs(value) > 3.0e38 ||
+      std::fabs(value) < 1.0e-30)
+    bag.fail("alpha must be a finite, non-zero number within float's range (got '" + text + "')");
+  return value;
+}
+
 std::string pair_text(int64_t a, int64_t b) {
   return a == b ? std::to_string(a) : std::to_string(a) + "x" + std::to_string(b);
 }
@@ -196,7 +208,8 @@ Workload build(OpKind kind, DType dtype, ParamBag& params, ParamBag& options) {
       s.k = params.extent("k");
       s.trans_a = params.flag("ta");
       s.trans_b = params.flag("tb");
-      params.finish(kind_name, kind == OpKind::kBatchMatmul ? "b, m, n, k, ta, tb" : "m, n, k, ta, tb");
+      if (auto alpha = params.take("alpha")) s.alpha = parse_alpha(params, *alpha);
+      params.finish(kind_name, kind == OpKind::kBatchMatmul ? "b, m, n, k, ta, tb, alpha" : "m, n, k, ta, tb, alpha");
       w.shape = s;
       break;
     }
@@ -585,6 +598,7 @@ void visit_params(const Workload& w, Emit&& emit) {
       emit("k", s.k);
       if (s.trans_a) emit("ta", int64_t{1});
       if (s.trans_b) emit("tb", int64_t{1});
+      if (s.alpha != 1.0) emit("alpha", number_text(s.alpha));
       break;
     }
     case OpKind::kConv2d: {

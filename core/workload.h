@@ -50,6 +50,9 @@ struct MatmulShape {
   int64_t m = 0, n = 0, k = 0;
   bool trans_a = false;  ///< A stored as [k, m]
   bool trans_b = false;  ///< B stored as [n, k]
+  /// C = epilogue(alpha * A B): a scale on the product before the epilogue's steps (attention's
+  /// 1 / sqrt(d) folded into its matmul); 1 is left out of the spec, any other kept as `alpha=`.
+  double alpha = 1.0;
   bool operator==(const MatmulShape&) const = default;
 };
 

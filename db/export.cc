@@ -397,7 +397,7 @@ std::string cutlass_gemm_columns(const Record& r, const ExportOptions& o) {
   const int64_t split = sc.find(knob::kSplitK).value_or(1), group = sc.find(knob::kGroupM).value_or(1);
   std::string row = "universal," + std::to_string(m.m) + "," + std::to_string(m.n) + "," + std::to_string(m.k) + "," +
                     in + (m.trans_a ? ":column," : ":row,") + in + (m.trans_b ? ":column," : ":row,") + out + ":row," +
-                    out + ":row,1," + (beta ? "1," : "0,") + (split > 1 ? "parallel," : "serial,") +
+                    out + ":row," + number_text(m.alpha) + "," + (beta ? "1," : "0,") + (split > 1 ? "parallel," : "serial,") +
                     std::to_string(split) + "," + std::to_string(m.batch) + "," + (group > 1 ? "along_m," : "heuristic,") +
                     "invalid,invalid,false,false," + std::to_string(group) + "," + cutlass_tile_columns(r, o);
   return row + cutlass_counts(static_cast<double>(m.m), static_cast<double>(m.n), static_cast<double>(m.k),

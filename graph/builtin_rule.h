@@ -78,6 +78,7 @@ std::unique_ptr<Rule> make_ungroup_conv();
 std::unique_ptr<Rule> make_transpose_compose();
 std::unique_ptr<Rule> make_split_activation();
 std::unique_ptr<Rule> make_transpose_unit_dims();
+std::unique_ptr<Rule> make_fused_matmul_transpose();
 std::unique_ptr<Rule> make_reshape_elementwise();
 std::unique_ptr<Rule> make_split_split();
 std::unique_ptr<Rule> make_split_heads();

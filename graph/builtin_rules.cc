@@ -163,6 +163,7 @@ std::vector<std::unique_ptr<Rule>> builtin_rules() {
   rules.push_back(make_transpose_compose());
   rules.push_back(make_split_activation());
   rules.push_back(make_transpose_unit_dims());
+  rules.push_back(make_fused_matmul_transpose());
   rules.push_back(make_reshape_elementwise());
   rules.push_back(make_split_split());
   rules.push_back(make_split_heads());

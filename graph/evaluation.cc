@@ -757,6 +757,8 @@ void evaluate(const Infer& c, const Tensor* const* in, std::vector<Tensor>& out)
       return eval_matmul(*in[0], *in[1], false, false, y);
     case OpType::kFusedMatMul:
       eval_matmul(*in[0], *in[1], c.attr_int("trans_a", 0) != 0, c.attr_int("trans_b", 0) != 0, y);
+      if (const auto alpha = static_cast<float>(c.attr_float("alpha", 1.0)); alpha != 1.0f)
+        for (float& v : y.f) v *= alpha;  // the product's scale, before the epilogue
       return apply_epilogue(epilogue_steps(c), in + 2, false, y);
     case OpType::kGemm:
       return eval_gemm(c, in, n_in, y);

@@ -29,11 +29,20 @@ std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDa
                                                  const HardwareSpec& hw, costmodel::AnalyticModel& model) {
   if (db != nullptr) {
     // The fastest record whose schedule this build's family still runs (an older record may
-    // lack a knob added since, or break a limit validate() checks now).
-    for (const db::StoredRecord& r : best_records(*db, w, target, 8).records) {
-      const kernels::KernelFamily* f = families.find(r.record.schedule.family);
-      if (f && kernels::has_every_knob(*f, r.record.schedule, w, hw) && !f->validate(r.record.schedule, w, hw))
-        return {r.record.schedule, "database"};
+    // lack a knob added since, or break a limit validate() checks now). A scaled matmul
+    // (alpha) without records of its own takes its unscaled form's: the scale is one multiply
+    // per output in the same kernel.
+    std::vector<Workload> forms{w};
+    if (std::holds_alternative<MatmulShape>(w.shape) && w.matmul().alpha != 1.0) {
+      forms.push_back(w);
+      std::get<MatmulShape>(forms.back().shape).alpha = 1.0;
+    }
+    for (const Workload& form : forms) {
+      for (const db::StoredRecord& r : best_records(*db, form, target, 8).records) {
+        const kernels::KernelFamily* f = families.find(r.record.schedule.family);
+        if (f && kernels::has_every_knob(*f, r.record.schedule, w, hw) && !f->validate(r.record.schedule, w, hw))
+          return {r.record.schedule, form == w ? "database" : "database (unscaled form)"};
+      }
     }
   }
   search::ConstructOptions options;

@@ -389,6 +389,7 @@ class Exporter {
       operands[k] = out;
     }
     step(c, "MatMul", {operands[0], operands[1]}, "matmul", y);
+    if (const double alpha = n.attr_float("alpha", 1.0); alpha != 1.0) step(c, "Mul", {c.value, scalar(c.type, alpha, "alpha")}, "alpha", y);
     epilogue(c, split_steps(n.attr_string("epilogue", "")), 2, false);
     finish(c);
   }

@@ -47,7 +47,7 @@ double float_decimal(double v) {
 }
 
 std::optional<std::string> matmul_spec(const Graph& g, const Node& n, bool ta, bool tb, const std::string& steps,
-                                       std::string_view dtype) {
+                                       std::string_view dtype, double alpha = 1.0) {
   const auto& a = g.value(n.inputs[0]).shape;
   const auto& b = g.value(n.inputs[1]).shape;
   if (a.size() < 2 || b.size() < 2) return std::nullopt;
@@ -56,7 +56,7 @@ std::optional<std::string> matmul_spec(const Graph& g, const Node& n, bool ta, b
   int64_t nn = tb ? b[b.size() - 2] : b[b.size() - 1];
   int64_t batch_a = product(a, 0, a.size() - 2), batch_b = product(b, 0, b.size() - 2);
   std::ostringstream s;
-  std::string flags = std::string(ta ? ",ta=1" : "") + (tb ? ",tb=1" : "");
+  std::string flags = std::string(ta ? ",ta=1" : "") + (tb ? ",tb=1" : "") + (alpha != 1.0 ? ",alpha=" + number_text(alpha) : "");
   if (batch_b == 1 && !ta) {
     // Weights shared by every row: one matmul over the flattened batch.
     s << "matmul:m=" << batch_a * m << ",n=" << nn << ",k=" << k << flags;
@@ -111,7 +111,7 @@ std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype
     case OpType::kMatMul: spec = matmul_spec(g, n, false, false, "", dt); break;
     case OpType::kFusedMatMul:
       spec = matmul_spec(g, n, n.attr_int("trans_a", 0) != 0, n.attr_int("trans_b", 0) != 0,
-                         n.attr_string("epilogue", ""), dt);
+                         n.attr_string("epilogue", ""), dt, n.attr_float("alpha", 1.0));
       break;
     case OpType::kGemm: {
       bool bias = n.inputs.size() > 2 && n.inputs[2] != kNone && g.value(n.inputs[2]).shape.size() == 1;
@@ -252,12 +252,14 @@ void CostOracle::calibrate(const Graph& g) {
 }
 
 std::optional<double> CostOracle::relative_scale(const Workload& w) {
-  if (db_ == nullptr || w.epilogue.empty()) return std::nullopt;
+  // A matmul's scale on its product costs one multiply per output: its unscaled form stands in.
+  const bool scaled = std::holds_alternative<MatmulShape>(w.shape) && w.matmul().alpha != 1.0;
+  if (db_ == nullptr || (w.epilogue.empty() && !scaled)) return std::nullopt;
   // The same operator with fewer epilogue steps, most steps first: a fused operator whose
   // unfused form was measured costs about what the measurement says, scaled by the model.
   const size_t n = w.epilogue.size();
   std::vector<uint32_t> subsets;
-  for (uint32_t mask = 0; mask + 1 < (1u << n); ++mask) subsets.push_back(mask);
+  for (uint32_t mask = 0; mask + 1 < (1u << n) || (scaled && mask < (1u << n)); ++mask) subsets.push_back(mask);
   std::stable_sort(subsets.begin(), subsets.end(),
                    [](uint32_t a, uint32_t b) { return std::popcount(a) > std::popcount(b); });
   for (uint32_t mask : subsets) {
@@ -265,6 +267,7 @@ std::optional<double> CostOracle::relative_scale(const Workload& w) {
     relative.epilogue.clear();
     for (size_t i = 0; i < n; ++i)
       if (mask & (1u << i)) relative.epilogue.push_back(w.epilogue[i]);
+    if (scaled) std::get<MatmulShape>(relative.shape).alpha = 1.0;
     try {
       relative = Workload::parse(relative.key());  // a combination the workload rules allow
     } catch (const UserError&) {

@@ -222,7 +222,12 @@ std::vector<OutputSpec> infer_matmul(const Infer& c) {
   c.expect_same_type(0, 1, "A", "B");
   bool ta = fused && c.attr_int("trans_a", 0) != 0, tb = fused && c.attr_int("trans_b", 0) != 0;
   Shape y = matmul_shape(c, c.shape(0), c.shape(1), ta, tb);
-  if (fused) check_epilogue_inputs(c, epilogue_steps(c), y, false);
+  if (fused) {
+    check_epilogue_inputs(c, epilogue_steps(c), y, false);
+    const double alpha = c.attr_float("alpha", 1.0);
+    if (!std::isfinite(alpha) || alpha == 0 || std::fabs(alpha) > 3.0e38 || std::fabs(alpha) < 1.0e-30)
+      c.fail("alpha " + number_text(alpha) + " must be a finite, non-zero number within float's range");
+  }
   return {{c.type(0), y}};
 }
 

@@ -1,6 +1,7 @@
 #include "kernels/families.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "core/embedded.h"
 
@@ -74,6 +75,12 @@ void add_splitk_reduce(KernelSource& out, const Workload& w, int64_t split) {
   out.workspace_bytes = split * outputs * 4;
 }
 
+std::string float_literal(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9ef", v);
+  return text;
+}
+
 EpilogueCode matmul_epilogue_code(const Workload& w) {
   EpilogueCode code;
   // body: operator()'s steps; pair_body: apply()'s, with the bias from the Cols loaded once.
@@ -81,6 +88,13 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
   // staging tile a TMA copy filled).
   std::string members, body, pair_body, staged_body, cols = "  struct Cols {};\n  __device__ Cols cols(int) const { return {}; }\n";
   bool residual = false;
+  // The product's scale comes before every step (the accumulator is alpha * A B).
+  if (const double alpha = std::holds_alternative<MatmulShape>(w.shape) ? w.matmul().alpha : 1.0; alpha != 1.0) {
+    const std::string scale = "    v *= " + float_literal(alpha) + ";\n";
+    body += scale;
+    pair_body += scale;
+    staged_body += scale;
+  }
   for (EpilogueOp op : w.epilogue) {
     switch (op) {
       case EpilogueOp::kBias:

@@ -88,6 +88,8 @@ struct EpilogueCode {
   std::string init;    ///< e.g. "bias"
 };
 EpilogueCode matmul_epilogue_code(const Workload& w);
+/// `v` as a CUDA float literal with every digit a float holds ("1.250000000e-01f").
+std::string float_literal(double v);
 
 /// Split-K's second kernel for a matmul of `w`, `<entry>_reduce(A, B, <epilogue params>, C,
 /// W)`: adds the `split` slices' f32 partials of W in a fixed order and applies the epilogue

@@ -8,7 +8,6 @@
 // Softmax's exponentials are __expf (one ex2.approx after a multiply; relative error of a few
 // ulp for the arguments x - max <= 0 it sees): a row held in registers computes each one twice.
 #include <algorithm>
-#include <cstdio>
 
 #include "core/error.h"
 #include "kernels/families.h"
@@ -141,8 +140,7 @@ class RowsFamily : public KernelFamily {
                         regs) +
               "  }\n";
     } else if (w.kind == OpKind::kLayernorm) {
-      char eps[32];  // the workload's epsilon as a float literal, every digit kept
-      std::snprintf(eps, sizeof eps, "%.9e", w.rows().epsilon);
+      const std::string eps = float_literal(w.rows().epsilon);  // every digit kept
       if (single) {
         body += "  float sum = 0.0f, sq = 0.0f;\n  if (active) {\n" +
                 for_packs("xr",
@@ -162,7 +160,7 @@ class RowsFamily : public KernelFamily {
                           regs) +
                 "  }\n" + reduce("sq", false) + "  const float var = sq / kCols;\n";
       }
-      body += "  const float rstd = rsqrtf(var + " + std::string(eps) + "f);\n  if (active) {\n    Out* yr = y + row * (long long)kCols;\n" +
+      body += "  const float rstd = rsqrtf(var + " + eps + ");\n  if (active) {\n    Out* yr = y + row * (long long)kCols;\n" +
               for_packs("xr",
                         "      const Pack<In, kVec> g = *reinterpret_cast<const Pack<In, kVec>*>(gamma + c);\n"
                         "      const Pack<In, kVec> b = *reinterpret_cast<const Pack<In, kVec>*>(beta + c);\n"

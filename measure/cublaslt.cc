@@ -38,6 +38,7 @@ struct LtMatmul::State {
   std::vector<cublasLtMatmulAlgo_t> algos;
   void* workspace = nullptr;
   float beta = 0;
+  float alpha = 1;  // the workload's scale on the product (the reference's raw product: 1)
   int bias_input = -1, residual_input = -1, inputs = 2;
   ~State() {
     if (workspace) cudaFree(workspace);
@@ -81,6 +82,7 @@ std::optional<LtMatmul> LtMatmul::make(const Workload& w, bool reference, std::s
       }
     }
     if (bias && epi == CUBLASLT_EPILOGUE_DEFAULT) epi = CUBLASLT_EPILOGUE_BIAS;
+    s.alpha = static_cast<float>(m.alpha);  // act(alpha A B + beta C + bias): the scale before every step
     s.inputs = next_input;
     if (m.batch > 1 && bias) {
       why = "cuBLASLt bias epilogues are not batched here";
@@ -139,8 +141,7 @@ std::string LtMatmul::launch(int algo, const std::vector<void*>& t, cudaStream_t
     void* bias = t[static_cast<size_t>(s.bias_input)];
     cublasLtMatmulDescSetAttribute(s.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias);
   }
-  float alpha = 1;
-  cublasStatus_t rc = cublasLtMatmul(s.handle, s.op, &alpha, t[1], s.a, t[0], s.b, &s.beta, c, s.c, d, s.d,
+  cublasStatus_t rc = cublasLtMatmul(s.handle, s.op, &s.alpha, t[1], s.a, t[0], s.b, &s.beta, c, s.c, d, s.d,
                                      &s.algos[static_cast<size_t>(algo)], s.workspace, kWorkspaceBytes, stream);
   return rc == CUBLAS_STATUS_SUCCESS ? "" : cublasLtGetStatusString(rc);
 }

@@ -1,6 +1,8 @@
 // fuse_epilogue: MatMul / Conv (plain or fused) followed by bias, relu, gelu or a residual
-// add becomes one fused operator with a longer epilogue.
+// add becomes one fused operator with a longer epilogue; a matmul's product multiplied or
+// divided by a one-element constant first (attention's 1 / sqrt(d)) becomes its `alpha`.
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -50,6 +52,11 @@ class FuseEpilogue : public BuiltinRule {
     if (!steps) return std::nullopt;
     FusedForm f = fused_form(base);
     for (const Step& st : *steps) {
+      if (st.name == kScale) {
+        const auto it = f.attrs.find("alpha");
+        f.attrs["alpha"] = (it == f.attrs.end() ? 1.0 : std::get<double>(it->second)) * st.scale;
+        continue;
+      }
       f.steps.push_back(st.name);
       if (st.input != kNone) f.inputs.push_back(st.input);
     }
@@ -86,6 +93,32 @@ class FuseEpilogue : public BuiltinRule {
       g.add_output(t);
       cases.push_back(std::move(g));
     }
+    // Attention's scores: a batched matmul divided by a scalar (alpha), then a relu.
+    {
+      Graph g;
+      ValueId q = g.add_input("q", ElemType::kF32, {2, 3, 8});
+      ValueId k = g.add_input("k", ElemType::kF32, {2, 8, 5});
+      ValueId s = g.add_constant("s", Tensor::floats({}, {2.828427f}));
+      ValueId t = g.add_node(OpType::kMatMul, {q, k})[0];
+      t = g.add_node(OpType::kDiv, {t, s})[0];
+      t = g.add_node(OpType::kRelu, {t})[0];
+      g.add_output(t);
+      cases.push_back(std::move(g));
+    }
+    // A scalar multiply, a bias and a relu in one elementwise chain after a transposed-weight
+    // matmul: alpha, then the epilogue.
+    {
+      Graph g;
+      ValueId x = g.add_input("x", ElemType::kF32, {4, 8});
+      ValueId w = g.add_constant("w", random_tensor({5, 8}, 20));
+      ValueId s = g.add_constant("s", Tensor::floats({1}, {-0.125f}));
+      ValueId b = g.add_constant("b", random_tensor({5}, 21));
+      Attrs tb{{"trans_a", int64_t{0}}, {"trans_b", int64_t{1}}, {"epilogue", std::string("")}};
+      ValueId t = g.add_node(OpType::kFusedMatMul, {x, w}, tb)[0];
+      t = g.add_node(OpType::kEltwiseChain, {t, s, b}, {{"ops", std::string("mul+add+relu")}})[0];
+      g.add_output(t);
+      cases.push_back(std::move(g));
+    }
     // Conv with bias + relu.
     {
       Graph g;
@@ -102,11 +135,31 @@ class FuseEpilogue : public BuiltinRule {
   }
 
  private:
-  // One epilogue step and the input it reads (kNone for an activation).
+  static constexpr const char* kScale = "scale";
+  // One epilogue step and the input it reads (kNone for an activation); kScale: the product
+  // multiplied by `scale`.
   struct Step {
     std::string name;
     ValueId input = kNone;
+    double scale = 1.0;
   };
+
+  // The factor a Mul by (or, `divide`, a Div by) `other` applies, when `other` is a one-element
+  // constant of y's type that keeps y's shape and the factor is finite and non-zero.
+  static std::optional<double> scale_of(const Graph& g, ValueId y, ValueId other, bool divide) {
+    if (!is_constant(g, other)) return std::nullopt;
+    const Value& o = g.value(other);
+    const Value& yv = g.value(y);
+    if (o.synthetic || o.type != yv.type || o.elements() != 1 || o.shape.size() > yv.shape.size() ||
+        o.constant->f.size() != 1) {
+      return std::nullopt;
+    }
+    const double v = o.constant->f[0];
+    if (!std::isfinite(v) || v == 0) return std::nullopt;
+    const double factor = divide ? 1.0 / v : v;
+    if (!std::isfinite(factor) || std::fabs(factor) > 3.0e38 || std::fabs(factor) < 1.0e-30) return std::nullopt;
+    return factor;
+  }
 
   // The step an Add of `other` to the contraction's result y is: a residual (y's shape) or,
   // for a matmul, a bias (a constant vector over the output features).
@@ -127,7 +180,15 @@ class FuseEpilogue : public BuiltinRule {
   // most once in the whole epilogue.
   static std::optional<std::vector<Step>> steps_of(const Graph& g, const Node& base, const Node& next, ValueId y) {
     std::vector<Step> steps;
-    if (next.op == OpType::kRelu) {
+    // A scale applies to the product: only a matmul's, and only before any other step.
+    const bool can_scale = is_matmul(base.op) && fused_form(base).steps.empty();
+    if ((next.op == OpType::kMul || next.op == OpType::kDiv) && next.inputs.size() == 2) {
+      const bool divide = next.op == OpType::kDiv;
+      if (!can_scale || (divide && next.inputs[0] != y)) return std::nullopt;
+      auto factor = scale_of(g, y, next.inputs[0] == y ? next.inputs[1] : next.inputs[0], divide);
+      if (!factor) return std::nullopt;
+      steps.push_back({kScale, kNone, *factor});
+    } else if (next.op == OpType::kRelu) {
       steps.push_back({"relu"});
     } else if (next.op == OpType::kGelu && next.attr_string("approximate", "none") == "none") {
       steps.push_back({"gelu"});
@@ -139,7 +200,12 @@ class FuseEpilogue : public BuiltinRule {
     } else if (next.op == OpType::kEltwiseChain && !next.inputs.empty() && next.inputs[0] == y) {
       size_t operand = 1;
       for (const std::string& op : split_steps(next.attr_string("ops", ""))) {
-        if (op == "relu" || op == "gelu") {
+        if ((op == "mul" || op == "div") && operand < next.inputs.size()) {
+          if (!can_scale || !steps.empty()) return std::nullopt;
+          auto factor = scale_of(g, y, next.inputs[operand++], op == "div");
+          if (!factor) return std::nullopt;
+          steps.push_back({kScale, kNone, *factor});
+        } else if (op == "relu" || op == "gelu") {
           steps.push_back({op});
         } else if (op == "add" && operand < next.inputs.size()) {
           ValueId other = next.inputs[operand++];

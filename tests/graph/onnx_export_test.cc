@@ -223,7 +223,7 @@ Graph fused_graph() {
   ValueId bias = g.add_constant("bias", floats({16}, 0.1f));
   ValueId fc =
       g.add_node(OpType::kFusedMatMul, {a, b, bias, res},
-                 {{"trans_b", int64_t{1}}, {"epilogue", std::string("bias+gelu+residual")}}, "fc")[0];
+                 {{"trans_b", int64_t{1}}, {"epilogue", std::string("bias+gelu+residual")}, {"alpha", 0.25}}, "fc")[0];
   ValueId at = g.add_input("at", ElemType::kF32, {8, 2});
   ValueId b2 = g.add_constant("b2", floats({8, 4}, 0.1f));
   ValueId plain = g.add_node(OpType::kFusedMatMul, {at, b2}, {{"trans_a", int64_t{1}}}, "plain")[0];
@@ -267,7 +267,7 @@ TEST(OnnxExport, FusedOperatorsAreWrittenAsTheirDecomposition) {
   for (const char* fused : {"FusedMatMul", "FusedConv", "EltwiseChain", "Gelu"})
     EXPECT_FALSE(op_types.count(fused));
   for (const char* name :
-       {"fc/transpose_b", "fc/matmul", "fc/bias", "fc/gelu_erf", "fc/residual", "plain/transpose_a",
+       {"fc/transpose_b", "fc/matmul", "fc/alpha", "fc/bias", "fc/gelu_erf", "fc/residual", "plain/transpose_a",
         "conv1/conv", "conv2/bias_reshape", "chain/add", "chain/gelu_div", "gelu_tanh/gelu_tanh"}) {
     EXPECT_TRUE(names.count(name)) << name;
   }

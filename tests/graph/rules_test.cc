@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "graph/oracle.h"
 #include "graph/ops.h"
 #include "graph/rules.h"
 
@@ -518,6 +519,68 @@ TEST(GraphRules, LayoutChainStopsWhereAMatmulTakesTheTranspose) {
   ASSERT_EQ(apply_all(rule("layout_chain"), one), 1);
   EXPECT_EQ(count_ops(one, OpType::kTranspose), 1);
   expect_same_outputs(alone, one);
+}
+
+TEST(GraphRules, ScalarAfterAMatmulBecomesItsAlpha) {
+  // Attention's scores: (q k^T) / sqrt(d), then a softmax. The Div folds into the matmul as its
+  // alpha, and the workload the kernel runs says so.
+  Graph g;
+  ValueId q = g.add_input("q", ElemType::kF32, {1, 12, 16, 64});
+  ValueId k = g.add_input("k", ElemType::kF32, {1, 12, 64, 16});
+  ValueId s = g.add_constant("s", Tensor::floats({}, {8.0f}));
+  ValueId t = g.add_node(OpType::kMatMul, {q, k})[0];
+  t = g.add_node(OpType::kDiv, {t, s})[0];
+  g.add_output(g.add_node(OpType::kSoftmax, {t}, {{"axis", int64_t{-1}}})[0]);
+  Graph fused = g;
+  ASSERT_EQ(apply_all(rule("fuse_epilogue"), fused), 1);
+  const Node* mm = nullptr;
+  for (const Node& n : fused.nodes()) {
+    if (!n.removed && n.op == OpType::kFusedMatMul) mm = &n;
+  }
+  ASSERT_NE(mm, nullptr);
+  EXPECT_DOUBLE_EQ(mm->attr_float("alpha", 1.0), 0.125);
+  EXPECT_EQ(mm->attr_string("epilogue", "x"), "");
+  auto w = node_workload(fused, *mm, DType::kF16);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->key(), "batch_matmul:b=12,m=16,n=16,k=64,alpha=0.125:f16");
+  expect_same_outputs(g, fused);
+
+  // A scale after a bias would scale the bias too: it stays a separate operator. So does a
+  // divisor that is not one element, one that is zero, and a scalar divided by the product.
+  auto blocked = [&](auto build) {
+    Graph h;
+    ValueId x = h.add_input("x", ElemType::kF32, {4, 8});
+    ValueId wt = h.add_constant("w", ramp({8, 8}, 0.1f));
+    ValueId y = h.add_node(OpType::kMatMul, {x, wt})[0];
+    h.add_output(build(h, y));
+    Graph copy = h;
+    int fused_ops = apply_all(rule("fuse_epilogue"), copy);
+    for (const Node& n : copy.nodes()) {
+      if (!n.removed && n.op == OpType::kFusedMatMul) {
+        EXPECT_DOUBLE_EQ(n.attr_float("alpha", 1.0), 1.0);
+      }
+    }
+    if (fused_ops > 0) expect_same_outputs(h, copy);
+    return fused_ops;
+  };
+  EXPECT_EQ(blocked([](Graph& h, ValueId y) {
+              ValueId b = h.add_constant("b", ramp({8}, 0.05f));
+              ValueId two = h.add_constant("two", Tensor::floats({}, {2.0f}));
+              return h.add_node(OpType::kMul, {h.add_node(OpType::kAdd, {y, b})[0], two})[0];
+            }),
+            1);  // the bias only
+  EXPECT_EQ(blocked([](Graph& h, ValueId y) {
+              return h.add_node(OpType::kMul, {y, h.add_constant("v", ramp({8}, 0.5f))})[0];
+            }),
+            0);
+  EXPECT_EQ(blocked([](Graph& h, ValueId y) {
+              return h.add_node(OpType::kDiv, {y, h.add_constant("z", Tensor::floats({}, {0.0f}))})[0];
+            }),
+            0);
+  EXPECT_EQ(blocked([](Graph& h, ValueId y) {
+              return h.add_node(OpType::kDiv, {h.add_constant("one", Tensor::floats({}, {1.0f})), y})[0];
+            }),
+            0);
 }
 
 TEST(GraphRules, EpilogueFusionStopsAtSharedValues) {

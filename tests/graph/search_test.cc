@@ -293,17 +293,20 @@ TEST_F(GraphSearch, BertBlockGetsItsFusionsAndMergedProjections) {
   EXPECT_EQ(counts["gelu_from_erf_half_inner"], 2);
   EXPECT_GE(counts["fuse_epilogue"], 12);
   // The merged projection's result is split into heads by one Transpose (split_heads), the
-  // key's remaining swap of its last two axes goes into the scores' matmul.
+  // key's remaining swap of its last two axes goes into the scores' matmul (before or after
+  // the scores' scale became the matmul's alpha).
   EXPECT_EQ(counts["split_heads"], 2);
-  EXPECT_EQ(counts["matmul_transpose_b_4d"], 2);
-  int gelus = 0, erfs = 0, splits = 0;
+  EXPECT_EQ(counts["matmul_transpose_b_4d"] + counts["fused_matmul_transpose"], 2);
+  int gelus = 0, erfs = 0, splits = 0, scaled = 0;
   for (const Node& n : r.best.nodes()) {
     if (n.removed) continue;
+    scaled += n.op == OpType::kFusedMatMul && n.attr_int("trans_b", 0) == 1 && n.attr_float("alpha", 1.0) != 1.0;
     gelus += n.op == OpType::kFusedMatMul && n.attr_string("epilogue", "").find("gelu") != std::string::npos;
     erfs += n.op == OpType::kErf;
     splits += n.op == OpType::kSplit;
   }
   EXPECT_EQ(gelus, 2);
+  EXPECT_EQ(scaled, 2);  // 1 / sqrt(d) in the scores' matmuls
   EXPECT_EQ(erfs, 0);
   EXPECT_EQ(splits, 0);
   expect_matches_onnxruntime(r.best, "tiny_bert");

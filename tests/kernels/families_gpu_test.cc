@@ -365,6 +365,37 @@ TEST_F(FamiliesGpu, HopperConvMatchesReference) {
   EXPECT_EQ(ps, ts);
 }
 
+// alpha: the product scaled before the epilogue (attention's 1 / sqrt(d) folded into its matmul),
+// in every GEMM family: staged residuals and TMA stores, split-K's second kernel, the skinny
+// family's cluster reduction, SIMT and tf32.
+TEST_F(FamiliesGpu, GemmsScaleTheirProduct) {
+  const int cc = scan_.devices.front().properties.cc_major;
+  if (cc < 8) GTEST_SKIP() << "mma.sync m16n8k16 needs sm_80";
+  struct Case {
+    std::unique_ptr<KernelFamily> family;
+    std::vector<std::string> specs;
+  };
+  std::vector<Case> cases;
+  cases.push_back({make_gemm_tc_family(), {"batch_matmul:b=12,m=128,n=128,k=64,tb=1,alpha=0.125:f16",
+                                           "matmul:m=333,n=200,k=136,alpha=0.3:bf16:out=f32:epilogue=bias+gelu",
+                                           "matmul:m=100,n=72,k=2000,alpha=-0.25:f16:epilogue=bias+gelu"}});
+  cases.push_back({make_gemm_skinny_family(), {"matmul:m=16,n=200,k=520,tb=1,alpha=0.125:bf16:epilogue=bias+gelu",
+                                               "matmul:m=1,n=4096,k=4096,alpha=3:f16"}});
+  cases.push_back({make_gemm_simt_family(), {"matmul:m=100,n=99,k=127,alpha=0.125:f32:epilogue=bias+relu"}});
+  cases.push_back({make_gemm_tf32_family(), {"matmul:m=100,n=99,k=127,tb=1,alpha=2:f32:tf32=1:epilogue=residual"}});
+  if (cc == 9) {
+    cases.push_back({make_gemm_wgmma_family(), {"batch_matmul:b=12,m=128,n=128,k=64,tb=1,alpha=0.125:f16",
+                                                "matmul:m=128,n=768,k=768,alpha=0.5:f16:epilogue=bias+residual",
+                                                "matmul:m=100,n=72,k=2000,tb=1,alpha=-0.25:f16:epilogue=bias+gelu"}});
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.family->name()));
+    auto [tried, passed] = check_family(*c.family, c.specs, 4);
+    EXPECT_GE(tried, static_cast<int>(c.specs.size()) * 2);
+    EXPECT_EQ(passed, tried);
+  }
+}
+
 TEST_F(FamiliesGpu, SplitKGemmMatchesReference) {
   if (scan_.devices.front().properties.cc_major < 8) GTEST_SKIP() << "mma.sync m16n8k16 needs sm_80";
   auto [tried, passed] = check_family(*make_gemm_tc_family(),

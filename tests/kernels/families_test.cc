@@ -215,6 +215,51 @@ TEST(Families, SampledSchedulesCompileForHopperAndAmpere) {
   }
 }
 
+// A scaled product (alpha, attention's 1 / sqrt(d)) is multiplied in before the epilogue's
+// steps by every GEMM family, and the kernels compile with it.
+TEST(Families, ScaledGemmsMultiplyTheProductFirst) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  struct Case {
+    std::unique_ptr<KernelFamily> family;
+    const char* spec;
+  };
+  std::vector<Case> cases;
+  cases.push_back({make_gemm_wgmma_family(), "batch_matmul:b=12,m=128,n=128,k=64,tb=1,alpha=0.125:f16"});
+  cases.push_back({make_gemm_wgmma_family(), "matmul:m=128,n=768,k=768,alpha=-0.08838834764831845:f16:epilogue=bias+residual"});
+  cases.push_back({make_gemm_tc_family(), "matmul:m=100,n=72,k=2000,alpha=0.125:f16:epilogue=bias+gelu"});
+  cases.push_back({make_gemm_skinny_family(), "matmul:m=16,n=200,k=520,tb=1,alpha=0.125:bf16:epilogue=bias+gelu"});
+  cases.push_back({make_gemm_simt_family(), "matmul:m=100,n=99,k=127,alpha=0.125:f32:epilogue=bias+relu"});
+  cases.push_back({make_gemm_tf32_family(), "matmul:m=100,n=99,k=127,tb=1,alpha=2:f32:tf32=1:epilogue=residual"});
+  std::vector<KernelSource> sources;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.spec);
+    Workload w = Workload::parse(c.spec);
+    Workload unscaled = w;
+    std::get<MatmulShape>(unscaled.shape).alpha = 1.0;
+    const std::string scale = "v *= " + float_literal(w.matmul().alpha) + ";";
+    int emitted = 0;
+    for (const Schedule& s : enumerate_space(*c.family, w, h100)) {
+      if (c.family->validate(s, w, h100) || emitted == 3) continue;
+      KernelSource src = c.family->emit(w, s);
+      // Before the epilogue's steps, in each of the epilogue's entry points.
+      const size_t at = src.source.find(scale);
+      ASSERT_NE(at, std::string::npos) << src.source;
+      if (!w.epilogue.empty()) {
+        EXPECT_LT(at, src.source.find("v +="));
+      }
+      EXPECT_EQ(c.family->emit(unscaled, s).source.find("v *= "), std::string::npos);
+      sources.push_back(std::move(src));
+      ++emitted;
+    }
+    EXPECT_EQ(emitted, 3);
+  }
+#if TESSERA_HAVE_CUDA
+  BuildOptions hopper;
+  hopper.headers = device_headers();
+  for (const CompiledKernel& k : Builder(hopper).build(sources)) EXPECT_EQ(k.status, Status::kOk) << k.error;
+#endif
+}
+
 // single_pass 2 holds a thread's share of the row in registers: the input is read once, as
 // the plan tells the model, where the share fits (at most 16 packs); it compiles for uneven
 // rows too (the last pack of a thread past the row's end is neither loaded nor used).

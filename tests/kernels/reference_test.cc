@@ -86,6 +86,8 @@ TEST(Reference, MatmulTransposesAndEpilogues) {
   std::vector<HostTensor> far = {t({1, 1}, {-10}), t({1, 1}, {1})};
   HostTensor tail = reference(Workload::parse("matmul:m=1,n=1,k=1:f32:epilogue=gelu"), far);
   EXPECT_NEAR(tail.data[0] / -7.619853024160527e-23, 1.0, 1e-6);
+  // alpha scales the product before the epilogue's steps: relu(0.5 * A B + bias).
+  expect_near(reference(Workload::parse("matmul:m=2,n=2,k=2,alpha=0.5:f32:epilogue=bias+relu"), biased), {0, 12, 1.5, 26});
   // Non-square, with a batch.
   std::vector<HostTensor> bin = {t({2, 1, 3}, {1, 2, 3, 4, 5, 6}), t({2, 3, 1}, {1, 1, 1, 1, 0, -1})};
   expect_near(reference(Workload::parse("batch_matmul:b=2,m=1,n=1,k=3:f32"), bin), {6, -2});
