@@ -116,6 +116,30 @@ Json describe_plan(const Graph& g, const ExecPlan& plan) {
           {"unsupported", plan.unsupported}};
 }
 
+Json compare_gains(const Json& runs) {
+  // The run of `graph` on `kernels`, if it ran.
+  auto find = [&](const std::string& graph, const std::string& kernels) -> const Json* {
+    for (const Json& r : runs) {
+      if (r.value("graph", std::string()) == graph && r.value("kernels", std::string()) == kernels &&
+          r.contains("latency_us") && r["latency_us"].contains("back_to_back"))
+        return &r;
+    }
+    return nullptr;
+  };
+  auto b2b = [](const Json* r) { return (*r)["latency_us"]["back_to_back"].get<double>(); };
+  Json out = Json::object();
+  const Json* optimized = find("optimized", "tessera");
+  const Json* fused = find("fused", "tessera");
+  const Json* original = find("original", "vendor");
+  if (optimized && fused && b2b(fused) > 0) {
+    out["rewrite_gain"] = 1.0 - b2b(optimized) / b2b(fused);
+    const double predicted_fused = (*fused).value("predicted_us", 0.0);
+    if (predicted_fused > 0) out["predicted_rewrite_gain"] = 1.0 - (*optimized).value("predicted_us", 0.0) / predicted_fused;
+  }
+  if (optimized && original && b2b(optimized) > 0) out["speedup_vs_vendor"] = b2b(original) / b2b(optimized);
+  return out;
+}
+
 Json describe_steps(const ExecPlan& plan) {
   Json steps = Json::array();
   for (const ExecStep& s : plan.steps) {

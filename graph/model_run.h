@@ -53,6 +53,15 @@ Json describe_plan(const Graph& g, const ExecPlan& plan);
 /// the output's and each input's strides, and its blocks).
 Json describe_steps(const ExecPlan& plan);
 
+/// What `graph run --compare`'s four runs (results as run_model_on_gpu gives them, each with
+/// "graph" and "kernels") say together, from the GPU time of a replay launched back to back
+/// (latency_us.back_to_back; the per-call median jitters by about 10 %):
+/// - "rewrite_gain": 1 - optimized / fused, both on Tessera's kernels, beside
+///   "predicted_rewrite_gain", the oracle's 1 - optimized / fused;
+/// - "speedup_vs_vendor": original graph on the vendor library / optimized on Tessera's.
+/// A figure whose runs are missing (crashed, not run) is left out.
+Json compare_gains(const Json& runs);
+
 /// Runs `graph`, a rewrite of `original` (the model as imported), as run_model_on_gpu runs
 /// its rewrite: planned, scheduled, run on the first GPU and checked against the reference of
 /// `original`. The request's graph field only labels the result.

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <set>
 
+#include "graph/model_run.h"
 #include "graph/onnx_io.h"
 #include "graph/ops.h"
 #include "graph/rules.h"
@@ -291,6 +292,32 @@ TEST_F(ExecPlanTest, EveryGenericOperatorPlans) {
   std::vector<Tensor> outputs = run_graph(back, random_graph_inputs(back, 1));
   ASSERT_EQ(outputs.size(), 5u);
   EXPECT_EQ(outputs[0].shape, (std::vector<int64_t>{3, 16}));
+}
+
+// graph run --compare's summary of its four runs, from their back-to-back GPU times: the
+// rewrites' gain (fused -> optimized on Tessera's kernels) measured and predicted, and the
+// speedup over the original graph on the vendor library; a run that is missing leaves its
+// figures out.
+TEST(GraphRunCompare, GainsComeFromTheBackToBackTimes) {
+  auto run = [](const char* graph, const char* kernels, double b2b, double median, double predicted) {
+    return Json{{"graph", graph},
+                {"kernels", kernels},
+                {"latency_us", {{"median", median}, {"back_to_back", b2b}}},
+                {"predicted_us", predicted}};
+  };
+  Json runs = Json::array({run("optimized", "tessera", 800, 900, 600), run("fused", "tessera", 1000, 950, 750),
+                           run("fused", "vendor", 1100, 1200, 750), run("original", "vendor", 2000, 2100, 900)});
+  Json gains = compare_gains(runs);
+  EXPECT_NEAR(gains["rewrite_gain"].get<double>(), 0.2, 1e-12);            // 1 - 800 / 1000, not the medians'
+  EXPECT_NEAR(gains["predicted_rewrite_gain"].get<double>(), 0.2, 1e-12);  // 1 - 600 / 750
+  EXPECT_NEAR(gains["speedup_vs_vendor"].get<double>(), 2.5, 1e-12);       // 2000 / 800
+  // The fused run crashed: no rewrite gain; the vendor comparison stands.
+  Json crashed = Json::array({runs[0], Json{{"graph", "fused"}, {"kernels", "tessera"}, {"crashed", "signal 11"}}, runs[2], runs[3]});
+  Json partial = compare_gains(crashed);
+  EXPECT_FALSE(partial.contains("rewrite_gain"));
+  EXPECT_FALSE(partial.contains("predicted_rewrite_gain"));
+  EXPECT_NEAR(partial["speedup_vs_vendor"].get<double>(), 2.5, 1e-12);
+  EXPECT_TRUE(compare_gains(Json::array()).empty());
 }
 
 }  // namespace
