@@ -110,8 +110,10 @@ std::optional<Workload> node_workload(const Graph& g, const Node& n, DType dtype
   switch (n.op) {
     case OpType::kMatMul: spec = matmul_spec(g, n, false, false, "", dt); break;
     case OpType::kFusedMatMul:
+      // alpha as the shortest decimal of the float the kernels multiply by (ViT's product of two
+      // float scales is 0.12499999, not 0.1249999925494194).
       spec = matmul_spec(g, n, n.attr_int("trans_a", 0) != 0, n.attr_int("trans_b", 0) != 0,
-                         n.attr_string("epilogue", ""), dt, n.attr_float("alpha", 1.0));
+                         n.attr_string("epilogue", ""), dt, float_decimal(n.attr_float("alpha", 1.0)));
       break;
     case OpType::kGemm: {
       bool bias = n.inputs.size() > 2 && n.inputs[2] != kNone && g.value(n.inputs[2]).shape.size() == 1;

@@ -544,6 +544,21 @@ TEST(GraphRules, ScalarAfterAMatmulBecomesItsAlpha) {
   ASSERT_TRUE(w.has_value());
   EXPECT_EQ(w->key(), "batch_matmul:b=12,m=16,n=16,k=64,alpha=0.125:f16");
   expect_same_outputs(g, fused);
+  // A scale that is a product of float constants (ViT's exporter splits 1 / sqrt(d) between q
+  // and k) is keyed as the shortest decimal of the float the kernel multiplies by.
+  {
+    Graph h;
+    ValueId x = h.add_input("x", ElemType::kF32, {4, 8});
+    ValueId y = h.add_input("y", ElemType::kF32, {8, 4});
+    const float half_scale = 0.35355339f;
+    Attrs a{{"trans_a", int64_t{0}}, {"trans_b", int64_t{0}}, {"epilogue", std::string("")},
+            {"alpha", static_cast<double>(half_scale * half_scale)}};
+    ValueId z = h.add_node(OpType::kFusedMatMul, {x, y}, a)[0];
+    h.add_output(z);
+    auto scaled = node_workload(h, h.node(h.value(z).producer), DType::kF16);
+    ASSERT_TRUE(scaled.has_value());
+    EXPECT_EQ(scaled->key(), "matmul:m=4,n=4,k=8,alpha=0.12499999:f16");
+  }
 
   // A scale after a bias would scale the bias too: it stays a separate operator. So does a
   // divisor that is not one element, one that is zero, and a scalar divided by the product.
