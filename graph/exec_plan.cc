@@ -39,7 +39,6 @@ void Planner::node(NodeId id) {
 
 // Operators that only re-index their input: no step.
 bool Planner::view(NodeId id, const Node& n) {
-  (void)id;
   std::vector<InputInfo> infos;
   switch (n.op) {
     case OpType::kReshape:
@@ -82,7 +81,10 @@ bool Planner::view(NodeId id, const Node& n) {
         Placement part = p;
         part.offset += start * p.strides[static_cast<size_t>(axis)];
         start += sizes[k];
-        if (n.outputs[k] != kNone) set(n.outputs[k], part);
+        if (n.outputs[k] != kNone) {
+          set(n.outputs[k], part);
+          part_of_[n.outputs[k]] = {n.inputs[0], id};
+        }
       }
       break;
     }
@@ -111,6 +113,7 @@ bool Planner::view(NodeId id, const Node& n) {
       p.offset += k * p.strides[axis];
       p.strides.erase(p.strides.begin() + static_cast<std::ptrdiff_t>(axis));
       set(n.outputs[0], p);
+      part_of_[n.outputs[0]] = {n.inputs[0], id};
       break;
     }
     default:

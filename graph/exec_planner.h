@@ -9,6 +9,7 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -212,10 +213,62 @@ class Planner {
     if (same_strides(shape, p.strides, strides) && placement_byte_offset(p) % kOperandAlign == 0) return p;
     auto key = std::make_pair(v, strides);
     if (auto it = converted_.find(key); it != converted_.end()) return it->second;
+    if (auto part = part_of_copied_whole(v, strides, node)) return *part;
     Placement out = fresh(shape, strides, p.type, constant_buffer(p.buffer));
     copy(p, p.strides, out, out.strides, 0, shape, node, true);
     converted_[key] = out;
     return out;
+  }
+
+  // `v`, a part (a Gather or Split view) of a tensor its siblings and it cover exactly, wanted
+  // dense row-major: the whole tensor is copied once, row-major, and every part is then a dense
+  // view of that copy (attention's query, key and value split off one projection: one launch
+  // instead of three, the same bytes). Nullopt where that does not hold.
+  std::optional<Placement> part_of_copied_whole(ValueId v, const Shape& strides, NodeId node) {
+    const auto it = part_of_.find(v);
+    if (it == part_of_.end() || strides != row_major(shape_of(v))) return std::nullopt;
+    const auto [whole, view_node] = it->second;
+    if (!covered_by_parts(whole)) return std::nullopt;
+    const Placement dense = require(whole, row_major(shape_of(whole)), node);  // made once
+    const Placement as_it_lies = at(whole);
+    set(whole, dense);
+    view(view_node, g_.node(view_node));  // the parts again, now of the copy
+    --plan_.views;
+    set(whole, as_it_lies);
+    const Placement& p = at(v);
+    if (!same_strides(shape_of(v), p.strides, strides) || placement_byte_offset(p) % kOperandAlign != 0) return std::nullopt;
+    return p;
+  }
+
+  // Whether every reader of `whole` takes a part of it as a view (Gathers of distinct constant
+  // indices along one axis, or one Split), and the parts cover it with nothing left over.
+  bool covered_by_parts(ValueId whole) {
+    if (consumers_.empty()) consumers_ = g_.consumers();
+    const std::vector<NodeId>& readers = consumers_[static_cast<size_t>(whole)];
+    if (readers.empty() || is_graph_output(whole)) return false;
+    const Shape& shape = shape_of(whole);
+    if (readers.size() == 1 && g_.node(readers[0]).op == OpType::kSplit) return true;
+    std::set<int64_t> indices;
+    std::optional<size_t> axis;
+    for (NodeId r : readers) {
+      const Node& n = g_.node(r);
+      if (n.op != OpType::kGather || n.inputs[0] != whole) return false;
+      const Value& index = g_.value(n.inputs[1]);
+      if (!index.constant || !index.shape.empty()) return false;
+      const size_t a = axis_attr(n, shape.size());
+      if (axis && *axis != a) return false;
+      axis = a;
+      int64_t k = index.constant->i.at(0);
+      if (k < 0) k += shape[a];
+      indices.insert(k);
+    }
+    return axis && static_cast<int64_t>(indices.size()) == shape[*axis] && indices.size() == readers.size() &&
+           *indices.begin() == 0 && *indices.rbegin() == shape[*axis] - 1;
+  }
+
+  bool is_graph_output(ValueId v) const {
+    const auto& outs = g_.outputs();
+    return std::find(outs.begin(), outs.end(), v) != outs.end();
   }
 
   // `v` broadcast to `shape` and dense row-major (a copy unless it already is).
@@ -299,6 +352,9 @@ class Planner {
   std::vector<Placement> placed_;
   std::vector<ExecStep> setup_, run_;
   std::map<std::pair<ValueId, Shape>, Placement> converted_;
+  // A Gather's or Split's view output: the tensor it is a part of, and the node that took it.
+  std::map<ValueId, std::pair<ValueId, NodeId>> part_of_;
+  std::vector<std::vector<NodeId>> consumers_;  // the graph's, once asked for
 };
 
 }  // namespace tessera::graph::plan_detail

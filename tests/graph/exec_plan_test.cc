@@ -74,6 +74,55 @@ TEST_F(ExecPlanTest, TransposesAreViewsUntilAKernelNeedsThemDense) {
   EXPECT_EQ(p.steps[1].tensors[0].strides, (std::vector<int64_t>{64, 1}));
 }
 
+// Attention's query, key and value as Gathers of one transposed projection (split_heads): the
+// projection is copied dense once, and each part is a dense view of that copy, where copying
+// each part on its own took three launches for the same bytes. A part of a tensor whose other
+// parts are not all taken is still copied alone.
+TEST_F(ExecPlanTest, PartsCoveringATensorShareOneCopyOfIt) {
+  auto build = [](int parts_used) {
+    Graph g;
+    ValueId x = g.add_input("x", ElemType::kF32, {5, 3, 2, 4});  // tokens, q/k/v, heads, size
+    ValueId t = g.add_node(OpType::kTranspose, {x}, {{"perm", std::vector<int64_t>{1, 2, 0, 3}}})[0];  // [3, 2, 5, 4]
+    std::vector<ValueId> part;
+    for (int64_t k = 0; k < parts_used; ++k) {
+      ValueId index = g.add_constant("i" + std::to_string(k), Tensor::ints({}, {k}));
+      part.push_back(g.add_node(OpType::kGather, {t, index}, {{"axis", int64_t{0}}})[0]);  // [2, 5, 4]
+    }
+    Attrs tb{{"trans_a", int64_t{0}}, {"trans_b", int64_t{1}}, {"epilogue", std::string("")}};
+    ValueId scores = g.add_node(OpType::kFusedMatMul, {part[0], part[1]}, tb)[0];  // q k^T: [2, 5, 5]
+    g.add_output(parts_used == 3 ? g.add_node(OpType::kMatMul, {scores, part[2]})[0] : scores);
+    return g;
+  };
+  Graph all = build(3);
+  ExecPlan p = plan(all);
+  ASSERT_TRUE(p.unsupported.empty());
+  ASSERT_EQ(count_steps(p, true), 1);  // the whole projection, [3, 2, 5, 4]
+  const ExecStep* copy = nullptr;
+  for (const ExecStep& s : p.steps)
+    if (s.copy) copy = &s;
+  ASSERT_NE(copy, nullptr);
+  const int whole = copy->buffers.back();
+  // Both matmuls read their operands from that one buffer, each part dense at its offset.
+  int reads = 0;
+  std::set<int64_t> offsets;
+  for (const ExecStep& s : p.steps) {
+    if (s.kind != ExecStep::Kind::kKernel) continue;
+    for (size_t k = 0; k + 1 < s.tensors.size(); ++k) {
+      if (s.tensors[k].buffer != whole) continue;
+      ++reads;
+      offsets.insert(s.tensors[k].offset);
+      EXPECT_EQ(s.tensors[k].strides, (std::vector<int64_t>{20, 4, 1}));
+    }
+  }
+  EXPECT_EQ(reads, 3);
+  EXPECT_EQ(offsets, (std::set<int64_t>{0, 40, 80}));
+  // Two of three parts taken: each is copied on its own (copying the whole would move more).
+  Graph two = build(2);
+  ExecPlan q = plan(two);
+  ASSERT_TRUE(q.unsupported.empty());
+  EXPECT_EQ(count_steps(q, true), 2);
+}
+
 TEST_F(ExecPlanTest, ConvolutionsRunChannelsLastAndConvertTheirFiltersBeforeTheRuns) {
   Graph g;
   ValueId x = g.add_input("x", ElemType::kF32, {1, 16, 8, 8});
