@@ -232,8 +232,7 @@ class Planner {
     const Placement dense = require(whole, row_major(shape_of(whole)), node);  // made once
     const Placement as_it_lies = at(whole);
     set(whole, dense);
-    view(view_node, g_.node(view_node));  // the parts again, now of the copy
-    --plan_.views;
+    if (view(view_node, g_.node(view_node))) --plan_.views;  // the parts again, now of the copy (counted once)
     set(whole, as_it_lies);
     const Placement& p = at(v);
     if (!same_strides(shape_of(v), p.strides, strides) || placement_byte_offset(p) % kOperandAlign != 0) return std::nullopt;
