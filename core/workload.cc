@@ -13,6 +13,20 @@
 
 namespace tessera {
 
+bool valid_alpha(double alpha) {
+  // A zero makes the product moot; beyond these a float overflows or flushes to zero.
+  return std::isfinite(alpha) && alpha != 0 && std::fabs(alpha) <= 3.0e38 && std::fabs(alpha) >= 1.0e-30;
+}
+
+double product_scale(const Workload& w) {
+  return std::holds_alternative<MatmulShape>(w.shape) ? w.matmul().alpha : 1.0;
+}
+
+Workload unscaled(Workload w) {
+  if (auto* m = std::get_if<MatmulShape>(&w.shape)) m->alpha = 1.0;
+  return w;
+}
+
 std::string number_text(double v) {
   char buf[64];
   auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
@@ -156,14 +170,12 @@ double parse_epsilon(const ParamBag& bag, const std::string& text) {
   return value;
 }
 
-// A matmul's scale on its product: a finite, non-zero number (a zero would make the product
-// moot, and the kernels' float could not hold an infinite one).
+// A matmul's scale on its product (valid_alpha).
 double parse_alpha(const ParamBag& bag, const std::string& text) {
   double value = 0;
   const char* end = text.data() + text.size();
   auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc() || ptr != end || !std::isfinite(value) || value == 0 || std::fabs(value) > 3.0e38 ||
-      std::fabs(value) < 1.0e-30)
+  if (ec != std::errc() || ptr != end || !valid_alpha(value))
     bag.fail("alpha must be a finite, non-zero number within float's range (got '" + text + "')");
   return value;
 }

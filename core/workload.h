@@ -124,6 +124,14 @@ struct Workload {
   bool operator==(const Workload&) const = default;
 };
 
+/// Whether `alpha` can scale a matmul's product: finite, non-zero and within float's range (the
+/// kernels multiply by it as a float).
+bool valid_alpha(double alpha);
+/// A matmul's scale on its product (MatmulShape::alpha); 1 for every other kind.
+double product_scale(const Workload& w);
+/// `w` without its scale (alpha 1): what it costs and which schedules run it are the same.
+Workload unscaled(Workload w);
+
 /// The shortest text that reads back as exactly `v` (a spec's numbers, such as layernorm's eps).
 std::string number_text(double v);
 std::string_view op_kind_name(OpKind k);

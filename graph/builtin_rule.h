@@ -27,6 +27,9 @@ bool is_constant(const Graph& g, ValueId v);
 bool is_permutation(const std::vector<int64_t>& perm, size_t rank);
 /// A Transpose's permutation (its default reverses the axes).
 std::vector<int64_t> transpose_perm(const Graph& g, const Node& t);
+/// Whether `t` is a Transpose that swaps its last two axes and keeps the others: a matmul
+/// operand it feeds can be read transposed instead (trans_a / trans_b).
+bool swaps_last_two_axes(const Graph& g, const Node& t);
 /// Uniform values in [lo, hi) of `shape`, from `seed`: the weights of verification cases.
 Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed, double lo = -1, double hi = 1);
 /// The result of rewriting: folded and compacted.

@@ -67,6 +67,17 @@ std::vector<int64_t> transpose_perm(const Graph& g, const Node& t) {
   return t.attr_ints("perm", reverse);
 }
 
+bool swaps_last_two_axes(const Graph& g, const Node& t) {
+  if (t.op != OpType::kTranspose) return false;
+  const std::vector<int64_t> perm = transpose_perm(g, t);
+  const size_t rank = perm.size();
+  if (rank < 2) return false;
+  for (size_t a = 0; a + 2 < rank; ++a) {
+    if (perm[a] != static_cast<int64_t>(a)) return false;
+  }
+  return perm[rank - 2] == static_cast<int64_t>(rank - 1) && perm[rank - 1] == static_cast<int64_t>(rank - 2);
+}
+
 Tensor random_tensor(std::vector<int64_t> shape, uint64_t seed, double lo, double hi) {
   std::mt19937_64 rng(seed);
   int64_t n = 1;

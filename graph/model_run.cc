@@ -33,10 +33,7 @@ std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDa
     // (alpha) without records of its own takes its unscaled form's: the scale is one multiply
     // per output in the same kernel.
     std::vector<Workload> forms{w};
-    if (std::holds_alternative<MatmulShape>(w.shape) && w.matmul().alpha != 1.0) {
-      forms.push_back(w);
-      std::get<MatmulShape>(forms.back().shape).alpha = 1.0;
-    }
+    if (product_scale(w) != 1.0) forms.push_back(unscaled(w));
     for (const Workload& form : forms) {
       for (const db::StoredRecord& r : best_records(*db, form, target, 8).records) {
         const kernels::KernelFamily* f = families.find(r.record.schedule.family);

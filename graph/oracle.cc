@@ -255,21 +255,22 @@ void CostOracle::calibrate(const Graph& g) {
 
 std::optional<double> CostOracle::relative_scale(const Workload& w) {
   // A matmul's scale on its product costs one multiply per output: its unscaled form stands in.
-  const bool scaled = std::holds_alternative<MatmulShape>(w.shape) && w.matmul().alpha != 1.0;
+  const bool scaled = product_scale(w) != 1.0;
   if (db_ == nullptr || (w.epilogue.empty() && !scaled)) return std::nullopt;
-  // The same operator with fewer epilogue steps, most steps first: a fused operator whose
-  // unfused form was measured costs about what the measurement says, scaled by the model.
+  // The same operator with fewer epilogue steps (every step too, when scaled), most steps
+  // first: a fused operator whose unfused form was measured costs about what the measurement
+  // says, scaled by the model.
   const size_t n = w.epilogue.size();
+  const uint32_t forms = (1u << n) - (scaled ? 0 : 1);
   std::vector<uint32_t> subsets;
-  for (uint32_t mask = 0; mask + 1 < (1u << n) || (scaled && mask < (1u << n)); ++mask) subsets.push_back(mask);
+  for (uint32_t mask = 0; mask < forms; ++mask) subsets.push_back(mask);
   std::stable_sort(subsets.begin(), subsets.end(),
                    [](uint32_t a, uint32_t b) { return std::popcount(a) > std::popcount(b); });
   for (uint32_t mask : subsets) {
-    Workload relative = w;
+    Workload relative = unscaled(w);
     relative.epilogue.clear();
     for (size_t i = 0; i < n; ++i)
       if (mask & (1u << i)) relative.epilogue.push_back(w.epilogue[i]);
-    if (scaled) std::get<MatmulShape>(relative.shape).alpha = 1.0;
     try {
       relative = Workload::parse(relative.key());  // a combination the workload rules allow
     } catch (const UserError&) {

@@ -225,7 +225,7 @@ std::vector<OutputSpec> infer_matmul(const Infer& c) {
   if (fused) {
     check_epilogue_inputs(c, epilogue_steps(c), y, false);
     const double alpha = c.attr_float("alpha", 1.0);
-    if (!std::isfinite(alpha) || alpha == 0 || std::fabs(alpha) > 3.0e38 || std::fabs(alpha) < 1.0e-30)
+    if (!valid_alpha(alpha))
       c.fail("alpha " + number_text(alpha) + " must be a finite, non-zero number within float's range");
   }
   return {{c.type(0), y}};

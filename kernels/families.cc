@@ -89,7 +89,7 @@ EpilogueCode matmul_epilogue_code(const Workload& w) {
   std::string members, body, pair_body, staged_body, cols = "  struct Cols {};\n  __device__ Cols cols(int) const { return {}; }\n";
   bool residual = false;
   // The product's scale comes before every step (the accumulator is alpha * A B).
-  if (const double alpha = std::holds_alternative<MatmulShape>(w.shape) ? w.matmul().alpha : 1.0; alpha != 1.0) {
+  if (const double alpha = product_scale(w); alpha != 1.0) {
     const std::string scale = "    v *= " + float_literal(alpha) + ";\n";
     body += scale;
     pair_body += scale;

@@ -49,7 +49,7 @@ void check_inputs(const Workload& w, std::span<const HostTensor> inputs) {
 // the operands, in epilogue order (bias is indexed by `col`, residual by `index`).
 double epilogue(const Workload& w, std::span<const HostTensor> extra, double v, int64_t col, int64_t index) {
   size_t next = 0;
-  if (std::holds_alternative<MatmulShape>(w.shape)) v *= static_cast<float>(w.matmul().alpha);  // the kernels' float
+  v *= static_cast<float>(product_scale(w));  // the kernels' float
   for (EpilogueOp op : w.epilogue) {
     switch (op) {
       case EpilogueOp::kBias: v += extra[next++].data[static_cast<size_t>(col)]; break;

@@ -2,7 +2,6 @@
 // add becomes one fused operator with a longer epilogue; a matmul's product multiplied or
 // divided by a one-element constant first (attention's 1 / sqrt(d)) becomes its `alpha`.
 #include <algorithm>
-#include <cmath>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -12,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/workload.h"
 #include "graph/builtin_rule.h"
 #include "graph/ops.h"
 
@@ -155,9 +155,9 @@ class FuseEpilogue : public BuiltinRule {
       return std::nullopt;
     }
     const double v = o.constant->f[0];
-    if (!std::isfinite(v) || v == 0) return std::nullopt;
+    if (v == 0) return std::nullopt;
     const double factor = divide ? 1.0 / v : v;
-    if (!std::isfinite(factor) || std::fabs(factor) > 3.0e38 || std::fabs(factor) < 1.0e-30) return std::nullopt;
+    if (!valid_alpha(factor)) return std::nullopt;
     return factor;
   }
 

@@ -71,14 +71,7 @@ class FusedMatmulTranspose : public BuiltinRule {
     if (n.attr_int(operand == 0 ? "trans_a" : "trans_b", 0) != 0) return std::nullopt;
     const ValueId v = n.inputs[static_cast<size_t>(operand)];
     const NodeId p = g.value(v).producer;
-    if (p == kNone || g.node(p).op != OpType::kTranspose) return std::nullopt;
-    const std::vector<int64_t> perm = transpose_perm(g, g.node(p));
-    const size_t rank = perm.size();
-    if (rank < 2) return std::nullopt;
-    for (size_t a = 0; a + 2 < rank; ++a) {
-      if (perm[a] != static_cast<int64_t>(a)) return std::nullopt;
-    }
-    if (perm[rank - 2] != static_cast<int64_t>(rank - 1) || perm[rank - 1] != static_cast<int64_t>(rank - 2)) return std::nullopt;
+    if (p == kNone || !swaps_last_two_axes(g, g.node(p))) return std::nullopt;
     return p;
   }
 };

@@ -138,16 +138,7 @@ class LayoutChain : public BuiltinRule {
   // it as a transposed operand (matmul_transpose_*), so it stays out of the chain.
   static bool folds_into_matmul(const Graph& g, const std::vector<std::vector<NodeId>>& consumers, NodeId t) {
     const Node& node = g.node(t);
-    if (node.op != OpType::kTranspose) return false;
-    std::vector<int64_t> perm = transpose_perm(g, node);
-    const size_t rank = perm.size();
-    if (rank < 2) return false;
-    for (size_t k = 0; k + 2 < rank; ++k) {
-      if (perm[k] != static_cast<int64_t>(k)) return false;
-    }
-    if (perm[rank - 2] != static_cast<int64_t>(rank - 1) || perm[rank - 1] != static_cast<int64_t>(rank - 2)) {
-      return false;
-    }
+    if (!swaps_last_two_axes(g, node)) return false;
     ValueId v = node.outputs[0];
     while (true) {
       NodeId c = sole_consumer(g, consumers, v);

@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
   const bool has_bias = std::ranges::find(w.epilogue, EpilogueOp::kBias) != w.epilogue.end();
   const bool supported_epilogue = std::ranges::find(w.epilogue, EpilogueOp::kResidual) == w.epilogue.end();
   if (w.kind != OpKind::kMatmul || w.dtype != DType::kF16 || w.out_dtype != DType::kF16 || !supported_epilogue ||
-      w.matmul().trans_a || (fused && w.matmul().n % 8 != 0)) {
-    std::fprintf(stderr, "gemm_bench compares f16 matmul (A not transposed; an epilogue of bias, relu and gelu only, with n %% 8 == 0) with cuBLAS\n");
+      w.matmul().trans_a || w.matmul().alpha != 1.0 || (fused && w.matmul().n % 8 != 0)) {
+    std::fprintf(stderr, "gemm_bench compares f16 matmul (A not transposed, no alpha; an epilogue of bias, relu and gelu only, with n %% 8 == 0) with cuBLAS\n");
     return 2;
   }
   measure::DeviceScan scan = measure::scan_devices();
