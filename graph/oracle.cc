@@ -320,11 +320,6 @@ bool leading_axes_unit(const Graph& g, const Node& n) {
   return axis >= 0 && product(shape, 0, static_cast<size_t>(axis)) == 1;
 }
 
-// A Split whose parts are contiguous blocks of its input hands out views: no copy. A
-// convolution's output is held NHWC (the layout its kernels write), so its parts are
-// contiguous only when every axis before the split one in that order (N, H, W, C) has extent
-// 1: the channels of a batch-1 image are strided there, and splitting them (the parts of
-// merged convolutions) is a copy.
 // Whether n's first input is a convolution's output, which the graph run holds NHWC.
 bool nhwc_input(const Graph& g, const Node& n) {
   const Value& x = g.value(n.inputs[0]);
@@ -332,6 +327,11 @@ bool nhwc_input(const Graph& g, const Node& n) {
          (g.node(x.producer).op == OpType::kConv || g.node(x.producer).op == OpType::kFusedConv);
 }
 
+// A Split whose parts are contiguous blocks of its input hands out views: no copy. A
+// convolution's output is held NHWC (the layout its kernels write), so its parts are
+// contiguous only when every axis before the split one in that order (N, H, W, C) has extent
+// 1: the channels of a batch-1 image are strided there, and splitting them (the parts of
+// merged convolutions) is a copy.
 bool contiguous_split(const Graph& g, const Node& n) {
   if (n.op != OpType::kSplit) return false;
   const Value& x = g.value(n.inputs[0]);
