@@ -59,6 +59,22 @@ std::string mma_struct(int64_t bn, DType dtype, bool n_major_b) {
          "};\n";
 }
 
+// The entry's first thread (the TMA producer) fetches the tensor maps' descriptors into the
+// descriptor cache while the barriers are set up, rather than at each map's first copy.
+std::string prefetch_maps(size_t loaded, bool tma_store, bool staged_residual) {
+  std::vector<std::string> maps;
+  if (loaded == 2) maps.push_back("map_a");
+  if (loaded >= 1) maps.push_back("map_b");
+  if (tma_store) maps.push_back("map_c");
+  if (staged_residual) maps.push_back("map_r");
+  if (maps.empty()) return "";
+  std::string code = "  if (threadIdx.x == 0) {\n";
+  for (const std::string& map : maps)
+    code += "    asm volatile(\"prefetch.tensormap [%0];\\n\" ::\"l\"(reinterpret_cast<unsigned long long>(&" + map +
+            ")) : \"memory\");\n";
+  return code + "  }\n";
+}
+
 class GemmWgmmaFamily : public KernelFamily {
  public:
   std::string_view name() const override { return "gemm_wgmma"; }
@@ -217,6 +233,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
       (maps.empty()       ? "  const TensorMap map_a{}, map_b{};  // unused: the producer's threads gather both operands\n"
        : maps.size() == 1 ? "  const TensorMap map_a{};  // unused: the producer's threads gather A\n"
                           : "") +
+      prefetch_maps(maps.size(), tma_store, staged_residual) +
       "  const Epilogue epilogue{" + epi.init + "};\n"
       "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.batch) + ", " +
       std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(s.get(knob::kBlockK)) + ", " +
