@@ -442,8 +442,8 @@ int run_graph_run(const ParsedArgs& args) {
   r.budget = static_cast<int>(args.integer("budget", 200, 0, 10000000));
   r.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
   r.check = !args.has("no-check");
-  if (args.has("plan")) return print_plan(r, args);
   r.vendor = args.has("vendor");
+  if (args.has("plan")) return print_plan(r, args);
   const double timeout_s = args.number("timeout", 1800, 10, 1e6);
   if (args.has("compare")) return run_compare(r, timeout_s, args.has("json"));
   Json res = run_child(r, timeout_s);
@@ -574,7 +574,7 @@ void register_graph_commands(CommandRegistry& registry) {
                  {"seed", "N", "random inputs' seed (default 1)"},
                  {"no-check", "", "skip the comparison with the host reference"},
                  {"timeout", "S", "give up on the run after S seconds (default 1800)"},
-                 {"plan", "", "print how the model would run (launches by kind, arena) and stop; needs no GPU"},
+                 {"plan", "", "print how the model would run (launches by kind, arena; with --vendor, as the vendor run) and stop; needs no GPU"},
                  {"vendor", "", "run the tuned operators on cuBLASLt / cuDNN instead (Tessera's kernels where they cannot)"},
                  {"compare", "", "run the optimized and the fused graph on Tessera's kernels and the fused and the original graph on the vendor library, and compare"},
                  {"json", "", "print JSON"}},

@@ -50,8 +50,22 @@ bool Planner::view(NodeId id, const Node& n) {
       if (n.outputs.size() > 1 && n.outputs[1] != kNone &&
           !g_.consumers()[static_cast<size_t>(n.outputs[1])].empty())
         throw Unsupported{"its mask output is used"};
-      Placement p = require(n.inputs[0], row_major(shape_of(n.inputs[0])), id);
-      p.strides = row_major(shape_of(n.outputs[0]));
+      // A view of the input as it lies where its strides allow (splitting or merging only
+      // dimensions that step through each other), else of a row-major copy.
+      const Placement& in = at(n.inputs[0]);
+      Placement p;
+      if (auto st = reshaped_strides(shape_of(n.inputs[0]), in.strides, shape_of(n.outputs[0]))) {
+        p = in;
+        p.strides = *st;
+        if (auto it = part_of_.find(n.inputs[0]); it != part_of_.end()) {  // a part still
+          std::vector<NodeId> chain = it->second.second;
+          chain.push_back(id);
+          part_of_[n.outputs[0]] = {it->second.first, chain};
+        }
+      } else {
+        p = require(n.inputs[0], row_major(shape_of(n.inputs[0])), id);
+        p.strides = row_major(shape_of(n.outputs[0]));
+      }
       set(n.outputs[0], p);
       break;
     }
@@ -83,7 +97,7 @@ bool Planner::view(NodeId id, const Node& n) {
         start += sizes[k];
         if (n.outputs[k] != kNone) {
           set(n.outputs[k], part);
-          part_of_[n.outputs[k]] = {n.inputs[0], id};
+          part_of_[n.outputs[k]] = {n.inputs[0], {id}};
         }
       }
       break;
@@ -113,7 +127,7 @@ bool Planner::view(NodeId id, const Node& n) {
       p.offset += k * p.strides[axis];
       p.strides.erase(p.strides.begin() + static_cast<std::ptrdiff_t>(axis));
       set(n.outputs[0], p);
-      part_of_[n.outputs[0]] = {n.inputs[0], id};
+      part_of_[n.outputs[0]] = {n.inputs[0], {id}};
       break;
     }
     default:
@@ -156,14 +170,63 @@ bool Planner::tuned(NodeId id, const Node& n) {
   return false;
 }
 
-void Planner::kernel_step(NodeId id, const Node& n, const Workload& w, std::vector<Placement> tensors) {
+void Planner::kernel_step(NodeId id, const Node& n, const Workload& w, std::vector<Placement> tensors,
+                          kernels::OperandLayouts layouts) {
   ExecStep s;
   s.kind = ExecStep::Kind::kKernel;
   s.node = id;
   s.label = node_label(n, id) + " as " + w.key();
   s.workload = w;
   s.tensors = std::move(tensors);
+  s.layouts = layouts;
   add_step(std::move(s));
+}
+
+// How `p` lies as a matmul operand of shape `want` (no broadcast), if not dense:
+// columns contiguous, its rows at one stride, and the dimensions before them (a batched
+// operand's; a plain matmul's A folds them into its rows) at strides that step through them
+// in at most two levels. Nullopt when it is dense or lies otherwise, or is not 16-byte aligned.
+std::optional<kernels::OperandStrides> Planner::strided_operand(const Placement& p, const Shape& want, bool batched) {
+  const size_t r = want.size();
+  if (r < 2) return std::nullopt;
+  if (same_strides(want, p.strides, row_major(want)) || placement_byte_offset(p) % kOperandAlign != 0) return std::nullopt;
+  if (want[r - 1] != 1 && p.strides[r - 1] != 1) return std::nullopt;
+  // The dimensions before the columns, extent-1 ones dropped, each merged into the one before
+  // it where that one steps over it whole: (extent, stride), outermost first.
+  std::vector<std::pair<int64_t, int64_t>> dims;
+  for (size_t d = 0; d + 1 < r; ++d) {
+    if (want[d] == 1) continue;
+    if (!dims.empty() && dims.back().second == p.strides[d] * want[d] && (batched ? d != r - 2 : true)) {
+      dims.back() = {dims.back().first * want[d], p.strides[d]};
+    } else {
+      dims.emplace_back(want[d], p.strides[d]);
+    }
+  }
+  const int64_t rows = want[r - 2], cols = want[r - 1];
+  kernels::OperandStrides o;
+  if (!batched) {  // a plain matmul: everything before the columns is its rows
+    if (dims.size() > 1) return std::nullopt;
+    o.row = dims.empty() ? cols : dims[0].second;
+    o.inner = o.row * op_detail::product(Shape(want.begin(), want.end() - 1));
+    o.inner_count = 1;
+    return o;
+  }
+  // Rows: the last of the dims unless the rows are one (then they take any stride).
+  o.row = rows == 1 ? cols : dims.back().second;
+  if (rows != 1) dims.pop_back();
+  const int64_t batch = op_detail::product(Shape(want.begin(), want.end() - 2));
+  if (dims.size() > 2) return std::nullopt;
+  if (dims.empty()) {
+    o.inner = o.row * rows;
+    o.inner_count = batch;
+  } else {
+    o.inner = dims.back().second;
+    o.inner_count = dims.back().first;
+    if (dims.size() == 2) o.outer = dims.front().second;
+  }
+  for (int64_t stride : {o.row, o.inner, o.outer})
+    if (stride < 0) return std::nullopt;
+  return o;
 }
 
 // A matmul operand as the kernel reads it: dense row-major at `want` (its batch dims
@@ -191,6 +254,9 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
   const MatmulShape& m = w.matmul();
   const Shape& y = shape_of(n.outputs[0]);
   std::vector<Placement> t;
+  std::array<Shape, 2> wants;
+  std::array<Placement, 2> as_read;  // where the operands lie, as the kernel reads them
+  kernels::OperandLayouts layouts;
   for (int k = 0; k < 2; ++k) {
     const ValueId v = n.inputs[static_cast<size_t>(k)];
     const bool swap = k == 0 ? swap_a : swap_b;
@@ -204,7 +270,27 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
       want.push_back(s[s.size() - 2]);
       want.push_back(s.back());
     }
-    t.push_back(operand(v, swap, want, id));
+    wants[static_cast<size_t>(k)] = want;
+    // Operands read as they lie, where some family reads them so (a copy fewer each).
+    Placement p = at(v);
+    if (swap) std::swap(p.strides[s.size() - 1], p.strides[s.size() - 2]);
+    if (options_.strided_operands && want == s)
+      layouts[static_cast<size_t>(k)] = strided_operand(p, want, w.kind == OpKind::kBatchMatmul);
+    as_read[static_cast<size_t>(k)] = p;
+  }
+  if (layouts[0] || layouts[1]) {
+    bool readable = false;
+    for (const kernels::KernelFamily* f : families_.for_workload(w)) readable = readable || f->reads_strided(w, layouts);
+    if (!readable) layouts = {};
+  }
+  for (size_t k = 0; k < 2; ++k) {
+    const ValueId v = n.inputs[k];
+    if (layouts[k]) {
+      if (auto it = part_of_.find(v); it != part_of_.end()) read_in_place_.insert(it->second.first);
+      t.push_back(as_read[k]);
+    } else {
+      t.push_back(operand(v, k == 0 ? swap_a : swap_b, wants[k], id));
+    }
   }
   size_t next = 2;
   for (EpilogueOp op : w.epilogue) {
@@ -212,7 +298,7 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
     if (op == EpilogueOp::kResidual) t.push_back(require_as(n.inputs.at(next++), y, id));
   }
   t.push_back(output(n.outputs[0], row_major(y)));
-  kernel_step(id, n, w, std::move(t));
+  kernel_step(id, n, w, std::move(t), layouts);
 }
 
 void Planner::conv(NodeId id, const Node& n, const Workload& w) {
@@ -358,8 +444,8 @@ ExecPlan Planner::run() {
 
 }  // namespace plan_detail
 
-ExecPlan plan_graph_run(const Graph& g, DType dtype, const kernels::FamilyRegistry& families) {
-  return plan_detail::Planner(g, dtype, families).run();
+ExecPlan plan_graph_run(const Graph& g, DType dtype, const kernels::FamilyRegistry& families, const PlanOptions& options) {
+  return plan_detail::Planner(g, dtype, families, options).run();
 }
 
 }  // namespace tessera::graph

@@ -66,6 +66,9 @@ struct ExecStep {
   /// (inputs, then the output), each dense in the layout the family expects.
   std::optional<Workload> workload;
   std::vector<Placement> tensors;
+  /// kKernel matmuls: A and B where they are read strided, as they lie (PlanOptions), else
+  /// dense; a family runs the step only if it reads them so (KernelFamily::reads_strided).
+  kernels::OperandLayouts layouts;
   /// kGeneric: the kernel, and the buffer each of its pointers addresses (in0..in3, out; -1:
   /// null). The kernel's offsets count from the buffer's start.
   std::optional<kernels::GenericKernel> generic;
@@ -88,10 +91,19 @@ struct ExecPlan {
 /// Device type of a graph element type when floats run in `dtype`.
 kernels::StoreType store_type(ElemType t, DType dtype);
 
+/// How the plan may lay operands out.
+struct PlanOptions {
+  /// A matmul's A or B that lies strided (a head of attention's query inside the projection's
+  /// output) is read as it lies, without a copy, where a family can (reads_strided: Hopper's
+  /// tensor maps). Off for vendor runs: the libraries take dense operands.
+  bool strided_operands = false;
+};
+
 /// Plans `g` (constants folded: fold_constants) with floating tensors in `dtype`. An operator
 /// maps to a tuned family's kernel when node_workload() gives a workload some family of
 /// `families` supports.
-ExecPlan plan_graph_run(const Graph& g, DType dtype, const kernels::FamilyRegistry& families);
+ExecPlan plan_graph_run(const Graph& g, DType dtype, const kernels::FamilyRegistry& families,
+                        const PlanOptions& options = {});
 
 /// Pointer arithmetic the executor shares: the byte offset of element `offset` of `p`.
 int64_t placement_byte_offset(const Placement& p);

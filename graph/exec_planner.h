@@ -87,6 +87,59 @@ inline std::optional<std::vector<size_t>> nested_order(const Shape& shape, const
   return order;
 }
 
+// Strides that read a tensor of shape `from` at `strides` as shape `to` (same elements, row-major
+// order), without moving it: each run of dimensions of `from` that `to` splits or merges must
+// step through itself densely (an inner dimension's span is the next outer one's stride).
+// Nullopt where they do not (a transposed tensor flattened, say).
+inline std::optional<Shape> reshaped_strides(const Shape& from, const Shape& strides, const Shape& to) {
+  Shape out(to.size(), 0);
+  size_t i = 0, j = 0;
+  while (i < from.size() || j < to.size()) {
+    // Extent-1 dimensions take any stride and match nothing.
+    if (i < from.size() && from[i] == 1) {
+      ++i;
+      continue;
+    }
+    if (j < to.size() && to[j] == 1) {
+      out[j++] = 1;
+      continue;
+    }
+    if (i == from.size() || j == to.size()) return std::nullopt;
+    // The smallest runs from[i, i2) and to[j, j2) of equal element count.
+    size_t i2 = i + 1, j2 = j + 1;
+    int64_t a = from[i], b = to[j];
+    while (a != b) {
+      if (a < b) {
+        if (i2 == from.size()) return std::nullopt;
+        a *= from[i2++];
+      } else {
+        if (j2 == to.size()) return std::nullopt;
+        b *= to[j2++];
+      }
+    }
+    std::optional<size_t> outer;  // the run's previous non-unit dimension
+    for (size_t k = i; k < i2; ++k) {
+      if (from[k] == 1) continue;
+      if (outer && strides[*outer] != strides[k] * from[k]) return std::nullopt;
+      outer = k;
+    }
+    // The run's innermost non-unit stride, stepped outwards through to[j, j2).
+    int64_t stride = 1;
+    for (size_t k = i2; k-- > i;)
+      if (from[k] != 1) {
+        stride = strides[k];
+        break;
+      }
+    for (size_t k = j2; k-- > j;) {
+      out[k] = stride;
+      stride *= to[k];
+    }
+    i = i2;
+    j = j2;
+  }
+  return out;
+}
+
 inline Shape strides_in_order(const Shape& shape, const std::vector<size_t>& order) {
   Shape st(shape.size(), 0);
   int64_t next = 1;
@@ -117,8 +170,8 @@ inline std::string float_literal(double v) {
 
 class Planner {
  public:
-  Planner(const Graph& g, DType dtype, const kernels::FamilyRegistry& families)
-      : g_(g), families_(families), placed_(g.values().size()) {
+  Planner(const Graph& g, DType dtype, const kernels::FamilyRegistry& families, const PlanOptions& options)
+      : g_(g), families_(families), options_(options), placed_(g.values().size()) {
     plan_.dtype = dtype;
   }
 
@@ -223,16 +276,18 @@ class Planner {
   // `v`, a part (a Gather or Split view) of a tensor its siblings and it cover exactly, wanted
   // dense row-major: the whole tensor is copied once, row-major, and every part is then a dense
   // view of that copy (attention's query, key and value split off one projection: one launch
-  // instead of three, the same bytes). Nullopt where that does not hold.
+  // instead of three, the same bytes). Nullopt where that does not hold, or where a kernel
+  // reads a sibling in place.
   std::optional<Placement> part_of_copied_whole(ValueId v, const Shape& strides, NodeId node) {
     const auto it = part_of_.find(v);
     if (it == part_of_.end() || strides != row_major(shape_of(v))) return std::nullopt;
-    const auto [whole, view_node] = it->second;
-    if (!covered_by_parts(whole)) return std::nullopt;
+    const auto [whole, chain] = it->second;
+    if (read_in_place_.count(whole) || !covered_by_parts(whole)) return std::nullopt;
     const Placement dense = require(whole, row_major(shape_of(whole)), node);  // made once
     const Placement as_it_lies = at(whole);
     set(whole, dense);
-    if (view(view_node, g_.node(view_node))) --plan_.views;  // the parts again, now of the copy (counted once)
+    for (NodeId view_node : chain)  // the part again, now of the copy (its views counted once)
+      if (view(view_node, g_.node(view_node))) --plan_.views;
     set(whole, as_it_lies);
     const Placement& p = at(v);
     if (!same_strides(shape_of(v), p.strides, strides) || placement_byte_offset(p) % kOperandAlign != 0) return std::nullopt;
@@ -301,7 +356,9 @@ class Planner {
   void node(NodeId id);
   bool view(NodeId id, const Node& n);
   bool tuned(NodeId id, const Node& n);
-  void kernel_step(NodeId id, const Node& n, const Workload& w, std::vector<Placement> tensors);
+  void kernel_step(NodeId id, const Node& n, const Workload& w, std::vector<Placement> tensors,
+                   kernels::OperandLayouts layouts = {});
+  std::optional<kernels::OperandStrides> strided_operand(const Placement& p, const Shape& want, bool batched);
   Placement operand(ValueId v, bool swap, const Shape& want, NodeId id);
   void matmul(NodeId id, const Node& n, const Workload& w, bool swap_a = false, bool swap_b = false);
   void conv(NodeId id, const Node& n, const Workload& w);
@@ -347,12 +404,17 @@ class Planner {
 
   const Graph& g_;
   const kernels::FamilyRegistry& families_;
+  const PlanOptions options_;
   ExecPlan plan_;
   std::vector<Placement> placed_;
   std::vector<ExecStep> setup_, run_;
   std::map<std::pair<ValueId, Shape>, Placement> converted_;
-  // A Gather's or Split's view output: the tensor it is a part of, and the node that took it.
-  std::map<ValueId, std::pair<ValueId, NodeId>> part_of_;
+  // A Gather's or Split's view output (or a reshape of one): the tensor it is a part of, and
+  // the view nodes that took it from there, in order.
+  std::map<ValueId, std::pair<ValueId, std::vector<NodeId>>> part_of_;
+  // Tensors some of whose parts a kernel reads in place (strided): a part wanted dense is then
+  // copied alone, not the whole.
+  std::set<ValueId> read_in_place_;
   std::vector<std::vector<NodeId>> consumers_;  // the graph's, once asked for
 };
 

@@ -23,10 +23,13 @@ namespace {
 
 // The database's best schedule for `w` on `target` that this build runs (best_records, as the
 // oracle costs it), else construction's first.
-std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDatabase* db,
-                                                 const Target& target,
+std::pair<Schedule, std::string> choose_schedule(const Workload& w, const kernels::OperandLayouts& layouts,
+                                                 db::TuningDatabase* db, const Target& target,
                                                  const kernels::FamilyRegistry& families,
                                                  const HardwareSpec& hw, costmodel::AnalyticModel& model) {
+  // Operands the plan left strided take a family that reads them so.
+  const bool strided = layouts[0] || layouts[1];
+  auto runs = [&](const kernels::KernelFamily* f) { return f && (!strided || f->reads_strided(w, layouts)); };
   if (db != nullptr) {
     // The fastest record whose schedule this build's family still runs (an older record may
     // lack a knob added since, or break a limit validate() checks now). A scaled matmul
@@ -37,22 +40,32 @@ std::pair<Schedule, std::string> choose_schedule(const Workload& w, db::TuningDa
     for (const Workload& form : forms) {
       for (const db::StoredRecord& r : best_records(*db, form, target, 8).records) {
         const kernels::KernelFamily* f = families.find(r.record.schedule.family);
-        if (f && kernels::has_every_knob(*f, r.record.schedule, w, hw) && !f->validate(r.record.schedule, w, hw))
+        if (runs(f) && kernels::has_every_knob(*f, r.record.schedule, w, hw) && !f->validate(r.record.schedule, w, hw))
           return {r.record.schedule, form == w ? "database" : "database (unscaled form)"};
       }
     }
   }
   search::ConstructOptions options;
-  options.top_k = 1;
+  options.top_k = strided ? 10 : 1;  // the top 10 hold each family's best
   search::Construction c = search::construct(w, families, hw, model, options);
-  if (c.candidates.empty()) throw UserError(w.key() + ": construction found no schedule");
-  return {c.candidates[0].schedule, "construction"};
+  for (const auto& candidate : c.candidates)
+    if (runs(families.find(candidate.schedule.family))) return {candidate.schedule, "construction"};
+  if (strided) throw InternalError(w.key() + ": no schedule of construction reads the operands as the plan left them");
+  throw UserError(w.key() + ": construction found no schedule");
 }
 
 std::string category(const Graph& g, const ExecStep& s) {
   if (s.copy) return "layout and broadcast copies";
   if (s.kind == ExecStep::Kind::kKernel) return std::string(op_kind_name(s.workload->kind));
   return std::string(op_type_name(g.node(s.node).op)) + " (generic)";
+}
+
+// Tessera's kernels on a Hopper GPU read matmul operands strided through tensor maps; vendor
+// runs give the libraries dense ones.
+PlanOptions plan_options(const ModelRunRequest& r, const HardwareSpec& hw) {
+  PlanOptions o;
+  o.strided_operands = hw.cc_major == 9 && !r.vendor;
+  return o;
 }
 
 Graph rewritten(const Graph& original, const ModelRunRequest& r, CostOracle& oracle, Json& info) {
@@ -88,7 +101,7 @@ PreparedModel prepare_model(const ModelRunRequest& r, const HardwareSpec& hw, co
   m.graph = rewritten(m.original, r, oracle, m.info);
   m.info["predicted_us"] = oracle.graph_cost(m.graph);
   m.info["operators"] = m.graph.live_nodes();
-  m.plan = plan_graph_run(m.graph, dtype, families);
+  m.plan = plan_graph_run(m.graph, dtype, families, plan_options(r, hw));
   return m;
 }
 
@@ -142,6 +155,13 @@ Json describe_steps(const ExecPlan& plan) {
   for (const ExecStep& s : plan.steps) {
     Json step = {{"label", s.label}, {"setup", s.setup}};
     if (s.workload) step["workload"] = s.workload->key();
+    if (s.layouts[0] || s.layouts[1]) {
+      Json layouts = Json::array();
+      for (const auto& o : s.layouts)
+        layouts.push_back(o ? Json{{"row", o->row}, {"inner", o->inner}, {"inner_count", o->inner_count}, {"outer", o->outer}}
+                            : Json());
+      step["read_in_place"] = layouts;  // A and B (null: dense)
+    }
     if (s.generic) {
       const kernels::GenericParams& p = s.generic->params;
       Json shape = Json::array(), out_strides = Json::array(), in_strides = Json::array();
@@ -190,7 +210,8 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
   std::map<std::string, int> sources;
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     if (plan.steps[i].kind != ExecStep::Kind::kKernel) continue;
-    auto [schedule, source] = choose_schedule(*plan.steps[i].workload, db, dev.target, families, hw, model);
+    auto [schedule, source] =
+        choose_schedule(*plan.steps[i].workload, plan.steps[i].layouts, db, dev.target, families, hw, model);
     schedules[i] = schedule;
     ++sources[source];
   }
@@ -310,7 +331,7 @@ Json run_graph_on_gpu(const Graph& original, const Graph& graph, const ModelRunR
   CostOracle oracle(families, *dev->spec, dev->target, db, dtype);
   m.info["predicted_us"] = oracle.graph_cost(m.graph);
   m.info["operators"] = m.graph.live_nodes();
-  m.plan = plan_graph_run(m.graph, dtype, families);
+  m.plan = plan_graph_run(m.graph, dtype, families, plan_options(r, *dev->spec));
   return run_prepared(m, r, *dev, db, families);
 }
 

@@ -60,7 +60,8 @@ std::string mma_struct(int64_t bn, DType dtype, bool n_major_b) {
 }
 
 // The entry's first thread (the TMA producer) fetches the tensor maps' descriptors into the
-// descriptor cache while the barriers are set up, rather than at each map's first copy.
+// descriptor cache while the barriers are set up, rather than at each map's first copy (sm_90a
+// only: an export also builds the kernel for other GPUs, where it never runs).
 std::string prefetch_maps(size_t loaded, bool tma_store, bool staged_residual) {
   std::vector<std::string> maps;
   if (loaded == 2) maps.push_back("map_a");
@@ -68,11 +69,11 @@ std::string prefetch_maps(size_t loaded, bool tma_store, bool staged_residual) {
   if (tma_store) maps.push_back("map_c");
   if (staged_residual) maps.push_back("map_r");
   if (maps.empty()) return "";
-  std::string code = "  if (threadIdx.x == 0) {\n";
+  std::string code = "#if TESSERA_SM90A\n  if (threadIdx.x == 0) {\n";
   for (const std::string& map : maps)
     code += "    asm volatile(\"prefetch.tensormap [%0];\\n\" ::\"l\"(reinterpret_cast<unsigned long long>(&" + map +
             ")) : \"memory\");\n";
-  return code + "  }\n";
+  return code + "  }\n#endif\n";
 }
 
 class GemmWgmmaFamily : public KernelFamily {
@@ -99,24 +100,62 @@ class GemmWgmmaFamily : public KernelFamily {
     return check_wgmma(s, w, bk == 64 || bk == 32 ? (m.k + bk - 1) / bk : 1, hw, m.trans_b);
   }
 
-  KernelSource emit(const Workload& w, const Schedule& s) const override {
+  KernelSource emit(const Workload& w, const Schedule& s) const override { return emit_strided(w, s, {}); }
+
+  // A and B are read only through their tensor maps, which take any 16-byte strides; a batch in
+  // two levels needs both operands to split it alike (four-dimensional maps).
+  bool reads_strided(const Workload& w, const OperandLayouts& layouts) const override {
+    if (!supports(w)) return false;
+    const int64_t batch = w.matmul().batch;
+    std::optional<int64_t> split;
+    for (const auto& o : layouts) {
+      if (!o) continue;
+      for (int64_t stride : {o->row, o->inner, o->outer})
+        if (stride < 0 || stride % 8 != 0) return false;  // 16-byte TMA strides
+      if (o->row == 0 || (batch > 1 && o->inner == 0)) return false;
+      if (o->inner_count < 1 || batch % o->inner_count != 0) return false;
+      if (o->inner_count < batch) {
+        if (o->outer == 0 || (split && *split != o->inner_count)) return false;
+        split = o->inner_count;
+      }
+    }
+    return true;
+  }
+
+  KernelSource emit_strided(const Workload& w, const Schedule& s, const OperandLayouts& layouts) const override {
+    TESSERA_CHECK(reads_strided(w, layouts), "gemm_wgmma cannot read the operands of " + w.key() + " as laid out");
     const MatmulShape& m = w.matmul();
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     const int64_t cluster = s.get(kClusterM);
+    // A batch in two levels (batch x heads, say): four-dimensional maps, the inner level third.
+    int64_t split = 0;
+    for (const auto& o : layouts)
+      if (o && o->inner_count < m.batch) split = o->inner_count;
     const std::string loads = "GemmLoads<In, " + std::to_string(m.k) + ", " + (m.trans_b ? "true" : "false") + ", " +
                               std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(bk) + ", " +
-                              std::to_string(cluster) + ">";
+                              std::to_string(cluster) + (split ? ", " + std::to_string(split) : "") + ">";
     // A: [batch][M][K]; B: [batch][N][K] (trans_b) or [batch][K][N], read in 64-column boxes (a
     // narrow tile: one box of its 32 or 16).
     // K-major boxes are swizzled over their rows of bk elements (128 or 64 bytes).
     const int k_swizzle = static_cast<int>(bk * 2);
-    TensorMapSpec a{0, w.dtype, {m.k, m.m, m.batch}, {m.k * 2, m.m * m.k * 2}, {bk, bm, 1}, k_swizzle};
+    // The map of an operand of `rows` x `cols` matrices (cols innermost), dense or as laid out.
+    auto map = [&](int tensor, int64_t cols, int64_t rows, const std::optional<OperandStrides>& o,
+                   std::vector<int64_t> box, int swizzle) {
+      const OperandStrides st = o ? *o : OperandStrides{cols, rows * cols, m.batch, 0};
+      TensorMapSpec spec{tensor, w.dtype, {cols, rows, m.batch}, {st.row * 2, st.inner * 2}, std::move(box), swizzle};
+      if (split) {
+        spec.dims = {cols, rows, split, m.batch / split};
+        spec.strides_bytes.push_back((st.inner_count < m.batch ? st.outer : st.inner * split) * 2);
+        spec.box.push_back(1);
+      }
+      return spec;
+    };
+    TensorMapSpec a = map(0, m.k, m.m, layouts[0], {bk, bm, 1}, k_swizzle);
     // With a cluster each block loads 1 / cluster of B's tile and multicasts it.
     // A [K, N] B: boxes of 64 columns (128-byte rows), or one box of a narrow tile's 32 or 16.
     const int64_t box_n = std::min<int64_t>(bn, 64);
-    TensorMapSpec b = m.trans_b ? TensorMapSpec{1, w.dtype, {m.k, m.n, m.batch}, {m.k * 2, m.n * m.k * 2}, {bk, bn / cluster, 1}, k_swizzle}
-                                : TensorMapSpec{1, w.dtype, {m.n, m.k, m.batch}, {m.n * 2, m.k * m.n * 2}, {box_n, bk / cluster, 1},
-                                                static_cast<int>(box_n * 2)};
+    TensorMapSpec b = m.trans_b ? map(1, m.k, m.n, layouts[1], {bk, bn / cluster, 1}, k_swizzle)
+                                : map(1, m.n, m.k, layouts[1], {box_n, bk / cluster, 1}, static_cast<int>(box_n * 2));
     return emit_wgmma(w, s, "tessera_gemm_wgmma", "gemm_wgmma.cuh", w.key(), "", loads, {a, b});
   }
 

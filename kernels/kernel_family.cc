@@ -11,6 +11,11 @@ std::vector<KernelLaunch> KernelSource::plan() const {
   return out;
 }
 
+KernelSource KernelFamily::emit_strided(const Workload& w, const Schedule&, const OperandLayouts&) const {
+  TESSERA_CHECK(false, std::string(name()) + " cannot read the strided operands of " + w.key());
+  return {};
+}
+
 void FamilyRegistry::add(std::unique_ptr<KernelFamily> family) {
   TESSERA_CHECK(family != nullptr, "null family");
   TESSERA_CHECK(find(family->name()) == nullptr,

@@ -3,6 +3,7 @@
 // are registered explicitly in a FamilyRegistry (no static-initialisation tricks).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -108,6 +109,22 @@ struct KernelSource {
   std::vector<KernelLaunch> plan() const;
 };
 
+/// A matmul operand (A or B) that lies strided rather than dense, for a family that reads it
+/// through a tensor map and so can take it as it lies (attention's query heads inside the
+/// projection's output, say): the element strides of its rows and of its batch, the batch in
+/// two levels where one stride cannot step through it (batch index = outer * inner_count +
+/// inner: batch x heads). Its innermost dimension (K for A; K, or N when B is [K, N]) is
+/// contiguous, as in the dense operand.
+struct OperandStrides {
+  int64_t row = 0;          ///< between rows
+  int64_t inner = 0;        ///< between batches of the inner level
+  int64_t inner_count = 0;  ///< batches in the inner level (the workload's batch: one level)
+  int64_t outer = 0;        ///< between groups of inner_count batches (two levels only)
+  bool operator==(const OperandStrides&) const = default;
+};
+/// A matmul's A and B, each strided (OperandStrides) or dense (nullopt).
+using OperandLayouts = std::array<std::optional<OperandStrides>, 2>;
+
 /// How a kernel divides its work, for the analytic cost model: per axis of `modeled.expr()`
 /// the extent one block covers and the extent staged per pipeline step, plus the block's
 /// resources and pipelining. Families describe their schedules with it; the model reads
@@ -181,6 +198,11 @@ class KernelFamily {
                                               const HardwareSpec& hw) const = 0;
   /// Source and launch geometry; only called on schedules validate() accepts.
   virtual KernelSource emit(const Workload& w, const Schedule& s) const = 0;
+  /// Whether emit_strided() can read `w`'s operands laid out as `layouts` says (every schedule
+  /// validate() accepts for `w`).
+  virtual bool reads_strided(const Workload&, const OperandLayouts&) const { return false; }
+  /// emit() with A and B laid out as `layouts` says; only where reads_strided() holds.
+  virtual KernelSource emit_strided(const Workload& w, const Schedule& s, const OperandLayouts& layouts) const;
   /// How a schedule validate() accepts divides the work (for the analytic model).
   virtual TilePlan tile_plan(const Workload& w, const Schedule& s) const = 0;
   /// Which of the family's kinds of code `s` runs where a knob picks between them (conv_wgmma:

@@ -89,6 +89,16 @@ __device__ __forceinline__ void load_im2col(void* dst, const TensorMap* map, uns
       : "memory");
 }
 
+/// As load(), from a four-dimensional map (a batch in two levels: c2 inner, c3 outer).
+__device__ __forceinline__ void load(void* dst, const TensorMap* map, unsigned long long* bar, int c0, int c1, int c2,
+                                     int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, %6}], "
+      "[%2];\n" ::"r"(smem(dst)),
+      "l"(reinterpret_cast<unsigned long long>(map)), "r"(smem(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+}
+
 /// As load(), multicast: the box lands at the same offset of `dst` in the shared memory of every
 /// block of the cluster in `mask`, and completes on the barrier at `bar`'s offset in each.
 __device__ __forceinline__ void load_multicast(void* dst, const TensorMap* map, unsigned long long* bar, int c0, int c1,
@@ -97,6 +107,16 @@ __device__ __forceinline__ void load_multicast(void* dst, const TensorMap* map, 
       "cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, "
       "{%3, %4, %5}], [%2], %6;\n" ::"r"(smem(dst)),
       "l"(reinterpret_cast<unsigned long long>(map)), "r"(smem(bar)), "r"(c0), "r"(c1), "r"(c2), "h"(mask)
+      : "memory");
+}
+
+/// As load_multicast(), from a four-dimensional map.
+__device__ __forceinline__ void load_multicast(void* dst, const TensorMap* map, unsigned long long* bar, int c0, int c1,
+                                               int c2, int c3, unsigned short mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, "
+      "{%3, %4, %5, %6}], [%2], %7;\n" ::"r"(smem(dst)),
+      "l"(reinterpret_cast<unsigned long long>(map)), "r"(smem(bar)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "h"(mask)
       : "memory");
 }
 
@@ -197,6 +217,9 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 /// 32-byte swizzled), through the tensor maps. With a cluster each block loads its
 /// share of B's tile (BN / CLUSTER rows of a K-major B, BK / CLUSTER k rows of each box of a
 /// [K, N] B) and multicasts it into the same slot of every block.
+/// BATCH_INNER > 0: the maps are four-dimensional, the batch split in two levels (batch b at
+/// inner b % BATCH_INNER, outer b / BATCH_INNER), for operands that lie strided that way
+/// (batch x heads of attention, read in place inside the projection's output).
 ///
 /// A Loads policy has: kSteps (k steps per tile); kMmaSteps (k16 MMAs per step that can meet
 /// non-zero B, at most BK / 16); kGather (the producer warpgroup's 128 threads write part of
@@ -206,7 +229,7 @@ __device__ __forceinline__ void tile_coords(int tile, int& b, int& bm, int& bn) 
 /// slot's A and B tiles for the tile at rows m0, columns n0 of batch b); desc_a(at, row, kk)
 /// and desc_b(bt, kk) (the matrix descriptors of A's 64 rows from `row` and of B, for the k16
 /// step kk of the slots at at and bt).
-template <class In, int K, bool TRANS_B, int BM, int BN, int BK, int CLUSTER>
+template <class In, int K, bool TRANS_B, int BM, int BN, int BK, int CLUSTER, int BATCH_INNER = 0>
 struct GemmLoads {
   static constexpr int kSteps = (K + BK - 1) / BK;
   static constexpr int kMmaSteps = BK / 16;
@@ -221,24 +244,39 @@ struct GemmLoads {
   __device__ static constexpr unsigned tma_bytes(int) { return kTmaBytes; }
   __device__ static void prepare(In*, int, int) {}
   __device__ static void gather(In*, In*, const In*, const In*, int, int, int, int, int) {}
+  // The box at (c0, c1) of batch b, as the maps index the batch.
+  __device__ static void load(In* dst, const TensorMap& map, unsigned long long* bar, int c0, int c1, int b) {
+    if constexpr (BATCH_INNER > 0) {
+      wgmma::load(dst, &map, bar, c0, c1, b % BATCH_INNER, b / BATCH_INNER);
+    } else {
+      wgmma::load(dst, &map, bar, c0, c1, b);
+    }
+  }
+  __device__ static void load_multicast(In* dst, const TensorMap& map, unsigned long long* bar, int c0, int c1, int b) {
+    constexpr unsigned short kAll = (1u << CLUSTER) - 1;
+    if constexpr (BATCH_INNER > 0) {
+      wgmma::load_multicast(dst, &map, bar, c0, c1, b % BATCH_INNER, b / BATCH_INNER, kAll);
+    } else {
+      wgmma::load_multicast(dst, &map, bar, c0, c1, b, kAll);
+    }
+  }
   __device__ static void tma(In* sa, In* sb, const TensorMap& map_a, const TensorMap& map_b, unsigned long long* bar, int kt,
                              int m0, int n0, int b, int rank) {
-    wgmma::load(sa, &map_a, bar, kt * BK, m0, b);
+    load(sa, map_a, bar, kt * BK, m0, b);
     if constexpr (CLUSTER > 1) {
-      constexpr unsigned short kAll = (1u << CLUSTER) - 1;
       if constexpr (TRANS_B) {
-        wgmma::load_multicast(sb + rank * (BN / CLUSTER) * BK, &map_b, bar, kt * BK, n0 + rank * (BN / CLUSTER), b, kAll);
+        load_multicast(sb + rank * (BN / CLUSTER) * BK, map_b, bar, kt * BK, n0 + rank * (BN / CLUSTER), b);
       } else {
 #pragma unroll
         for (int j = 0; j < BN / kBoxN; ++j)
-          wgmma::load_multicast(sb + j * kBoxN * BK + rank * (BK / CLUSTER) * kBoxN, &map_b, bar, n0 + j * kBoxN,
-                                kt * BK + rank * (BK / CLUSTER), b, kAll);
+          load_multicast(sb + j * kBoxN * BK + rank * (BK / CLUSTER) * kBoxN, map_b, bar, n0 + j * kBoxN,
+                         kt * BK + rank * (BK / CLUSTER), b);
       }
     } else if constexpr (TRANS_B) {
-      wgmma::load(sb, &map_b, bar, kt * BK, n0, b);
+      load(sb, map_b, bar, kt * BK, n0, b);
     } else {  // [K, N]: boxes of 64 (or BN) columns x BK k rows, one after another
 #pragma unroll
-      for (int j = 0; j < BN / kBoxN; ++j) wgmma::load(sb + j * kBoxN * BK, &map_b, bar, n0 + j * kBoxN, kt * BK, b);
+      for (int j = 0; j < BN / kBoxN; ++j) load(sb + j * kBoxN * BK, map_b, bar, n0 + j * kBoxN, kt * BK, b);
     }
   }
   // K-major B (trans_b): rows of BK k (BK * 2 bytes, swizzled over that span), the k16 step 32

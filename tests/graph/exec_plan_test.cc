@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <set>
 
+#include "core/hardware.h"
 #include "graph/model_run.h"
 #include "graph/onnx_io.h"
 #include "graph/ops.h"
@@ -121,6 +122,83 @@ TEST_F(ExecPlanTest, PartsCoveringATensorShareOneCopyOfIt) {
   ExecPlan q = plan(two);
   ASSERT_TRUE(q.unsupported.empty());
   EXPECT_EQ(count_steps(q, true), 2);
+}
+
+// On a Hopper GPU Tessera's heads' matmuls read the query, key and value where the projection
+// wrote them, through tensor maps with the heads' strides: no copy of the projection. Batch 1:
+// the heads are one level of batch (stride 64); batch 2: two levels, heads inside batches. A
+// vendor run (dense operands) copies the projection once, as before. The context's copy back
+// to [batch, tokens, heads x 64] stays.
+TEST_F(ExecPlanTest, AttentionHeadsAreReadInPlaceOnHopper) {
+  const HardwareSpec h100 = find_spec("h100_sxm");
+  for (int64_t batch : {1, 2}) {
+    SCOPED_TRACE("batch " + std::to_string(batch));
+    const std::string path =
+        ::testing::TempDir() + "attention_" + std::to_string(getpid()) + "_" + std::to_string(batch) + ".onnx";
+    write_onnx(attention_graph(batch, 32, 4, 64), path);
+    ModelRunRequest r;
+    r.model_path = path;
+    r.graph = "optimized";
+    PreparedModel m = prepare_model(r, h100, Target::for_spec(h100, "none"), nullptr, families_);
+    ASSERT_TRUE(m.plan.unsupported.empty()) << m.plan.unsupported[0];
+    EXPECT_EQ(count_steps(m.plan, true), 1);  // the context's
+    const kernels::OperandStrides heads{768, 64, 4, batch == 1 ? 0 : 32 * 768};
+    int scores = 0, contexts = 0;
+    for (const ExecStep& s : m.plan.steps) {
+      if (!s.workload || s.workload->kind != OpKind::kBatchMatmul) continue;
+      const MatmulShape& mm = s.workload->matmul();
+      EXPECT_EQ(mm.batch, 4 * batch);
+      if (mm.trans_b) {  // q k^T: both read in place, k 256 elements after q
+        ++scores;
+        EXPECT_EQ(s.layouts[0], heads);
+        EXPECT_EQ(s.layouts[1], heads);
+        EXPECT_EQ(s.tensors[1].buffer, s.tensors[0].buffer);
+        EXPECT_EQ(s.tensors[1].offset - s.tensors[0].offset, 256);
+      } else {  // p v: the probabilities dense, v in place
+        ++contexts;
+        EXPECT_FALSE(s.layouts[0]);
+        EXPECT_EQ(s.layouts[1], heads);
+      }
+      // What the tensor maps will address lies inside the buffers.
+      for (size_t k = 0; k < 2; ++k) {
+        if (!s.layouts[k]) continue;
+        const kernels::OperandStrides& o = *s.layouts[k];
+        const int64_t rows = k == 0 ? mm.m : mm.trans_b ? mm.n : mm.k, cols = k == 0 || mm.trans_b ? mm.k : mm.n;
+        const int64_t last = s.tensors[k].offset + (rows - 1) * o.row + (cols - 1) + (o.inner_count - 1) * o.inner +
+                             (mm.batch / o.inner_count - 1) * o.outer;
+        EXPECT_LE((last + 1) * 2, m.plan.buffers[static_cast<size_t>(s.tensors[k].buffer)].bytes);
+      }
+    }
+    EXPECT_EQ(scores, 1);
+    EXPECT_EQ(contexts, 1);
+    r.vendor = true;
+    PreparedModel v = prepare_model(r, h100, Target::for_spec(h100, "none"), nullptr, families_);
+    EXPECT_EQ(count_steps(v.plan, true), 2);  // the projection once, and the context
+    for (const ExecStep& s : v.plan.steps) EXPECT_FALSE(s.layouts[0] || s.layouts[1]) << s.label;
+    std::filesystem::remove(path);
+  }
+}
+
+// Reshapes of strided tensors are views where the dimensions they split or merge step through
+// each other: a head split of a projection's column slice is, a merge of transposed axes is not.
+TEST_F(ExecPlanTest, ReshapesOfStridedTensorsAreViewsWhereTheyNest) {
+  Graph g;
+  ValueId x = g.add_input("x", ElemType::kF32, {5, 2304});
+  auto ints = [](std::vector<int64_t> v) { return Tensor::ints({static_cast<int64_t>(v.size())}, v); };
+  ValueId slice = g.add_node(OpType::kSlice, {x, g.add_constant("b", ints({768})), g.add_constant("e", ints({1536})),
+                                              g.add_constant("a", ints({1}))})[0];
+  ValueId heads = g.add_node(OpType::kReshape, {slice, g.add_constant("s1", ints({1, 5, 12, 64}))})[0];
+  ValueId t = g.add_node(OpType::kTranspose, {heads}, {{"perm", std::vector<int64_t>{0, 2, 1, 3}}})[0];
+  ValueId merged = g.add_node(OpType::kReshape, {t, g.add_constant("s2", ints({60, 64}))})[0];
+  g.add_output(g.add_node(OpType::kErf, {merged})[0]);
+  ExecPlan p = plan(g);
+  ASSERT_TRUE(p.unsupported.empty()) << p.unsupported[0];
+  EXPECT_EQ(p.values[static_cast<size_t>(heads)].strides, (std::vector<int64_t>{1, 2304, 64, 1}));  // extent 1: any stride
+  EXPECT_EQ(p.values[static_cast<size_t>(heads)].offset, 768);
+  EXPECT_EQ(p.values[static_cast<size_t>(t)].strides, (std::vector<int64_t>{1, 64, 2304, 1}));
+  EXPECT_EQ(p.values[static_cast<size_t>(merged)].strides, (std::vector<int64_t>{64, 1}));  // of a dense copy
+  EXPECT_EQ(p.views, 4);
+  EXPECT_EQ(count_steps(p, true), 1);
 }
 
 TEST_F(ExecPlanTest, ConvolutionsRunChannelsLastAndConvertTheirFiltersBeforeTheRuns) {

@@ -2,7 +2,7 @@
 // test and the GPU run's test): a channel split of a convolution's NHWC output, a concat, a
 // constant Pad, an inference BatchNormalization, average and max pools, a transpose feeding a
 // reshape, a gather of several indices, GatherND, GatherElements, CumSum, Erf, Where over a comparison, a
-// long chain of broadcast adds, and a reduction over a middle axis.
+// long chain of broadcast adds, and a reduction over a middle axis. And self-attention.
 #pragma once
 
 #include <string>
@@ -58,6 +58,40 @@ inline Graph generic_operators_graph() {
                           {{"reverse", int64_t{1}}})[0]);
   g.add_output(g.add_node(OpType::kReduceMean, {bn},
                           {{"axes", std::vector<int64_t>{2}}, {"keepdims", int64_t{0}}})[0]);
+  return g;
+}
+
+// Self-attention as exporters write it: one projection of [batch, tokens, 3 * heads * size],
+// reshaped and transposed to [3, batch, heads, tokens, size], its query, key and value taken
+// by Gathers; softmax(q k^T / sqrt(size)) v, transposed back and merged, then an output
+// projection. On a Hopper GPU the heads' matmuls read q, k and v in place.
+inline Graph attention_graph(int64_t batch, int64_t tokens, int64_t heads, int64_t size) {
+  Graph g;
+  const int64_t e = heads * size;
+  auto filled = [](std::vector<int64_t> shape, float scale) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<float> v(static_cast<size_t>(n));
+    for (size_t k = 0; k < v.size(); ++k) v[k] = scale * (static_cast<float>((k * 7919) % 61) / 30.0f - 1.0f);
+    return Tensor::floats(shape, v);
+  };
+  auto ints = [](std::vector<int64_t> v) { return Tensor::ints({static_cast<int64_t>(v.size())}, v); };
+  ValueId x = g.add_input("x", ElemType::kF32, {batch, tokens, e});
+  ValueId qkv = g.add_node(OpType::kMatMul, {x, g.add_constant("w_qkv", filled({e, 3 * e}, 0.05f))})[0];
+  ValueId split = g.add_node(OpType::kReshape, {qkv, g.add_constant("heads", ints({batch, tokens, 3, heads, size}))})[0];
+  ValueId t = g.add_node(OpType::kTranspose, {split}, {{"perm", std::vector<int64_t>{2, 0, 3, 1, 4}}})[0];
+  std::vector<ValueId> part;
+  for (int64_t k = 0; k < 3; ++k)
+    part.push_back(g.add_node(OpType::kGather, {t, g.add_constant("i" + std::to_string(k), Tensor::ints({}, {k}))},
+                              {{"axis", int64_t{0}}})[0]);
+  ValueId kt = g.add_node(OpType::kTranspose, {part[1]}, {{"perm", std::vector<int64_t>{0, 1, 3, 2}}})[0];
+  ValueId scores = g.add_node(OpType::kMatMul, {part[0], kt})[0];
+  ValueId scaled = g.add_node(OpType::kMul, {scores, g.add_constant("scale", Tensor::floats({}, {0.125f}))})[0];
+  ValueId p = g.add_node(OpType::kSoftmax, {scaled}, {{"axis", int64_t{-1}}})[0];
+  ValueId ctx = g.add_node(OpType::kMatMul, {p, part[2]})[0];
+  ValueId back = g.add_node(OpType::kTranspose, {ctx}, {{"perm", std::vector<int64_t>{0, 2, 1, 3}}})[0];
+  ValueId merged = g.add_node(OpType::kReshape, {back, g.add_constant("merge", ints({batch, tokens, e}))})[0];
+  g.add_output(g.add_node(OpType::kMatMul, {merged, g.add_constant("w_out", filled({e, e}, 0.05f))})[0]);
   return g;
 }
 

@@ -91,6 +91,28 @@ TEST_F(GenericOpsGpu, GenericOperatorsMatchTheReference) {
   std::filesystem::remove(path);
 }
 
+// Self-attention whose heads' matmuls read q, k and v in place (Hopper: strided tensor maps;
+// batch 2: heads inside batches, four-dimensional maps), against the reference, and the same
+// on the vendor library with dense copies.
+TEST_F(GenericOpsGpu, AttentionHeadsReadInPlaceMatchTheReference) {
+  for (int64_t batch : {1, 2}) {
+    const std::string path =
+        ::testing::TempDir() + "attention_" + std::to_string(getpid()) + "_" + std::to_string(batch) + ".onnx";
+    write_onnx(attention_graph(batch, 40, 4, 64), path);
+    for (bool vendor : {false, true}) {
+      ModelRunRequest req;
+      req.model_path = path;
+      req.graph = "optimized";
+      req.iters = 3;
+      req.vendor = vendor;
+      Json out = run_model_on_gpu(req);
+      ASSERT_TRUE(out.contains("check")) << out.dump();
+      EXPECT_TRUE(out["check"]["ok"].get<bool>()) << "batch " << batch << (vendor ? " vendor: " : ": ") << out["check"].dump();
+    }
+    std::filesystem::remove(path);
+  }
+}
+
 // graph optimize --measure: the candidates run on the GPU and the fastest that matches the
 // reference is written.
 TEST_F(GenericOpsGpu, OptimizeMeasureWritesAMeasuredCandidate) {

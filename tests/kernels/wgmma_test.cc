@@ -227,6 +227,53 @@ TEST(GemmWgmma, ClusterPlanPairsTileRowsAndHalvesBsBoxes) {
   EXPECT_EQ(f->tile_plan(Workload::parse("matmul:m=333,n=192,k=64,tb=1:f16"), wgmma(128, 192, 3, 2, 8, 1, 0, 2)).multicast, 2);
 }
 
+// Attention's heads read in place: Q, K and V are [tokens, 3, heads, 64] rows of the
+// projection's output (row stride 3 * 768, head stride 64), so the scores' A and B and the
+// context's B lie strided. One level of batch: the maps only change their strides; batch x
+// heads in two levels: four-dimensional maps, the heads third.
+TEST(GemmWgmma, StridedOperandsAreReadThroughTheirMaps) {
+  auto f = make_gemm_wgmma_family();
+  const Workload scores = Workload::parse("batch_matmul:b=12,m=128,n=128,k=64,tb=1,alpha=0.125:f16");
+  const OperandStrides head{2304, 64, 12, 0};
+  EXPECT_TRUE(f->reads_strided(scores, {head, head}));
+  KernelSource one = f->emit_strided(scores, wgmma(128, 128, 4, 2), {head, std::nullopt});
+  EXPECT_EQ(one.tensor_maps[0].dims, (std::vector<int64_t>{64, 128, 12}));
+  EXPECT_EQ(one.tensor_maps[0].strides_bytes, (std::vector<int64_t>{4608, 128}));
+  EXPECT_EQ(one.tensor_maps[1].strides_bytes, (std::vector<int64_t>{128, 16384}));  // B dense
+  EXPECT_EQ(one.source, f->emit(scores, wgmma(128, 128, 4, 2)).source);  // the same kernel
+
+  const Workload scores32 = Workload::parse("batch_matmul:b=384,m=128,n=128,k=64,tb=1,alpha=0.125:f16");
+  const OperandStrides heads{2304, 64, 12, 128 * 2304};
+  KernelSource two = f->emit_strided(scores32, wgmma(128, 128, 4, 2, 8, 0, 0, 2), {heads, heads});
+  for (int t = 0; t < 2; ++t) {
+    EXPECT_EQ(two.tensor_maps[t].dims, (std::vector<int64_t>{64, 128, 12, 32}));
+    EXPECT_EQ(two.tensor_maps[t].strides_bytes, (std::vector<int64_t>{4608, 128, 589824}));
+  }
+  EXPECT_EQ(two.tensor_maps[1].box, (std::vector<int64_t>{64, 64, 1, 1}));  // half of B's rows per block
+  EXPECT_NE(two.source.find("GemmLoads<In, 64, true, 128, 128, 64, 2, 12>"), std::string::npos);
+  // The context: dense probabilities times V ([K, N]: tokens x 64, strided), batch in two levels.
+  const Workload context = Workload::parse("batch_matmul:b=384,m=128,n=64,k=128:f16");
+  KernelSource ctx = f->emit_strided(context, wgmma(128, 64, 4, 1, 8, 1), {std::nullopt, heads});
+  EXPECT_EQ(ctx.tensor_maps[0].dims, (std::vector<int64_t>{128, 128, 12, 32}));
+  EXPECT_EQ(ctx.tensor_maps[0].strides_bytes, (std::vector<int64_t>{256, 32768, 393216}));
+  EXPECT_EQ(ctx.tensor_maps[1].dims, (std::vector<int64_t>{64, 128, 12, 32}));
+  EXPECT_EQ(ctx.tensor_maps[2].dims, (std::vector<int64_t>{64, 128, 384}));  // C: dense, three dimensions
+
+  // What TMA cannot take: strides off 16 bytes, a broadcast batch, batch levels that disagree.
+  EXPECT_FALSE(f->reads_strided(scores, {OperandStrides{2300, 64, 12, 0}, std::nullopt}));
+  EXPECT_FALSE(f->reads_strided(scores, {OperandStrides{2304, 0, 12, 0}, std::nullopt}));
+  EXPECT_FALSE(f->reads_strided(scores32, {heads, OperandStrides{2304, 64, 6, 64 * 6}}));
+  EXPECT_FALSE(f->reads_strided(scores32, {OperandStrides{2304, 64, 7, 64 * 7}, std::nullopt}));
+  EXPECT_FALSE(f->reads_strided(Workload::parse("batch_matmul:b=12,m=128,n=128,k=64:f32"), {head, std::nullopt}));
+#if TESSERA_HAVE_CUDA
+  BuildOptions hopper;
+  hopper.headers = device_headers();
+  std::vector<KernelSource> sources{one, two, ctx,
+                                    f->emit_strided(context, wgmma(64, 64, 4, 1, 8, 0, 0, 2), {std::nullopt, heads})};
+  for (const CompiledKernel& k : Builder(hopper).build(sources)) EXPECT_EQ(k.status, Status::kOk) << k.error;
+#endif
+}
+
 // Every k-th valid schedule of each shape, compiled for sm_90a.
 std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   HardwareSpec h100 = find_spec("h100_sxm");
