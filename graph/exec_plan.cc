@@ -182,6 +182,23 @@ void Planner::kernel_step(NodeId id, const Node& n, const Workload& w, std::vect
   add_step(std::move(s));
 }
 
+// Strides for `v` under which its only reader, a Transpose (not a graph output itself), reads
+// it as a dense row-major tensor; nullopt where `v` has other readers or is an output.
+std::optional<Shape> Planner::transposed_order(ValueId v) {
+  if (consumers_.empty()) consumers_ = g_.consumers();
+  const std::vector<NodeId>& readers = consumers_[static_cast<size_t>(v)];
+  if (readers.size() != 1 || is_graph_output(v)) return std::nullopt;
+  const Node& t = g_.node(readers[0]);
+  if (t.op != OpType::kTranspose || t.inputs[0] != v) return std::nullopt;
+  std::vector<InputInfo> infos;
+  auto c = infer(t, infos);
+  const std::vector<int64_t> perm = op_detail::transpose_perm(c);
+  const Shape dense = row_major(shape_of(t.outputs[0]));
+  Shape strides(perm.size(), 0);
+  for (size_t i = 0; i < perm.size(); ++i) strides[static_cast<size_t>(perm[i])] = dense[i];
+  return strides;
+}
+
 // How `p` lies as a matmul operand of shape `want` (no broadcast), if not dense:
 // columns contiguous, its rows at one stride, and the dimensions before them (a batched
 // operand's; a plain matmul's A folds them into its rows) at strides that step through them
@@ -278,11 +295,19 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
       layouts[static_cast<size_t>(k)] = strided_operand(p, want, w.kind == OpKind::kBatchMatmul);
     as_read[static_cast<size_t>(k)] = p;
   }
-  if (layouts[0] || layouts[1]) {
-    bool readable = false;
-    for (const kernels::KernelFamily* f : families_.for_workload(w)) readable = readable || f->reads_strided(w, layouts);
-    if (!readable) layouts = {};
-  }
+  // The output in the order its one reader, a transpose, wants, so that the transpose is dense.
+  std::optional<Shape> out_strides;
+  if (options_.strided_operands)
+    if ((out_strides = transposed_order(n.outputs[0])))
+      layouts[2] = strided_operand(Placement{0, 0, *out_strides, type_of(n.outputs[0])}, y,
+                                   w.kind == OpKind::kBatchMatmul);
+  auto readable = [&] {
+    for (const kernels::KernelFamily* f : families_.for_workload(w))
+      if (f->reads_strided(w, layouts)) return true;
+    return false;
+  };
+  if (layouts[2] && !readable()) layouts[2].reset();
+  if (kernels::any_strided(layouts) && !readable()) layouts = {};
   for (size_t k = 0; k < 2; ++k) {
     const ValueId v = n.inputs[k];
     if (layouts[k]) {
@@ -297,7 +322,7 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
     if (op == EpilogueOp::kBias) t.push_back(require_as(n.inputs.at(next++), {m.n}, id));
     if (op == EpilogueOp::kResidual) t.push_back(require_as(n.inputs.at(next++), y, id));
   }
-  t.push_back(output(n.outputs[0], row_major(y)));
+  t.push_back(output(n.outputs[0], layouts[2] ? *out_strides : row_major(y)));
   kernel_step(id, n, w, std::move(t), layouts);
 }
 

@@ -66,8 +66,9 @@ struct ExecStep {
   /// (inputs, then the output), each dense in the layout the family expects.
   std::optional<Workload> workload;
   std::vector<Placement> tensors;
-  /// kKernel matmuls: A and B where they are read strided, as they lie (PlanOptions), else
-  /// dense; a family runs the step only if it reads them so (KernelFamily::reads_strided).
+  /// kKernel matmuls: A and B where they are read strided, as they lie, and C where it is
+  /// written strided, as its reader wants it (PlanOptions), else dense; a family runs the step
+  /// only if it reads and writes them so (KernelFamily::reads_strided).
   kernels::OperandLayouts layouts;
   /// kGeneric: the kernel, and the buffer each of its pointers addresses (in0..in3, out; -1:
   /// null). The kernel's offsets count from the buffer's start.
@@ -94,8 +95,10 @@ kernels::StoreType store_type(ElemType t, DType dtype);
 /// How the plan may lay operands out.
 struct PlanOptions {
   /// A matmul's A or B that lies strided (a head of attention's query inside the projection's
-  /// output) is read as it lies, without a copy, where a family can (reads_strided: Hopper's
-  /// tensor maps). Off for vendor runs: the libraries take dense operands.
+  /// output) is read as it lies, without a copy, and an output whose one reader transposes it
+  /// is written in the transposed order (attention's context into [tokens, heads x size]),
+  /// where a family can (reads_strided: Hopper's tensor maps). Off for vendor runs: the
+  /// libraries take dense operands.
   bool strided_operands = false;
 };
 

@@ -359,6 +359,7 @@ class Planner {
   void kernel_step(NodeId id, const Node& n, const Workload& w, std::vector<Placement> tensors,
                    kernels::OperandLayouts layouts = {});
   std::optional<kernels::OperandStrides> strided_operand(const Placement& p, const Shape& want, bool batched);
+  std::optional<Shape> transposed_order(ValueId v);
   Placement operand(ValueId v, bool swap, const Shape& want, NodeId id);
   void matmul(NodeId id, const Node& n, const Workload& w, bool swap_a = false, bool swap_b = false);
   void conv(NodeId id, const Node& n, const Workload& w);

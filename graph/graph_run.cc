@@ -138,7 +138,7 @@ int fastest(measure::KernelTimer& timer, int algorithms, const std::function<std
 // The vendor routine for a kernel step, if the library runs the whole workload (epilogue
 // included): cuBLASLt, cuDNN's convolution or its softmax.
 void GpuRun::choose_vendor(size_t i, GpuRunResult& r) {
-  if (plan_.steps[i].layouts[0] || plan_.steps[i].layouts[1]) return;  // the libraries read dense operands
+  if (kernels::any_strided(plan_.steps[i].layouts)) return;  // the libraries read dense operands
   const Workload& w = *plan_.steps[i].workload;
   const std::vector<void*> t = tensor_pointers(i);
   std::string why;
@@ -195,7 +195,7 @@ void GpuRun::compile(const std::vector<std::optional<Schedule>>& schedules, GpuR
     TESSERA_CHECK(i < schedules.size() && schedules[i], "no schedule for kernel step " + s.label);
     const kernels::KernelFamily* f = families_.find(schedules[i]->family);
     if (f == nullptr) throw UserError(s.label + ": unknown family " + schedules[i]->family);
-    sources_.push_back(s.layouts[0] || s.layouts[1] ? f->emit_strided(*s.workload, *schedules[i], s.layouts)
+    sources_.push_back(kernels::any_strided(s.layouts) ? f->emit_strided(*s.workload, *schedules[i], s.layouts)
                                                     : f->emit(*s.workload, *schedules[i]));
   }
   kernels::BuildOptions build;

@@ -28,7 +28,7 @@ std::pair<Schedule, std::string> choose_schedule(const Workload& w, const kernel
                                                  const kernels::FamilyRegistry& families,
                                                  const HardwareSpec& hw, costmodel::AnalyticModel& model) {
   // Operands the plan left strided take a family that reads them so.
-  const bool strided = layouts[0] || layouts[1];
+  const bool strided = kernels::any_strided(layouts);
   auto runs = [&](const kernels::KernelFamily* f) { return f && (!strided || f->reads_strided(w, layouts)); };
   if (db != nullptr) {
     // The fastest record whose schedule this build's family still runs (an older record may
@@ -155,12 +155,12 @@ Json describe_steps(const ExecPlan& plan) {
   for (const ExecStep& s : plan.steps) {
     Json step = {{"label", s.label}, {"setup", s.setup}};
     if (s.workload) step["workload"] = s.workload->key();
-    if (s.layouts[0] || s.layouts[1]) {
+    if (kernels::any_strided(s.layouts)) {
       Json layouts = Json::array();
       for (const auto& o : s.layouts)
         layouts.push_back(o ? Json{{"row", o->row}, {"inner", o->inner}, {"inner_count", o->inner_count}, {"outer", o->outer}}
                             : Json());
-      step["read_in_place"] = layouts;  // A and B (null: dense)
+      step["in_place"] = layouts;  // A, B and C as the kernel reads and writes them (null: dense)
     }
     if (s.generic) {
       const kernels::GenericParams& p = s.generic->params;

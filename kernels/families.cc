@@ -54,7 +54,7 @@ namespace {
 constexpr int64_t kReduceThreads = 256;
 }  // namespace
 
-std::string splitk_reduce_source(const std::string& entry, const Workload& w, int64_t split) {
+std::string splitk_reduce_source(const std::string& entry, const Workload& w, int64_t split, const std::string& out_at) {
   const MatmulShape& m = w.matmul();
   const EpilogueCode epi = matmul_epilogue_code(w);
   return "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kReduceThreads) + ") " + entry +
@@ -62,7 +62,8 @@ std::string splitk_reduce_source(const std::string& entry, const Workload& w, in
          "Out* __restrict__ C, float* __restrict__ W) {\n"
          "  (void)A; (void)B;\n"
          "  gemm::splitk_reduce<Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " +
-         std::to_string(m.batch) + ", " + std::to_string(split) + ">(W, C, Epilogue{" + epi.init + "});\n}\n";
+         std::to_string(m.batch) + ", " + std::to_string(split) + ", Epilogue" + (out_at.empty() ? "" : ", " + out_at) +
+         ">(W, C, Epilogue{" + epi.init + "});\n}\n";
 }
 
 void add_splitk_reduce(KernelSource& out, const Workload& w, int64_t split) {

@@ -50,10 +50,12 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
 /// map_b; one: B's, A is gathered). The output's TMA-store map (and the residual's), split-K's
 /// reduction and its workspace W follow from the schedule; `workspace`: the kernel takes W
 /// anyway (the caller sizes it, e.g. for operands a kernel before it prepares there);
-/// `a_pointer`: the expression the loads get as A (the kernel's parameter A by default).
+/// `a_pointer`: the expression the loads get as A (the kernel's parameter A by default); `c_layout`:
+/// where C lies when not dense (its stores, TMA map and split-K reduction follow it).
 KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::string& entry, const std::string& header,
                         const std::string& comment, const std::string& prelude, const std::string& loads,
-                        std::vector<TensorMapSpec> maps, bool workspace = false, const std::string& a_pointer = "A");
+                        std::vector<TensorMapSpec> maps, bool workspace = false, const std::string& a_pointer = "A",
+                        const std::optional<OperandStrides>& c_layout = std::nullopt);
 /// The analytic model's plan of a wgmma schedule over `gemm` (its k axis: the reduction as the
 /// kernel runs it, padding included).
 TilePlan wgmma_plan(const Workload& gemm, const Schedule& s);
@@ -94,7 +96,8 @@ std::string float_literal(double v);
 /// Split-K's second kernel for a matmul of `w`, `<entry>_reduce(A, B, <epilogue params>, C,
 /// W)`: adds the `split` slices' f32 partials of W in a fixed order and applies the epilogue
 /// (gemm::splitk_reduce, kernels/cuda/gemm_tc.cuh).
-std::string splitk_reduce_source(const std::string& entry, const Workload& w, int64_t split);
+/// `out_at`: the type that places C (gemm::DenseOut when empty).
+std::string splitk_reduce_source(const std::string& entry, const Workload& w, int64_t split, const std::string& out_at = "");
 /// Appends that kernel's launch to `out` and sizes its workspace (split x batch x M x N f32).
 void add_splitk_reduce(KernelSource& out, const Workload& w, int64_t split);
 

@@ -103,19 +103,28 @@ class GemmWgmmaFamily : public KernelFamily {
   KernelSource emit(const Workload& w, const Schedule& s) const override { return emit_strided(w, s, {}); }
 
   // A and B are read only through their tensor maps, which take any 16-byte strides; a batch in
-  // two levels needs both operands to split it alike (four-dimensional maps).
+  // two levels needs both to split it alike (four-dimensional maps). C is written through its
+  // map, or from registers and by split-K's reduction at OutAt's offsets; not with a residual
+  // (whose staged copy shares C's map).
   bool reads_strided(const Workload& w, const OperandLayouts& layouts) const override {
     if (!supports(w)) return false;
-    const int64_t batch = w.matmul().batch;
+    const MatmulShape& m = w.matmul();
+    if (m.k % 8 != 0 || (!m.trans_b && m.n % 8 != 0)) return false;  // as validate() requires
+    if (layouts[2] && std::find(w.epilogue.begin(), w.epilogue.end(), EpilogueOp::kResidual) != w.epilogue.end())
+      return false;
+    const int64_t batch = m.batch;
     std::optional<int64_t> split;
-    for (const auto& o : layouts) {
+    for (size_t k = 0; k < layouts.size(); ++k) {
+      const auto& o = layouts[k];
       if (!o) continue;
       for (int64_t stride : {o->row, o->inner, o->outer})
         if (stride < 0 || stride % 8 != 0) return false;  // 16-byte TMA strides
       if (o->row == 0 || (batch > 1 && o->inner == 0)) return false;
       if (o->inner_count < 1 || batch % o->inner_count != 0) return false;
       if (o->inner_count < batch) {
-        if (o->outer == 0 || (split && *split != o->inner_count)) return false;
+        if (o->outer == 0) return false;
+        if (k == 2) continue;  // C splits the batch on its own
+        if (split && *split != o->inner_count) return false;
         split = o->inner_count;
       }
     }
@@ -128,9 +137,9 @@ class GemmWgmmaFamily : public KernelFamily {
     int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     const int64_t cluster = s.get(kClusterM);
     // A batch in two levels (batch x heads, say): four-dimensional maps, the inner level third.
-    int64_t split = 0;
-    for (const auto& o : layouts)
-      if (o && o->inner_count < m.batch) split = o->inner_count;
+    int64_t split = 0;  // A's and B's
+    for (size_t k = 0; k < 2; ++k)
+      if (layouts[k] && layouts[k]->inner_count < m.batch) split = layouts[k]->inner_count;
     const std::string loads = "GemmLoads<In, " + std::to_string(m.k) + ", " + (m.trans_b ? "true" : "false") + ", " +
                               std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(bk) + ", " +
                               std::to_string(cluster) + (split ? ", " + std::to_string(split) : "") + ">";
@@ -156,7 +165,7 @@ class GemmWgmmaFamily : public KernelFamily {
     const int64_t box_n = std::min<int64_t>(bn, 64);
     TensorMapSpec b = m.trans_b ? map(1, m.k, m.n, layouts[1], {bk, bn / cluster, 1}, k_swizzle)
                                 : map(1, m.n, m.k, layouts[1], {box_n, bk / cluster, 1}, static_cast<int>(box_n * 2));
-    return emit_wgmma(w, s, "tessera_gemm_wgmma", "gemm_wgmma.cuh", w.key(), "", loads, {a, b});
+    return emit_wgmma(w, s, "tessera_gemm_wgmma", "gemm_wgmma.cuh", w.key(), "", loads, {a, b}, false, "A", layouts[2]);
   }
 
   TilePlan tile_plan(const Workload& w, const Schedule& s) const override { return wgmma_plan(w, s); }
@@ -244,9 +253,22 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   return std::nullopt;
 }
 
+// `struct OutAt` (gemm::DenseOut's form) for an output that lies as `o` says.
+std::string out_at_struct(const OperandStrides& o, int64_t batch) {
+  const bool two = o.inner_count < batch;
+  return "struct OutAt {\n  static constexpr long long kRow = " + std::to_string(o.row) +
+         ";\n  static constexpr int kSplit = " + std::to_string(two ? o.inner_count : 0) +
+         ";\n  __device__ static long long batch(long long b) { return " +
+         (two ? "(b % " + std::to_string(o.inner_count) + ") * " + std::to_string(o.inner) + " + (b / " +
+                    std::to_string(o.inner_count) + ") * " + std::to_string(o.outer)
+              : "b * " + std::to_string(o.inner)) +
+         "; }\n};\n";
+}
+
 KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::string& entry, const std::string& header,
                         const std::string& comment, const std::string& prelude, const std::string& loads,
-                        std::vector<TensorMapSpec> maps, bool workspace, const std::string& a_pointer) {
+                        std::vector<TensorMapSpec> maps, bool workspace, const std::string& a_pointer,
+                        const std::optional<OperandStrides>& c_layout) {
   const MatmulShape& m = gemm.matmul();
   int64_t bm = s.get(knob::kBlockM), bn = s.get(knob::kBlockN);
   int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
@@ -260,6 +282,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   int64_t threads = 128 * (consumers + 1), per_sm = wgmma_blocks_per_sm(s);
   std::string src =
       source_head(comment + " | " + s.key(), header, gemm) + epi.type + mma_struct(bn, gemm.dtype, !m.trans_b) + prelude +
+      (c_layout ? out_at_struct(*c_layout, m.batch) : std::string()) +
       "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(threads) + ", " + std::to_string(per_sm) + ") " +
       (cluster > 1 ? "TESSERA_CLUSTER_DIMS(" + std::to_string(cluster) + ", 1, 1) " : std::string()) + entry +
       "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params + "Out* __restrict__ C" +
@@ -278,10 +301,11 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
       std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(s.get(knob::kBlockK)) + ", " +
       std::to_string(stages) + ", " + std::to_string(consumers) + ", " + std::to_string(group) + ", " +
       (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " + std::to_string(cluster) + ", " +
-      std::to_string(split) + ", " + loads + ", Epilogue, Mma>(" + a_pointer + ", B, C, " + (split > 1 ? "W" : "nullptr") +
+      std::to_string(split) + ", " + loads + ", Epilogue, Mma" + (c_layout ? ", OutAt" : "") + ">(" + a_pointer + ", B, C, " +
+      (split > 1 ? "W" : "nullptr") +
       ", epilogue, map_a, map_b, " + (tma_store ? "&map_c" : "nullptr") + ", " + (staged_residual ? "&map_r" : "nullptr") +
       ");\n}\n";
-  if (split > 1) src += splitk_reduce_source(entry, gemm, split);  // sums the slices and applies the epilogue
+  if (split > 1) src += splitk_reduce_source(entry, gemm, split, c_layout ? "OutAt" : "");  // sums the slices, applies the epilogue
   LaunchGeometry g;
   // Work units: clusters of `cluster` vertically adjacent tiles (the last one's second tile
   // may lie below M: its loads zero-fill and its stores drop).
@@ -299,6 +323,14 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
     int out_index = static_cast<int>(gemm.expr().tensors.size()) - 1;
     TensorMapSpec c{out_index, gemm.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
                     {64, consumer_rows(bm, consumers, pingpong), 1}, 128};
+    if (c_layout) {  // strided (no residual then: reads_strided)
+      c.strides_bytes = {c_layout->row * 2, c_layout->inner * 2};
+      if (c_layout->inner_count < m.batch) {
+        c.dims = {m.n, m.m, c_layout->inner_count, m.batch / c_layout->inner_count};
+        c.strides_bytes.push_back(c_layout->outer * 2);
+        c.box.push_back(1);
+      }
+    }
     out.tensor_maps.push_back(c);
     if (staged_residual) {  // the tensor after A, B and the epilogue's inputs before it
       c.tensor = 2;

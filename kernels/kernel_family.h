@@ -109,9 +109,10 @@ struct KernelSource {
   std::vector<KernelLaunch> plan() const;
 };
 
-/// A matmul operand (A or B) that lies strided rather than dense, for a family that reads it
-/// through a tensor map and so can take it as it lies (attention's query heads inside the
-/// projection's output, say): the element strides of its rows and of its batch, the batch in
+/// A matmul operand (A or B, or its output C) that lies strided rather than dense, for a family
+/// that reads (writes) it through a tensor map and so can take it as it lies (attention's query
+/// heads inside the projection's output, its context written straight into [tokens, heads x
+/// size], say): the element strides of its rows and of its batch, the batch in
 /// two levels where one stride cannot step through it (batch index = outer * inner_count +
 /// inner: batch x heads). Its innermost dimension (K for A; K, or N when B is [K, N]) is
 /// contiguous, as in the dense operand.
@@ -122,8 +123,10 @@ struct OperandStrides {
   int64_t outer = 0;        ///< between groups of inner_count batches (two levels only)
   bool operator==(const OperandStrides&) const = default;
 };
-/// A matmul's A and B, each strided (OperandStrides) or dense (nullopt).
-using OperandLayouts = std::array<std::optional<OperandStrides>, 2>;
+/// A matmul's A, B and output C, each strided (OperandStrides; for C, its N contiguous) or
+/// dense (nullopt).
+using OperandLayouts = std::array<std::optional<OperandStrides>, 3>;
+inline bool any_strided(const OperandLayouts& l) { return l[0] || l[1] || l[2]; }
 
 /// How a kernel divides its work, for the analytic cost model: per axis of `modeled.expr()`
 /// the extent one block covers and the extent staged per pipeline step, plus the block's
@@ -198,10 +201,10 @@ class KernelFamily {
                                               const HardwareSpec& hw) const = 0;
   /// Source and launch geometry; only called on schedules validate() accepts.
   virtual KernelSource emit(const Workload& w, const Schedule& s) const = 0;
-  /// Whether emit_strided() can read `w`'s operands laid out as `layouts` says (every schedule
-  /// validate() accepts for `w`).
+  /// Whether emit_strided() can read (and write) `w`'s operands laid out as `layouts` says, with
+  /// every schedule validate() accepts for `w`.
   virtual bool reads_strided(const Workload&, const OperandLayouts&) const { return false; }
-  /// emit() with A and B laid out as `layouts` says; only where reads_strided() holds.
+  /// emit() with A, B and C laid out as `layouts` says; only where reads_strided() holds.
   virtual KernelSource emit_strided(const Workload& w, const Schedule& s, const OperandLayouts& layouts) const;
   /// How a schedule validate() accepts divides the work (for the analytic model).
   virtual TilePlan tile_plan(const Workload& w, const Schedule& s) const = 0;

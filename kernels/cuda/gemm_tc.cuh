@@ -103,11 +103,12 @@ __device__ __forceinline__ void raster(int& bm, int& bn) {
 /// Stores accumulators (v0, v1) of columns (col, col + 1) of `row` through the epilogue, with
 /// those columns' values `cols` = epilogue.cols(col): one aligned pair store where possible, else
 /// element by element; outside the matrix nothing.
-template <int M, int N, class Out, class Epilogue>
+/// `C` is the batch's first element; its rows lie LD elements apart (N: dense).
+template <int M, int N, class Out, class Epilogue, long long LD = N>
 __device__ __forceinline__ void store_pair(Out* C, int row, int col, long long batch, float v0, float v1,
                                            const Epilogue& epilogue, const typename Epilogue::Cols& cols) {
   if (row >= M) return;
-  Out* dst = C + (long long)row * N + col;
+  Out* dst = C + (long long)row * LD + col;
   if (N % 2 == 0 && col + 1 < N) {
     Pack<Out, 2> p;
     p.v[0] = from_float<Out>(epilogue.apply(v0, cols, 0, batch, row, col));
@@ -152,9 +153,20 @@ __device__ __forceinline__ void zero(float (&acc)[MT][NT][4]) {
       for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
 }
 
+/// Where a GEMM's output lies: batch b's first element at batch(b), rows kRow elements apart.
+/// Dense [BATCH][M][N] here; a generated struct of the same form (kSplit > 0: the batch in two
+/// levels, b % kSplit inner) writes it strided, e.g. attention's context straight into
+/// [batch, tokens, heads, size].
+template <int M, int N>
+struct DenseOut {
+  static constexpr long long kRow = N;
+  static constexpr int kSplit = 0;
+  __device__ static long long batch(long long b) { return b * M * N; }
+};
+
 /// Second kernel of a split-K GEMM: C = epilogue(sum over slices of W[slice]), for BATCH x M x N
-/// outputs, grid-stride over all of them.
-template <class Out, int M, int N, int BATCH, int SPLIT_K, class Epilogue>
+/// outputs, grid-stride over all of them, stored where At says.
+template <class Out, int M, int N, int BATCH, int SPLIT_K, class Epilogue, class At = DenseOut<M, N>>
 __device__ __forceinline__ void splitk_reduce(const float* __restrict__ W, Out* __restrict__ C,
                                               const Epilogue& epilogue) {
   constexpr long long kTotal = (long long)BATCH * M * N;
@@ -165,7 +177,7 @@ __device__ __forceinline__ void splitk_reduce(const float* __restrict__ W, Out* 
     for (int s = 0; s < SPLIT_K; ++s) v += W[s * kTotal + i];
     const long long b = i / ((long long)M * N);
     const int rem = (int)(i - b * M * N);
-    C[i] = from_float<Out>(epilogue(v, b, rem / N, rem % N));
+    C[At::batch(b) + (long long)(rem / N) * At::kRow + rem % N] = from_float<Out>(epilogue(v, b, rem / N, rem % N));
   }
 }
 

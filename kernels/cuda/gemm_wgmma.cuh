@@ -150,6 +150,13 @@ __device__ __forceinline__ void store(const TensorMap* map, const void* src, int
                "r"(smem(src)), "r"(c0), "r"(c1), "r"(c2)
                : "memory");
 }
+/// As store(), to a four-dimensional map (a batch in two levels: c2 inner, c3 outer).
+__device__ __forceinline__ void store(const TensorMap* map, const void* src, int c0, int c1, int c2, int c3) {
+  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.tile.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                   reinterpret_cast<unsigned long long>(map)),
+               "r"(smem(src)), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+               : "memory");
+}
 /// Barrier `id` (1..) among the 128 threads of one warpgroup.
 __device__ __forceinline__ void sync_warpgroup(int id) { asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory"); }
 
@@ -293,7 +300,7 @@ struct GemmLoads {
 /// A consumer warpgroup's part of gemm_wgmma: MMAs on rows [c * BM / CONSUMERS, ...) of every
 /// tile of this block, then the epilogue.
 template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
-          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma, class OutAt>
 __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__ W, const Epilogue& epilogue, const In* sA, const In* sB,
                                         Out* sC, const TensorMap* map_c, const TensorMap* map_r,
                                         unsigned long long* full, unsigned long long* empty, unsigned long long* turn,
@@ -461,11 +468,17 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
       wgmma::sync_warpgroup(1 + c);
       if (t == 0) {
 #pragma unroll
-        for (int jb = 0; jb < BN / 64; ++jb) wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b);
+        for (int jb = 0; jb < BN / 64; ++jb) {
+          if constexpr (OutAt::kSplit > 0) {
+            wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b % OutAt::kSplit, b / OutAt::kSplit);
+          } else {
+            wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b);
+          }
+        }
         asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
       }
     } else {
-      Out* out = C + (long long)b * M * N;
+      Out* out = C + OutAt::batch(b);
 #pragma unroll
       for (int j = 0; j < BN / 8; ++j) {
         const int col = bn * BN + j * 8 + (lane % 4) * 2;
@@ -475,7 +488,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
             const int row = bm * BM + row0 + mi * 64 + warp * 16 + lane / 4 + half * 8;
-            gemm::store_pair<M, N>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue,
+            gemm::store_pair<M, N, Out, Epilogue, OutAt::kRow>(out, row, col, b, acc[mi][j * 4 + half * 2], acc[mi][j * 4 + half * 2 + 1], epilogue,
                                    cols);
           }
       }
@@ -552,7 +565,8 @@ __device__ __forceinline__ void produce_split(const In* A, const TensorMap& map_
 /// second kernel (gemm::splitk_reduce) adds them and applies the epilogue. For skinny shapes
 /// whose tiles cannot fill the multiprocessors.
 template <class In, class Out, int M, int N, int BATCH, int BM, int BN, int BK, int STAGES, int CONSUMERS, int GROUP_M,
-          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma>
+          bool TMA_STORE, bool PINGPONG, int CLUSTER, int SPLIT_K, class Loads, class Epilogue, class Mma,
+          class OutAt = gemm::DenseOut<M, N>>
 __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* __restrict__ B, Out* __restrict__ C,
                                            float* __restrict__ W, const Epilogue& epilogue, const TensorMap& map_a,
                                            const TensorMap& map_b, const TensorMap* map_c, const TensorMap* map_r) {
@@ -654,7 +668,7 @@ __device__ __forceinline__ void gemm_wgmma(const In* __restrict__ A, const In* _
     }
   } else {
     consume<In, Out, M, N, BATCH, BM, BN, BK, STAGES, CONSUMERS, GROUP_M, TMA_STORE, PINGPONG, CLUSTER, SPLIT_K, Loads,
-            Epilogue, Mma>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, map_r, full, empty, turn,
+            Epilogue, Mma, OutAt>(C, W, epilogue, sA, sB, sC + (wg - 1) * WM * BN, map_c, map_r, full, empty, turn,
                                               staged + (wg - 1), wg - 1, t);
   }
   // No block may exit while the other may still multicast into its slots or arrive on its

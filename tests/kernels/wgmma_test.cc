@@ -258,6 +258,21 @@ TEST(GemmWgmma, StridedOperandsAreReadThroughTheirMaps) {
   EXPECT_EQ(ctx.tensor_maps[0].strides_bytes, (std::vector<int64_t>{256, 32768, 393216}));
   EXPECT_EQ(ctx.tensor_maps[1].dims, (std::vector<int64_t>{64, 128, 12, 32}));
   EXPECT_EQ(ctx.tensor_maps[2].dims, (std::vector<int64_t>{64, 128, 384}));  // C: dense, three dimensions
+  // The context written straight into [batch 32, tokens 128, heads 12, 64]: the TMA store's map
+  // (four dimensions), the stores from registers and split-K's reduction at OutAt's offsets.
+  const OperandStrides merged{768, 64, 12, 128 * 768};
+  EXPECT_TRUE(f->reads_strided(context, {std::nullopt, heads, merged}));
+  KernelSource out = f->emit_strided(context, wgmma(128, 64, 4, 1, 8, 1), {std::nullopt, heads, merged});
+  EXPECT_EQ(out.tensor_maps[2].dims, (std::vector<int64_t>{64, 128, 12, 32}));
+  EXPECT_EQ(out.tensor_maps[2].strides_bytes, (std::vector<int64_t>{1536, 128, 196608}));
+  EXPECT_EQ(out.tensor_maps[2].box, (std::vector<int64_t>{64, 128, 1, 1}));
+  EXPECT_NE(out.source.find("return (b % 12) * 64 + (b / 12) * 98304;"), std::string::npos);
+  EXPECT_NE(out.source.find("Epilogue, Mma, OutAt>"), std::string::npos);
+  KernelSource regs = f->emit_strided(context, wgmma(128, 64, 4, 1, 8, 0, 0, 1, 2), {std::nullopt, heads, merged});
+  EXPECT_NE(regs.source.find(", Epilogue, OutAt>(W, C"), std::string::npos);  // split-K's reduction
+  // Not with a residual, whose staged copy shares C's map.
+  EXPECT_FALSE(f->reads_strided(Workload::parse("batch_matmul:b=384,m=128,n=64,k=128:f16:epilogue=residual"),
+                                {std::nullopt, std::nullopt, merged}));
 
   // What TMA cannot take: strides off 16 bytes, a broadcast batch, batch levels that disagree.
   EXPECT_FALSE(f->reads_strided(scores, {OperandStrides{2300, 64, 12, 0}, std::nullopt}));
@@ -268,8 +283,10 @@ TEST(GemmWgmma, StridedOperandsAreReadThroughTheirMaps) {
 #if TESSERA_HAVE_CUDA
   BuildOptions hopper;
   hopper.headers = device_headers();
-  std::vector<KernelSource> sources{one, two, ctx,
-                                    f->emit_strided(context, wgmma(64, 64, 4, 1, 8, 0, 0, 2), {std::nullopt, heads})};
+  std::vector<KernelSource> sources{one, two, ctx, out, regs,
+                                    f->emit_strided(context, wgmma(64, 64, 4, 1, 8, 0, 0, 2), {std::nullopt, heads}),
+                                    f->emit_strided(context, wgmma(128, 64, 4, 1, 8, 0), {std::nullopt, heads, merged}),
+                                    f->emit_strided(scores, wgmma(128, 128, 4, 2, 8, 1), {head, head, OperandStrides{768, 64, 12, 0}})};
   for (const CompiledKernel& k : Builder(hopper).build(sources)) EXPECT_EQ(k.status, Status::kOk) << k.error;
 #endif
 }
