@@ -414,7 +414,8 @@ int print_plan(const graph::ModelRunRequest& r, const ParsedArgs& args) {
   }
   std::cout << r.model_path << " (" << r.graph << " graph, " << m.info["operators"].get<int>() << " operators): "
             << plan["steps"].get<int64_t>() << " launches per run, " << plan["setup_steps"].get<int>()
-            << " before the runs, " << plan["views"].get<int>() << " views; arena "
+            << " before the runs, " << plan["views"].get<int>() << " views, " << plan["in_place_steps"].get<int>()
+            << " kernels reading or writing operands in place; arena "
             << fixed(static_cast<double>(m.plan.arena_bytes) / (1 << 20), 1) << " MiB (intermediates "
             << fixed(static_cast<double>(m.plan.intermediate_bytes) / (1 << 20), 1) << " MiB without reuse)\n";
   Table table({"launches", "what"});
@@ -443,7 +444,9 @@ int run_graph_run(const ParsedArgs& args) {
   r.seed = static_cast<uint64_t>(args.integer("seed", 1, 0, 1000000000));
   r.check = !args.has("no-check");
   r.vendor = args.has("vendor");
+  r.dense = args.has("dense");
   if (args.has("plan")) return print_plan(r, args);
+  if (args.has("target")) throw UserError("--target is for --plan: a run plans for the GPU it runs on");
   const double timeout_s = args.number("timeout", 1800, 10, 1e6);
   if (args.has("compare")) return run_compare(r, timeout_s, args.has("json"));
   Json res = run_child(r, timeout_s);
@@ -548,7 +551,7 @@ void register_graph_commands(CommandRegistry& registry) {
   registry.add({"graph run",
                 "Run an ONNX model on the GPU with its tuned kernels and measure its end-to-end latency",
                 "MODEL.onnx [--db FILE | --no-db] [--graph optimized|fused|original] [--iters N] [--budget N] "
-                "[--dtype f16|bf16|f32] [--seed N] [--no-check] [--timeout S] [--vendor | --compare] [--plan] [--json]",
+                "[--dtype f16|bf16|f32] [--seed N] [--no-check] [--timeout S] [--vendor | --compare] [--dense] [--plan [--target NAME]] [--json]",
                 "Imports the model, folds its constants and rewrites it (--graph optimized: the backtracking search "
                 "of `graph optimize` with --budget; fused: the fusions alone; original: as imported), then runs it "
                 "on the first GPU: each operator that maps to a workload runs the database's best schedule for this "
@@ -575,7 +578,9 @@ void register_graph_commands(CommandRegistry& registry) {
                  {"no-check", "", "skip the comparison with the host reference"},
                  {"timeout", "S", "give up on the run after S seconds (default 1800)"},
                  {"plan", "", "print how the model would run (launches by kind, arena; with --vendor, as the vendor run) and stop; needs no GPU"},
+                 {"target", "NAME", "with --plan: the GPU spec to plan for, a name from `tessera targets` or a spec .json (default: the GPU present, else h100_sxm)"},
                  {"vendor", "", "run the tuned operators on cuBLASLt / cuDNN instead (Tessera's kernels where they cannot)"},
+                 {"dense", "", "give every kernel dense operands, copying where they lie strided (by default Hopper kernels read attention's heads in place)"},
                  {"compare", "", "run the optimized and the fused graph on Tessera's kernels and the fused and the original graph on the vendor library, and compare"},
                  {"json", "", "print JSON"}},
                 1,

@@ -64,7 +64,7 @@ std::string category(const Graph& g, const ExecStep& s) {
 // runs give the libraries dense ones.
 PlanOptions plan_options(const ModelRunRequest& r, const HardwareSpec& hw) {
   PlanOptions o;
-  o.strided_operands = hw.cc_major == 9 && !r.vendor;
+  o.strided_operands = hw.cc_major == 9 && !r.vendor && !r.dense;
   return o;
 }
 
@@ -107,19 +107,21 @@ PreparedModel prepare_model(const ModelRunRequest& r, const HardwareSpec& hw, co
 
 Json describe_plan(const Graph& g, const ExecPlan& plan) {
   std::map<std::string, int> by_category;
-  int setup = 0;
+  int setup = 0, in_place = 0;
   for (const ExecStep& s : plan.steps) {
     if (s.setup) {
       ++setup;
       continue;
     }
     ++by_category[category(g, s)];
+    in_place += kernels::any_strided(s.layouts);
   }
   Json cats = Json::array();
   for (const auto& [c, n] : by_category) cats.push_back({{"category", c}, {"steps", n}});
   return {{"steps", static_cast<int64_t>(plan.steps.size()) - setup},
           {"setup_steps", setup},
           {"views", plan.views},
+          {"in_place_steps", in_place},
           {"by_category", cats},
           {"arena_bytes", plan.arena_bytes},
           {"intermediate_bytes", plan.intermediate_bytes},
@@ -241,7 +243,9 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
                 {"largest_gap_us", res.largest_gap_us},
                 {"kernels", res.kernels_per_replay}};
   out["schedules"] = sources;
-  out["plan"] = {{"steps", plan.steps.size()},      {"views", plan.views},
+  int in_place = 0;
+  for (const ExecStep& s : plan.steps) in_place += kernels::any_strided(s.layouts);
+  out["plan"] = {{"steps", plan.steps.size()},      {"views", plan.views},  {"in_place_steps", in_place},
                  {"arena_bytes", plan.arena_bytes}, {"intermediate_bytes", plan.intermediate_bytes},
                  {"compiled", res.compiled},        {"compile_s", res.compile_s}};
   Json steps = Json::array();

@@ -26,6 +26,9 @@ struct ModelRunRequest {
   bool check = true;    ///< compare with the host reference
   double rtol = 0.05;   ///< the check's scaled-error bound
   bool vendor = false;  ///< tuned operators on cuBLASLt / cuDNN (graph_run.h)
+  /// Every kernel gets dense operands (copies where they lie strided), as vendor runs do:
+  /// PlanOptions::strided_operands off, to measure what reading in place gains.
+  bool dense = false;
 };
 
 /// A model made ready to run: the original (constants folded, the reference's graph), the

@@ -176,11 +176,42 @@ TEST(GraphRunCli, PlanSaysHowEachModelWouldRunWithoutAGpu) {
   EXPECT_NE(text.out.find("launches per run"), std::string::npos) << text.out;
 }
 
+// On a Hopper target (--target: the plan needs no GPU) Tessera's attention kernels read q, k
+// and v in place and write the context where its transpose wants it; --dense and --vendor plan
+// every operand dense, with the copies that takes, as does a GPU without tensor maps.
+TEST(GraphRunCli, PlanReadsAttentionInPlaceUnlessDense) {
+  auto plan = [](std::vector<std::string> extra, const std::string& target = "h100_sxm") {
+    std::vector<std::string> args{"graph", "run", kGraphs + "/tiny_bert.onnx", "--plan", "--no-db", "--json", "--target",
+                                  target};
+    args.insert(args.end(), extra.begin(), extra.end());
+    testing::Result r = testing::run(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return Json::parse(r.out.empty() ? "{}" : r.out);
+  };
+  auto copies = [](const Json& out) {
+    for (const Json& c : out["plan"]["by_category"])
+      if (c["category"] == "layout and broadcast copies") return c["steps"].get<int>();
+    return 0;
+  };
+  const Json in_place = plan({}), dense = plan({"--dense"}), vendor = plan({"--vendor"});
+  EXPECT_GE(in_place["plan"]["in_place_steps"].get<int>(), 4) << in_place.dump();  // 2 layers x (scores, context)
+  int annotated = 0;
+  for (const Json& s : in_place["steps"]) annotated += s.contains("in_place");
+  EXPECT_EQ(annotated, in_place["plan"]["in_place_steps"].get<int>());
+  EXPECT_EQ(dense["plan"]["in_place_steps"].get<int>(), 0);
+  EXPECT_EQ(vendor["plan"]["in_place_steps"].get<int>(), 0);
+  EXPECT_LT(copies(in_place), copies(dense)) << in_place.dump();
+  EXPECT_EQ(copies(dense), copies(vendor));
+  EXPECT_EQ(dense["plan"]["steps"].get<int>() - in_place["plan"]["steps"].get<int>(), copies(dense) - copies(in_place));
+  EXPECT_EQ(plan({}, "a100_sxm")["plan"]["in_place_steps"].get<int>(), 0);
+}
+
 TEST(GraphRunCli, BadArgumentsAreOneLineUserErrors) {
   testing::expect_one_line_error({"graph", "run", kGraphs + "/tiny_bert.onnx", "--graph", "best"},
                                  "--graph must be optimized, fused or original");
   testing::expect_one_line_error({"graph", "run", "/no/such/model.onnx"}, "no such file");
   testing::expect_one_line_error({"graph", "run", kGraphs + "/tiny_bert.onnx", "--iters", "0"}, "--iters");
+  testing::expect_one_line_error({"graph", "run", kGraphs + "/tiny_bert.onnx", "--target", "h100_sxm"}, "--target is for --plan");
 }
 
 }  // namespace
