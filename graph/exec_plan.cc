@@ -274,6 +274,7 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
   std::array<Shape, 2> wants;
   std::array<Placement, 2> as_read;  // where the operands lie, as the kernel reads them
   kernels::OperandLayouts layouts;
+  bool flip_b = false;
   for (int k = 0; k < 2; ++k) {
     const ValueId v = n.inputs[static_cast<size_t>(k)];
     const bool swap = k == 0 ? swap_a : swap_b;
@@ -293,8 +294,24 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
     if (swap) std::swap(p.strides[s.size() - 1], p.strides[s.size() - 2]);
     if (options_.strided_operands && want == s)
       layouts[static_cast<size_t>(k)] = strided_operand(p, want, w.kind == OpKind::kBatchMatmul);
+    // A B whose rows are its contiguous dimension (k^T as a transposed view of attention's key)
+    // is the other layout of B: read so, the workload's trans_b flipped.
+    const size_t r = s.size();
+    if (k == 1 && options_.strided_operands && want == s && !layouts[1] && r >= 2 && want[r - 1] != 1 &&
+        p.strides[r - 1] != 1 && p.strides[r - 2] == 1) {
+      Placement q = p;
+      Shape flipped = want;
+      std::swap(q.strides[r - 1], q.strides[r - 2]);
+      std::swap(flipped[r - 1], flipped[r - 2]);
+      if ((layouts[1] = strided_operand(q, flipped, w.kind == OpKind::kBatchMatmul))) {
+        p = q;
+        flip_b = true;
+      }
+    }
     as_read[static_cast<size_t>(k)] = p;
   }
+  Workload wk = w;  // as the kernel runs it
+  if (flip_b) std::get<MatmulShape>(wk.shape).trans_b = !m.trans_b;
   // The output in the order its one reader, a transpose, wants, so that the transpose is dense.
   std::optional<Shape> out_strides;
   if (options_.strided_operands)
@@ -302,12 +319,13 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
       layouts[2] = strided_operand(Placement{0, 0, *out_strides, type_of(n.outputs[0])}, y,
                                    w.kind == OpKind::kBatchMatmul);
   auto readable = [&] {
-    for (const kernels::KernelFamily* f : families_.for_workload(w))
-      if (f->reads_strided(w, layouts)) return true;
+    for (const kernels::KernelFamily* f : families_.for_workload(wk))
+      if (f->reads_strided(wk, layouts)) return true;
     return false;
   };
   if (layouts[2] && !readable()) layouts[2].reset();
   if (kernels::any_strided(layouts) && !readable()) layouts = {};
+  if (!layouts[1]) wk = w;  // B dense as the operator has it
   for (size_t k = 0; k < 2; ++k) {
     const ValueId v = n.inputs[k];
     if (layouts[k]) {
@@ -323,7 +341,7 @@ void Planner::matmul(NodeId id, const Node& n, const Workload& w, bool swap_a, b
     if (op == EpilogueOp::kResidual) t.push_back(require_as(n.inputs.at(next++), y, id));
   }
   t.push_back(output(n.outputs[0], layouts[2] ? *out_strides : row_major(y)));
-  kernel_step(id, n, w, std::move(t), layouts);
+  kernel_step(id, n, wk, std::move(t), layouts);
 }
 
 void Planner::conv(NodeId id, const Node& n, const Workload& w) {

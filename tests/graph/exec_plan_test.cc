@@ -138,40 +138,45 @@ TEST_F(ExecPlanTest, AttentionHeadsAreReadInPlaceOnHopper) {
     write_onnx(attention_graph(batch, 32, 4, 64), path);
     ModelRunRequest r;
     r.model_path = path;
-    r.graph = "optimized";
-    PreparedModel m = prepare_model(r, h100, Target::for_spec(h100, "none"), nullptr, families_);
-    ASSERT_TRUE(m.plan.unsupported.empty()) << m.plan.unsupported[0];
-    EXPECT_EQ(count_steps(m.plan, true), 0);
-    const kernels::OperandStrides heads{768, 64, 4, batch == 1 ? 0 : 32 * 768};
-    int scores = 0, contexts = 0;
-    for (const ExecStep& s : m.plan.steps) {
-      if (!s.workload || s.workload->kind != OpKind::kBatchMatmul) continue;
-      const MatmulShape& mm = s.workload->matmul();
-      EXPECT_EQ(mm.batch, 4 * batch);
-      if (mm.trans_b) {  // q k^T: both read in place, k 256 elements after q
-        ++scores;
-        EXPECT_EQ(s.layouts[0], heads);
-        EXPECT_EQ(s.layouts[1], heads);
-        EXPECT_EQ(s.tensors[1].buffer, s.tensors[0].buffer);
-        EXPECT_EQ(s.tensors[1].offset - s.tensors[0].offset, 256);
-      } else {  // p v: the probabilities dense, v in place
-        ++contexts;
-        EXPECT_FALSE(s.layouts[0]);
-        EXPECT_EQ(s.layouts[1], heads);
-        EXPECT_EQ(s.layouts[2], (kernels::OperandStrides{256, 64, 4, batch == 1 ? 0 : 32 * 256}));
+    // The original graph's q k^T is a MatMul of a transposed view of k: read as the other
+    // layout of B (trans_b), as the rewrites make it.
+    for (const std::string graph : {"original", "optimized"}) {
+      SCOPED_TRACE(graph);
+      r.graph = graph;
+      PreparedModel m = prepare_model(r, h100, Target::for_spec(h100, "none"), nullptr, families_);
+      ASSERT_TRUE(m.plan.unsupported.empty()) << m.plan.unsupported[0];
+      EXPECT_EQ(count_steps(m.plan, true), 0);
+      const kernels::OperandStrides heads{768, 64, 4, batch == 1 ? 0 : 32 * 768};
+      int scores = 0, contexts = 0;
+      for (const ExecStep& s : m.plan.steps) {
+        if (!s.workload || s.workload->kind != OpKind::kBatchMatmul) continue;
+        const MatmulShape& mm = s.workload->matmul();
+        EXPECT_EQ(mm.batch, 4 * batch);
+        if (mm.trans_b) {  // q k^T: both read in place, k 256 elements after q
+          ++scores;
+          EXPECT_EQ(s.layouts[0], heads);
+          EXPECT_EQ(s.layouts[1], heads);
+          EXPECT_EQ(s.tensors[1].buffer, s.tensors[0].buffer);
+          EXPECT_EQ(s.tensors[1].offset - s.tensors[0].offset, 256);
+        } else {  // p v: the probabilities dense, v in place
+          ++contexts;
+          EXPECT_FALSE(s.layouts[0]);
+          EXPECT_EQ(s.layouts[1], heads);
+          EXPECT_EQ(s.layouts[2], (kernels::OperandStrides{256, 64, 4, batch == 1 ? 0 : 32 * 256}));
+        }
+        // What the tensor maps will address lies inside the buffers.
+        for (size_t k = 0; k < 2; ++k) {
+          if (!s.layouts[k]) continue;
+          const kernels::OperandStrides& o = *s.layouts[k];
+          const int64_t rows = k == 0 ? mm.m : mm.trans_b ? mm.n : mm.k, cols = k == 0 || mm.trans_b ? mm.k : mm.n;
+          const int64_t last = s.tensors[k].offset + (rows - 1) * o.row + (cols - 1) + (o.inner_count - 1) * o.inner +
+                               (mm.batch / o.inner_count - 1) * o.outer;
+          EXPECT_LE((last + 1) * 2, m.plan.buffers[static_cast<size_t>(s.tensors[k].buffer)].bytes);
+        }
       }
-      // What the tensor maps will address lies inside the buffers.
-      for (size_t k = 0; k < 2; ++k) {
-        if (!s.layouts[k]) continue;
-        const kernels::OperandStrides& o = *s.layouts[k];
-        const int64_t rows = k == 0 ? mm.m : mm.trans_b ? mm.n : mm.k, cols = k == 0 || mm.trans_b ? mm.k : mm.n;
-        const int64_t last = s.tensors[k].offset + (rows - 1) * o.row + (cols - 1) + (o.inner_count - 1) * o.inner +
-                             (mm.batch / o.inner_count - 1) * o.outer;
-        EXPECT_LE((last + 1) * 2, m.plan.buffers[static_cast<size_t>(s.tensors[k].buffer)].bytes);
-      }
+      EXPECT_EQ(scores, 1);
+      EXPECT_EQ(contexts, 1);
     }
-    EXPECT_EQ(scores, 1);
-    EXPECT_EQ(contexts, 1);
     r.vendor = true;
     PreparedModel v = prepare_model(r, h100, Target::for_spec(h100, "none"), nullptr, families_);
     EXPECT_EQ(count_steps(v.plan, true), 2);  // the projection once, and the context
