@@ -8,8 +8,9 @@
 // (ONNX, logical) shape, so reshapes of contiguous tensors, transposes, slices, splits,
 // single-index gathers and expands are views that cost nothing. Kernels of the tuned families
 // need their operands dense in one layout (convolutions NHWC and filters KRSC, everything else
-// row-major, an elementwise kernel's operands all alike); the plan inserts a strided copy where
-// an operand is not, once per tensor and layout (of the whole tensor once, where its parts,
+// row-major, an elementwise kernel's operands all alike), except where a family reads and
+// writes a matmul's operands strided (PlanOptions::strided_operands); the plan inserts a strided
+// copy where an operand is not, once per tensor and layout (of the whole tensor once, where its parts,
 // Gathers of every index or a Split, are each wanted dense). Copies of constants (filters to KRSC, say) run
 // once, before the timed runs. Intermediate tensors share one arena: a buffer's bytes are
 // reused once its last reader has run.

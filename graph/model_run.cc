@@ -1,5 +1,6 @@
 #include "graph/model_run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 
@@ -52,6 +53,12 @@ std::pair<Schedule, std::string> choose_schedule(const Workload& w, const kernel
     if (runs(families.find(candidate.schedule.family))) return {candidate.schedule, "construction"};
   if (strided) throw InternalError(w.key() + ": no schedule of construction reads the operands as the plan left them");
   throw UserError(w.key() + ": construction found no schedule");
+}
+
+// Kernel steps that read or write an operand strided, as it lies.
+int in_place_steps(const ExecPlan& plan) {
+  return static_cast<int>(std::count_if(plan.steps.begin(), plan.steps.end(),
+                                        [](const ExecStep& s) { return kernels::any_strided(s.layouts); }));
 }
 
 std::string category(const Graph& g, const ExecStep& s) {
@@ -107,21 +114,20 @@ PreparedModel prepare_model(const ModelRunRequest& r, const HardwareSpec& hw, co
 
 Json describe_plan(const Graph& g, const ExecPlan& plan) {
   std::map<std::string, int> by_category;
-  int setup = 0, in_place = 0;
+  int setup = 0;
   for (const ExecStep& s : plan.steps) {
     if (s.setup) {
       ++setup;
       continue;
     }
     ++by_category[category(g, s)];
-    in_place += kernels::any_strided(s.layouts);
   }
   Json cats = Json::array();
   for (const auto& [c, n] : by_category) cats.push_back({{"category", c}, {"steps", n}});
   return {{"steps", static_cast<int64_t>(plan.steps.size()) - setup},
           {"setup_steps", setup},
           {"views", plan.views},
-          {"in_place_steps", in_place},
+          {"in_place_steps", in_place_steps(plan)},
           {"by_category", cats},
           {"arena_bytes", plan.arena_bytes},
           {"intermediate_bytes", plan.intermediate_bytes},
@@ -243,9 +249,7 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
                 {"largest_gap_us", res.largest_gap_us},
                 {"kernels", res.kernels_per_replay}};
   out["schedules"] = sources;
-  int in_place = 0;
-  for (const ExecStep& s : plan.steps) in_place += kernels::any_strided(s.layouts);
-  out["plan"] = {{"steps", plan.steps.size()},      {"views", plan.views},  {"in_place_steps", in_place},
+  out["plan"] = {{"steps", plan.steps.size()},      {"views", plan.views},  {"in_place_steps", in_place_steps(plan)},
                  {"arena_bytes", plan.arena_bytes}, {"intermediate_bytes", plan.intermediate_bytes},
                  {"compiled", res.compiled},        {"compile_s", res.compile_s}};
   Json steps = Json::array();

@@ -76,6 +76,20 @@ std::string prefetch_maps(size_t loaded, bool tma_store, bool staged_residual) {
   return code + "  }\n#endif\n";
 }
 
+// Sets the strides of `spec`, a map over [batch][rows][cols] 2-byte matrices (dims {cols, rows,
+// batch}), for the operand laid out as `o` (dense when nullopt); `split` > 0: the batch in two
+// levels of `split`, as a four-dimensional map (the inner level third).
+void lay_out(TensorMapSpec& spec, const std::optional<OperandStrides>& o, int64_t split) {
+  const int64_t cols = spec.dims[0], rows = spec.dims[1], batch = spec.dims[2];
+  const OperandStrides st = o ? *o : OperandStrides{cols, rows * cols, batch, 0};
+  spec.strides_bytes = {st.row * 2, st.inner * 2};
+  if (split) {
+    spec.dims = {cols, rows, split, batch / split};
+    spec.strides_bytes.push_back((st.inner_count < batch ? st.outer : st.inner * split) * 2);
+    spec.box.push_back(1);
+  }
+}
+
 class GemmWgmmaFamily : public KernelFamily {
  public:
   std::string_view name() const override { return "gemm_wgmma"; }
@@ -150,13 +164,8 @@ class GemmWgmmaFamily : public KernelFamily {
     // The map of an operand of `rows` x `cols` matrices (cols innermost), dense or as laid out.
     auto map = [&](int tensor, int64_t cols, int64_t rows, const std::optional<OperandStrides>& o,
                    std::vector<int64_t> box, int swizzle) {
-      const OperandStrides st = o ? *o : OperandStrides{cols, rows * cols, m.batch, 0};
-      TensorMapSpec spec{tensor, w.dtype, {cols, rows, m.batch}, {st.row * 2, st.inner * 2}, std::move(box), swizzle};
-      if (split) {
-        spec.dims = {cols, rows, split, m.batch / split};
-        spec.strides_bytes.push_back((st.inner_count < m.batch ? st.outer : st.inner * split) * 2);
-        spec.box.push_back(1);
-      }
+      TensorMapSpec spec{tensor, w.dtype, {cols, rows, m.batch}, {}, std::move(box), swizzle};
+      lay_out(spec, o, split);
       return spec;
     };
     TensorMapSpec a = map(0, m.k, m.m, layouts[0], {bk, bm, 1}, k_swizzle);
@@ -323,14 +332,8 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
     int out_index = static_cast<int>(gemm.expr().tensors.size()) - 1;
     TensorMapSpec c{out_index, gemm.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
                     {64, consumer_rows(bm, consumers, pingpong), 1}, 128};
-    if (c_layout) {  // strided (no residual then: reads_strided)
-      c.strides_bytes = {c_layout->row * 2, c_layout->inner * 2};
-      if (c_layout->inner_count < m.batch) {
-        c.dims = {m.n, m.m, c_layout->inner_count, m.batch / c_layout->inner_count};
-        c.strides_bytes.push_back(c_layout->outer * 2);
-        c.box.push_back(1);
-      }
-    }
+    if (c_layout)  // strided (no residual then: reads_strided)
+      lay_out(c, c_layout, c_layout->inner_count < m.batch ? c_layout->inner_count : 0);
     out.tensor_maps.push_back(c);
     if (staged_residual) {  // the tensor after A, B and the epilogue's inputs before it
       c.tensor = 2;
