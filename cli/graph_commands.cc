@@ -1,7 +1,9 @@
 // `tessera graph optimize | show | rules`: graph substitutions on ONNX models.
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <fstream>
 #include <iostream>
@@ -95,6 +97,8 @@ Json measure_candidates(const graph::Graph& input, graph::SearchResult& result, 
   std::set<uint64_t> seen;
   Json out = Json::array();
   Table table({"candidate", "predicted us", "measured us", "per call us", "check"});
+  // Every candidate is checked against the same reference: computed once, inherited by each child.
+  auto reference = std::make_shared<const std::vector<graph::Tensor>>(graph::reference_outputs(input, 1));
   double best_us = 0;
   for (auto& [name, cand] : candidates) {
     if (!seen.insert(cand.structural_hash()).second) continue;
@@ -104,6 +108,7 @@ Json measure_candidates(const graph::Graph& input, graph::SearchResult& result, 
     r.graph = name;
     r.dtype = std::string(dtype_name(dtype));
     r.iters = static_cast<int>(args.integer("iters", 50, 1, 100000));
+    r.reference = reference;
     const double predicted = oracle.graph_cost(cand);
     Json res = measure::run_isolated([&] { return graph::run_graph_on_gpu(input, cand, r); }, 1800);
     const bool ran = res.contains("latency_us");
@@ -352,6 +357,20 @@ int run_compare(graph::ModelRunRequest r, double timeout_s, bool json) {
                               {"fused", false, "fused graph, Tessera's kernels"},
                               {"fused", true, "fused graph, vendor library"},
                               {"original", true, "original graph, vendor library"}};
+  // Whether there is a GPU, asked in a child before the reference's minutes are spent.
+  const Json probe = measure::run_isolated([] { return graph::first_gpu_target(); }, 300);
+  if (probe.contains("no_gpu")) {
+    std::cerr << "tessera: graph run needs a GPU: " << probe["no_gpu"].get<std::string>() << "\n";
+    return 3;
+  }
+  if (r.check) {  // once, here on the CPU; the four children inherit it
+    const auto t0 = std::chrono::steady_clock::now();
+    r.reference = std::make_shared<const std::vector<graph::Tensor>>(
+        graph::reference_outputs(graph::import_onnx(r.model_path), r.seed));
+    std::cerr << "tessera: host reference computed in "
+              << fixed(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1)
+              << " s, for the four runs' checks\n";
+  }
   Json all = Json::array();
   Table table({"variant", "median us", "flushed us", "back to back us", "predicted us", "steps alone us", "check"});
   bool ok = true;

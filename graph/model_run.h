@@ -5,7 +5,9 @@
 // reference of the original model. Everything here runs in the isolated child process.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/hardware.h"
 #include "core/json.h"
@@ -29,6 +31,9 @@ struct ModelRunRequest {
   /// Every kernel gets dense operands (copies where they lie strided), as vendor runs do:
   /// PlanOptions::strided_operands off, to measure what reading in place gains.
   bool dense = false;
+  /// The host reference's outputs (reference_outputs for this model and seed), computed once
+  /// by a caller that runs several variants of one model; null: the run computes them.
+  std::shared_ptr<const std::vector<Tensor>> reference;
 };
 
 /// A model made ready to run: the original (constants folded, the reference's graph), the
@@ -69,6 +74,12 @@ Json compare_gains(const Json& runs);
 /// its rewrite: planned, scheduled, run on the first GPU and checked against the reference of
 /// `original`. The request's graph field only labels the result.
 Json run_graph_on_gpu(const Graph& original, const Graph& graph, const ModelRunRequest& request);
+
+/// The host reference's outputs of `original` (as imported: its constants are folded here) on
+/// the random inputs of `seed`, what a run's check compares with. CPU only (a batch-32 model
+/// takes tens of seconds on 16 cores): callers that run one model several times compute it
+/// once, before their children fork, and pass it in ModelRunRequest::reference.
+std::vector<Tensor> reference_outputs(Graph original, uint64_t seed);
 
 /// The first GPU's target, {"target": Target JSON, "spec": spec name}, or {"no_gpu": why}.
 /// (Run it in a child: the process that asks initialises CUDA.)

@@ -146,6 +146,16 @@ TEST(GraphRunCli, WithoutAGpuSaysSoInOneLineAndExitsThree) {
   EXPECT_EQ(r.err.rfind("tessera: graph run needs a GPU: ", 0), 0u) << r.err;
 }
 
+// --compare asks for the GPU before it spends time on the host reference its runs share.
+TEST(GraphRunCli, CompareWithoutAGpuSaysSoInOneLineAndExitsThree) {
+  if (gpu_present()) GTEST_SKIP() << "a GPU is present: graph_gpu_test runs models on it";
+  testing::Result r = testing::run({"graph", "run", kGraphs + "/tiny_resblock.onnx", "--no-db", "--compare"});
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "tessera: graph run needs a GPU: " + r.err.substr(32)) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 TEST(GraphRunCli, PlanSaysHowEachModelWouldRunWithoutAGpu) {
   testing::Result r = testing::run({"graph", "run", kGraphs + "/tiny_inception.onnx", "--plan", "--no-db", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "graph/model_run.h"
 #include "graph/onnx_io.h"
@@ -39,6 +40,26 @@ TEST_P(GraphRunGpu, RunsEndToEndAndMatchesTheReference) {
     EXPECT_GT(out["latency_us"]["median"].get<double>(), 0);
     EXPECT_GT(out["sum_of_steps_us"].get<double>(), 0);
   }
+}
+
+// A reference computed once (as --compare and optimize --measure share it between their
+// children) is the one the check uses: the right one passes, a perturbed one fails.
+TEST_P(GraphRunGpu, ASharedReferenceIsTheOneChecked) {
+  ModelRunRequest r;
+  r.model_path = kGraphs + "/" + GetParam() + ".onnx";
+  r.graph = "fused";
+  r.iters = 3;
+  std::vector<Tensor> expected = reference_outputs(import_onnx(r.model_path), r.seed);
+  r.reference = std::make_shared<const std::vector<Tensor>>(expected);
+  Json out = run_model_on_gpu(r);
+  ASSERT_TRUE(out.contains("check")) << out.dump();
+  EXPECT_TRUE(out["check"]["ok"].get<bool>()) << out["check"].dump();
+  EXPECT_EQ(out["check"]["reference"], "shared");
+  for (Tensor& t : expected)
+    for (float& v : t.f) v = 2 * v + 1;
+  r.reference = std::make_shared<const std::vector<Tensor>>(expected);
+  out = run_model_on_gpu(r);
+  EXPECT_FALSE(out["check"]["ok"].get<bool>()) << out["check"].dump();
 }
 
 // On the vendor library (cuBLASLt, cuDNN; an algorithm timed once per workload and reused by
