@@ -437,8 +437,10 @@ int print_plan(const graph::ModelRunRequest& r, const ParsedArgs& args) {
             << " kernels reading or writing operands in place; arena "
             << fixed(static_cast<double>(m.plan.arena_bytes) / (1 << 20), 1) << " MiB (intermediates "
             << fixed(static_cast<double>(m.plan.intermediate_bytes) / (1 << 20), 1) << " MiB without reuse)\n";
-  Table table({"launches", "what"});
-  for (const Json& c : plan["by_category"]) table.add({std::to_string(c["steps"].get<int>()), c["category"].get<std::string>()});
+  Table table({"launches", "what", "predicted us"});
+  for (const Json& c : plan["by_category"])
+    table.add({std::to_string(c["steps"].get<int>()), c["category"].get<std::string>(),
+               fixed(c["predicted_us"].get<double>(), 1)});
   std::cout << table.str();
   for (const std::string& u : m.plan.unsupported) std::cout << "  cannot run: " << u << "\n";
   if (!m.plan.unsupported.empty())
@@ -491,11 +493,11 @@ int run_graph_run(const ParsedArgs& args) {
             << " us (the graph oracle's sum of operator costs)\n"
             << "  steps alone  " << fixed(res["sum_of_steps_us"].get<double>(), 1)
             << " us (each step's kernels timed alone, summed)\n";
-  Table table({"category", "steps", "us alone", "share"});
+  Table table({"category", "steps", "us alone", "share", "predicted us"});
   const double sum = std::max(res["sum_of_steps_us"].get<double>(), 1e-9);
   for (const Json& c : res["by_category"])
     table.add({c["category"].get<std::string>(), std::to_string(c["steps"].get<int>()), fixed(c["us"].get<double>(), 1),
-               fixed(100 * c["us"].get<double>() / sum, 1) + "%"});
+               fixed(100 * c["us"].get<double>() / sum, 1) + "%", fixed(c["predicted_us"].get<double>(), 1)});
   std::cout << table.str();
   std::string on;
   for (const auto& [k, v] : res["tuned_operators_on"].items()) on += (on.empty() ? "" : ", ") + std::to_string(v.get<int>()) + " on " + k;

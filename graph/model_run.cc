@@ -112,6 +112,22 @@ PreparedModel prepare_model(const ModelRunRequest& r, const HardwareSpec& hw, co
   return m;
 }
 
+std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPlan& plan) {
+  std::vector<const ExecStep*> first(g.nodes().size(), nullptr);  // each node's first step, a copy last
+  for (const ExecStep& s : plan.steps) {
+    if (s.setup || s.node == kNone) continue;
+    const ExecStep*& f = first[static_cast<size_t>(s.node)];
+    if (f == nullptr || (f->copy && !s.copy)) f = &s;
+  }
+  std::map<std::string, double> out;
+  for (size_t k = 0; k < g.nodes().size(); ++k) {
+    const Node& n = g.node(static_cast<NodeId>(k));
+    if (n.removed || n.cost_us <= 0) continue;
+    out[first[k] ? category(g, *first[k]) : std::string(kNoLaunch)] += n.cost_us;
+  }
+  return out;
+}
+
 Json describe_plan(const Graph& g, const ExecPlan& plan) {
   std::map<std::string, int> by_category;
   int setup = 0;
@@ -122,8 +138,13 @@ Json describe_plan(const Graph& g, const ExecPlan& plan) {
     }
     ++by_category[category(g, s)];
   }
+  const std::map<std::string, double> predicted = predicted_by_category(g, plan);
+  for (const auto& [c, us] : predicted) by_category.try_emplace(c, 0);
   Json cats = Json::array();
-  for (const auto& [c, n] : by_category) cats.push_back({{"category", c}, {"steps", n}});
+  for (const auto& [c, n] : by_category) {
+    auto it = predicted.find(c);
+    cats.push_back({{"category", c}, {"steps", n}, {"predicted_us", it == predicted.end() ? 0.0 : it->second}});
+  }
   return {{"steps", static_cast<int64_t>(plan.steps.size()) - setup},
           {"setup_steps", setup},
           {"views", plan.views},
@@ -266,9 +287,14 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
       step["schedule"] = res.runner[t.step] == "tessera" ? schedules[t.step]->key() : res.runner[t.step];
     steps.push_back(step);
   }
+  const std::map<std::string, double> predicted = predicted_by_category(g, plan);
+  for (const auto& [c, us] : predicted) by_category.try_emplace(c, 0.0, 0);
   Json cats = Json::array();
-  for (const auto& [c, v] : by_category)
-    cats.push_back({{"category", c}, {"us", v.first}, {"steps", v.second}});
+  for (const auto& [c, v] : by_category) {
+    auto it = predicted.find(c);
+    cats.push_back({{"category", c}, {"us", v.first}, {"steps", v.second},
+                    {"predicted_us", it == predicted.end() ? 0.0 : it->second}});
+  }
   out["steps"] = steps;
   out["by_category"] = cats;
   out["sum_of_steps_us"] = sum;

@@ -5,6 +5,7 @@
 // reference of the original model. Everything here runs in the isolated child process.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,9 +52,19 @@ struct PreparedModel {
 PreparedModel prepare_model(const ModelRunRequest& request, const HardwareSpec& hw, const Target& target,
                             db::TuningDatabase* db, const kernels::FamilyRegistry& families);
 
+/// The oracle's cost of `g`'s operators (Node::cost_us, as CostOracle::graph_cost left it),
+/// summed by the category of each operator's first step in `plan` (category names as the
+/// run reports its steps' times; an operator's inserted copies are timed under "layout and
+/// broadcast copies" but predicted with it), and under kNoLaunch for operators the plan runs
+/// without a step of their own (views, fused into a neighbour): where the sum of estimates
+/// and the measured run part.
+inline constexpr const char* kNoLaunch = "no launch (views, folded)";
+std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPlan& plan);
+
 /// The plan in brief: steps by category (tuned kernels by workload kind, generic kernels by
-/// operator, inserted copies), setup steps, views, arena and intermediate bytes, and the
-/// operators that cannot run ("unsupported").
+/// operator, inserted copies) with the oracle's cost of each (predicted_by_category), setup
+/// steps, views, arena and intermediate bytes, and the operators that cannot run
+/// ("unsupported").
 Json describe_plan(const Graph& g, const ExecPlan& plan);
 
 /// Each step of the plan: its label, whether it runs before the timed runs, a tuned kernel's

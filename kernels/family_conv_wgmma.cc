@@ -6,6 +6,10 @@
 //   engine), B as boxes of the filters; dense convolutions, and grouped ones whose groups hold
 //   whole tiles of output channels;
 // - block-diagonal: grouped convolutions whose tiles hold several whole groups (ResNeXt's);
+// - merged groups: groups of fewer than 8 channels or filters (ResNeXt-50 32x4d's first stage:
+//   4 and 4) run as groups of M times as many, whose filters a kernel before the GEMM writes
+//   to the workspace block-diagonally (each filter's channels at its own group's place in the
+//   merged group, zeros elsewhere); then as above;
 // - gather: the producer's threads gather both operands where TMA cannot address them (input
 //   channels not a multiple of 8, as in an RGB stem, or windows beyond the im2col box's range);
 // - padded taps (knob pad_channels 1, fewer than 8 input channels): a kernel before the GEMM
@@ -32,7 +36,8 @@ constexpr int64_t kPadThreads = 256;
 // they walk.
 struct ConvRun {
   Mode mode = Mode::kIm2col;
-  int64_t cg = 0, kg = 0;      // input channels and filters per group
+  int64_t cg = 0, kg = 0;      // input channels and filters per group (merged groups: per merged group)
+  int64_t merge = 1;           // groups per merged group
   int64_t k_steps = 0;         // k steps per output tile
   int64_t k_per_step = 0;      // reduction elements the MMAs of a step cover (the GEMM view's)
 };
@@ -57,10 +62,21 @@ bool stripable(const Conv2dShape& c) {
   return c.groups == 1 && c.c < 8 && c.dilation_w == 1 && (c.stride_w == 1 || c.stride_w == 2 || c.stride_w == 4);
 }
 
+// Groups per merged group: 1 where a group's channels and filters are 16-byte rows (multiples
+// of 8), else the fewest groups (2 or 4) whose channels and filters together are; 0 where none
+// is (depthwise convolutions stay on conv_direct: merging 8 would multiply their MMAs by 8).
+int64_t group_merge(const Conv2dShape& c) {
+  const int64_t cg = c.c / c.groups, kg = c.k / c.groups;
+  for (int64_t m : {1, 2, 4})
+    if (c.groups % m == 0 && (m * cg) % 8 == 0 && (m * kg) % 8 == 0) return m;
+  return 0;
+}
+
 ConvRun conv_run(const Conv2dShape& c, int64_t bn, int64_t bk, int64_t pad) {
   ConvRun run;
-  run.cg = c.c / c.groups;
-  run.kg = c.k / c.groups;
+  run.merge = c.groups > 1 ? std::max<int64_t>(group_merge(c), 1) : 1;
+  run.cg = c.c / c.groups * run.merge;
+  run.kg = c.k / c.groups * run.merge;
   bk = std::max<int64_t>(bk, 1);
   if (pad == 2 && stripable(c)) {
     run.mode = Mode::kStrips;
@@ -157,12 +173,12 @@ class ConvWgmmaFamily : public KernelFamily {
  public:
   std::string_view name() const override { return "conv_wgmma"; }
 
-  // Grouped convolutions need 16-byte rows of each group's channels and filters (depthwise
-  // ones, and groups of 4 channels, stay on conv_direct).
+  // Grouped convolutions need 16-byte rows of each group's channels and filters, or of 2 or 4
+  // groups' merged (depthwise ones stay on conv_direct).
   bool supports(const Workload& w) const override {
     if (w.kind != OpKind::kConv2d || (w.dtype != DType::kF16 && w.dtype != DType::kBF16)) return false;
     const Conv2dShape& c = w.conv2d();
-    return c.layout == Layout::kNHWC && (c.groups == 1 || ((c.c / c.groups) % 8 == 0 && (c.k / c.groups) % 8 == 0));
+    return c.layout == Layout::kNHWC && (c.groups == 1 || group_merge(c) > 0);
   }
 
   // Fewer than 8 input channels: gathered (pad_channels 0) or padded to 8 by a kernel before
@@ -181,7 +197,8 @@ class ConvWgmmaFamily : public KernelFamily {
   std::optional<std::string> validate(const Schedule& s, const Workload& w, const HardwareSpec& hw) const override {
     if (s.family != name()) return "schedule is for family " + s.family;
     if (!supports(w))
-      return "conv_wgmma runs NHWC f16/bf16 conv2d with one group or groups of multiples of 8 channels and filters";
+      return "conv_wgmma runs NHWC f16/bf16 conv2d with one group, or groups whose channels and filters (of 1, 2 or 4 "
+             "groups together) are multiples of 8";
     const Conv2dShape& c = w.conv2d();
     const int64_t bn = s.get(knob::kBlockN), bk = s.get(knob::kBlockK);
     if (bn < 8 || bn % 8 != 0) return "block_n must be a multiple of 8 up to 256 (wgmma's n)";
@@ -200,6 +217,8 @@ class ConvWgmmaFamily : public KernelFamily {
       return "row strips: a step's strip exceeds 640 pixels (block_m x stride_w above about 512)";
     if (c.groups > 1) {
       if (!im2col_expressible(c)) return "grouped convolutions need windows an im2col tensor map can walk (pads, strides)";
+      if (run.merge > 1 && (s.get("cluster_m") != 1 || s.get(knob::kSplitK) != 1))
+        return "merged groups take the workspace for their filters: cluster_m and split_k must be 1";
       if (run.mode == Mode::kBlockDiag) {
         if (bn % run.kg != 0 || bn / run.kg * run.cg > bk)
           return "a tile must lie in one group (filters per group a multiple of block_n) or hold whole groups whose "
@@ -260,6 +279,7 @@ class ConvWgmmaFamily : public KernelFamily {
         b.box = {8, 1, run.kg};
         b.swizzle_bytes = 0;
       }
+      if (run.merge > 1) return emit_merged(w, s, run, loads, a, b);
       maps = {a, b};
     }
     return emit_wgmma(view, s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), "", loads, std::move(maps));
@@ -276,6 +296,8 @@ class ConvWgmmaFamily : public KernelFamily {
     const MatmulShape& vm = p.modeled.matmul();
     const double view_a = double(vm.batch) * double(vm.m) * double(vm.k);
     p.dram_share = {std::min(1.0, double(c.n * c.h * c.w * c.c) / std::max(view_a, 1.0)), 1.0};
+    if (run.merge > 1)  // the kernel before reads the filters and writes them merged
+      p.prepass_bytes = c.k * c.r * c.s * (c.c / c.groups + run.cg) * 2;
     if (run.mode == Mode::kPaddedTaps || run.mode == Mode::kStrips) {
       // The kernel before reads the filters (and for the padded taps the input) and writes them
       // padded; the padded taps' GEMM reads the padded input (8 channels a pixel).
@@ -327,6 +349,32 @@ class ConvWgmmaFamily : public KernelFamily {
   }
 
  private:
+  // Merged groups: tessera_conv_wgmma_merge (conv::merge_groups) writes the filters as groups
+  // of run.cg channels to the workspace, where B's map reads them; the GEMM is the grouped one
+  // of run.cg channels and run.kg filters a group.
+  KernelSource emit_merged(const Workload& w, const Schedule& s, const ConvRun& run, const std::string& loads,
+                           const TensorMapSpec& a, TensorMapSpec b) const {
+    const Conv2dShape& c = w.conv2d();
+    const int64_t taps = c.r * c.s;
+    b.tensor = static_cast<int>(w.expr().tensors.size());  // the workspace, the argument after the tensors
+    b.offset_bytes = 0;
+    const EpilogueCode epi = matmul_epilogue_code(gemm_view(w, run));
+    const std::string prelude =
+        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kPadThreads) +
+        ") tessera_conv_wgmma_merge(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
+        "Out* __restrict__ C, float* __restrict__ W) {\n  (void)A;\n  (void)C;\n  conv::merge_groups<In, " +
+        list({c.k, taps, c.c / c.groups, c.k / c.groups, run.merge}) + ">(B, reinterpret_cast<In*>(W));\n}\n";
+    KernelSource out =
+        emit_wgmma(gemm_view(w, run), s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), prelude, loads, {a, b}, true);
+    KernelLaunch merge{"tessera_conv_wgmma_merge", {}};
+    const int64_t vectors = c.k * taps * run.cg / 8;
+    merge.geometry.grid[0] = std::min<int64_t>((vectors + kPadThreads - 1) / kPadThreads, 65536);
+    merge.geometry.block[0] = kPadThreads;
+    out.before.push_back(merge);
+    out.workspace_bytes = c.k * taps * run.cg * 2;
+    return out;
+  }
+
   // Padded taps and row strips: tessera_conv_wgmma_pad (conv::pad_channels) writes the padded
   // operands to the workspace (the filters, and for the padded taps the input); then the GEMM's
   // producer threads gather A (from there, or the strips from the input as it is) and TMA

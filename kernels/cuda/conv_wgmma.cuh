@@ -37,6 +37,30 @@ __device__ __forceinline__ void pixel(int m, int& n, int& h0, int& w0) {
   w0 = q * SW - PW;
 }
 
+/// Writes KRSC filters of groups of CG channels and KG filters (TAPS = R * S taps) as groups of
+/// M times as many (fm: [K][TAPS][CG * M], CG * M a multiple of 8): filter k's channels at its
+/// group's place among the M merged, zeros elsewhere, so the merged grouped convolution
+/// computes the original one. One 16-byte vector per thread.
+template <class In, int K, int TAPS, int CG, int KG, int M>
+__device__ __forceinline__ void merge_groups(const In* __restrict__ f, In* __restrict__ fm) {
+  constexpr int kCm = CG * M;
+  static_assert(kCm % 8 == 0, "merged groups of 16-byte rows");
+  constexpr long long kVectors = (long long)K * TAPS * kCm / 8;
+  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < kVectors; i += (long long)gridDim.x * blockDim.x) {
+    const long long first = i * 8;
+    const long long row = first / kCm;  // k * TAPS + tap
+    const int c0 = static_cast<int>(first - row * kCm);
+    const int sub = static_cast<int>(row / TAPS) / KG % M;  // filter k's group among the merged
+    Pack<In, 8> v;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const int c = c0 + e - sub * CG;
+      v.v[e] = c >= 0 && c < CG ? f[row * CG + c] : from_float<In>(0.0f);
+    }
+    *reinterpret_cast<Pack<In, 8>*>(fm + first) = v;
+  }
+}
+
 /// Pads an NHWC input of C < 8 channels to 8 (xp: [PIXELS][8]) and KRSC filters to [K][TAPS][8]
 /// (fp), one 16-byte vector per thread: the operands TapLoads and StripLoads read. Padded tap t
 /// is filter tap (t / SP, t % SP) (SP taps a filter row; R = 1, S = SP = R * S for the

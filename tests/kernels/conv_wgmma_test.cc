@@ -33,9 +33,11 @@ TEST(ConvWgmma, TakesDenseAndGroupedConvolutionsAheadOfTheMmaSyncFamily) {
   EXPECT_TRUE(f->supports(Workload::parse(kGrouped)));
   EXPECT_TRUE(f->supports(Workload::parse(kStem)));
   EXPECT_TRUE(f->supports(Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3,pad=1,groups=8:bf16")));
-  // Depthwise, 4-channel groups (8-byte rows), NCHW and f32 are other families'.
+  // 4-channel groups (8-byte rows) run merged in pairs; depthwise, 3-channel groups (no 2 or 4
+  // of them make 16-byte rows), NCHW and f32 are other families'.
+  EXPECT_TRUE(f->supports(Workload::parse("conv2d:n=1,h=56,w=56,c=128,k=128,r=3,s=3,pad=1,groups=32:f16")));
   EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=56,w=56,c=144,k=144,r=3,s=3,pad=1,groups=144:f16")));
-  EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=56,w=56,c=128,k=128,r=3,s=3,pad=1,groups=32:f16")));
+  EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=8,w=8,c=96,k=96,r=3,s=3,pad=1,groups=32:f16")));
   EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3,layout=nchw:f16")));
   EXPECT_FALSE(f->supports(Workload::parse("conv2d:n=1,h=8,w=8,c=64,k=64,r=3,s=3:f32")));
 }
@@ -169,6 +171,47 @@ TEST(ConvWgmma, GroupedTilesLoadTheDiagonalBlocksOfTheirFilters) {
   Workload narrow = Workload::parse("conv2d:n=1,h=8,w=8,c=256,k=128,r=3,s=3,pad=1,groups=16:f16");
   EXPECT_NE(f->validate(conv(128, 64), narrow, find_spec("h100_sxm")).value_or("").find("whole groups"), std::string::npos);
   EXPECT_FALSE(f->validate(conv(128, 32), narrow, find_spec("h100_sxm")).has_value());
+}
+
+// ResNeXt-50 32x4d's first stage: 32 groups of 4 channels and 4 filters run as 16 groups of 8
+// and 8, whose filters a kernel before the GEMM writes block-diagonally to the workspace.
+TEST(ConvWgmma, GroupsOfFewChannelsRunMergedOnFiltersWrittenFirst) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto f = make_conv_wgmma_family();
+  const Workload w = Workload::parse("conv2d:n=32,h=56,w=56,c=128,k=128,r=3,s=3,pad=1,groups=32:f16:epilogue=bias+relu");
+  EXPECT_FALSE(f->validate(conv(128, 64), w, h100).has_value());
+  EXPECT_FALSE(f->validate(conv(128, 8, 32), w, h100).has_value());  // a tile in one merged group
+  EXPECT_EQ(f->validate(conv(128, 64, 64, 4, 2, 0, 0, 1, 2), w, h100).value_or(""),
+            "merged groups take the workspace for their filters: cluster_m and split_k must be 1");
+  EXPECT_NE(f->validate(conv(128, 64, 32), w, h100).value_or("").find("whole groups"), std::string::npos);
+
+  KernelSource src = f->emit(w, conv(128, 64));
+  ASSERT_EQ(src.before.size(), 1u);
+  EXPECT_EQ(src.before[0].entry, "tessera_conv_wgmma_merge");
+  EXPECT_EQ(src.before[0].geometry.grid[0], (128 * 9 * 8 / 8 + 255) / 256);
+  EXPECT_NE(src.source.find("conv::merge_groups<In, 128, 9, 4, 4, 2>(B, reinterpret_cast<In*>(W))"), std::string::npos);
+  // A tile of 64 filters holds 8 merged groups of 8 channels: one 64-wide step a tap.
+  EXPECT_NE(src.source.find("BlockDiagLoads<In, 56, 56, 3, 3, 1, 1, 1, 1, 1, 1, 8, 8, 128, 64, 64>"), std::string::npos);
+  EXPECT_EQ(src.workspace_bytes, 128 * 9 * 8 * 2);
+  ASSERT_EQ(src.tensor_maps.size(), 2u);
+  EXPECT_EQ(src.tensor_maps[0].tensor, 0);  // A: the input as it is
+  EXPECT_EQ(src.tensor_maps[0].box, (std::vector<int64_t>{64, 128}));
+  const TensorMapSpec& b = src.tensor_maps[1];  // B: the merged filters (the workspace, argument 4: bias first)
+  EXPECT_EQ(b.tensor, 4);
+  EXPECT_EQ(b.offset_bytes, 0);
+  EXPECT_EQ(b.dims, (std::vector<int64_t>{8, 9, 128}));
+  EXPECT_EQ(b.box, (std::vector<int64_t>{8, 1, 8}));
+  TilePlan plan = f->tile_plan(w, conv(128, 64));
+  EXPECT_EQ(plan.modeled.matmul().k, 9 * 64);
+  EXPECT_EQ(plan.prepass_bytes, 128 * 9 * (4 + 8) * 2);
+  EXPECT_EQ(f->tile_plan(Workload::parse(kGrouped), conv(64, 64)).prepass_bytes, 0);
+  // 2 channels and 4 filters a group: 4 merged (8 channels, 16 filters).
+  KernelSource four = f->emit(Workload::parse("conv2d:n=1,h=9,w=9,c=64,k=128,r=3,s=3,pad=1,groups=32:bf16"), conv(64, 32, 32));
+  EXPECT_NE(four.source.find("conv::merge_groups<In, 128, 9, 2, 4, 4>"), std::string::npos);
+  EXPECT_EQ(four.tensor_maps[1].dims, (std::vector<int64_t>{8, 9, 128}));
+  EXPECT_EQ(four.tensor_maps[1].box, (std::vector<int64_t>{8, 1, 16}));
+  // The construction proposes it ahead of the direct convolution.
+  EXPECT_FALSE(enumerate_space(*f, w, h100).empty());
 }
 
 TEST(ConvWgmma, TheStemIsGatheredWithoutTensorMaps) {
@@ -348,6 +391,12 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(Workload::parse("conv2d:n=1,h=7,w=7,c=512,k=512,r=3,s=3,pad=1:f16:epilogue=bias"),
                             conv(64, 128, 64, 4, 1, 0, 0, 1, 4)));
   sources.push_back(f->emit(grouped, conv(64, 32, 32, 8, 1)));
+  // Merged groups: pairs of 4-channel groups (block-diagonal tiles, and a tile in one merged
+  // group), and fours of 2-channel ones.
+  Workload merged = Workload::parse("conv2d:n=32,h=56,w=56,c=128,k=128,r=3,s=3,pad=1,groups=32:f16:epilogue=bias+relu");
+  sources.push_back(f->emit(merged, conv(128, 64, 64, 6, 2, 1)));
+  sources.push_back(f->emit(merged, conv(128, 8, 32, 8, 2)));
+  sources.push_back(f->emit(Workload::parse("conv2d:n=1,h=9,w=9,c=64,k=128,r=3,s=3,pad=1,groups=32:bf16"), conv(64, 32, 32, 4, 1)));
   // Three consumers of 64 rows (192-row tiles) on im2col and strided 1x1 loads.
   sources.push_back(f->emit(dense, conv(192, 64, 64, 6, 3, 1)));
   sources.push_back(f->emit(strided, conv(192, 128, 64, 4, 3, 1)));

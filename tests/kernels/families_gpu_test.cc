@@ -306,9 +306,13 @@ TEST_F(FamiliesGpu, HopperConvMatchesReference) {
       "conv2d:n=2,h=17,w=17,c=80,k=96,r=1,s=7,pad=0x3:f16:epilogue=bias",
       "conv2d:n=4,h=7,w=7,c=256,k=128,r=3,s=3,pad=1:f16:epilogue=bias+residual+relu",
       "conv2d:n=2,h=15,w=13,c=64,k=64,r=3,s=3,stride=2x1,pad=1x0:f16"};
-  // Block-diagonal grouped tiles (8, 16 and 32 channels per group, twice as many filters), and
-  // groups of whole tiles.
+  // Block-diagonal grouped tiles (8, 16 and 32 channels per group, twice as many filters),
+  // groups of whole tiles, and merged groups (4 channels and filters a group, as ResNeXt-50
+  // 32x4d's first stage; 2 channels and 4 filters; merged groups of whole tiles).
   const std::vector<std::string> grouped = {
+      "conv2d:n=2,h=14,w=14,c=128,k=128,r=3,s=3,pad=1,groups=32:f16:epilogue=bias+relu",
+      "conv2d:n=1,h=9,w=9,c=64,k=128,r=3,s=3,stride=2,pad=1,groups=32:bf16:epilogue=residual",
+      "conv2d:n=2,h=6,w=6,c=16,k=16,r=3,s=3,pad=1,groups=4:f16",
       "conv2d:n=2,h=14,w=14,c=256,k=256,r=3,s=3,pad=1,groups=16:f16:epilogue=bias+relu",
       "conv2d:n=1,h=9,w=9,c=64,k=64,r=3,s=3,stride=2,pad=1,groups=8:bf16",
       "conv2d:n=2,h=7,w=7,c=256,k=256,r=3,s=3,pad=1,groups=8:f16", "conv2d:n=2,h=10,w=10,c=128,k=256,r=3,s=3,pad=1,groups=8:f16",
