@@ -423,7 +423,7 @@ int print_plan(const graph::ModelRunRequest& r, const ParsedArgs& args) {
   kernels::FamilyRegistry families;
   kernels::register_builtin_families(families);
   graph::PreparedModel m = graph::prepare_model(r, spec, target, database ? &*database : nullptr, families);
-  Json plan = graph::describe_plan(m.graph, m.plan);
+  Json plan = graph::describe_plan(m.graph, m.plan, m.predicted);
   if (args.has("json")) {
     Json out = m.info;
     out["plan"] = plan;

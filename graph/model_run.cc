@@ -61,8 +61,10 @@ int in_place_steps(const ExecPlan& plan) {
                                         [](const ExecStep& s) { return kernels::any_strided(s.layouts); }));
 }
 
+constexpr const char* kCopies = "layout and broadcast copies";
+
 std::string category(const Graph& g, const ExecStep& s) {
-  if (s.copy) return "layout and broadcast copies";
+  if (s.copy) return kCopies;
   if (s.kind == ExecStep::Kind::kKernel) return std::string(op_kind_name(s.workload->kind));
   return std::string(op_type_name(g.node(s.node).op)) + " (generic)";
 }
@@ -106,29 +108,54 @@ PreparedModel prepare_model(const ModelRunRequest& r, const HardwareSpec& hw, co
   fold_constants(m.original);
   CostOracle oracle(families, hw, target, db, dtype);
   m.graph = rewritten(m.original, r, oracle, m.info);
-  m.info["predicted_us"] = oracle.graph_cost(m.graph);
+  m.info["oracle_us"] = oracle.graph_cost(m.graph);
   m.info["operators"] = m.graph.live_nodes();
   m.plan = plan_graph_run(m.graph, dtype, families, plan_options(r, hw));
+  m.predicted = predicted_by_category(m.graph, m.plan, oracle);
+  m.info["predicted_us"] = planned_cost(m.predicted);
   return m;
 }
 
-std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPlan& plan) {
-  std::vector<const ExecStep*> first(g.nodes().size(), nullptr);  // each node's first step, a copy last
+std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPlan& plan, CostOracle& oracle) {
+  std::map<std::string, double> out;
+  std::vector<bool> launched(g.nodes().size(), false);
   for (const ExecStep& s : plan.steps) {
     if (s.setup || s.node == kNone) continue;
-    const ExecStep*& f = first[static_cast<size_t>(s.node)];
-    if (f == nullptr || (f->copy && !s.copy)) f = &s;
+    const size_t k = static_cast<size_t>(s.node);
+    const Node& n = g.node(s.node);
+    if (s.copy) {
+      // What the copy moves (read and written) at DRAM bandwidth, after a launch.
+      const double bytes = s.generic ? 2.0 * double(s.generic->params.count) * double(dtype_bytes(plan.dtype)) : 0.0;
+      out[kCopies] += costmodel::kLaunchUs + bytes / (oracle.hw().dram_bandwidth_gbps * 1e3);
+    } else if (s.kind == ExecStep::Kind::kKernel) {
+      // The workload the plan runs, which may differ from the operator's (a B read transposed
+      // in place runs as the other layout): its cost; the operator's where no family has one.
+      CostSource source;
+      const double us = oracle.workload_cost(*s.workload, source);
+      out[category(g, s)] += us >= 0 ? us : std::max(n.cost_us, 0.0);
+    } else if (!launched[k]) {
+      out[category(g, s)] += std::max(n.cost_us, 0.0);  // a generic kernel: the operator's cost, once
+    }
+    launched[k] = launched[k] || !s.copy;
   }
-  std::map<std::string, double> out;
   for (size_t k = 0; k < g.nodes().size(); ++k) {
     const Node& n = g.node(static_cast<NodeId>(k));
-    if (n.removed || n.cost_us <= 0) continue;
-    out[first[k] ? category(g, *first[k]) : std::string(kNoLaunch)] += n.cost_us;
+    if (n.removed || n.cost_us <= 0 || launched[k]) continue;
+    // No kernel of its own: a view, or copies alone (counted above as such).
+    bool copies_only = false;
+    for (const ExecStep& s : plan.steps) copies_only = copies_only || (!s.setup && s.copy && s.node == static_cast<NodeId>(k));
+    if (!copies_only) out[kNoLaunch] += n.cost_us;
   }
   return out;
 }
 
-Json describe_plan(const Graph& g, const ExecPlan& plan) {
+double planned_cost(const std::map<std::string, double>& by_category) {
+  double total = 0;
+  for (const auto& [c, us] : by_category) total += c == kNoLaunch ? 0.0 : us;
+  return total;
+}
+
+Json describe_plan(const Graph& g, const ExecPlan& plan, const std::map<std::string, double>& predicted) {
   std::map<std::string, int> by_category;
   int setup = 0;
   for (const ExecStep& s : plan.steps) {
@@ -138,7 +165,6 @@ Json describe_plan(const Graph& g, const ExecPlan& plan) {
     }
     ++by_category[category(g, s)];
   }
-  const std::map<std::string, double> predicted = predicted_by_category(g, plan);
   for (const auto& [c, us] : predicted) by_category.try_emplace(c, 0);
   Json cats = Json::array();
   for (const auto& [c, n] : by_category) {
@@ -287,7 +313,7 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
       step["schedule"] = res.runner[t.step] == "tessera" ? schedules[t.step]->key() : res.runner[t.step];
     steps.push_back(step);
   }
-  const std::map<std::string, double> predicted = predicted_by_category(g, plan);
+  const std::map<std::string, double>& predicted = m.predicted;
   for (const auto& [c, us] : predicted) by_category.try_emplace(c, 0.0, 0);
   Json cats = Json::array();
   for (const auto& [c, v] : by_category) {
@@ -366,9 +392,11 @@ Json run_graph_on_gpu(const Graph& original, const Graph& graph, const ModelRunR
   fold_constants(m.original);
   m.graph = graph;
   CostOracle oracle(families, *dev->spec, dev->target, db, dtype);
-  m.info["predicted_us"] = oracle.graph_cost(m.graph);
+  m.info["oracle_us"] = oracle.graph_cost(m.graph);
   m.info["operators"] = m.graph.live_nodes();
   m.plan = plan_graph_run(m.graph, dtype, families, plan_options(r, *dev->spec));
+  m.predicted = predicted_by_category(m.graph, m.plan, oracle);
+  m.info["predicted_us"] = planned_cost(m.predicted);
   return run_prepared(m, r, *dev, db, families);
 }
 

@@ -15,6 +15,7 @@
 #include "db/database.h"
 #include "graph/exec_plan.h"
 #include "graph/ir.h"
+#include "graph/oracle.h"
 
 namespace tessera::graph {
 
@@ -39,12 +40,13 @@ struct ModelRunRequest {
 
 /// A model made ready to run: the original (constants folded, the reference's graph), the
 /// graph that runs, its plan, and what the rewrite did ("rewrites", "search_s",
-/// "predicted_us", "operators").
+/// "predicted_us" of the plan, "oracle_us" of the graph, "operators").
 struct PreparedModel {
   Graph original;
   Graph graph;
   ExecPlan plan;
   Json info = Json::object();
+  std::map<std::string, double> predicted;  ///< predicted_by_category of the plan
 };
 
 /// Imports, folds, rewrites and plans `request`'s model for `hw` / `target`, costing with `db`
@@ -52,20 +54,25 @@ struct PreparedModel {
 PreparedModel prepare_model(const ModelRunRequest& request, const HardwareSpec& hw, const Target& target,
                             db::TuningDatabase* db, const kernels::FamilyRegistry& families);
 
-/// The oracle's cost of `g`'s operators (Node::cost_us, as CostOracle::graph_cost left it),
-/// summed by the category of each operator's first step in `plan` (category names as the
-/// run reports its steps' times; an operator's inserted copies are timed under "layout and
-/// broadcast copies" but predicted with it), and under kNoLaunch for operators the plan runs
-/// without a step of their own (views, fused into a neighbour): where the sum of estimates
-/// and the measured run part.
+/// The oracle's prediction of what `plan` launches, by the category its steps' times are
+/// reported under: each tuned kernel at its workload's cost (the plan's workload: a B read
+/// transposed in place runs as the other layout), each generic kernel at its operator's cost
+/// (Node::cost_us, as CostOracle::graph_cost left it), each copy at its bytes (read and
+/// written) at DRAM bandwidth after a launch; and under kNoLaunch, apart, the cost the oracle
+/// gives operators the plan runs without a launch (views: reshapes, transposes and slices read
+/// in place), which the run does not spend.
 inline constexpr const char* kNoLaunch = "no launch (views, folded)";
-std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPlan& plan);
+std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPlan& plan, CostOracle& oracle);
+
+/// The predicted latency of a plan: predicted_by_category's sum, kNoLaunch left out. A run's
+/// "predicted_us" (its "oracle_us" is the graph search's sum over operators, views included).
+double planned_cost(const std::map<std::string, double>& by_category);
 
 /// The plan in brief: steps by category (tuned kernels by workload kind, generic kernels by
-/// operator, inserted copies) with the oracle's cost of each (predicted_by_category), setup
+/// operator, inserted copies) with the predicted time of each (predicted_by_category), setup
 /// steps, views, arena and intermediate bytes, and the operators that cannot run
 /// ("unsupported").
-Json describe_plan(const Graph& g, const ExecPlan& plan);
+Json describe_plan(const Graph& g, const ExecPlan& plan, const std::map<std::string, double>& predicted);
 
 /// Each step of the plan: its label, whether it runs before the timed runs, a tuned kernel's
 /// workload, a generic kernel's walk (its index space after merging, in storage order: shape,

@@ -85,9 +85,12 @@ class CostOracle {
   int estimated_workloads() const { return estimated_; }
   DType dtype() const { return dtype_; }
   const Target& target() const { return target_; }
+  const HardwareSpec& hw() const { return hw_; }
+  /// A workload's cost as cost() gives an operator of it (measured, else estimated and
+  /// calibrated); -1 where no family runs it.
+  double workload_cost(const Workload& w, CostSource& source);
 
  private:
-  double workload_cost(const Workload& w, CostSource& source);
   std::optional<double> measured(const Workload& w) const;
   std::optional<double> estimated(const Workload& w);
   // measured / estimated of the same workload with fewer epilogue steps, if one was measured.

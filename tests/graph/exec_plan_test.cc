@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/hardware.h"
+#include "costmodel/analytic.h"
 #include "graph/model_run.h"
 #include "graph/onnx_io.h"
 #include "graph/ops.h"
@@ -183,6 +184,50 @@ TEST_F(ExecPlanTest, AttentionHeadsAreReadInPlaceOnHopper) {
     for (const ExecStep& s : v.plan.steps) EXPECT_FALSE(kernels::any_strided(s.layouts)) << s.label;
     std::filesystem::remove(path);
   }
+}
+
+// A run's prediction is of what its plan launches: the heads' transposes read in place cost
+// nothing (their memory estimate is shown apart, under kNoLaunch), copies the plan inserts cost
+// their bytes, and q k^T is costed as the workload that runs.
+TEST_F(ExecPlanTest, ThePredictionIsOfWhatThePlanLaunches) {
+  const HardwareSpec h100 = find_spec("h100_sxm");
+  const std::string path = ::testing::TempDir() + "attention_predicted_" + std::to_string(getpid()) + ".onnx";
+  write_onnx(attention_graph(2, 32, 4, 64), path);
+  ModelRunRequest r;
+  r.model_path = path;
+  r.graph = "original";
+  auto sum = [](const std::map<std::string, double>& m, bool views) {
+    double t = 0;
+    for (const auto& [c, us] : m) t += (c == kNoLaunch) == views ? us : 0.0;
+    return t;
+  };
+  PreparedModel in_place = prepare_model(r, h100, Target::for_spec(h100, "none"), nullptr, families_);
+  const double oracle_us = in_place.info["oracle_us"].get<double>(), predicted_us = in_place.info["predicted_us"].get<double>();
+  EXPECT_DOUBLE_EQ(predicted_us, planned_cost(in_place.predicted));
+  EXPECT_DOUBLE_EQ(predicted_us, sum(in_place.predicted, false));
+  ASSERT_TRUE(in_place.predicted.count(kNoLaunch));
+  EXPECT_GT(in_place.predicted.at(kNoLaunch), 0);  // the transposes
+  EXPECT_FALSE(in_place.predicted.count("layout and broadcast copies"));
+  EXPECT_LT(predicted_us, oracle_us);
+  ASSERT_TRUE(in_place.predicted.count("batch_matmul"));
+  // Every category the plan reports has its prediction, views with no launches.
+  Json plan = describe_plan(in_place.graph, in_place.plan, in_place.predicted);
+  double listed = 0;
+  for (const Json& c : plan["by_category"]) {
+    listed += c["category"] == kNoLaunch ? 0.0 : c["predicted_us"].get<double>();
+    if (c["category"] == kNoLaunch) {
+      EXPECT_EQ(c["steps"], 0);
+    }
+  }
+  EXPECT_NEAR(listed, predicted_us, 1e-9);
+  // Dense operands: the heads are copied, and the copies cost what they move.
+  r.dense = true;
+  PreparedModel dense = prepare_model(r, h100, Target::for_spec(h100, "none"), nullptr, families_);
+  ASSERT_TRUE(dense.predicted.count("layout and broadcast copies"));
+  const double copies = dense.predicted.at("layout and broadcast copies");
+  EXPECT_GE(copies, costmodel::kLaunchUs * count_steps(dense.plan, true));
+  EXPECT_GT(dense.info["predicted_us"].get<double>(), predicted_us);
+  std::filesystem::remove(path);
 }
 
 // Reshapes of strided tensors are views where the dimensions they split or merge step through
