@@ -142,16 +142,22 @@ class ConvDirectFamily : public KernelFamily {
     // consecutive channel blocks, whose filters lie vec_k * R * S * Cg elements apart, so a load
     // touches one line a lane (the input loads of a pixel are shared). NCHW: the lanes take
     // consecutive pixels of one channel block and share its filter lines.
-    // Counted where lanes are a line or more apart; closer ones (depthwise filters, 9 elements
-    // apart) share lines, and the other terms already rank those (measured over predicted 0.67x
-    // on the H100's depthwise records; counting their lines made it 0.3x and ranked vec_k 1
-    // first where 2 measured fastest).
+    // Counted where lanes are a line or more apart, or half a line for groups of several
+    // channels (a warp's load then touches lanes x stride / 128 lines); closer ones (depthwise
+    // filters, 9 elements apart) share lines, and the other terms already rank those (measured
+    // over predicted 0.67x on the H100's depthwise records; counting their lines made it 0.3x and
+    // ranked vec_k 1 first where 2 measured fastest). Groups of 4 channels (72 bytes apart) were
+    // not counted at all: predicted 7.4 and 137.6 us, measured 12.7 and 361.6 (ResNeXt-50's
+    // 56x56 grouped 3x3 at batch 1 and 32, H100), the only grouped shapes it put below their
+    // measurement; counted, 34.3 and 922, as over as the 8-channel groups' records (0.42x). Over
+    // the H100 records, pairwise 0.805 -> 0.806, top-1 unchanged.
     const int64_t lanes_k = nhwc_lanes(c, vk);
     const int64_t stride = vk * c.r * c.s * (c.c / c.groups) * dtype_bytes(w.dtype);
-    if (lanes_k > 1 && stride >= 128) {
+    if (lanes_k > 1 && (stride >= 128 || (stride >= 64 && c.c / c.groups > 1))) {
       // The modelled block may reach past the axes (q by `threads`): count its useful threads.
       const double outputs = double(std::min(k_threads * vk, c.k) * std::min(threads / k_threads, c.out_w()));
-      p.l1_lines = outputs / double(vk) / 32.0 * double(c.r * c.s * (c.c / c.groups) * vk) * double(lanes_k);
+      const double lines = std::min(double(lanes_k), std::ceil(double(lanes_k * stride) / 128.0));
+      p.l1_lines = outputs / double(vk) / 32.0 * double(c.r * c.s * (c.c / c.groups) * vk) * lines;
     }
     return p;
   }
