@@ -126,7 +126,8 @@ double epilogue_wave_us(const kernels::TilePlan& p, const HardwareSpec& hw, cons
   for (size_t i = 0; i < e.tensors.size(); ++i)
     if (e.tensors[i].role == TensorRole::kOutput) out_elements += double(e.footprint_elements(i, block_ranges));
   const double steps = p.split > 1 ? 0.0 : double(p.modeled.epilogue.size());
-  const double cycles = out_elements * (t.store_cycles * (p.async_store ? t.tma_store_share : 1.0) + t.op_cycles * steps);
+  const double store = p.async_store ? t.tma_store_share : p.element_stores ? 2.0 : 1.0;
+  const double cycles = out_elements * (t.store_cycles * store + t.op_cycles * steps);
   return concurrent * cycles / (hw.sm_clock_mhz * 1e6) * 1e6 * (p.epilogue_turns ? 1.0 - t.turn_hidden : 1.0);
 }
 

@@ -47,7 +47,7 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
 /// `header`) on the GEMM `gemm` with the operand loads `loads` (a type from the header or
 /// `prelude`), as `entry(A, B, <epilogue params>, C[, W], map_a, map_b[, map_c[, map_r]])` with
 /// `maps` the tensor maps of A and B (none: both are gathered, and the kernel takes no map_a,
-/// map_b; one: B's, A is gathered). The output's TMA-store map (and the residual's), split-K's
+/// map_b; one: B's, A is gathered). The output's TMA-store map (none where copies_out), the residual's, split-K's
 /// reduction and its workspace W follow from the schedule; `workspace`: the kernel takes W
 /// anyway (the caller sizes it, e.g. for operands a kernel before it prepares there);
 /// `a_pointer`: the expression the loads get as A (the kernel's parameter A by default); `c_layout`:
@@ -56,6 +56,10 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
                         const std::string& comment, const std::string& prelude, const std::string& loads,
                         std::vector<TensorMapSpec> maps, bool workspace = false, const std::string& a_pointer = "A",
                         const std::optional<OperandStrides>& c_layout = std::nullopt);
+/// Whether gemm_wgmma's tma_store copies C out through the warpgroup rather than by TMA: C
+/// dense (no `c_layout`) with rows that are not 16-byte aligned (an odd n, as attention's
+/// [197, 197] scores), which no tensor map can address.
+bool copies_out(const Workload& gemm, const std::optional<OperandStrides>& c_layout);
 /// The analytic model's plan of a wgmma schedule over `gemm` (its k axis: the reduction as the
 /// kernel runs it, padding included).
 TilePlan wgmma_plan(const Workload& gemm, const Schedule& s);

@@ -157,6 +157,9 @@ struct TilePlan {
   /// Async-MMA plans (wgmma): the epilogue goes through shared memory and TMA stores; the
   /// consumers take whole tiles in turn, so one's epilogue overlaps the other's MMAs.
   bool async_store = false;
+  /// Stores from registers one element at a time (an odd n: C's rows are not 4-byte aligned),
+  /// twice the instructions of the pairs the store cycles were fitted on.
+  bool element_stores = false;
   bool epilogue_turns = false;
   int64_t load_bytes = 4;           ///< bytes per global load instruction per thread
   int64_t loads_in_flight = 1;      ///< independent global loads a thread issues before using them

@@ -15,7 +15,8 @@
 // while the consumers store the last one through the epilogue.
 //
 // With TMA_STORE the epilogue goes through a shared-memory staging tile and bulk tensor stores
-// instead of stores from registers; with PINGPONG the consumers take whole tiles in turn
+// instead of stores from registers (where C's rows are not 16-byte aligned, the warpgroup
+// copies the staged tile out row by row: kCopyOut); with PINGPONG the consumers take whole tiles in turn
 // instead of sharing each one, so one's epilogue overlaps the other's MMAs.
 //
 // Edges: the tensor maps zero-fill whatever a box reads outside its tensor and the stores are
@@ -316,6 +317,12 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   static_assert(!PINGPONG || SPLIT_K == 1, "ping-pong assumes every tile takes kTilesK steps");
   // With TMA stores, a residual comes into the staging tile by TMA while the tile computes.
   constexpr bool kStagedResidual = TMA_STORE && Epilogue::kResidual;
+  // C's rows not 16-byte aligned (an odd N): no tensor map can store them, so the warpgroup
+  // copies its staged tile out, consecutive threads consecutive columns of a row, every store
+  // instruction a warp's 64 contiguous bytes (from registers, a warp's pair stores would cover
+  // 8 rows, a quarter of each sector). No residual then (it would come by TMA).
+  constexpr bool kCopyOut = TMA_STORE && (OutAt::kRow * (long long)sizeof(Out)) % 16 != 0;
+  static_assert(!(kCopyOut && kStagedResidual), "a staged residual is loaded by TMA");
   unsigned staged_phase = 0;
   // See the producer's share.
   if constexpr (CONSUMERS == 3) wgmma::grow_registers<152>();
@@ -464,18 +471,29 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
             *reinterpret_cast<Pack<Out, 2>*>(dst) = p;
           }
       }
-      asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the bulk copies
-      wgmma::sync_warpgroup(1 + c);
-      if (t == 0) {
-#pragma unroll
-        for (int jb = 0; jb < BN / 64; ++jb) {
-          if constexpr (OutAt::kSplit > 0) {
-            wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b % OutAt::kSplit, b / OutAt::kSplit);
-          } else {
-            wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b);
-          }
+      if constexpr (kCopyOut) {
+        wgmma::sync_warpgroup(1 + c);
+        Out* out = C + OutAt::batch(b);
+        for (int i = t; i < WM * BN; i += 128) {
+          const int r = i / BN, cl = i - r * BN;
+          const int row = bm * BM + row0 + r, col = bn * BN + cl;
+          if (row < M && col < N)
+            out[(long long)row * OutAt::kRow + col] = sC[(cl / 64) * WM * 64 + r * 64 + ((((cl % 64) / 8) ^ (r % 8)) * 8) + cl % 8];
         }
-        asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+      } else {
+        asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the bulk copies
+        wgmma::sync_warpgroup(1 + c);
+        if (t == 0) {
+#pragma unroll
+          for (int jb = 0; jb < BN / 64; ++jb) {
+            if constexpr (OutAt::kSplit > 0) {
+              wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b % OutAt::kSplit, b / OutAt::kSplit);
+            } else {
+              wgmma::store(map_c, sC + jb * WM * 64, bn * BN + jb * 64, bm * BM + row0, b);
+            }
+          }
+          asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+        }
       }
     } else {
       Out* out = C + OutAt::batch(b);

@@ -263,6 +263,17 @@ TEST_F(FamiliesGpu, HopperGemmMatchesReference) {
     EXPECT_GE(tried, 30);
     EXPECT_EQ(passed, tried);
   }
+  // Odd n (rows of 2 * n bytes, not 16-byte aligned), staged and copied out by the warpgroup:
+  // attention's scores at 197 tokens, an odd batch, shared, ping-pong and three-consumer tiles.
+  {
+    auto [tried, passed] = check_family(*make_gemm_wgmma_family(),
+                                        {"batch_matmul:b=6,m=197,n=197,k=64,tb=1,alpha=0.125:f16",
+                                         "matmul:m=300,n=1001,k=128,tb=1:f16:epilogue=bias+gelu",
+                                         "batch_matmul:b=3,m=77,n=69,k=40,tb=1:bf16"},
+                                        6, [](const Schedule& s) { return s.get("tma_store") == 1; });
+    EXPECT_GE(tried, 15);
+    EXPECT_EQ(passed, tried);
+  }
   // Split-K: partial sums of each slice, added (and the epilogue applied) by a second kernel;
   // an uneven last slice (k = 2000 is 32 steps of 64, the last one short).
   auto [tried, passed] = check_family(

@@ -292,6 +292,32 @@ TEST(GemmWgmma, StridedOperandsAreReadThroughTheirMaps) {
 }
 
 // Every k-th valid schedule of each shape, compiled for sm_90a.
+// C's rows of an odd n (attention's [197, 197] scores: 394 bytes) take no tensor map: with
+// tma_store the warpgroup copies its staged tile out; a residual (loaded by TMA) cannot come.
+TEST(GemmWgmma, UnalignedRowsOfCAreCopiedOutOfTheStagingTile) {
+  HardwareSpec h100 = find_spec("h100_sxm");
+  auto f = make_gemm_wgmma_family();
+  const Workload scores = Workload::parse("batch_matmul:b=384,m=197,n=197,k=64,tb=1:f16");
+  EXPECT_FALSE(f->validate(wgmma(128, 256, 3, 2, 8, 1), scores, h100).has_value());
+  EXPECT_FALSE(f->validate(wgmma(192, 128, 4, 3, 8, 1), scores, h100).has_value());  // three consumers store staged
+  EXPECT_EQ(f->validate(wgmma(128, 128, 4, 2, 8, 1), Workload::parse("matmul:m=64,n=197,k=64,tb=1:f16:epilogue=residual"),
+                        h100)
+                .value_or(""),
+            "tma_store with a residual loads it by TMA: n must be a multiple of 8 (16-byte row strides)");
+  EXPECT_TRUE(copies_out(scores, std::nullopt));
+  EXPECT_FALSE(copies_out(Workload::parse("matmul:m=64,n=200,k=64:f16"), std::nullopt));
+  KernelSource src = f->emit(scores, wgmma(128, 256, 3, 2, 8, 1));
+  ASSERT_EQ(src.tensor_maps.size(), 2u);  // A and B only
+  EXPECT_EQ(src.source.find("TensorMap map_c"), std::string::npos);
+  EXPECT_NE(src.source.find(", epilogue, map_a, map_b, nullptr, nullptr);"), std::string::npos);
+  EXPECT_EQ(src.launch.dynamic_smem_bytes, f->emit(Workload::parse("batch_matmul:b=384,m=197,n=200,k=64,tb=1:f16"),
+                                                   wgmma(128, 256, 3, 2, 8, 1)).launch.dynamic_smem_bytes);
+  // The model: the stores wait, as from registers.
+  EXPECT_FALSE(f->tile_plan(scores, wgmma(128, 256, 3, 2, 8, 1)).async_store);
+  EXPECT_TRUE(f->tile_plan(Workload::parse("batch_matmul:b=384,m=197,n=200,k=64,tb=1:f16"), wgmma(128, 256, 3, 2, 8, 1))
+                  .async_store);
+}
+
 std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   HardwareSpec h100 = find_spec("h100_sxm");
   auto f = make_gemm_wgmma_family();
@@ -330,6 +356,11 @@ std::vector<std::pair<KernelSource, CompiledKernel>> compiled_sample() {
   sources.push_back(f->emit(Workload::parse("matmul:m=4096,n=2304,k=768,tb=1:f16:epilogue=bias+gelu"), wgmma(192, 192, 3, 3, 8, 1)));
   sources.push_back(f->emit(Workload::parse("matmul:m=512,n=512,k=16384:f16:epilogue=bias+gelu"),
                             wgmma(128, 128, 4, 2, 8, 0, 0, 2, 8)));
+  // C's rows copied out of the staging tile (odd n): shared and ping-pong tiles, three consumers.
+  const Workload scores = Workload::parse("batch_matmul:b=384,m=197,n=197,k=64,tb=1:f16");
+  sources.push_back(f->emit(scores, wgmma(128, 256, 3, 2, 8, 1)));
+  sources.push_back(f->emit(scores, wgmma(128, 128, 4, 2, 8, 1, 1)));
+  sources.push_back(f->emit(Workload::parse("matmul:m=300,n=1001,k=128,tb=1:f16:epilogue=bias+gelu"), wgmma(192, 128, 4, 3, 8, 1)));
   // 32-wide k steps (64-byte swizzled K-major tiles), both layouts of B, with clusters.
   sources.push_back(f->emit(Workload::parse(kShapes[0]), wgmma(128, 256, 8, 2, 8, 1, 0, 2, 1, 32)));
   sources.push_back(f->emit(Workload::parse(kShapes[1]), wgmma(128, 128, 6, 2, 8, 1, 1, 2, 1, 32)));
