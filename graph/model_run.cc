@@ -77,6 +77,23 @@ PlanOptions plan_options(const ModelRunRequest& r, const HardwareSpec& hw) {
   return o;
 }
 
+// m.graph planned for the oracle's GPU, with the oracle's sum over its operators ("oracle_us")
+// and the prediction of what the plan launches (m.predicted, "predicted_us").
+void plan_and_predict(PreparedModel& m, const ModelRunRequest& r, const kernels::FamilyRegistry& families,
+                      CostOracle& oracle) {
+  m.info["oracle_us"] = oracle.graph_cost(m.graph);
+  m.info["operators"] = m.graph.live_nodes();
+  m.plan = plan_graph_run(m.graph, oracle.dtype(), families, plan_options(r, oracle.hw()));
+  m.predicted = predicted_by_category(m.graph, m.plan, oracle);
+  m.info["predicted_us"] = planned_cost(m.predicted);
+}
+
+// A category's predicted time (0 where the prediction has none).
+double predicted_in(const std::map<std::string, double>& predicted, const std::string& category) {
+  auto it = predicted.find(category);
+  return it == predicted.end() ? 0.0 : it->second;
+}
+
 Graph rewritten(const Graph& original, const ModelRunRequest& r, CostOracle& oracle, Json& info) {
   if (r.graph == "original") return original;
   RuleSet set = load_rules();
@@ -108,21 +125,19 @@ PreparedModel prepare_model(const ModelRunRequest& r, const HardwareSpec& hw, co
   fold_constants(m.original);
   CostOracle oracle(families, hw, target, db, dtype);
   m.graph = rewritten(m.original, r, oracle, m.info);
-  m.info["oracle_us"] = oracle.graph_cost(m.graph);
-  m.info["operators"] = m.graph.live_nodes();
-  m.plan = plan_graph_run(m.graph, dtype, families, plan_options(r, hw));
-  m.predicted = predicted_by_category(m.graph, m.plan, oracle);
-  m.info["predicted_us"] = planned_cost(m.predicted);
+  plan_and_predict(m, r, families, oracle);
   return m;
 }
 
 std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPlan& plan, CostOracle& oracle) {
   std::map<std::string, double> out;
-  std::vector<bool> launched(g.nodes().size(), false);
+  // Per operator: whether it has a step that is not a copy, or copies alone (counted as such).
+  std::vector<bool> launched(g.nodes().size(), false), copied(g.nodes().size(), false);
   for (const ExecStep& s : plan.steps) {
     if (s.setup || s.node == kNone) continue;
     const size_t k = static_cast<size_t>(s.node);
     const Node& n = g.node(s.node);
+    copied[k] = copied[k] || s.copy;
     if (s.copy) {
       // What the copy moves (read and written) at DRAM bandwidth, after a launch.
       const double bytes = s.generic ? 2.0 * double(s.generic->params.count) * double(dtype_bytes(plan.dtype)) : 0.0;
@@ -140,11 +155,7 @@ std::map<std::string, double> predicted_by_category(const Graph& g, const ExecPl
   }
   for (size_t k = 0; k < g.nodes().size(); ++k) {
     const Node& n = g.node(static_cast<NodeId>(k));
-    if (n.removed || n.cost_us <= 0 || launched[k]) continue;
-    // No kernel of its own: a view, or copies alone (counted above as such).
-    bool copies_only = false;
-    for (const ExecStep& s : plan.steps) copies_only = copies_only || (!s.setup && s.copy && s.node == static_cast<NodeId>(k));
-    if (!copies_only) out[kNoLaunch] += n.cost_us;
+    if (!n.removed && n.cost_us > 0 && !launched[k] && !copied[k]) out[kNoLaunch] += n.cost_us;  // a view
   }
   return out;
 }
@@ -167,10 +178,7 @@ Json describe_plan(const Graph& g, const ExecPlan& plan, const std::map<std::str
   }
   for (const auto& [c, us] : predicted) by_category.try_emplace(c, 0);
   Json cats = Json::array();
-  for (const auto& [c, n] : by_category) {
-    auto it = predicted.find(c);
-    cats.push_back({{"category", c}, {"steps", n}, {"predicted_us", it == predicted.end() ? 0.0 : it->second}});
-  }
+  for (const auto& [c, n] : by_category) cats.push_back({{"category", c}, {"steps", n}, {"predicted_us", predicted_in(predicted, c)}});
   return {{"steps", static_cast<int64_t>(plan.steps.size()) - setup},
           {"setup_steps", setup},
           {"views", plan.views},
@@ -313,14 +321,10 @@ Json run_prepared(const PreparedModel& m, const ModelRunRequest& r, const measur
       step["schedule"] = res.runner[t.step] == "tessera" ? schedules[t.step]->key() : res.runner[t.step];
     steps.push_back(step);
   }
-  const std::map<std::string, double>& predicted = m.predicted;
-  for (const auto& [c, us] : predicted) by_category.try_emplace(c, 0.0, 0);
+  for (const auto& [c, us] : m.predicted) by_category.try_emplace(c, 0.0, 0);
   Json cats = Json::array();
-  for (const auto& [c, v] : by_category) {
-    auto it = predicted.find(c);
-    cats.push_back({{"category", c}, {"us", v.first}, {"steps", v.second},
-                    {"predicted_us", it == predicted.end() ? 0.0 : it->second}});
-  }
+  for (const auto& [c, v] : by_category)
+    cats.push_back({{"category", c}, {"us", v.first}, {"steps", v.second}, {"predicted_us", predicted_in(m.predicted, c)}});
   out["steps"] = steps;
   out["by_category"] = cats;
   out["sum_of_steps_us"] = sum;
@@ -392,11 +396,7 @@ Json run_graph_on_gpu(const Graph& original, const Graph& graph, const ModelRunR
   fold_constants(m.original);
   m.graph = graph;
   CostOracle oracle(families, *dev->spec, dev->target, db, dtype);
-  m.info["oracle_us"] = oracle.graph_cost(m.graph);
-  m.info["operators"] = m.graph.live_nodes();
-  m.plan = plan_graph_run(m.graph, dtype, families, plan_options(r, *dev->spec));
-  m.predicted = predicted_by_category(m.graph, m.plan, oracle);
-  m.info["predicted_us"] = planned_cost(m.predicted);
+  plan_and_predict(m, r, families, oracle);
   return run_prepared(m, r, *dev, db, families);
 }
 

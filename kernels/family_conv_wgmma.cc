@@ -169,6 +169,21 @@ std::string list(std::initializer_list<int64_t> values) {
   return out;
 }
 
+// A kernel before the GEMM that prepares operands in the workspace: `entry` takes the GEMM's
+// arguments (A, B, the epilogue's, C, W) and runs `body`, one 16-byte vector of `vectors` a
+// thread.
+std::string prepass_source(const std::string& entry, const EpilogueCode& epi, const std::string& body) {
+  return "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kPadThreads) + ") " + entry +
+         "(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
+         "Out* __restrict__ C, float* __restrict__ W) {\n  (void)A;\n  (void)C;\n" + body + "}\n";
+}
+KernelLaunch prepass_launch(const std::string& entry, int64_t vectors) {
+  KernelLaunch launch{entry, {}};
+  launch.geometry.grid[0] = std::min<int64_t>((vectors + kPadThreads - 1) / kPadThreads, 65536);
+  launch.geometry.block[0] = kPadThreads;
+  return launch;
+}
+
 class ConvWgmmaFamily : public KernelFamily {
  public:
   std::string_view name() const override { return "conv_wgmma"; }
@@ -279,7 +294,7 @@ class ConvWgmmaFamily : public KernelFamily {
         b.box = {8, 1, run.kg};
         b.swizzle_bytes = 0;
       }
-      if (run.merge > 1) return emit_merged(w, s, run, loads, a, b);
+      if (run.merge > 1) return emit_merged(w, s, run, view, loads, a, b);
       maps = {a, b};
     }
     return emit_wgmma(view, s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), "", loads, std::move(maps));
@@ -352,25 +367,18 @@ class ConvWgmmaFamily : public KernelFamily {
   // Merged groups: tessera_conv_wgmma_merge (conv::merge_groups) writes the filters as groups
   // of run.cg channels to the workspace, where B's map reads them; the GEMM is the grouped one
   // of run.cg channels and run.kg filters a group.
-  KernelSource emit_merged(const Workload& w, const Schedule& s, const ConvRun& run, const std::string& loads,
-                           const TensorMapSpec& a, TensorMapSpec b) const {
+  KernelSource emit_merged(const Workload& w, const Schedule& s, const ConvRun& run, const Workload& view,
+                           const std::string& loads, const TensorMapSpec& a, TensorMapSpec b) const {
     const Conv2dShape& c = w.conv2d();
     const int64_t taps = c.r * c.s;
     b.tensor = static_cast<int>(w.expr().tensors.size());  // the workspace, the argument after the tensors
     b.offset_bytes = 0;
-    const EpilogueCode epi = matmul_epilogue_code(gemm_view(w, run));
     const std::string prelude =
-        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kPadThreads) +
-        ") tessera_conv_wgmma_merge(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
-        "Out* __restrict__ C, float* __restrict__ W) {\n  (void)A;\n  (void)C;\n  conv::merge_groups<In, " +
-        list({c.k, taps, c.c / c.groups, c.k / c.groups, run.merge}) + ">(B, reinterpret_cast<In*>(W));\n}\n";
-    KernelSource out =
-        emit_wgmma(gemm_view(w, run), s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), prelude, loads, {a, b}, true);
-    KernelLaunch merge{"tessera_conv_wgmma_merge", {}};
-    const int64_t vectors = c.k * taps * run.cg / 8;
-    merge.geometry.grid[0] = std::min<int64_t>((vectors + kPadThreads - 1) / kPadThreads, 65536);
-    merge.geometry.block[0] = kPadThreads;
-    out.before.push_back(merge);
+        prepass_source("tessera_conv_wgmma_merge", matmul_epilogue_code(view),
+                       "  conv::merge_groups<In, " + list({c.k, taps, c.c / c.groups, c.k / c.groups, run.merge}) +
+                           ">(B, reinterpret_cast<In*>(W));\n");
+    KernelSource out = emit_wgmma(view, s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), prelude, loads, {a, b}, true);
+    out.before.push_back(prepass_launch("tessera_conv_wgmma_merge", c.k * taps * run.cg / 8));
     out.workspace_bytes = c.k * taps * run.cg * 2;
     return out;
   }
@@ -391,13 +399,11 @@ class ConvWgmmaFamily : public KernelFamily {
     const bool strips = run.mode == Mode::kStrips;
     const int64_t row_taps = strips ? po.taps / c.r : po.taps;
     const std::string taps = strips ? list({c.r, c.s, row_taps}) : list({int64_t{1}, c.r * c.s, row_taps});
-    const std::string prelude =
-        "extern \"C\" __global__ void __launch_bounds__(" + std::to_string(kPadThreads) +
-        ") tessera_conv_wgmma_pad(const In* __restrict__ A, const In* __restrict__ B, " + epi.params +
-        "Out* __restrict__ C, float* __restrict__ W) {\n  (void)C;\n  conv::pad_channels<In, " +
-        list({c.c, po.pixels, c.k}) + ", " + taps + ", " + std::to_string(po.taps) +
-        ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(reinterpret_cast<char*>(W) + " +
-        std::to_string(po.filters_offset) + "));\n}\n";
+    const std::string prelude = prepass_source(
+        "tessera_conv_wgmma_pad", epi,
+        "  conv::pad_channels<In, " + list({c.c, po.pixels, c.k}) + ", " + taps + ", " + std::to_string(po.taps) +
+            ">(A, B, reinterpret_cast<In*>(W), reinterpret_cast<In*>(reinterpret_cast<char*>(W) + " +
+            std::to_string(po.filters_offset) + "));\n");
     const std::string loads =
         strips ? "StripLoads<In, " + list({c.c, c.h, c.w, c.out_h(), c.r, c.s, c.stride_h, c.stride_w, c.pad_h, c.pad_w,
                                            c.dilation_h, bm, bn, bk,
@@ -410,11 +416,7 @@ class ConvWgmmaFamily : public KernelFamily {
     b.offset_bytes = po.filters_offset;
     KernelSource out = emit_wgmma(view, s, "tessera_conv_wgmma", "conv_wgmma.cuh", w.key(), prelude, loads, {b}, true,
                                   strips ? "A" : "reinterpret_cast<const In*>(W)");
-    KernelLaunch pad{"tessera_conv_wgmma_pad", {}};
-    const int64_t vectors = po.pixels + c.k * po.taps;
-    pad.geometry.grid[0] = std::min<int64_t>((vectors + kPadThreads - 1) / kPadThreads, 65536);
-    pad.geometry.block[0] = kPadThreads;
-    out.before.push_back(pad);
+    out.before.push_back(prepass_launch("tessera_conv_wgmma_pad", po.pixels + c.k * po.taps));
     out.workspace_bytes = po.bytes;
     return out;
   }

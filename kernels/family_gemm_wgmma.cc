@@ -224,7 +224,7 @@ std::optional<std::string> check_wgmma(const Schedule& s, const Workload& gemm, 
   if (tma_store && bn % 64 != 0) return "tma_store needs block_n a multiple of 64 (the staging tile's 128-byte rows)";
   // Rows of C that are not 16-byte aligned (n not a multiple of 8) take no tensor map: the
   // warpgroup copies its staged tile out (copies_out); a residual is still loaded by TMA.
-  if (tma_store && m.n % 8 != 0 &&
+  if (tma_store && copies_out(gemm, std::nullopt) &&
       std::find(gemm.epilogue.begin(), gemm.epilogue.end(), EpilogueOp::kResidual) != gemm.epilogue.end())
     return "tma_store with a residual loads it by TMA: n must be a multiple of 8 (16-byte row strides)";
   // Measured on the H100 (BERT's 4096-token GEMMs, 192x128 tiles): three consumers storing
@@ -291,8 +291,9 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   int64_t stages = s.get(knob::kStages), consumers = s.get(kConsumers), group = s.get(knob::kGroupM);
   const bool tma_store = s.get(kTmaStore) != 0, pingpong = s.get(kPingpong) != 0;
   const int64_t cluster = s.get(kClusterM), split = s.get(knob::kSplitK);
-  // Staged, then copied out by the warpgroup rather than stored by TMA (gemm_wgmma.cuh's kCopyOut).
-  const bool copy_out = tma_store && copies_out(gemm, c_layout);
+  // C's TMA-store map; none where the staged tile is copied out by the warpgroup instead
+  // (gemm_wgmma.cuh's kCopyOut).
+  const bool map_c = tma_store && !copies_out(gemm, c_layout);
   EpilogueCode epi = matmul_epilogue_code(gemm);
   // With TMA stores, a residual is copied by TMA into the staging tile (map_r, over the
   // residual as map_c is over C) while the tile computes.
@@ -309,12 +310,12 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
       (maps.empty()       ? ""
        : maps.size() == 1 ? ", const __grid_constant__ TensorMap map_b"
                           : ", const __grid_constant__ TensorMap map_a, const __grid_constant__ TensorMap map_b") +
-      (tma_store && !copy_out ? ", const __grid_constant__ TensorMap map_c" : "") +
+      (map_c ? ", const __grid_constant__ TensorMap map_c" : "") +
       (staged_residual ? ", const __grid_constant__ TensorMap map_r" : "") + ") {\n" +
       (maps.empty()       ? "  const TensorMap map_a{}, map_b{};  // unused: the producer's threads gather both operands\n"
        : maps.size() == 1 ? "  const TensorMap map_a{};  // unused: the producer's threads gather A\n"
                           : "") +
-      prefetch_maps(maps.size(), tma_store && !copy_out, staged_residual) +
+      prefetch_maps(maps.size(), map_c, staged_residual) +
       "  const Epilogue epilogue{" + epi.init + "};\n"
       "  gemm_wgmma<In, Out, " + std::to_string(m.m) + ", " + std::to_string(m.n) + ", " + std::to_string(m.batch) + ", " +
       std::to_string(bm) + ", " + std::to_string(bn) + ", " + std::to_string(s.get(knob::kBlockK)) + ", " +
@@ -322,7 +323,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
       (tma_store ? "true" : "false") + ", " + (pingpong ? "true" : "false") + ", " + std::to_string(cluster) + ", " +
       std::to_string(split) + ", " + loads + ", Epilogue, Mma" + (c_layout ? ", OutAt" : "") + ">(" + a_pointer + ", B, C, " +
       (split > 1 ? "W" : "nullptr") +
-      ", epilogue, map_a, map_b, " + (tma_store && !copy_out ? "&map_c" : "nullptr") + ", " + (staged_residual ? "&map_r" : "nullptr") +
+      ", epilogue, map_a, map_b, " + (map_c ? "&map_c" : "nullptr") + ", " + (staged_residual ? "&map_r" : "nullptr") +
       ");\n}\n";
   if (split > 1) src += splitk_reduce_source(entry, gemm, split, c_layout ? "OutAt" : "");  // sums the slices, applies the epilogue
   LaunchGeometry g;
@@ -338,7 +339,7 @@ KernelSource emit_wgmma(const Workload& gemm, const Schedule& s, const std::stri
   out.tensor_maps = std::move(maps);
   out.sm90a = true;
   if (split > 1) add_splitk_reduce(out, gemm, split);
-  if (tma_store && !copy_out) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
+  if (map_c) {  // C: [batch][M][N], stored in 64-column boxes of a consumer's rows
     int out_index = static_cast<int>(gemm.expr().tensors.size()) - 1;
     TensorMapSpec c{out_index, gemm.out_dtype, {m.n, m.m, m.batch}, {m.n * 2, m.m * m.n * 2},
                     {64, consumer_rows(bm, consumers, pingpong), 1}, 128};

@@ -323,6 +323,8 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
   // 8 rows, a quarter of each sector). No residual then (it would come by TMA).
   constexpr bool kCopyOut = TMA_STORE && (OutAt::kRow * (long long)sizeof(Out)) % 16 != 0;
   static_assert(!(kCopyOut && kStagedResidual), "a staged residual is loaded by TMA");
+  // Element (r, cl) of the staging tile: [BN / 64][WM][64], 16-byte chunks swizzled by row.
+  auto staged_at = [](int r, int cl) { return (cl / 64) * WM * 64 + r * 64 + ((((cl % 64) / 8) ^ (r % 8)) * 8) + cl % 8; };
   unsigned staged_phase = 0;
   // See the producer's share.
   if constexpr (CONSUMERS == 3) wgmma::grow_registers<152>();
@@ -458,7 +460,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
             const int r = mi * 64 + warp * 16 + lane / 4 + half * 8;
             const int row = bm * BM + row0 + r;
             const bool in_row = M % (BM * CLUSTER) == 0 || row < M;
-            Out* dst = sC + (cl / 64) * WM * 64 + r * 64 + ((((cl % 64) / 8) ^ (r % 8)) * 8) + cl % 8;
+            Out* dst = sC + staged_at(r, cl);
             Pack<Out, 2> p;
             if constexpr (kStagedResidual) {
               const Pack<Out, 2> res = *reinterpret_cast<const Pack<Out, 2>*>(dst);
@@ -478,7 +480,7 @@ __device__ __forceinline__ void consume(Out* __restrict__ C, float* __restrict__
           const int r = i / BN, cl = i - r * BN;
           const int row = bm * BM + row0 + r, col = bn * BN + cl;
           if (row < M && col < N)
-            out[(long long)row * OutAt::kRow + col] = sC[(cl / 64) * WM * 64 + r * 64 + ((((cl % 64) / 8) ^ (r % 8)) * 8) + cl % 8];
+            out[(long long)row * OutAt::kRow + col] = sC[staged_at(r, cl)];
         }
       } else {
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // visible to the bulk copies

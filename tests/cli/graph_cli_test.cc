@@ -152,7 +152,7 @@ TEST(GraphRunCli, CompareWithoutAGpuSaysSoInOneLineAndExitsThree) {
   testing::Result r = testing::run({"graph", "run", kGraphs + "/tiny_resblock.onnx", "--no-db", "--compare"});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, "tessera: graph run needs a GPU: " + r.err.substr(32)) << r.err;
+  EXPECT_EQ(r.err.rfind("tessera: graph run needs a GPU: ", 0), 0u) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
